@@ -1,0 +1,150 @@
+"""`mdsemu`: the `ceph` command's grammar against an mdsemu cluster (DESIGN §3).
+
+`mdsemu [-c CONF] [-f plain|json|json-pretty] <words...>` sends the words to the monitor and
+prints the answer: output on stdout, the status line on stderr, exit status = errno. As with
+`ceph`, -c and -f may stand anywhere. `vstart`, `vstop`, `demo` and `-w` are handled here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+import trio
+
+from client.admin import AdminClient, MonUnreachable
+from common import config as cfg
+from common import render
+
+USAGE = """usage: mdsemu [-c CONF] [-f plain|json|json-pretty] [--connect-timeout S] <command>
+
+commands (Ceph's grammar):
+  fs new|ls|get|dump|status|set|fail|rm|set-default ...   fs flag set enable_multiple <bool>
+  mds fail|stat|freeze|repaired|rmfailed|metadata ...     osd blocklist ls|add|rm ...
+  health [detail]   status | -s   -w (watch the cluster log)   config set|get|rm|dump ...
+  vstart -d DIR ...   vstop -d DIR   demo
+"""
+
+
+def _errname(code: int) -> str:
+    return errno.errorcode.get(code, str(code))
+
+
+def default_conf() -> str:
+    if os.environ.get("CEPH_CONF"):
+        return os.environ["CEPH_CONF"]
+    return "ceph.conf" if os.path.exists("ceph.conf") else "/etc/ceph/ceph.conf"
+
+
+def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
+    """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w out of anywhere in argv."""
+    opts = {"conf": None, "format": "plain", "timeout": None}
+    words: list[str] = []
+    i = 0
+    takes = {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
+             "--connect-timeout": "timeout"}
+    while i < len(argv):
+        a = argv[i]
+        key, eq, val = a.partition("=")
+        if key in takes and a.startswith("--") and eq:
+            opts[takes[key]] = val
+        elif a in takes:
+            if i + 1 >= len(argv):
+                raise SystemExit(f"mdsemu: option {a} needs a value")
+            opts[takes[a]] = argv[i + 1]
+            i += 1
+        elif a == "-s":
+            words.append("status")
+        elif a in ("-w", "--watch"):
+            words.append("-w")
+        elif a in ("-h", "--help") and not words:
+            words.append("--help")
+        else:
+            words.append(a)
+        i += 1
+    return opts, words
+
+
+def load_config(conf_path: str | None, name: str = "client.admin") -> cfg.Config:
+    path = conf_path or default_conf()
+    try:
+        return cfg.Config(name, cfg.load_conf(path))
+    except cfg.ConfError as e:
+        print(f"mdsemu: {e}", file=sys.stderr)
+        raise SystemExit(errno.EINVAL) from None
+
+
+def auth_key(config: cfg.Config) -> str:
+    if config.get("auth_cluster_required") != "cephx":
+        return ""
+    from mon.server import read_keyring_key
+
+    return read_keyring_key(config.get("keyring"))
+
+
+async def run_command(config: cfg.Config, words: list[str], fmt: str, timeout: float) -> int:
+    async with AdminClient.open(config.get("mon_host"), auth=auth_key(config), timeout=timeout,
+                                hunt_interval=config.get("mon_client_hunt_interval")) as admin:
+        rc, outs, outb = await admin.command(words, fmt)
+    if outb:
+        sys.stdout.write(outb if outb.endswith("\n") else outb + "\n")
+    if rc < 0:
+        print(f"Error {_errname(-rc)}: {outs}", file=sys.stderr)
+        return -rc
+    if outs:
+        print(outs, file=sys.stderr)
+    return 0
+
+
+def format_log_entry(e: dict) -> str:
+    return f"{render.format_stamp(e['stamp'])} {e['who']} [{e['level']}] {e['message']}"
+
+
+async def watch(config: cfg.Config, timeout: float) -> int:
+    """`ceph -w`: the status, then every cluster-log line as it is written."""
+    async with AdminClient.open(config.get("mon_host"), auth=auth_key(config), timeout=timeout,
+                                hunt_interval=config.get("mon_client_hunt_interval")) as admin:
+        _, _, status = await admin.command(["status"])
+        print(status, flush=True)
+        await admin.subscribe("log")
+        async for msg in admin.pushes:
+            for e in getattr(msg, "entries", []):
+                print(format_log_entry(e), flush=True)
+    print("mdsemu: lost the connection to the monitor", file=sys.stderr)
+    return errno.ECONNRESET
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("vstart", "vstop", "demo"):
+        from client import vstart
+
+        raise SystemExit(vstart.main(argv))
+    opts, words = split_global_options(argv)
+    if not words or words == ["--help"]:
+        print(USAGE, end="")
+        raise SystemExit(0 if words else errno.EINVAL)
+    if opts["format"] not in ("plain", "json", "json-pretty"):
+        print(f"mdsemu: unknown format '{opts['format']}'", file=sys.stderr)
+        raise SystemExit(errno.EINVAL)
+    config = load_config(opts["conf"])
+    try:
+        timeout = float(opts["timeout"]) if opts["timeout"] else 5.0
+    except ValueError:
+        raise SystemExit(f"mdsemu: bad --connect-timeout '{opts['timeout']}'") from None
+    try:
+        if words == ["-w"]:
+            rc = trio.run(watch, config, timeout)
+        else:
+            rc = trio.run(run_command, config, words, opts["format"], timeout)
+    except MonUnreachable as e:
+        print(f"mdsemu: error connecting to the cluster: {e}", file=sys.stderr)
+        rc = errno.ETIMEDOUT
+    except KeyboardInterrupt:
+        rc = 0
+    raise SystemExit(rc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""`mdsemu vstart|vstop|demo`: a local cluster of real processes, like Ceph's vstart.sh.
+
+vstart writes DIR/ceph.conf, starts the daemons in the background with pid files
+DIR/run/<type>.<id>.pid and logs DIR/out/<type>.<id>.log, creates the file system and returns
+once the cluster is healthy. vstop stops them (SIGTERM: a clean shutdown, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import uuid
+
+import trio
+
+from client.admin import AdminClient, MonUnreachable
+from common import config as cfg
+
+MDS_NAMES = string.ascii_lowercase
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pid_path(d: str, name: str) -> str:
+    return os.path.join(d, "run", f"{name}.pid")
+
+
+def read_pid(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def write_conf(d: str, port: int, profile: str, extra: dict[str, str] | None = None) -> str:
+    lines = [
+        "[global]",
+        f"fsid = {uuid.uuid4()}",
+        f"mon_host = 127.0.0.1:{port}",
+        f"mdsemu_profile = {profile}",
+        "log_format = json",
+        "",
+        "[mon]",
+        f"mon_data = {os.path.join(d, 'mon.$id')}",
+        "",
+        "[osd]",
+        f"osd_data = {os.path.join(d, 'osd.$id')}",
+    ]
+    for k, v in (extra or {}).items():
+        lines.insert(5, f"{k} = {v}")
+    path = os.path.join(d, "ceph.conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def start_daemon(d: str, kind: str, ident: str, conf: str) -> int:
+    name = f"{kind}.{ident}"
+    out = open(os.path.join(d, "out", f"{name}.log"), "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", kind, "-c", conf, "-i", ident, "--pid-file", pid_path(d, name)],
+        stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+    )
+    out.close()
+    with open(pid_path(d, name), "w") as f:
+        f.write(f"{proc.pid}\n")
+    return proc.pid
+
+
+def running(d: str) -> dict[str, int]:
+    rundir = os.path.join(d, "run")
+    found = {}
+    if os.path.isdir(rundir):
+        for fn in sorted(os.listdir(rundir)):
+            if fn.endswith(".pid"):
+                pid = read_pid(os.path.join(rundir, fn))
+                if pid and alive(pid):
+                    found[fn[:-4]] = pid
+    return found
+
+
+async def _admin(conf: str, words: list[str], fmt: str = "plain", timeout: float = 10.0):
+    config = cfg.Config("client.admin", cfg.load_conf(conf))
+    async with AdminClient.open(config.get("mon_host"), timeout=timeout,
+                                hunt_interval=0.1) as admin:
+        return await admin.command(words, fmt)
+
+
+def admin(conf: str, *words: str, fmt: str = "plain", timeout: float = 10.0):
+    return trio.run(_admin, conf, list(words), fmt, timeout)
+
+
+def cluster_ready(conf: str) -> bool:
+    rc, _, out = admin(conf, "health", fmt="json")
+    if rc != 0 or json.loads(out)["status"] != "HEALTH_OK":
+        return False
+    rc, _, out = admin(conf, "fs", "dump", fmt="json")
+    fsmap = json.loads(out)
+    for fs in fsmap["filesystems"]:
+        mdsmap = fs["mdsmap"]
+        states = [i["state"] for i in mdsmap["info"].values()]
+        if len(mdsmap["in"]) != mdsmap["max_mds"] or any(
+            s not in ("up:active", "up:standby-replay") for s in states
+        ):
+            return False
+    return True
+
+
+def vstart(a: argparse.Namespace) -> int:
+    d = os.path.abspath(a.dir)
+    if running(d):
+        print(f"vstart: a cluster is already running in {d}; run `mdsemu vstop -d {d}` first",
+              file=sys.stderr)
+        return errno.EEXIST
+    for sub in ("run", "out"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    conf = os.path.join(d, "ceph.conf")
+    if a.new or not os.path.exists(conf):
+        port = a.port or free_port()
+        conf = write_conf(d, port, a.profile)
+    start_daemon(d, "mon", "a", conf)
+    try:
+        _, _, out = admin(conf, "fs", "ls", fmt="json", timeout=15)
+        if a.fs and not any(fs["name"] == a.fs for fs in json.loads(out)):
+            for words in (["fs", "new", a.fs, f"{a.fs}_metadata", f"{a.fs}_data"],
+                          ["fs", "set", a.fs, "max_mds", str(a.max_mds)],
+                          ["fs", "set", a.fs, "allow_standby_replay",
+                           "true" if a.standby_replay else "false"]):
+                rc, outs, _ = admin(conf, *words)
+                if rc != 0:
+                    print(f"vstart: {' '.join(words)}: {outs}", file=sys.stderr)
+                    return -rc
+    except MonUnreachable as e:
+        print(f"vstart: the monitor did not come up: {e}; see {d}/out/mon.a.log",
+              file=sys.stderr)
+        return errno.ETIMEDOUT
+    for i in range(a.mds):
+        start_daemon(d, "mds", MDS_NAMES[i], conf)
+    deadline = time.monotonic() + a.timeout
+    while time.monotonic() < deadline:
+        if cluster_ready(conf):
+            print(f"vstart: cluster is up in {d} (conf {conf})")
+            print(f"  export CEPH_CONF={conf}; mdsemu fs status")
+            return 0
+        time.sleep(0.2)
+    print(f"vstart: the cluster did not become healthy within {a.timeout:g}s; see {d}/out",
+          file=sys.stderr)
+    return errno.ETIMEDOUT
+
+
+def vstop(d: str, timeout: float = 10.0) -> int:
+    d = os.path.abspath(d)
+    procs = running(d)
+    # MDS daemons first, so each says down:dne to a live monitor (B10).
+    order = sorted(procs, key=lambda n: (n.startswith("mon."), n))
+    for name in order:
+        if name.startswith("mon.") and any(n.startswith("mds.") for n in procs):
+            _wait_gone([procs[n] for n in procs if n.startswith("mds.")], timeout / 2)
+        try:
+            os.kill(procs[name], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    leftover = _wait_gone(list(procs.values()), timeout)
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    _wait_gone(leftover, 5)
+    for name in procs:
+        try:
+            os.unlink(pid_path(d, name))
+        except FileNotFoundError:
+            pass
+    print(f"vstop: stopped {len(procs)} daemons in {d}")
+    return 0
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [p for p in pids if alive(p)]
+        if not pids:
+            return []
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mdsemu")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("vstart", "demo"):
+        p = sub.add_parser(name)
+        p.add_argument("-d", "--dir", default="run/demo" if name == "demo" else "run/vstart")
+        p.add_argument("--mds", type=int, default=3)
+        p.add_argument("--fs", default="cephfs")
+        p.add_argument("--max-mds", type=int, default=1)
+        p.add_argument("--standby-replay", action="store_true")
+        p.add_argument("--profile", choices=sorted(cfg.PROFILES),
+                       default="fast" if name == "demo" else "ceph")
+        p.add_argument("--port", type=int, default=0)
+        p.add_argument("--new", action="store_true", help="write a fresh ceph.conf")
+        p.add_argument("--timeout", type=float, default=60.0)
+    p = sub.add_parser("vstop")
+    p.add_argument("-d", "--dir", default="run/vstart")
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    a = parser().parse_args(argv)
+    if a.cmd == "vstop":
+        return vstop(a.dir)
+    if a.mds < 0 or a.mds > len(MDS_NAMES) or a.max_mds < 1:
+        print("vstart: --mds must be 0..26 and --max-mds at least 1", file=sys.stderr)
+        return errno.EINVAL
+    if a.cmd == "demo":
+        from client.demo import demo
+
+        return demo(a)
+    return vstart(a)

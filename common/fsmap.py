@@ -1,0 +1,580 @@
+"""The FSMap: file systems, their ranks, and the MDS daemons (ref §1, S1–S6, F2, X4).
+
+A plain data structure with invariant checks, like Ceph's FSMap/MDSMap. The monitor owns the
+timing and the decisions; this module only knows how to apply one change consistently. Every
+mutator stamps the touched MDSMap (or standby) with the map's current epoch, which the monitor
+has already bumped to the epoch being proposed (O1). Nothing here reads a clock: wall-clock
+stamps come in as arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from common import states
+
+FS_CLUSTER_ID_NONE = -1
+MDS_RANK_NONE = -1
+MAX_MDS = 256
+
+# Map flags (ref §1.5).
+NOT_JOINABLE = 1 << 0
+ALLOW_SNAPS = 1 << 1
+ALLOW_MULTIMDS_SNAPS = 1 << 4
+ALLOW_STANDBY_REPLAY = 1 << 5
+REFUSE_CLIENT_SESSION = 1 << 6
+REFUSE_STANDBY_FOR_ANOTHER_FS = 1 << 7
+BALANCE_AUTOMATE = 1 << 8
+DEFAULT_FLAGS = ALLOW_SNAPS | ALLOW_MULTIMDS_SNAPS  # 0x12
+
+FLAG_NAMES = [  # order used by `fs get` and flags_state
+    (ALLOW_SNAPS, "allow_snaps"),
+    (ALLOW_MULTIMDS_SNAPS, "allow_multimds_snaps"),
+    (ALLOW_STANDBY_REPLAY, "allow_standby_replay"),
+    (REFUSE_CLIENT_SESSION, "refuse_client_session"),
+    (REFUSE_STANDBY_FOR_ANOTHER_FS, "refuse_standby_for_another_fs"),
+    (BALANCE_AUTOMATE, "balance_automate"),
+]
+
+INFO_FROZEN = 1 << 0
+
+# The MDS on-disk features every mdsemu daemon speaks (CompatSet incompat 1..10).
+INCOMPAT_FEATURES = {
+    1: "base v0.20",
+    2: "client writeable ranges",
+    3: "default file layouts on dirs",
+    4: "dir inode in separate object",
+    5: "mds uses versioned encoding",
+    6: "dirfrag is stored in omap",
+    7: "mds uses inline data",
+    8: "no anchor table",
+    9: "file layout v2",
+    10: "snaprealm v2",
+}
+
+
+class FSMapError(Exception):
+    """An invariant of the map does not hold."""
+
+
+@dataclass
+class MDSInfo:
+    """One daemon as the map sees it (mds_info_t, ref §1.6)."""
+
+    gid: int
+    name: str
+    rank: int = MDS_RANK_NONE
+    inc: int = 0
+    state: int = states.STANDBY
+    state_seq: int = 0
+    addr: str = ""  # "ip:port/nonce": the address instance that gets blocklisted
+    laggy_since: float = 0.0  # wall clock; 0 means not laggy
+    export_targets: list[int] = field(default_factory=list)
+    join_fscid: int = FS_CLUSTER_ID_NONE
+    flags: int = 0
+    features: int = 0
+    # Legacy standby preferences (seed 001; mds_standby_for_* and mds_standby_replay).
+    standby_for_rank: int = MDS_RANK_NONE
+    standby_for_name: str = ""
+    standby_for_fscid: int = FS_CLUSTER_ID_NONE
+    standby_replay: bool = False
+
+    @property
+    def laggy(self) -> bool:
+        return self.laggy_since != 0
+
+    @property
+    def frozen(self) -> bool:
+        return bool(self.flags & INFO_FROZEN)
+
+    @property
+    def legacy_targeted(self) -> bool:
+        return self.standby_for_rank >= 0 or bool(self.standby_for_name)
+
+    def to_wire(self) -> dict:
+        return dict(self.__dict__, export_targets=list(self.export_targets))
+
+    @classmethod
+    def from_wire(cls, d: dict) -> MDSInfo:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class MDSMap:
+    """One file system (MDSMap plus its fscid, ref §1.4)."""
+
+    fscid: int
+    fs_name: str
+    epoch: int = 0
+    flags: int = DEFAULT_FLAGS
+    created: float = 0.0
+    modified: float = 0.0
+    tableserver: int = 0
+    root: int = 0
+    session_timeout: int = 60
+    session_autoclose: int = 300
+    max_file_size: int = 1 << 40
+    max_xattr_size: int = 65536
+    last_failure: int = 0
+    last_failure_osd_epoch: int = 0
+    max_mds: int = 1
+    old_max_mds: int = 0
+    standby_count_wanted: int = -1
+    balancer: str = ""
+    bal_rank_mask: str = "-1"
+    metadata_pool: int = 0
+    data_pools: list[int] = field(default_factory=list)
+    enabled: bool = True
+    ever_allowed_features: int = 0
+    explicitly_allowed_features: int = 0
+    in_: set[int] = field(default_factory=set)
+    up: dict[int, int] = field(default_factory=dict)  # rank -> gid
+    failed: set[int] = field(default_factory=set)
+    stopped: set[int] = field(default_factory=set)
+    damaged: set[int] = field(default_factory=set)
+    mds_info: dict[int, MDSInfo] = field(default_factory=dict)  # gid -> info
+
+    # -- flags
+    def test_flag(self, flag: int) -> bool:
+        return bool(self.flags & flag)
+
+    def set_flag(self, flag: int, on: bool = True) -> None:
+        self.flags = (self.flags | flag) if on else (self.flags & ~flag)
+
+    @property
+    def joinable(self) -> bool:
+        return not self.test_flag(NOT_JOINABLE)
+
+    @property
+    def allow_standby_replay(self) -> bool:
+        return self.test_flag(ALLOW_STANDBY_REPLAY)
+
+    # -- queries (ref §1.4)
+    def holder(self, rank: int) -> MDSInfo | None:
+        gid = self.up.get(rank)
+        return self.mds_info.get(gid) if gid is not None else None
+
+    def follower(self, rank: int) -> MDSInfo | None:
+        for info in self.mds_info.values():
+            if info.state == states.STANDBY_REPLAY and info.rank == rank:
+                return info
+        return None
+
+    def followers(self) -> list[MDSInfo]:
+        return [i for i in self.mds_info.values() if i.state == states.STANDBY_REPLAY]
+
+    def is_degraded(self) -> bool:
+        if self.failed or self.damaged:
+            return True
+        return any(i.state in states.RECOVERING for i in self.mds_info.values())
+
+    def is_resizeable(self) -> bool:
+        busy = (states.CREATING, states.STARTING, states.STOPPING)
+        return not self.is_degraded() and not any(
+            i.state in busy for i in self.mds_info.values()
+        )
+
+    def is_followable(self, rank: int) -> bool:
+        info = self.holder(rank)
+        return (
+            info is not None
+            and info.state not in states.RECOVERING
+            and info.state not in (states.CREATING, states.STARTING)
+            and self.follower(rank) is None
+        )
+
+    def ranks_in_state(self, state: int) -> list[int]:
+        return sorted(r for r, g in self.up.items() if self.mds_info[g].state == state)
+
+    def is_resolving(self) -> bool:
+        """All ranks have reached resolve or later (R3 step 3)."""
+        return (
+            bool(self.ranks_in_state(states.RESOLVE))
+            and not self.ranks_in_state(states.REPLAY)
+            and not self.failed
+            and not self.damaged
+        )
+
+    def sorted_infos(self) -> list[MDSInfo]:
+        """Daemon order of `fs get`: by rank, each active before its follower (O3)."""
+        return sorted(self.mds_info.values(), key=lambda i: (i.rank, (i.inc - 1) % (1 << 64)))
+
+    def to_wire(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k not in ("in_", "up", "mds_info")}
+        d.update(
+            data_pools=list(self.data_pools),
+            in_=sorted(self.in_),
+            up=sorted(self.up.items()),
+            failed=sorted(self.failed),
+            stopped=sorted(self.stopped),
+            damaged=sorted(self.damaged),
+            mds_info=[i.to_wire() for i in self.mds_info.values()],
+        )
+        return d
+
+    @classmethod
+    def from_wire(cls, d: dict) -> MDSMap:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known.update(
+            in_=set(d.get("in_", [])),
+            up={int(r): int(g) for r, g in d.get("up", [])},
+            failed=set(d.get("failed", [])),
+            stopped=set(d.get("stopped", [])),
+            damaged=set(d.get("damaged", [])),
+            mds_info={i["gid"]: MDSInfo.from_wire(i) for i in d.get("mds_info", [])},
+            data_pools=list(d.get("data_pools", [])),
+        )
+        return cls(**known)
+
+
+@dataclass
+class FSMap:
+    epoch: int = 0
+    btime: float = 0.0
+    next_filesystem_id: int = 1
+    legacy_client_fscid: int = FS_CLUSTER_ID_NONE
+    enable_multiple: bool = True
+    ever_enabled_multiple: bool = True
+    filesystems: dict[int, MDSMap] = field(default_factory=dict)
+    mds_roles: dict[int, int] = field(default_factory=dict)  # gid -> fscid (NONE for standbys)
+    standby_daemons: dict[int, MDSInfo] = field(default_factory=dict)
+    standby_epochs: dict[int, int] = field(default_factory=dict)
+
+    def copy(self) -> FSMap:
+        return copy.deepcopy(self)
+
+    # -- lookups
+    def fs_by_name(self, name: str) -> MDSMap | None:
+        for fs in self.filesystems.values():
+            if fs.fs_name == name:
+                return fs
+        return None
+
+    def gid_exists(self, gid: int) -> bool:
+        return gid in self.mds_roles
+
+    def info(self, gid: int) -> MDSInfo | None:
+        fscid = self.mds_roles.get(gid)
+        if fscid is None:
+            return None
+        if fscid == FS_CLUSTER_ID_NONE:
+            return self.standby_daemons[gid]
+        return self.filesystems[fscid].mds_info[gid]
+
+    def fs_of(self, gid: int) -> MDSMap | None:
+        fscid = self.mds_roles.get(gid, FS_CLUSTER_ID_NONE)
+        return self.filesystems.get(fscid)
+
+    def gid_by_name(self, name: str) -> int | None:
+        """A daemon name, standbys first, then each fs (A1 step 3)."""
+        for gid, info in sorted(self.standby_daemons.items()):
+            if info.name == name:
+                return gid
+        for fs in self.filesystems.values():
+            for gid, info in sorted(fs.mds_info.items()):
+                if info.name == name:
+                    return gid
+        return None
+
+    def all_infos(self) -> list[MDSInfo]:
+        out = list(self.standby_daemons.values())
+        for fs in self.filesystems.values():
+            out.extend(fs.mds_info.values())
+        return out
+
+    def effective_epoch(self, gid: int) -> int:
+        """The epoch a daemon must have seen before its requests are honoured (M4)."""
+        fs = self.fs_of(gid)
+        if fs is not None:
+            return fs.epoch
+        return self.standby_epochs.get(gid, 0)
+
+    def parse_role(self, text: str) -> tuple[MDSMap, int]:
+        """`<fs_name>:<rank>`, `<fscid>:<rank>` or a bare rank on the legacy fs (ref §1.1).
+
+        Raises ValueError with Ceph's message.
+        """
+        fs_part, sep, rank_part = text.rpartition(":")
+        if not sep:
+            rank_part = text
+        try:
+            rank = int(rank_part)
+        except ValueError:
+            raise ValueError(f"Invalid rank '{rank_part}'") from None
+        if rank < 0:
+            raise ValueError(f"Invalid rank '{rank_part}'")
+        if not sep:
+            fs = self.filesystems.get(self.legacy_client_fscid)
+            if fs is None:
+                raise ValueError("No filesystem selected")
+            return fs, rank
+        fs = self.fs_by_name(fs_part)
+        if fs is None:
+            try:
+                fs = self.filesystems.get(int(fs_part))
+            except ValueError:
+                fs = None
+        if fs is None:
+            raise ValueError(f"Unknown filesystem name or ID '{fs_part}'")
+        return fs, rank
+
+    # -- mutators (all stamp epochs, O1)
+    def _touch(self, fs: MDSMap, wall: float | None = None) -> None:
+        fs.epoch = self.epoch
+        if wall is not None:
+            fs.modified = wall
+
+    def create_filesystem(
+        self, name: str, metadata_pool: int, data_pools: list[int], wall: float
+    ) -> MDSMap:
+        fscid = self.next_filesystem_id
+        self.next_filesystem_id += 1
+        fs = MDSMap(
+            fscid=fscid,
+            fs_name=name,
+            epoch=self.epoch,
+            created=wall,
+            modified=wall,
+            metadata_pool=metadata_pool,
+            data_pools=list(data_pools),
+        )
+        self.filesystems[fscid] = fs
+        if self.legacy_client_fscid == FS_CLUSTER_ID_NONE:
+            self.legacy_client_fscid = fscid
+        return fs
+
+    def erase_filesystem(self, fscid: int) -> None:
+        del self.filesystems[fscid]
+        if self.legacy_client_fscid == fscid:
+            self.legacy_client_fscid = FS_CLUSTER_ID_NONE
+        for gid, info in self.standby_daemons.items():  # S3: affinity to a removed fs is reset
+            if info.join_fscid == fscid:
+                info.join_fscid = FS_CLUSTER_ID_NONE
+                self.standby_epochs[gid] = self.epoch
+
+    def insert(self, info: MDSInfo) -> None:
+        """A booting daemon becomes a standby (M6)."""
+        info.rank = MDS_RANK_NONE
+        info.state = states.STANDBY
+        self.standby_daemons[info.gid] = info
+        self.mds_roles[info.gid] = FS_CLUSTER_ID_NONE
+        self.standby_epochs[info.gid] = self.epoch
+
+    def modify_daemon(self, gid: int, wall: float | None = None) -> MDSInfo:
+        """Return a daemon's info for changing, stamping its epoch."""
+        fs = self.fs_of(gid)
+        if fs is None:
+            self.standby_epochs[gid] = self.epoch
+            return self.standby_daemons[gid]
+        self._touch(fs, wall)
+        return fs.mds_info[gid]
+
+    def promote(self, gid: int, fs: MDSMap, rank: int, wall: float) -> None:
+        """S5: a standby (or the rank's follower) takes `rank`."""
+        if gid in self.standby_daemons:
+            info = self.standby_daemons.pop(gid)
+            self.standby_epochs.pop(gid, None)
+            fs.mds_info[gid] = info
+        else:
+            info = fs.mds_info[gid]
+        if rank in fs.stopped:
+            info.state = states.STARTING
+            fs.stopped.discard(rank)
+        elif rank not in fs.in_:
+            info.state = states.CREATING
+        else:
+            info.state = states.REPLAY
+            fs.failed.discard(rank)
+        info.rank = rank
+        info.inc = self.epoch
+        info.laggy_since = 0.0
+        self.mds_roles[gid] = fs.fscid
+        fs.in_.add(rank)
+        fs.up[rank] = gid
+        self._touch(fs, wall)
+
+    def assign_standby_replay(self, gid: int, fs: MDSMap, rank: int) -> None:
+        """S6: a standby starts following `rank`; its incarnation is unchanged."""
+        info = self.standby_daemons.pop(gid)
+        self.standby_epochs.pop(gid, None)
+        info.rank = rank
+        info.state = states.STANDBY_REPLAY
+        fs.mds_info[gid] = info
+        self.mds_roles[gid] = fs.fscid
+        self._touch(fs)
+
+    def erase(self, gid: int, blocklist_epoch: int) -> MDSInfo:
+        """F2: remove a daemon; a rank it held becomes failed."""
+        fscid = self.mds_roles.pop(gid)
+        if fscid == FS_CLUSTER_ID_NONE:
+            self.standby_epochs.pop(gid, None)
+            return self.standby_daemons.pop(gid)
+        fs = self.filesystems[fscid]
+        info = fs.mds_info.pop(gid)
+        if info.state != states.STANDBY_REPLAY:
+            if info.state == states.CREATING:
+                fs.in_.discard(info.rank)  # the rank goes back to CREATING next time
+            else:
+                fs.failed.add(info.rank)
+            if fs.up.get(info.rank) == gid:
+                del fs.up[info.rank]
+            fs.last_failure = self.epoch
+        # Keep the highest fencing epoch (ref §17.9): a follower's removal must not clear it.
+        fs.last_failure_osd_epoch = max(fs.last_failure_osd_epoch, blocklist_epoch)
+        self._touch(fs)
+        return info
+
+    def damaged(self, gid: int, blocklist_epoch: int) -> int:
+        """F5: erase the holder and move its rank from failed to damaged."""
+        fs = self.fs_of(gid)
+        assert fs is not None
+        info = self.erase(gid, blocklist_epoch)
+        fs.failed.discard(info.rank)
+        fs.in_.add(info.rank)  # a rank damaged while creating stays in `in`
+        fs.damaged.add(info.rank)
+        return info.rank
+
+    def stop(self, gid: int) -> list[int]:
+        """X4: a rank finished stopping. Returns the followers of that rank to fail."""
+        fs = self.fs_of(gid)
+        assert fs is not None
+        info = fs.mds_info.pop(gid)
+        del self.mds_roles[gid]
+        fs.up.pop(info.rank, None)
+        fs.in_.discard(info.rank)
+        fs.stopped.add(info.rank)
+        self._touch(fs)
+        return [f.gid for f in fs.followers() if f.rank == info.rank]
+
+    # -- replacement selection (S1, S2, seed 001's legacy preferences)
+    def get_available_standby(
+        self, fs: MDSMap, rank: int | None = None, force_standby_active: bool = True
+    ) -> MDSInfo | None:
+        """S2, widened with the legacy mds_standby_for_* preferences of seed 001.
+
+        Priority: a legacy standby aimed at this rank (by rank or by the name of the last
+        holder) > a standby pinned to this fs (mds_join_fs or mds_standby_for_fscid) >
+        a vanilla standby (highest gid wins) > one pinned elsewhere or aimed at another
+        rank. With mon_force_standby_active false, a legacy standby-replay daemon never
+        takes a rank it was not aimed at.
+        """
+        targeted = pinned = vanilla = elsewhere = None
+        refuse_other = fs.test_flag(REFUSE_STANDBY_FOR_ANOTHER_FS)
+        for gid in sorted(self.standby_daemons):
+            info = self.standby_daemons[gid]
+            if info.laggy or info.frozen:
+                continue
+            if info.legacy_targeted:
+                if rank is not None and self._legacy_aims_at(info, fs, rank):
+                    targeted = targeted or info
+                    continue
+                if info.standby_replay and not force_standby_active:
+                    continue
+                if info.standby_for_fscid in (FS_CLUSTER_ID_NONE, fs.fscid):
+                    elsewhere = elsewhere or info
+                continue
+            affinity = info.join_fscid
+            if affinity == FS_CLUSTER_ID_NONE:
+                affinity = info.standby_for_fscid
+            if affinity == fs.fscid:
+                pinned = pinned or info
+            elif affinity == FS_CLUSTER_ID_NONE:
+                if info.standby_replay and not force_standby_active:
+                    continue
+                vanilla = info
+            elif not refuse_other:
+                elsewhere = elsewhere or info
+        return targeted or pinned or vanilla or elsewhere
+
+    def _legacy_aims_at(self, info: MDSInfo, fs: MDSMap, rank: int) -> bool:
+        if info.standby_for_fscid not in (FS_CLUSTER_ID_NONE, fs.fscid):
+            return False
+        if info.standby_for_rank == rank:
+            return True
+        if info.standby_for_name:
+            last = fs.holder(rank)
+            return last is not None and last.name == info.standby_for_name
+        return False
+
+    def find_replacement_for(
+        self, fs: MDSMap, rank: int, force_standby_active: bool = True
+    ) -> MDSInfo | None:
+        """S1: the rank's follower first (a frozen one blocks failover), then a standby."""
+        follower = fs.follower(rank)
+        if follower is not None:
+            return None if follower.frozen else follower
+        return self.get_available_standby(fs, rank, force_standby_active)
+
+    # -- invariants (ref §1.2)
+    def sanity(self) -> None:
+        seen: set[int] = set()
+        for gid, info in self.standby_daemons.items():
+            _check(info.gid == gid, f"standby {gid} has gid {info.gid}")
+            _check(info.state == states.STANDBY, f"standby {gid} in {states.name(info.state)}")
+            _check(info.rank == MDS_RANK_NONE, f"standby {gid} has rank {info.rank}")
+            _check(self.mds_roles.get(gid) == FS_CLUSTER_ID_NONE, f"standby {gid} role")
+            seen.add(gid)
+        for fscid, fs in self.filesystems.items():
+            _check(fs.fscid == fscid, f"fs {fscid} has fscid {fs.fscid}")
+            _check(set(fs.up) | fs.failed | fs.damaged == fs.in_, f"fs {fscid}: up+failed != in")
+            _check(not (fs.in_ & fs.stopped), f"fs {fscid}: in and stopped overlap")
+            for rank, gid in fs.up.items():
+                _check(gid in fs.mds_info, f"fs {fscid}: up rank {rank} gid {gid} unknown")
+                _check(fs.mds_info[gid].rank == rank, f"fs {fscid}: gid {gid} rank mismatch")
+            followed: set[int] = set()
+            for gid, info in fs.mds_info.items():
+                _check(gid not in seen, f"gid {gid} appears twice")
+                seen.add(gid)
+                _check(self.mds_roles.get(gid) == fscid, f"gid {gid} role")
+                if info.state == states.STANDBY_REPLAY:
+                    _check(info.rank not in followed, f"fs {fscid}: two followers of {info.rank}")
+                    followed.add(info.rank)
+                else:
+                    _check(fs.up.get(info.rank) == gid, f"gid {gid} holds {info.rank}, not up")
+                    _check(info.rank not in fs.failed | fs.damaged, f"gid {gid} rank failed")
+        _check(seen == set(self.mds_roles), "mds_roles out of step with the daemons")
+
+    # -- wire form (msgpack-able: no int map keys, no sets)
+    def to_wire(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "btime": self.btime,
+            "next_filesystem_id": self.next_filesystem_id,
+            "legacy_client_fscid": self.legacy_client_fscid,
+            "enable_multiple": self.enable_multiple,
+            "ever_enabled_multiple": self.ever_enabled_multiple,
+            "filesystems": [fs.to_wire() for fs in self.filesystems.values()],
+            "standbys": [
+                [i.to_wire(), self.standby_epochs.get(g, 0)]
+                for g, i in sorted(self.standby_daemons.items())
+            ],
+        }
+
+    @classmethod
+    def from_wire(cls, d: dict) -> FSMap:
+        m = cls(
+            epoch=d["epoch"],
+            btime=d.get("btime", 0.0),
+            next_filesystem_id=d["next_filesystem_id"],
+            legacy_client_fscid=d["legacy_client_fscid"],
+            enable_multiple=d.get("enable_multiple", True),
+            ever_enabled_multiple=d.get("ever_enabled_multiple", True),
+        )
+        for fsd in d["filesystems"]:
+            fs = MDSMap.from_wire(fsd)
+            m.filesystems[fs.fscid] = fs
+            for gid in fs.mds_info:
+                m.mds_roles[gid] = fs.fscid
+        for infod, epoch in d["standbys"]:
+            info = MDSInfo.from_wire(infod)
+            m.standby_daemons[info.gid] = info
+            m.standby_epochs[info.gid] = epoch
+            m.mds_roles[info.gid] = FS_CLUSTER_ID_NONE
+        return m
+
+
+def _check(cond: bool, what: str) -> None:
+    if not cond:
+        raise FSMapError(what)

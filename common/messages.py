@@ -1,0 +1,166 @@
+"""Message types: frozen dataclasses with explicit validation (DESIGN §2.3).
+
+`decode(d)` turns a received map into a message: unknown fields are ignored, missing or
+mistyped fields raise MessageError naming the field. `encode(msg)` gives the map to send.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+PROTOCOL_VERSION = 1
+
+
+class MessageError(Exception):
+    """A frame that decoded but is not a valid message."""
+
+
+REGISTRY: dict[str, type] = {}
+
+
+def message(tag: str):
+    def wrap(cls):
+        cls = dataclass(frozen=True, slots=True)(cls)
+        cls.TYPE = tag
+        REGISTRY[tag] = cls
+        return cls
+
+    return wrap
+
+
+def _ok(value: object, hint: object) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list or hint is list:
+        return isinstance(value, list)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint)  # str, bool
+
+
+def decode(d: dict):
+    cls = REGISTRY.get(d.get("type"))
+    if cls is None:
+        raise MessageError(f"unknown message type {d.get('type')!r}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in d:
+            value = d[f.name]
+            if not _ok(value, hints[f.name]):
+                raise MessageError(
+                    f"{cls.TYPE}.{f.name}: expected {hints[f.name]}, got {type(value).__name__}"
+                )
+            if hints[f.name] is float and isinstance(value, int):
+                value = float(value)
+            kwargs[f.name] = value
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise MessageError(f"{cls.TYPE}: missing field '{f.name}'")
+    return cls(**kwargs)
+
+
+def encode(msg) -> dict:
+    d = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
+    d["type"] = msg.TYPE
+    return d
+
+
+# -- handshake
+@message("hello")
+class Hello:
+    entity: str  # "mds.a", "client.admin", "mon.a"
+    proto: int = PROTOCOL_VERSION
+    global_id: int = 0  # a reconnecting daemon keeps its gid
+    auth: str = ""  # the key from the keyring when auth_cluster_required = cephx
+
+
+@message("hello_ok")
+class HelloOk:
+    global_id: int
+    fsid: str
+    mon: str = "mon.a"
+
+
+@message("error")
+class Error:
+    code: int
+    message: str
+
+
+# -- MDS beacons (B1, B4)
+@message("mds_beacon")
+class Beacon:
+    global_id: int
+    name: str
+    state: int
+    seq: int
+    version: int  # the last map epoch this daemon has processed
+    addr: str
+    fs: str = ""  # mds_join_fs
+    health: list = field(default_factory=list)
+    standby_for_rank: int = -1
+    standby_for_name: str = ""
+    standby_for_fscid: int = -1
+    standby_replay: bool = False
+    sys_info: dict = field(default_factory=dict)
+
+
+@message("mds_beacon_ack")
+class BeaconAck:
+    seq: int
+    state: int
+    version: int
+    null_map: bool = False  # "you are not in the map": the daemon respawns (B8)
+
+
+# -- subscriptions: the mon pushes every new map to subscribers
+@message("subscribe")
+class Subscribe:
+    what: list  # of "fsmap", "osdmap", "config", "log"
+
+
+@message("fsmap")
+class FSMapMsg:
+    fsmap: dict
+
+
+@message("osdmap")
+class OSDMapMsg:
+    osdmap: dict
+
+
+@message("config")
+class ConfigMsg:
+    values: dict  # option -> raw value, already resolved for the receiving entity
+
+
+@message("log")
+class LogMsg:
+    entries: list  # of {"seq", "stamp", "who", "level", "message"}
+
+
+# -- admin commands
+@message("command")
+class Command:
+    tid: int
+    args: list
+    format: str = "plain"
+    who: str = "client.admin"
+
+
+@message("command_reply")
+class CommandReply:
+    tid: int
+    rc: int
+    outs: str = ""  # status text (stderr)
+    outb: str = ""  # output (stdout)

@@ -1,0 +1,664 @@
+"""Plain and JSON renderings of the FSMap, as Ceph prints them (ref §13, O2–O6).
+
+Plain renderers return text without a trailing newline; JSON renderers return plain dicts and
+lists (the CLI serialises them). Key order in the JSON follows Ceph's dumpers, so scripts written
+against `ceph fs dump -f json` see the same layout. Wall-clock stamps arrive as floats; nothing
+here reads a clock or does I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from common import states
+from common.fsmap import (
+    ALLOW_MULTIMDS_SNAPS,
+    ALLOW_SNAPS,
+    ALLOW_STANDBY_REPLAY,
+    FLAG_NAMES,
+    FS_CLUSTER_ID_NONE,
+    INCOMPAT_FEATURES,
+    REFUSE_CLIENT_SESSION,
+    REFUSE_STANDBY_FOR_ANOTHER_FS,
+    FSMap,
+    MDSInfo,
+    MDSMap,
+)
+from common.health import HealthCheck, health_json, overall_status
+
+DEFAULT_VERSION = "mdsemu 0.1.0"
+_RELATIVE_LIMIT = 60 * 60 * 24 * 365 * 10  # Ceph prints stamps under ten years as seconds
+
+
+# -- small values
+
+
+def format_stamp(wall: float) -> str:
+    """A wall-clock time as Ceph's utime_t prints it: UTC ISO 8601 with microseconds."""
+    sec, usec = divmod(round(wall * 1_000_000), 1_000_000)
+    if sec < _RELATIVE_LIMIT:
+        return f"{sec}.{usec:06d}"
+    t = datetime.fromtimestamp(sec, UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{usec:06d}+0000"
+
+
+def _split_addr(addr: str) -> tuple[str, int]:
+    host_port, _, nonce = addr.partition("/")
+    return host_port, int(nonce) if nonce.isdigit() else 0
+
+
+def addrvec_plain(addr: str) -> str:
+    """Plain addrvec: "127.0.0.1:6800/1234" -> "[v2:127.0.0.1:6800/1234]", "" -> "[]"."""
+    return f"[v2:{addr}]" if addr else "[]"
+
+
+def _addrvec_json(addr: str) -> dict:
+    if not addr:
+        return {"addrvec": []}
+    host_port, nonce = _split_addr(addr)
+    return {"addrvec": [{"type": "v2", "addr": host_port, "nonce": nonce}]}
+
+
+def compat_dict() -> dict:
+    """The MDS CompatSet as Ceph dumps it."""
+    incompat = {f"feature_{i}": text for i, text in sorted(INCOMPAT_FEATURES.items())}
+    return {"compat": {}, "ro_compat": {}, "incompat": incompat}
+
+
+def compat_plain() -> str:
+    """The CompatSet as `fs get` prints it."""
+    inc = ",".join(f"{i}={text}" for i, text in sorted(INCOMPAT_FEATURES.items()))
+    return f"compat={{}},rocompat={{}},incompat={{{inc}}}"
+
+
+def _compat_lite() -> str:
+    """CompatSet::printlite: hex masks, bit 0 always set."""
+    mask = 1
+    for i in INCOMPAT_FEATURES:
+        mask |= 1 << i
+    return f"{{c=[1],r=[1],i=[{mask:x}]}}"
+
+
+def _set_plain(values) -> str:
+    return ",".join(str(v) for v in sorted(values))
+
+
+# -- one daemon (mds_info_t)
+
+
+def info_json(info: MDSInfo) -> dict:
+    d: dict = {
+        "gid": info.gid,
+        "name": info.name,
+        "rank": info.rank,
+        "incarnation": info.inc,
+        "state": states.name(info.state),
+        "state_seq": info.state_seq,
+        "addr": info.addr,
+        "addrs": _addrvec_json(info.addr),
+        "join_fscid": info.join_fscid,
+    }
+    if info.laggy:
+        d["laggy_since"] = format_stamp(info.laggy_since)
+    d.update(
+        export_targets=sorted(info.export_targets),
+        features=info.features,
+        flags=info.flags,
+        compat=compat_dict(),
+    )
+    return d
+
+
+def info_plain(info: MDSInfo) -> str:
+    """The daemon line of `fs get` / `fs dump` (O3)."""
+    s = f"[mds.{info.name}{{{info.rank}:{info.gid}}} state {states.name(info.state)}"
+    s += f" seq {info.state_seq}"
+    if info.laggy:
+        s += f" laggy since {format_stamp(info.laggy_since)}"
+    if info.export_targets:
+        s += f" export targets {_set_plain(info.export_targets)}"
+    if info.frozen:
+        s += " frozen"
+    if info.join_fscid != FS_CLUSTER_ID_NONE:
+        s += f" join_fscid={info.join_fscid}"
+    return s + f" addr {addrvec_plain(info.addr)} compat {_compat_lite()}]"
+
+
+# -- one file system (MDSMap)
+
+
+def _flags_state(fs: MDSMap) -> dict:
+    return {
+        "joinable": fs.joinable,
+        "allow_snaps": fs.test_flag(ALLOW_SNAPS),
+        "allow_multimds_snaps": fs.test_flag(ALLOW_MULTIMDS_SNAPS),
+        "allow_standby_replay": fs.test_flag(ALLOW_STANDBY_REPLAY),
+        "refuse_client_session": fs.test_flag(REFUSE_CLIENT_SESSION),
+        "refuse_standby_for_another_fs": fs.test_flag(REFUSE_STANDBY_FOR_ANOTHER_FS),
+    }
+
+
+def mdsmap_json(fs: MDSMap) -> dict:
+    return {
+        "epoch": fs.epoch,
+        "flags": fs.flags,
+        "flags_state": _flags_state(fs),
+        "ever_allowed_features": fs.ever_allowed_features,
+        "explicitly_allowed_features": fs.explicitly_allowed_features,
+        "created": format_stamp(fs.created),
+        "modified": format_stamp(fs.modified),
+        "tableserver": fs.tableserver,
+        "root": fs.root,
+        "session_timeout": fs.session_timeout,
+        "session_autoclose": fs.session_autoclose,
+        "required_client_features": {},
+        "max_file_size": fs.max_file_size,
+        "max_xattr_size": fs.max_xattr_size,
+        "last_failure": fs.last_failure,
+        "last_failure_osd_epoch": fs.last_failure_osd_epoch,
+        "compat": compat_dict(),
+        "max_mds": fs.max_mds,
+        "in": sorted(fs.in_),
+        "up": {f"mds_{r}": fs.up[r] for r in sorted(fs.up)},
+        "failed": sorted(fs.failed),
+        "damaged": sorted(fs.damaged),
+        "stopped": sorted(fs.stopped),
+        "info": {f"gid_{g}": info_json(fs.mds_info[g]) for g in sorted(fs.mds_info)},
+        "data_pools": list(fs.data_pools),
+        "metadata_pool": fs.metadata_pool,
+        "enabled": fs.enabled,
+        "fs_name": fs.fs_name,
+        "balancer": fs.balancer,
+        "bal_rank_mask": fs.bal_rank_mask,
+        "standby_count_wanted": max(0, fs.standby_count_wanted),
+    }
+
+
+def _flags_plain(fs: MDSMap) -> str:
+    names = (["joinable"] if fs.joinable else []) + [n for f, n in FLAG_NAMES if fs.test_flag(f)]
+    return " ".join([f"{fs.flags:x}", *names])
+
+
+def _qdb_cluster(fs: MDSMap) -> str:
+    """Squid's quiesce-db line: the active ranks' gids, led by rank 0's (ref §17.2)."""
+    members = sorted(g for g in fs.up.values() if fs.mds_info[g].state == states.ACTIVE)
+    leader = fs.up.get(0, 0) if fs.up.get(0) in members else 0
+    return f"leader: {leader} members: {_set_plain(members)}"
+
+
+def mdsmap_plain(fs: MDSMap) -> str:
+    """MDSMap::print (O3): TAB-separated keys, then the daemon lines."""
+    up = ",".join(f"{r}={fs.up[r]}" for r in sorted(fs.up))
+    pairs = [
+        ("fs_name", fs.fs_name),
+        ("epoch", fs.epoch),
+        ("flags", _flags_plain(fs)),
+        ("created", format_stamp(fs.created)),
+        ("modified", format_stamp(fs.modified)),
+        ("tableserver", fs.tableserver),
+        ("root", fs.root),
+        ("session_timeout", fs.session_timeout),
+        ("session_autoclose", fs.session_autoclose),
+        ("max_file_size", fs.max_file_size),
+        ("max_xattr_size", fs.max_xattr_size),
+        ("required_client_features", "{}"),
+        ("last_failure", fs.last_failure),
+        ("last_failure_osd_epoch", fs.last_failure_osd_epoch),
+        ("compat", compat_plain()),
+        ("max_mds", fs.max_mds),
+        ("in", _set_plain(fs.in_)),
+        ("up", f"{{{up}}}"),
+        ("failed", _set_plain(fs.failed)),
+        ("damaged", _set_plain(fs.damaged)),
+        ("stopped", _set_plain(fs.stopped)),
+        ("data_pools", "[" + ",".join(str(p) for p in fs.data_pools) + "]"),
+        ("metadata_pool", fs.metadata_pool),
+        ("inline_data", "disabled"),
+        ("balancer", fs.balancer),
+        ("bal_rank_mask", fs.bal_rank_mask),
+        ("standby_count_wanted", max(0, fs.standby_count_wanted)),
+        ("qdb_cluster", _qdb_cluster(fs)),
+    ]
+    lines = [f"{k}\t{v}" for k, v in pairs]
+    lines += [info_plain(i) for i in fs.sorted_infos()]
+    return "\n".join(lines)
+
+
+def fs_get_json(fs: MDSMap) -> dict:
+    return {"mdsmap": mdsmap_json(fs), "id": fs.fscid}
+
+
+def fs_get_plain(fs: MDSMap) -> str:
+    return f"Filesystem '{fs.fs_name}' ({fs.fscid})\n" + mdsmap_plain(fs)
+
+
+# -- the whole FSMap (`fs dump`)
+
+
+def fsmap_json(fsmap: FSMap) -> dict:
+    standbys = []
+    for gid in sorted(fsmap.standby_daemons):
+        d = info_json(fsmap.standby_daemons[gid])
+        d["epoch"] = fsmap.standby_epochs.get(gid, 0)
+        standbys.append(d)
+    return {
+        "epoch": fsmap.epoch,
+        "default_fscid": fsmap.legacy_client_fscid,
+        "compat": compat_dict(),
+        "feature_flags": {
+            "enable_multiple": fsmap.enable_multiple,
+            "ever_enabled_multiple": fsmap.ever_enabled_multiple,
+        },
+        "standbys": standbys,
+        "filesystems": [fs_get_json(fsmap.filesystems[f]) for f in sorted(fsmap.filesystems)],
+    }
+
+
+def fsmap_plain(fsmap: FSMap) -> str:
+    """FSMap::print (O2); the "dumped fsmap epoch N" status line is the CLI's."""
+    lines = [
+        f"e{fsmap.epoch}",
+        f"btime {format_stamp(fsmap.btime)}",
+        "enable_multiple, ever_enabled_multiple: "
+        f"{int(fsmap.enable_multiple)},{int(fsmap.ever_enabled_multiple)}",
+        f"default compat: {compat_plain()}",
+        f"legacy client fscid: {fsmap.legacy_client_fscid}",
+        " ",
+    ]
+    if not fsmap.filesystems:
+        lines.append("No filesystems configured")
+    for fscid in sorted(fsmap.filesystems):
+        lines += [fs_get_plain(fsmap.filesystems[fscid]), " ", " "]
+    if fsmap.standby_daemons:
+        lines += ["Standby daemons:", " "]
+        lines += [info_plain(fsmap.standby_daemons[g]) for g in sorted(fsmap.standby_daemons)]
+    return "\n".join(lines)
+
+
+# -- `fs ls`
+
+
+def _pool_name(pool_names: dict[int, str], pool: int) -> str:
+    return pool_names.get(pool, str(pool))
+
+
+def fs_ls_plain(fsmap: FSMap, pool_names: dict[int, str]) -> str:
+    if not fsmap.filesystems:
+        return "No filesystems enabled"
+    lines = []
+    for fscid in sorted(fsmap.filesystems):
+        fs = fsmap.filesystems[fscid]
+        data = "".join(_pool_name(pool_names, p) + " " for p in fs.data_pools)
+        meta = _pool_name(pool_names, fs.metadata_pool)
+        lines.append(f"name: {fs.fs_name}, metadata pool: {meta}, data pools: [{data}]")
+    return "\n".join(lines)
+
+
+def fs_ls_json(fsmap: FSMap, pool_names: dict[int, str]) -> list:
+    return [
+        {
+            "name": fs.fs_name,
+            "metadata_pool": _pool_name(pool_names, fs.metadata_pool),
+            "metadata_pool_id": fs.metadata_pool,
+            "data_pool_ids": list(fs.data_pools),
+            "data_pools": [_pool_name(pool_names, p) for p in fs.data_pools],
+        }
+        for _, fs in sorted(fsmap.filesystems.items())
+    ]
+
+
+# -- `mds stat` and the `ceph -s` lines (O6)
+
+
+def _fs_list(fsmap: FSMap) -> list[MDSMap]:
+    return [fsmap.filesystems[f] for f in sorted(fsmap.filesystems)]
+
+
+def _state_text(info: MDSInfo) -> str:
+    text = states.name(info.state)
+    return text + "(laggy or crashed)" if info.laggy else text
+
+
+def mds_stat_plain(fsmap: FSMap) -> str:
+    """FSMap::print_summary, e.g. "cephfs:1 {0=a=up:active} 1 up:standby"."""
+    fss = _fs_list(fsmap)
+    if len(fss) <= 3:
+        parts = [
+            f"{fs.fs_name}:{len(fs.up)}/{len(fs.in_)}"
+            if fs.is_degraded()
+            else f"{fs.fs_name}:{len(fs.in_)}"
+            for fs in fss
+        ]
+        out = " ".join(parts)
+    else:
+        out = f"{len(fss)} fs"
+        degraded = [f"{fs.fs_name}:{len(fs.up)}/{len(fs.in_)}" for fs in fss if fs.is_degraded()]
+        if 0 < len(degraded) <= 3:
+            out += " (degraded: " + " ".join(degraded) + ")"
+        elif degraded:
+            out += f" (degraded: {len(degraded)} fs)"
+
+    # Rank holders go in the rank map (keys "<rank>", or "<fs>:<rank>" with several fs) when
+    # there are 1 to 4 of them; every other daemon is counted by state.
+    by_state: dict[int, int] = {states.STANDBY: len(fsmap.standby_daemons)}
+    by_rank: dict[tuple, str] = {}
+    for fs in fss:
+        for info in fs.mds_info.values():
+            by_state[info.state] = by_state.get(info.state, 0) + 1
+            if info.state != states.STANDBY_REPLAY:
+                key = (f"{fs.fs_name}:{info.rank}",) if len(fss) > 1 else (info.rank,)
+                by_rank[key + (info.state,)] = f"{info.name}={_state_text(info)}"
+    if 0 < len(by_rank) < 5:
+        for key in by_rank:
+            by_state[key[-1]] -= 1
+        out += " {" + ",".join(f"{k[0]}={by_rank[k]}" for k in sorted(by_rank)) + "}"
+    for state in sorted(by_state):
+        if by_state[state] > 0:
+            out += f" {by_state[state]} {states.name(state)}"
+    failed = sum(len(fs.failed) for fs in fss)
+    damaged = sum(len(fs.damaged) for fs in fss)
+    if failed:
+        out += f", {failed} failed"
+    if damaged:
+        out += f", {damaged} damaged"
+    return out.strip()
+
+
+def _summary_json(fsmap: FSMap) -> dict:
+    """FSMap::print_summary with a formatter (the "fsmap" of `ceph status -f json`).
+
+    Ceph repeats id/up/in/max once per file system; as with a JSON parser, the last wins.
+    """
+    d: dict = {"epoch": fsmap.epoch}
+    for fs in _fs_list(fsmap):
+        d.update(id=fs.fscid, up=len(fs.up), **{"in": len(fs.in_)}, max=fs.max_mds)
+    d["by_rank"] = [
+        {
+            "filesystem_id": fs.fscid,
+            "rank": info.rank,
+            "name": info.name,
+            "status": _state_text(info),
+            "gid": gid,
+        }
+        for fs in _fs_list(fsmap)
+        for gid, info in sorted(fs.mds_info.items())
+    ]
+    d["up:standby"] = len(fsmap.standby_daemons)
+    failed = sum(len(fs.failed) for fs in fsmap.filesystems.values())
+    damaged = sum(len(fs.damaged) for fs in fsmap.filesystems.values())
+    if failed:
+        d["failed"] = failed
+    if damaged:
+        d["damaged"] = damaged
+    return d
+
+
+def mds_stat_json(fsmap: FSMap) -> dict:
+    return {
+        "fsmap": fsmap_json(fsmap),
+        "mdsmap_first_committed": 1,
+        "mdsmap_last_committed": fsmap.epoch,
+    }
+
+
+def daemon_summary(fsmap: FSMap) -> str:
+    """FSMap::print_daemon_summary: the `mds:` line of `ceph -s`."""
+    fss = _fs_list(fsmap)
+    num_up = sum(len(fs.up) for fs in fss)
+    num_in = sum(len(fs.in_) for fs in fss)
+    num_failed = sum(len(fs.failed) for fs in fss)
+    replay = sum(len(fs.followers()) for fs in fss)
+    out = f"{num_up}/{num_in} daemons up"
+    if num_failed:
+        out += f" ({num_failed} failed)"
+    if fsmap.standby_daemons:
+        out += f", {len(fsmap.standby_daemons)} standby"
+    if replay:
+        out += f", {replay} hot standby"
+    return out
+
+
+def volumes_summary(fsmap: FSMap) -> str:
+    """FSMap::print_fs_summary: the `volumes:` value of `ceph -s` ("" with no fs)."""
+    fss = _fs_list(fsmap)
+    if not fss:
+        return ""
+    failed = sum(1 for fs in fss if fs.failed)
+    recovering = sum(1 for fs in fss if not fs.failed and fs.is_degraded())
+    stopped = sum(1 for fs in fss if not fs.is_degraded() and fs.max_mds == 0)
+    healthy = len(fss) - failed - recovering - stopped
+    damaged = sum(1 for fs in fss if fs.damaged)
+    out = f"{healthy}/{len(fss)} healthy"
+    for n, what in ((recovering, "recovering"), (failed, "failed"), (stopped, "stopped")):
+        if n:
+            out += f", {n} {what}"
+    if damaged:
+        out += f"; {damaged} damaged"
+    return out
+
+
+# -- `fs status` (the mgr status module, O5)
+
+
+def _units(n: float, width: int, factor: int) -> str:
+    """mgr_util.format_units: fit the integer part in width-1 columns, then a unit letter."""
+    units = " kMGTPE"
+    unit = 0
+    while len(str(int(n) // factor**unit)) > width - 1:
+        unit += 1
+    if unit == 0:
+        return f"{int(n):{width - 1}d} "
+    text = f"{n / factor**unit:f}"[: width - 1]
+    if text.endswith("."):
+        text = " " + text[:-1]
+    return text + units[unit]
+
+
+def format_dimless(n: float, width: int = 5) -> str:
+    """Counts and rates, e.g. 85200 -> "85.2k", 12 -> "  12 "."""
+    return _units(n, width, 1000)
+
+
+def format_bytes(n: float, width: int = 5) -> str:
+    return _units(n, width, 1024)
+
+
+def _center(text: str, width: int) -> str:
+    """PrettyTable's centring: an odd spare column goes right of odd-length text."""
+    spare = width - len(text)
+    left = spare // 2
+    if spare % 2 and len(text) % 2 == 0:
+        left += 1
+    return " " * left + text + " " * (spare - left)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A borderless PrettyTable (no left padding, two spaces right), trailing spaces cut."""
+    widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=False)]
+    return [
+        "".join(_center(c, w) + "  " for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def _version(stats: dict[int, dict], gid: int) -> str:
+    v = str(stats.get(gid, {}).get("version") or DEFAULT_VERSION)
+    return v if v.startswith("mdsemu") else f"mdsemu {v}"
+
+
+def _selected(fsmap: FSMap, fs_names: list[str] | None) -> list[MDSMap]:
+    """The file systems to show; ValueError("Invalid filesystem: X") as the mgr says."""
+    fss = _fs_list(fsmap)
+    if fs_names is None:
+        return fss
+    for name in fs_names:
+        if fsmap.fs_by_name(name) is None:
+            raise ValueError(f"Invalid filesystem: {name}")
+    return [fs for fs in fss if fs.fs_name in fs_names]
+
+
+class _FsStatus:
+    """The rows of one `fs status` report, shared by the plain and JSON renderers."""
+
+    def __init__(self, fsmap: FSMap, fs_names, pool_names, stats) -> None:
+        self.fsmap, self.pool_names, self.stats = fsmap, pool_names, stats
+        self.filesystems = _selected(fsmap, fs_names)
+        self.versions: dict[str, list[str]] = {}
+
+    def stat(self, gid: int, key: str):
+        return self.stats.get(gid, {}).get(key, 0)
+
+    def seen(self, info: MDSInfo) -> None:
+        self.versions.setdefault(_version(self.stats, info.gid), []).append(info.name)
+
+    def clients(self, fs: MDSMap) -> int:
+        count = 0
+        for rank in sorted(fs.up):
+            if rank == 0 or count == 0:
+                count = int(self.stat(fs.up[rank], "clients"))
+        return count
+
+    def ranks(self, fs: MDSMap) -> list[dict]:
+        """One dict per rank in `in` (failed ones too), then the followers as "<r>-s"."""
+        rows = []
+        for rank in sorted(fs.in_):
+            info = fs.holder(rank)
+            if info is None:
+                rows.append({"rank": rank, "state": "failed"})
+                continue
+            self.seen(info)
+            state = states.name(info.state).split(":", 1)[1] + ("(laggy)" if info.laggy else "")
+            rows.append({"rank": rank, "info": info, "state": state})
+        for info in sorted(fs.followers(), key=lambda i: (i.rank, i.gid)):
+            self.seen(info)
+            rows.append({"rank": info.rank, "info": info, "state": "standby-replay"})
+        return rows
+
+    def pools(self, fs: MDSMap) -> list[tuple[int, str, str]]:
+        kinds = [(fs.metadata_pool, "metadata")] + [(p, "data") for p in fs.data_pools]
+        return [(p, _pool_name(self.pool_names, p), kind) for p, kind in kinds]
+
+    def standbys(self) -> list[MDSInfo]:
+        infos = [self.fsmap.standby_daemons[g] for g in sorted(self.fsmap.standby_daemons)]
+        for info in infos:
+            self.seen(info)
+        return infos
+
+
+def _rank_cells(st: _FsStatus, row: dict) -> list[str]:
+    info = row.get("info")
+    if info is None:
+        return [str(row["rank"]), "failed", "", "", "", "", "", ""]
+    g = info.gid
+    if row["state"] == "standby-replay":
+        rank, activity = f"{row['rank']}-s", f"Evts: {format_dimless(st.stat(g, 'evt_rate'))}/s"
+    else:
+        rank, activity = str(row["rank"]), ""
+        if row["state"] == "active":
+            activity = f"Reqs: {format_dimless(st.stat(g, 'req_rate'))}/s"
+    counts = [format_dimless(st.stat(g, k)) for k in ("dns", "inos", "dirs", "caps")]
+    return [rank, row["state"], info.name, activity, *counts]
+
+
+def fs_status_plain(
+    fsmap: FSMap,
+    fs_names: list[str] | None,
+    pool_names: dict[int, str],
+    stats: dict[int, dict],
+) -> str:
+    """`ceph fs status [fs]`: rank table, pool table, standbys, versions (O5)."""
+    st = _FsStatus(fsmap, fs_names, pool_names, stats)
+    out: list[str] = []
+    for fs in st.filesystems:
+        rows = [_rank_cells(st, r) for r in st.ranks(fs)]
+        out += [f"{fs.fs_name} - {st.clients(fs)} clients", "=" * len(fs.fs_name)]
+        header = ["RANK", "STATE", "MDS", "ACTIVITY", "DNS", "INOS", "DIRS", "CAPS"]
+        out += _table(header, rows)
+        pools = [[name, kind, format_bytes(0), format_bytes(0)] for _, name, kind in st.pools(fs)]
+        out += _table(["POOL", "TYPE", "USED", "AVAIL"], pools)
+    out += _table(["STANDBY MDS"], [[i.name] for i in st.standbys()])
+    if len(st.versions) == 1:
+        out.append(f"MDS version: {next(iter(st.versions))}")
+    else:
+        out += _table(["VERSION", "DAEMONS"], [[v, ", ".join(d)] for v, d in st.versions.items()])
+    return "\n".join(out)
+
+
+def fs_status_json(
+    fsmap: FSMap,
+    fs_names: list[str] | None,
+    pool_names: dict[int, str],
+    stats: dict[int, dict],
+) -> dict:
+    """`ceph fs status -f json`: the mgr's layout, keys sorted as it dumps them."""
+    st = _FsStatus(fsmap, fs_names, pool_names, stats)
+    clients, mdsmap, pools = [], [], []
+    for fs in st.filesystems:
+        for row in st.ranks(fs):
+            info = row.get("info")
+            entry = {"rank": row["rank"], "state": row["state"]}
+            if info is not None:
+                entry["name"] = info.name
+                for k in ("dns", "inos", "dirs", "caps"):
+                    entry[k] = st.stat(info.gid, k)
+                if row["state"] == "standby-replay":
+                    entry["events"] = st.stat(info.gid, "evt_rate")
+                elif row["state"] == "active":
+                    entry["rate"] = st.stat(info.gid, "req_rate")
+                else:
+                    entry["rate"] = "0"  # sic: Ceph's mgr reports a string here
+            mdsmap.append(_sorted(entry))
+        for pool, name, kind in st.pools(fs):
+            pools.append({"avail": 0, "id": pool, "name": name, "type": kind, "used": 0})
+        clients.append({"clients": st.clients(fs), "fs": fs.fs_name})
+    mdsmap += [{"name": i.name, "state": "standby"} for i in st.standbys()]
+    versions = [{"daemon": names, "version": v} for v, names in st.versions.items()]
+    return {"clients": clients, "mds_version": versions, "mdsmap": mdsmap, "pools": pools}
+
+
+def _sorted(d: dict) -> dict:
+    return {k: d[k] for k in sorted(d)}
+
+
+# -- `ceph status`
+
+
+def status_plain(fsmap: FSMap, checks: dict[str, HealthCheck], extra: dict) -> str:
+    """`ceph -s`. `extra`: fsid, mon_names, mon_age (optional), osd (str or None)."""
+    health = health_json(checks, detail=False)
+    lines = [
+        "  cluster:",
+        f"    id:     {extra.get('fsid', '')}",
+        f"    health: {overall_status(checks)}",
+    ]
+    lines += ["            " + c["summary"]["message"] for c in _by_severity(health)]
+    mons = list(extra.get("mon_names") or [])
+    mon = f"{len(mons)} daemons, quorum {','.join(mons)}"
+    if extra.get("mon_age"):
+        mon += f" (age {extra['mon_age']})"
+    lines += [" ", "  services:", f"    mon: {mon}"]
+    if fsmap.filesystems or fsmap.standby_daemons:
+        lines.append(f"    mds: {daemon_summary(fsmap)}")
+    if extra.get("osd"):
+        lines.append(f"    osd: {extra['osd']}")
+    volumes = volumes_summary(fsmap)
+    if volumes:
+        lines += [" ", "  data:", f"    volumes: {volumes}"]
+    return "\n".join(lines)
+
+
+def _by_severity(health: dict) -> list[dict]:
+    checks = health["checks"]
+    order = sorted(checks, key=lambda c: (checks[c]["severity"] != "HEALTH_ERR", c))
+    return [checks[c] for c in order]
+
+
+def status_json(fsmap: FSMap, checks: dict[str, HealthCheck], extra: dict) -> dict:
+    mons = list(extra.get("mon_names") or [])
+    return {
+        "fsid": extra.get("fsid", ""),
+        "health": health_json(checks, detail=False),
+        "quorum_names": mons,
+        "monmap": {"epoch": extra.get("mon_epoch", 1), "num_mons": len(mons)},
+        "fsmap": _summary_json(fsmap),
+    }

@@ -1,0 +1,542 @@
+"""The monitor's MDS logic, sans-IO (ref §4–§8, §10, §14; Ceph's MDSMonitor).
+
+Inputs are beacons, ticks and commands, each with the time as plain numbers: `now` from a
+monotonic clock for intervals, `wall` (seconds since the epoch) for displayed stamps. Every entry
+point works on a pending copy of the maps and commits it before it returns; what the trio shell
+must do about it (persist, then publish, then reply) is queued in `outbox`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from common import states
+from common.config import Config
+from common.fsmap import FS_CLUSTER_ID_NONE, MAX_MDS, FSMap, MDSInfo, MDSMap
+from common.health import HealthCheck, fs_health_checks
+from common.messages import Beacon, BeaconAck
+from common.osdmap import OSDMap
+
+log = structlog.get_logger("mon")
+
+FIRST_GID = 4100
+
+
+@dataclass
+class BeaconStamp:
+    stamp: float
+    seq: int
+
+
+@dataclass
+class Outbox:
+    """What the last call changed. The shell persists maps before it replies or publishes."""
+
+    fsmap: FSMap | None = None
+    osdmap: OSDMap | None = None
+    config: bool = False
+    clog: list[tuple[float, str, str]] = field(default_factory=list)  # (wall, level, message)
+
+    def __bool__(self) -> bool:
+        return bool(self.fsmap or self.osdmap or self.config or self.clog)
+
+
+class MDSMonitor:
+    def __init__(
+        self,
+        config: Config,
+        fsmap: FSMap | None = None,
+        osdmap: OSDMap | None = None,
+        next_gid: int = FIRST_GID,
+        config_db: dict[str, dict[str, str]] | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.config = config
+        self.fsmap = fsmap or FSMap()
+        self.osdmap = osdmap or OSDMap()
+        self.next_gid = next_gid
+        self.config_db: dict[str, dict[str, str]] = config_db or {}
+        self.last_beacon: dict[int, BeaconStamp] = {}
+        self.daemon_health: dict[int, list] = {}
+        self.metadata: dict[int, dict] = {}
+        # on_restart (T1): a (re)started leader knows no beacon times and starts a new quorum.
+        self.last_tick: float | None = None
+        self.quorum_since = now
+        self._pfs: FSMap | None = None
+        self._posd: OSDMap | None = None
+        self.outbox = Outbox()
+
+    # -- options (read on use, so `config set` applies at once)
+    def opt(self, name: str):
+        return self.config.get(name)
+
+    # -- pending maps (the proposal being built) and commit
+    @property
+    def pfs(self) -> FSMap:
+        if self._pfs is None:
+            self._pfs = self.fsmap.copy()
+            self._pfs.epoch += 1
+        return self._pfs
+
+    @property
+    def posd(self) -> OSDMap:
+        if self._posd is None:
+            self._posd = self.osdmap.copy()
+            self._posd.epoch += 1
+        return self._posd
+
+    @property
+    def view(self) -> FSMap:
+        """The newest map: pending if a proposal is under way, else committed."""
+        return self._pfs if self._pfs is not None else self.fsmap
+
+    def _commit(self) -> None:
+        if self._pfs is not None:
+            self._pfs.sanity()
+            self.fsmap = self._pfs
+            self.outbox.fsmap = self.fsmap
+            self._pfs = None
+        if self._posd is not None:
+            self.osdmap = self._posd
+            self.outbox.osdmap = self.osdmap
+            self._posd = None
+
+    def _abort(self) -> None:
+        self._pfs = self._posd = None
+
+    def take_outbox(self) -> Outbox:
+        out, self.outbox = self.outbox, Outbox()
+        return out
+
+    def clog(self, wall: float, level: str, message: str) -> None:
+        self.outbox.clog.append((wall, level, message))
+        log.info("cluster log", level=level, msg=message)
+
+    def allocate_gid(self) -> int:
+        gid = self.next_gid
+        self.next_gid += 1
+        return gid
+
+    def note_gid(self, gid: int) -> None:
+        """A daemon reconnecting with a gid from an earlier session keeps it."""
+        self.next_gid = max(self.next_gid, gid + 1)
+
+    # -- fencing (F1)
+    def blocklist(self, addr: str, wall: float, duration: float | None = None) -> int:
+        if duration is None:
+            duration = self.opt("mon_mds_blocklist_interval")
+        self.posd.blocklist[addr] = wall + duration
+        return self.posd.epoch
+
+    def fail_mds_gid(self, gid: int, wall: float) -> MDSInfo:
+        """F1: blocklist a rank holder, then erase the daemon (its rank becomes failed)."""
+        info = self.pfs.info(gid)
+        assert info is not None
+        epoch = 0
+        if info.rank >= 0 and info.state != states.STANDBY_REPLAY and info.addr:
+            epoch = self.blocklist(info.addr, wall)
+        self.pfs.erase(gid, epoch)
+        self.last_beacon.pop(gid, None)
+        self.daemon_health.pop(gid, None)
+        return info
+
+    def _fscid_for(self, fs_name: str) -> int:
+        fs = self.view.fs_by_name(fs_name) if fs_name else None
+        return fs.fscid if fs else FS_CLUSTER_ID_NONE
+
+    # -- beacons (M2–M7)
+    def handle_beacon(self, b: Beacon, now: float, wall: float) -> BeaconAck | None:
+        """Return the reply to send, or None to drop the beacon silently (M2)."""
+        try:
+            reply = self._handle_beacon(b, now, wall)
+            self._commit()
+            return reply
+        except BaseException:
+            self._abort()
+            raise
+
+    def _null(self, b: Beacon) -> BeaconAck:
+        return BeaconAck(seq=b.seq, state=b.state, version=0, null_map=True)
+
+    def _ack(self, b: Beacon, gid: int) -> BeaconAck:
+        view = self.view
+        info = view.info(gid)
+        if info is None:
+            return self._null(b)
+        return BeaconAck(seq=b.seq, state=info.state, version=view.effective_epoch(gid))
+
+    def _handle_beacon(self, b: Beacon, now: float, wall: float) -> BeaconAck | None:
+        gid = b.global_id
+        info = self.fsmap.info(gid)
+        if info is None:
+            if b.state != states.BOOT:  # M3: unknown gid, so it must respawn (B8)
+                log.info("beacon from unknown gid, replying with a null map", gid=gid, name=b.name)
+                return self._null(b)
+            self._boot(b, now, wall)
+            return self._ack(b, gid)
+        if b.state == states.BOOT or info.state_seq > b.seq:  # M2
+            return None
+        self.last_beacon[gid] = BeaconStamp(now, b.seq)
+        if b.version < self.fsmap.effective_epoch(gid):  # M4: has not seen the latest map
+            return self._ack(b, gid)
+        join_fscid = self._fscid_for(b.fs)
+        legacy = (b.standby_for_rank, b.standby_for_name, b.standby_for_fscid, b.standby_replay)
+        unchanged = (
+            not info.laggy
+            and b.state == info.state
+            and join_fscid == info.join_fscid
+            and legacy == _legacy(info)
+        )
+        if unchanged:  # M5: fast path, nothing to propose
+            self._note_health(gid, info, b.health, wall)
+            return self._ack(b, gid)
+        return self._prepare_state(b, info, join_fscid, wall)
+
+    def _boot(self, b: Beacon, now: float, wall: float) -> None:
+        """M6."""
+        p = self.pfs
+        if self.opt("mds_enforce_unique_name"):
+            for other in [i for i in p.all_infos() if i.name == b.name]:
+                self.clog(wall, "INF", f"daemon mds.{b.name} restarted")
+                self.fail_mds_gid(other.gid, wall)
+        info = MDSInfo(
+            gid=b.global_id,
+            name=b.name,
+            state_seq=b.seq,
+            addr=b.addr,
+            join_fscid=self._fscid_for(b.fs),
+            standby_for_rank=b.standby_for_rank,
+            standby_for_name=b.standby_for_name,
+            standby_for_fscid=b.standby_for_fscid,
+            standby_replay=b.standby_replay,
+        )
+        p.insert(info)
+        self.last_beacon[b.global_id] = BeaconStamp(now, b.seq)
+        self.metadata[b.global_id] = dict(b.sys_info, addr=b.addr, name=b.name)
+        self.daemon_health[b.global_id] = list(b.health)
+        log.info("mds boot", name=b.name, gid=b.global_id, addr=b.addr)
+
+    def _evict(self, b: Beacon, info: MDSInfo, why: str, wall: float) -> BeaconAck:
+        log.warning("evicting mds", name=info.name, gid=info.gid, why=why)
+        self.fail_mds_gid(info.gid, wall)
+        return self._null(b)
+
+    def _prepare_state(
+        self, b: Beacon, info: MDSInfo, join_fscid: int, wall: float
+    ) -> BeaconAck | None:
+        """M7."""
+        want, cur = b.state, info.state
+        if want == states.DNE:  # B10: clean shutdown, fail it now rather than after the grace
+            self.clog(wall, "INF", f"MDS daemon mds.{info.name} is shutting down")
+            return self._evict(b, info, "down:dne", wall)
+        if cur == states.STANDBY and want != states.STANDBY:
+            return self._evict(b, info, f"standby asked for {states.name(want)}", wall)
+        if cur == states.STANDBY_REPLAY and want not in (states.STANDBY_REPLAY, states.DAMAGED):
+            return self._evict(b, info, f"standby-replay asked for {states.name(want)}", wall)
+        if not states.transition_valid(cur, want):
+            return self._evict(
+                b, info, f"invalid transition {states.name(cur)} -> {states.name(want)}", wall
+            )
+        p = self.pfs
+        m = p.modify_daemon(info.gid, wall)
+        m.laggy_since = 0.0
+        m.join_fscid = join_fscid
+        (m.standby_for_rank, m.standby_for_name, m.standby_for_fscid, m.standby_replay) = (
+            b.standby_for_rank, b.standby_for_name, b.standby_for_fscid, b.standby_replay,
+        )
+        self._note_health(info.gid, info, b.health, wall)
+        if want == states.STOPPED and cur != want:
+            self._stopped(info.gid, wall)
+            return self._null(b)
+        if want == states.DAMAGED and cur != want:
+            self._damaged(info.gid, wall)
+            return self._ack(b, info.gid)
+        if want != cur:
+            m.state = want
+            m.state_seq = b.seq
+            fs = p.fs_of(info.gid)
+            if want == states.ACTIVE and fs is not None:
+                self.clog(
+                    wall, "INF",
+                    f"daemon mds.{m.name} is now active in filesystem {fs.fs_name} as rank {m.rank}",
+                )
+        return self._ack(b, info.gid)
+
+    def _note_health(self, gid: int, info: MDSInfo, health: list, wall: float) -> None:
+        old = self.daemon_health.get(gid, [])
+        if health == old:
+            return
+        new_types = {h.get("type") for h in health if isinstance(h, dict)}
+        for h in old:
+            if isinstance(h, dict) and h.get("type") not in new_types:
+                self.clog(
+                    wall, "INF",
+                    f"MDS health message cleared (mds.{info.name}): {h.get('message', '')}",
+                )
+        self.daemon_health[gid] = [h for h in health if isinstance(h, dict)]
+
+    def _stopped(self, gid: int, wall: float) -> None:
+        """X4: the rank has finished stopping."""
+        p = self.pfs
+        fs = p.fs_of(gid)
+        info = p.info(gid)
+        for follower in p.stop(gid):
+            self.fail_mds_gid(follower, wall)
+        self.last_beacon.pop(gid, None)
+        self.daemon_health.pop(gid, None)
+        self.clog(
+            wall, "INF",
+            f"daemon mds.{info.name} finished stopping rank {info.rank} in filesystem "
+            f"{fs.fs_name} (now has {len(fs.in_)} ranks)",
+        )
+
+    def _damaged(self, gid: int, wall: float) -> None:
+        """F5: a rank holder or its follower reports the rank's metadata damaged."""
+        p = self.pfs
+        fs = p.fs_of(gid)
+        info = p.info(gid)
+        holder = fs.holder(info.rank)
+        follower = fs.follower(info.rank)
+        if follower is not None and (holder is None or follower.gid != holder.gid):
+            self.fail_mds_gid(follower.gid, wall)
+        if holder is None:
+            return
+        epoch = self.blocklist(holder.addr, wall) if holder.addr else 0
+        rank = p.damaged(holder.gid, epoch)
+        self.last_beacon.pop(holder.gid, None)
+        self.daemon_health.pop(holder.gid, None)
+        self.clog(wall, "ERR", f"Health check failed: fs {fs.fs_name} mds.{rank} is damaged")
+
+    # -- tick (T0–T7)
+    def tick(self, now: float, wall: float) -> None:
+        try:
+            self._tick(now, wall)
+            self._commit()
+        except BaseException:
+            self._abort()
+            raise
+
+    def _tick(self, now: float, wall: float) -> None:
+        grace = self.opt("mds_beacon_grace")
+        interval = self.opt("mds_beacon_interval")
+        # T1: a leader that could not tick for a while must not punish the daemons for it.
+        if self.last_tick is not None and now - self.last_tick > grace - interval:
+            log.info(
+                f"resetting beacon timeouts due to mon delay (slow election?) of "
+                f"{now - self.last_tick:.3f} seconds"
+            )
+            for st in self.last_beacon.values():
+                st.stamp = now
+        self.last_tick = now
+        # T0 step 1: standby_count_wanted -1 becomes 1 once there is something to count.
+        view = self.view
+        for fs in list(view.filesystems.values()):
+            if fs.standby_count_wanted == -1 and fs.ranks_in_state(states.ACTIVE):
+                if len(view.standby_daemons) + len(fs.followers()) > 0:
+                    self.pfs.filesystems[fs.fscid].standby_count_wanted = 1
+        # T2: every daemon in the map has a beacon stamp; forget the ones that left.
+        for gid in list(self.last_beacon):
+            if not self.view.gid_exists(gid):
+                del self.last_beacon[gid]
+        for gid in self.view.mds_roles:
+            self.last_beacon.setdefault(gid, BeaconStamp(now, 0))
+        self._check_health(now, wall, grace, interval)
+        self._rebalance_affinity(wall)
+        for fscid in sorted(self.view.filesystems):
+            self._maybe_resize(fscid, wall)
+        for fscid in sorted(self.view.filesystems):
+            self._maybe_promote_standby(fscid, wall)
+        self._expire_blocklist(wall)
+
+    def _check_health(self, now: float, wall: float, grace: float, interval: float) -> None:
+        down_grace = self.opt("mds_beacon_mon_down_grace")
+        new_quorum = now - self.quorum_since < down_grace
+        latest = max((st.stamp for st in self.last_beacon.values()), default=now)
+        may_replace = now - latest < max(interval, grace * 0.5)  # T4
+        to_remove: list[int] = []
+        for gid, st in sorted(self.last_beacon.items()):
+            since = now - st.stamp
+            if since < grace:
+                continue
+            if new_quorum and since < down_grace:  # T3
+                log.debug("deferring removal for mds_beacon_mon_down_grace", gid=gid)
+                continue
+            info = self.view.info(gid)
+            if info is None:
+                continue
+            log.info(
+                f"no beacon from mds.{info.rank}.{info.inc} (gid: {gid} addr: {info.addr} "
+                f"state: {states.name(info.state)}) since {since:.3f}"
+            )
+            if not info.laggy:  # T5
+                log.info(f" marking {gid} {info.addr} mds.{info.rank}.{info.inc} "
+                         f"{states.name(info.state)} laggy")
+                self.pfs.modify_daemon(gid).laggy_since = wall
+            if may_replace:
+                to_remove.append(gid)
+        for gid in to_remove:
+            self._drop_mds(gid, wall)
+
+    def _drop_mds(self, gid: int, wall: float) -> None:
+        """T6."""
+        p = self.pfs
+        info = p.info(gid)
+        if info is None or info.frozen:
+            return
+        if info.state in (states.STANDBY, states.STANDBY_REPLAY):
+            self.fail_mds_gid(gid, wall)
+        else:
+            fs = p.fs_of(gid)
+            repl = self._replacement(fs, info.rank) if fs.joinable else None  # p is the view
+            if repl is None:
+                return  # stays laggy, holding its rank, until a standby appears
+            self.clog(
+                wall, "WRN",
+                f"Replacing daemon mds.{info.name} as rank {info.rank} "
+                f"with standby daemon mds.{repl.name}",
+            )
+            log.info(f" replacing {gid} {info.addr} mds.{info.rank}.{info.inc} "
+                     f"{states.name(info.state)} with {repl.gid}/{repl.name} {repl.addr}")
+            self.fail_mds_gid(gid, wall)
+            p.promote(repl.gid, fs, info.rank, wall)
+        self.clog(
+            wall, "INF",
+            f"MDS daemon mds.{info.name} is removed because it is dead or otherwise unavailable.",
+        )
+
+    def _replacement(self, fs: MDSMap, rank: int) -> MDSInfo | None:
+        return self.view.find_replacement_for(fs, rank, self.opt("mon_force_standby_active"))
+
+    def _standby_for(self, fs: MDSMap, rank: int | None = None) -> MDSInfo | None:
+        return self.view.get_available_standby(fs, rank, self.opt("mon_force_standby_active"))
+
+    def _rebalance_affinity(self, wall: float) -> None:
+        """T7: move a daemon out of an fs when a standby with better affinity exists."""
+        for fscid in sorted(self.view.filesystems):
+            fs = self.view.filesystems[fscid]
+            if not fs.joinable or not fs.is_resizeable():
+                continue
+            for gid in sorted(fs.mds_info):
+                info = fs.mds_info[gid]
+                if info.join_fscid == fscid:
+                    continue
+                follower = info.state == states.STANDBY_REPLAY
+                cand = self._standby_for(fs) if follower else self._replacement(fs, info.rank)
+                if cand is None:
+                    break
+                if info.join_fscid == FS_CLUSTER_ID_NONE:
+                    better = cand.join_fscid == fscid
+                else:
+                    better = cand.join_fscid in (fscid, FS_CLUSTER_ID_NONE)
+                if not better:
+                    continue
+                kind = "standby-replay" if follower else "active"
+                self.clog(
+                    wall, "INF",
+                    f"Dropping low affinity {kind} daemon mds.{info.name} in favor of "
+                    f"higher affinity standby.",
+                )
+                self.fail_mds_gid(gid, wall)
+                if not follower:
+                    self.pfs.promote(cand.gid, self.pfs.filesystems[fscid], info.rank, wall)
+                break
+
+    def _maybe_resize(self, fscid: int, wall: float) -> None:
+        """X1–X3: one rank more or one rank fewer per tick."""
+        committed = self.fsmap.filesystems.get(fscid)
+        fs = self.view.filesystems[fscid]
+        if committed is None or not committed.is_resizeable() or not fs.is_resizeable():
+            return
+        num_in = len(fs.in_)
+        if num_in < fs.max_mds and fs.joinable:
+            rank = min(set(range(MAX_MDS)) - fs.in_)
+            repl = self._replacement(fs, rank)
+            if repl is None:
+                return
+            fs = self.pfs.filesystems[fscid]
+            self.pfs.promote(repl.gid, fs, rank, wall)
+            self.clog(
+                wall, "INF",
+                f"daemon mds.{repl.name} assigned to filesystem {fs.fs_name} as rank {rank} "
+                f"(now has {len(fs.in_)} ranks)",
+            )
+        elif num_in > fs.max_mds:
+            rank = max(fs.in_)
+            holder = fs.holder(rank)
+            if holder is not None and holder.state == states.ACTIVE:
+                m = self.pfs.modify_daemon(holder.gid, wall)
+                m.state = states.STOPPING
+                self.clog(wall, "INF", f"stopping daemon mds.{holder.name}")
+            else:
+                log.debug(f"skipping stop of {rank}")
+
+    def _maybe_promote_standby(self, fscid: int, wall: float) -> None:
+        """S4 (fill failed ranks) and S6 (assign standby-replay followers)."""
+        fs = self.view.filesystems[fscid]
+        if not fs.joinable:
+            return
+        for rank in sorted(fs.failed):
+            repl = self._replacement(self.view.filesystems[fscid], rank)
+            if repl is None:
+                continue
+            self.pfs.promote(repl.gid, self.pfs.filesystems[fscid], rank, wall)
+            self.clog(
+                wall, "INF",
+                f"Standby daemon mds.{repl.name} assigned to filesystem {fs.fs_name} as rank {rank}",
+            )
+        fs = self.view.filesystems[fscid]
+        if not fs.is_resizeable():
+            return
+        self._assign_followers(fscid)
+
+    def _assign_followers(self, fscid: int) -> None:
+        """S6, plus seed 001's legacy `mds_standby_replay` daemons, which follow the rank they
+        are aimed at (or any rank) even without the fs flag."""
+        while True:
+            fs = self.view.filesystems[fscid]
+            followable = [r for r in sorted(fs.in_) if fs.is_followable(r)]
+            if not followable:
+                return
+            choice = None
+            for gid in sorted(self.view.standby_daemons):
+                info = self.view.standby_daemons[gid]
+                if not info.standby_replay or info.laggy or info.frozen:
+                    continue
+                if info.standby_for_fscid not in (FS_CLUSTER_ID_NONE, fscid):
+                    continue
+                for rank in followable:
+                    if info.legacy_targeted and not self.view._legacy_aims_at(info, fs, rank):
+                        continue
+                    choice = (info, rank)
+                    break
+                if choice:
+                    break
+            if choice is None and fs.allow_standby_replay:
+                rank = followable[0]
+                cand = self._standby_for(self.pfs.filesystems[fscid], rank)
+                if cand is not None and not cand.standby_replay:
+                    choice = (cand, rank)
+            if choice is None:
+                return
+            info, rank = choice
+            self.pfs.assign_standby_replay(info.gid, self.pfs.filesystems[fscid], rank)
+
+    def _expire_blocklist(self, wall: float) -> None:
+        expired = [a for a, t in self.view_osd.blocklist.items() if t <= wall]
+        for addr in expired:
+            del self.posd.blocklist[addr]
+
+    @property
+    def view_osd(self) -> OSDMap:
+        return self._posd if self._posd is not None else self.osdmap
+
+    # -- health (H1–H6, H8)
+    def health_checks(self) -> dict[str, HealthCheck]:
+        return fs_health_checks(self.fsmap, self.daemon_health)
+
+
+def _legacy(info: MDSInfo) -> tuple:
+    return (info.standby_for_rank, info.standby_for_name, info.standby_for_fscid,
+            info.standby_replay)

@@ -1,0 +1,291 @@
+"""The monitor's trio shell: sockets, the tick timer, the store, subscriptions.
+
+All decisions are in `MDSMonitor` and `commands`; this module moves bytes and keeps the order
+that makes them durable: persist a commit, then publish it, then reply.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import time
+import uuid
+
+import structlog
+import trio
+
+from common import config as cfg
+from common import messages as m
+from common import render
+from common.config import Config
+from common.fsmap import FSMap
+from common.net import Connection, ConnectionClosed, ProtocolError, parse_hostport
+from common.osdmap import OSDMap
+from mon import commands
+from mon.mds_monitor import FIRST_GID, MDSMonitor
+from mon.store import MonStore
+
+log = structlog.get_logger("mon")
+
+ENTITY_RE = re.compile(r"^(mds|client|osd|mon)\.[A-Za-z0-9_.\-]+$")
+HELLO_TIMEOUT = 10.0
+OUTQUEUE = 1000
+RECENT_LOG = 20
+
+
+def read_keyring_key(path: str) -> str:
+    """The first `key = ...` in a Ceph-style keyring file ("" if there is none)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                k, sep, v = line.partition("=")
+                if sep and k.strip() == "key":
+                    return v.strip()
+    except OSError:
+        return ""
+    return ""
+
+
+class Session:
+    def __init__(self, conn: Connection, entity: str, gid: int) -> None:
+        self.conn = conn
+        self.entity = entity
+        self.gid = gid
+        self.subs: set[str] = set()
+        self.send_ch, self.recv_ch = trio.open_memory_channel(OUTQUEUE)
+
+    def queue(self, msg) -> None:
+        try:
+            self.send_ch.send_nowait(msg)
+        except trio.WouldBlock:  # a consumer this slow is cut off rather than waited for
+            log.warning("closing slow subscriber", peer=self.conn.peer, entity=self.entity)
+            self.send_ch.close()
+        except trio.ClosedResourceError:
+            pass
+
+
+class MonServer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.name = config.name
+        self.sessions: set[Session] = set()
+        self.core: MDSMonitor | None = None
+        self.store: MonStore | None = None
+        self.port = 0
+        self.started_at = 0.0
+        self.log_seq = 0
+
+    # -- start-up
+    def _open(self) -> None:
+        path = self.config.get("mon_data")
+        self.store = MonStore(path)
+        now = trio.current_time()
+        if self.store.is_new():
+            fsid = self.config.get("fsid") or str(uuid.uuid4())
+            fsmap = FSMap(epoch=1, btime=time.time())
+            osdmap = OSDMap(epoch=1, fsid=fsid)
+            self.store.commit(fsmap=fsmap, osdmap=osdmap,
+                              kv={"fsid": fsid, "next_gid": FIRST_GID, "config_db": {}})
+            log.info("created a new cluster", fsid=fsid, mon_data=path)
+        fsmap = self.store.latest_fsmap()
+        osdmap = self.store.latest_osdmap()
+        config_db = self.store.get("config_db", {})
+        self.core = MDSMonitor(self.config, fsmap, osdmap, self.store.get("next_gid", FIRST_GID),
+                               config_db, now=now)
+        self._apply_own_config()
+        recent = self.store.recent_log(1)
+        self.log_seq = recent[0]["seq"] if recent else 0
+        self.fsid = self.store.get("fsid")
+        log.info("mon store loaded", fsmap_epoch=fsmap.epoch, osdmap_epoch=osdmap.epoch)
+
+    def _apply_own_config(self) -> None:
+        self.config.set_runtime(cfg.resolve_for(self.core.config_db, self.name))
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self._open()
+        host, port = parse_hostport(self.config.get("public_addr") or
+                                    self.config.get("mon_host").split(",")[0])
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        self.port = listeners[0].socket.getsockname()[1]
+        self.started_at = trio.current_time()
+        log.info("mon listening", addr=f"{host}:{self.port}", fsid=self.fsid)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(trio.serve_listeners, self._handle, listeners)
+                nursery.start_soon(self._tick_loop)
+                task_status.started(self.port)
+        finally:
+            self.store.close()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await trio.sleep(self.config.get("mon_tick_interval"))
+            self.core.tick(trio.current_time(), time.time())
+            self._flush()
+
+    # -- commit, then publish
+    def _flush(self) -> None:
+        out = self.core.take_outbox()
+        if not out:
+            return
+        if out.fsmap is not None:
+            out.clog.append((time.time(), "DBG", f"fsmap {render.mds_stat_plain(out.fsmap)}"))
+        entries = []
+        for wall, level, message in out.clog:
+            self.log_seq += 1
+            entries.append({"seq": self.log_seq, "stamp": wall, "who": self.name,
+                            "level": level, "message": message})
+        kv = {"next_gid": self.core.next_gid}
+        if out.config:
+            kv["config_db"] = self.core.config_db
+            self._apply_own_config()
+        self.store.commit(fsmap=out.fsmap, osdmap=out.osdmap, kv=kv, log=entries)
+        for s in list(self.sessions):
+            if out.fsmap is not None and "fsmap" in s.subs:
+                s.queue(m.FSMapMsg(fsmap=out.fsmap.to_wire()))
+            if out.osdmap is not None and "osdmap" in s.subs:
+                s.queue(m.OSDMapMsg(osdmap=out.osdmap.to_wire()))
+            if out.config and "config" in s.subs:
+                s.queue(self._config_for(s))
+            if entries and "log" in s.subs:
+                s.queue(m.LogMsg(entries=entries))
+
+    def _config_for(self, s: Session) -> m.ConfigMsg:
+        return m.ConfigMsg(values=cfg.resolve_for(self.core.config_db, s.entity))
+
+    # -- connections
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        conn = Connection(stream, self.config.get("ms_max_message_size"))
+        try:
+            session = await self._handshake(conn)
+            if session is None:
+                return
+            await self._serve_session(session)
+        except ProtocolError as e:
+            log.warning("closing connection: bad input", peer=conn.peer, reason=str(e))
+            with trio.move_on_after(0.5):
+                try:
+                    await conn.send(m.Error(code=errno.EBADMSG, message=str(e)))
+                except ConnectionClosed:
+                    pass
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("closing connection after an internal error", peer=conn.peer)
+        finally:
+            await conn.aclose()
+
+    async def _serve_session(self, session: Session) -> None:
+        self.sessions.add(session)
+        error: Exception | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._sender, session, nursery.cancel_scope)
+                try:
+                    await self._receive_loop(session)
+                except (ProtocolError, ConnectionClosed) as e:
+                    error = e
+                nursery.cancel_scope.cancel()
+        finally:
+            self.sessions.discard(session)
+        if error is not None:
+            raise error
+
+    async def _handshake(self, conn: Connection) -> Session | None:
+        with trio.move_on_after(HELLO_TIMEOUT):
+            hello = await conn.recv()
+            break_reason = None
+            if not isinstance(hello, m.Hello):
+                raise ProtocolError(f"expected hello, got {hello.TYPE}")
+            if hello.proto != m.PROTOCOL_VERSION:
+                break_reason = (errno.EPROTONOSUPPORT,
+                                f"protocol {hello.proto} not supported (want {m.PROTOCOL_VERSION})")
+            elif not ENTITY_RE.match(hello.entity):
+                break_reason = (errno.EINVAL, f"bad entity name '{hello.entity}'")
+            elif not self._auth_ok(hello):
+                break_reason = (errno.EACCES, "authentication failed")
+            if break_reason:
+                log.warning("refusing connection", peer=conn.peer, entity=hello.entity,
+                            reason=break_reason[1])
+                await conn.send(m.Error(code=break_reason[0], message=break_reason[1]))
+                return None
+            if hello.global_id > 0 and hello.entity.startswith("mds."):
+                gid = hello.global_id
+                self.core.note_gid(gid)
+            else:
+                gid = self.core.allocate_gid()
+            self.store.commit(kv={"next_gid": self.core.next_gid})
+            await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name))
+            log.debug("session opened", peer=conn.peer, entity=hello.entity, gid=gid)
+            return Session(conn, hello.entity, gid)
+        log.warning("closing connection: no hello in time", peer=conn.peer)
+        return None
+
+    def _auth_ok(self, hello: m.Hello) -> bool:
+        if self.config.get("auth_cluster_required") != "cephx":
+            return True
+        key = read_keyring_key(self.config.get("keyring"))
+        return bool(key) and hello.auth == key
+
+    async def _sender(self, session: Session, scope: trio.CancelScope) -> None:
+        try:
+            async for msg in session.recv_ch:
+                await session.conn.send(msg)
+        except ConnectionClosed:
+            pass
+        scope.cancel()
+
+    async def _receive_loop(self, session: Session) -> None:
+        while True:
+            msg = await session.conn.recv()
+            now, wall = trio.current_time(), time.time()
+            if isinstance(msg, m.Beacon):
+                if not session.entity.startswith("mds.") or msg.global_id != session.gid:
+                    raise ProtocolError(
+                        f"beacon for gid {msg.global_id} on the session of {session.entity} "
+                        f"(gid {session.gid})")
+                reply = self.core.handle_beacon(msg, now, wall)
+                self._flush()
+                if reply is not None:
+                    session.queue(reply)
+            elif isinstance(msg, m.Subscribe):
+                self._subscribe(session, msg)
+            elif isinstance(msg, m.Command):
+                rc, outs, outb = commands.run(
+                    self.core, msg.args, msg.format, session.entity, now, wall,
+                    history=self.store.fsmap_at, extra=self._command_extra(now))
+                self._flush()
+                session.queue(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
+            else:
+                raise ProtocolError(f"unexpected message {msg.TYPE} from {session.entity}")
+
+    def _subscribe(self, session: Session, msg: m.Subscribe) -> None:
+        for what in msg.what:
+            if what not in ("fsmap", "osdmap", "config", "log"):
+                raise ProtocolError(f"cannot subscribe to {what!r}")
+            session.subs.add(what)
+            if what == "fsmap":
+                session.queue(m.FSMapMsg(fsmap=self.core.fsmap.to_wire()))
+            elif what == "osdmap":
+                session.queue(m.OSDMapMsg(osdmap=self.core.osdmap.to_wire()))
+            elif what == "config":
+                session.queue(self._config_for(session))
+            elif what == "log":
+                session.queue(m.LogMsg(entries=self.store.recent_log(RECENT_LOG)))
+
+    def _command_extra(self, now: float) -> dict:
+        age = int(now - self.started_at)
+        return {
+            "status": {"fsid": self.fsid, "mon_names": [self.name.split(".", 1)[1]],
+                       "mon_age": _age(age), "osd": None},
+            "stats": {},
+        }
+
+
+def _age(secs: int) -> str:
+    if secs < 120:
+        return f"{secs}s"
+    if secs < 7200:
+        return f"{secs // 60}m"
+    return f"{secs // 3600}h"
+
