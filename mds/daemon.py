@@ -31,10 +31,6 @@ log = structlog.get_logger("mds")
 VERSION = "mdsemu 0.1.0"
 
 
-class RespawnRequested(Exception):
-    """Raised out of `MDSDaemon.run` when the daemon must start over with a new gid."""
-
-
 def exec_respawn(reason: str) -> None:  # pragma: no cover - replaces the process image
     """B8/B9: re-execute this very process (same pid, new gid), as ceph-mds does."""
     log.warning("respawn!", reason=reason)
@@ -61,6 +57,7 @@ class MDSDaemon:
         self._work_scope: trio.CancelScope | None = None
         self.nursery: trio.Nursery | None = None
         self.connected = trio.Event()
+        self.respawn_reason: str | None = None
 
     @property
     def state(self) -> int:
@@ -68,7 +65,7 @@ class MDSDaemon:
 
     # -- life cycle
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled. Raises RespawnRequested if no respawn hook is set."""
+        """Serve until cancelled, or until the map removes us (see `_respawn`)."""
         host = parse_hostport(self.config.get("public_addr") or "127.0.0.1", 0)[0]
         listener = (await trio.open_tcp_listeners(0, host=host))[0]
         port = listener.socket.getsockname()[1]
@@ -84,10 +81,22 @@ class MDSDaemon:
         await stream.aclose()
 
     def _respawn(self, reason: str) -> None:
+        """Re-execute (the process) or, with no hook (in-process), end `run` with the reason
+        in `respawn_reason` so that a supervisor starts a fresh daemon with a new gid."""
+        if self._stopping:
+            # B10: the map that drops us answers our down:dne beacon (the mon publishes it
+            # before the ack); we are leaving, so this is the end, not a reason to respawn.
+            log.info("removed from the map while shutting down; not respawning")
+            if self._acked_dne is not None:
+                self._acked_dne.set()
+            return
         log.warning(reason)
         if self.respawn_hook is not None:
             self.respawn_hook(reason)
-        raise RespawnRequested(reason)
+        if self.respawn_reason is None:
+            self.respawn_reason = reason
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
         """B10: tell the monitor we are going (down:dne) and wait up to 1 s for the ack."""
