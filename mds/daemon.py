@@ -8,6 +8,7 @@ wording, so the journal, sessions and reconnect slot in here.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import socket
@@ -142,7 +143,8 @@ class MDSDaemon:
                     nursery.start_soon(self._guard, self._beacon_loop, nursery.cancel_scope)
                     await conn.send(m.Subscribe(what=["fsmap", "osdmap", "config"]))
                     self.connected.set()
-                    await self._guard(lambda: self._receive_loop(conn), nursery.cancel_scope)
+                    await self._guard(functools.partial(self._receive_loop, conn),
+                                      nursery.cancel_scope)
             finally:
                 self.conn = None
                 self.connected = trio.Event()
