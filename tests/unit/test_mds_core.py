@@ -1,0 +1,141 @@
+"""The MDS's sans-IO cores: the rank state machine (R1–R6, B7–B9) and beacon lagginess (B4, B5)."""
+
+from __future__ import annotations
+
+from common import states
+from common.fsmap import FSMap, MDSInfo
+from mds.beacon import BeaconState
+from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
+
+
+def _map(epoch: int) -> FSMap:
+    m = FSMap(epoch=epoch)
+    m.create_filesystem("cephfs", 1, [2], 0.0)
+    return m
+
+
+def _standby(epoch: int, gid: int = 10) -> FSMap:
+    m = _map(epoch)
+    m.insert(MDSInfo(gid=gid, name="a"))
+    return m
+
+
+def _holder(epoch: int, state: int, gid: int = 10, ranks: int = 1) -> FSMap:
+    m = _standby(epoch, gid)
+    fs = m.filesystems[1]
+    for r in range(1, ranks):
+        fs.in_.add(r)
+        fs.failed.add(r)
+    fs.in_.add(0)
+    fs.failed.add(0)
+    m.promote(gid, fs, 0, 0.0)
+    fs.mds_info[gid].state = state
+    return m
+
+
+def test_B7_old_maps_are_ignored():
+    sm = RankStateMachine(10)
+    assert sm.handle_map(_standby(5)) != []
+    assert sm.handle_map(_standby(5)) == []
+    assert sm.handle_map(_standby(4)) == []
+
+
+def test_boot_to_standby_then_replay_starts_work():
+    sm = RankStateMachine(10)
+    acts = sm.handle_map(_standby(2))
+    assert Log("Monitors have assigned me to become a standby.") in acts
+    assert sm.state == states.STANDBY and sm.want_state == states.STANDBY
+    acts = sm.handle_map(_holder(3, states.REPLAY))
+    assert Start(states.REPLAY) in acts
+    assert Log("handle_mds_map state change up:standby --> up:replay") in acts
+    assert sm.effective_epoch == 3
+
+
+def test_R3_alone_goes_to_reconnect_else_resolve():
+    sm = RankStateMachine(10)
+    sm.handle_map(_standby(2))
+    sm.handle_map(_holder(3, states.REPLAY))
+    assert RequestState(states.RECONNECT) in sm.step_done(states.REPLAY, _holder(3, states.REPLAY))
+    sm2 = RankStateMachine(10)
+    sm2.handle_map(_standby(2))
+    two = _holder(3, states.REPLAY, ranks=2)
+    sm2.handle_map(two)
+    assert RequestState(states.RESOLVE) in sm2.step_done(states.REPLAY, two)
+
+
+def test_R3_resolve_waits_for_every_rank():
+    sm = RankStateMachine(10)
+    sm.handle_map(_standby(2))
+    m = _holder(3, states.RESOLVE, ranks=2)  # rank 1 still failed: not resolving
+    sm.handle_map(_holder(3, states.REPLAY, ranks=2))
+    sm.step_done(states.REPLAY, m)
+    assert RequestState(states.RECONNECT) not in sm.handle_map(m)
+    m2 = _holder(4, states.RESOLVE, ranks=2)
+    fs = m2.filesystems[1]
+    m2.insert(MDSInfo(gid=11, name="b"))
+    m2.promote(11, fs, 1, 0.0)
+    fs.mds_info[11].state = states.RESOLVE
+    assert RequestState(states.RECONNECT) in sm.handle_map(m2)
+
+
+def test_R4_X4_next_states():
+    sm = RankStateMachine(10)
+    sm.handle_map(_standby(2))
+    for state, nxt, epoch in [(states.CREATING, states.ACTIVE, 3),
+                              (states.RECONNECT, states.REJOIN, 4),
+                              (states.REJOIN, states.ACTIVE, 5)]:
+        sm = RankStateMachine(10)
+        sm.handle_map(_standby(2))
+        m = _holder(epoch, state)
+        sm.handle_map(m)
+        assert sm.step_done(state, m) == [RequestState(nxt)]
+
+
+def test_B8_removed_from_map_respawns():
+    sm = RankStateMachine(10)
+    sm.handle_map(_standby(2))
+    acts = sm.handle_map(_map(3))
+    assert len(acts) == 1 and isinstance(acts[0], Respawn)
+
+
+def test_B9_invalid_transition_respawns():
+    sm = RankStateMachine(10)
+    sm.handle_map(_standby(2))
+    sm.handle_map(_holder(3, states.ACTIVE))  # standby -> active is not allowed (R2)
+    assert sm.state == states.STANDBY  # it respawned instead of acting
+
+
+def test_R6_follower_promotion_logs_and_replays():
+    sm = RankStateMachine(10)
+    sm.handle_map(_standby(2))
+    m = _map(3)
+    m.insert(MDSInfo(gid=10, name="a"))
+    m.assign_standby_replay(10, m.filesystems[1], 0)
+    m.filesystems[1].in_.add(0)
+    m.insert(MDSInfo(gid=9, name="z"))
+    m.promote(9, m.filesystems[1], 0, 0.0)
+    assert Start(states.STANDBY_REPLAY) in sm.handle_map(m)
+    m2 = _map(4)
+    m2.insert(MDSInfo(gid=10, name="a"))
+    fs = m2.filesystems[1]
+    m2.assign_standby_replay(10, fs, 0)
+    fs.in_.add(0)
+    fs.failed.add(0)
+    m2.promote(10, fs, 0, 0.0)
+    acts = sm.handle_map(m2)
+    assert Log("Monitor activated us! Deactivating replay loop") in acts
+    assert Start(states.REPLAY) in acts
+
+
+def test_B4_B5_laggy_until_acked_and_cleared():
+    b = BeaconState(grace=15)
+    assert b.laggy(0.0)  # never acked
+    s1 = b.sent(0.0)
+    assert not b.acked(s1, 0.1)
+    assert not b.laggy(10.0)
+    assert b.laggy(15.5)
+    s2 = b.sent(16.0)
+    assert b.acked(s2, 16.2)  # ends the laggy period
+    assert not b.laggy(17.0)
+    assert not b.acked(999, 17.0)  # unknown seq is ignored
+    assert b.seq_stamp == {}
