@@ -78,17 +78,22 @@ def test_R3_resolve_waits_for_every_rank():
     assert RequestState(states.RECONNECT) in sm.handle_map(m2)
 
 
-def test_R4_X4_next_states():
+def test_R3_R4_walk_through_recovery():
     sm = RankStateMachine(10)
     sm.handle_map(_standby(2))
-    for state, nxt, epoch in [(states.CREATING, states.ACTIVE, 3),
-                              (states.RECONNECT, states.REJOIN, 4),
-                              (states.REJOIN, states.ACTIVE, 5)]:
-        sm = RankStateMachine(10)
-        sm.handle_map(_standby(2))
+    epoch = 3
+    for state, nxt in [(states.REPLAY, states.RECONNECT), (states.RECONNECT, states.REJOIN),
+                       (states.REJOIN, states.ACTIVE), (states.ACTIVE, None)]:
         m = _holder(epoch, state)
-        sm.handle_map(m)
-        assert sm.step_done(state, m) == [RequestState(nxt)]
+        assert Start(state) in sm.handle_map(m)
+        want = [Log("i am alone, moving to state reconnect")] if state == states.REPLAY else []
+        assert sm.step_done(state, m) == want + ([RequestState(nxt)] if nxt else [])
+        epoch += 1
+    sm2 = RankStateMachine(10)
+    sm2.handle_map(_standby(2))
+    m = _holder(3, states.CREATING)
+    sm2.handle_map(m)
+    assert sm2.step_done(states.CREATING, m) == [RequestState(states.ACTIVE)]
 
 
 def test_B8_removed_from_map_respawns():
