@@ -1,0 +1,267 @@
+"""A rank's metadata namespace, sans-IO: inodes, dentries and the requests on them.
+
+Every mutation is split in two, as a journaled MDS needs: `prepare(op, args, now)` checks the
+request against the current namespace and returns an event (a plain dict holding everything,
+allocated inode numbers and stamps included), and `apply(event)` changes the namespace. The
+active applies at once and journals the event; replay applies the same events from the journal
+and reaches the same state, because `apply` decides nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+from dataclasses import dataclass, field
+
+ROOT_INO = 1
+FIRST_INO = 0x10000000000  # Ceph hands out client inode numbers from here
+
+
+class FSError(Exception):
+    """A request the namespace refuses, with a POSIX errno."""
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(message or errno.errorcode.get(code, str(code)))
+        self.code = code
+
+
+@dataclass
+class Inode:
+    ino: int
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+    mtime: float = 0.0
+    ctime: float = 0.0
+    nlink: int = 1
+    xattrs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    def to_wire(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_wire(cls, d: dict) -> Inode:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def split(path: str) -> list[str]:
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise FSError(errno.EINVAL, "'..' is not supported")
+    return parts
+
+
+class Namespace:
+    def __init__(self, now: float = 0.0) -> None:
+        self.inodes: dict[int, Inode] = {
+            ROOT_INO: Inode(ROOT_INO, stat.S_IFDIR | 0o755, mtime=now, ctime=now, nlink=2)
+        }
+        self.dentries: dict[int, dict[str, int]] = {ROOT_INO: {}}  # dir ino -> name -> ino
+        self.parent: dict[int, int] = {ROOT_INO: ROOT_INO}
+        self.next_ino = FIRST_INO
+
+    # -- lookups
+    def resolve(self, path: str) -> Inode:
+        ino = ROOT_INO
+        for name in split(path):
+            node = self.inodes[ino]
+            if not node.is_dir:
+                raise FSError(errno.ENOTDIR, path)
+            child = self.dentries[ino].get(name)
+            if child is None:
+                raise FSError(errno.ENOENT, path)
+            ino = child
+        return self.inodes[ino]
+
+    def _parent_of(self, path: str) -> tuple[Inode, str]:
+        parts = split(path)
+        if not parts:
+            raise FSError(errno.EEXIST if path.strip("/") == "" else errno.EINVAL, path)
+        parent = self.resolve("/".join(parts[:-1]))
+        if not parent.is_dir:
+            raise FSError(errno.ENOTDIR, path)
+        return parent, parts[-1]
+
+    def readdir(self, path: str) -> list[tuple[str, Inode]]:
+        node = self.resolve(path)
+        if not node.is_dir:
+            raise FSError(errno.ENOTDIR, path)
+        return [(n, self.inodes[i]) for n, i in sorted(self.dentries[node.ino].items())]
+
+    def path_of(self, ino: int) -> str:
+        parts = []
+        while ino != ROOT_INO:
+            parent = self.parent[ino]
+            parts.append(next(n for n, i in self.dentries[parent].items() if i == ino))
+            ino = parent
+        return "/" + "/".join(reversed(parts))
+
+    def __len__(self) -> int:
+        return len(self.inodes)
+
+    # -- requests: check and describe (no change yet)
+    def prepare(self, op: str, args: dict, now: float) -> dict:
+        """Validate a mutation and return its event. Raises FSError."""
+        fn = getattr(self, f"_prepare_{op}", None)
+        if fn is None:
+            raise FSError(errno.EINVAL, f"unknown operation '{op}'")
+        return fn(args, now)
+
+    def _new(self, args: dict, now: float, kind: int, default: int) -> dict:
+        parent, name = self._parent_of(args["path"])
+        if name in self.dentries[parent.ino]:
+            raise FSError(errno.EEXIST, args["path"])
+        mode = kind | (int(args.get("mode", default)) & 0o7777)
+        return {"op": "mkdir" if kind == stat.S_IFDIR else "create", "parent": parent.ino,
+                "name": name, "ino": self.next_ino, "mode": mode,
+                "uid": int(args.get("uid", 0)), "gid": int(args.get("gid", 0)), "stamp": now}
+
+    def _prepare_mkdir(self, args: dict, now: float) -> dict:
+        return self._new(args, now, stat.S_IFDIR, 0o755)
+
+    def _prepare_create(self, args: dict, now: float) -> dict:
+        return self._new(args, now, stat.S_IFREG, 0o644)
+
+    def _prepare_unlink(self, args: dict, now: float) -> dict:
+        node = self.resolve(args["path"])
+        if node.is_dir:
+            raise FSError(errno.EISDIR, args["path"])
+        parent, name = self._parent_of(args["path"])
+        return {"op": "unlink", "parent": parent.ino, "name": name, "ino": node.ino,
+                "stamp": now}
+
+    def _prepare_rmdir(self, args: dict, now: float) -> dict:
+        node = self.resolve(args["path"])
+        if not node.is_dir:
+            raise FSError(errno.ENOTDIR, args["path"])
+        if node.ino == ROOT_INO:
+            raise FSError(errno.EBUSY, "/")
+        if self.dentries[node.ino]:
+            raise FSError(errno.ENOTEMPTY, args["path"])
+        parent, name = self._parent_of(args["path"])
+        return {"op": "rmdir", "parent": parent.ino, "name": name, "ino": node.ino,
+                "stamp": now}
+
+    def _prepare_rename(self, args: dict, now: float) -> dict:
+        src = self.resolve(args["src"])
+        sparent, sname = self._parent_of(args["src"])
+        dparent, dname = self._parent_of(args["dst"])
+        if src.is_dir:  # no directory may move under itself
+            ino = dparent.ino
+            while True:
+                if ino == src.ino:
+                    raise FSError(errno.EINVAL, "cannot move a directory into itself")
+                if ino == ROOT_INO:
+                    break
+                ino = self.parent[ino]
+        replaced = self.dentries[dparent.ino].get(dname)
+        if replaced is not None and replaced != src.ino:
+            old = self.inodes[replaced]
+            if old.is_dir and not src.is_dir:
+                raise FSError(errno.EISDIR, args["dst"])
+            if src.is_dir and not old.is_dir:
+                raise FSError(errno.ENOTDIR, args["dst"])
+            if old.is_dir and self.dentries[old.ino]:
+                raise FSError(errno.ENOTEMPTY, args["dst"])
+        return {"op": "rename", "sparent": sparent.ino, "sname": sname, "dparent": dparent.ino,
+                "dname": dname, "ino": src.ino, "replaced": replaced, "stamp": now}
+
+    def _prepare_setattr(self, args: dict, now: float) -> dict:
+        node = self.resolve(args["path"])
+        attrs = {}
+        for key in ("mode", "uid", "gid", "size", "mtime"):
+            if key in args:
+                value = args[key]
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                    raise FSError(errno.EINVAL, f"bad {key}")
+                attrs[key] = value
+        if "size" in attrs and node.is_dir:
+            raise FSError(errno.EISDIR, args["path"])
+        if "mode" in attrs:
+            attrs["mode"] = (node.mode & ~0o7777) | (int(attrs["mode"]) & 0o7777)
+        return {"op": "setattr", "ino": node.ino, "attrs": attrs,
+                "xattrs": dict(args.get("xattrs", {})), "stamp": now}
+
+    # -- apply an event (active after prepare; replay from the journal)
+    def apply(self, ev: dict) -> None:
+        getattr(self, f"_apply_{ev['op']}")(ev)
+
+    def _link(self, parent: int, name: str, ino: int, stamp: float) -> None:
+        self.dentries[parent][name] = ino
+        self.parent[ino] = parent
+        p = self.inodes[parent]
+        p.mtime = p.ctime = stamp
+
+    def _apply_mkdir(self, ev: dict) -> None:
+        self._apply_create(ev)
+        self.dentries[ev["ino"]] = {}
+        self.inodes[ev["ino"]].nlink = 2
+        self.inodes[ev["parent"]].nlink += 1
+
+    def _apply_create(self, ev: dict) -> None:
+        self.inodes[ev["ino"]] = Inode(ev["ino"], ev["mode"], ev["uid"], ev["gid"],
+                                       mtime=ev["stamp"], ctime=ev["stamp"])
+        self._link(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
+        self.next_ino = max(self.next_ino, ev["ino"] + 1)
+
+    def _forget(self, ino: int) -> None:
+        node = self.inodes.pop(ino)
+        self.parent.pop(ino, None)
+        if node.is_dir:
+            self.dentries.pop(ino, None)
+
+    def _apply_unlink(self, ev: dict) -> None:
+        del self.dentries[ev["parent"]][ev["name"]]
+        p = self.inodes[ev["parent"]]
+        p.mtime = p.ctime = ev["stamp"]
+        self._forget(ev["ino"])
+
+    def _apply_rmdir(self, ev: dict) -> None:
+        self._apply_unlink(ev)
+        self.inodes[ev["parent"]].nlink -= 1
+
+    def _apply_rename(self, ev: dict) -> None:
+        if ev["replaced"] is not None and ev["replaced"] != ev["ino"]:
+            old = self.inodes[ev["replaced"]]
+            if old.is_dir:
+                self.inodes[ev["dparent"]].nlink -= 1
+            self._forget(ev["replaced"])
+        del self.dentries[ev["sparent"]][ev["sname"]]
+        node = self.inodes[ev["ino"]]
+        if node.is_dir and ev["sparent"] != ev["dparent"]:
+            self.inodes[ev["sparent"]].nlink -= 1
+            self.inodes[ev["dparent"]].nlink += 1
+        self.inodes[ev["sparent"]].mtime = ev["stamp"]
+        self._link(ev["dparent"], ev["dname"], ev["ino"], ev["stamp"])
+        node.ctime = ev["stamp"]
+
+    def _apply_setattr(self, ev: dict) -> None:
+        node = self.inodes[ev["ino"]]
+        for key, value in ev["attrs"].items():
+            setattr(node, key, value)
+        node.xattrs.update(ev["xattrs"])
+        node.ctime = ev["stamp"]
+
+    # -- snapshot form (for directory objects and tests)
+    def to_wire(self) -> dict:
+        return {"inodes": [i.to_wire() for i in self.inodes.values()],
+                "dentries": [[d, sorted(e.items())] for d, e in self.dentries.items()],
+                "next_ino": self.next_ino}
+
+    @classmethod
+    def from_wire(cls, d: dict) -> Namespace:
+        ns = cls()
+        ns.inodes = {i["ino"]: Inode.from_wire(i) for i in d["inodes"]}
+        ns.dentries = {int(dir_ino): {n: i for n, i in entries}
+                       for dir_ino, entries in d["dentries"]}
+        ns.parent = {ROOT_INO: ROOT_INO}
+        for dir_ino, entries in ns.dentries.items():
+            for ino in entries.values():
+                ns.parent[ino] = dir_ino
+        ns.next_ino = d["next_ino"]
+        return ns
