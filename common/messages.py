@@ -164,3 +164,39 @@ class CommandReply:
     rc: int
     outs: str = ""  # status text (stderr)
     outb: str = ""  # output (stdout)
+
+
+# -- the object store (osd): ops carry the sender's address so the osd can fence it (F4)
+@message("osd_op")
+class OSDOp:
+    tid: int
+    pool: int
+    name: str  # the object; for "list", the name prefix
+    op: str  # append|read|write_full|remove|stat|omap_get|omap_set|omap_rm|list
+    addr: str  # the sender's address instance "ip:port/nonce", checked against the blocklist
+    data: bytes = b""
+    offset: int = 0
+    length: int = -1  # read: -1 is "to the end"
+    keys: list | None = None  # omap_get: None is "every key"; omap_rm: the keys to remove
+    values: dict = field(default_factory=dict)  # omap_set: key -> bytes
+    min_epoch: int = 0  # epoch barrier: the osd runs the op only once it has this OSDMap
+
+
+@message("osd_op_reply")
+class OSDOpReply:
+    tid: int
+    rc: int  # 0 or a negative errno
+    epoch: int  # the osd's OSDMap epoch when it answered
+    error: str = ""  # what went wrong, when rc < 0
+    data: bytes = b""
+    values: dict = field(default_factory=dict)
+    size: int = 0
+    version: int = 0
+    mtime: float = 0.0
+    names: list = field(default_factory=list)
+
+
+@message("osd_boot")
+class OSDBoot:
+    osd_id: int
+    addr: str  # "ip:port" where the osd serves ops

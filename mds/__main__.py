@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     config, _ = daemon.parse(sys.argv[1:] if argv is None else argv, "mds", "mdsemu-mds")
     try:
         trio.run(_serve, MDSDaemon(config, respawn=exec_respawn))
-    except OSError as e:
-        log.error("mds failed to start", error=str(e))
+    except* OSError as group:
+        log.error("mds failed to start", error="; ".join(str(e) for e in group.exceptions))
         sys.exit(1)
 
 

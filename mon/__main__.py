@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     config, _ = daemon.parse(sys.argv[1:] if argv is None else argv, "mon", "mdsemu-mon")
     try:
         trio.run(_serve, MonServer(config))
-    except OSError as e:
-        log.error("mon failed to start", error=str(e))
+    except* OSError as group:
+        log.error("mon failed to start", error="; ".join(str(e) for e in group.exceptions))
         sys.exit(1)
 
 

@@ -1,0 +1,1 @@
+"""The object store daemon ("the metadata pool"): durable objects, omap, fencing."""

@@ -1,0 +1,268 @@
+"""The object store daemon's trio shell: serves `osd_op`, follows the OSDMap, fences (F4).
+
+Ops on one connection run strictly in order: an op held at the epoch barrier holds the ones
+behind it, which is what a journal writer needs. The SQLite calls run directly on the trio
+thread rather than in a worker thread: each is short (one fsync for a write), ops never
+interleave inside the store, and virtual time under the autojump clock stays honest (with a
+worker thread the clock would jump ahead while the fsync runs).
+
+The osd keeps the newest OSDMap in its store, so a restarted osd fences from its first op;
+until it has any map at all it holds every op (as if each asked for epoch 1).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import sqlite3
+
+import msgpack
+import structlog
+import trio
+
+from common import messages as m
+from common.config import Config
+from common.net import (
+    Connection,
+    ConnectionClosed,
+    HandshakeError,
+    ProtocolError,
+    connect,
+    parse_hostport,
+)
+from common.osdmap import OSDMap
+from osd.store import Stat, Store, StoreError
+
+log = structlog.get_logger("osd")
+
+EBLOCKLISTED = errno.ESHUTDOWN  # 108, the errno Ceph returns to a blocklisted client
+ENTITY_RE = re.compile(r"^(mds|client|osd|mon)\.[A-Za-z0-9_.\-]+$")
+HELLO_TIMEOUT = 10.0
+EPOCH_TIMEOUT = 30.0  # how long an op may wait at the epoch barrier
+REPLY_SLACK = 4096  # room for the rest of a reply next to the data of a read
+
+
+def is_fenced(osdmap: OSDMap, addr: str) -> bool:
+    """F4: the sender's address instance is blocklisted, or its whole IP ("ip:0/0") is."""
+    if osdmap.is_blocklisted(addr):
+        return True
+    host = addr.split("/")[0].rpartition(":")[0]
+    return bool(host) and osdmap.is_blocklisted(f"{host}:0/0")
+
+
+class OSDServer:
+    def __init__(self, config: Config, epoch_timeout: float = EPOCH_TIMEOUT) -> None:
+        self.config = config
+        self.entity = config.name
+        try:
+            self.osd_id = int(config.entity_id)
+        except ValueError:
+            raise ValueError(f"an osd id is a number, not {config.entity_id!r}") from None
+        self.epoch_timeout = epoch_timeout
+        self.osdmap = OSDMap(epoch=0)
+        self.store: Store | None = None
+        self.addr = ""  # "ip:port" where ops are served
+        self._map_changed = trio.Event()
+        self._mon_knows_boot = True
+
+    # -- life cycle
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        data_dir = self.config.get("osd_data")
+        self.store = Store(data_dir)
+        try:
+            saved = self.store.get_meta("osdmap")
+            if saved is not None:
+                self.osdmap = OSDMap.from_wire(msgpack.unpackb(saved, raw=False))
+            host = parse_hostport(self.config.get("public_addr") or "127.0.0.1", 0)[0]
+            listeners = await trio.open_tcp_listeners(0, host=host)
+            self.addr = f"{host}:{listeners[0].socket.getsockname()[1]}"
+            _write_atomically(os.path.join(data_dir, "addr"), self.addr + "\n")
+            log.info("osd listening", addr=self.addr, osd_data=data_dir,
+                     osdmap_epoch=self.osdmap.epoch)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(trio.serve_listeners, self._handle, listeners)
+                nursery.start_soon(self._mon_loop)
+                task_status.started(self)
+        finally:
+            self.store.close()
+
+    # -- the mon session: subscribe to the OSDMap, announce our address
+    async def _mon_loop(self) -> None:
+        hosts = [parse_hostport(h) for h in self.config.get("mon_host").split(",") if h.strip()]
+        hunt = self.config.get("mon_client_hunt_interval")
+        backoff, attempt = hunt, 0
+        while True:
+            host, port = hosts[attempt % len(hosts)]
+            attempt += 1
+            try:
+                conn, _ = await connect(host, port, self.entity,
+                                        max_size=self.config.get("ms_max_message_size"))
+            except (OSError, HandshakeError) as e:
+                log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",
+                            error=str(e), retry_in=backoff)
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 10 * hunt)
+                continue
+            backoff = hunt
+            log.info("connected to the monitor", mon=f"{host}:{port}")
+            try:
+                await conn.send(m.Subscribe(what=["osdmap"]))
+                if self._mon_knows_boot:
+                    await conn.send(m.OSDBoot(osd_id=self.osd_id, addr=self.addr))
+                await self._mon_receive(conn)
+            except (ConnectionClosed, ProtocolError) as e:
+                log.warning("lost the monitor connection", error=str(e))
+            finally:
+                await conn.aclose()
+            await trio.sleep(hunt)
+
+    async def _mon_receive(self, conn: Connection) -> None:
+        while True:
+            msg = await conn.recv()
+            if isinstance(msg, m.OSDMapMsg):
+                try:
+                    osdmap = OSDMap.from_wire(msg.osdmap)
+                except (KeyError, TypeError, ValueError) as e:
+                    raise ProtocolError(f"bad osdmap: {e!r}") from None
+                self._on_osdmap(osdmap)
+            elif isinstance(msg, m.Error):
+                if "osd_boot" in msg.message:  # an older mon: carry on without announcing
+                    log.warning("the monitor does not accept osd_boot; not announcing our address")
+                    self._mon_knows_boot = False
+                raise ProtocolError(f"monitor said: {msg.message}")
+
+    def _on_osdmap(self, osdmap: OSDMap) -> None:
+        if osdmap.epoch <= self.osdmap.epoch:
+            return
+        self.store.set_meta("osdmap", msgpack.packb(osdmap.to_wire()))
+        log.info("osdmap", epoch=osdmap.epoch, blocklist=len(osdmap.blocklist))
+        self.osdmap = osdmap
+        self._map_changed.set()
+        self._map_changed = trio.Event()
+
+    async def _wait_for_epoch(self, epoch: int) -> bool:
+        with trio.move_on_after(self.epoch_timeout):
+            while self.osdmap.epoch < epoch:
+                await self._map_changed.wait()
+            return True
+        return False
+
+    # -- client connections
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        conn = Connection(stream, self.config.get("ms_max_message_size"))
+        try:
+            entity = await self._handshake(conn)
+            if entity is not None:
+                await self._serve(conn, entity)
+        except ProtocolError as e:
+            log.warning("closing connection: bad input", peer=conn.peer, reason=str(e))
+            with trio.move_on_after(0.5):
+                try:
+                    await conn.send(m.Error(code=errno.EBADMSG, message=str(e)))
+                except ConnectionClosed:
+                    pass
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("closing connection after an internal error", peer=conn.peer)
+        finally:
+            await conn.aclose()
+
+    async def _handshake(self, conn: Connection) -> str | None:
+        with trio.move_on_after(HELLO_TIMEOUT):
+            hello = await conn.recv()
+            if not isinstance(hello, m.Hello):
+                raise ProtocolError(f"expected hello, got {hello.TYPE}")
+            refusal = None
+            if hello.proto != m.PROTOCOL_VERSION:
+                refusal = (errno.EPROTONOSUPPORT, f"protocol {hello.proto} not supported "
+                                                  f"(want {m.PROTOCOL_VERSION})")
+            elif not ENTITY_RE.match(hello.entity):
+                refusal = (errno.EINVAL, f"bad entity name '{hello.entity}'")
+            if refusal:
+                log.warning("refusing connection", peer=conn.peer, entity=hello.entity,
+                            reason=refusal[1])
+                await conn.send(m.Error(code=refusal[0], message=refusal[1]))
+                return None
+            await conn.send(m.HelloOk(global_id=0, fsid=self.osdmap.fsid, mon=self.entity))
+            return hello.entity
+        log.warning("closing connection: no hello in time", peer=conn.peer)
+        return None
+
+    async def _serve(self, conn: Connection, entity: str) -> None:
+        while True:
+            msg = await conn.recv()
+            if not isinstance(msg, m.OSDOp):
+                raise ProtocolError(f"unexpected message {msg.TYPE} from {entity}")
+            await conn.send(await self._execute(entity, msg))
+
+    # -- one op: barrier, fence, execute
+    async def _execute(self, entity: str, op: m.OSDOp) -> m.OSDOpReply:
+        def fail(code: int, message: str) -> m.OSDOpReply:
+            return m.OSDOpReply(tid=op.tid, rc=-code, epoch=self.osdmap.epoch, error=message)
+
+        if not op.addr:
+            return fail(errno.EINVAL, "op without the sender's address")
+        need = max(op.min_epoch, 1)
+        if self.osdmap.epoch < need and not await self._wait_for_epoch(need):
+            return fail(errno.ETIMEDOUT, f"timed out waiting for osdmap epoch {need} "
+                                         f"(have {self.osdmap.epoch})")
+        if is_fenced(self.osdmap, op.addr):
+            log.warning(f"rejecting op from blocklisted {entity} {op.addr}", op=op.op,
+                        object=f"{op.pool}/{op.name}", epoch=self.osdmap.epoch)
+            return fail(EBLOCKLISTED, f"{op.addr} is blocklisted")
+        try:
+            fields = self._run(op)
+        except StoreError as e:
+            if e.code == errno.EIO:
+                log.error("object store error", op=op.op, error=str(e))
+            return fail(e.code, str(e))
+        except sqlite3.DatabaseError as e:
+            log.error("object store error", op=op.op, error=str(e))
+            return fail(errno.EIO, f"store failure: {e}")
+        return m.OSDOpReply(tid=op.tid, rc=0, epoch=self.osdmap.epoch, **fields)
+
+    def _run(self, op: m.OSDOp) -> dict:
+        s, pool, name = self.store, op.pool, op.name
+        if op.op == "append":
+            return _stat(s.append(pool, name, op.data))
+        if op.op == "write_full":
+            return _stat(s.write_full(pool, name, op.data))
+        if op.op == "read":
+            self._check_read_size(op)
+            return {"data": s.read(pool, name, op.offset, op.length)}
+        if op.op == "remove":
+            s.remove(pool, name)
+            return {}
+        if op.op == "stat":
+            return _stat(s.stat(pool, name))
+        if op.op == "omap_get":
+            return {"values": s.omap_get(pool, name, op.keys)}
+        if op.op == "omap_set":
+            return _stat(s.omap_set(pool, name, op.values))
+        if op.op == "omap_rm":
+            return _stat(s.omap_rm(pool, name, op.keys or []))
+        if op.op == "list":
+            return {"names": s.list(pool, name)}
+        raise StoreError(errno.EOPNOTSUPP, f"unknown op {op.op!r}")
+
+    def _check_read_size(self, op: m.OSDOp) -> None:
+        """A read must fit in one reply frame; bigger ones are refused, never truncated."""
+        size = self.store.stat(op.pool, op.name).size
+        n = max(0, (size if op.length < 0 else min(size, op.offset + op.length)) - op.offset)
+        cap = self.config.get("ms_max_message_size") - REPLY_SLACK
+        if n > cap:
+            raise StoreError(errno.EFBIG, f"a read of {n} bytes exceeds the {cap}-byte reply "
+                                          f"cap; read in ranges")
+
+
+def _stat(st: Stat) -> dict:
+    return {"size": st.size, "version": st.version, "mtime": st.mtime}
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
