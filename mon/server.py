@@ -21,7 +21,7 @@ from common.config import Config
 from common.fsmap import FSMap
 from common.net import Connection, ConnectionClosed, ProtocolError, parse_hostport
 from common.osdmap import OSDMap
-from mon import commands
+from mon import commands, osd_monitor
 from mon.mds_monitor import FIRST_GID, MDSMonitor
 from mon.store import MonStore
 
@@ -248,6 +248,11 @@ class MonServer:
                 self._flush()
                 if reply is not None:
                     session.queue(reply)
+            elif isinstance(msg, m.OSDBoot):
+                if not session.entity.startswith("osd."):
+                    raise ProtocolError(f"osd_boot from {session.entity}")
+                osd_monitor.osd_boot(self.core, msg.osd_id, msg.addr, wall)
+                self._flush()
             elif isinstance(msg, m.Subscribe):
                 self._subscribe(session, msg)
             elif isinstance(msg, m.Command):
