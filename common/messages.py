@@ -200,3 +200,21 @@ class OSDOpReply:
 class OSDBoot:
     osd_id: int
     addr: str  # "ip:port" where the osd serves ops
+
+
+# -- filesystem clients and the MDS
+@message("client_request")
+class ClientRequest:
+    tid: int  # with the client's entity, the request id (reqid) a retry repeats
+    op: str  # lookup|getattr|readdir|mkdir|create|unlink|rmdir|rename|setattr
+    args: dict  # {"path": ...} or {"src": ..., "dst": ...}, plus attributes
+    retry: int = 0  # how many times this reqid was sent before (to an earlier holder)
+
+
+@message("client_reply")
+class ClientReply:
+    tid: int
+    rc: int  # 0 or a negative errno; -EAGAIN: not serving this rank now, follow the map
+    result: dict = field(default_factory=dict)
+    safe: bool = True  # the change is journaled and acknowledged by the osd
+    error: str = ""
