@@ -4,7 +4,10 @@ Every mutation is split in two, as a journaled MDS needs: `prepare(op, args, now
 request against the current namespace and returns an event (a plain dict holding everything,
 allocated inode numbers and stamps included), and `apply(event)` changes the namespace. The
 active applies at once and journals the event; replay applies the same events from the journal
-and reaches the same state, because `apply` decides nothing.
+and reaches the same state, because `apply` decides nothing. `apply` is also idempotent and
+tolerant (it checks inode numbers before it unlinks), so replaying a journal tail onto directory
+objects written back after some of those events still converges on the live state; directory
+link counts are derived (2 + subdirectories), not counted.
 """
 
 from __future__ import annotations
@@ -86,6 +89,12 @@ class Namespace:
         if not parent.is_dir:
             raise FSError(errno.ENOTDIR, path)
         return parent, parts[-1]
+
+    def stat(self, node: Inode) -> dict:
+        d = node.to_wire()
+        if node.is_dir:
+            d["nlink"] = 2 + sum(self.inodes[c].is_dir for c in self.dentries[node.ino].values())
+        return d
 
     def readdir(self, path: str) -> list[tuple[str, Inode]]:
         node = self.resolve(path)
@@ -192,56 +201,62 @@ class Namespace:
         getattr(self, f"_apply_{ev['op']}")(ev)
 
     def _link(self, parent: int, name: str, ino: int, stamp: float) -> None:
+        old = self.dentries[parent].get(name)
+        if old is not None and old != ino:
+            self._forget(old)
         self.dentries[parent][name] = ino
         self.parent[ino] = parent
         p = self.inodes[parent]
         p.mtime = p.ctime = stamp
 
+    def _unlink(self, parent: int, name: str, ino: int, stamp: float) -> None:
+        entries = self.dentries.get(parent)
+        if entries is not None and entries.get(name) == ino:
+            del entries[name]
+            p = self.inodes[parent]
+            p.mtime = p.ctime = stamp
+
+    def _forget(self, ino: int) -> None:
+        node = self.inodes.pop(ino, None)
+        self.parent.pop(ino, None)
+        if node is not None and node.is_dir:
+            for child in list(self.dentries.pop(ino, {}).values()):
+                self._forget(child)
+
     def _apply_mkdir(self, ev: dict) -> None:
         self._apply_create(ev)
-        self.dentries[ev["ino"]] = {}
-        self.inodes[ev["ino"]].nlink = 2
-        self.inodes[ev["parent"]].nlink += 1
+        self.dentries.setdefault(ev["ino"], {})
 
     def _apply_create(self, ev: dict) -> None:
-        self.inodes[ev["ino"]] = Inode(ev["ino"], ev["mode"], ev["uid"], ev["gid"],
-                                       mtime=ev["stamp"], ctime=ev["stamp"])
+        if ev["parent"] not in self.dentries:
+            return  # the parent went away later in the journal: nothing left to create
+        node = self.inodes.get(ev["ino"])
+        if node is None:
+            self.inodes[ev["ino"]] = Inode(ev["ino"], ev["mode"], ev["uid"], ev["gid"],
+                                           mtime=ev["stamp"], ctime=ev["stamp"],
+                                           nlink=2 if stat.S_ISDIR(ev["mode"]) else 1)
         self._link(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
         self.next_ino = max(self.next_ino, ev["ino"] + 1)
 
-    def _forget(self, ino: int) -> None:
-        node = self.inodes.pop(ino)
-        self.parent.pop(ino, None)
-        if node.is_dir:
-            self.dentries.pop(ino, None)
-
     def _apply_unlink(self, ev: dict) -> None:
-        del self.dentries[ev["parent"]][ev["name"]]
-        p = self.inodes[ev["parent"]]
-        p.mtime = p.ctime = ev["stamp"]
-        self._forget(ev["ino"])
+        self._unlink(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
+        if self.parent.get(ev["ino"]) == ev["parent"]:
+            self._forget(ev["ino"])
 
-    def _apply_rmdir(self, ev: dict) -> None:
-        self._apply_unlink(ev)
-        self.inodes[ev["parent"]].nlink -= 1
+    _apply_rmdir = _apply_unlink
 
     def _apply_rename(self, ev: dict) -> None:
-        if ev["replaced"] is not None and ev["replaced"] != ev["ino"]:
-            old = self.inodes[ev["replaced"]]
-            if old.is_dir:
-                self.inodes[ev["dparent"]].nlink -= 1
-            self._forget(ev["replaced"])
-        del self.dentries[ev["sparent"]][ev["sname"]]
-        node = self.inodes[ev["ino"]]
-        if node.is_dir and ev["sparent"] != ev["dparent"]:
-            self.inodes[ev["sparent"]].nlink -= 1
-            self.inodes[ev["dparent"]].nlink += 1
-        self.inodes[ev["sparent"]].mtime = ev["stamp"]
+        node = self.inodes.get(ev["ino"])
+        if node is None or ev["dparent"] not in self.dentries:
+            return
+        self._unlink(ev["sparent"], ev["sname"], ev["ino"], ev["stamp"])
         self._link(ev["dparent"], ev["dname"], ev["ino"], ev["stamp"])
         node.ctime = ev["stamp"]
 
     def _apply_setattr(self, ev: dict) -> None:
-        node = self.inodes[ev["ino"]]
+        node = self.inodes.get(ev["ino"])
+        if node is None:
+            return
         for key, value in ev["attrs"].items():
             setattr(node, key, value)
         node.xattrs.update(ev["xattrs"])
