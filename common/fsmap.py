@@ -10,6 +10,7 @@ stamps come in as arguments.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from common import states
@@ -91,6 +92,13 @@ class MDSInfo:
     @property
     def legacy_targeted(self) -> bool:
         return self.standby_for_rank >= 0 or bool(self.standby_for_name)
+
+    @property
+    def affinity(self) -> int:
+        """The fs this daemon prefers: mds_join_fs, else the legacy mds_standby_for_fscid."""
+        if self.join_fscid != FS_CLUSTER_ID_NONE:
+            return self.join_fscid
+        return self.standby_for_fscid
 
     def to_wire(self) -> dict:
         return dict(self.__dict__, export_targets=list(self.export_targets))
@@ -353,6 +361,11 @@ class FSMap:
             if info.join_fscid == fscid:
                 info.join_fscid = FS_CLUSTER_ID_NONE
                 self.standby_epochs[gid] = self.epoch
+        for fs in self.filesystems.values():
+            for info in fs.mds_info.values():
+                if info.join_fscid == fscid:
+                    info.join_fscid = FS_CLUSTER_ID_NONE
+                    self._touch(fs)
 
     def insert(self, info: MDSInfo) -> None:
         """A booting daemon becomes a standby (M6)."""
@@ -395,7 +408,9 @@ class FSMap:
         fs.up[rank] = gid
         self._touch(fs, wall)
 
-    def assign_standby_replay(self, gid: int, fs: MDSMap, rank: int) -> None:
+    def assign_standby_replay(
+        self, gid: int, fs: MDSMap, rank: int, wall: float | None = None
+    ) -> None:
         """S6: a standby starts following `rank`; its incarnation is unchanged."""
         info = self.standby_daemons.pop(gid)
         self.standby_epochs.pop(gid, None)
@@ -403,9 +418,9 @@ class FSMap:
         info.state = states.STANDBY_REPLAY
         fs.mds_info[gid] = info
         self.mds_roles[gid] = fs.fscid
-        self._touch(fs)
+        self._touch(fs, wall)
 
-    def erase(self, gid: int, blocklist_epoch: int) -> MDSInfo:
+    def erase(self, gid: int, blocklist_epoch: int, wall: float | None = None) -> MDSInfo:
         """F2: remove a daemon; a rank it held becomes failed."""
         fscid = self.mds_roles.pop(gid)
         if fscid == FS_CLUSTER_ID_NONE:
@@ -423,20 +438,20 @@ class FSMap:
             fs.last_failure = self.epoch
         # Keep the highest fencing epoch (ref §17.9): a follower's removal must not clear it.
         fs.last_failure_osd_epoch = max(fs.last_failure_osd_epoch, blocklist_epoch)
-        self._touch(fs)
+        self._touch(fs, wall)
         return info
 
-    def damaged(self, gid: int, blocklist_epoch: int) -> int:
+    def damaged(self, gid: int, blocklist_epoch: int, wall: float | None = None) -> int:
         """F5: erase the holder and move its rank from failed to damaged."""
         fs = self.fs_of(gid)
         assert fs is not None
-        info = self.erase(gid, blocklist_epoch)
+        info = self.erase(gid, blocklist_epoch, wall)
         fs.failed.discard(info.rank)
         fs.in_.add(info.rank)  # a rank damaged while creating stays in `in`
         fs.damaged.add(info.rank)
         return info.rank
 
-    def stop(self, gid: int) -> list[int]:
+    def stop(self, gid: int, wall: float | None = None) -> list[int]:
         """X4: a rank finished stopping. Returns the followers of that rank to fail."""
         fs = self.fs_of(gid)
         assert fs is not None
@@ -445,57 +460,63 @@ class FSMap:
         fs.up.pop(info.rank, None)
         fs.in_.discard(info.rank)
         fs.stopped.add(info.rank)
-        self._touch(fs)
+        self._touch(fs, wall)
         return [f.gid for f in fs.followers() if f.rank == info.rank]
 
     # -- replacement selection (S1, S2, seed 001's legacy preferences)
     def get_available_standby(
-        self, fs: MDSMap, rank: int | None = None, force_standby_active: bool = True
+        self,
+        fs: MDSMap,
+        rank: int | None = None,
+        force_standby_active: bool = True,
+        usable: Callable[[MDSInfo], bool] | None = None,
     ) -> MDSInfo | None:
         """S2, widened with the legacy mds_standby_for_* preferences of seed 001.
 
-        Priority: a legacy standby aimed at this rank (by rank or by the name of the last
-        holder) > a standby pinned to this fs (mds_join_fs or mds_standby_for_fscid) >
-        a vanilla standby (highest gid wins) > one pinned elsewhere or aimed at another
-        rank. With mon_force_standby_active false, a legacy standby-replay daemon never
-        takes a rank it was not aimed at.
+        Priority: a legacy standby aimed at this rank (by rank, or by the name of its holder)
+        > a standby pinned to this fs (mds_join_fs or mds_standby_for_fscid) > a vanilla
+        standby (the highest gid wins) > a last resort: one pinned to another fs with
+        mds_join_fs (unless the fs refuses them), or a legacy one aimed at another rank. A
+        legacy mds_standby_for_fscid is a hard limit ("only within a particular filesystem"),
+        and with mon_force_standby_active false a standby-replay daemon aimed at some rank
+        takes no other. `usable` filters the candidates further.
         """
         targeted = pinned = vanilla = elsewhere = None
         refuse_other = fs.test_flag(REFUSE_STANDBY_FOR_ANOTHER_FS)
         for gid in sorted(self.standby_daemons):
             info = self.standby_daemons[gid]
-            if info.laggy or info.frozen:
+            if info.laggy or info.frozen or (usable is not None and not usable(info)):
                 continue
-            if info.legacy_targeted:
-                if rank is not None and self._legacy_aims_at(info, fs, rank):
-                    targeted = targeted or info
-                    continue
-                if info.standby_replay and not force_standby_active:
-                    continue
-                if info.standby_for_fscid in (FS_CLUSTER_ID_NONE, fs.fscid):
+            if info.join_fscid == FS_CLUSTER_ID_NONE and info.standby_for_fscid not in (
+                FS_CLUSTER_ID_NONE, fs.fscid
+            ):
+                continue  # legacy: a standby for another fs only
+            if rank is not None and self.legacy_aims_at(info, fs, rank):
+                targeted = targeted or info
+            elif info.legacy_targeted:
+                if force_standby_active or not info.standby_replay:
                     elsewhere = elsewhere or info
-                continue
-            affinity = info.join_fscid
-            if affinity == FS_CLUSTER_ID_NONE:
-                affinity = info.standby_for_fscid
-            if affinity == fs.fscid:
+            elif info.affinity == fs.fscid:
                 pinned = pinned or info
-            elif affinity == FS_CLUSTER_ID_NONE:
-                if info.standby_replay and not force_standby_active:
-                    continue
+            elif info.affinity == FS_CLUSTER_ID_NONE:
                 vanilla = info
             elif not refuse_other:
                 elsewhere = elsewhere or info
         return targeted or pinned or vanilla or elsewhere
 
-    def _legacy_aims_at(self, info: MDSInfo, fs: MDSMap, rank: int) -> bool:
-        if info.standby_for_fscid not in (FS_CLUSTER_ID_NONE, fs.fscid):
-            return False
-        if info.standby_for_rank == rank:
-            return True
+    def legacy_aims_at(self, info: MDSInfo, fs: MDSMap, rank: int) -> bool:
+        """Seed 001: is this daemon a standby for `rank` of `fs` (mds_standby_for_rank, which
+        means the legacy client fs unless mds_standby_for_fscid says otherwise), or for the
+        daemon now holding it (mds_standby_for_name)?"""
+        if info.standby_for_rank >= 0:
+            target = info.standby_for_fscid
+            if target == FS_CLUSTER_ID_NONE:
+                target = self.legacy_client_fscid
+            return target == fs.fscid and info.standby_for_rank == rank
         if info.standby_for_name:
-            last = fs.holder(rank)
-            return last is not None and last.name == info.standby_for_name
+            holder = fs.holder(rank)
+            return (info.standby_for_fscid in (FS_CLUSTER_ID_NONE, fs.fscid)
+                    and holder is not None and holder.name == info.standby_for_name)
         return False
 
     def find_replacement_for(

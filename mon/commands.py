@@ -53,6 +53,16 @@ def _bool(text: str) -> bool:
     raise _err(errno.EINVAL, "value must be false|no|0 or true|yes|1")
 
 
+def _float(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise _err(errno.EINVAL, f"{what} must be a non-negative number, got '{text}'")
+    return value
+
+
 def _int(text: str, what: str) -> int:
     try:
         return int(text)
@@ -110,14 +120,16 @@ def fs_new(c: Context) -> Result:
     if mon.view.filesystems and not mon.view.enable_multiple:
         raise _err(errno.EINVAL, "Creation of multiple filesystems is disabled.  To enable this "
                    "experimental feature, use 'ceph fs flag set enable_multiple true'")
+    mp, dp = osd.pool_by_name(meta), osd.pool_by_name(data)
     for fs in mon.view.filesystems.values():
-        for pool_name in (meta, data):
-            pool = osd.pool_by_name(pool_name)
-            if pool and (pool.id == fs.metadata_pool or pool.id in fs.data_pools):
-                raise _err(errno.EINVAL, f"Pool '{pool_name}' (id '{pool.id}') is already in "
-                           f"use by filesystem '{fs.fs_name}'")
-    mp = osd.pool_by_name(meta) or mon.posd.create_pool(meta)
-    dp = mon.posd.pool_by_name(data) or mon.posd.create_pool(data)
+        in_use = (mp and mp.id == fs.metadata_pool) or (dp and dp.id in fs.data_pools)
+        if in_use and "--allow-dangerous-metadata-overlay" not in c.flags:
+            raise _err(errno.EEXIST, f"Filesystem '{name}' is already using one of the "
+                       "specified RADOS pools. This should ONLY be done in emergencies and "
+                       "after careful reading of the documentation. Pass "
+                       "--allow-dangerous-metadata-overlay to permit this.")
+    mp = mp or mon.posd.create_pool(meta)
+    dp = dp or mon.posd.create_pool(data)
     p = mon.pfs
     fs = p.create_filesystem(name, mp.id, [dp.id], c.wall)
     if "--recover" in c.flags:
@@ -184,7 +196,7 @@ def fs_set(c: Context) -> Result:
         if n < 1:
             raise _err(errno.EINVAL, "You must specify at least one MDS")
         if n > MAX_MDS:
-            raise _err(errno.ERANGE, f"may not have more than {MAX_MDS} MDS ranks")
+            raise _err(errno.EINVAL, f"may not have more than {MAX_MDS} MDS ranks")
         fs.max_mds = n
         fs.set_flag(NOT_JOINABLE, False)  # X7
         touch(fs, c.wall)
@@ -203,9 +215,7 @@ def fs_set(c: Context) -> Result:
                 fs.max_mds = 0
             touch(fs, c.wall)
             return 0, f"{name} marked down. ", ""
-        if fs.max_mds == 0:
-            fs.max_mds = fs.old_max_mds or 1
-            fs.old_max_mds = 0
+        fs.max_mds = fs.old_max_mds or 1  # as Ceph does, even when it was not down
         touch(fs, c.wall)
         return 0, f"{name} marked up, max_mds = {fs.max_mds}", ""
     if var == "allow_standby_replay":  # S7
@@ -363,11 +373,12 @@ def mds_rmfailed(c: Context) -> Result:
         fs, rank = c.mon.view.parse_role(role)
     except ValueError as e:
         raise _err(errno.EINVAL, str(e)) from None
-    pfs = c.mon.pfs.filesystems[fs.fscid]
-    pfs.failed.discard(rank)
-    pfs.in_.discard(rank)
-    c.mon.pfs._touch(pfs, c.wall)
-    return 0, f"removed failed mds.{role}", ""
+    if rank in fs.failed:  # only a failed rank can go: an up one keeps its place in `in`
+        pfs = c.mon.pfs.filesystems[fs.fscid]
+        pfs.failed.discard(rank)
+        pfs.in_.discard(rank)
+        c.mon.pfs._touch(pfs, c.wall)
+    return 0, f"removed failed mds.{fs.fscid}:{rank}", ""
 
 
 def mds_metadata(c: Context) -> Result:
@@ -418,9 +429,11 @@ def config_cmd(c: Context) -> Result:
     verb = c.args[1] if len(c.args) > 1 else ""
     if verb == "set":
         _, _, who, name, value = c.need(5, "config set <who> <name> <value>")
+        _check_who(who)
         canon = _check_option(name, value)
         mon.config_db.setdefault(who, {})[canon] = value
         mon.outbox.config = True
+        mon.apply_config()
         return 0, "", ""
     if verb == "rm":
         _, _, who, name = c.need(4, "config rm <who> <name>")
@@ -429,6 +442,7 @@ def config_cmd(c: Context) -> Result:
             if not mon.config_db[who]:
                 del mon.config_db[who]
             mon.outbox.config = True
+            mon.apply_config()
         return 0, "", ""
     if verb == "get":
         if len(c.args) not in (3, 4):
@@ -458,6 +472,13 @@ def config_cmd(c: Context) -> Result:
     raise _err(errno.EINVAL, "invalid command; usage: config set|get|rm|dump ...")
 
 
+def _check_who(who: str) -> None:
+    kind, dot, ident = who.partition(".")
+    if who != "global" and (kind not in ("mon", "mds", "osd", "client", "mgr")
+                            or (dot and not ident)):
+        raise _err(errno.EINVAL, f"unrecognized config target '{who}'")
+
+
 def _who_order(who: str) -> tuple:
     return (who != "global", "." in who, who)
 
@@ -483,7 +504,7 @@ def osd_blocklist(c: Context) -> Result:
         if len(c.args) not in (4, 5):
             raise _err(errno.EINVAL, "invalid command; usage: osd blocklist add <addr> [<expire>]")
         addr = c.args[3]
-        secs = float(c.args[4]) if len(c.args) == 5 else 3600.0
+        secs = _float(c.args[4], "expire") if len(c.args) == 5 else 3600.0
         mon.blocklist(addr, c.wall, secs)
         return 0, f"blocklisting {addr} until {render.format_stamp(c.wall + secs)} " \
                   f"({int(secs)} sec)", ""
@@ -544,4 +565,7 @@ def run(mon: MDSMonitor, args: list, fmt: str = "plain", who: str = "client.admi
     except CommandError as e:
         mon._abort()
         return -e.code, str(e), ""
+    except BaseException:
+        mon._abort()  # a failed proposal must not leak into the next one
+        raise
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from common import states
-from common.config import Config
+from common.config import Config, resolve_for
 from common.fsmap import FS_CLUSTER_ID_NONE, MAX_MDS, FSMap, MDSInfo, MDSMap
-from common.health import HealthCheck, fs_health_checks
+from common.health import HealthCheck, fill_template, fs_health_checks
 from common.messages import Beacon, BeaconAck
 from common.osdmap import OSDMap
 
@@ -62,15 +62,20 @@ class MDSMonitor:
         self.daemon_health: dict[int, list] = {}
         self.metadata: dict[int, dict] = {}
         # on_restart (T1): a (re)started leader knows no beacon times and starts a new quorum.
-        self.last_tick: float | None = None
+        self.last_tick = now
         self.quorum_since = now
         self._pfs: FSMap | None = None
         self._posd: OSDMap | None = None
+        self._pclog: list[tuple[float, str, str]] = []  # logged with the pending proposal
         self.outbox = Outbox()
 
     # -- options (read on use, so `config set` applies at once)
     def opt(self, name: str):
         return self.config.get(name)
+
+    def apply_config(self) -> None:
+        """The config database's values for this mon take effect at once."""
+        self.config.set_runtime(resolve_for(self.config_db, self.config.name))
 
     # -- pending maps (the proposal being built) and commit
     @property
@@ -102,16 +107,20 @@ class MDSMonitor:
             self.osdmap = self._posd
             self.outbox.osdmap = self.osdmap
             self._posd = None
+        self.outbox.clog += self._pclog
+        self._pclog = []
 
     def _abort(self) -> None:
         self._pfs = self._posd = None
+        self._pclog = []
 
     def take_outbox(self) -> Outbox:
         out, self.outbox = self.outbox, Outbox()
         return out
 
     def clog(self, wall: float, level: str, message: str) -> None:
-        self.outbox.clog.append((wall, level, message))
+        """Cluster log, published with the proposal being built (dropped if it aborts)."""
+        self._pclog.append((wall, level, message))
         log.info("cluster log", level=level, msg=message)
 
     def allocate_gid(self) -> int:
@@ -137,10 +146,15 @@ class MDSMonitor:
         epoch = 0
         if info.rank >= 0 and info.state != states.STANDBY_REPLAY and info.addr:
             epoch = self.blocklist(info.addr, wall)
-        self.pfs.erase(gid, epoch)
+        self.pfs.erase(gid, epoch, wall)
+        self._forget(gid)
+        return info
+
+    def _forget(self, gid: int) -> None:
+        """A daemon left the map: drop its beacon stamp, health and metadata (F1)."""
         self.last_beacon.pop(gid, None)
         self.daemon_health.pop(gid, None)
-        return info
+        self.metadata.pop(gid, None)
 
     def _fscid_for(self, fs_name: str) -> int:
         fs = self.view.fs_by_name(fs_name) if fs_name else None
@@ -161,11 +175,11 @@ class MDSMonitor:
         return BeaconAck(seq=b.seq, state=b.state, version=0, null_map=True)
 
     def _ack(self, b: Beacon, gid: int) -> BeaconAck:
+        """B4: echo seq and state, with the epoch the daemon should have seen."""
         view = self.view
-        info = view.info(gid)
-        if info is None:
+        if not view.gid_exists(gid):
             return self._null(b)
-        return BeaconAck(seq=b.seq, state=info.state, version=view.effective_epoch(gid))
+        return BeaconAck(seq=b.seq, state=b.state, version=view.effective_epoch(gid))
 
     def _handle_beacon(self, b: Beacon, now: float, wall: float) -> BeaconAck | None:
         gid = b.global_id
@@ -179,7 +193,7 @@ class MDSMonitor:
         if b.state == states.BOOT or info.state_seq > b.seq:  # M2
             return None
         self.last_beacon[gid] = BeaconStamp(now, b.seq)
-        if b.version < self.fsmap.effective_epoch(gid):  # M4: has not seen the latest map
+        if b.version != self.fsmap.effective_epoch(gid):  # M4: has not seen the latest map
             return self._ack(b, gid)
         join_fscid = self._fscid_for(b.fs)
         legacy = (b.standby_for_rank, b.standby_for_name, b.standby_for_fscid, b.standby_replay)
@@ -252,7 +266,7 @@ class MDSMonitor:
             return self._null(b)
         if want == states.DAMAGED and cur != want:
             self._damaged(info.gid, wall)
-            return self._ack(b, info.gid)
+            return BeaconAck(seq=b.seq, state=want, version=p.epoch)  # F5: ack, then respawn
         if want != cur:
             m.state = want
             m.state_seq = b.seq
@@ -282,10 +296,9 @@ class MDSMonitor:
         p = self.pfs
         fs = p.fs_of(gid)
         info = p.info(gid)
-        for follower in p.stop(gid):
+        for follower in p.stop(gid, wall):
             self.fail_mds_gid(follower, wall)
-        self.last_beacon.pop(gid, None)
-        self.daemon_health.pop(gid, None)
+        self._forget(gid)
         self.clog(
             wall, "INF",
             f"daemon mds.{info.name} finished stopping rank {info.rank} in filesystem "
@@ -296,18 +309,21 @@ class MDSMonitor:
         """F5: a rank holder or its follower reports the rank's metadata damaged."""
         p = self.pfs
         fs = p.fs_of(gid)
-        info = p.info(gid)
-        holder = fs.holder(info.rank)
-        follower = fs.follower(info.rank)
-        if follower is not None and (holder is None or follower.gid != holder.gid):
+        rank = p.info(gid).rank
+        holder, follower = fs.holder(rank), fs.follower(rank)
+        if follower is not None:
             self.fail_mds_gid(follower.gid, wall)
-        if holder is None:
-            return
-        epoch = self.blocklist(holder.addr, wall) if holder.addr else 0
-        rank = p.damaged(holder.gid, epoch)
-        self.last_beacon.pop(holder.gid, None)
-        self.daemon_health.pop(holder.gid, None)
-        self.clog(wall, "ERR", f"Health check failed: fs {fs.fs_name} mds.{rank} is damaged")
+        if holder is not None:
+            epoch = self.blocklist(holder.addr, wall) if holder.addr else 0
+            p.damaged(holder.gid, epoch, wall)
+            self._forget(holder.gid)
+        else:  # the follower of a failed rank (its fs is not joinable)
+            fs.failed.discard(rank)
+            fs.damaged.add(rank)
+        n = sum(len(f.damaged) for f in p.filesystems.values())
+        what = "failed" if n == 1 else "update"
+        self.clog(wall, "ERR", f"Health check {what}: "
+                  f"{fill_template('%num% mds daemon%plurals% damaged', n)} (MDS_DAMAGE)")
 
     # -- tick (T0–T7)
     def tick(self, now: float, wall: float) -> None:
@@ -373,7 +389,7 @@ class MDSMonitor:
             if not info.laggy:  # T5
                 log.info(f" marking {gid} {info.addr} mds.{info.rank}.{info.inc} "
                          f"{states.name(info.state)} laggy")
-                self.pfs.modify_daemon(gid).laggy_since = wall
+                self.pfs.modify_daemon(gid, wall).laggy_since = wall
             if may_replace:
                 to_remove.append(gid)
         for gid in to_remove:
@@ -389,47 +405,72 @@ class MDSMonitor:
             self.fail_mds_gid(gid, wall)
         else:
             fs = p.fs_of(gid)
-            repl = self._replacement(fs, info.rank) if fs.joinable else None  # p is the view
+            repl = self._replacement(fs, info.rank) if fs.joinable else None
             if repl is None:
                 return  # stays laggy, holding its rank, until a standby appears
-            self.clog(
-                wall, "WRN",
-                f"Replacing daemon mds.{info.name} as rank {info.rank} "
-                f"with standby daemon mds.{repl.name}",
-            )
-            log.info(f" replacing {gid} {info.addr} mds.{info.rank}.{info.inc} "
-                     f"{states.name(info.state)} with {repl.gid}/{repl.name} {repl.addr}")
-            self.fail_mds_gid(gid, wall)
-            p.promote(repl.gid, fs, info.rank, wall)
+            self._replace(info, repl, wall)
         self.clog(
             wall, "INF",
             f"MDS daemon mds.{info.name} is removed because it is dead or otherwise unavailable.",
         )
 
+    def _replace(self, info: MDSInfo, repl: MDSInfo, wall: float) -> None:
+        """Fail a rank holder and promote `repl` into its rank, in one proposal (T6, T7)."""
+        self.clog(
+            wall, "WRN",
+            f"Replacing daemon mds.{info.name} as rank {info.rank} "
+            f"with standby daemon mds.{repl.name}",
+        )
+        log.info(f" replacing {info.gid} {info.addr} mds.{info.rank}.{info.inc} "
+                 f"{states.name(info.state)} with {repl.gid}/{repl.name} {repl.addr}")
+        fscid = self.pfs.mds_roles[info.gid]
+        self.fail_mds_gid(info.gid, wall)
+        self.pfs.promote(repl.gid, self.pfs.filesystems[fscid], info.rank, wall)
+
     def _replacement(self, fs: MDSMap, rank: int) -> MDSInfo | None:
         return self.view.find_replacement_for(fs, rank, self.opt("mon_force_standby_active"))
 
-    def _standby_for(self, fs: MDSMap, rank: int | None = None) -> MDSInfo | None:
-        return self.view.get_available_standby(fs, rank, self.opt("mon_force_standby_active"))
+    def _follower_candidate(self, fs: MDSMap, rank: int) -> MDSInfo | None:
+        """Who would start following `rank` now (S6). Seed 001's legacy `mds_standby_replay`
+        daemons follow the rank they are aimed at, or any rank of their fs, even without
+        allow_standby_replay; with the flag, any other available standby may follow too."""
+        view = self.view
+        aimed = loose = None
+        for gid in sorted(view.standby_daemons):
+            info = view.standby_daemons[gid]
+            if not info.standby_replay or info.laggy or info.frozen:
+                continue
+            if view.legacy_aims_at(info, fs, rank):
+                aimed = aimed or info
+            elif not info.legacy_targeted and info.affinity in (FS_CLUSTER_ID_NONE, fs.fscid):
+                loose = loose or info
+        if aimed or loose or not fs.allow_standby_replay:
+            return aimed or loose
+        return view.get_available_standby(
+            fs, rank, self.opt("mon_force_standby_active"), usable=lambda i: not i.standby_replay
+        )
 
     def _rebalance_affinity(self, wall: float) -> None:
-        """T7: move a daemon out of an fs when a standby with better affinity exists."""
+        """T7: at most one daemon per fs is replaced by a standby with better affinity."""
         for fscid in sorted(self.view.filesystems):
             fs = self.view.filesystems[fscid]
             if not fs.joinable or not fs.is_resizeable():
                 continue
             for gid in sorted(fs.mds_info):
                 info = fs.mds_info[gid]
-                if info.join_fscid == fscid:
+                if info.affinity == fscid or info.frozen:
                     continue
                 follower = info.state == states.STANDBY_REPLAY
-                cand = self._standby_for(fs) if follower else self._replacement(fs, info.rank)
+                if follower:
+                    cand = self._follower_candidate(fs, info.rank)
+                else:
+                    cand = self._replacement(fs, info.rank)
                 if cand is None:
                     break
-                if info.join_fscid == FS_CLUSTER_ID_NONE:
-                    better = cand.join_fscid == fscid
+                if info.affinity == FS_CLUSTER_ID_NONE:
+                    better = cand.affinity == fscid
                 else:
-                    better = cand.join_fscid in (fscid, FS_CLUSTER_ID_NONE)
+                    better = cand.affinity in (fscid, FS_CLUSTER_ID_NONE)
                 if not better:
                     continue
                 kind = "standby-replay" if follower else "active"
@@ -438,9 +479,10 @@ class MDSMonitor:
                     f"Dropping low affinity {kind} daemon mds.{info.name} in favor of "
                     f"higher affinity standby.",
                 )
-                self.fail_mds_gid(gid, wall)
-                if not follower:
-                    self.pfs.promote(cand.gid, self.pfs.filesystems[fscid], info.rank, wall)
+                if follower:
+                    self.fail_mds_gid(gid, wall)  # S6 assigns the better one below
+                else:
+                    self._replace(info, cand, wall)
                 break
 
     def _maybe_resize(self, fscid: int, wall: float) -> None:
@@ -489,39 +531,20 @@ class MDSMonitor:
         fs = self.view.filesystems[fscid]
         if not fs.is_resizeable():
             return
-        self._assign_followers(fscid)
+        self._assign_followers(fscid, wall)
 
-    def _assign_followers(self, fscid: int) -> None:
-        """S6, plus seed 001's legacy `mds_standby_replay` daemons, which follow the rank they
-        are aimed at (or any rank) even without the fs flag."""
+    def _assign_followers(self, fscid: int, wall: float) -> None:
+        """S6: one follower for each followable rank, lowest rank first."""
         while True:
             fs = self.view.filesystems[fscid]
-            followable = [r for r in sorted(fs.in_) if fs.is_followable(r)]
-            if not followable:
-                return
-            choice = None
-            for gid in sorted(self.view.standby_daemons):
-                info = self.view.standby_daemons[gid]
-                if not info.standby_replay or info.laggy or info.frozen:
-                    continue
-                if info.standby_for_fscid not in (FS_CLUSTER_ID_NONE, fscid):
-                    continue
-                for rank in followable:
-                    if info.legacy_targeted and not self.view._legacy_aims_at(info, fs, rank):
-                        continue
-                    choice = (info, rank)
+            for rank in sorted(fs.in_):
+                cand = self._follower_candidate(fs, rank) if fs.is_followable(rank) else None
+                if cand is not None:
+                    fs = self.pfs.filesystems[fscid]
+                    self.pfs.assign_standby_replay(cand.gid, fs, rank, wall)
                     break
-                if choice:
-                    break
-            if choice is None and fs.allow_standby_replay:
-                rank = followable[0]
-                cand = self._standby_for(self.pfs.filesystems[fscid], rank)
-                if cand is not None and not cand.standby_replay:
-                    choice = (cand, rank)
-            if choice is None:
+            else:
                 return
-            info, rank = choice
-            self.pfs.assign_standby_replay(info.gid, self.pfs.filesystems[fscid], rank)
 
     def _expire_blocklist(self, wall: float) -> None:
         expired = [a for a, t in self.view_osd.blocklist.items() if t <= wall]

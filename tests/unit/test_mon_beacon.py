@@ -1,0 +1,190 @@
+"""Beacon handling by the monitor core (ref M2–M7, B4, B8, B10, H8)."""
+
+from __future__ import annotations
+
+from common import states
+from common.messages import Beacon
+from tests.unit.monsim import Cluster, healthy
+
+
+def test_M3_unknown_gid_gets_null_map() -> None:
+    c = healthy("a", "b")
+    epoch = c.mon.fsmap.epoch
+    reply = c.mon.handle_beacon(
+        Beacon(global_id=9999, name="ghost", state=states.ACTIVE, seq=7, version=3,
+               addr="10.9.9.9:6800/1"), c.t, c.wall)
+    assert reply is not None and reply.null_map and reply.seq == 7
+    assert c.mon.fsmap.epoch == epoch and not c.mon.take_outbox()
+
+
+def test_M3_unknown_gid_booting_joins_as_standby() -> None:
+    c = Cluster()
+    d = c.add("a")
+    info = c.info("a")
+    assert info.state == states.STANDBY and info.rank == -1 and info.gid == d.gid
+    assert c.mon.fsmap.standby_epochs[d.gid] == c.mon.fsmap.epoch
+    name, reply = c.replies[0]
+    assert name == "a" and reply.state == states.BOOT and not reply.null_map
+    assert reply.version == c.mon.fsmap.epoch  # M6 step 2: standby_epochs[gid]
+
+
+def test_B8_evicted_daemon_respawns_with_new_gid() -> None:
+    c = healthy("a", "b")
+    old = c.daemons["b"].gid
+    assert c.cmd("mds", "fail", "b")[0] == 0
+    d = c.daemons["b"]
+    assert d.gid != old and d.respawns == 1
+    assert c.state("b") == "up:standby"
+
+
+def test_M2_old_seq_and_second_boot_are_dropped() -> None:
+    c = healthy("a", "b")
+    d = c.daemons["a"]
+    assert c.beacon("a", seq=0) is None  # info.state_seq (1) > seq
+    assert c.beacon("a", state=states.BOOT, version=0) is None
+    assert c.state("a") == "up:standby" and c.daemons["a"].gid == d.gid
+
+
+def test_M4_stale_version_ignores_the_request_but_acks() -> None:
+    c = healthy("a", "b", "c", standby_replay=True)
+    assert c.ranks()[0][0] == "c"
+    epoch = c.mon.fsmap.epoch
+    eff = c.mon.fsmap.effective_epoch(c.daemons["c"].gid)
+    reply = c.beacon("c", state=states.STOPPING, version=eff - 1)
+    assert reply.version == eff and not reply.null_map and reply.state == states.STOPPING
+    assert c.mon.fsmap.epoch == epoch and c.state("c") == "up:active"
+    # The same request with the right version is honoured (and here it is a valid one).
+    reply = c.beacon("c", state=states.STOPPING, version=eff)
+    assert reply.version == epoch + 1 and not reply.null_map
+    assert ("INF", "daemon mds.c finished stopping rank 0 in filesystem cephfs "
+            "(now has 0 ranks)") in c.clog
+
+
+def test_M5_fast_path_proposes_nothing() -> None:
+    c = healthy("a", "b")
+    epoch = c.mon.fsmap.epoch
+    for name in ("a", "b"):
+        reply = c.beacon(name)
+        assert reply.version == c.mon.fsmap.effective_epoch(c.daemons[name].gid)
+    c.advance(60)
+    assert c.mon.fsmap.epoch == epoch
+
+
+def test_M5_join_fs_change_is_proposed() -> None:
+    c = healthy("a", "b")
+    c.daemons["a"].fs = "cephfs"
+    c.advance(4)
+    assert c.info("a").join_fscid == c.fs().fscid
+    c.daemons["a"].fs = "nosuchfs"
+    c.advance(4)
+    assert c.info("a").join_fscid == -1
+
+
+def test_M6_unique_name_fails_old_gid() -> None:
+    c = healthy("a", "b")
+    old = c.daemons["b"].gid  # b is active (S2: the highest-gid vanilla standby)
+    old_addr = c.daemons["b"].addr
+    c.kill("b")
+    c.restart("b")
+    assert "daemon mds.b restarted" in c.take_clog()
+    assert not c.mon.fsmap.gid_exists(old)
+    assert c.mon.osdmap.is_blocklisted(old_addr)
+    assert c.fs().failed == {0} and c.state("b") == "up:standby"
+    c.until(c.all_active, within=5)  # the new b is the highest-gid standby again
+    assert c.holder() == "b"
+    assert c.take_clog()[0] == "Standby daemon mds.b assigned to filesystem cephfs as rank 0"
+
+
+def test_M6_without_unique_names_both_gids_stay() -> None:
+    c = healthy("a", "b", mds_enforce_unique_name=False)
+    c.kill("b")
+    old = c.daemons["b"].gid
+    c.restart("b")
+    assert c.mon.fsmap.gid_exists(old) and c.mon.fsmap.gid_exists(c.daemons["b"].gid)
+
+
+def test_M7_invalid_transition_evicts() -> None:
+    c = healthy("a", "b")
+    holder = c.holder()
+    d = c.daemons[holder]
+    gid, addr = d.gid, d.addr
+    reply = c.beacon(holder, state=states.REPLAY)  # up:active -> up:replay is not allowed
+    assert reply.null_map
+    assert not c.mon.fsmap.gid_exists(gid) and c.mon.osdmap.is_blocklisted(addr)
+    assert c.fs().failed == {0}
+    c.until(lambda: c.all_active())
+
+
+def test_M7_standby_asking_for_a_rank_state_is_evicted() -> None:
+    c = healthy("a", "b", "c", standby_replay=True)
+    standby = c.standbys()[0]
+    gid = c.daemons[standby].gid
+    assert c.beacon(standby, state=states.ACTIVE).null_map
+    assert not c.mon.fsmap.gid_exists(gid)
+    follower = c.follower()
+    gid = c.daemons[follower].gid
+    assert c.beacon(follower, state=states.REPLAY).null_map  # followers never ask (R5)
+    assert not c.mon.fsmap.gid_exists(gid)
+    assert not c.mon.osdmap.blocklist  # neither held a rank: no fencing
+
+
+def test_M7_laggy_daemon_beaconing_again_is_cleared() -> None:
+    c = healthy("a", "b")
+    c.kill("a")
+    c.pause("b")  # T4: nobody gets through, so nobody is removed, only marked laggy
+    c.advance(30)
+    assert all(i.laggy for i in c.mon.fsmap.all_infos())
+    c.resume("b")
+    assert not c.info("b").laggy and c.info("a").laggy
+
+
+def test_M7_first_move_to_active_is_logged() -> None:
+    c = Cluster()
+    c.add("a")
+    c.new_fs()
+    c.until(c.all_active)
+    assert c.take_clog() == ["daemon mds.a is now active in filesystem cephfs as rank 0"]
+    assert c.state("a") == "up:active"
+
+
+def test_B10_dne_fails_at_once() -> None:
+    c = healthy("a", "b")
+    holder, other = c.holder(), c.standbys()[0]
+    addr = c.daemons[holder].addr
+    reply = c.shutdown(holder)
+    assert reply.null_map
+    assert c.fs().failed == {0} and c.mon.osdmap.is_blocklisted(addr)
+    took = c.until(lambda: c.ranks() == {0: (other, "up:active")})
+    assert took <= c.opt("mon_tick_interval")  # no beacon grace to wait for
+
+
+def test_B10_dne_of_a_standby_is_not_fenced() -> None:
+    c = healthy("a", "b")
+    standby = c.standbys()[0]
+    c.shutdown(standby)
+    assert c.standbys() == [] and not c.mon.osdmap.blocklist
+
+
+def test_H8_daemon_metrics_raise_and_clear() -> None:
+    c = healthy("a", "b")
+    holder = c.holder()
+    metric = {"type": "MDS_TRIM", "severity": "HEALTH_WARN", "message": "Behind on trimming (300/128)",
+              "metadata": {"num_segments": 300, "max_segments": 128}}
+    c.daemons[holder].health = [metric]
+    c.advance(4)
+    check = c.mon.health_checks()["MDS_TRIM"]
+    assert check.summary == "1 MDSs behind on trimming"
+    assert check.detail == (f"mds.{holder}(mds.0): Behind on trimming (300/128) "
+                            "max_segments: 128, num_segments: 300",)
+    c.daemons[holder].health = []
+    c.advance(4)
+    assert "MDS_TRIM" not in c.mon.health_checks()
+    assert c.take_clog() == [
+        f"MDS health message cleared (mds.{holder}): Behind on trimming (300/128)"]
+
+
+def test_beacon_ack_tracks_the_epoch_of_a_standby() -> None:
+    c = healthy("a", "b")
+    standby = c.standbys()[0]
+    reply = c.beacon(standby)
+    assert reply.version == c.mon.fsmap.standby_epochs[c.daemons[standby].gid]
