@@ -65,7 +65,8 @@ class Namespace:
             ROOT_INO: Inode(ROOT_INO, stat.S_IFDIR | 0o755, mtime=now, ctime=now, nlink=2)
         }
         self.dentries: dict[int, dict[str, int]] = {ROOT_INO: {}}  # dir ino -> name -> ino
-        self.parent: dict[int, int] = {ROOT_INO: ROOT_INO}
+        self.parent: dict[int, int] = {ROOT_INO: ROOT_INO}  # ino -> dir holding its dentry
+        self.dname: dict[int, str] = {}  # ino -> its name there (an inode has one link)
         self.next_ino = FIRST_INO
 
     # -- lookups
@@ -105,9 +106,8 @@ class Namespace:
     def path_of(self, ino: int) -> str:
         parts = []
         while ino != ROOT_INO:
-            parent = self.parent[ino]
-            parts.append(next(n for n, i in self.dentries[parent].items() if i == ino))
-            ino = parent
+            parts.append(self.dname[ino])
+            ino = self.parent[ino]
         return "/" + "/".join(reversed(parts))
 
     def __len__(self) -> int:
@@ -193,50 +193,80 @@ class Namespace:
             raise FSError(errno.EISDIR, args["path"])
         if "mode" in attrs:
             attrs["mode"] = (node.mode & ~0o7777) | (int(attrs["mode"]) & 0o7777)
-        return {"op": "setattr", "ino": node.ino, "attrs": attrs,
+        return {"op": "setattr", "ino": node.ino, "dir": self.parent[node.ino], "attrs": attrs,
                 "xattrs": dict(args.get("xattrs", {})), "stamp": now}
 
     # -- apply an event (active after prepare; replay from the journal)
     def apply(self, ev: dict) -> None:
         getattr(self, f"_apply_{ev['op']}")(ev)
 
-    def _link(self, parent: int, name: str, ino: int, stamp: float) -> None:
+    def attach(self, parent: int, name: str, node: Inode) -> None:
+        """Put an inode under a dentry as it was read back (directory objects)."""
+        self.inodes[node.ino] = node
+        self.dentries[parent][name] = node.ino
+        self.parent[node.ino] = parent
+        self.dname[node.ino] = name
+        if node.is_dir:
+            self.dentries.setdefault(node.ino, {})
+        self.next_ino = max(self.next_ino, node.ino + 1)
+
+    def _link(self, parent: int, name: str, ino: int, stamp: float,
+              replaces: int | None = None) -> bool:
+        """Point dentry (parent, name) at ino. During replay the dentry may already belong to
+        an inode from later in the journal; then the later state wins and nothing changes."""
         old = self.dentries[parent].get(name)
+        if old is not None and old not in (ino, replaces):
+            self._touch(parent, stamp)
+            return False
+        if ino in self.dname:  # replay may find it still under its later name: move it
+            self.dentries.get(self.parent[ino], {}).pop(self.dname[ino], None)
         if old is not None and old != ino:
             self._forget(old)
         self.dentries[parent][name] = ino
         self.parent[ino] = parent
-        p = self.inodes[parent]
-        p.mtime = p.ctime = stamp
+        self.dname[ino] = name
+        self._touch(parent, stamp)
+        return True
 
     def _unlink(self, parent: int, name: str, ino: int, stamp: float) -> None:
         entries = self.dentries.get(parent)
         if entries is not None and entries.get(name) == ino:
             del entries[name]
-            p = self.inodes[parent]
-            p.mtime = p.ctime = stamp
+        self._touch(parent, stamp)
+
+    def _touch(self, dir_ino: int, stamp: float) -> None:
+        # max(): replaying an older event onto a newer write-back must not move time back
+        p = self.inodes.get(dir_ino)
+        if p is not None:
+            p.mtime = max(p.mtime, stamp)
+            p.ctime = max(p.ctime, stamp)
 
     def _forget(self, ino: int) -> None:
         node = self.inodes.pop(ino, None)
         self.parent.pop(ino, None)
+        self.dname.pop(ino, None)
         if node is not None and node.is_dir:
             for child in list(self.dentries.pop(ino, {}).values()):
                 self._forget(child)
 
     def _apply_mkdir(self, ev: dict) -> None:
         self._apply_create(ev)
-        self.dentries.setdefault(ev["ino"], {})
+        if ev["ino"] in self.inodes:
+            self.dentries.setdefault(ev["ino"], {})
 
     def _apply_create(self, ev: dict) -> None:
         if ev["parent"] not in self.dentries:
             return  # the parent went away later in the journal: nothing left to create
-        node = self.inodes.get(ev["ino"])
-        if node is None:
+        self.next_ino = max(self.next_ino, ev["ino"] + 1)
+        occupant = self.dentries[ev["parent"]].get(ev["name"])
+        if occupant is not None and occupant != ev["ino"]:
+            self._touch(ev["parent"], ev["stamp"])
+            return  # the name belongs to a later inode
+        if ev["ino"] not in self.inodes:
             self.inodes[ev["ino"]] = Inode(ev["ino"], ev["mode"], ev["uid"], ev["gid"],
                                            mtime=ev["stamp"], ctime=ev["stamp"],
                                            nlink=2 if stat.S_ISDIR(ev["mode"]) else 1)
         self._link(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
-        self.next_ino = max(self.next_ino, ev["ino"] + 1)
 
     def _apply_unlink(self, ev: dict) -> None:
         self._unlink(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
@@ -250,8 +280,13 @@ class Namespace:
         if node is None or ev["dparent"] not in self.dentries:
             return
         self._unlink(ev["sparent"], ev["sname"], ev["ino"], ev["stamp"])
-        self._link(ev["dparent"], ev["dname"], ev["ino"], ev["stamp"])
-        node.ctime = ev["stamp"]
+        if not self._link(ev["dparent"], ev["dname"], ev["ino"], ev["stamp"], ev["replaced"]):
+            ino = ev["ino"]
+            linked = self.dentries.get(self.parent.get(ino), {}).get(self.dname.get(ino)) == ino
+            if not linked:  # superseded by later events and linked nowhere: it is gone
+                self._forget(ino)
+                return
+        node.ctime = max(node.ctime, ev["stamp"])
 
     def _apply_setattr(self, ev: dict) -> None:
         node = self.inodes.get(ev["ino"])
@@ -260,12 +295,12 @@ class Namespace:
         for key, value in ev["attrs"].items():
             setattr(node, key, value)
         node.xattrs.update(ev["xattrs"])
-        node.ctime = ev["stamp"]
+        node.ctime = max(node.ctime, ev["stamp"])
 
     # -- snapshot form (for directory objects and tests)
     def to_wire(self) -> dict:
-        return {"inodes": [i.to_wire() for i in self.inodes.values()],
-                "dentries": [[d, sorted(e.items())] for d, e in self.dentries.items()],
+        return {"inodes": [self.inodes[i].to_wire() for i in sorted(self.inodes)],
+                "dentries": [[d, sorted(self.dentries[d].items())] for d in sorted(self.dentries)],
                 "next_ino": self.next_ino}
 
     @classmethod
@@ -276,7 +311,8 @@ class Namespace:
                        for dir_ino, entries in d["dentries"]}
         ns.parent = {ROOT_INO: ROOT_INO}
         for dir_ino, entries in ns.dentries.items():
-            for ino in entries.values():
+            for name, ino in entries.items():
                 ns.parent[ino] = dir_ino
+                ns.dname[ino] = name
         ns.next_ino = d["next_ino"]
         return ns

@@ -1,0 +1,204 @@
+"""A rank's metadata in the metadata pool: its journal and its directory objects (ref J1–J5).
+
+The trio layer over `mds.journal` (format, segments) and `mds.namespace` (what the events
+mean). Directory `D` lives in object `<D hex>.00000000`, one omap entry per dentry holding the
+child's inode; the root's own inode is under the key "." of the root object. The journal is
+replayed from `expire_pos` onto what the directory objects hold (R3); when there are more than
+`mds_log_max_segments` segments, the directories the oldest segments dirtied are written back
+and `expire_pos` moves past them (J3); data objects wholly before it are removed (`trimmed_pos`).
+"""
+
+from __future__ import annotations
+
+import errno
+
+import msgpack
+import structlog
+
+from mds import journal as j
+from mds.namespace import ROOT_INO, Inode, Namespace
+from osd.client import OSDClient, OSDError
+
+log = structlog.get_logger("mds")
+
+
+def dir_object(ino: int) -> str:
+    return f"{ino:x}.00000000"
+
+
+def _pack(obj) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(data: bytes):
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _dirty_dirs(ev: dict) -> set[int]:
+    """Directory inodes whose objects an event changes (the parent dentries it touches)."""
+    if ev.get("t") != j.EUPDATE:
+        return set()
+    return {ev[k] for k in ("parent", "sparent", "dparent", "dir") if k in ev}
+
+
+class RankStore:
+    def __init__(self, osd: OSDClient, pool: int, rank: int, events_per_segment: int,
+                 max_segments: int, min_epoch: int = 0) -> None:
+        self.osd = osd
+        self.pool = pool
+        self.rank = rank
+        self.min_epoch = min_epoch  # F3: ops wait until the osd has the fencing map
+        self.header = j.Header()
+        self.segments = j.SegmentLog(events_per_segment, max_segments)
+        self.read_pos = 0  # how far replay (or standby-replay) has read
+
+    # -- objects
+    async def _read_obj(self, name: str, offset: int = 0) -> bytes:
+        try:
+            return await self.osd.read(self.pool, name, offset, -1, min_epoch=self.min_epoch)
+        except OSDError as e:
+            if e.code == errno.ENOENT:  # nothing written there yet
+                return b""
+            raise
+
+    async def _omap(self, name: str) -> dict[str, bytes]:
+        try:
+            return await self.osd.omap_get(self.pool, name, None, min_epoch=self.min_epoch)
+        except OSDError as e:
+            if e.code == errno.ENOENT:  # a directory never written back yet
+                return {}
+            raise
+
+    async def write_header(self) -> None:
+        await self.osd.write_full(self.pool, j.header_object(self.rank), self.header.encode(),
+                                  min_epoch=self.min_epoch)
+
+    async def read_header(self) -> j.Header:
+        data = await self._read_obj(j.header_object(self.rank))
+        if not data:
+            raise j.JournalDamaged(f"journal header {j.header_object(self.rank)} is missing")
+        return j.Header.decode(data)
+
+    # -- create (R4) and load (R3)
+    async def create(self, ns: Namespace) -> None:
+        self.header = j.Header()
+        await self.write_header()
+        if self.rank == 0:
+            await self.write_dirs(ns, {ROOT_INO})
+        await self.append([{"t": j.ESUBTREEMAP, "rank": self.rank}])
+
+    async def load(self) -> Namespace:
+        """Read the directory objects, then replay the journal tail onto them."""
+        self.header = await self.read_header()
+        ns = await self.read_dirs()
+        self.read_pos = self.header.expire_pos
+        await self.replay_more(ns)
+        return ns
+
+    async def read_dirs(self) -> Namespace:
+        ns = Namespace()
+        root = await self._omap(dir_object(ROOT_INO)) if self.rank == 0 else {}
+        if "." in root:
+            ns.inodes[ROOT_INO] = Inode.from_wire(_unpack(root["."]))
+        todo = [(ROOT_INO, root)]
+        while todo:
+            dir_ino, omap = todo.pop()
+            for name, raw in omap.items():
+                if name == ".":
+                    continue
+                child = Inode.from_wire(_unpack(raw))
+                ns.attach(dir_ino, name, child)
+                if child.is_dir:
+                    todo.append((child.ino, await self._omap(dir_object(child.ino))))
+        return ns
+
+    async def _read_stream(self, pos: int) -> bytes:
+        """Stream bytes from `pos` to the end, across object boundaries."""
+        out = bytearray()
+        while True:
+            objno, off = 1 + pos // j.OBJECT_SIZE, pos % j.OBJECT_SIZE
+            data = await self._read_obj(j.data_object(self.rank, objno), off)
+            out += data
+            pos += len(data)
+            if off + len(data) < j.OBJECT_SIZE:
+                return bytes(out)
+
+    async def replay_more(self, ns: Namespace, completed: dict | None = None) -> int:
+        """Apply the events written since `read_pos`; return how many were applied."""
+        events, end = j.decode_events(await self._read_stream(self.read_pos), self.read_pos)
+        for pos, ev in events:
+            self._note(pos, ev)
+            if ev["t"] == j.EUPDATE:
+                ns.apply(ev)
+                if completed is not None and ev.get("reqid"):
+                    completed[ev["reqid"]] = ev.get("result", {})
+        self.read_pos = end
+        self.header.write_pos = max(self.header.write_pos, end)
+        return len(events)
+
+    def _note(self, pos: int, ev: dict) -> None:
+        self.segments.note(pos, ev, _dirty_dirs(ev))
+
+    # -- write path (J5)
+    async def append(self, events: list[dict]) -> None:
+        """Journal events durably (returns once the osd has them on disk)."""
+        batch = []
+        for ev in events:
+            if ev.get("t") == j.EUPDATE and self.segments.needs_new_segment():
+                opener = {"t": j.ESUBTREEMAP, "rank": self.rank}
+                batch.append(opener)
+            batch.append(ev)
+        data = b""
+        pos = self.header.write_pos
+        for ev in batch:
+            rec = j.encode_event(ev)
+            self._note(pos + len(data), ev)
+            data += rec
+        for objno, off, n in j.object_span(pos, len(data)):
+            start = (objno - 1) * j.OBJECT_SIZE + off - pos
+            await self.osd.append(self.pool, j.data_object(self.rank, objno),
+                                  data[start : start + n], min_epoch=self.min_epoch)
+        self.header.write_pos = pos + len(data)
+        self.read_pos = self.header.write_pos
+
+    # -- write-back and trimming (J3, J4)
+    async def write_dirs(self, ns: Namespace, dirs: set[int]) -> None:
+        """Write back the current dentries of `dirs` (removed directories are deleted)."""
+        for dir_ino in sorted(dirs):
+            name = dir_object(dir_ino)
+            if dir_ino not in ns.dentries:
+                try:
+                    await self.osd.remove(self.pool, name, min_epoch=self.min_epoch)
+                except OSDError as e:
+                    if e.code != errno.ENOENT:
+                        raise
+                continue
+            want = {n: _pack(ns.inodes[i].to_wire()) for n, i in ns.dentries[dir_ino].items()}
+            if dir_ino == ROOT_INO:
+                want["."] = _pack(ns.inodes[ROOT_INO].to_wire())
+            have = await self._omap(name)
+            stale = [k for k in have if k not in want]
+            if stale:
+                await self.osd.omap_rm(self.pool, name, stale, min_epoch=self.min_epoch)
+            changed = {k: v for k, v in want.items() if have.get(k) != v}
+            if changed:
+                await self.osd.omap_set(self.pool, name, changed, min_epoch=self.min_epoch)
+
+    async def trim(self, ns: Namespace, everything: bool = False) -> int:
+        """Expire the oldest segments (all but the current one if `everything`)."""
+        old = self.segments.segments[:-1] if everything else self.segments.expirable()
+        if not old:
+            return 0
+        dirty: set[int] = set()
+        for seg in old:
+            dirty |= seg.dirty
+        await self.write_dirs(ns, dirty)
+        self.header.expire_pos = self.segments.expire(old)
+        first_live = 1 + self.header.expire_pos // j.OBJECT_SIZE
+        for objno in range(1 + self.header.trimmed_pos // j.OBJECT_SIZE, first_live):
+            await self.osd.remove(self.pool, j.data_object(self.rank, objno),
+                                  min_epoch=self.min_epoch)
+        self.header.trimmed_pos = (first_live - 1) * j.OBJECT_SIZE
+        await self.write_header()
+        log.info("trimmed journal", segments=len(old), expire_pos=self.header.expire_pos)
+        return len(old)
