@@ -42,6 +42,13 @@ class AdminClient:
                     yield client
                 finally:
                     nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The nursery wraps what the caller's block raised (e.g. MonUnreachable when the
+            # mon goes away mid-command); the receive task raises nothing, so hand it back
+            # as it was raised.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             await conn.aclose()
 
@@ -85,6 +92,7 @@ async def _connect_with_retry(mon_host: str, entity: str, auth: str, timeout: fl
     with trio.move_on_after(timeout):
         for attempt in itertools.count():
             host, port = hosts[attempt % len(hosts)]
+            last = f"{host}:{port}: no answer"  # what to say if the timeout strikes mid-attempt
             try:
                 conn, _ = await connect(host, port, entity, auth=auth)
                 return conn

@@ -86,7 +86,13 @@ def auth_key(config: cfg.Config) -> str:
 async def run_command(config: cfg.Config, words: list[str], fmt: str, timeout: float) -> int:
     async with AdminClient.open(config.get("mon_host"), auth=auth_key(config), timeout=timeout,
                                 hunt_interval=config.get("mon_client_hunt_interval")) as admin:
-        rc, outs, outb = await admin.command(words, fmt)
+        reply_timeout = max(config.get("mon_client_timeout"), timeout)
+        reply = None
+        with trio.move_on_after(reply_timeout):  # connected, but the monitor hangs (stopped)
+            reply = await admin.command(words, fmt)
+        if reply is None:
+            raise MonUnreachable(f"no reply from the monitor within {reply_timeout:g}s")
+        rc, outs, outb = reply
     if outb:
         sys.stdout.write(outb if outb.endswith("\n") else outb + "\n")
     if rc < 0:
@@ -121,6 +127,10 @@ def main(argv: list[str] | None = None) -> None:
         from client import vstart
 
         raise SystemExit(vstart.main(argv))
+    if argv and argv[0] == "client":
+        from client import fscli
+
+        raise SystemExit(fscli.main(argv[1:]))
     opts, words = split_global_options(argv)
     if not words or words == ["--help"]:
         print(USAGE, end="")

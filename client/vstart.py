@@ -54,9 +54,34 @@ def alive(pid: int) -> bool:
         return True
     try:  # a zombie child of ours counts as gone
         done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
+        if done != 0:
+            return False
     except ChildProcessError:
-        return True
+        pass
+    # A zombie that is not our child (vstop runs after vstart has exited, so the daemons are
+    # init's children, reaped whenever init gets round to it) is gone too.
+    return _proc_stat(pid)[0] not in ("Z", "X")
+
+
+def _proc_stat(pid: int) -> tuple[str, str]:
+    """(state letter, command line) from /proc; ("?", "") where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        return state, cmd
+    except (OSError, IndexError):
+        return "?", ""
+
+
+def ours(pid: int, d: str) -> bool:
+    """The pid is alive and is a daemon of the cluster in `d` (its command line names the
+    cluster's ceph.conf), not an unrelated process that reuses a stale pid file's number."""
+    if not alive(pid):
+        return False
+    state, cmd = _proc_stat(pid)
+    return state == "?" or os.path.join(d, "ceph.conf") in cmd
 
 
 def write_conf(d: str, port: int, profile: str, extra: dict[str, str] | None = None) -> str:
@@ -101,7 +126,7 @@ def running(d: str) -> dict[str, int]:
         for fn in sorted(os.listdir(rundir)):
             if fn.endswith(".pid"):
                 pid = read_pid(os.path.join(rundir, fn))
-                if pid and alive(pid):
+                if pid and ours(pid, d):
                     found[fn[:-4]] = pid
     return found
 
@@ -134,7 +159,7 @@ def cluster_ready(conf: str) -> bool:
 
 
 def vstart(a: argparse.Namespace) -> int:
-    d = os.path.abspath(a.dir)
+    d = os.path.realpath(a.dir)
     if running(d):
         print(f"vstart: a cluster is already running in {d}; run `mdsemu vstop -d {d}` first",
               file=sys.stderr)
@@ -161,8 +186,12 @@ def vstart(a: argparse.Namespace) -> int:
         print(f"vstart: the monitor did not come up: {e}; see {d}/out/mon.a.log",
               file=sys.stderr)
         return errno.ETIMEDOUT
+    start_daemon(d, "osd", "0", conf)  # the metadata pool: MDS daemons wait for it
     for i in range(a.mds):
         start_daemon(d, "mds", MDS_NAMES[i], conf)
+    if a.mds == 0:  # nothing can become healthy: start MDS daemons by hand (`mdsemu-mds`)
+        print(f"vstart: monitor is up in {d} (conf {conf}), no MDS daemons started")
+        return 0
     deadline = time.monotonic() + a.timeout
     while time.monotonic() < deadline:
         if cluster_ready(conf):
@@ -176,7 +205,7 @@ def vstart(a: argparse.Namespace) -> int:
 
 
 def vstop(d: str, timeout: float = 10.0) -> int:
-    d = os.path.abspath(d)
+    d = os.path.realpath(d)
     procs = running(d)
     # MDS daemons first, so each says down:dne to a live monitor (B10).
     order = sorted(procs, key=lambda n: (n.startswith("mon."), n))
@@ -185,6 +214,7 @@ def vstop(d: str, timeout: float = 10.0) -> int:
             _wait_gone([procs[n] for n in procs if n.startswith("mds.")], timeout / 2)
         try:
             os.kill(procs[name], signal.SIGTERM)
+            os.kill(procs[name], signal.SIGCONT)  # a stopped (kill -STOP) daemon too
         except ProcessLookupError:
             pass
     leftover = _wait_gone(list(procs.values()), timeout)

@@ -1,13 +1,15 @@
 """The MDS daemon's trio shell: the mon session, beacons, map handling and the work of each
 state. Decisions are in `mds.rank` (state machine) and `mds.beacon` (lagginess).
 
-The work of each rank state is a method `_work_<state>`; in this release it is short (there is
-no journal yet), but every state is entered, reported to the monitor and logged with Ceph's
-wording, so the journal, sessions and reconnect slot in here.
+The work of each rank state is a method `_work_<state>`: creating writes a new journal, replay
+waits for the fence (F3) and replays the journal from the osd, standby-replay follows it, active
+serves clients (`mds.rankdata`). Every state is reported to the monitor and logged with Ceph's
+wording.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import random
@@ -23,9 +25,19 @@ from common import messages as m
 from common import states
 from common.config import Config
 from common.fsmap import FSMap
-from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
+from common.net import (
+    Connection,
+    ConnectionClosed,
+    HandshakeError,
+    ProtocolError,
+    connect,
+    parse_hostport,
+)
+from common.osdmap import OSDMap
 from mds.beacon import BeaconState
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
+from mds.rankdata import Damaged, Fenced, RankData
+from osd.client import OSDClient, OSDError
 
 log = structlog.get_logger("mds")
 
@@ -59,6 +71,10 @@ class MDSDaemon:
         self.nursery: trio.Nursery | None = None
         self.connected = trio.Event()
         self.respawn_reason: str | None = None
+        self.osdmap = OSDMap(epoch=0)
+        self._osdmap_changed = trio.Event()
+        self.osd: OSDClient | None = None
+        self.data: RankData | None = None
 
     @property
     def state(self) -> int:
@@ -78,8 +94,50 @@ class MDSDaemon:
             task_status.started(self)
 
     async def _client_conn(self, stream) -> None:
-        # Client sessions arrive with the filesystem client; until then, say so and close.
-        await stream.aclose()
+        """A filesystem client: hello, then requests, each answered once it is safe."""
+        conn = Connection(stream, self.config.get("ms_max_message_size"))
+        try:
+            hello = await conn.recv()
+            if not isinstance(hello, m.Hello) or not hello.entity.startswith("client."):
+                raise ProtocolError("expected a hello from a client")
+            await conn.send(m.HelloOk(global_id=0, fsid="", mon=f"mds.{self.name}"))
+            async with trio.open_nursery() as nursery:
+                await self._client_requests(conn, hello.entity, nursery)
+        except ProtocolError as e:
+            log.warning("closing client connection: bad input", peer=conn.peer, reason=str(e))
+        except ConnectionClosed:
+            pass
+        finally:
+            await conn.aclose()
+
+    async def _client_requests(self, conn: Connection, entity: str, nursery) -> None:
+        try:
+            while True:
+                req = await conn.recv()
+                if not isinstance(req, m.ClientRequest):
+                    raise ProtocolError(f"unexpected {req.TYPE} from a client")
+                nursery.start_soon(self._client_request, conn, entity, req)
+        except ProtocolError as e:
+            log.warning("closing client connection: bad input", peer=conn.peer, reason=str(e))
+        except ConnectionClosed:
+            pass
+        nursery.cancel_scope.cancel()
+
+    async def _client_request(self, conn: Connection, entity: str, req) -> None:
+        data = self.data
+        if self.state not in (states.ACTIVE, states.CLIENTREPLAY) or data is None:
+            reply = m.ClientReply(tid=req.tid, rc=-errno.EAGAIN, error="not active")
+        else:
+            try:
+                rc, result, error = await data.handle(f"{entity}:{req.tid}", req.op, req.args)
+            except (Fenced, Damaged, OSDError) as e:
+                self._respawn(str(e))
+                return
+            reply = m.ClientReply(tid=req.tid, rc=rc, result=result, error=error)
+        try:
+            await conn.send(reply)
+        except ConnectionClosed:
+            pass
 
     def _respawn(self, reason: str) -> None:
         """Re-execute (the process) or, with no hook (in-process), end `run` with the reason
@@ -127,7 +185,10 @@ class MDSDaemon:
                 log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",
                             error=str(e), retry_in=backoff)
                 await trio.sleep(backoff)
-                backoff = min(backoff * 2, 5 * self.config.get("mon_client_hunt_interval") + 2)
+                # Never wait longer than the grace between attempts: a restarted mon gives
+                # us mds_beacon_mon_down_grace to come back (T3), then fails us.
+                backoff = min(backoff * 2, 5 * self.config.get("mon_client_hunt_interval") + 2,
+                              max(self.config.get("mds_beacon_grace"), 0.1))
                 continue
             backoff = self.config.get("mon_client_hunt_interval")
             if self.gid == 0:
@@ -181,6 +242,8 @@ class MDSDaemon:
             global_id=self.gid, name=self.name, state=want, seq=seq,
             version=self.sm.effective_epoch if self.sm else 0, addr=self.addr,
             fs=c.get("mds_join_fs"),
+            health=(self.data.health(c.get("mds_log_warn_factor"))
+                    if self.data is not None and self.state == states.ACTIVE else []),
             standby_for_rank=c.get("mds_standby_for_rank"),
             standby_for_name=c.get("mds_standby_for_name"),
             standby_for_fscid=c.get("mds_standby_for_fscid"),
@@ -210,7 +273,11 @@ class MDSDaemon:
                     log.info("config changed", options=changed)
                     self._wake.set()  # e.g. mds_join_fs: the mon hears of it now (S3)
             elif isinstance(msg, m.OSDMapMsg):
-                pass  # fencing waits on the OSDMap once there is a journal (F3)
+                osdmap = OSDMap.from_wire(msg.osdmap)
+                if osdmap.epoch > self.osdmap.epoch:
+                    self.osdmap = osdmap
+                    self._osdmap_changed.set()
+                    self._osdmap_changed = trio.Event()
             elif isinstance(msg, m.Error):
                 raise ProtocolError(f"monitor said: {msg.message}")
 
@@ -254,24 +321,88 @@ class MDSDaemon:
         with trio.CancelScope() as scope:
             self._work_scope = scope
             step = getattr(self, f"_work_{states.name(state).split(':')[1].replace('-', '_')}")
-            await step()
+            try:
+                await step()
+            except Fenced as e:
+                self._respawn(str(e))
+                return
+            except Damaged as e:
+                await self._report_damaged(str(e))
+                return
+            except OSDError as e:
+                self._respawn(f"metadata pool error ({e}); respawning")
+                return
             if self.sm.state == state and self.fsmap is not None:
                 self._act(self.sm.step_done(state, self.fsmap))
 
+    # -- the metadata pool
+    async def _wait_osdmap(self, epoch: int) -> None:
+        """F3: wait for the OSDMap that blocklists the rank's previous instance."""
+        if self.osdmap.epoch < epoch:
+            log.info(f" waiting for osdmap {epoch} (which blocklists prior instance)")
+        while self.osdmap.epoch < epoch or not self.osdmap.osd_addrs:
+            await self._osdmap_changed.wait()
+
+    async def _osd_session(self, addr: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with OSDClient.open(addr, f"mds.{self.name}", self.addr) as osd:
+            task_status.started(osd)
+            await trio.sleep_forever()
+
+    async def _rank_data(self) -> RankData:
+        """Open (once) the osd session and this rank's metadata, after the fence (F3)."""
+        fs = self.fsmap.fs_of(self.gid)
+        await self._wait_osdmap(fs.last_failure_osd_epoch)
+        if self.data is not None:
+            self.data.store.min_epoch = max(self.data.store.min_epoch, fs.last_failure_osd_epoch)
+            return self.data
+        if self.osd is None:
+            addr = self.osdmap.osd_addrs[min(self.osdmap.osd_addrs)]
+            self.osd = await self.nursery.start(self._osd_session, addr)
+        c = self.config
+        self.data = RankData(self.osd, fs.metadata_pool, self.sm.rank,
+                             c.get("mds_log_events_per_segment"), c.get("mds_log_max_segments"),
+                             min_epoch=fs.last_failure_osd_epoch)
+        return self.data
+
+    async def _report_damaged(self, reason: str) -> None:
+        """F5: ask for down:damaged, wait (bounded) for the mon, then respawn as a standby."""
+        log.error("metadata damaged; reporting down:damaged", reason=reason)
+        self.sm.want_state = states.DAMAGED
+        self._wake.set()
+        with trio.move_on_after(self.config.get("mds_mon_shutdown_timeout")):
+            while self.fsmap.info(self.gid) is not None:
+                await trio.sleep(0.05)
+        self._respawn("respawning after reporting down:damaged")
+
     async def _work_standby_replay(self) -> None:
         log.info("replay_start")  # R5: follow the journal every mds_replay_interval
-        await trio.sleep_forever()
+        data = await self._rank_data()
+        await data.load()
+        while True:
+            await trio.sleep(self.config.get("mds_replay_interval"))
+            await data.follow()
 
     async def _work_replay(self) -> None:
         log.info("replay_start")
-        await trio.sleep(0)
-        log.info("Finished replaying journal")
+        t0 = trio.current_time()
+        following = self.data is not None and self.data.ns is not None
+        data = await self._rank_data()
+        if following:  # R6: the final pass of a promoted follower
+            events = await data.follow()
+        else:
+            events = await data.load()
+        log.info("Finished replaying journal", events=events, inodes=len(data.ns),
+                 seconds=round(trio.current_time() - t0, 3))
         log.info("making mds journal writeable")
 
     async def _work_creating(self) -> None:
         log.info("boot_create")
+        data = await self._rank_data()
+        await data.create()
 
     async def _work_starting(self) -> None:
+        data = await self._rank_data()
+        await data.load()
         log.info("starting_done")
 
     async def _work_reconnect(self) -> None:
@@ -293,6 +424,7 @@ class MDSDaemon:
 
     async def _work_stopping(self) -> None:
         log.info("stopping_start")  # X4: hand subtrees over, flush and trim the journal
-        await trio.sleep(0)
+        if self.data is not None and self.data.ns is not None:
+            await self.data.flush_all()
         log.info("stopping_done")
 

@@ -51,6 +51,7 @@ class RankStore:
         self.header = j.Header()
         self.segments = j.SegmentLog(events_per_segment, max_segments)
         self.read_pos = 0  # how far replay (or standby-replay) has read
+        self.replayed = 0
 
     # -- objects
     async def _read_obj(self, name: str, offset: int = 0) -> bytes:
@@ -87,12 +88,12 @@ class RankStore:
             await self.write_dirs(ns, {ROOT_INO})
         await self.append([{"t": j.ESUBTREEMAP, "rank": self.rank}])
 
-    async def load(self) -> Namespace:
+    async def load(self, completed: dict | None = None) -> Namespace:
         """Read the directory objects, then replay the journal tail onto them."""
         self.header = await self.read_header()
         ns = await self.read_dirs()
         self.read_pos = self.header.expire_pos
-        await self.replay_more(ns)
+        self.replayed = await self.replay_more(ns, completed)
         return ns
 
     async def read_dirs(self) -> Namespace:

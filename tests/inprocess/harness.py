@@ -78,6 +78,20 @@ class Cluster:
 
         self.port = await self.nursery.start(run)
 
+    async def start_osd(self) -> None:
+        """The metadata pool's osd (osd.0); returns once the OSDMap has its address."""
+        from osd.server import OSDServer
+
+        async def run(task_status=trio.TASK_STATUS_IGNORED):
+            with trio.CancelScope() as self.osd_scope:
+                config = Config("osd.0", overrides=self.options(
+                    {"osd_data": f"{self.data_dir}/osd.0"}))
+                self.osd = OSDServer(config)
+                await self.osd.run(task_status=task_status)
+
+        await self.nursery.start(run)
+        await self.wait_for(lambda: self.mon.core.osdmap.osd_addrs, what="osd.0 to boot")
+
     def stop_mon(self) -> None:
         self.mon_scope.cancel()
 
@@ -125,3 +139,19 @@ def _state(name: str) -> int:
     from common import states
 
     return states.from_name(name)
+
+
+async def mds_request(cluster: Cluster, op: str, args: dict, fs_name: str = "cephfs",
+                      tid: int = 1, entity: str = "client.test"):
+    """Send one request to rank 0's holder (no retries: tests that want them use FSClient)."""
+    from common.messages import ClientRequest
+    from common.net import connect, parse_hostport
+
+    info = cluster.fsmap.fs_by_name(fs_name).holder(0)
+    host, port = parse_hostport(info.addr.split("/")[0])
+    conn, _ = await connect(host, port, entity)
+    try:
+        await conn.send(ClientRequest(tid=tid, op=op, args=args))
+        return await conn.recv()
+    finally:
+        await conn.aclose()

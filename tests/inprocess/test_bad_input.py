@@ -21,6 +21,7 @@ pytestmark = pytest.mark.timeout(30)
 async def cluster(nursery, tmp_path):
     c = Cluster(nursery, str(tmp_path), mon_options={"ms_max_message_size": 4096})
     await c.start_mon()
+    await c.start_osd()
     await c.ok("fs", "new", "cephfs", "m", "d")
     await c.start_mds("a")
     await c.wait_for(lambda: c.holder_name(), what="an active rank 0")

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 async def cluster(nursery, tmp_path):
     c = Cluster(nursery, str(tmp_path))
     await c.start_mon()
+    await c.start_osd()
     yield c
     nursery.cancel_scope.cancel()
 

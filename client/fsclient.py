@@ -1,0 +1,378 @@
+"""The filesystem client library: metadata requests to rank 0 of a file system, following the
+FSMap through failovers (DESIGN §5, ref C4).
+
+Resource handling: `async with FSClient.open(mon_host, ...) as fs:` holds a monitor session
+(subscribed to the FSMap) and at most one connection to the MDS holding rank 0; both end with
+the block. Several trio tasks may call the same FSClient at once: replies are matched by tid.
+
+Failover: a request that loses its MDS connection, gets -EAGAIN/-ESTALE ("not serving the rank
+now"), or whose rank holder changes in a newer map (a new gid, incarnation or address, C4), is
+resent once rank 0 is up:active (or up:clientreplay) again, with the SAME tid and retry+1. The
+MDS recognises a repeat by (client entity, tid) and answers it from its completed-requests
+record, so resending a mutation the old holder already applied is safe. The client's entity
+towards the MDS is `client.<global_id>`, the id the monitor assigned at hello, so that two
+clients never share a request id.
+
+Error handling: an unreachable monitor raises MonUnreachable from `open`; a request that fails
+raises FSClientError with a positive errno (ETIMEDOUT when no active holder answered within
+`timeout` seconds of the request being made).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import math
+import os
+
+import structlog
+import trio
+
+from client.admin import MonUnreachable
+from common import messages as m
+from common import states
+from common.fsmap import FSMap, MDSInfo, MDSMap
+from common.net import (
+    Connection,
+    ConnectionClosed,
+    HandshakeError,
+    ProtocolError,
+    connect,
+    parse_hostport,
+)
+
+log = structlog.get_logger("client")
+
+RANK = 0  # this client talks to rank 0 only (no subtree partitioning across ranks)
+SERVING = (states.ACTIVE, states.CLIENTREPLAY)
+RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newer map, then retry
+MDS_CONNECT_TIMEOUT = 5.0
+
+__all__ = ["FSClient", "FSClientError", "MonUnreachable"]
+
+
+class FSClientError(Exception):
+    """A request failed: `code` is a positive errno."""
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(message or os.strerror(code))
+        self.code = code
+        self.message = message or os.strerror(code)
+
+
+class _Session:
+    """One connection to one incarnation of rank 0's holder."""
+
+    def __init__(self, info: MDSInfo, conn: Connection) -> None:
+        self.ident = (info.gid, info.inc, info.addr)
+        self.name = f"mds.{info.name}"
+        self.conn = conn
+        self.waiters: dict[int, tuple[trio.MemorySendChannel, trio.MemoryReceiveChannel]] = {}
+        self.scope = trio.CancelScope()
+        self.dead = False
+
+    def kill(self) -> None:
+        """Mark the connection down: every request waiting on it is told so."""
+        self.dead = True
+        for send, _ in self.waiters.values():
+            send.close()
+        self.waiters.clear()
+        self.scope.cancel()
+
+    async def call(self, req: m.ClientRequest) -> m.ClientReply | None:
+        """Send; return the first reply, or None if the connection went down meanwhile."""
+        if self.dead:
+            return None
+        self.waiters[req.tid] = trio.open_memory_channel(math.inf)
+        try:
+            await self.conn.send(req)
+        except ConnectionClosed:
+            self.kill()
+            return None
+        return await self.next_reply(req.tid)
+
+    async def next_reply(self, tid: int) -> m.ClientReply | None:
+        pair = self.waiters.get(tid)
+        if pair is None:
+            return None
+        try:
+            reply = await pair[1].receive()  # replies already received come before the end
+        except trio.EndOfChannel:
+            return None
+        if reply.safe or reply.rc != 0:
+            self.waiters.pop(tid, None)
+        return reply
+
+    async def receive(self) -> None:
+        try:
+            with self.scope:
+                while True:
+                    msg = await self.conn.recv()
+                    pair = self.waiters.get(msg.tid) if isinstance(msg, m.ClientReply) else None
+                    if pair is None:
+                        log.debug("ignoring a message", mds=self.name, type=msg.TYPE,
+                                  tid=getattr(msg, "tid", None))
+                    else:
+                        pair[0].send_nowait(msg)
+        except (ConnectionClosed, ProtocolError) as e:
+            log.info("lost the connection to the mds", mds=self.name, reason=str(e))
+        finally:
+            self.kill()
+            await self.conn.aclose()
+
+
+class FSClient:
+    def __init__(self, mon_host: str, global_id: int, auth: str, fs_name: str | None,
+                 timeout: float, hunt_interval: float, nursery: trio.Nursery) -> None:
+        self.mon_host = mon_host
+        self.global_id = global_id
+        self.entity = f"client.{global_id}"  # our name towards the MDS
+        self.auth = auth
+        self.fs_name = fs_name
+        self.timeout = timeout
+        self.hunt_interval = hunt_interval
+        self.nursery = nursery
+        self.fsmap: FSMap | None = None
+        self.log = log.bind(entity=self.entity)
+        self._map_changed = trio.Event()  # set and replaced on every newer map
+        self._tids = itertools.count(1)
+        self._session: _Session | None = None
+        self._connect_lock = trio.Lock()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, mon_host: str, fs_name: str | None = None, timeout: float = 60.0,
+                   entity: str | None = None, auth: str = "",
+                   connect_timeout: float | None = None, hunt_interval: float = 1.0):
+        """`entity` is the name to authenticate as with the monitor (default client.admin);
+        `connect_timeout` bounds the wait for the monitor and the first map (default
+        `timeout`), `timeout` bounds each request."""
+        connect_timeout = timeout if connect_timeout is None else connect_timeout
+        mon_entity = entity or "client.admin"
+        conn, hello = await _mon_connect(mon_host, mon_entity, auth, connect_timeout,
+                                         hunt_interval)
+        try:
+            async with trio.open_nursery() as nursery:
+                fs = cls(mon_host, hello.global_id, auth, fs_name, timeout, hunt_interval,
+                         nursery)
+                nursery.start_soon(fs._follow_mon, conn, mon_entity)
+                conn = None  # _follow_mon owns it now
+                try:
+                    with trio.move_on_after(connect_timeout):
+                        while fs.fsmap is None:
+                            await fs._map_changed.wait()
+                    if fs.fsmap is None:
+                        raise MonUnreachable(f"no fsmap from the monitor at {mon_host} "
+                                             f"within {connect_timeout:g}s")
+                    fs._filesystem()  # ENOENT now rather than on the first request
+                    yield fs
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # hand back what the caller's block raised
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            if conn is not None:
+                await conn.aclose()
+
+    # -- the file system operations (mutations return the inode when the MDS sends it, or {})
+    async def mkdir(self, path: str, mode: int = 0o755) -> dict:
+        return (await self.request("mkdir", {"path": path, "mode": mode})).get("inode", {})
+
+    async def create(self, path: str, mode: int = 0o644) -> dict:
+        return (await self.request("create", {"path": path, "mode": mode})).get("inode", {})
+
+    async def unlink(self, path: str) -> None:
+        await self.request("unlink", {"path": path})
+
+    async def rmdir(self, path: str) -> None:
+        await self.request("rmdir", {"path": path})
+
+    async def rename(self, src: str, dst: str) -> None:
+        await self.request("rename", {"src": src, "dst": dst})
+
+    async def setattr(self, path: str, **attrs) -> dict:
+        """mode, uid, gid, size, mtime, xattrs ({name: value}, added to the inode's)."""
+        return (await self.request("setattr", dict(attrs, path=path))).get("inode", {})
+
+    async def stat(self, path: str) -> dict:
+        return (await self.request("getattr", {"path": path}))["inode"]
+
+    async def ls(self, path: str) -> list[tuple[str, dict]]:
+        return [(name, inode) for name, inode in
+                (await self.request("readdir", {"path": path}))["entries"]]
+
+    async def request(self, op: str, args: dict) -> dict:
+        """Send one request to rank 0 until a safe reply comes back; return its result."""
+        tid = next(self._tids)
+        retry = 0
+        unsafe: m.ClientReply | None = None
+        session: _Session | None = None
+        try:
+            with trio.move_on_after(self.timeout):
+                while True:
+                    session = await self._serving_session()
+                    reply = await session.call(m.ClientRequest(tid, op, args, retry))
+                    while reply is not None and not reply.safe and reply.rc == 0:
+                        unsafe = reply  # applied, not yet journaled: wait for the safe reply
+                        self.log.debug("unsafe reply", tid=tid, mds=session.name)
+                        reply = await session.next_reply(tid)
+                    if reply is None or reply.rc in (-errno.EAGAIN, -errno.ESTALE):
+                        if reply is not None:
+                            self.log.info("mds is not serving the rank; waiting for a newer map",
+                                          mds=session.name, tid=tid, rc=reply.rc)
+                            await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
+                        retry += 1
+                        self.log.info(f"retrying tid {tid}", op=op, retry=retry)
+                        continue
+                    if reply.rc < 0:
+                        raise FSClientError(-reply.rc, reply.error)
+                    if not reply.result and unsafe is not None:
+                        return unsafe.result  # a safe reply may come without the result
+                    return reply.result
+        finally:
+            if session is not None:
+                session.waiters.pop(tid, None)
+        raise FSClientError(errno.ETIMEDOUT, f"no reply to {op} within {self.timeout:g}s "
+                                             f"({self._rank_status()})")
+
+    # -- finding and connecting to rank 0's holder
+    async def _serving_session(self) -> _Session:
+        while True:
+            async with self._connect_lock:
+                s = self._session
+                if s is not None and not s.dead:
+                    return s
+                info = self._serving_holder()
+                if info is not None:
+                    s = await self._connect(info)
+                    if s is not None:
+                        self._session = s
+                        self._check_session()  # a map may have moved the rank meanwhile
+                        if not s.dead:
+                            return s
+                epoch = self.fsmap.epoch
+            await self._newer_map(epoch, RETRY_PAUSE if info is not None else None)
+
+    async def _connect(self, info: MDSInfo) -> _Session | None:
+        host, port = parse_hostport(info.addr.split("/")[0])
+        verb = "reconnecting" if self._session is not None else "connecting"
+        self.log.info(f"{verb} to mds.{info.name}", addr=info.addr,
+                      state=states.name(info.state))
+        try:
+            with trio.fail_after(MDS_CONNECT_TIMEOUT):
+                conn, _ = await connect(host, port, self.entity, global_id=self.global_id,
+                                        auth=self.auth)
+        except (OSError, HandshakeError, trio.TooSlowError) as e:
+            self.log.warning(f"cannot connect to mds.{info.name}", addr=info.addr,
+                             reason=str(e) or type(e).__name__)
+            return None
+        session = _Session(info, conn)
+        self.nursery.start_soon(session.receive)
+        return session
+
+    def _filesystem(self) -> MDSMap:
+        fsmap = self.fsmap
+        if self.fs_name:
+            fs = fsmap.fs_by_name(self.fs_name)
+            if fs is None:
+                raise FSClientError(errno.ENOENT, f"filesystem '{self.fs_name}' not found")
+        else:
+            fs = fsmap.filesystems.get(fsmap.legacy_client_fscid)
+            if fs is None:
+                raise FSClientError(errno.ENOENT, "no default filesystem (use --fs NAME)")
+        return fs
+
+    def _serving_holder(self) -> MDSInfo | None:
+        info = self._filesystem().holder(RANK)
+        return info if info is not None and info.state in SERVING else None
+
+    def _rank_status(self) -> str:
+        try:
+            fs = self._filesystem()
+        except FSClientError as e:
+            return e.message
+        info = fs.holder(RANK)
+        where = f"rank {RANK} of {fs.fs_name}"
+        return f"{where} is failed" if info is None else \
+            f"{where} is mds.{info.name} in {states.name(info.state)}"
+
+    def _check_session(self) -> None:
+        """C4: if rank 0's holder is not the daemon we are connected to, mark it down."""
+        s = self._session
+        if s is None or s.dead:
+            return
+        try:
+            info = self._filesystem().holder(RANK)
+        except FSClientError:
+            info = None
+        if info is None or (info.gid, info.inc, info.addr) != s.ident:
+            self.log.info("failover noticed", old=s.name, epoch=self.fsmap.epoch,
+                          new=f"mds.{info.name}" if info else None,
+                          state=states.name(info.state) if info else None)
+            s.kill()
+
+    # -- the map
+    async def _newer_map(self, epoch: int, max_wait: float | None) -> None:
+        with trio.move_on_after(math.inf if max_wait is None else max_wait):
+            while self.fsmap.epoch <= epoch:
+                await self._map_changed.wait()
+
+    def _on_map(self, fsmap: FSMap) -> None:
+        if self.fsmap is not None and fsmap.epoch <= self.fsmap.epoch:
+            return
+        self.fsmap = fsmap
+        self._check_session()
+        event, self._map_changed = self._map_changed, trio.Event()
+        event.set()
+
+    async def _follow_mon(self, conn: Connection, mon_entity: str) -> None:
+        """Receive every map; if the monitor goes away, hunt for it again (forever)."""
+        while True:
+            try:
+                await conn.send(m.Subscribe(what=["fsmap"]))
+                while True:
+                    msg = await conn.recv()
+                    if isinstance(msg, m.FSMapMsg):
+                        try:
+                            fsmap = FSMap.from_wire(msg.fsmap)
+                        except (KeyError, TypeError, ValueError) as e:
+                            self.log.warning("ignoring a bad fsmap", reason=repr(e))
+                            continue
+                        self._on_map(fsmap)
+            except (ConnectionClosed, ProtocolError) as e:
+                self.log.warning("lost the monitor session; hunting", reason=str(e))
+            finally:
+                await conn.aclose()
+            while True:
+                try:
+                    conn, _ = await _mon_connect(self.mon_host, mon_entity, self.auth,
+                                                 math.inf, self.hunt_interval)
+                    break
+                except MonUnreachable as e:  # refused: keep trying, the mon may change its mind
+                    self.log.warning(str(e))
+                    await trio.sleep(self.hunt_interval)
+
+
+async def _mon_connect(mon_host: str, entity: str, auth: str, timeout: float,
+                       hunt_interval: float) -> tuple[Connection, m.HelloOk]:
+    """Like AdminClient's hunt, but keeping the HelloOk (its global_id names this client)."""
+    hosts = [parse_hostport(h) for h in mon_host.split(",") if h.strip()]
+    if not hosts:
+        raise MonUnreachable("no monitor address configured (mon_host)")
+    last = "no answer"
+    with trio.move_on_after(timeout):
+        for attempt in itertools.count():
+            host, port = hosts[attempt % len(hosts)]
+            last = f"{host}:{port}: no answer"
+            try:
+                return await connect(host, port, entity, auth=auth)
+            except HandshakeError as e:
+                raise MonUnreachable(f"monitor {host}:{port} refused us: {e}") from None
+            except OSError as e:
+                last = f"{host}:{port}: {e.strerror or e}"
+            await trio.sleep(hunt_interval)
+    raise MonUnreachable(f"cannot reach the monitor at {mon_host} after {timeout:g}s ({last})")
+

@@ -1,0 +1,128 @@
+"""What a rank holds while it runs: its namespace, its journal on the osd, the requests it
+has completed (so a resent request is answered, not done twice), and the request path.
+
+A mutation is checked and applied in memory under one lock, journaled, and answered only once
+the osd has it on disk (a safe reply, J5). If the osd says we are blocklisted, this instance was
+replaced: it must stop at once (`Fenced`), and the daemon respawns (B9, F4).
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+
+import structlog
+import trio
+
+from mds import journal as j
+from mds.mdstore import RankStore
+from mds.namespace import FSError, Namespace
+from osd.client import Blocklisted, OSDClient, OSDError
+
+log = structlog.get_logger("mds")
+
+READ_OPS = frozenset({"lookup", "getattr", "readdir"})
+WRITE_OPS = frozenset({"mkdir", "create", "unlink", "rmdir", "rename", "setattr"})
+
+
+class Fenced(Exception):
+    """The osd refused us (EBLOCKLISTED): a newer instance holds the rank."""
+
+
+class Damaged(Exception):
+    """The rank's metadata cannot be read (F5)."""
+
+
+class RankData:
+    def __init__(self, osd: OSDClient, pool: int, rank: int, events_per_segment: int,
+                 max_segments: int, min_epoch: int = 0) -> None:
+        self.store = RankStore(osd, pool, rank, events_per_segment, max_segments, min_epoch)
+        self.ns: Namespace | None = None
+        self.completed: dict[str, dict] = {}
+        self.lock = trio.Lock()
+        self.requests = 0  # served, for `fs status` rates
+
+    async def _io(self, coro):
+        try:
+            return await coro
+        except Blocklisted:
+            raise Fenced("we have been blocklisted (fenced), respawning...") from None
+        except j.JournalDamaged as e:
+            raise Damaged(str(e)) from None
+        except OSDError as e:
+            if e.code == errno.EIO:
+                raise Damaged(str(e)) from None
+            raise
+
+    # -- the rank's life (R3, R4, R5)
+    async def create(self) -> None:
+        self.ns = Namespace(now=time.time())
+        await self._io(self.store.create(self.ns))
+
+    async def load(self) -> int:
+        """Replay: directory objects plus the journal tail. Returns events replayed."""
+        self.ns = await self._io(self.store.load(self.completed))
+        return self.store.replayed
+
+    async def follow(self) -> int:
+        """One standby-replay pass (R5): apply what the active wrote since the last pass."""
+        header = await self._io(self.store.read_header())
+        if self.store.read_pos < header.trimmed_pos:
+            raise Fenced("standby MDS fell behind active MDS journal's expire_pos, restarting")
+        return await self._io(self.store.replay_more(self.ns, self.completed))
+
+    async def flush_all(self) -> None:
+        """Write every directory back and expire the journal (stopping, X4)."""
+        async with self.lock:
+            await self._io(self.store.trim(self.ns, everything=True))
+
+    def health(self, warn_factor: float) -> list[dict]:
+        segs = self.store.segments
+        if segs.behind_on_trimming(warn_factor):
+            n, mx = len(segs.segments), segs.max_segments
+            return [{"type": "MDS_TRIM", "severity": "HEALTH_WARN",
+                     "message": f"Behind on trimming ({n}/{mx})",
+                     "metadata": {"num_segments": n, "max_segments": mx}}]
+        return []
+
+    # -- requests
+    async def handle(self, reqid: str, op: str, args: dict) -> tuple[int, dict, str]:
+        """Serve one client request: (rc, result, error text). A reqid seen before (a client
+        resending after a failover) gets the recorded answer instead of a second execution."""
+        ns = self.ns
+        self.requests += 1
+        if reqid in self.completed:
+            return 0, self.completed[reqid], ""
+        try:
+            if op in READ_OPS:
+                node = ns.resolve(_arg(args, "path"))
+                if op == "readdir":
+                    return 0, {"entries": [[n, ns.stat(i)] for n, i in
+                                           ns.readdir(_arg(args, "path"))]}, ""
+                return 0, {"inode": ns.stat(node)}, ""
+            if op not in WRITE_OPS:
+                return -errno.EINVAL, {}, f"unknown operation '{op}'"
+            async with self.lock:
+                ev = ns.prepare(op, args, time.time())
+                ev["t"] = j.EUPDATE
+                ev["reqid"] = reqid
+                ns.apply(ev)
+                result = {"inode": ns.stat(ns.inodes[ev["ino"]])} if ev["ino"] in ns.inodes \
+                    and op != "unlink" and op != "rmdir" else {}
+                ev["result"] = result
+                await self._io(self.store.append([ev]))
+                self.completed[reqid] = result
+                if self.store.segments.expirable():
+                    await self._io(self.store.trim(ns))
+            return 0, result, ""
+        except FSError as e:
+            return -e.code, {}, str(e)
+        except (KeyError, TypeError, ValueError) as e:
+            return -errno.EINVAL, {}, f"bad arguments: {e}"
+
+
+def _arg(args: dict, key: str) -> str:
+    value = args.get(key)
+    if not isinstance(value, str):
+        raise FSError(errno.EINVAL, f"'{key}' must be a string")
+    return value

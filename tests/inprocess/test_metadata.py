@@ -1,0 +1,110 @@
+"""Journaled metadata across failover, in one trio.run (R3, R5, R6, F3, F4, J5)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from common.messages import ClientRequest
+from common.net import connect, parse_hostport
+from mds.rankdata import Fenced, RankData
+from osd.client import OSDClient
+from tests.inprocess.harness import Cluster, mds_request
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def cluster(nursery, tmp_path):
+    c = Cluster(nursery, str(tmp_path), profile="fast")
+    await c.start_mon()
+    await c.start_osd()
+    yield c
+    nursery.cancel_scope.cancel()
+
+
+async def _create(c: Cluster, n: int) -> None:
+    info = c.fsmap.fs_by_name("cephfs").holder(0)
+    host, port = parse_hostport(info.addr.split("/")[0])
+    conn, _ = await connect(host, port, "client.load")
+    await conn.send(ClientRequest(tid=1, op="mkdir", args={"path": "/d"}))
+    assert (await conn.recv()).rc == 0
+    for i in range(n):
+        await conn.send(ClientRequest(tid=2 + i, op="create", args={"path": f"/d/f{i}"}))
+        reply = await conn.recv()
+        assert reply.rc == 0 and reply.safe
+    await conn.aclose()
+
+
+async def _names(c: Cluster) -> list[str]:
+    reply = await mds_request(c, "readdir", {"path": "/d"}, tid=999)
+    assert reply.rc == 0, reply
+    return [n for n, _ in reply.result["entries"]]
+
+
+@pytest.mark.parametrize("standby_replay", [False, True])
+async def test_every_acknowledged_entry_survives_failover(cluster, autojump_clock,
+                                                          standby_replay):
+    c = cluster
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    # small segments so that the test also crosses trimming (J3) and write-back
+    opts = {"mds_log_events_per_segment": 16, "mds_log_max_segments": 8}
+    for name in "ab":
+        await c.start_mds(name, **opts)
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    if standby_replay:
+        await c.ok("fs", "set", "cephfs", "allow_standby_replay", "true")
+        await c.wait_for(lambda: c.fsmap.fs_by_name("cephfs").follower(0), what="a follower")
+    await trio.sleep(3)  # past the new-quorum window (T3)
+    await _create(c, 300)
+    follower = c.fsmap.fs_by_name("cephfs").follower(0)
+    active = c.holder_name()
+    c.mds[active].kill()
+    await c.wait_for(lambda: c.holder_name() not in (None, active), what="takeover")
+    if standby_replay:
+        assert c.fsmap.fs_by_name("cephfs").up[0] == follower.gid  # S1
+    names = await _names(c)
+    assert sorted(names) == sorted(f"f{i}" for i in range(300))
+
+
+async def test_F4_fenced_instance_cannot_write(cluster, autojump_clock):
+    c = cluster
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    for name in "ab":
+        await c.start_mds(name)
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    active = c.holder_name()
+    old_gid = c.fsmap.fs_by_name("cephfs").up[0]
+    old_addr = c.mds[active].daemon.addr
+    assert (await mds_request(c, "mkdir", {"path": "/before"})).rc == 0
+    await c.ok("mds", "fail", active)  # blocklists the old instance (F1)
+    await c.wait_for(lambda: c.holder_name() and c.fsmap.fs_by_name("cephfs").up[0] != old_gid,
+                     what="takeover by another gid")
+    await c.wait_for(lambda: c.osd.osdmap.epoch >= c.mon.core.osdmap.epoch, what="osd map")
+    # The old instance (its address instance) tries to go on with the rank: refused (F4).
+    fs = c.fsmap.fs_by_name("cephfs")
+    osd_addr = c.mon.core.osdmap.osd_addrs[0]
+    async with OSDClient.open(osd_addr, f"mds.{active}", old_addr) as osd:
+        stale = RankData(osd, fs.metadata_pool, 0, 1024, 128)
+        with pytest.raises(Fenced):
+            await stale.load()
+    reply = await mds_request(c, "readdir", {"path": "/"}, tid=5)
+    assert [n for n, _ in reply.result["entries"]] == ["before"]
+
+
+async def test_resent_request_is_answered_not_redone(cluster, autojump_clock):
+    c = cluster
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    for name in "ab":
+        await c.start_mds(name)
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    await trio.sleep(3)
+    first = await mds_request(c, "mkdir", {"path": "/x"}, tid=7, entity="client.r")
+    assert first.rc == 0
+    active = c.holder_name()
+    c.mds[active].kill()
+    await c.wait_for(lambda: c.holder_name() not in (None, active), what="takeover")
+    again = await mds_request(c, "mkdir", {"path": "/x"}, tid=7, entity="client.r")
+    assert again.rc == 0 and again.result == first.result  # from the replayed reqid record
+    other = await mds_request(c, "mkdir", {"path": "/x"}, tid=8, entity="client.r")
+    assert other.rc == -17  # EEXIST for a new request
