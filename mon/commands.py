@@ -490,6 +490,39 @@ def _show(value) -> str:
 
 
 # -- osd blocklist (F1)
+def osd_dump(c: Context) -> Result:
+    """`osd dump`: the OSDMap (epoch, pools, the osd, the blocklist), Ceph's layout trimmed to
+    what mdsemu keeps."""
+    osd = c.mon.view_osd
+    if c.json:
+        return 0, "", c.out({
+            "epoch": osd.epoch,
+            "fsid": osd.fsid,
+            "max_osd": max(osd.osd_addrs, default=-1) + 1,
+            "pools": [{"pool": p.id, "pool_name": p.name, "type": 1, "size": 1,
+                       "application_metadata": {p.application: {}}}
+                      for p in sorted(osd.pools.values(), key=lambda p: p.id)],
+            "osds": [{"osd": i, "up": 1, "in": 1, "public_addr": a}
+                     for i, a in sorted(osd.osd_addrs.items())],
+            "blocklist": {a: render.format_stamp(t) for a, t in sorted(osd.blocklist.items())},
+        })
+    lines = [f"epoch {osd.epoch}", f"fsid {osd.fsid}"]
+    lines += [f"pool {p.id} '{p.name}' replicated size 1 min_size 1 application {p.application}"
+              for p in sorted(osd.pools.values(), key=lambda p: p.id)]
+    lines.append(f"max_osd {max(osd.osd_addrs, default=-1) + 1}")
+    lines += [f"osd.{i} up   in  weight 1 {a}" for i, a in sorted(osd.osd_addrs.items())]
+    lines += [f"blocklist {a} expires {render.format_stamp(t)}"
+              for a, t in sorted(osd.blocklist.items())]
+    return 0, f"dumped osdmap epoch {osd.epoch}", "\n".join(lines)
+
+
+def osd_pool(c: Context) -> Result:
+    if c.args[2:3] != ["ls"]:
+        raise _err(errno.EINVAL, "invalid command; usage: osd pool ls")
+    names = [p.name for p in sorted(c.mon.view_osd.pools.values(), key=lambda p: p.id)]
+    return 0, "", c.out(names) if c.json else "\n".join(names)
+
+
 def osd_blocklist(c: Context) -> Result:
     mon = c.mon
     verb = c.args[2] if len(c.args) > 2 else "ls"
@@ -538,6 +571,8 @@ COMMANDS: dict[tuple[str, ...], Callable[[Context], Result]] = {
     ("status",): status_cmd,
     ("config",): config_cmd,
     ("osd", "blocklist"): osd_blocklist,
+    ("osd", "dump"): osd_dump,
+    ("osd", "pool"): osd_pool,
 }
 
 

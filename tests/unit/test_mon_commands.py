@@ -377,3 +377,19 @@ def test_mds_stat_and_status() -> None:
         0, "", f"cephfs:1 {{0={c.holder()}=up:active}} 1 up:standby-replay 1 up:standby")
     rc, _, out = c.cmd("status")
     assert rc == 0 and "1/1 daemons up, 1 standby, 1 hot standby" in out
+
+
+def test_osd_dump_and_pool_ls_show_the_fs_pools():
+    import json
+
+    from common.config import Config
+    from mon import commands
+    from mon.mds_monitor import MDSMonitor
+
+    mon = MDSMonitor(Config("mon.a"))
+    assert commands.run(mon, ["fs", "new", "cephfs", "meta", "data"])[0] == 0
+    rc, outs, out = commands.run(mon, ["osd", "dump"], "json")
+    d = json.loads(out)
+    assert rc == 0 and [p["pool_name"] for p in d["pools"]] == ["meta", "data"]
+    assert commands.run(mon, ["osd", "pool", "ls"])[2] == "meta\ndata"
+    assert commands.run(mon, ["osd", "pool", "frob"])[0] == -22
