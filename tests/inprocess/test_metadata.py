@@ -108,3 +108,34 @@ async def test_resent_request_is_answered_not_redone(cluster, autojump_clock):
     assert again.rc == 0 and again.result == first.result  # from the replayed reqid record
     other = await mds_request(c, "mkdir", {"path": "/x"}, tid=8, entity="client.r")
     assert other.rc == -17  # EEXIST for a new request
+
+
+async def test_F5_corrupt_journal_makes_rank_damaged_until_repaired(cluster, autojump_clock):
+    c = cluster
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    for name in "ab":
+        await c.start_mds(name)
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    await trio.sleep(3)
+    await _create(c, 20)
+    fs = c.fsmap.fs_by_name("cephfs")
+    osd_addr = c.mon.core.osdmap.osd_addrs[0]
+    async with OSDClient.open(osd_addr, "client.admin", "127.0.0.1:1/1") as osd:
+        good = await osd.read(fs.metadata_pool, "200.00000001")
+        bad = bytearray(good)
+        bad[len(bad) // 2] ^= 0xFF
+        active = c.holder_name()
+        c.mds[active].kill()
+        await osd.write_full(fs.metadata_pool, "200.00000001", bytes(bad))
+        await c.wait_for(lambda: 0 in c.fsmap.fs_by_name("cephfs").damaged, what="damaged")
+        health = await c.ok("health", "detail")
+        assert "MDS_DAMAGE" in health["checks"]
+        assert health["checks"]["MDS_DAMAGE"]["detail"][0]["message"] == \
+            "fs cephfs mds.0 is damaged"
+        await trio.sleep(5)
+        assert 0 in c.fsmap.fs_by_name("cephfs").damaged  # never assigned while damaged
+        await osd.write_full(fs.metadata_pool, "200.00000001", good)  # the object is fixed
+    rc, outs, _ = await c.command("mds", "repaired", "cephfs:0")
+    assert rc == 0 and outs == "repaired: restoring rank 1:0"
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active again")
+    assert sorted(await _names(c)) == sorted(f"f{i}" for i in range(20))
