@@ -41,6 +41,8 @@ class RankData:
         self.completed: dict[str, dict] = {}
         self.lock = trio.Lock()
         self.requests = 0  # served, for `fs status` rates
+        self._queue: list[list] = []
+        self._flushing = False
 
     async def _io(self, coro):
         try:
@@ -74,7 +76,38 @@ class RankData:
     async def flush_all(self) -> None:
         """Write every directory back and expire the journal (stopping, X4)."""
         async with self.lock:
+            await self._journal(self._enqueue({"t": j.ESEGMENT}))
             await self._io(self.store.trim(self.ns, everything=True))
+
+    # -- group commit: whoever finds no flush running writes every queued event in one append
+    def _enqueue(self, ev: dict) -> list:
+        entry = [ev, trio.Event(), None]  # event, done, error
+        self._queue.append(entry)
+        return entry
+
+    async def _journal(self, entry: list) -> None:
+        if not self._flushing:
+            self._flushing = True
+            try:
+                while self._queue:
+                    batch, self._queue = self._queue, []
+                    try:
+                        await self._io(self.store.append([e[0] for e in batch]))
+                        if self.store.segments.expirable():
+                            await self._io(self.store.trim(self.ns))
+                    except BaseException as exc:
+                        for e in batch + self._queue:
+                            e[2] = exc
+                            e[1].set()
+                        self._queue = []
+                        raise
+                    for e in batch:
+                        e[1].set()
+            finally:
+                self._flushing = False
+        await entry[1].wait()
+        if entry[2] is not None:
+            raise entry[2]
 
     def health(self, warn_factor: float) -> list[dict]:
         segs = self.store.segments
@@ -102,7 +135,7 @@ class RankData:
                 return 0, {"inode": ns.stat(node)}, ""
             if op not in WRITE_OPS:
                 return -errno.EINVAL, {}, f"unknown operation '{op}'"
-            async with self.lock:
+            async with self.lock:  # check and apply in arrival order; journal in that order
                 ev = ns.prepare(op, args, time.time())
                 ev["t"] = j.EUPDATE
                 ev["reqid"] = reqid
@@ -110,10 +143,9 @@ class RankData:
                 result = {"inode": ns.stat(ns.inodes[ev["ino"]])} if ev["ino"] in ns.inodes \
                     and op != "unlink" and op != "rmdir" else {}
                 ev["result"] = result
-                await self._io(self.store.append([ev]))
-                self.completed[reqid] = result
-                if self.store.segments.expirable():
-                    await self._io(self.store.trim(ns))
+                waiter = self._enqueue(ev)
+            await self._journal(waiter)
+            self.completed[reqid] = result
             return 0, result, ""
         except FSError as e:
             return -e.code, {}, str(e)
