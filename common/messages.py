@@ -113,6 +113,7 @@ class Beacon:
     standby_for_fscid: int = -1
     standby_replay: bool = False
     sys_info: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)  # counters for `fs status` (not in the map)
 
 
 @message("mds_beacon_ack")

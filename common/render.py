@@ -601,6 +601,9 @@ def fs_status_json(
                 entry["name"] = info.name
                 for k in ("dns", "inos", "dirs", "caps"):
                     entry[k] = st.stat(info.gid, k)
+                # mdsemu's addition: the journal tail not yet written back (J3)
+                entry["journal_events"] = st.stat(info.gid, "journal_events")
+                entry["journal_segments"] = st.stat(info.gid, "journal_segments")
                 if row["state"] == "standby-replay":
                     entry["events"] = st.stat(info.gid, "evt_rate")
                 elif row["state"] == "active":

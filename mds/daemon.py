@@ -75,6 +75,7 @@ class MDSDaemon:
         self._osdmap_changed = trio.Event()
         self.osd: OSDClient | None = None
         self.data: RankData | None = None
+        self.client_count = 0
 
     @property
     def state(self) -> int:
@@ -101,8 +102,12 @@ class MDSDaemon:
             if not isinstance(hello, m.Hello) or not hello.entity.startswith("client."):
                 raise ProtocolError("expected a hello from a client")
             await conn.send(m.HelloOk(global_id=0, fsid="", mon=f"mds.{self.name}"))
-            async with trio.open_nursery() as nursery:
-                await self._client_requests(conn, hello.entity, nursery)
+            self.client_count += 1
+            try:
+                async with trio.open_nursery() as nursery:
+                    await self._client_requests(conn, hello.entity, nursery)
+            finally:
+                self.client_count -= 1
         except ProtocolError as e:
             log.warning("closing client connection: bad input", peer=conn.peer, reason=str(e))
         except ConnectionClosed:
@@ -244,6 +249,8 @@ class MDSDaemon:
             fs=c.get("mds_join_fs"),
             health=(self.data.health(c.get("mds_log_warn_factor"))
                     if self.data is not None and self.state == states.ACTIVE else []),
+            stats=dict(self.data.stats() if self.data is not None else {},
+                       clients=self.client_count),
             standby_for_rank=c.get("mds_standby_for_rank"),
             standby_for_name=c.get("mds_standby_for_name"),
             standby_for_fscid=c.get("mds_standby_for_fscid"),

@@ -114,6 +114,7 @@ class Segment:
     start: int  # stream position of its first event
     events: int = 0
     dirty: set[int] = field(default_factory=set)  # directory inodes it changed
+    updates: list[dict] = field(default_factory=list)  # its EUpdates, for write-back
 
 
 class SegmentLog:
@@ -134,6 +135,8 @@ class SegmentLog:
         seg = self.segments[-1]
         seg.events += 1
         seg.dirty.update(dirty)
+        if ev.get("t") == EUPDATE:
+            seg.updates.append(ev)
 
     def expirable(self) -> list[Segment]:
         """The oldest segments beyond the limit (never the one being written)."""

@@ -6,6 +6,11 @@ child's inode; the root's own inode is under the key "." of the root object. The
 replayed from `expire_pos` onto what the directory objects hold (R3); when there are more than
 `mds_log_max_segments` segments, the directories the oldest segments dirtied are written back
 and `expire_pos` moves past them (J3); data objects wholly before it are removed (`trimmed_pos`).
+
+Write-back uses `flushed`, a namespace that lags the live one: it holds exactly the state at
+`expire_pos`, and expiring a segment applies that segment's events to it before its dirty
+directories are written. So the directory objects always match a journal position, and replay
+(directory objects + the tail) rebuilds exactly the state the active had.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class RankStore:
         self.segments = j.SegmentLog(events_per_segment, max_segments)
         self.read_pos = 0  # how far replay (or standby-replay) has read
         self.replayed = 0
+        self.replayed_total = 0  # events applied from the journal so far (standby-replay rate)
+        self.flushed: Namespace | None = None  # the state at expire_pos (what the dirs hold)
 
     # -- objects
     async def _read_obj(self, name: str, offset: int = 0) -> bytes:
@@ -84,6 +91,7 @@ class RankStore:
     async def create(self, ns: Namespace) -> None:
         self.header = j.Header()
         await self.write_header()
+        self.flushed = Namespace.from_wire(ns.to_wire())
         if self.rank == 0:
             await self.write_dirs(ns, {ROOT_INO})
         await self.append([{"t": j.ESUBTREEMAP, "rank": self.rank}])
@@ -92,6 +100,7 @@ class RankStore:
         """Read the directory objects, then replay the journal tail onto them."""
         self.header = await self.read_header()
         ns = await self.read_dirs()
+        self.flushed = Namespace.from_wire(ns.to_wire())
         self.read_pos = self.header.expire_pos
         self.replayed = await self.replay_more(ns, completed)
         return ns
@@ -135,6 +144,7 @@ class RankStore:
                     completed[ev["reqid"]] = ev.get("result", {})
         self.read_pos = end
         self.header.write_pos = max(self.header.write_pos, end)
+        self.replayed_total += len(events)
         return len(events)
 
     def _note(self, pos: int, ev: dict) -> None:
@@ -193,7 +203,9 @@ class RankStore:
         dirty: set[int] = set()
         for seg in old:
             dirty |= seg.dirty
-        await self.write_dirs(ns, dirty)
+            for ev in seg.updates:
+                self.flushed.apply(ev)
+        await self.write_dirs(self.flushed, dirty)
         self.header.expire_pos = self.segments.expire(old)
         first_live = 1 + self.header.expire_pos // j.OBJECT_SIZE
         for objno in range(1 + self.header.trimmed_pos // j.OBJECT_SIZE, first_live):

@@ -109,6 +109,14 @@ class RankData:
         if entry[2] is not None:
             raise entry[2]
 
+    def stats(self) -> dict:
+        ns, segs = self.ns, self.store.segments.segments
+        if ns is None:
+            return {}
+        return {"requests": self.requests, "events": self.store.replayed_total,
+                "inos": len(ns.inodes), "dns": len(ns.inodes) - 1, "dirs": len(ns.dentries),
+                "journal_events": sum(s.events for s in segs), "journal_segments": len(segs)}
+
     def health(self, warn_factor: float) -> list[dict]:
         segs = self.store.segments
         if segs.behind_on_trimming(warn_factor):

@@ -23,6 +23,7 @@ from common.net import Connection, ConnectionClosed, ProtocolError, parse_hostpo
 from common.osdmap import OSDMap
 from mon import commands, osd_monitor
 from mon.mds_monitor import FIRST_GID, MDSMonitor
+from mon.stats import DaemonStats
 from mon.store import MonStore
 
 log = structlog.get_logger("mon")
@@ -74,6 +75,7 @@ class MonServer:
         self.port = 0
         self.started_at = 0.0
         self.log_seq = 0
+        self.stats = DaemonStats()
 
     # -- start-up
     def _open(self) -> None:
@@ -245,6 +247,8 @@ class MonServer:
                         f"beacon for gid {msg.global_id} on the session of {session.entity} "
                         f"(gid {session.gid})")
                 reply = self.core.handle_beacon(msg, now, wall)
+                if msg.stats:
+                    self.stats.note(msg.global_id, now, msg.stats)
                 self._flush()
                 if reply is not None:
                     session.queue(reply)
@@ -283,7 +287,7 @@ class MonServer:
         return {
             "status": {"fsid": self.fsid, "mon_names": [self.name.split(".", 1)[1]],
                        "mon_age": _age(age), "osd": None},
-            "stats": {},
+            "stats": self.stats.view(self.core.fsmap.mds_roles),
         }
 
 

@@ -201,6 +201,7 @@ def test_mon_lost_mid_command_is_a_one_line_error(tmp_path, behaviour):
     finally:
         fake.kill()
         fake.wait()
+        fake.stdout.close()
 
 
 def test_bad_ceph_conf_names_file_and_line(tmp_path):

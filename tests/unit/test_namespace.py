@@ -99,10 +99,8 @@ def test_replaying_the_events_rebuilds_the_same_namespace(ops):
         snapshots.append(ns.to_wire())
         ns.apply(ev)
     snapshots.append(ns.to_wire())
-    step = max(1, len(events) // 5)
-    for start in range(0, len(events) + 1, step):  # journal tail from `start`
-        for written in range(start, len(events) + 1, step):  # dirs written back later
-            again = Namespace.from_wire(snapshots[written])
-            for ev in events[start:]:
-                again.apply(ev)
-            assert again.to_wire() == live.to_wire(), (start, written)
+    for start in range(len(events) + 1):  # dirs written back at `start`, the tail after it
+        again = Namespace.from_wire(snapshots[start])
+        for ev in events[start:]:
+            again.apply(ev)
+        assert again.to_wire() == live.to_wire(), start

@@ -311,7 +311,7 @@ def test_fs_status_json() -> None:
     assert list(d) == ["clients", "mds_version", "mdsmap", "pools"]
     assert d["clients"] == [{"clients": 3, "fs": "cephfs"}]
     assert d["mdsmap"][0] == {
-        "caps": 0, "dirs": 0, "dns": 0, "inos": 0,
+        "caps": 0, "dirs": 0, "dns": 0, "inos": 0, "journal_events": 0, "journal_segments": 0,
         "name": "a", "rank": 0, "rate": 7.5, "state": "active",
     }  # fmt: skip
     assert d["mdsmap"][1]["state"] == "standby-replay"
