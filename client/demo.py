@@ -7,6 +7,7 @@ and the latest cluster-log lines. Ctrl-C stops every daemon cleanly (vstop).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 
@@ -19,7 +20,9 @@ from rich.text import Text
 from client import vstart
 from client.admin import AdminClient
 from client.cli import format_log_entry
+from client.fsclient import FSClient, FSClientError
 from common import config as cfg
+from common import log as logsetup
 
 LOG_LINES = 12
 
@@ -35,7 +38,10 @@ async def live_view(conf: str, d: str) -> None:
         "  mdsemu fs set cephfs max_mds 2       mdsemu mds fail 0       mdsemu health detail\n"
         "[dim]Ctrl-C stops the cluster.[/]"
     )
-    async with AdminClient.open(config.get("mon_host"), timeout=10) as admin:
+    async with AdminClient.open(config.get("mon_host"), timeout=10) as admin, \
+            trio.open_nursery() as nursery:
+        nursery.start_soon(client_load, config.get("mon_host"))
+        nursery.start_soon(_tick, admin)
         await admin.subscribe("fsmap", "log")
         with Live(auto_refresh=False, screen=False) as live:
             async for msg in admin.pushes:
@@ -45,12 +51,45 @@ async def live_view(conf: str, d: str) -> None:
                 del recent[:-LOG_LINES]
                 _, _, status = await admin.command(["fs", "status"])
                 _, _, health = await admin.command(["health"])
+                _, _, js = await admin.command(["fs", "status"], "json")
+                journal = "  ".join(
+                    f"mds.{r['name']}: journal {r.get('journal_events', 0)} events in "
+                    f"{r.get('journal_segments', 0)} segments"
+                    for r in json.loads(js)["mdsmap"] if r.get("state") == "active")
                 live.update(Group(
-                    Panel(Text(status), title="fs status"),
+                    Panel(Text(status + "\n" + journal), title="fs status"),
                     Text(health, style="bold"),
                     Panel(Text("\n".join(recent)), title="cluster log"),
                     hint,
                 ), refresh=True)
+
+
+async def _tick(admin: AdminClient) -> None:
+    """Redraw once a second too, so the request rates move between map changes."""
+    while True:
+        await trio.sleep(1)
+        admin.push_send.send_nowait(None)
+
+
+async def client_load(mon_host: str, rate: float = 20.0) -> None:
+    """A small steady client load (mkdir, create, rename, unlink) that rides out failovers."""
+    async with FSClient.open(mon_host, fs_name="cephfs", timeout=3600) as fs:
+        try:
+            await fs.mkdir("/demo")
+        except FSClientError:
+            pass
+        i = 0
+        while True:
+            try:
+                await fs.create(f"/demo/f{i}")
+                if i % 4 == 3:
+                    await fs.rename(f"/demo/f{i}", f"/demo/r{i}")
+                if i % 8 == 7:
+                    await fs.unlink(f"/demo/r{i - 4}")
+            except FSClientError:
+                pass
+            i += 1
+            await trio.sleep(1 / rate)
 
 
 def demo(a: argparse.Namespace) -> int:
@@ -61,6 +100,7 @@ def demo(a: argparse.Namespace) -> int:
         return rc
     d = os.path.abspath(a.dir)
     conf = os.path.join(d, "ceph.conf")
+    logsetup.setup("json", os.path.join(d, "out", "client.demo.log"))  # keep the screen clean
     try:
         trio.run(live_view, conf, d)
     except KeyboardInterrupt:

@@ -221,11 +221,13 @@ def vstop(d: str, timeout: float = 10.0) -> int:
     for pid in leftover:
         os.kill(pid, signal.SIGKILL)
     _wait_gone(leftover, 5)
-    for name in procs:
-        try:
-            os.unlink(pid_path(d, name))
-        except FileNotFoundError:
-            pass
+    rundir = os.path.join(d, "run")
+    for fn in os.listdir(rundir) if os.path.isdir(rundir) else []:
+        if fn.endswith(".pid"):  # ours, and stale ones of daemons killed earlier
+            try:
+                os.unlink(os.path.join(rundir, fn))
+            except FileNotFoundError:
+                pass
     print(f"vstop: stopped {len(procs)} daemons in {d}")
     return 0
 
