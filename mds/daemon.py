@@ -13,8 +13,10 @@ import errno
 import functools
 import os
 import random
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 
 import structlog
@@ -42,6 +44,28 @@ from osd.client import OSDClient, OSDError
 log = structlog.get_logger("mds")
 
 VERSION = "mdsemu 0.1.0"
+
+
+# SIGTERM/SIGINT seen by this process image (see watch_termination_signals).
+_termination_seen: list[int] = []
+
+
+def watch_termination_signals() -> None:
+    """Note SIGTERM/SIGINT the moment Python sees them, then call the handler already in place
+    (trio's signal receiver, which acts on it a few scheduler steps later). A respawn decided
+    in between (e.g. a daemon removed while it was stopped gets `kill -TERM; kill -CONT`)
+    must not re-execute the process: the signal would die with the old image (B10)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        inner = signal.getsignal(signum)
+        if not callable(inner) or getattr(inner, "mdsemu_watch", False):
+            continue
+
+        def handler(sig, frame, inner=inner):
+            _termination_seen.append(sig)
+            inner(sig, frame)
+
+        handler.mdsemu_watch = True
+        signal.signal(signum, handler)
 
 
 def exec_respawn(reason: str) -> None:  # pragma: no cover - replaces the process image
@@ -88,6 +112,8 @@ class MDSDaemon:
         listener = (await trio.open_tcp_listeners(0, host=host))[0]
         port = listener.socket.getsockname()[1]
         self.addr = f"{host}:{port}/{self.nonce}"
+        if self.respawn_hook is not None and threading.current_thread() is threading.main_thread():
+            watch_termination_signals()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             nursery.start_soon(trio.serve_listeners, self._client_conn, [listener])
@@ -149,7 +175,8 @@ class MDSDaemon:
         in `respawn_reason` so that a supervisor starts a fresh daemon with a new gid."""
         if self._stopping:
             # B10: the map that drops us answers our down:dne beacon (the mon publishes it
-            # before the ack); we are leaving, so this is the end, not a reason to respawn.
+            # before the ack), or a stop signal is on its way to shutdown(); we are leaving,
+            # so this is the end, not a reason to respawn.
             log.info("removed from the map while shutting down; not respawning")
             if self._acked_dne is not None:
                 self._acked_dne.set()
