@@ -207,17 +207,20 @@ def vstart(a: argparse.Namespace) -> int:
 def vstop(d: str, timeout: float = 10.0) -> int:
     d = os.path.realpath(d)
     procs = running(d)
-    # MDS daemons first, so each says down:dne to a live monitor (B10).
-    order = sorted(procs, key=lambda n: (n.startswith("mon."), n))
-    for name in order:
-        if name.startswith("mon.") and any(n.startswith("mds.") for n in procs):
-            _wait_gone([procs[n] for n in procs if n.startswith("mds.")], timeout / 2)
-        try:
-            os.kill(procs[name], signal.SIGTERM)
-            os.kill(procs[name], signal.SIGCONT)  # a stopped (kill -STOP) daemon too
-        except ProcessLookupError:
-            pass
-    leftover = _wait_gone(list(procs.values()), timeout)
+    # MDS daemons first, so each says down:dne to a live monitor (B10) while the osd still
+    # serves a standby that the mon promotes meanwhile; then the osd; the mon last.
+    stages = [[n for n in procs if n.startswith("mds.")],
+              [n for n in procs if not n.startswith(("mds.", "mon."))],
+              [n for n in procs if n.startswith("mon.")]]
+    for stage in stages:
+        for name in sorted(stage):
+            try:
+                os.kill(procs[name], signal.SIGTERM)
+                os.kill(procs[name], signal.SIGCONT)  # a stopped (kill -STOP) daemon too
+            except ProcessLookupError:
+                pass
+        _wait_gone([procs[n] for n in stage], timeout / 2)
+    leftover = _wait_gone(list(procs.values()), timeout / 2)
     for pid in leftover:
         os.kill(pid, signal.SIGKILL)
     _wait_gone(leftover, 5)

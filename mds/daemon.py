@@ -173,7 +173,7 @@ class MDSDaemon:
     def _respawn(self, reason: str) -> None:
         """Re-execute (the process) or, with no hook (in-process), end `run` with the reason
         in `respawn_reason` so that a supervisor starts a fresh daemon with a new gid."""
-        if self._stopping:
+        if self._stopping or _termination_seen:
             # B10: the map that drops us answers our down:dne beacon (the mon publishes it
             # before the ack), or a stop signal is on its way to shutdown(); we are leaving,
             # so this is the end, not a reason to respawn.

@@ -25,6 +25,7 @@ class MDSRunner:
         self.daemon: MDSDaemon | None = None
         self.scope: trio.CancelScope | None = None
         self.respawns = 0
+        self.reasons: list[str] = []
         self.config: Config | None = None
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -41,6 +42,7 @@ class MDSRunner:
                 if self.daemon.respawn_reason is None:
                     return
                 self.respawns += 1
+                self.reasons.append(self.daemon.respawn_reason)
 
     def kill(self) -> None:
         self.scope.cancel()

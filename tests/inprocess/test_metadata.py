@@ -139,3 +139,47 @@ async def test_F5_corrupt_journal_makes_rank_damaged_until_repaired(cluster, aut
     assert rc == 0 and outs == "repaired: restoring rank 1:0"
     await c.wait_for(lambda: c.holder_name(), what="rank 0 active again")
     assert sorted(await _names(c)) == sorted(f"f{i}" for i in range(20))
+
+
+async def test_H8_mds_trim_health_from_the_daemon(cluster, autojump_clock):
+    c = cluster
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    # trimming starts past 8 segments, the warning past 8 x 0.5: visible at 5..8 segments
+    await c.start_mds("a", mds_log_events_per_segment=4, mds_log_max_segments=8,
+                      mds_log_warn_factor=0.5)
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    await _create(c, 24)
+
+    async def trim_check():
+        checks = (await c.ok("health", "detail"))["checks"]
+        return checks.get("MDS_TRIM")
+
+    deadline = trio.current_time() + 10
+    check = None
+    while check is None and trio.current_time() < deadline:
+        check = await trim_check()
+        await trio.sleep(0.1)
+    assert check is not None
+    assert check["summary"]["message"] == "1 MDSs behind on trimming"
+    assert check["detail"][0]["message"].startswith("mds.a(mds.0): Behind on trimming (")
+
+
+async def test_R5_follower_that_falls_behind_the_trim_point_respawns(cluster, autojump_clock,
+                                                                     monkeypatch):
+    from mds import journal
+
+    monkeypatch.setattr(journal, "OBJECT_SIZE", 512)  # tiny objects: trimming removes them
+    c = cluster
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    opts = {"mds_log_events_per_segment": 4, "mds_log_max_segments": 8}
+    await c.start_mds("a", **opts)
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    await c.start_mds("b", mds_replay_interval=30, **opts)  # a slow follower
+    await c.ok("fs", "set", "cephfs", "allow_standby_replay", "true")
+    await c.wait_for(lambda: c.fsmap.fs_by_name("cephfs").follower(0), what="a follower")
+    await trio.sleep(1)
+    await _create(c, 200)  # the active trims far past what the follower has read
+    await c.wait_for(lambda: c.mds["b"].respawns >= 1, what="the follower to respawn")
+    assert "fell behind active MDS journal's expire_pos" in c.mds["b"].reasons[0]
+    # it comes back and follows again from the new expire point
+    await c.wait_for(lambda: c.fsmap.fs_by_name("cephfs").follower(0), what="a follower again")

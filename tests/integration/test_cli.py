@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import (
+    MDSEMU,
     Cluster,
     active,
+    info_by_name,
     pid_alive,
     pids_mentioning,
     read_pid,
@@ -235,12 +237,19 @@ def test_vstart_then_vstop_leaves_no_process(cluster_factory):
     dump = c.fs_dump()
     assert active(dump) is not None and len(dump["standbys"]) == 1
 
-    c.mds("b").kill(signal.SIGSTOP)  # vstop copes with a stopped daemon too
+    # vstop copes with a stopped daemon too, even one the mon has dropped meanwhile: on
+    # SIGTERM + SIGCONT it must exit, not respawn as a new standby.
+    standby = dump["standbys"][0]["name"]
+    c.mds(standby).kill(signal.SIGSTOP)
+    c.wait_map(lambda d: info_by_name(d, standby) is None, 10,
+               f"the mon to drop the stopped mds.{standby}")
     res = run_cli(["vstop", "-d", str(c.dir)], timeout=30)
     assert res.returncode == 0, res.stderr
     assert not [n for n, p in pids.items() if pid_alive(p)]
     assert pids_mentioning(f"{c.dir}{os.sep}") == []
-    assert "respawn!" not in c.log("mds.a") + c.log("mds.b")  # a clean stop, not a respawn
+    for name in ("a", "b"):  # a clean stop, not a respawn
+        assert "respawn!" not in c.log(f"mds.{name}"), f"mds.{name} respawned during vstop"
+        assert "shutting down on signal" in c.log(f"mds.{name}")
     assert _vstart_pids(c.dir) == {}
 
 
@@ -254,3 +263,28 @@ def test_vstart_twice_on_one_dir_is_eexist(cluster_factory):
     assert _vstart_pids(c.dir) == pids  # the first cluster is untouched and still serves
     assert all(pid_alive(p) for p in pids.values())
     assert active(c.fs_dump()) is not None
+
+
+def test_watch_follows_the_cluster_log(cluster_factory):
+    """`mdsemu -w`: the status, then the cluster log as it is written (Ceph's wording, with
+    [WRN] for the replacement); Ctrl-C ends it quietly."""
+    c: Cluster = cluster_factory().start(("a", "b"))
+    out = c.dir / "watch.txt"
+    with open(out, "w") as f:
+        watch = subprocess.Popen(MDSEMU + ["-c", str(c.conf_path), "-w"], stdout=f,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        c.wait_for(lambda: "cluster:" in out.read_text() or "health:" in out.read_text(), 10,
+                   "the status at the top of `mdsemu -w`")
+        c.mds("a").kill(signal.SIGKILL)
+        c.wait_for(lambda: "daemon mds.b is now active in filesystem cephfs as rank 0" in
+                   out.read_text(), 10, "the failover in -w")
+        text = out.read_text()
+        assert "[WRN] Replacing daemon mds.a as rank 0 with standby daemon mds.b" in text
+        assert "[INF] daemon mds.b is now active in filesystem cephfs as rank 0" in text
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(10) == 0
+        assert "Traceback" not in out.read_text()
+    finally:
+        watch.kill()
+        watch.wait()
