@@ -15,7 +15,10 @@ import trio
 
 from client.admin import AdminClient, MonUnreachable
 from common import config as cfg
+from common import messages as m
 from common import render
+from common.fsmap import FSMap, MDSInfo
+from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
 
 USAGE = """usage: mdsemu [-c CONF] [-f plain|json|json-pretty] [--connect-timeout S] <command>
 
@@ -23,6 +26,8 @@ commands (Ceph's grammar):
   fs new|ls|get|dump|status|set|fail|rm|set-default ...   fs flag set enable_multiple <bool>
   mds fail|stat|freeze|repaired|rmfailed|metadata ...     osd blocklist ls|add|rm ...
   health [detail]   status | -s   -w (watch the cluster log)   config set|get|rm|dump ...
+  tell mds.<who> status|session ls|client ls
+  client [--fs NAME] mkdir|touch|ls|stat|mv|rm|rmdir|setfattr|load|verify ...
   vstart -d DIR ...   vstop -d DIR   demo
 """
 
@@ -103,6 +108,57 @@ async def run_command(config: cfg.Config, words: list[str], fmt: str, timeout: f
     return 0
 
 
+def find_mds(fsmap: FSMap, who: str) -> MDSInfo | None:
+    """`mds.<name>`, `mds.<gid>`, `mds.<rank>` or `mds.<fs>:<rank>` (the daemon holding it)."""
+    who = who.removeprefix("mds.")
+    gid = fsmap.gid_by_name(who)
+    if gid is None:
+        try:
+            fs, rank = fsmap.parse_role(who)
+            gid = fs.up.get(rank)
+        except ValueError:
+            gid = None
+    if gid is None and who.isdigit() and fsmap.gid_exists(int(who)):
+        gid = int(who)
+    return fsmap.info(gid) if gid is not None else None
+
+
+async def tell(config: cfg.Config, words: list[str], fmt: str, timeout: float) -> int:
+    """`ceph tell mds.<who> <command>`: ask one MDS daemon directly."""
+    if len(words) < 2 or not words[0].startswith("mds."):
+        print("Error EINVAL: usage: tell mds.<name|gid|rank|fs:rank> <command>",
+              file=sys.stderr)
+        return errno.EINVAL
+    async with AdminClient.open(config.get("mon_host"), auth=auth_key(config), timeout=timeout,
+                                hunt_interval=config.get("mon_client_hunt_interval")) as admin:
+        await admin.subscribe("fsmap")
+        msg = await admin.pushes.receive()
+    info = find_mds(FSMap.from_wire(msg.fsmap), words[0])
+    if info is None:
+        print(f"Error ENOENT: problem getting command descriptions from {words[0]}",
+              file=sys.stderr)
+        return errno.ENOENT
+    host, port = parse_hostport(info.addr.split("/")[0])
+    try:
+        with trio.fail_after(timeout):
+            conn, _ = await connect(host, port, "client.admin")
+            try:
+                await conn.send(m.Command(tid=1, args=words[1:], format=fmt))
+                reply = await conn.recv()
+            finally:
+                await conn.aclose()
+    except (OSError, HandshakeError, ConnectionClosed, ProtocolError, trio.TooSlowError) as e:
+        print(f"Error ETIMEDOUT: cannot reach mds.{info.name} at {info.addr}: {e}",
+              file=sys.stderr)
+        return errno.ETIMEDOUT
+    if reply.outb:
+        print(reply.outb)
+    if reply.rc < 0:
+        print(f"Error {_errname(-reply.rc)}: {reply.outs}", file=sys.stderr)
+        return -reply.rc
+    return 0
+
+
 def format_log_entry(e: dict) -> str:
     return f"{render.format_stamp(e['stamp'])} {e['who']} [{e['level']}] {e['message']}"
 
@@ -146,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if words == ["-w"]:
             rc = trio.run(watch, config, timeout)
+        elif words[0] == "tell":
+            rc = trio.run(tell, config, words[1:], opts["format"], timeout)
         else:
             rc = trio.run(run_command, config, words, opts["format"], timeout)
     except MonUnreachable as e:

@@ -36,6 +36,8 @@ from common.net import (
     parse_hostport,
 )
 from common.osdmap import OSDMap
+from mds import admin
+from mds.admin import Session
 from mds.beacon import BeaconState
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
 from mds.rankdata import Damaged, Fenced, RankData
@@ -99,7 +101,9 @@ class MDSDaemon:
         self._osdmap_changed = trio.Event()
         self.osd: OSDClient | None = None
         self.data: RankData | None = None
-        self.client_count = 0
+        self.sessions: dict[str, Session] = {}
+        self.started = 0.0
+        self.fsid = ""
 
     @property
     def state(self) -> int:
@@ -108,6 +112,7 @@ class MDSDaemon:
     # -- life cycle
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled, or until the map removes us (see `_respawn`)."""
+        self.started = trio.current_time()
         host = parse_hostport(self.config.get("public_addr") or "127.0.0.1", 0)[0]
         listener = (await trio.open_tcp_listeners(0, host=host))[0]
         port = listener.socket.getsockname()[1]
@@ -128,12 +133,13 @@ class MDSDaemon:
             if not isinstance(hello, m.Hello) or not hello.entity.startswith("client."):
                 raise ProtocolError("expected a hello from a client")
             await conn.send(m.HelloOk(global_id=0, fsid="", mon=f"mds.{self.name}"))
-            self.client_count += 1
+            session = Session(hello.entity, conn.peer, trio.current_time())
+            key = f"{hello.entity}@{conn.peer}"
             try:
                 async with trio.open_nursery() as nursery:
-                    await self._client_requests(conn, hello.entity, nursery)
+                    await self._client_requests(conn, session, nursery)
             finally:
-                self.client_count -= 1
+                self.sessions.pop(key, None)
         except ProtocolError as e:
             log.warning("closing client connection: bad input", peer=conn.peer, reason=str(e))
         except ConnectionClosed:
@@ -141,13 +147,19 @@ class MDSDaemon:
         finally:
             await conn.aclose()
 
-    async def _client_requests(self, conn: Connection, entity: str, nursery) -> None:
+    async def _client_requests(self, conn: Connection, session: Session, nursery) -> None:
         try:
             while True:
                 req = await conn.recv()
+                if isinstance(req, m.Command):  # `mdsemu tell mds.<who> ...`
+                    rc, outs, outb = admin.run(req.args, req.format, self, trio.current_time())
+                    await conn.send(m.CommandReply(tid=req.tid, rc=rc, outs=outs, outb=outb))
+                    continue
                 if not isinstance(req, m.ClientRequest):
                     raise ProtocolError(f"unexpected {req.TYPE} from a client")
-                nursery.start_soon(self._client_request, conn, entity, req)
+                session.requests += 1
+                self.sessions.setdefault(f"{session.entity}@{conn.peer}", session)
+                nursery.start_soon(self._client_request, conn, session.entity, req)
         except ProtocolError as e:
             log.warning("closing client connection: bad input", peer=conn.peer, reason=str(e))
         except ConnectionClosed:
@@ -223,6 +235,7 @@ class MDSDaemon:
                               max(self.config.get("mds_beacon_grace"), 0.1))
                 continue
             backoff = self.config.get("mon_client_hunt_interval")
+            self.fsid = ok.fsid
             if self.gid == 0:
                 self.gid = ok.global_id
                 self.sm = RankStateMachine(self.gid)
@@ -277,7 +290,8 @@ class MDSDaemon:
             health=(self.data.health(c.get("mds_log_warn_factor"))
                     if self.data is not None and self.state == states.ACTIVE else []),
             stats=dict(self.data.stats() if self.data is not None else {},
-                       clients=self.client_count),
+                       clients=len({s.entity for s in self.sessions.values()
+                                    if s.entity != "client.admin"})),
             standby_for_rank=c.get("mds_standby_for_rank"),
             standby_for_name=c.get("mds_standby_for_name"),
             standby_for_fscid=c.get("mds_standby_for_fscid"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import trio
 
@@ -183,3 +185,26 @@ async def test_R5_follower_that_falls_behind_the_trim_point_respawns(cluster, au
     assert "fell behind active MDS journal's expire_pos" in c.mds["b"].reasons[0]
     # it comes back and follows again from the new expire point
     await c.wait_for(lambda: c.fsmap.fs_by_name("cephfs").follower(0), what="a follower again")
+
+
+async def test_tell_status_and_session_ls(cluster, autojump_clock):
+    from mds import admin
+
+    c = cluster
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    await c.start_mds("a")
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    daemon = c.mds["a"].daemon
+    info = c.fsmap.fs_by_name("cephfs").holder(0)
+    host, port = parse_hostport(info.addr.split("/")[0])
+    conn, _ = await connect(host, port, "client.7")
+    await conn.send(ClientRequest(tid=1, op="mkdir", args={"path": "/s"}))
+    assert (await conn.recv()).rc == 0
+    rc, _, out = admin.run(["status"], "json", daemon, trio.current_time())
+    status = json.loads(out)
+    assert rc == 0 and status["state"] == "up:active" and status["whoami"] == 0
+    rc, _, out = admin.run(["session", "ls"], "json", daemon, trio.current_time())
+    sessions = json.loads(out)
+    assert [s["id"] for s in sessions] == [7] and sessions[0]["state"] == "open"
+    assert admin.run(["frob"], "json", daemon, 0.0)[0] == -22
+    await conn.aclose()

@@ -4,6 +4,8 @@ osd, replay by a cold standby and by a standby-replay follower, fencing of a pau
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import signal
 import socket
@@ -137,3 +139,16 @@ def test_osd_restart_loses_no_acknowledged_entry(cluster_factory):
     names = set(ls(c, "/d"))
     assert {f"f{i}" for i in range(200)} <= names
     assert {f"g{i}" for i in range(20)} <= names
+
+
+def test_tell_mds_status_and_errors(cluster_factory):
+    c = cluster_factory().start(("a",))
+    mkdir(c, "/t")
+    for who in ("mds.a", "mds.0", "mds.cephfs:0"):
+        res = c.cli("tell", who, "status", fmt="json")
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["state"] == "up:active"
+    res = c.cli("tell", "mds.nosuch", "status")
+    assert res.returncode == errno.ENOENT and res.stderr.startswith("Error ENOENT")
+    res = c.cli("tell", "mds.a", "frobnicate")
+    assert res.returncode == errno.EINVAL
