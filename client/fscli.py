@@ -3,7 +3,9 @@
     mdsemu client -c CONF [--fs NAME] [-f plain|json|json-pretty] [--timeout S] OP ARGS...
 
 OP is one of `mkdir [-p] PATH...`, `touch PATH...`, `ls [PATH...]`, `stat PATH...`,
-`mv SRC DST`, `rm PATH...`, `rmdir PATH...`, `setfattr -n NAME -v VALUE PATH...`. Every path
+`mv SRC DST`, `rm PATH...`, `rmdir PATH...`, `setfattr -n NAME -v VALUE PATH...`,
+`load --clients N --duration S --history FILE` (client/load.py) and
+`verify --history FILE [--json]` (client/verify.py). Every path
 is tried; each failure is one line on stderr (`mdsemu client: mkdir /a: File exists`) and the
 exit status is the errno of the first one. With `-f json`, `ls` and `stat` print one JSON
 document per PATH (one per line). As with `mdsemu`, `-c`, `-f` and `--connect-timeout` (the
@@ -73,6 +75,15 @@ def parser() -> argparse.ArgumentParser:
     sf = op("setfattr", "set an extended attribute")
     sf.add_argument("-n", "--name", required=True)
     sf.add_argument("-v", "--value", default="")
+    ld = op("load", "run N clients doing metadata operations; write a history", "")
+    ld.add_argument("--clients", type=int, default=4)
+    ld.add_argument("--duration", type=float, default=10.0, help="seconds (10)")
+    ld.add_argument("--history", required=True, metavar="FILE", help="JSON lines to write")
+    ld.add_argument("--seed", type=int, default=None)
+    ld.add_argument("--pause", type=float, default=0.01, help="seconds between a client's ops")
+    vf = op("verify", "check the namespace against a load history", "")
+    vf.add_argument("--history", required=True, metavar="FILE")
+    vf.add_argument("--json", action="store_true", help="print the summary as JSON")
     return p
 
 
@@ -221,6 +232,10 @@ async def run_op(fs: FSClient, args: argparse.Namespace, out: TextIO | None = No
 
 
 async def run(config, args: argparse.Namespace) -> int:
+    if args.op in ("load", "verify"):
+        from client import load, verify
+
+        return await (load if args.op == "load" else verify).cli(config, args)
     async with FSClient.open(
         config.get("mon_host"), fs_name=args.fs, timeout=args.timeout, auth=auth_key(config),
         connect_timeout=args.connect_timeout,

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+
+import structlog
+import trio
 
 from common import config as cfg
 from common import log as logsetup
@@ -51,3 +55,33 @@ def parse(argv: list[str], entity_type: str, prog: str) -> tuple[cfg.Config, arg
         with open(args.pid_file, "w") as f:
             f.write(f"{os.getpid()}\n")
     return config, args
+
+
+def _messages(error: BaseException) -> list[str]:
+    if isinstance(error, BaseExceptionGroup):
+        return [text for e in error.exceptions for text in _messages(e)]
+    return [str(error)]
+
+
+async def _serve(run, on_signal) -> None:
+    log = structlog.get_logger()
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run)
+            async for sig in signals:
+                log.info("shutting down on signal", signal=signal.Signals(sig).name)
+                if on_signal is not None:
+                    await on_signal()
+                nursery.cancel_scope.cancel()
+                break
+
+
+def run_foreground(run, what: str, on_signal=None, fatal: tuple = (OSError,)) -> None:
+    """Run a daemon's `run(task_status=...)` until SIGTERM/SIGINT (then `on_signal()`, e.g.
+    B10's down:dne beacon); a start-up failure is one logged line and exit status 1."""
+    try:
+        trio.run(_serve, run, on_signal)
+    except* fatal as group:  # arrives wrapped by the nurseries
+        structlog.get_logger().error(f"{what} failed to start",
+                                     error="; ".join(_messages(group)))
+        sys.exit(1)

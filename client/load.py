@@ -1,0 +1,296 @@
+"""`mdsemu client load`: N concurrent clients doing metadata operations, with a history.
+
+Client k works in `<prefix>/c<k>` (default `/load/c<k>`; emptied and made at the start) with
+its own FSClient, so its own monitor and MDS sessions, and is the only writer there. It keeps a
+`verify.Model` of its subtree and picks operations (mkdir, create, rename, setattr, unlink,
+rmdir, stat) that are valid most of the time and sometimes on purpose not (an existing name,
+rmdir of a non-empty directory, a directory into itself...), so that the history also holds
+failed operations with their errno. A request that gets no answer within `op_timeout`
+(FSClientError ETIMEDOUT, failovers included) is recorded as `unknown`; the model then treats
+the paths it touched as uncertain and the client no longer uses them.
+
+The history (JSON lines, written as it goes) starts with
+`{"type": "start", "wall": ..., "clients": {"c0": "/load/c0", ...}, "seed": ...}` and has for
+every operation
+`{"type": "invoke", "time": T, "client": "c0", "n": 7, "op": "mkdir", "args": {...}}` and
+`{"type": "complete", ..., "result": "ok"|"error"|"unknown", "errno": 17, "error": "EEXIST"}`
+(`value` holds the mode and mtime for a `stat`). `time` is seconds since the start (monotonic
+clock). `mdsemu client verify` checks the cluster against it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import posixpath
+import random
+import stat as st
+import sys
+import time
+from datetime import UTC, datetime
+
+import structlog
+import trio
+
+from client.fsclient import FSClient, FSClientError
+from client.verify import Model, Summary, tally
+
+__all__ = ["History", "run_load"]
+
+log = structlog.get_logger("client.load")
+
+OPS = ("mkdir", "create", "rename", "setattr", "unlink", "rmdir", "stat")
+WEIGHTS = (14, 20, 14, 20, 12, 8, 12)
+SHRINK = (4, 6, 14, 16, 30, 20, 10)  # once the subtree holds max_entries
+INVALID = 0.08  # the share of operations picked to fail
+MAX_DEPTH = 4
+
+
+class History:
+    """Appends records to a JSON-lines file (line-buffered, so a crash loses little) and keeps
+    them in memory for the summary."""
+
+    def __init__(self, path: str, clients: dict[str, str], seed: int) -> None:
+        self.f = open(path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed in close)
+        self.t0 = trio.current_time()
+        self.records: list[dict] = []
+        self.f.write(json.dumps({"type": "start", "time": 0.0,
+                                 "wall": datetime.now(UTC).isoformat(),
+                                 "clients": clients, "seed": seed}) + "\n")
+
+    def add(self, rec: dict) -> dict:
+        rec = dict(rec, time=round(trio.current_time() - self.t0, 6))
+        self.records.append(rec)
+        self.f.write(json.dumps(rec) + "\n")
+        return rec
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class _Client:
+    def __init__(self, name: str, root: str, history: History, rng: random.Random,
+                 max_entries: int) -> None:
+        self.name = name
+        self.root = root
+        self.history = history
+        self.rng = rng
+        self.max_entries = max_entries
+        self.model = Model(root)
+        self.n = 0
+
+    # -- picking an operation
+    def _fresh(self, kind: str) -> str:
+        return f"{kind}{self.n}"
+
+    def pick(self) -> tuple[str, dict]:
+        rng = self.rng
+        paths = self.model.certain()
+        dirs = [p for p in paths if self.model.known[p].kind == "dir"]
+        shallow = [d for d in dirs if d.count("/") - self.root.count("/") < MAX_DEPTH]
+        files = [p for p in paths if self.model.known[p].kind == "file"]
+        others = [p for p in paths if p != self.root]
+        bad = rng.random() < INVALID
+        op = rng.choices(OPS, SHRINK if len(paths) >= self.max_entries else WEIGHTS)[0]
+        if op in ("mkdir", "create"):
+            parent = rng.choice(shallow or [self.root])
+            path = posixpath.join(parent, self._fresh("d" if op == "mkdir" else "f"))
+            if bad and others:  # EEXIST, or ENOENT/ENOTDIR for a missing or file parent
+                path = rng.choice([rng.choice(others), posixpath.join(path, "x"),
+                                   posixpath.join(rng.choice(files or others), "x")])
+            mode = rng.choice((0o700, 0o750, 0o755, 0o775)) if op == "mkdir" else \
+                rng.choice((0o600, 0o640, 0o644, 0o664))
+            return op, {"path": path, "mode": mode}
+        if op == "unlink" and files:
+            if bad:  # EISDIR or ENOENT
+                return op, {"path": rng.choice([rng.choice(dirs),
+                                                posixpath.join(self.root, "missing")])}
+            return op, {"path": rng.choice(files)}
+        if op == "rmdir":
+            empty = [d for d in dirs if d != self.root and self.model.predict("rmdir",
+                                                                             {"path": d}) == 0]
+            full = [d for d in dirs if d != self.root and d not in empty]
+            if bad and (full or files):  # ENOTEMPTY or ENOTDIR
+                return op, {"path": rng.choice(full or files)}
+            if empty:
+                return op, {"path": rng.choice(empty)}
+        if op == "rename" and others:
+            src = rng.choice(others)
+            kind = self.model.known[src].kind
+            if bad:
+                if kind == "dir":  # EINVAL: into itself
+                    return op, {"src": src, "dst": posixpath.join(src, "x")}
+                if len(dirs) > 1:  # EISDIR: a file over a directory
+                    return op, {"src": src, "dst": rng.choice([d for d in dirs
+                                                               if d != self.root])}
+            targets = [d for d in shallow if not (kind == "dir" and d.startswith(src + "/"))
+                       and d != src]
+            replace = [p for p in (files if kind == "file" else dirs)
+                       if p != src and self.model.predict("rename", {"src": src, "dst": p}) == 0]
+            if replace and rng.random() < 0.25:
+                return op, {"src": src, "dst": rng.choice(replace)}
+            parent = rng.choice(targets or [self.root])
+            return op, {"src": src, "dst": posixpath.join(parent, self._fresh("r"))}
+        if op == "setattr":
+            path = rng.choice(paths)
+            if path in files and rng.random() < 0.3:
+                return op, {"path": path, "mtime": round(1.7e9 + rng.random() * 1e7, 3)}
+            return op, {"path": path, "mode": rng.choice((0o700, 0o711, 0o750, 0o755, 0o770,
+                                                          0o775, 0o600, 0o644, 0o664))}
+        if op == "stat":
+            if bad:
+                return op, {"path": posixpath.join(self.root, "missing")}
+            return op, {"path": rng.choice(paths)}
+        parent = rng.choice(shallow or [self.root])  # nothing fits the pick: create a file
+        return "create", {"path": posixpath.join(parent, self._fresh("f")), "mode": 0o644}
+
+    # -- doing it
+    async def one(self, fs: FSClient) -> dict:
+        self.n += 1
+        op, args = self.pick()
+        base = {"client": self.name, "n": self.n, "op": op, "args": args}
+        self.history.add(dict(base, type="invoke"))
+        done = dict(base, type="complete")
+        try:
+            value = await _do(fs, op, args)
+        except FSClientError as e:
+            if e.code == errno.ETIMEDOUT:
+                done.update(result="unknown", message=e.message)
+            else:
+                done.update(result="error", errno=e.code,
+                            error=errno.errorcode.get(e.code, str(e.code)))
+        except trio.Cancelled:
+            done.update(result="unknown", message="cancelled")
+            self.history.add(done)
+            raise
+        except Exception as e:  # noqa: BLE001 - a load generator keeps going; it is recorded
+            log.warning("operation ended unexpectedly", client=self.name, op=op, reason=repr(e))
+            done.update(result="unknown", message=repr(e))
+        else:
+            done.update(result="ok")
+            if value is not None:
+                done["value"] = value
+        rec = self.history.add(done)
+        self.model.record(rec)
+        return rec
+
+
+async def _do(fs: FSClient, op: str, args: dict) -> dict | None:
+    if op == "mkdir":
+        await fs.mkdir(args["path"], args["mode"])
+    elif op == "create":
+        await fs.create(args["path"], args["mode"])
+    elif op == "unlink":
+        await fs.unlink(args["path"])
+    elif op == "rmdir":
+        await fs.rmdir(args["path"])
+    elif op == "rename":
+        await fs.rename(args["src"], args["dst"])
+    elif op == "setattr":
+        await fs.setattr(**args)
+    elif op == "stat":
+        inode = await fs.stat(args["path"])
+        return {"mode": inode["mode"], "mtime": inode.get("mtime")}
+    return None
+
+
+async def _remove_tree(fs: FSClient, path: str) -> None:
+    for name, inode in await fs.ls(path):
+        child = posixpath.join(path, name)
+        if st.S_ISDIR(inode["mode"]):
+            await _remove_tree(fs, child)
+            await fs.rmdir(child)
+        else:
+            await fs.unlink(child)
+
+
+async def _setup(fs: FSClient, root: str) -> None:
+    """Make root's parents, and root itself empty."""
+    parts = [p for p in root.split("/") if p]
+    for i in range(1, len(parts)):
+        try:
+            await fs.mkdir("/" + "/".join(parts[:i]))
+        except FSClientError as e:
+            if e.code != errno.EEXIST:
+                raise
+    try:
+        await fs.mkdir(root)
+    except FSClientError as e:
+        if e.code != errno.EEXIST:
+            raise
+        await _remove_tree(fs, root)
+
+
+async def run_load(mon_host: str, clients: int, duration: float, history_path: str, *,
+                   fs_name: str | None = None, prefix: str = "/load", op_timeout: float = 30.0,
+                   pause: float = 0.01, seed: int | None = None, max_entries: int = 120,
+                   auth: str = "", connect_timeout: float | None = None,
+                   hunt_interval: float = 1.0) -> Summary:
+    """Run the load for `duration` seconds (then each client finishes the operation it is in)
+    and return the summary (violations None: not checked; see verify). `pause` is the think
+    time between a client's operations."""
+    seed = random.randrange(2**32) if seed is None else seed
+    names = {f"c{k}": posixpath.join(prefix, f"c{k}") for k in range(clients)}
+    history = History(history_path, names, seed)
+    ready = trio.Semaphore(0)
+    go = trio.Event()
+    end: list[float] = []
+
+    async def worker(k: int, name: str, root: str) -> None:
+        c = _Client(name, root, history, random.Random(f"{seed}:{k}"), max_entries)
+        async with FSClient.open(mon_host, fs_name=fs_name, timeout=op_timeout, auth=auth,
+                                 connect_timeout=connect_timeout,
+                                 hunt_interval=hunt_interval) as fs:
+            await _setup(fs, root)
+            ready.release()
+            await go.wait()
+            while trio.current_time() < end[0]:
+                await c.one(fs)
+                await trio.sleep(pause)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for k, (name, root) in enumerate(names.items()):
+                nursery.start_soon(worker, k, name, root)
+            for _ in names:
+                await ready.acquire()
+            end.append(trio.current_time() + duration)
+            go.set()
+    except BaseExceptionGroup as group:  # a client could not start: hand back its error
+        first = next((e for e in group.exceptions if isinstance(e, Exception)), None)
+        if first is None:
+            raise
+        raise first from None
+    finally:
+        history.close()
+    return tally(history.records, list(names))
+
+
+async def cli(config, args) -> int:
+    """`mdsemu client load --clients N --duration S --history FILE`."""
+    from client.cli import auth_key
+
+    if args.clients < 1 or args.duration < 0:
+        print("mdsemu client: load: --clients must be >= 1 and --duration >= 0",
+              file=sys.stderr)
+        return errno.EINVAL
+    started = time.monotonic()
+    try:
+        summary = await run_load(config.get("mon_host"), args.clients, args.duration,
+                                 args.history, fs_name=args.fs, op_timeout=args.timeout,
+                                 pause=args.pause, seed=args.seed, auth=auth_key(config),
+                                 connect_timeout=args.connect_timeout,
+                                 hunt_interval=config.get("mon_client_hunt_interval"))
+    except OSError as e:
+        print(f"mdsemu client: load: {e}", file=sys.stderr)
+        return errno.EIO
+    except FSClientError as e:  # setting up the subtrees failed
+        print(f"mdsemu client: load: setup: {e.message}", file=sys.stderr)
+        return e.code
+    if args.format != "plain":
+        doc = dict(summary.to_json(), seconds=round(time.monotonic() - started, 3),
+                   history=args.history)
+        print(json.dumps(doc, indent=4 if args.format == "json-pretty" else None))
+    else:
+        print(summary.text())
+    return 0
