@@ -183,10 +183,13 @@ def main(argv: list[str] | None = None) -> None:
         from client import vstart
 
         raise SystemExit(vstart.main(argv))
-    if argv and argv[0] == "client":
+    _, words = split_global_options(argv)
+    if words and words[0] == "client":  # `mdsemu [-c CONF] client ...`: options anywhere
         from client import fscli
 
-        raise SystemExit(fscli.main(argv[1:]))
+        rest = list(argv)
+        rest.remove("client")
+        raise SystemExit(fscli.main(rest))
     opts, words = split_global_options(argv)
     if not words or words == ["--help"]:
         print(USAGE, end="")

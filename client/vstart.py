@@ -142,12 +142,17 @@ def admin(conf: str, *words: str, fmt: str = "plain", timeout: float = 10.0):
     return trio.run(_admin, conf, list(words), fmt, timeout)
 
 
-def cluster_ready(conf: str) -> bool:
+def cluster_ready(conf: str, mds: int = 0) -> bool:
+    """HEALTH_OK, every rank active (or following), and `mds` daemons in the map."""
     rc, _, out = admin(conf, "health", fmt="json")
     if rc != 0 or json.loads(out)["status"] != "HEALTH_OK":
         return False
     rc, _, out = admin(conf, "fs", "dump", fmt="json")
     fsmap = json.loads(out)
+    daemons = len(fsmap["standbys"]) + sum(len(fs["mdsmap"]["info"])
+                                           for fs in fsmap["filesystems"])
+    if daemons < mds:
+        return False
     for fs in fsmap["filesystems"]:
         mdsmap = fs["mdsmap"]
         states = [i["state"] for i in mdsmap["info"].values()]
@@ -194,7 +199,7 @@ def vstart(a: argparse.Namespace) -> int:
         return 0
     deadline = time.monotonic() + a.timeout
     while time.monotonic() < deadline:
-        if cluster_ready(conf):
+        if cluster_ready(conf, a.mds):
             print(f"vstart: cluster is up in {d} (conf {conf})")
             print(f"  export CEPH_CONF={conf}; mdsemu fs status")
             return 0
