@@ -100,6 +100,7 @@ class MDSDaemon:
         self.osdmap = OSDMap(epoch=0)
         self._osdmap_changed = trio.Event()
         self.osd: OSDClient | None = None
+        self._osd_scope: trio.CancelScope | None = None
         self.data: RankData | None = None
         self.sessions: dict[str, Session] = {}
         self.started = 0.0
@@ -369,17 +370,25 @@ class MDSDaemon:
         with trio.CancelScope() as scope:
             self._work_scope = scope
             step = getattr(self, f"_work_{states.name(state).split(':')[1].replace('-', '_')}")
-            try:
-                await step()
-            except Fenced as e:
-                self._respawn(str(e))
-                return
-            except Damaged as e:
-                await self._report_damaged(str(e))
-                return
-            except OSDError as e:
-                self._respawn(f"metadata pool error ({e}); respawning")
-                return
+            backoff = self.config.get("mon_client_hunt_interval")
+            while True:
+                try:
+                    await step()
+                    break
+                except Fenced as e:
+                    self._respawn(str(e))
+                    return
+                except Damaged as e:
+                    await self._report_damaged(str(e))
+                    return
+                except OSDError as e:
+                    # The osd is down or restarting: wait and start the step over with a new
+                    # session (its address comes from the OSDMap), as Ceph's objecter waits.
+                    log.warning("metadata pool unreachable, retrying", error=str(e),
+                                state=states.name(state), retry_in=backoff)
+                    self._drop_osd()
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
             if self.sm.state == state and self.fsmap is not None:
                 self._act(self.sm.step_done(state, self.fsmap))
 
@@ -392,9 +401,18 @@ class MDSDaemon:
             await self._osdmap_changed.wait()
 
     async def _osd_session(self, addr: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        async with OSDClient.open(addr, f"mds.{self.name}", self.addr) as osd:
-            task_status.started(osd)
-            await trio.sleep_forever()
+        with trio.CancelScope() as self._osd_scope:
+            async with OSDClient.open(addr, f"mds.{self.name}", self.addr) as osd:
+                task_status.started(osd)
+                await trio.sleep_forever()
+
+    def _drop_osd(self) -> None:
+        """Forget the osd session and what was loaded through it; the next step reloads."""
+        if self._osd_scope is not None:
+            self._osd_scope.cancel()
+        self._osd_scope = None
+        self.osd = None
+        self.data = None
 
     async def _rank_data(self) -> RankData:
         """Open (once) the osd session and this rank's metadata, after the fence (F3)."""

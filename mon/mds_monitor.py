@@ -121,7 +121,9 @@ class MDSMonitor:
     def clog(self, wall: float, level: str, message: str) -> None:
         """Cluster log, published with the proposal being built (dropped if it aborts)."""
         self._pclog.append((wall, level, message))
-        log.info("cluster log", level=level, msg=message)
+        # `level` is structlog's own key; the cluster log's priority goes under `prio`
+        {"DBG": log.debug, "INF": log.info, "WRN": log.warning, "ERR": log.error}.get(
+            level, log.info)("cluster log", channel="cluster", prio=level, msg=message)
 
     def allocate_gid(self) -> int:
         gid = self.next_gid

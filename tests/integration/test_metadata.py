@@ -17,7 +17,15 @@ import pytest
 import trio
 
 from client.fsclient import FSClient
-from tests.integration.cluster import MDSEMU, Cluster, active, follower, info_by_name, run_cli
+from tests.integration.cluster import (
+    MDSEMU,
+    Cluster,
+    active,
+    follower,
+    info_by_name,
+    run_cli,
+)
+from tests.integration.cluster import holder as holder_of
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(180)]
 
@@ -183,3 +191,22 @@ def test_load_through_a_kill_then_verify_finds_no_violation(cluster_factory, tmp
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["acknowledged"] > 0 and summary["violations"] == []
+
+
+def test_failover_while_the_osd_is_down_waits_for_it(cluster_factory):
+    c = cluster_factory().start(("a", "b"))
+    mkdir(c, "/keep")
+    osd = c.daemons["osd.0"]
+    osd.kill(signal.SIGKILL)
+    osd.wait_exit()
+    old = active(c.fs_dump())
+    os.kill(c.pid_of(old["name"]), signal.SIGKILL)
+    # The standby is promoted and waits in up:replay for the metadata pool (no respawn loop).
+    dump = c.wait_map(lambda d: (h := holder_of(d)) is not None and h["gid"] != old["gid"]
+                      and h["state"] == "up:replay" and d, 30, "the standby in up:replay")
+    gid = holder_of(dump)["gid"]
+    (c.dir / "osd.0" / "addr").unlink()
+    c.start_osd()
+    c.wait_map(lambda d: (a := active(d)) is not None and a["gid"] == gid, 30,
+               "the same daemon to finish replay once the osd is back")
+    assert "keep" in ls(c, "/")
