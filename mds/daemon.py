@@ -101,6 +101,7 @@ class MDSDaemon:
         self._osdmap_changed = trio.Event()
         self.osd: OSDClient | None = None
         self._osd_scope: trio.CancelScope | None = None
+        self._deferred_map: FSMap | None = None
         self.data: RankData | None = None
         self.sessions: dict[str, Session] = {}
         self.started = 0.0
@@ -315,7 +316,14 @@ class MDSDaemon:
             if isinstance(msg, m.BeaconAck):
                 self._on_ack(msg)
             elif isinstance(msg, m.FSMapMsg):
-                self._on_fsmap(FSMap.from_wire(msg.fsmap))
+                fsmap = FSMap.from_wire(msg.fsmap)
+                if self.sm is not None and self.sm.state != states.BOOT and \
+                        self.beacon.laggy(trio.current_time()):
+                    # B5: while our beacons go unacked, maps wait until the monitors answer
+                    log.info("laggy, deferring mdsmap", epoch=fsmap.epoch)
+                    self._deferred_map = fsmap
+                else:
+                    self._on_fsmap(fsmap)
             elif isinstance(msg, m.ConfigMsg):
                 changed = self.config.set_runtime(msg.values)
                 if changed:
@@ -338,8 +346,12 @@ class MDSDaemon:
                 return
             self._respawn("Map removed me from cluster; respawning! See cluster/monitor logs "
                           "for details.")
-        if self.beacon.acked(ack.seq, trio.current_time()):
+        now = trio.current_time()
+        if self.beacon.acked(ack.seq, now):
             log.info(" MDS is no longer laggy")
+        if self._deferred_map is not None and not self.beacon.laggy(now):
+            fsmap, self._deferred_map = self._deferred_map, None
+            self._on_fsmap(fsmap)
 
     # -- maps and the work of each state
     def _on_fsmap(self, fsmap: FSMap) -> None:

@@ -210,3 +210,4 @@ def test_failover_while_the_osd_is_down_waits_for_it(cluster_factory):
     c.wait_map(lambda d: (a := active(d)) is not None and a["gid"] == gid, 30,
                "the same daemon to finish replay once the osd is back")
     assert "keep" in ls(c, "/")
+
