@@ -7,6 +7,7 @@ the owner of the connection handles by logging the reason and closing that conne
 from __future__ import annotations
 
 import errno
+import re
 
 import trio
 
@@ -86,6 +87,30 @@ def parse_hostport(text: str, default_port: int = 6789) -> tuple[str, int]:
     if not sep:
         return text, default_port
     return host, int(port)
+
+
+ENTITY_RE = re.compile(r"^(mds|client|osd|mon)\.[A-Za-z0-9_.\-]+$")
+
+
+async def guarded(conn: Connection, serve, log) -> None:
+    """Run `serve(conn)` for one accepted connection. Bad input closes only this connection,
+    with the reason logged and an error frame sent back (DESIGN §6); a bug in the handler is
+    logged and closes it too; nothing propagates to the server."""
+    try:
+        await serve(conn)
+    except ProtocolError as e:
+        log.warning("closing connection: bad input", peer=conn.peer, reason=str(e))
+        with trio.move_on_after(0.5):
+            try:
+                await conn.send(Error(code=errno.EBADMSG, message=str(e)))
+            except ConnectionClosed:
+                pass
+    except ConnectionClosed:
+        pass
+    except Exception:
+        log.exception("closing connection after an internal error", peer=conn.peer)
+    finally:
+        await conn.aclose()
 
 
 class HandshakeError(Exception):

@@ -7,7 +7,6 @@ that makes them durable: persist a commit, then publish it, then reply.
 from __future__ import annotations
 
 import errno
-import re
 import time
 import uuid
 
@@ -19,7 +18,14 @@ from common import messages as m
 from common import render
 from common.config import Config
 from common.fsmap import FSMap
-from common.net import Connection, ConnectionClosed, ProtocolError, parse_hostport
+from common.net import (
+    ENTITY_RE,
+    Connection,
+    ConnectionClosed,
+    ProtocolError,
+    guarded,
+    parse_hostport,
+)
 from common.osdmap import OSDMap
 from mon import commands, osd_monitor
 from mon.mds_monitor import FIRST_GID, MDSMonitor
@@ -28,7 +34,6 @@ from mon.store import MonStore
 
 log = structlog.get_logger("mon")
 
-ENTITY_RE = re.compile(r"^(mds|client|osd|mon)\.[A-Za-z0-9_.\-]+$")
 HELLO_TIMEOUT = 10.0
 OUTQUEUE = 1000
 RECENT_LOG = 20
@@ -157,25 +162,13 @@ class MonServer:
 
     # -- connections
     async def _handle(self, stream: trio.SocketStream) -> None:
-        conn = Connection(stream, self.config.get("ms_max_message_size"))
-        try:
-            session = await self._handshake(conn)
-            if session is None:
-                return
+        await guarded(Connection(stream, self.config.get("ms_max_message_size")),
+                      self._serve_conn, log)
+
+    async def _serve_conn(self, conn: Connection) -> None:
+        session = await self._handshake(conn)
+        if session is not None:
             await self._serve_session(session)
-        except ProtocolError as e:
-            log.warning("closing connection: bad input", peer=conn.peer, reason=str(e))
-            with trio.move_on_after(0.5):
-                try:
-                    await conn.send(m.Error(code=errno.EBADMSG, message=str(e)))
-                except ConnectionClosed:
-                    pass
-        except ConnectionClosed:
-            pass
-        except Exception:
-            log.exception("closing connection after an internal error", peer=conn.peer)
-        finally:
-            await conn.aclose()
 
     async def _serve_session(self, session: Session) -> None:
         self.sessions.add(session)

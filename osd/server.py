@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sqlite3
 
 import msgpack
@@ -24,11 +23,13 @@ import trio
 from common import messages as m
 from common.config import Config
 from common.net import (
+    ENTITY_RE,
     Connection,
     ConnectionClosed,
     HandshakeError,
     ProtocolError,
     connect,
+    guarded,
     parse_hostport,
 )
 from common.osdmap import OSDMap
@@ -37,7 +38,6 @@ from osd.store import Stat, Store, StoreError
 log = structlog.get_logger("osd")
 
 EBLOCKLISTED = errno.ESHUTDOWN  # 108, the errno Ceph returns to a blocklisted client
-ENTITY_RE = re.compile(r"^(mds|client|osd|mon)\.[A-Za-z0-9_.\-]+$")
 HELLO_TIMEOUT = 10.0
 EPOCH_TIMEOUT = 30.0  # how long an op may wait at the epoch barrier
 REPLY_SLACK = 4096  # room for the rest of a reply next to the data of a read
@@ -150,24 +150,13 @@ class OSDServer:
 
     # -- client connections
     async def _handle(self, stream: trio.SocketStream) -> None:
-        conn = Connection(stream, self.config.get("ms_max_message_size"))
-        try:
-            entity = await self._handshake(conn)
-            if entity is not None:
-                await self._serve(conn, entity)
-        except ProtocolError as e:
-            log.warning("closing connection: bad input", peer=conn.peer, reason=str(e))
-            with trio.move_on_after(0.5):
-                try:
-                    await conn.send(m.Error(code=errno.EBADMSG, message=str(e)))
-                except ConnectionClosed:
-                    pass
-        except ConnectionClosed:
-            pass
-        except Exception:
-            log.exception("closing connection after an internal error", peer=conn.peer)
-        finally:
-            await conn.aclose()
+        await guarded(Connection(stream, self.config.get("ms_max_message_size")),
+                      self._serve_conn, log)
+
+    async def _serve_conn(self, conn: Connection) -> None:
+        entity = await self._handshake(conn)
+        if entity is not None:
+            await self._serve(conn, entity)
 
     async def _handshake(self, conn: Connection) -> str | None:
         with trio.move_on_after(HELLO_TIMEOUT):
