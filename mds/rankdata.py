@@ -21,6 +21,7 @@ from osd.client import Blocklisted, OSDClient, OSDError
 
 log = structlog.get_logger("mds")
 
+MAX_COMPLETED = 100_000  # completed-request records kept for resends
 READ_OPS = frozenset({"lookup", "getattr", "readdir"})
 WRITE_OPS = frozenset({"mkdir", "create", "unlink", "rmdir", "rename", "setattr"})
 
@@ -64,6 +65,7 @@ class RankData:
     async def load(self) -> int:
         """Replay: directory objects plus the journal tail. Returns events replayed."""
         self.ns = await self._io(self.store.load(self.completed))
+        self._remember_bound()
         return self.store.replayed
 
     async def follow(self) -> int:
@@ -71,13 +73,25 @@ class RankData:
         header = await self._io(self.store.read_header())
         if self.store.read_pos < header.trimmed_pos:
             raise Fenced("standby MDS fell behind active MDS journal's expire_pos, restarting")
-        return await self._io(self.store.replay_more(self.ns, self.completed))
+        count = await self._io(self.store.replay_more(self.ns, self.completed))
+        self._remember_bound()
+        return count
 
     async def flush_all(self) -> None:
         """Write every directory back and expire the journal (stopping, X4)."""
         async with self.lock:
             await self._journal(self._enqueue({"t": j.ESEGMENT}))
             await self._io(self.store.trim(self.ns, everything=True))
+
+    def _remember_bound(self) -> None:
+        while len(self.completed) > MAX_COMPLETED:
+            del self.completed[next(iter(self.completed))]
+
+    def _remember(self, reqid: str, result: dict) -> None:
+        """Record a completed request; the oldest records go once there are too many (a
+        client resends only what it sent just before a failover)."""
+        self.completed[reqid] = result
+        self._remember_bound()
 
     # -- group commit: whoever finds no flush running writes every queued event in one append
     def _enqueue(self, ev: dict) -> list:
@@ -153,7 +167,7 @@ class RankData:
                 ev["result"] = result
                 waiter = self._enqueue(ev)
             await self._journal(waiter)
-            self.completed[reqid] = result
+            self._remember(reqid, result)
             return 0, result, ""
         except FSError as e:
             return -e.code, {}, str(e)

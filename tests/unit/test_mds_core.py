@@ -144,3 +144,13 @@ def test_B4_B5_laggy_until_acked_and_cleared():
     assert not b.laggy(17.0)
     assert not b.acked(999, 17.0)  # unknown seq is ignored
     assert b.seq_stamp == {}
+
+
+def test_completed_request_records_are_bounded(monkeypatch):
+    from mds import rankdata
+
+    monkeypatch.setattr(rankdata, "MAX_COMPLETED", 3)
+    data = rankdata.RankData(None, 1, 0, 1024, 128)
+    for i in range(5):
+        data._remember(f"client.1:{i}", {"n": i})
+    assert list(data.completed) == ["client.1:2", "client.1:3", "client.1:4"]
