@@ -17,6 +17,7 @@ from client.admin import AdminClient, MonUnreachable
 from common import config as cfg
 from common import messages as m
 from common import render
+from common.auth import hello_key
 from common.fsmap import FSMap, MDSInfo
 from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
 
@@ -81,11 +82,7 @@ def load_config(conf_path: str | None, name: str = "client.admin") -> cfg.Config
 
 
 def auth_key(config: cfg.Config) -> str:
-    if config.get("auth_cluster_required") != "cephx":
-        return ""
-    from mon.server import read_keyring_key
-
-    return read_keyring_key(config.get("keyring"))
+    return hello_key(config)
 
 
 async def run_command(config: cfg.Config, words: list[str], fmt: str, timeout: float) -> int:
@@ -141,7 +138,7 @@ async def tell(config: cfg.Config, words: list[str], fmt: str, timeout: float) -
     host, port = parse_hostport(info.addr.split("/")[0])
     try:
         with trio.fail_after(timeout):
-            conn, _ = await connect(host, port, "client.admin")
+            conn, _ = await connect(host, port, "client.admin", auth=auth_key(config))
             try:
                 await conn.send(m.Command(tid=1, args=words[1:], format=fmt))
                 reply = await conn.recv()

@@ -25,6 +25,7 @@ import trio
 from common import log as logsetup
 from common import messages as m
 from common import states
+from common.auth import hello_key
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
@@ -226,6 +227,7 @@ class MDSDaemon:
             attempt += 1
             try:
                 conn, ok = await connect(host, port, f"mds.{self.name}", self.gid,
+                                         auth=hello_key(self.config),
                                          max_size=self.config.get("ms_max_message_size"))
             except (OSError, HandshakeError) as e:
                 log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",

@@ -16,6 +16,7 @@ import trio
 from common import config as cfg
 from common import messages as m
 from common import render
+from common.auth import read_keyring_key
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
@@ -37,19 +38,6 @@ log = structlog.get_logger("mon")
 HELLO_TIMEOUT = 10.0
 OUTQUEUE = 1000
 RECENT_LOG = 20
-
-
-def read_keyring_key(path: str) -> str:
-    """The first `key = ...` in a Ceph-style keyring file ("" if there is none)."""
-    try:
-        with open(path) as f:
-            for line in f:
-                k, sep, v = line.partition("=")
-                if sep and k.strip() == "key":
-                    return v.strip()
-    except OSError:
-        return ""
-    return ""
 
 
 class Session:

@@ -21,6 +21,7 @@ import structlog
 import trio
 
 from common import messages as m
+from common.auth import hello_key
 from common.config import Config
 from common.net import (
     ENTITY_RE,
@@ -96,7 +97,7 @@ class OSDServer:
             host, port = hosts[attempt % len(hosts)]
             attempt += 1
             try:
-                conn, _ = await connect(host, port, self.entity,
+                conn, _ = await connect(host, port, self.entity, auth=hello_key(self.config),
                                         max_size=self.config.get("ms_max_message_size"))
             except (OSError, HandshakeError) as e:
                 log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",

@@ -41,6 +41,8 @@ from typing import Any
 import trio
 
 from client.admin import AdminClient, MonUnreachable
+from common import config as cfg
+from common.auth import hello_key
 
 FAST_GRACE = 1.0  # the fast profile's mds_beacon_grace
 DEFAULT_TIMEOUT = 15.0
@@ -504,11 +506,16 @@ class Cluster:
 
     # -- in-process queries (same monitor commands and JSON; for polling)
     def query(self, *words: str, fmt: str = "json", timeout: float = 5.0) -> tuple[int, str, str]:
-        return trio.run(_commands, self._mon_host(), [list(words)], fmt, timeout)[0]
+        return trio.run(_commands, self._mon_host(), [list(words)], fmt, timeout,
+                        self.auth_key())[0]
 
     def query_many(self, commands: list[list[str]], fmt: str = "json",
                    timeout: float = 10.0) -> list[tuple[int, str, str]]:
-        return trio.run(_commands, self._mon_host(), commands, fmt, timeout)
+        return trio.run(_commands, self._mon_host(), commands, fmt, timeout, self.auth_key())
+
+    def auth_key(self) -> str:
+        """The cluster key when the conf asks for cephx (the harness is a client too)."""
+        return hello_key(cfg.Config("client.admin", cfg.load_conf(str(self.conf_path))))
 
     def ok(self, *words: str) -> str:
         rc, outs, outb = self.query(*words)
@@ -651,10 +658,11 @@ def run_cli(argv: list[str], timeout: float = 30.0, env: dict | None = None
 
 
 async def _commands(mon_host: str, commands: list[list[str]], fmt: str,
-                    timeout: float) -> list[tuple[int, str, str]]:
+                    timeout: float, auth: str = "") -> list[tuple[int, str, str]]:
     try:
         with trio.fail_after(timeout):
-            async with AdminClient.open(mon_host, timeout=timeout, hunt_interval=0.05) as admin:
+            async with AdminClient.open(mon_host, timeout=timeout, hunt_interval=0.05,
+                                        auth=auth) as admin:
                 return [await admin.command(words, fmt) for words in commands]
     except trio.TooSlowError:
         raise MonUnreachable(f"no answer from the monitor within {timeout:g}s") from None

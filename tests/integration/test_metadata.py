@@ -39,7 +39,7 @@ def mon_host(c: Cluster) -> str:
 
 def create(c: Cluster, paths: list[str], clients: int = 16) -> None:
     async def run():
-        async with FSClient.open(mon_host(c), fs_name="cephfs", timeout=60) as fs:
+        async with FSClient.open(mon_host(c), fs_name="cephfs", timeout=60, auth=c.auth_key()) as fs:
             async def worker(k: int) -> None:
                 for p in paths[k::clients]:
                     await fs.create(p)
@@ -53,7 +53,7 @@ def create(c: Cluster, paths: list[str], clients: int = 16) -> None:
 
 def mkdir(c: Cluster, path: str) -> None:
     async def run():
-        async with FSClient.open(mon_host(c), fs_name="cephfs", timeout=60) as fs:
+        async with FSClient.open(mon_host(c), fs_name="cephfs", timeout=60, auth=c.auth_key()) as fs:
             await fs.mkdir(path)
 
     trio.run(run)
@@ -61,7 +61,7 @@ def mkdir(c: Cluster, path: str) -> None:
 
 def ls(c: Cluster, path: str) -> list[str]:
     async def run():
-        async with FSClient.open(mon_host(c), fs_name="cephfs", timeout=60) as fs:
+        async with FSClient.open(mon_host(c), fs_name="cephfs", timeout=60, auth=c.auth_key()) as fs:
             return [name for name, _ in await fs.ls(path)]
 
     return trio.run(run)
@@ -248,3 +248,17 @@ def test_corrupt_journal_damages_the_rank_until_repaired(cluster_factory):
     assert res.returncode == 0 and "repaired: restoring rank 1:0" in res.stderr
     c.wait_map(lambda d: active(d) is not None, 30, "rank 0 active again")
     assert sorted(ls(c, "/d")) == sorted(f"f{i}" for i in range(50))
+
+
+def test_cephx_cluster_key_is_required_and_used_by_every_daemon(cluster_factory, tmp_path):
+    keyring = tmp_path / "keyring"
+    keyring.write_text("[client.admin]\n\tkey = AQBsecretsecretsecret==\n")
+    c = cluster_factory(conf={"global": {"auth_cluster_required": "cephx",
+                                         "keyring": str(keyring)}}).start(("a", "b"))
+    mkdir(c, "/secure")  # osd, mds and client all got in with the key
+    assert "secure" in ls(c, "/")
+    wrong = tmp_path / "wrong.conf"
+    wrong.write_text(c.conf_path.read_text().replace(str(keyring), str(tmp_path / "nokey")))
+    res = run_cli(["-c", str(wrong), "--connect-timeout", "2", "health"])
+    assert res.returncode != 0 and "authentication failed" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
