@@ -484,8 +484,11 @@ def _who_order(who: str) -> tuple:
 
 
 def _show(value) -> str:
+    """An option's default as `ceph config get` prints it (seconds as 15.000000)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6f}"
     return str(value)
 
 

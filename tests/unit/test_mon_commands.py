@@ -258,7 +258,7 @@ def test_config_set_get_rm_dump() -> None:
     ]
     assert c.cmd("config", "rm", "mds", "mds_beacon_grace") == (0, "", "")
     assert c.cmd("config", "rm", "mds", "mds_beacon_grace") == (0, "", "")
-    assert c.cmd("config", "get", "mds.a", "mds_beacon_grace") == (0, "", "15.0")
+    assert c.cmd("config", "get", "mds.a", "mds_beacon_grace") == (0, "", "15.000000")
     assert [r["name"] for r in c.json("config", "dump")] == ["mds_join_fs"]
 
 
