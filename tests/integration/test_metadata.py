@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -262,3 +263,68 @@ def test_cephx_cluster_key_is_required_and_used_by_every_daemon(cluster_factory,
     res = run_cli(["-c", str(wrong), "--connect-timeout", "2", "health"])
     assert res.returncode != 0 and "authentication failed" in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def _mon_link_ports(pid: int, mon_port: int) -> list[int]:
+    """Local ports of the TCP connections from process `pid` to the monitor."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", "dport", f"= :{mon_port}"],
+                         capture_output=True, text=True, check=True).stdout
+    ports = []
+    for line in out.splitlines():
+        if f"pid={pid}," in line:
+            ports.append(int(line.split()[2].rsplit(":", 1)[1]))
+    return ports
+
+
+def _iptables(*args: str) -> None:
+    subprocess.run(["iptables", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def partition():
+    """Drop loopback TCP between chosen ports (both directions); rules removed at teardown."""
+    if os.geteuid() != 0 or shutil.which("iptables") is None or shutil.which("ss") is None:
+        pytest.skip("needs root, iptables and ss to cut a daemon off from the monitor")
+    rules: list[list[str]] = []
+
+    def cut(port_a: int, port_b: int) -> None:
+        for src, dst in ((port_a, port_b), (port_b, port_a)):
+            rule = ["INPUT", "-i", "lo", "-p", "tcp", "--sport", str(src), "--dport", str(dst),
+                    "-j", "DROP"]
+            _iptables("-I", *rule)
+            rules.append(rule)
+
+    yield cut
+    for rule in rules:
+        subprocess.run(["iptables", "-D", *rule], capture_output=True)
+
+
+def test_partitioned_active_keeps_writing_and_the_osd_refuses_it(cluster_factory, partition):
+    """F1–F4: the active loses the monitor but not its clients or the osd. The monitor fails
+    and fences it; its next journal write is refused with EBLOCKLISTED (the osd logs it), it
+    respawns (same pid, new gid) and nothing it wrote after the fence is in the namespace."""
+    c = cluster_factory().start(("a", "b"))
+    mkdir(c, "/before")
+    old = active(c.fs_dump())
+    pid = c.pid_of(old["name"])
+    for port in _mon_link_ports(pid, c.port):
+        partition(port, c.port)
+    c.wait_map(lambda d: (a := active(d)) is not None and a["gid"] != old["gid"], 30,
+               "the standby to replace the partitioned active")
+    c.wait_for(lambda: "blocklist" in c.log("osd.0") and old["addr"] in
+               json.dumps(c.cli_json("osd", "blocklist", "ls")), 10, "the fence")
+    socks = _raw_requests(old["addr"], ["/after-fence"])  # a client that still reaches it
+    try:
+        c.wait_for(lambda: "rejecting op from blocklisted" in c.log("osd.0"), 30,
+                   "the osd to refuse the fenced instance")
+        c.wait_for(lambda: "we have been blocklisted (fenced), respawning"
+                   in c.log(f"mds.{old['name']}"), 30, "the old active to respawn")
+    finally:
+        for s in socks:
+            s.close()
+    c.wait_map(lambda d: (i := info_by_name(d, old["name"])) is not None
+               and i["gid"] != old["gid"] and i["state"] == "up:standby", 30,
+               "the old daemon back as a standby with a new gid")
+    assert c.pid_of(old["name"]) == pid
+    names = ls(c, "/")
+    assert "before" in names and "after-fence" not in names
