@@ -14,7 +14,14 @@ import itertools
 import trio
 
 from common import messages as m
-from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
+from common.net import (
+    Connection,
+    ConnectionClosed,
+    HandshakeError,
+    ProtocolError,
+    connect,
+    parse_hostport,
+)
 
 
 class MonUnreachable(Exception):
@@ -34,7 +41,7 @@ class AdminClient:
     @contextlib.asynccontextmanager
     async def open(cls, mon_host: str, entity: str = "client.admin", auth: str = "",
                    timeout: float = 5.0, hunt_interval: float = 0.2):
-        conn = await _connect_with_retry(mon_host, entity, auth, timeout, hunt_interval)
+        conn, _ = await hunt(mon_host, entity, auth, timeout, hunt_interval)
         try:
             async with trio.open_nursery() as nursery:
                 client = cls(conn, nursery)
@@ -83,8 +90,10 @@ class AdminClient:
         await self.conn.send(m.Subscribe(what=list(what)))
 
 
-async def _connect_with_retry(mon_host: str, entity: str, auth: str, timeout: float,
-                              hunt_interval: float):
+async def hunt(mon_host: str, entity: str, auth: str, timeout: float,
+               hunt_interval: float) -> tuple[Connection, m.HelloOk]:
+    """Try each monitor in turn until one says hello (its HelloOk names our global_id).
+    MonUnreachable after `timeout`, or at once if a monitor refuses us."""
     hosts = [parse_hostport(h) for h in mon_host.split(",") if h.strip()]
     if not hosts:
         raise MonUnreachable("no monitor address configured (mon_host)")
@@ -94,8 +103,7 @@ async def _connect_with_retry(mon_host: str, entity: str, auth: str, timeout: fl
             host, port = hosts[attempt % len(hosts)]
             last = f"{host}:{port}: no answer"  # what to say if the timeout strikes mid-attempt
             try:
-                conn, _ = await connect(host, port, entity, auth=auth)
-                return conn
+                return await connect(host, port, entity, auth=auth)
             except HandshakeError as e:
                 raise MonUnreachable(f"monitor {host}:{port} refused us: {e}") from None
             except OSError as e:

@@ -29,7 +29,7 @@ import os
 import structlog
 import trio
 
-from client.admin import MonUnreachable
+from client.admin import MonUnreachable, hunt
 from common import messages as m
 from common import states
 from common.fsmap import FSMap, MDSInfo, MDSMap
@@ -150,7 +150,7 @@ class FSClient:
         `timeout`), `timeout` bounds each request."""
         connect_timeout = timeout if connect_timeout is None else connect_timeout
         mon_entity = entity or "client.admin"
-        conn, hello = await _mon_connect(mon_host, mon_entity, auth, connect_timeout,
+        conn, hello = await hunt(mon_host, mon_entity, auth, connect_timeout,
                                          hunt_interval)
         try:
             async with trio.open_nursery() as nursery:
@@ -348,7 +348,7 @@ class FSClient:
                 await conn.aclose()
             while True:
                 try:
-                    conn, _ = await _mon_connect(self.mon_host, mon_entity, self.auth,
+                    conn, _ = await hunt(self.mon_host, mon_entity, self.auth,
                                                  math.inf, self.hunt_interval)
                     break
                 except MonUnreachable as e:  # refused: keep trying, the mon may change its mind
@@ -356,23 +356,4 @@ class FSClient:
                     await trio.sleep(self.hunt_interval)
 
 
-async def _mon_connect(mon_host: str, entity: str, auth: str, timeout: float,
-                       hunt_interval: float) -> tuple[Connection, m.HelloOk]:
-    """Like AdminClient's hunt, but keeping the HelloOk (its global_id names this client)."""
-    hosts = [parse_hostport(h) for h in mon_host.split(",") if h.strip()]
-    if not hosts:
-        raise MonUnreachable("no monitor address configured (mon_host)")
-    last = "no answer"
-    with trio.move_on_after(timeout):
-        for attempt in itertools.count():
-            host, port = hosts[attempt % len(hosts)]
-            last = f"{host}:{port}: no answer"
-            try:
-                return await connect(host, port, entity, auth=auth)
-            except HandshakeError as e:
-                raise MonUnreachable(f"monitor {host}:{port} refused us: {e}") from None
-            except OSError as e:
-                last = f"{host}:{port}: {e.strerror or e}"
-            await trio.sleep(hunt_interval)
-    raise MonUnreachable(f"cannot reach the monitor at {mon_host} after {timeout:g}s ({last})")
 
