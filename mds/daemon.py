@@ -96,7 +96,6 @@ class MDSDaemon:
         self._acked_dne: trio.Event | None = None
         self._work_scope: trio.CancelScope | None = None
         self.nursery: trio.Nursery | None = None
-        self.connected = trio.Event()
         self.respawn_reason: str | None = None
         self.osdmap = OSDMap(epoch=0)
         self._osdmap_changed = trio.Event()
@@ -252,12 +251,10 @@ class MDSDaemon:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guard, self._beacon_loop, nursery.cancel_scope)
                     await conn.send(m.Subscribe(what=["fsmap", "osdmap", "config"]))
-                    self.connected.set()
                     await self._guard(functools.partial(self._receive_loop, conn),
                                       nursery.cancel_scope)
             finally:
                 self.conn = None
-                self.connected = trio.Event()
                 await conn.aclose()
             await trio.sleep(self.config.get("mon_client_hunt_interval"))
 

@@ -195,7 +195,7 @@ class RankStore:
             if changed:
                 await self.osd.omap_set(self.pool, name, changed, min_epoch=self.min_epoch)
 
-    async def trim(self, ns: Namespace, everything: bool = False) -> int:
+    async def trim(self, everything: bool = False) -> int:
         """Expire the oldest segments (all but the current one if `everything`)."""
         old = self.segments.segments[:-1] if everything else self.segments.expirable()
         if not old:

@@ -81,7 +81,7 @@ class RankData:
         """Write every directory back and expire the journal (stopping, X4)."""
         async with self.lock:
             await self._journal(self._enqueue({"t": j.ESEGMENT}))
-            await self._io(self.store.trim(self.ns, everything=True))
+            await self._io(self.store.trim(everything=True))
 
     def _remember_bound(self) -> None:
         while len(self.completed) > MAX_COMPLETED:
@@ -108,7 +108,7 @@ class RankData:
                     try:
                         await self._io(self.store.append([e[0] for e in batch]))
                         if self.store.segments.expirable():
-                            await self._io(self.store.trim(self.ns))
+                            await self._io(self.store.trim())
                     except BaseException as exc:
                         for e in batch + self._queue:
                             e[2] = exc
