@@ -38,6 +38,14 @@ async def _create(c: Cluster, n: int) -> None:
     await conn.aclose()
 
 
+async def _cephfs_with(c: Cluster, *names: str, **opts) -> None:
+    """fs cephfs, then MDS daemons `names`; returns once rank 0 is active."""
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    for name in names:
+        await c.start_mds(name, **opts)
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+
+
 async def _names(c: Cluster) -> list[str]:
     reply = await mds_request(c, "readdir", {"path": "/d"}, tid=999)
     assert reply.rc == 0, reply
@@ -71,10 +79,7 @@ async def test_every_acknowledged_entry_survives_failover(cluster, autojump_cloc
 
 async def test_F4_fenced_instance_cannot_write(cluster, autojump_clock):
     c = cluster
-    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
-    for name in "ab":
-        await c.start_mds(name)
-    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    await _cephfs_with(c, "a", "b")
     active = c.holder_name()
     old_gid = c.fsmap.fs_by_name("cephfs").up[0]
     old_addr = c.mds[active].daemon.addr
@@ -96,10 +101,7 @@ async def test_F4_fenced_instance_cannot_write(cluster, autojump_clock):
 
 async def test_resent_request_is_answered_not_redone(cluster, autojump_clock):
     c = cluster
-    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
-    for name in "ab":
-        await c.start_mds(name)
-    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    await _cephfs_with(c, "a", "b")
     await trio.sleep(3)
     first = await mds_request(c, "mkdir", {"path": "/x"}, tid=7, entity="client.r")
     assert first.rc == 0
@@ -114,10 +116,7 @@ async def test_resent_request_is_answered_not_redone(cluster, autojump_clock):
 
 async def test_F5_corrupt_journal_makes_rank_damaged_until_repaired(cluster, autojump_clock):
     c = cluster
-    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
-    for name in "ab":
-        await c.start_mds(name)
-    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    await _cephfs_with(c, "a", "b")
     await trio.sleep(3)
     await _create(c, 20)
     fs = c.fsmap.fs_by_name("cephfs")
