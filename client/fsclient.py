@@ -25,6 +25,8 @@ import errno
 import itertools
 import math
 import os
+import random
+import socket
 
 import structlog
 import trio
@@ -46,10 +48,16 @@ log = structlog.get_logger("client")
 
 RANK = 0  # this client talks to rank 0 only (no subtree partitioning across ranks)
 SERVING = (states.ACTIVE, states.CLIENTREPLAY)
+EBLOCKLISTED = errno.ESHUTDOWN  # 108, as Ceph names it
 RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newer map, then retry
 MDS_CONNECT_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 1.0
 
 __all__ = ["FSClient", "FSClientError", "MonUnreachable"]
+
+
+def _ident(info: MDSInfo) -> tuple:
+    return (info.gid, info.inc, info.addr)
 
 
 class FSClientError(Exception):
@@ -62,34 +70,49 @@ class FSClientError(Exception):
 
 
 class _Session:
-    """One connection to one incarnation of rank 0's holder."""
+    """One connection, and the session on it, to one incarnation of rank 0's holder."""
 
-    def __init__(self, info: MDSInfo, conn: Connection) -> None:
+    def __init__(self, info: MDSInfo, conn: Connection, owner: FSClient) -> None:
         self.ident = (info.gid, info.inc, info.addr)
         self.name = f"mds.{info.name}"
         self.conn = conn
+        self.owner = owner
         self.waiters: dict[int, tuple[trio.MemorySendChannel, trio.MemoryReceiveChannel]] = {}
         self.scope = trio.CancelScope()
         self.dead = False
+        self.is_open = False
+        self.answered = trio.Event()  # the MDS said open, close or reject
+        self.close_reason = ""
 
     def kill(self) -> None:
         """Mark the connection down: every request waiting on it is told so."""
         self.dead = True
+        self.answered.set()
         for send, _ in self.waiters.values():
             send.close()
         self.waiters.clear()
         self.scope.cancel()
 
-    async def call(self, req: m.ClientRequest) -> m.ClientReply | None:
-        """Send; return the first reply, or None if the connection went down meanwhile."""
-        if self.dead:
-            return None
-        self.waiters[req.tid] = trio.open_memory_channel(math.inf)
+    async def send(self, msg) -> bool:
         try:
-            await self.conn.send(req)
+            await self.conn.send(msg)
+            return True
         except ConnectionClosed:
             self.kill()
+            return False
+
+    def expect(self, tid: int) -> None:
+        self.waiters.setdefault(tid, trio.open_memory_channel(math.inf))
+
+    async def call(self, req: m.ClientRequest) -> m.ClientReply | None:
+        """Send; return the first reply, or None if the connection went down meanwhile. A
+        request already sent here (replayed during reconnect) is not sent again."""
+        if self.dead:
             return None
+        if req.tid not in self.waiters:
+            self.expect(req.tid)
+            if not await self.send(req):
+                return None
         return await self.next_reply(req.tid)
 
     async def next_reply(self, tid: int) -> m.ClientReply | None:
@@ -104,11 +127,27 @@ class _Session:
             self.waiters.pop(tid, None)
         return reply
 
+    def _on_session(self, msg: m.ClientSession) -> None:
+        if msg.op == "open":
+            self.is_open = True
+            self.answered.set()
+        elif msg.op == "stale":
+            log.warning("mds marked our session stale", mds=self.name)
+        elif msg.op in ("close", "reject"):
+            reason = str(msg.metadata.get("reason") or msg.metadata.get("error_string") or "")
+            self.close_reason = reason
+            if reason in ("evicted", "blocklisted"):
+                self.owner._evicted(self.name, reason)
+            self.kill()
+
     async def receive(self) -> None:
         try:
             with self.scope:
                 while True:
                     msg = await self.conn.recv()
+                    if isinstance(msg, m.ClientSession):
+                        self._on_session(msg)
+                        continue
                     pair = self.waiters.get(msg.tid) if isinstance(msg, m.ClientReply) else None
                     if pair is None:
                         log.debug("ignoring a message", mds=self.name, type=msg.TYPE,
@@ -120,6 +159,14 @@ class _Session:
         finally:
             self.kill()
             await self.conn.aclose()
+
+    async def renew(self, interval_of) -> None:
+        """C5: renew the session every session_timeout/3 while it lasts."""
+        seq = 0
+        while not self.dead:
+            await trio.sleep(interval_of())
+            seq += 1
+            await self.send(m.ClientSession("request_renewcaps", seq=seq))
 
 
 class FSClient:
@@ -139,6 +186,12 @@ class FSClient:
         self._tids = itertools.count(1)
         self._session: _Session | None = None
         self._connect_lock = trio.Lock()
+        self.addr = ""  # our instance "ip:0/nonce", as the MDS (and a blocklist) names us
+        self._nonce = random.randint(1, 2**31 - 1)
+        self.evicted: str | None = None  # why the MDS evicted us, once it has
+        self._had_session = False  # C4: reconnect to the rank's next incarnation
+        self._reconnecting: tuple | None = None
+        self._unsafe: dict[int, m.ClientRequest] = {}  # answered unsafe, not yet safe
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -167,6 +220,7 @@ class FSClient:
                                              f"within {connect_timeout:g}s")
                     fs._filesystem()  # ENOENT now rather than on the first request
                     yield fs
+                    await fs._close_session()
                 finally:
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:  # hand back what the caller's block raised
@@ -214,12 +268,16 @@ class FSClient:
             with trio.move_on_after(self.timeout):
                 while True:
                     session = await self._serving_session()
-                    reply = await session.call(m.ClientRequest(tid, op, args, retry))
+                    req = m.ClientRequest(tid, op, args, retry)
+                    reply = await session.call(req)
                     while reply is not None and not reply.safe and reply.rc == 0:
                         unsafe = reply  # applied, not yet journaled: wait for the safe reply
+                        self._unsafe[tid] = req
                         self.log.debug("unsafe reply", tid=tid, mds=session.name)
                         reply = await session.next_reply(tid)
-                    if reply is None or reply.rc in (-errno.EAGAIN, -errno.ESTALE):
+                    if reply is None or reply.rc in (-errno.EAGAIN, -errno.ESTALE,
+                                                     -errno.ENOTCONN):
+                        self._check_evicted()
                         if reply is not None:
                             self.log.info("mds is not serving the rank; waiting for a newer map",
                                           mds=session.name, tid=tid, rc=reply.rc)
@@ -233,28 +291,106 @@ class FSClient:
                         return unsafe.result  # a safe reply may come without the result
                     return reply.result
         finally:
+            self._unsafe.pop(tid, None)
             if session is not None:
                 session.waiters.pop(tid, None)
+        self._check_evicted()
         raise FSClientError(errno.ETIMEDOUT, f"no reply to {op} within {self.timeout:g}s "
                                              f"({self._rank_status()})")
 
-    # -- finding and connecting to rank 0's holder
+    # -- sessions with rank 0's holder (C1-C6)
+    def _evicted(self, mds: str, reason: str) -> None:
+        if self.evicted is None:
+            self.evicted = reason
+            self.log.error(f"{self.entity} was evicted by {mds} ({reason}); its requests fail",
+                           addr=self.addr)
+
+    def _check_evicted(self) -> None:
+        if self.evicted is not None:
+            raise FSClientError(EBLOCKLISTED, f"{self.entity} was evicted by the MDS "
+                                              f"({self.evicted}) and is blocklisted")
+
     async def _serving_session(self) -> _Session:
         while True:
-            async with self._connect_lock:
-                s = self._session
-                if s is not None and not s.dead:
-                    return s
-                info = self._serving_holder()
-                if info is not None:
-                    s = await self._connect(info)
-                    if s is not None:
-                        self._session = s
-                        self._check_session()  # a map may have moved the rank meanwhile
-                        if not s.dead:
-                            return s
-                epoch = self.fsmap.epoch
+            self._check_evicted()
+            info = self._serving_holder()
+            if info is not None:
+                async with self._connect_lock:
+                    s = self._session
+                    if s is None or s.dead or s.ident != _ident(info):
+                        s = await self._open(info)
+                        if s is not None:
+                            self._session = s
+                            self._check_session()  # a map may have moved the rank meanwhile
+                    if s is not None and not s.dead and s.is_open:
+                        return s
+            self._check_evicted()
+            epoch = self.fsmap.epoch
             await self._newer_map(epoch, RETRY_PAUSE if info is not None else None)
+
+    async def _open(self, info: MDSInfo) -> _Session | None:
+        """Connect and open a session (request_open); None if the MDS would not have it now."""
+        s = await self._connect(info)
+        if s is None:
+            return None
+        meta = {"addr": self.addr, "entity_id": self.entity, "hostname": socket.gethostname(),
+                "pid": os.getpid()}
+        if await s.send(m.ClientSession("request_open", metadata=meta)):
+            with trio.move_on_after(MDS_CONNECT_TIMEOUT):
+                await s.answered.wait()
+        if not s.is_open:
+            if s.close_reason:
+                self.log.info(f"mds.{info.name} did not open our session", reason=s.close_reason)
+            s.kill()
+            return None
+        self._had_session = True
+        self.nursery.start_soon(s.renew, self._renew_interval)
+        return s
+
+    async def _reconnect(self, info: MDSInfo) -> None:
+        """C4: the rank's new holder is in up:reconnect: resend the requests it answered
+        unsafe (replay), then reconnect our session."""
+        async with self._connect_lock:
+            if self._session is not None and not self._session.dead and \
+                    self._session.ident == _ident(info):
+                return
+            s = await self._connect(info)
+            if s is None:
+                return
+            for tid, req in sorted(self._unsafe.items()):
+                s.expect(tid)
+                await s.send(m.ClientRequest(tid, req.op, req.args, req.retry + 1, replay=True))
+            self.log.info(f"reconnecting session to mds.{info.name}",
+                          replayed=len(self._unsafe))
+            if await s.send(m.ClientReconnect(metadata={"addr": self.addr})):
+                with trio.move_on_after(MDS_CONNECT_TIMEOUT):
+                    await s.answered.wait()
+            if s.is_open:
+                self._session = s
+                self.nursery.start_soon(s.renew, self._renew_interval)
+                self._check_session()
+            else:
+                self.log.warning(f"mds.{info.name} refused our reconnect",
+                                 reason=s.close_reason or "no answer")
+                s.kill()
+
+    async def _close_session(self) -> None:
+        """Unmount: close our session (request_close), so that it is not left to autoclose."""
+        s = self._session
+        if s is None or s.dead or not s.is_open:
+            return
+        s.answered = trio.Event()
+        if await s.send(m.ClientSession("request_close")):
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                while not s.dead:
+                    await s.answered.wait()
+                    s.answered = trio.Event()
+
+    def _renew_interval(self) -> float:
+        try:
+            return max(self._filesystem().session_timeout / 3, 0.05)
+        except FSClientError:
+            return 1.0
 
     async def _connect(self, info: MDSInfo) -> _Session | None:
         host, port = parse_hostport(info.addr.split("/")[0])
@@ -269,7 +405,11 @@ class FSClient:
             self.log.warning(f"cannot connect to mds.{info.name}", addr=info.addr,
                              reason=str(e) or type(e).__name__)
             return None
-        session = _Session(info, conn)
+        if not self.addr:
+            sock = getattr(conn.stream, "socket", None)
+            ip = sock.getsockname()[0] if sock is not None else "127.0.0.1"
+            self.addr = f"{ip}:0/{self._nonce}"
+        session = _Session(info, conn, self)
         self.nursery.start_soon(session.receive)
         return session
 
@@ -284,6 +424,12 @@ class FSClient:
             if fs is None:
                 raise FSClientError(errno.ENOENT, "no default filesystem (use --fs NAME)")
         return fs
+
+    def _holder(self) -> MDSInfo | None:
+        try:
+            return self._filesystem().holder(RANK)
+        except FSClientError:
+            return None
 
     def _serving_holder(self) -> MDSInfo | None:
         info = self._filesystem().holder(RANK)
@@ -308,7 +454,7 @@ class FSClient:
             info = self._filesystem().holder(RANK)
         except FSClientError:
             info = None
-        if info is None or (info.gid, info.inc, info.addr) != s.ident:
+        if info is None or _ident(info) != s.ident:
             self.log.info("failover noticed", old=s.name, epoch=self.fsmap.epoch,
                           new=f"mds.{info.name}" if info else None,
                           state=states.name(info.state) if info else None)
@@ -325,6 +471,11 @@ class FSClient:
             return
         self.fsmap = fsmap
         self._check_session()
+        info = self._holder()
+        if info is not None and info.state == states.RECONNECT and self._had_session and \
+                self.evicted is None and self._reconnecting != _ident(info):
+            self._reconnecting = _ident(info)
+            self.nursery.start_soon(self._reconnect, info)
         event, self._map_changed = self._map_changed, trio.Event()
         event.set()
 

@@ -210,6 +210,7 @@ class ClientRequest:
     op: str  # lookup|getattr|readdir|mkdir|create|unlink|rmdir|rename|setattr
     args: dict  # {"path": ...} or {"src": ..., "dst": ...}, plus attributes
     retry: int = 0  # how many times this reqid was sent before (to an earlier holder)
+    replay: bool = False  # answered unsafe by an earlier holder: resent in reconnect (R3 6)
 
 
 @message("client_reply")
@@ -219,3 +220,21 @@ class ClientReply:
     result: dict = field(default_factory=dict)
     safe: bool = True  # the change is journaled and acknowledged by the osd
     error: str = ""
+
+
+@message("client_session")
+class ClientSession:
+    """Session control, both ways (C1-C6). Client: request_open (metadata carries its "addr"),
+    request_renewcaps, request_close. MDS: open, renewcaps, stale, close (metadata "reason"),
+    reject (metadata "error_string")."""
+
+    op: str
+    seq: int = 0
+    metadata: dict = field(default_factory=dict)
+
+
+@message("client_reconnect")
+class ClientReconnect:
+    """C4: sent to a rank's new holder in up:reconnect, after the client's replayed requests."""
+
+    metadata: dict = field(default_factory=dict)

@@ -5,36 +5,38 @@ from __future__ import annotations
 
 import errno
 import json
-from dataclasses import dataclass, field
 
 from common import states
+from common.config import canonical
 
 
-@dataclass
-class Session:
-    """A client connected to this daemon (sessions deepen with reconnect and eviction)."""
-
-    entity: str
-    addr: str
-    opened: float  # monotonic
-    requests: int = 0
-    state: str = "open"
-    metadata: dict = field(default_factory=dict)
-
-
-def _session_json(s: Session, now: float) -> dict:
-    num = int(s.entity.split(".", 1)[1]) if s.entity.split(".", 1)[1].isdigit() else 0
+def _session_json(s, now: float, reconnecting: bool) -> dict:
+    """One entry of `session ls`, in the layout of Ceph's."""
     return {
-        "id": num,
-        "entity": {"name": {"type": "client", "num": num}, "addr": {"addr": s.addr}},
+        "id": s.num,
+        "entity": {"name": {"type": "client", "num": s.num},
+                   "addr": {"type": "v1", "addr": s.addr.split("/")[0],
+                            "nonce": int(s.addr.split("/")[1]) if "/" in s.addr else 0}},
         "state": s.state,
         "num_leases": 0,
         "num_caps": 0,
         "request_load_avg": s.requests,
         "uptime": round(now - s.opened, 3),
-        "inst": f"{s.entity} v1:{s.addr}",
+        "requests_in_flight": 0,
+        "reconnecting": reconnecting,
+        "last_seen": round(now - s.last_seen, 3) if s.last_seen else None,
+        "inst": f"{s.client} v1:{s.addr}",
         "client_metadata": s.metadata,
     }
+
+
+def _evict_target(args: list[str], smap):
+    """`session evict <id>` / `client evict id=<id>`: the session, or an error text."""
+    words = [a.removeprefix("id=") for a in args]
+    if len(words) != 1 or not words[0].isdigit():
+        return None, "usage: session evict <client id>"
+    s = smap.by_num(int(words[0]))
+    return s, None if s is not None else f"session {words[0]} not found"
 
 
 def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
@@ -56,9 +58,40 @@ def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
             "uptime": round(now - daemon.started, 3),
         }
     elif words in ("session ls", "client ls", "session list", "client list"):
-        out = [_session_json(s, now) for s in sorted(daemon.sessions.values(),
-                                                      key=lambda s: s.entity)]
+        smap = daemon.sessionmap
+        out = [_session_json(s, now, s.client in smap.gather)
+               for s in sorted(smap.sessions.values(), key=lambda s: s.num)]
+    elif args[:2] in (["session", "evict"], ["client", "evict"], ["session", "kill"]):
+        s, error = _evict_target(args[2:], daemon.sessionmap)
+        if s is None:
+            return -(errno.EINVAL if error.startswith("usage") else errno.ENOENT), error, ""
+        blocklist = daemon.config.get("mds_session_blocklist_on_evict")
+        how = "Evicting (and blocklisting)" if blocklist else "Evicting"
+        daemon.nursery.start_soon(daemon.evict, s, f"{how} client session {s.num} "
+                                                    f"({s.addr})", blocklist)
+        return 0, "", ""
+    elif len(args) == 3 and args[:2] == ["config", "get"]:
+        try:
+            value = daemon.config.get(args[2])
+        except KeyError as e:
+            return -errno.ENOENT, str(e.args[0]), ""
+        out = {args[2]: _conf_str(value)}
+    elif len(args) == 4 and args[:2] == ["config", "set"]:
+        try:
+            before = daemon.config.get(args[2])
+            daemon.config.set_override(args[2], args[3])
+        except KeyError as e:
+            return -errno.ENOENT, str(e.args[0]), ""
+        except ValueError as e:
+            return -errno.EINVAL, str(e), ""
+        if daemon.config.get(args[2]) != before:
+            daemon.config_changed([canonical(args[2])])
+        out = {"success": ""}
     else:
         return -errno.EINVAL, f"unrecognized command '{words}'", ""
     text = json.dumps(out, indent=4) if fmt != "json" else json.dumps(out, separators=(",", ":"))
     return 0, "", text
+
+
+def _conf_str(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

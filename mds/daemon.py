@@ -9,6 +9,7 @@ wording.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -17,10 +18,12 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
 import trio
+import trio.testing
 
 from common import log as logsetup
 from common import messages as m
@@ -38,15 +41,16 @@ from common.net import (
 )
 from common.osdmap import OSDMap
 from mds import admin
-from mds.admin import Session
 from mds.beacon import BeaconState
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
 from mds.rankdata import Damaged, Fenced, RankData
+from mds.sessionmap import SessionMap
 from osd.client import OSDClient, OSDError
 
 log = structlog.get_logger("mds")
 
 VERSION = "mdsemu 0.1.0"
+RESPAWN_SETTLE = 0.05  # seconds other tasks may run once a respawn is decided
 
 
 # SIGTERM/SIGINT seen by this process image (see watch_termination_signals).
@@ -103,7 +107,10 @@ class MDSDaemon:
         self._osd_scope: trio.CancelScope | None = None
         self._deferred_map: FSMap | None = None
         self.data: RankData | None = None
-        self.sessions: dict[str, Session] = {}
+        self.sessionmap = SessionMap()
+        self.replay_queue: list = []  # (conn, client, request) replayed during reconnect
+        self._reconnect_changed = trio.Event()
+        self._mon_tid = 0
         self.started = 0.0
         self.fsid = ""
 
@@ -127,62 +134,219 @@ class MDSDaemon:
             nursery.start_soon(self._mon_session_loop)
             task_status.started(self)
 
+    # -- clients: sessions (C1-C6) and requests
     async def _client_conn(self, stream) -> None:
-        """A filesystem client: hello, then requests, each answered once it is safe."""
+        """A filesystem client (or `mdsemu tell`): hello, then session control and requests."""
         conn = Connection(stream, self.config.get("ms_max_message_size"))
+        client = ""
         try:
             hello = await conn.recv()
             if not isinstance(hello, m.Hello) or not hello.entity.startswith("client."):
                 raise ProtocolError("expected a hello from a client")
             await conn.send(m.HelloOk(global_id=0, fsid="", mon=f"mds.{self.name}"))
-            session = Session(hello.entity, conn.peer, trio.current_time())
-            key = f"{hello.entity}@{conn.peer}"
-            try:
-                async with trio.open_nursery() as nursery:
-                    await self._client_requests(conn, session, nursery)
-            finally:
-                self.sessions.pop(key, None)
+            client = hello.entity
+            while True:
+                await self._client_message(conn, client, await conn.recv())
         except ProtocolError as e:
             log.warning("closing client connection: bad input", peer=conn.peer, reason=str(e))
         except ConnectionClosed:
             pass
         finally:
+            s = self.sessionmap.get(client)
+            if s is not None and s.conn is conn:
+                s.conn = None
             await conn.aclose()
 
-    async def _client_requests(self, conn: Connection, session: Session, nursery) -> None:
-        try:
-            while True:
-                req = await conn.recv()
-                if isinstance(req, m.Command):  # `mdsemu tell mds.<who> ...`
-                    rc, outs, outb = admin.run(req.args, req.format, self, trio.current_time())
-                    await conn.send(m.CommandReply(tid=req.tid, rc=rc, outs=outs, outb=outb))
-                    continue
-                if not isinstance(req, m.ClientRequest):
-                    raise ProtocolError(f"unexpected {req.TYPE} from a client")
-                session.requests += 1
-                self.sessions.setdefault(f"{session.entity}@{conn.peer}", session)
-                nursery.start_soon(self._client_request, conn, session.entity, req)
-        except ProtocolError as e:
-            log.warning("closing client connection: bad input", peer=conn.peer, reason=str(e))
-        except ConnectionClosed:
-            pass
-        nursery.cancel_scope.cancel()
+    async def _client_message(self, conn: Connection, client: str, msg) -> None:
+        now = trio.current_time()
+        s = self.sessionmap.get(client)
+        if s is not None and s.conn is conn:
+            s.seen(now)
+        if isinstance(msg, m.Command):  # `mdsemu tell mds.<who> ...`: no session needed
+            rc, outs, outb = admin.run(msg.args, msg.format, self, now)
+            await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
+        elif isinstance(msg, m.ClientSession):
+            await self._session_op(conn, client, msg, now)
+        elif isinstance(msg, m.ClientReconnect):
+            await self._client_reconnect(conn, client, now)
+        elif isinstance(msg, m.ClientRequest):
+            if s is None or s.conn is not conn:
+                await conn.send(m.ClientReply(tid=msg.tid, rc=-errno.ENOTCONN,
+                                              error=f"no session for {client}"))
+                return
+            s.requests += 1
+            if msg.replay and self.state == states.RECONNECT:
+                self.replay_queue.append((conn, client, msg))  # for up:clientreplay (R3 6)
+                return
+            self.nursery.start_soon(self._client_request, conn, client, msg)
+        else:
+            raise ProtocolError(f"unexpected {msg.TYPE} from a client")
 
-    async def _client_request(self, conn: Connection, entity: str, req) -> None:
+    async def _session_op(self, conn: Connection, client: str, msg: m.ClientSession,
+                          now: float) -> None:
+        s = self.sessionmap.get(client)
+        if msg.op == "request_open":
+            addr = msg.metadata.get("addr")
+            if not isinstance(addr, str) or not addr:
+                raise ProtocolError("request_open without the client's addr")
+            if addr in self.osdmap.blocklist:
+                log.info("rejecting blocklisted client", client=client, addr=addr)
+                await conn.send(m.ClientSession("reject",
+                                                metadata={"error_string": "blocklisted"}))
+                return
+            if self.state not in (states.ACTIVE, states.CLIENTREPLAY) or self.data is None \
+                    or self.respawn_reason is not None:
+                await conn.send(m.ClientSession("close", metadata={
+                    "reason": f"mds is {states.name(self.state)}"}))
+                return
+            meta = {k: v for k, v in msg.metadata.items() if isinstance(v, (str, int))}
+            known = self.data.store.sessions.get(client)
+            s = self.sessionmap.add(client, addr, meta, now)
+            s.conn = conn
+            if known is None or known.get("addr") != addr:
+                if not await self._data_io(self.data.journal_session(client, addr, meta, True)):
+                    return
+            log.info("session opened", client=client, addr=addr)
+            await conn.send(m.ClientSession("open", seq=msg.seq))
+        elif msg.op == "request_renewcaps":
+            if s is None or s.conn is not conn:
+                await conn.send(m.ClientSession("close", metadata={"reason": "no session"}))
+                return
+            s.renewed(now)
+            await conn.send(m.ClientSession("renewcaps", seq=msg.seq))
+        elif msg.op == "request_close":
+            if s is not None and s.conn is conn:
+                await self._end_session(s, "closed", journal=True)
+            else:
+                await conn.send(m.ClientSession("close", metadata={"reason": "closed"}))
+        else:
+            raise ProtocolError(f"unknown session op {msg.op!r}")
+
+    async def _client_reconnect(self, conn: Connection, client: str, now: float) -> None:
+        """C1-C3: a client's reconnect to this rank's new holder."""
+        smap = self.sessionmap
+        timeout = self.config.get("mds_reconnect_timeout")
+        if self.state != states.RECONNECT or smap.reconnect_start is None or \
+                self.config.get("mds_deny_all_reconnect"):
+            since = now - smap.reconnect_start if smap.reconnect_start is not None else 0.0
+            self._clog("INF", f"denied reconnect attempt (mds is {states.name(self.state)}) "
+                              f"from {client} after {since:g} (allowed interval {timeout:g})")
+            await conn.send(m.ClientSession("close", metadata={"reason": "denied reconnect"}))
+            return
+        s = smap.get(client)
+        if s is None:
+            await conn.send(m.ClientSession("reject", metadata={"error_string": "sessionless"}))
+            return
+        s.conn = conn
+        if smap.reconnected(client, now):
+            log.info("reconnect by client", client=client,
+                     after=round(now - smap.reconnect_start, 3))
+        await conn.send(m.ClientSession("open"))
+        self._reconnect_changed.set()
+
+    async def _client_request(self, conn: Connection, client: str, req) -> None:
         data = self.data
-        if self.state not in (states.ACTIVE, states.CLIENTREPLAY) or data is None:
+        serving = self.state == states.ACTIVE or (self.state == states.CLIENTREPLAY
+                                                  and req.replay)
+        if not serving or data is None or self.respawn_reason is not None:
             reply = m.ClientReply(tid=req.tid, rc=-errno.EAGAIN, error="not active")
         else:
+            async def early_reply(result: dict) -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    await conn.send(m.ClientReply(tid=req.tid, rc=0, result=result, safe=False))
+
+            early = early_reply if self.config.get("mds_early_reply") else None
             try:
-                rc, result, error = await data.handle(f"{entity}:{req.tid}", req.op, req.args)
+                rc, result, error = await data.handle(f"{client}:{req.tid}", req.op, req.args,
+                                                      early)
             except (Fenced, Damaged, OSDError) as e:
                 self._respawn(str(e))
                 return
             reply = m.ClientReply(tid=req.tid, rc=rc, result=result, error=error)
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await conn.send(reply)
-        except ConnectionClosed:
-            pass
+
+    async def _data_io(self, coro) -> bool:
+        """Run a metadata write outside a state's work; a fenced or damaged rank respawns."""
+        try:
+            await coro
+            return True
+        except (Fenced, Damaged, OSDError) as e:
+            self._respawn(str(e))
+            return False
+
+    async def _end_session(self, s, reason: str, journal: bool) -> None:
+        """Close a session: tell the client (if connected) why, and journal the close."""
+        self.sessionmap.remove(s.client)
+        conn, s.conn = s.conn, None
+        if conn is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await conn.send(m.ClientSession("close", metadata={"reason": reason}))
+            await conn.aclose()
+        if journal and self.data is not None and s.client in self.data.store.sessions:
+            await self._data_io(self.data.journal_session(s.client, "", {}, False))
+        self._reconnect_changed.set()
+
+    async def evict(self, s, message: str, blocklist: bool) -> None:
+        """C2/C6 and `session evict`: blocklist the client (osd blocklist add, through the
+        monitor), then end its session; it finds out when it next talks to us."""
+        if self.sessionmap.get(s.client) is not s:
+            return
+        self._clog("WRN" if "unresponsive" in message else "INF", message)
+        if blocklist:
+            await self._mon_command(["osd", "blocklist", "add", s.addr])
+        await self._end_session(s, "evicted", journal=True)
+
+    def _clog(self, level: str, message: str) -> None:
+        """A cluster-log line, sent to the monitor (`ceph -w` shows it)."""
+        (log.warning if level == "WRN" else log.info)(message, clog=level)
+        if self.conn is not None:
+            self.nursery.start_soon(self._send_quietly, m.LogMsg(entries=[
+                {"level": level, "message": message, "stamp": time.time()}]))
+
+    async def _mon_command(self, args: list[str]) -> None:
+        self._mon_tid += 1
+        await self._send_quietly(m.Command(tid=self._mon_tid, args=args,
+                                           who=f"mds.{self.name}"))
+
+    async def _send_quietly(self, msg) -> None:
+        conn = self.conn
+        if conn is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await conn.send(msg)
+
+    def _apply_blocklist(self) -> None:
+        """Sessions of clients the OSDMap now blocklists end (e.g. `osd blocklist add`)."""
+        for s in list(self.sessionmap.sessions.values()):
+            if s.addr in self.osdmap.blocklist:
+                self.nursery.start_soon(self._end_session, s, "evicted", True)
+
+    async def _session_upkeep(self) -> None:
+        """C5/C6 on an active rank's tick: stale and autoclose (skipped while laggy, B5)."""
+        smap = self.sessionmap
+        while True:
+            await trio.sleep(self.config.get("mds_tick_interval"))
+            now = trio.current_time()
+            if self.beacon.laggy(now):
+                log.info("skipping upkeep work because connection to Monitors appears laggy")
+                smap.last_cleared_laggy = now
+                continue
+            fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
+            if fs is None:
+                continue
+            stale, evicts = smap.idle(now, fs.session_timeout, fs.session_autoclose,
+                                      self.config.get("mds_defer_session_stale"))
+            for s in stale:
+                log.info("marking session stale", client=s.client)
+                if s.conn is not None:
+                    await self._send_to(s.conn, m.ClientSession("stale"))
+            for e in evicts:
+                await self.evict(e.session, e.message,
+                                 self.config.get("mds_session_blocklist_on_timeout"))
+
+    async def _send_to(self, conn: Connection, msg) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await conn.send(msg)
 
     def _respawn(self, reason: str) -> None:
         """Re-execute (the process) or, with no hook (in-process), end `run` with the reason
@@ -195,13 +359,26 @@ class MDSDaemon:
             if self._acked_dne is not None:
                 self._acked_dne.set()
             return
+        if self.respawn_reason is not None:
+            return  # already on the way out
         log.warning(reason)
-        if self.respawn_hook is not None:
+        self.respawn_reason = reason
+        if self.nursery is None:
+            if self.respawn_hook is not None:
+                self.respawn_hook(reason)
+            return
+        self.nursery.start_soon(self._respawn_after_settling, reason)
+
+    async def _respawn_after_settling(self, reason: str) -> None:
+        """Ceph's journal and objecter run in threads of their own: a write already released
+        (e.g. by clearing mds_log_pause) goes out while the dispatcher decides to respawn,
+        and a fenced instance's write is refused by the osd (F4). Let the other tasks run
+        until they block, briefly, then respawn."""
+        with trio.move_on_after(RESPAWN_SETTLE):
+            await trio.testing.wait_all_tasks_blocked()
+        if self.respawn_hook is not None and not (self._stopping or _termination_seen):
             self.respawn_hook(reason)
-        if self.respawn_reason is None:
-            self.respawn_reason = reason
-        if self.nursery is not None:
-            self.nursery.cancel_scope.cancel()
+        self.nursery.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
         """B10: tell the monitor we are going (down:dne) and wait up to 1 s for the ack."""
@@ -291,8 +468,7 @@ class MDSDaemon:
             health=(self.data.health(c.get("mds_log_warn_factor"))
                     if self.data is not None and self.state == states.ACTIVE else []),
             stats=dict(self.data.stats() if self.data is not None else {},
-                       clients=len({s.entity for s in self.sessions.values()
-                                    if s.entity != "client.admin"})),
+                       clients=len(self.sessionmap.sessions)),
             standby_for_rank=c.get("mds_standby_for_rank"),
             standby_for_name=c.get("mds_standby_for_name"),
             standby_for_fscid=c.get("mds_standby_for_fscid"),
@@ -324,18 +500,26 @@ class MDSDaemon:
                 else:
                     self._on_fsmap(fsmap)
             elif isinstance(msg, m.ConfigMsg):
-                changed = self.config.set_runtime(msg.values)
-                if changed:
-                    log.info("config changed", options=changed)
-                    self._wake.set()  # e.g. mds_join_fs: the mon hears of it now (S3)
+                self.config_changed(self.config.set_runtime(msg.values))
             elif isinstance(msg, m.OSDMapMsg):
                 osdmap = OSDMap.from_wire(msg.osdmap)
                 if osdmap.epoch > self.osdmap.epoch:
                     self.osdmap = osdmap
+                    self._apply_blocklist()
                     self._osdmap_changed.set()
                     self._osdmap_changed = trio.Event()
             elif isinstance(msg, m.Error):
                 raise ProtocolError(f"monitor said: {msg.message}")
+
+    def config_changed(self, changed: list[str]) -> None:
+        """Act on options that changed at run time (mon config db or `tell ... config set`).
+        Like Ceph's config observers, this runs even while laggy (B5 defers only messages)."""
+        if not changed:
+            return
+        log.info("config changed", options=changed)
+        if "mds_log_pause" in changed and self.data is not None:
+            self.data.set_log_pause(self.config.get("mds_log_pause"))
+        self._wake.set()  # e.g. mds_join_fs: the mon hears of it now (S3)
 
     def _on_ack(self, ack: m.BeaconAck) -> None:
         if ack.null_map:
@@ -354,7 +538,7 @@ class MDSDaemon:
 
     # -- maps and the work of each state
     def _on_fsmap(self, fsmap: FSMap) -> None:
-        if self.sm is None:
+        if self.sm is None or self.respawn_reason is not None:
             return
         actions = self.sm.handle_map(fsmap)
         if fsmap.epoch >= self.sm.epoch:
@@ -401,7 +585,8 @@ class MDSDaemon:
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
             if self.sm.state == state and self.fsmap is not None:
-                self._act(self.sm.step_done(state, self.fsmap))
+                self._act(self.sm.step_done(state, self.fsmap,
+                                            replay_queued=bool(self.replay_queue)))
 
     # -- the metadata pool
     async def _wait_osdmap(self, epoch: int) -> None:
@@ -439,6 +624,7 @@ class MDSDaemon:
         self.data = RankData(self.osd, fs.metadata_pool, self.sm.rank,
                              c.get("mds_log_events_per_segment"), c.get("mds_log_max_segments"),
                              min_epoch=fs.last_failure_osd_epoch)
+        self.data.set_log_pause(c.get("mds_log_pause"))
         return self.data
 
     async def _report_damaged(self, reason: str) -> None:
@@ -483,7 +669,32 @@ class MDSDaemon:
         log.info("starting_done")
 
     async def _work_reconnect(self) -> None:
+        """C1/C2: wait for every replayed session to reconnect, up to mds_reconnect_timeout
+        (extended while a missing client was seen recently); then evict the missing."""
         log.info("reconnect_start")
+        smap, now = self.sessionmap, trio.current_time()
+        smap.load(self.data.store.sessions if self.data else {}, now)
+        for s in smap.start_reconnect(now, set(self.osdmap.blocklist)):
+            log.info("killing session of blocklisted client", client=s.client, addr=s.addr)
+            await self._end_session(s, "evicted", journal=True)
+        timeout = self.config.get("mds_reconnect_timeout")
+        tick = min(self.config.get("mds_tick_interval"), timeout / 4 or 0.05)
+        if not smap.reconnect_done():
+            log.info(f"reconnect_clients -- {len(smap.gather)} sessions")
+        while not smap.reconnect_done():
+            with trio.move_on_after(tick):
+                await self._reconnect_changed.wait()
+            self._reconnect_changed = trio.Event()
+            now = trio.current_time()
+            if self.beacon.laggy(now):
+                continue  # B5: no reconnect timeout while we are laggy ourselves
+            verdict, evicts = smap.reconnect_tick(now, timeout)
+            if verdict == "extend":
+                log.info("extending reconnect interval")
+            for e in evicts:
+                await self.evict(e.session, e.message,
+                                 self.config.get("mds_session_blocklist_on_timeout"))
+        smap.reconnect_start = None
         log.info("reconnect_done")
 
     async def _work_rejoin(self) -> None:
@@ -491,13 +702,17 @@ class MDSDaemon:
         log.info("rejoin_done")
 
     async def _work_clientreplay(self) -> None:
-        log.info("clientreplay_start")
+        """R3 step 6: re-execute, in order, the requests clients had unsafe replies for."""
+        log.info("clientreplay_start", requests=len(self.replay_queue))
+        while self.replay_queue:
+            conn, client, req = self.replay_queue.pop(0)
+            await self._client_request(conn, client, req)
         log.info("clientreplay_done")
 
     async def _work_active(self) -> None:
         log.info("active_start")
         log.info("recovery_done -- successful recovery!")
-        await trio.sleep_forever()
+        await self._session_upkeep()
 
     async def _work_stopping(self) -> None:
         log.info("stopping_start")  # X4: hand subtrees over, flush and trim the journal

@@ -114,7 +114,7 @@ class Segment:
     start: int  # stream position of its first event
     events: int = 0
     dirty: set[int] = field(default_factory=set)  # directory inodes it changed
-    updates: list[dict] = field(default_factory=list)  # its EUpdates, for write-back
+    updates: list[dict] = field(default_factory=list)  # its EUpdates/ESessions, for write-back
 
 
 class SegmentLog:
@@ -135,7 +135,7 @@ class SegmentLog:
         seg = self.segments[-1]
         seg.events += 1
         seg.dirty.update(dirty)
-        if ev.get("t") == EUPDATE:
+        if ev.get("t") in (EUPDATE, ESESSION):
             seg.updates.append(ev)
 
     def expirable(self) -> list[Segment]:

@@ -31,6 +31,18 @@ def dir_object(ino: int) -> str:
     return f"{ino:x}.00000000"
 
 
+def sessionmap_object(rank: int) -> str:
+    return f"mds{rank}_sessionmap"
+
+
+def apply_session(table: dict[str, dict], ev: dict) -> None:
+    """An ESession event: a client's session opened or closed."""
+    if ev.get("open"):
+        table[ev["client"]] = {"addr": ev.get("addr", ""), "metadata": ev.get("metadata", {})}
+    else:
+        table.pop(ev["client"], None)
+
+
 def _pack(obj) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
@@ -59,6 +71,8 @@ class RankStore:
         self.replayed = 0
         self.replayed_total = 0  # events applied from the journal so far (standby-replay rate)
         self.flushed: Namespace | None = None  # the state at expire_pos (what the dirs hold)
+        self.sessions: dict[str, dict] = {}  # client -> {"addr", "metadata"}: open sessions
+        self.flushed_sessions: dict[str, dict] = {}  # ... at expire_pos (the sessionmap object)
 
     # -- objects
     async def _read_obj(self, name: str, offset: int = 0) -> bytes:
@@ -101,6 +115,9 @@ class RankStore:
         self.header = await self.read_header()
         ns = await self.read_dirs()
         self.flushed = Namespace.from_wire(ns.to_wire())
+        self.sessions = {c: _unpack(v) for c, v in
+                         (await self._omap(sessionmap_object(self.rank))).items()}
+        self.flushed_sessions = dict(self.sessions)
         self.read_pos = self.header.expire_pos
         self.replayed = await self.replay_more(ns, completed)
         return ns
@@ -142,6 +159,8 @@ class RankStore:
                 ns.apply(ev)
                 if completed is not None and ev.get("reqid"):
                     completed[ev["reqid"]] = ev.get("result", {})
+            elif ev["t"] == j.ESESSION:
+                apply_session(self.sessions, ev)
         self.read_pos = end
         self.header.write_pos = max(self.header.write_pos, end)
         self.replayed_total += len(events)
@@ -195,17 +214,32 @@ class RankStore:
             if changed:
                 await self.osd.omap_set(self.pool, name, changed, min_epoch=self.min_epoch)
 
+    async def write_sessionmap(self, before: dict[str, dict]) -> None:
+        name, now = sessionmap_object(self.rank), self.flushed_sessions
+        gone = [c for c in before if c not in now]
+        if gone:
+            await self.osd.omap_rm(self.pool, name, gone, min_epoch=self.min_epoch)
+        changed = {c: _pack(d) for c, d in now.items() if before.get(c) != d}
+        if changed:
+            await self.osd.omap_set(self.pool, name, changed, min_epoch=self.min_epoch)
+
     async def trim(self, everything: bool = False) -> int:
         """Expire the oldest segments (all but the current one if `everything`)."""
         old = self.segments.segments[:-1] if everything else self.segments.expirable()
         if not old:
             return 0
         dirty: set[int] = set()
+        sessions_before = dict(self.flushed_sessions)
         for seg in old:
             dirty |= seg.dirty
             for ev in seg.updates:
-                self.flushed.apply(ev)
+                if ev["t"] == j.ESESSION:
+                    apply_session(self.flushed_sessions, ev)
+                else:
+                    self.flushed.apply(ev)
         await self.write_dirs(self.flushed, dirty)
+        if self.flushed_sessions != sessions_before:
+            await self.write_sessionmap(sessions_before)
         self.header.expire_pos = self.segments.expire(old)
         first_live = 1 + self.header.expire_pos // j.OBJECT_SIZE
         for objno in range(1 + self.header.trimmed_pos // j.OBJECT_SIZE, first_live):

@@ -105,8 +105,9 @@ class RankStateMachine:
                 actions.append(self._request(states.RECONNECT))
         return actions
 
-    def step_done(self, state: int, fsmap: FSMap) -> list[Action]:
-        """The work of `state` finished; ask for what comes next (R3, R4, X4)."""
+    def step_done(self, state: int, fsmap: FSMap, replay_queued: bool = False) -> list[Action]:
+        """The work of `state` finished; ask for what comes next (R3, R4, X4). After rejoin,
+        requests queued for replay mean up:clientreplay first (R3 step 5)."""
         if state != self.state:
             return []  # the map moved on while the work ran
         fs = fsmap.fs_of(self.gid)
@@ -117,6 +118,8 @@ class RankStateMachine:
             actions: list[Action] = [Log("i am not alone, moving to state resolve"),
                                      self._request(states.RESOLVE)]
             return actions
+        if state == states.REJOIN and replay_queued:
+            return [self._request(states.CLIENTREPLAY)]
         nxt = {
             states.CREATING: states.ACTIVE,
             states.STARTING: states.ACTIVE,

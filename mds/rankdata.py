@@ -44,6 +44,15 @@ class RankData:
         self.requests = 0  # served, for `fs status` rates
         self._queue: list[list] = []
         self._flushing = False
+        self._log_paused = False
+        self._log_resumed = trio.Event()
+
+    def set_log_pause(self, paused: bool) -> None:
+        """`mds_log_pause`: hold journal writes (queued events wait, unjournaled) until unset."""
+        self._log_paused = paused
+        if not paused:
+            self._log_resumed.set()
+            self._log_resumed = trio.Event()
 
     async def _io(self, coro):
         try:
@@ -104,6 +113,8 @@ class RankData:
             self._flushing = True
             try:
                 while self._queue:
+                    while self._log_paused:
+                        await self._log_resumed.wait()
                     batch, self._queue = self._queue, []
                     try:
                         await self._io(self.store.append([e[0] for e in batch]))
@@ -140,10 +151,25 @@ class RankData:
                      "metadata": {"num_segments": n, "max_segments": mx}}]
         return []
 
+    # -- sessions (C1): journaled, so that the next holder of the rank expects them
+    async def journal_session(self, client: str, addr: str, metadata: dict,
+                              open_: bool) -> None:
+        ev = {"t": j.ESESSION, "client": client, "open": open_}
+        if open_:
+            ev.update(addr=addr, metadata=metadata)
+        await self._journal(self._enqueue(ev))
+        if open_:
+            self.store.sessions[client] = {"addr": addr, "metadata": metadata}
+        else:
+            self.store.sessions.pop(client, None)
+
     # -- requests
-    async def handle(self, reqid: str, op: str, args: dict) -> tuple[int, dict, str]:
+    async def handle(self, reqid: str, op: str, args: dict,
+                     early_reply=None) -> tuple[int, dict, str]:
         """Serve one client request: (rc, result, error text). A reqid seen before (a client
-        resending after a failover) gets the recorded answer instead of a second execution."""
+        resending after a failover) gets the recorded answer instead of a second execution.
+        `early_reply(result)`, if given, is awaited once a mutation is applied in memory and
+        before it is journaled (mds_early_reply: the client gets an unsafe reply)."""
         ns = self.ns
         self.requests += 1
         if reqid in self.completed:
@@ -166,6 +192,8 @@ class RankData:
                     and op != "unlink" and op != "rmdir" else {}
                 ev["result"] = result
                 waiter = self._enqueue(ev)
+            if early_reply is not None:
+                await early_reply(result)
             await self._journal(waiter)
             self._remember(reqid, result)
             return 0, result, ""

@@ -132,6 +132,8 @@ def fs_new(c: Context) -> Result:
     dp = dp or mon.posd.create_pool(data)
     p = mon.pfs
     fs = p.create_filesystem(name, mp.id, [dp.id], c.wall)
+    fs.session_timeout = int(mon.config.get("mds_session_timeout"))  # C7's starting values
+    fs.session_autoclose = int(mon.config.get("mds_session_autoclose"))
     if "--recover" in c.flags:
         fs.in_.add(0)
         fs.failed.add(0)

@@ -240,6 +240,8 @@ class MonServer:
                 self._flush()
             elif isinstance(msg, m.Subscribe):
                 self._subscribe(session, msg)
+            elif isinstance(msg, m.LogMsg):
+                self._daemon_log(session, msg)
             elif isinstance(msg, m.Command):
                 rc, outs, outb = commands.run(
                     self.core, msg.args, msg.format, session.entity, now, wall,
@@ -248,6 +250,25 @@ class MonServer:
                 session.queue(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
             else:
                 raise ProtocolError(f"unexpected message {msg.TYPE} from {session.entity}")
+
+    def _daemon_log(self, session: Session, msg: m.LogMsg) -> None:
+        """Cluster-log lines a daemon sends (e.g. an MDS evicting a client)."""
+        if not session.entity.startswith("mds."):
+            raise ProtocolError(f"cluster log entries from {session.entity}")
+        entries = []
+        for e in msg.entries:
+            if not isinstance(e, dict) or not isinstance(e.get("message"), str) or \
+                    e.get("level") not in ("DBG", "INF", "WRN", "ERR"):
+                raise ProtocolError("bad cluster log entry")
+            self.log_seq += 1
+            entries.append({"seq": self.log_seq, "stamp": time.time(), "who": session.entity,
+                            "level": e["level"], "message": e["message"]})
+            log.info("cluster log", channel="cluster", prio=e["level"], msg=e["message"],
+                     who=session.entity)
+        self.store.commit(log=entries)
+        for s in list(self.sessions):
+            if "log" in s.subs:
+                s.queue(m.LogMsg(entries=entries))
 
     def _subscribe(self, session: Session, msg: m.Subscribe) -> None:
         for what in msg.what:

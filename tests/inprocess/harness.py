@@ -143,6 +143,18 @@ def _state(name: str) -> int:
     return states.from_name(name)
 
 
+async def open_session(conn, addr: str = "") -> None:
+    """Open a client session on an MDS connection (request_open; C1)."""
+    import random
+
+    from common.messages import ClientSession
+
+    addr = addr or f"127.0.0.1:0/{random.randint(1, 2**31 - 1)}"
+    await conn.send(ClientSession("request_open", metadata={"addr": addr}))
+    reply = await conn.recv()
+    assert isinstance(reply, ClientSession) and reply.op == "open", reply
+
+
 async def mds_request(cluster: Cluster, op: str, args: dict, fs_name: str = "cephfs",
                       tid: int = 1, entity: str = "client.test"):
     """Send one request to rank 0's holder (no retries: tests that want them use FSClient)."""
@@ -153,7 +165,11 @@ async def mds_request(cluster: Cluster, op: str, args: dict, fs_name: str = "cep
     host, port = parse_hostport(info.addr.split("/")[0])
     conn, _ = await connect(host, port, entity)
     try:
+        await open_session(conn)
         await conn.send(ClientRequest(tid=tid, op=op, args=args))
-        return await conn.recv()
+        reply = await conn.recv()
+        while reply.rc == 0 and not reply.safe:  # an unsafe (early) reply: wait for the safe one
+            reply = await conn.recv()
+        return reply
     finally:
         await conn.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 import pytest
@@ -11,7 +12,7 @@ from common.messages import ClientRequest
 from common.net import connect, parse_hostport
 from mds.rankdata import Fenced, RankData
 from osd.client import OSDClient
-from tests.inprocess.harness import Cluster, mds_request
+from tests.inprocess.harness import Cluster, mds_request, open_session
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,11 +30,15 @@ async def _create(c: Cluster, n: int) -> None:
     info = c.fsmap.fs_by_name("cephfs").holder(0)
     host, port = parse_hostport(info.addr.split("/")[0])
     conn, _ = await connect(host, port, "client.load")
-    await conn.send(ClientRequest(tid=1, op="mkdir", args={"path": "/d"}))
-    assert (await conn.recv()).rc == 0
-    for i in range(n):
-        await conn.send(ClientRequest(tid=2 + i, op="create", args={"path": f"/d/f{i}"}))
+    await open_session(conn)
+    for i in range(n + 1):
+        req = ClientRequest(tid=1 + i, op="create", args={"path": f"/d/f{i - 1}"}) if i else \
+            ClientRequest(tid=1, op="mkdir", args={"path": "/d"})
+        await conn.send(req)
         reply = await conn.recv()
+        if not reply.safe:  # mds_early_reply: unsafe first, then safe
+            assert reply.rc == 0
+            reply = await conn.recv()
         assert reply.rc == 0 and reply.safe
     await conn.aclose()
 
@@ -198,6 +203,10 @@ async def test_tell_status_and_session_ls(cluster, autojump_clock):
     host, port = parse_hostport(info.addr.split("/")[0])
     conn, _ = await connect(host, port, "client.7")
     await conn.send(ClientRequest(tid=1, op="mkdir", args={"path": "/s"}))
+    reply = await conn.recv()  # C1: no request before a session is open
+    assert reply.rc == -errno.ENOTCONN and "no session" in reply.error
+    await open_session(conn, "127.0.0.1:0/77")
+    await conn.send(ClientRequest(tid=1, op="mkdir", args={"path": "/s"}))
     assert (await conn.recv()).rc == 0
     rc, _, out = admin.run(["status"], "json", daemon, trio.current_time())
     status = json.loads(out)
@@ -205,5 +214,6 @@ async def test_tell_status_and_session_ls(cluster, autojump_clock):
     rc, _, out = admin.run(["session", "ls"], "json", daemon, trio.current_time())
     sessions = json.loads(out)
     assert [s["id"] for s in sessions] == [7] and sessions[0]["state"] == "open"
+    assert sessions[0]["inst"] == "client.7 v1:127.0.0.1:0/77"
     assert admin.run(["frob"], "json", daemon, 0.0)[0] == -22
     await conn.aclose()

@@ -88,51 +88,88 @@ def test_2000_entries_survive_kill_9_of_the_active(cluster_factory, standby_repl
     assert sorted(ls(c, "/d")) == sorted(names)
 
 
-def _raw_requests(addr: str, paths: list[str]) -> list[socket.socket]:
-    """Queue hello + mkdir requests in the kernel for a (paused) MDS; it reads them later."""
+def _raw_send(s: socket.socket, msg: dict) -> None:
+    body = msgpack.packb(msg)
+    s.sendall(struct.pack(">I", len(body)) + body)
+
+
+def _raw_recv(s: socket.socket) -> dict:
+    def exactly(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+
+    (length,) = struct.unpack(">I", exactly(4))
+    return msgpack.unpackb(exactly(length))
+
+
+def _raw_sessions(addr: str, n: int) -> list[socket.socket]:
+    """n raw client connections to an MDS, each with an open session."""
     host, port = addr.split("/")[0].rsplit(":", 1)
     socks = []
-    for i, path in enumerate(paths):
-        s = socket.create_connection((host, int(port)), timeout=5)
-        for msg in ({"type": "hello", "entity": f"client.late{i}", "proto": 1},
-                    {"type": "client_request", "tid": 1, "op": "mkdir", "args": {"path": path}}):
-            body = msgpack.packb(msg)
-            s.sendall(struct.pack(">I", len(body)) + body)
+    for i in range(n):
+        s = socket.create_connection((host, int(port)), timeout=10)
         socks.append(s)
+        _raw_send(s, {"type": "hello", "entity": f"client.{9000 + i}", "proto": 1})
+        assert _raw_recv(s)["type"] == "hello_ok"
+        _raw_send(s, {"type": "client_session", "op": "request_open",
+                      "metadata": {"addr": f"127.0.0.1:0/{9000 + i}"}})
+        assert _raw_recv(s)["op"] == "open"
     return socks
 
 
 def test_paused_active_is_fenced_and_its_late_writes_never_appear(cluster_factory):
+    """F1-F4: writes the old active still holds when it is paused go to the osd once it
+    resumes, and are refused there (EBLOCKLISTED); it respawns and they never appear.
+    As in Ceph's own tests, `mds_log_pause` holds the journal so that some writes are
+    pending when the daemon is stopped."""
     c = cluster_factory().start(("a", "b"))
     mkdir(c, "/before")
     dump = c.fs_dump()
     old = active(dump)
+    who = f"mds.{old['name']}"
     pid = c.pid_of(old["name"])
-    os.kill(pid, signal.SIGSTOP)
-    socks = []
+    late = [f"/late{i}" for i in range(8)]
+    socks = _raw_sessions(old["addr"], len(late))
+    c.ok("config", "set", who, "mds_log_pause", "true")
+    c.wait_for(lambda: c.cli_json("tell", who, "config", "get", "mds_log_pause")
+               == {"mds_log_pause": "true"}, 30, "the active to see mds_log_pause")
     try:
-        late = [f"/late{i}" for i in range(8)]
-        socks = _raw_requests(old["addr"], late)
-        dump = c.wait_map(lambda d: (a := active(d)) is not None and a["gid"] != old["gid"]
-                          and d, 30, "the standby to replace the paused active")
-        blocklist = c.cli_json("osd", "blocklist", "ls")
-        assert old["addr"] in [e["addr"] for e in blocklist]  # F1: fenced before replaced
+        for s, path in zip(socks, late, strict=True):
+            _raw_send(s, {"type": "client_request", "tid": 1, "op": "mkdir",
+                          "args": {"path": path}})
+        for s in socks:  # applied in memory, journal held: an unsafe reply, no safe one
+            reply = _raw_recv(s)
+            assert reply["rc"] == 0 and reply["safe"] is False, reply
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            c.wait_map(lambda d: (a := active(d)) is not None and a["gid"] != old["gid"],
+                       30, "the standby to replace the paused active")
+            blocklist = c.cli_json("osd", "blocklist", "ls")
+            assert old["addr"] in [e["addr"] for e in blocklist]  # F1: fenced before replaced
+            # Release the journal while it sleeps: on SIGCONT its first act is the held write.
+            c.ok("config", "set", who, "mds_log_pause", "false")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        # F4: the osd refuses the write, and the old process respawns (same pid, new gid).
+        c.wait_for(lambda: "rejecting op from blocklisted" in c.log("osd.0"), 30,
+                   "the osd to refuse the fenced instance's journal write")
+        c.wait_map(lambda d: (i := info_by_name(d, old["name"])) is not None
+                   and i["gid"] != old["gid"] and i["state"] == "up:standby", 30,
+                   f"{who} back as a standby with a new gid")
+        assert os.path.exists(f"/proc/{pid}") and c.pid_of(old["name"]) == pid
+        # Whichever it heard first, the null map (B8) or EBLOCKLISTED (B9), made it respawn.
+        assert "respawn!" in c.log(who)
     finally:
-        os.kill(pid, signal.SIGCONT)
-    # The old process respawns (same pid, new gid) and comes back as a standby.
-    c.wait_map(lambda d: (i := info_by_name(d, old["name"])) is not None
-               and i["gid"] != old["gid"] and i["state"] == "up:standby", 30,
-               f"mds.{old['name']} back as a standby with a new gid")
-    assert os.path.exists(f"/proc/{pid}") and c.pid_of(old["name"]) == pid
-    for s in socks:
-        s.close()
+        for s in socks:
+            s.close()
     names = ls(c, "/")
     assert "before" in names
     assert not [n for n in names if n.startswith("late")], names
-    # If the old instance got as far as journaling a late request, the osd refused it (F4).
-    osd_log = c.log("osd.0")
-    mds_log = c.log(f"mds.{old['name']}")
-    assert "rejecting op from blocklisted" in osd_log or "Map removed me" in mds_log
 
 
 def test_osd_restart_loses_no_acknowledged_entry(cluster_factory):
@@ -313,7 +350,14 @@ def test_partitioned_active_keeps_writing_and_the_osd_refuses_it(cluster_factory
                "the standby to replace the partitioned active")
     c.wait_for(lambda: "blocklist" in c.log("osd.0") and old["addr"] in
                json.dumps(c.cli_json("osd", "blocklist", "ls")), 10, "the fence")
-    socks = _raw_requests(old["addr"], ["/after-fence"])  # a client that still reaches it
+    host, port = old["addr"].split("/")[0].rsplit(":", 1)
+    socks = [socket.create_connection((host, int(port)), timeout=10)]  # it still reaches it
+    for msg in ({"type": "hello", "entity": "client.9000", "proto": 1},
+                {"type": "client_session", "op": "request_open",
+                 "metadata": {"addr": "127.0.0.1:0/9000"}},
+                {"type": "client_request", "tid": 1, "op": "mkdir",
+                 "args": {"path": "/after-fence"}}):
+        _raw_send(socks[0], msg)
     try:
         c.wait_for(lambda: "rejecting op from blocklisted" in c.log("osd.0"), 30,
                    "the osd to refuse the fenced instance")

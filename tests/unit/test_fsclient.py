@@ -9,6 +9,7 @@ grace is huge so that the tick never fails a daemon that does not beacon.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -111,6 +112,7 @@ class FakeMDS:
         self.name = name
         self.ns = ns
         self.seen: list[tuple[str, int, int, str]] = []  # (entity, tid, retry, op)
+        self.session_ops: list[tuple[str, str]] = []
         self.eagain = 0  # answer this many requests with -EAGAIN
         self.hold: trio.Event | None = None  # requests wait for it (never answered if unset)
         self.after_apply = None  # if set: apply, call it, close the connection without a reply
@@ -153,7 +155,14 @@ class FakeMDS:
             self.conns.discard(conn)
             await conn.aclose()
 
-    async def _answer(self, conn: Connection, entity: str, req: m.ClientRequest) -> None:
+    async def _answer(self, conn: Connection, entity: str, req) -> None:
+        if isinstance(req, (m.ClientSession, m.ClientReconnect)):  # sessions always open
+            self.session_ops.append((entity, getattr(req, "op", "reconnect")))
+            answer = {"request_open": "open", "request_renewcaps": "renewcaps",
+                      "request_close": "close"}.get(getattr(req, "op", ""), "open")
+            with contextlib.suppress(ConnectionClosed):
+                await conn.send(m.ClientSession(answer, seq=getattr(req, "seq", 0)))
+            return
         self.seen.append((entity, req.tid, req.retry, req.op))
         reply = self.ns.completed.get((entity, req.tid))
         if reply is None:

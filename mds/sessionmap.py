@@ -1,0 +1,145 @@
+"""Client sessions of one rank, sans-IO (ref C1–C7).
+
+A session is opened by a client (journaled as an ESession, so a new holder of the rank knows
+it after replay), renewed every `session_timeout`/3 and closed by the client or by eviction.
+This module decides; the daemon sends, journals and blocklists.
+
+- C1/C2, reconnect: every open session the rank replayed must reconnect within
+  `mds_reconnect_timeout`; the window extends while a missing client was seen recently;
+  after it, the missing ones are evicted.
+- C5/C6, idle sessions on an active rank: not renewed within `session_timeout`, a session goes
+  stale (unless `mds_defer_session_stale` keeps it open, as it does for a session with nothing
+  to revoke, i.e. always here); not renewed within `session_autoclose`, it is evicted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OPEN = "open"
+STALE = "stale"
+
+
+@dataclass
+class Session:
+    client: str  # "client.<global id>"
+    addr: str  # the client's instance, what a blocklist entry names ("ip:0/nonce")
+    opened: float  # monotonic
+    last_renew: float = 0.0
+    last_seen: float = 0.0
+    state: str = OPEN
+    requests: int = 0
+    metadata: dict = field(default_factory=dict)
+    conn: object = None  # the daemon's connection to it, if any
+
+    @property
+    def num(self) -> int:
+        tail = self.client.split(".", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    def seen(self, now: float) -> None:
+        self.last_seen = max(self.last_seen, now)
+
+    def renewed(self, now: float) -> None:
+        self.last_renew = now
+        self.seen(now)
+        self.state = OPEN
+
+
+@dataclass(frozen=True)
+class Evict:
+    session: Session
+    message: str  # the cluster-log line
+
+
+class SessionMap:
+    def __init__(self) -> None:
+        self.sessions: dict[str, Session] = {}
+        self.gather: set[str] = set()  # C1: replayed sessions not yet reconnected
+        self.reconnect_start: float | None = None
+        self.last_cleared_laggy: float = 0.0
+
+    def get(self, client: str) -> Session | None:
+        return self.sessions.get(client)
+
+    def by_num(self, num: int) -> Session | None:
+        return next((s for s in self.sessions.values() if s.num == num), None)
+
+    def load(self, table: dict[str, dict], now: float) -> None:
+        """The sessions a rank's journal and sessionmap object hold (replay)."""
+        for client, d in table.items():
+            if client not in self.sessions:
+                self.sessions[client] = Session(client, d.get("addr", ""), now, now, 0.0,
+                                                metadata=dict(d.get("metadata", {})))
+
+    def add(self, client: str, addr: str, metadata: dict, now: float) -> Session:
+        s = self.sessions.get(client)
+        if s is None:
+            s = self.sessions[client] = Session(client, addr, now, metadata=metadata)
+        s.addr, s.metadata = addr, metadata
+        s.renewed(now)
+        return s
+
+    def remove(self, client: str) -> None:
+        self.sessions.pop(client, None)
+        self.gather.discard(client)
+
+    # -- C1-C3: reconnect
+    def start_reconnect(self, now: float, blocklisted: set[str]) -> list[Session]:
+        """Enter reconnect: sessions of blocklisted clients are dropped at once (returned);
+        every other one must reconnect."""
+        dropped = [s for s in self.sessions.values() if s.addr in blocklisted]
+        for s in dropped:
+            self.remove(s.client)
+        self.reconnect_start = now
+        self.gather = set(self.sessions)
+        for s in self.sessions.values():
+            s.last_renew = now
+        return dropped
+
+    def reconnected(self, client: str, now: float) -> bool:
+        """A reconnect from `client`: True if it was expected."""
+        if client not in self.gather:
+            return False
+        self.gather.discard(client)
+        self.sessions[client].renewed(now)
+        return True
+
+    def reconnect_done(self) -> bool:
+        return not self.gather
+
+    def reconnect_tick(self, now: float, timeout: float) -> tuple[str, list[Evict]]:
+        """C2: ("wait"|"extend"|"evict", evictions)."""
+        if self.reconnect_start is None or not self.gather:
+            return "wait", []
+        elapsed = now - self.reconnect_start
+        if elapsed < timeout:
+            return "wait", []
+        missing = [self.sessions[c] for c in sorted(self.gather)]
+        if any(now - s.last_seen < timeout / 2 for s in missing if s.last_seen):
+            return "extend", []
+        return "evict", [Evict(s, f"evicting unresponsive client {s.client} "
+                                  f"({s.addr}), after {elapsed:.0f} seconds during MDS "
+                                  f"startup") for s in missing]
+
+    # -- C5/C6: idle sessions
+    def idle(self, now: float, session_timeout: float, autoclose: float,
+             defer_stale: bool) -> tuple[list[Session], list[Evict]]:
+        """Sessions to mark stale and sessions to evict, on an active rank's tick."""
+        if now - self.last_cleared_laggy < session_timeout:
+            return [], []  # B5: we were laggy ourselves; nobody had a fair chance
+        stale, evict = [], []
+        for s in self.sessions.values():
+            idle = now - max(s.last_renew, s.last_seen)
+            if s.state == OPEN:
+                if idle >= autoclose:
+                    evict.append(Evict(s, f"evicting unresponsive client {s.client} "
+                                          f"({s.addr}), after {idle:.0f} seconds"))
+                elif idle >= session_timeout and not defer_stale:
+                    stale.append(s)
+            elif s.state == STALE and idle >= autoclose:
+                evict.append(Evict(s, f"evicting unresponsive client {s.client} ({s.addr}), "
+                                      f"after {idle:.0f} seconds"))
+        for s in stale:
+            s.state = STALE
+        return stale, evict
