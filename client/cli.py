@@ -157,7 +157,7 @@ async def tell(config: cfg.Config, words: list[str], fmt: str, timeout: float) -
 
 
 def format_log_entry(e: dict) -> str:
-    return f"{render.format_stamp(e['stamp'])} {e['who']} [{e['level']}] {e['message']}"
+    return render.log_line(e)
 
 
 async def watch(config: cfg.Config, timeout: float) -> int:

@@ -33,6 +33,11 @@ _RELATIVE_LIMIT = 60 * 60 * 24 * 365 * 10  # Ceph prints stamps under ten years 
 # -- small values
 
 
+def log_line(e: dict) -> str:
+    """One cluster-log entry as `ceph -w` and `ceph log last` print it."""
+    return f"{format_stamp(e['stamp'])} {e['who']} [{e['level']}] {e['message']}"
+
+
 def format_stamp(wall: float) -> str:
     """A wall-clock time as Ceph's utime_t prints it: UTC ISO 8601 with microseconds."""
     sec, usec = divmod(round(wall * 1_000_000), 1_000_000)

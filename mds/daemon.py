@@ -160,7 +160,7 @@ class MDSDaemon:
     async def _client_message(self, conn: Connection, client: str, msg) -> None:
         now = trio.current_time()
         s = self.sessionmap.get(client)
-        if s is not None and s.conn is conn:
+        if s is not None:  # as in Ceph, a session is its client's, whichever connection
             s.seen(now)
         if isinstance(msg, m.Command):  # `mdsemu tell mds.<who> ...`: no session needed
             rc, outs, outb = admin.run(msg.args, msg.format, self, now)
@@ -170,11 +170,12 @@ class MDSDaemon:
         elif isinstance(msg, m.ClientReconnect):
             await self._client_reconnect(conn, client, now)
         elif isinstance(msg, m.ClientRequest):
-            if s is None or s.conn is not conn:
+            if s is None:
                 await conn.send(m.ClientReply(tid=msg.tid, rc=-errno.ENOTCONN,
                                               error=f"no session for {client}"))
                 return
             s.requests += 1
+            s.conn = conn
             if msg.replay and self.state == states.RECONNECT:
                 self.replay_queue.append((conn, client, msg))  # for up:clientreplay (R3 6)
                 return
@@ -209,13 +210,15 @@ class MDSDaemon:
             log.info("session opened", client=client, addr=addr)
             await conn.send(m.ClientSession("open", seq=msg.seq))
         elif msg.op == "request_renewcaps":
-            if s is None or s.conn is not conn:
+            if s is None:
                 await conn.send(m.ClientSession("close", metadata={"reason": "no session"}))
                 return
             s.renewed(now)
+            s.conn = conn
             await conn.send(m.ClientSession("renewcaps", seq=msg.seq))
         elif msg.op == "request_close":
-            if s is not None and s.conn is conn:
+            if s is not None:
+                s.conn = conn
                 await self._end_session(s, "closed", journal=True)
             else:
                 await conn.send(m.ClientSession("close", metadata={"reason": "closed"}))

@@ -396,6 +396,21 @@ def mds_metadata(c: Context) -> Result:
     return 0, "", _format(rows, "json-pretty" if not c.json else c.fmt)
 
 
+# -- the cluster log
+def log_last(c: Context) -> Result:
+    """`log last [<num>]`: the newest cluster-log entries, oldest first."""
+    if len(c.args) > 3 or (len(c.args) == 3 and not c.args[2].isdigit()):
+        raise _err(errno.EINVAL, "invalid command; usage: log last [<num>]")
+    num = int(c.args[2]) if len(c.args) == 3 else 20
+    entries = c.extra["log"](num) if "log" in c.extra else []
+    if c.json:
+        return 0, "", c.out([{"name": e["who"], "stamp": render.format_stamp(e["stamp"]),
+                              "seq": e["seq"], "channel": "cluster",
+                              "priority": f"[{e['level']}]", "message": e["message"]}
+                             for e in entries])
+    return 0, "", "".join(render.log_line(e) + "\n" for e in entries)
+
+
 # -- health and status
 def health_cmd(c: Context) -> Result:
     detail = len(c.args) > 1 and c.args[1] == "detail"
@@ -573,6 +588,7 @@ COMMANDS: dict[tuple[str, ...], Callable[[Context], Result]] = {
     ("mds", "rmfailed"): mds_rmfailed,
     ("mds", "metadata"): mds_metadata,
     ("health",): health_cmd,
+    ("log", "last"): log_last,
     ("status",): status_cmd,
     ("config",): config_cmd,
     ("osd", "blocklist"): osd_blocklist,

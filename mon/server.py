@@ -290,6 +290,7 @@ class MonServer:
             "status": {"fsid": self.fsid, "mon_names": [self.name.split(".", 1)[1]],
                        "mon_age": _age(age), "osd": None},
             "stats": self.stats.view(self.core.fsmap.mds_roles),
+            "log": self.store.recent_log,
         }
 
 

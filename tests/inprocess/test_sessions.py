@@ -1,0 +1,219 @@
+"""Client sessions across failover, in one trio.run under the autojump clock (ref C1–C6, R3).
+
+Fast profile: session_timeout 3 s and session_autoclose 6 s for a new fs, reconnect timeout 2 s.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import trio
+
+from client.admin import hunt
+from client.fsclient import EBLOCKLISTED, FSClient, FSClientError
+from common import states
+from common.fsmap import FSMap
+from common.messages import ClientSession, FSMapMsg, Subscribe
+from common.net import connect, parse_hostport
+from mds import admin
+from tests.inprocess.harness import Cluster, open_session
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def cluster(nursery, tmp_path):
+    c = Cluster(nursery, str(tmp_path), profile="fast")
+    await c.start_mon()
+    await c.start_osd()
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    yield c
+    nursery.cancel_scope.cancel()
+
+
+async def _up(c: Cluster, *names: str, **opts) -> str:
+    for name in names:
+        await c.start_mds(name, **opts)
+    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    await trio.sleep(3)  # past the new-quorum window (T3)
+    return c.holder_name()
+
+
+def _mon(c: Cluster) -> str:
+    return f"127.0.0.1:{c.port}"
+
+
+async def _raw_session(c: Cluster, client: str, addr: str):
+    info = c.fsmap.fs_by_name("cephfs").holder(0)
+    host, port = parse_hostport(info.addr.split("/")[0])
+    conn, _ = await connect(host, port, client)
+    await open_session(conn, addr)
+    return conn
+
+
+class StateLog:
+    """Every state rank 0's holder shows in the maps the monitor publishes, with the
+    (virtual) time it was first seen."""
+
+    def __init__(self, c: Cluster) -> None:
+        self.c = c
+        self.seen: list[tuple[float, str, str]] = []  # (time, name, state)
+
+    async def run(self) -> None:
+        conn, _ = await hunt(_mon(self.c), "client.admin", "", 5, 0.1)
+        await conn.send(Subscribe(what=["fsmap"]))
+        while True:
+            msg = await conn.recv()
+            if not isinstance(msg, FSMapMsg):
+                continue
+            info = FSMap.from_wire(msg.fsmap).fs_by_name("cephfs").holder(0)
+            entry = (info.name, states.name(info.state)) if info else ("", "failed")
+            if not self.seen or self.seen[-1][1:] != entry:
+                self.seen.append((trio.current_time(), *entry))
+
+    def states_of(self, name: str) -> list[str]:
+        return [s for _, n, s in self.seen if n == name]
+
+    def time_in(self, name: str, state: str) -> float:
+        i = next(i for i, (_, n, s) in enumerate(self.seen) if (n, s) == (name, state))
+        return self.seen[i + 1][0] - self.seen[i][0]
+
+
+async def _blocklist(c: Cluster) -> list[str]:
+    return [e["addr"] for e in json.loads((await c.command("osd", "blocklist", "ls",
+                                                           fmt="json"))[2])]
+
+
+async def test_R3_unsafe_request_comes_back_through_clientreplay(cluster, nursery,
+                                                                 autojump_clock):
+    c = cluster
+    first = await _up(c, "a", "b")
+    other = "b" if first == "a" else "a"
+    watch = StateLog(c)
+    nursery.start_soon(watch.run)
+    await c.wait_for(lambda: watch.seen, what="the first map")
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await fs.mkdir("/before")
+        await c.ok("config", "set", f"mds.{first}", "mds_log_pause", "true")
+        await c.wait_for(lambda: c.mds[first].daemon.data._log_paused, what="log paused")
+        done: dict = {}
+
+        async def mkdir():
+            done["inode"] = await fs.mkdir("/unsafe")
+
+        nursery.start_soon(mkdir)
+        await c.wait_for(lambda: fs._unsafe, what="an unsafe reply")
+        c.mds[first].kill()  # dies with the mkdir applied and answered, but not journaled
+        await c.wait_for(lambda: "inode" in done, what="the safe reply from the new active")
+        assert done["inode"]["mode"] & 0o040000
+        names = [n for n, _ in await fs.ls("/")]
+    assert sorted(names) == ["before", "unsafe"]
+    assert watch.states_of(other)[-4:] == ["up:reconnect", "up:rejoin", "up:clientreplay",
+                                           "up:active"]
+
+
+async def test_C4_client_reconnects_so_reconnect_ends_early(cluster, nursery, autojump_clock):
+    c = cluster
+    first = await _up(c, "a", "b")
+    other = "b" if first == "a" else "a"
+    watch = StateLog(c)
+    nursery.start_soon(watch.run)
+    await c.wait_for(lambda: watch.seen, what="the first map")
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await fs.mkdir("/d")
+        c.mds[first].kill()
+        await c.wait_for(lambda: c.holder_name() == other, what="takeover")
+        await fs.mkdir("/d/e")
+        assert "up:clientreplay" not in watch.states_of(other)
+        assert watch.time_in(other, "up:reconnect") < 1.0  # not the 2 s timeout
+        assert fs.evicted is None
+
+
+async def test_C2_a_missing_client_holds_reconnect_for_the_timeout_then_is_evicted(
+        cluster, nursery, autojump_clock):
+    c = cluster
+    first = await _up(c, "a", "b")
+    other = "b" if first == "a" else "a"
+    watch = StateLog(c)
+    nursery.start_soon(watch.run)
+    await c.wait_for(lambda: watch.seen, what="the first map")
+    conn = await _raw_session(c, "client.77", "127.0.0.1:0/7777")  # it never reconnects
+    c.mds[first].kill()
+    await c.wait_for(lambda: c.holder_name() == other, what="takeover")
+    assert 1.9 < watch.time_in(other, "up:reconnect") < 3.0  # mds_reconnect_timeout
+    assert "127.0.0.1:0/7777" in await _blocklist(c)  # mds_session_blocklist_on_timeout
+    log = (await c.command("log", "last", "20"))[2]
+    assert "evicting unresponsive client client.77 (127.0.0.1:0/7777), after 2 seconds " \
+           "during MDS startup" in log
+    await conn.aclose()
+
+
+async def test_C2_session_evict_ends_the_reconnect_wait_at_once(cluster, nursery,
+                                                                autojump_clock):
+    c = cluster
+    first = await _up(c, "a", "b", mds_reconnect_timeout=45)
+    other = "b" if first == "a" else "a"
+    conn = await _raw_session(c, "client.78", "127.0.0.1:0/7878")
+    c.mds[first].kill()
+    await c.wait_for(lambda: c.holder_name(state="up:reconnect") == other, what="reconnect")
+    t0 = trio.current_time()
+    daemon = c.mds[other].daemon
+    sessions = json.loads(admin.run(["session", "ls"], "json", daemon, t0)[2])
+    assert [(s["id"], s["reconnecting"]) for s in sessions] == [(78, True)]
+    assert admin.run(["session", "evict", "78"], "json", daemon, t0)[0] == 0
+    await c.wait_for(lambda: c.holder_name() == other, what="active")
+    assert trio.current_time() - t0 < 1.0
+    assert "127.0.0.1:0/7878" in await _blocklist(c)  # mds_session_blocklist_on_evict
+    assert admin.run(["session", "evict", "78"], "json", daemon, t0)[0] == -2  # gone
+    await conn.aclose()
+
+
+async def test_C6_idle_session_is_evicted_after_autoclose_and_refused_after(
+        cluster, autojump_clock):
+    c = cluster
+    await _up(c, "a")
+    conn = await _raw_session(c, "client.79", "127.0.0.1:0/7979")  # never renews
+    t0 = trio.current_time()
+    msg = await conn.recv()  # C6: after session_autoclose (6 s), evicted and told so
+    assert isinstance(msg, ClientSession) and msg.op == "close"
+    assert msg.metadata["reason"] == "evicted"
+    assert 6.0 <= trio.current_time() - t0 < 7.0
+    await c.wait_for(lambda: "127.0.0.1:0/7979" in c.mds["a"].daemon.osdmap.blocklist,
+                     what="the blocklist entry reaching the mds")
+    log = (await c.command("log", "last", "20"))[2]
+    assert "evicting unresponsive client client.79 (127.0.0.1:0/7979)" in log
+    await conn.aclose()
+    # Blocklisted: a new session for the same instance is rejected.
+    info = c.fsmap.fs_by_name("cephfs").holder(0)
+    host, port = parse_hostport(info.addr.split("/")[0])
+    conn, _ = await connect(host, port, "client.79")
+    await conn.send(ClientSession("request_open", metadata={"addr": "127.0.0.1:0/7979"}))
+    reply = await conn.recv()
+    assert reply.op == "reject" and reply.metadata == {"error_string": "blocklisted"}
+    await conn.aclose()
+
+
+async def test_C5_a_renewing_client_outlives_autoclose(cluster, autojump_clock):
+    c = cluster
+    await _up(c, "a")
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await fs.mkdir("/k")
+        await trio.sleep(20)  # > session_autoclose; renewals every session_timeout/3
+        await fs.mkdir("/k/l")
+        assert fs.evicted is None
+    assert await _blocklist(c) == []
+
+
+async def test_C6_evicted_client_reports_it_and_its_requests_fail(cluster, autojump_clock):
+    c = cluster
+    await _up(c, "a")
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await fs.mkdir("/m")
+        daemon = c.mds["a"].daemon
+        num = next(iter(daemon.sessionmap.sessions.values())).num
+        assert admin.run(["session", "evict", str(num)], "json", daemon, 0.0)[0] == 0
+        await c.wait_for(lambda: fs.evicted is not None, what="the client to hear of it")
+        with pytest.raises(FSClientError) as e:
+            await fs.mkdir("/m/n")
+        assert e.value.code == EBLOCKLISTED and "evicted" in e.value.message

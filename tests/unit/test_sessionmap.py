@@ -1,0 +1,92 @@
+"""The MDS session table's decisions (ref C1, C2, C5, C6, B5)."""
+
+from __future__ import annotations
+
+from mds.sessionmap import OPEN, STALE, SessionMap
+
+
+def _map(*clients: str, now: float = 0.0) -> SessionMap:
+    smap = SessionMap()
+    for i, c in enumerate(clients):
+        smap.add(c, f"127.0.0.1:0/{i + 1}", {}, now)
+    smap.last_cleared_laggy = -1000.0
+    return smap
+
+
+def test_C1_blocklisted_sessions_are_dropped_and_the_rest_must_reconnect():
+    smap = _map("client.1", "client.2", "client.3")
+    dropped = smap.start_reconnect(10.0, {"127.0.0.1:0/2"})
+    assert [s.client for s in dropped] == ["client.2"]
+    assert smap.gather == {"client.1", "client.3"}
+    assert smap.reconnected("client.1", 11.0) and not smap.reconnected("client.9", 11.0)
+    assert not smap.reconnect_done()
+    assert smap.reconnected("client.3", 11.5) and smap.reconnect_done()
+
+
+def test_C1_nothing_to_wait_for():
+    smap = SessionMap()
+    smap.start_reconnect(0.0, set())
+    assert smap.reconnect_done()
+
+
+def test_C2_waits_the_timeout_then_evicts_the_missing():
+    smap = _map("client.1", "client.2")
+    smap.start_reconnect(100.0, set())
+    smap.reconnected("client.1", 101.0)
+    assert smap.reconnect_tick(144.0, 45.0) == ("wait", [])
+    verdict, evicts = smap.reconnect_tick(145.5, 45.0)
+    assert verdict == "evict" and [e.session.client for e in evicts] == ["client.2"]
+    assert evicts[0].message == ("evicting unresponsive client client.2 (127.0.0.1:0/2), "
+                                 "after 46 seconds during MDS startup")
+
+
+def test_C2_a_client_seen_recently_extends_the_window():
+    smap = _map("client.1")
+    smap.start_reconnect(0.0, set())
+    smap.get("client.1").seen(30.0)  # seen, but no reconnect yet
+    assert smap.reconnect_tick(46.0, 45.0)[0] == "extend"
+    assert smap.reconnect_tick(53.0, 45.0)[0] == "evict"  # 23 s > 45/2 since seen
+
+
+def test_C5_defer_session_stale_keeps_an_idle_session_open_until_autoclose():
+    smap = _map("client.1", now=0.0)
+    assert smap.idle(61.0, 60, 300, defer_stale=True) == ([], [])
+    assert smap.get("client.1").state == OPEN
+    stale, evicts = smap.idle(300.0, 60, 300, defer_stale=True)
+    assert not stale and [e.session.client for e in evicts] == ["client.1"]
+    assert evicts[0].message == "evicting unresponsive client client.1 (127.0.0.1:0/1), " \
+                                "after 300 seconds"
+
+
+def test_C5_C6_without_deferral_stale_then_evicted():
+    smap = _map("client.1", now=0.0)
+    stale, evicts = smap.idle(61.0, 60, 300, defer_stale=False)
+    assert [s.client for s in stale] == ["client.1"] and not evicts
+    assert smap.get("client.1").state == STALE
+    smap.get("client.1").renewed(100.0)  # a renewal reopens it
+    assert smap.get("client.1").state == OPEN
+    smap.idle(161.0, 60, 300, defer_stale=False)
+    _, evicts = smap.idle(400.0, 60, 300, defer_stale=False)
+    assert [e.session.client for e in evicts] == ["client.1"]
+
+
+def test_C5_renewals_keep_a_session():
+    smap = _map("client.1", now=0.0)
+    for t in range(20, 1000, 20):
+        smap.get("client.1").renewed(float(t))
+        assert smap.idle(float(t) + 1, 60, 300, defer_stale=False) == ([], [])
+
+
+def test_B5_nothing_goes_stale_soon_after_we_were_laggy():
+    smap = _map("client.1", now=0.0)
+    smap.last_cleared_laggy = 350.0
+    assert smap.idle(400.0, 60, 300, defer_stale=True) == ([], [])
+    assert smap.idle(411.0, 60, 300, defer_stale=True)[1]
+
+
+def test_sessions_replayed_from_the_journal_are_loaded():
+    smap = SessionMap()
+    smap.load({"client.4": {"addr": "1.2.3.4:0/9", "metadata": {"hostname": "h"}}}, 5.0)
+    s = smap.get("client.4")
+    assert s.addr == "1.2.3.4:0/9" and s.num == 4 and smap.by_num(4) is s
+    assert s.metadata == {"hostname": "h"}
