@@ -63,10 +63,11 @@ def _ident(info: MDSInfo) -> tuple:
 class FSClientError(Exception):
     """A request failed: `code` is a positive errno."""
 
-    def __init__(self, code: int, message: str = "") -> None:
+    def __init__(self, code: int, message: str = "", unknown: bool = False) -> None:
         super().__init__(message or os.strerror(code))
         self.code = code
         self.message = message or os.strerror(code)
+        self.unknown = unknown  # the request was sent: it may have taken effect
 
 
 class _Session:
@@ -267,7 +268,7 @@ class FSClient:
         try:
             with trio.move_on_after(self.timeout):
                 while True:
-                    session = await self._serving_session()
+                    session = await self._serving_session(sent=retry > 0)
                     req = m.ClientRequest(tid, op, args, retry)
                     reply = await session.call(req)
                     while reply is not None and not reply.safe and reply.rc == 0:
@@ -277,7 +278,7 @@ class FSClient:
                         reply = await session.next_reply(tid)
                     if reply is None or reply.rc in (-errno.EAGAIN, -errno.ESTALE,
                                                      -errno.ENOTCONN):
-                        self._check_evicted()
+                        self._check_evicted(sent=True)
                         if reply is not None:
                             self.log.info("mds is not serving the rank; waiting for a newer map",
                                           mds=session.name, tid=tid, rc=reply.rc)
@@ -294,7 +295,7 @@ class FSClient:
             self._unsafe.pop(tid, None)
             if session is not None:
                 session.waiters.pop(tid, None)
-        self._check_evicted()
+        self._check_evicted(sent=True)
         raise FSClientError(errno.ETIMEDOUT, f"no reply to {op} within {self.timeout:g}s "
                                              f"({self._rank_status()})")
 
@@ -305,14 +306,15 @@ class FSClient:
             self.log.error(f"{self.entity} was evicted by {mds} ({reason}); its requests fail",
                            addr=self.addr)
 
-    def _check_evicted(self) -> None:
+    def _check_evicted(self, sent: bool = False) -> None:
         if self.evicted is not None:
             raise FSClientError(EBLOCKLISTED, f"{self.entity} was evicted by the MDS "
-                                              f"({self.evicted}) and is blocklisted")
+                                              f"({self.evicted}) and is blocklisted",
+                                unknown=sent)
 
-    async def _serving_session(self) -> _Session:
+    async def _serving_session(self, sent: bool = False) -> _Session:
         while True:
-            self._check_evicted()
+            self._check_evicted(sent)
             info = self._serving_holder()
             if info is not None:
                 async with self._connect_lock:
@@ -324,7 +326,7 @@ class FSClient:
                             self._check_session()  # a map may have moved the rank meanwhile
                     if s is not None and not s.dead and s.is_open:
                         return s
-            self._check_evicted()
+            self._check_evicted(sent)
             epoch = self.fsmap.epoch
             await self._newer_map(epoch, RETRY_PAUSE if info is not None else None)
 

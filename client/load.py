@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 import structlog
 import trio
 
-from client.fsclient import FSClient, FSClientError
+from client.fsclient import EBLOCKLISTED, FSClient, FSClientError
 from client.verify import Model, Summary, tally
 
 __all__ = ["History", "run_load"]
@@ -78,6 +78,7 @@ class _Client:
         self.max_entries = max_entries
         self.model = Model(root)
         self.n = 0
+        self.evicted: str | None = None  # why the MDS evicted this client
 
     # -- picking an operation
     def _fresh(self, kind: str) -> str:
@@ -154,11 +155,13 @@ class _Client:
         try:
             value = await _do(fs, op, args)
         except FSClientError as e:
-            if e.code == errno.ETIMEDOUT:
+            if e.code == errno.ETIMEDOUT or e.unknown:
                 done.update(result="unknown", message=e.message)
             else:
                 done.update(result="error", errno=e.code,
                             error=errno.errorcode.get(e.code, str(e.code)))
+            if e.code == EBLOCKLISTED:
+                self.evicted = e.message
         except trio.Cancelled:
             done.update(result="unknown", message="cancelled")
             self.history.add(done)
@@ -244,9 +247,11 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
             await _setup(fs, root)
             ready.release()
             await go.wait()
-            while trio.current_time() < end[0]:
+            while trio.current_time() < end[0] and c.evicted is None:
                 await c.one(fs)
                 await trio.sleep(pause)
+            if c.evicted is not None:  # C6: refused from now on; this client stops
+                print(f"mdsemu client: load: {name}: {c.evicted}", file=sys.stderr)
 
     try:
         async with trio.open_nursery() as nursery:
