@@ -27,6 +27,8 @@ EUPDATE = "EUpdate"
 ESESSION = "ESession"
 ESUBTREEMAP = "ESubtreeMap"
 ESEGMENT = "ESegment"
+EIMPORT = "EImport"  # a subtree handed to this rank (multi-active, mds.subtree)
+EEXPORT = "EExport"  # a subtree handed away
 
 
 class JournalDamaged(Exception):
@@ -135,7 +137,7 @@ class SegmentLog:
         seg = self.segments[-1]
         seg.events += 1
         seg.dirty.update(dirty)
-        if ev.get("t") in (EUPDATE, ESESSION):
+        if ev.get("t") in (EUPDATE, ESESSION, EIMPORT, EEXPORT):
             seg.updates.append(ev)
 
     def expirable(self) -> list[Segment]:

@@ -16,11 +16,13 @@ directories are written. So the directory objects always match a journal positio
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 import msgpack
 import structlog
 
 from mds import journal as j
+from mds import subtree
 from mds.namespace import ROOT_INO, Inode, Namespace
 from osd.client import OSDClient, OSDError
 
@@ -73,6 +75,7 @@ class RankStore:
         self.flushed: Namespace | None = None  # the state at expire_pos (what the dirs hold)
         self.sessions: dict[str, dict] = {}  # client -> {"addr", "metadata"}: open sessions
         self.flushed_sessions: dict[str, dict] = {}  # ... at expire_pos (the sessionmap object)
+        self.subtree_map: Callable[[], dict] = dict  # the live subtree state, for openers
 
     # -- objects
     async def _read_obj(self, name: str, offset: int = 0) -> bytes:
@@ -108,26 +111,39 @@ class RankStore:
         self.flushed = Namespace.from_wire(ns.to_wire())
         if self.rank == 0:
             await self.write_dirs(ns, {ROOT_INO})
-        await self.append([{"t": j.ESUBTREEMAP, "rank": self.rank}])
+        await self.append([self.opener()])
+
+    def opener(self) -> dict:
+        """The event that opens a segment: this rank's subtrees at that point."""
+        return {"t": j.ESUBTREEMAP, "rank": self.rank, **self.subtree_map()}
 
     async def load(self, completed: dict | None = None) -> Namespace:
-        """Read the directory objects, then replay the journal tail onto them."""
+        """Read the directory objects of the subtrees this rank holds (the ESubtreeMap that
+        opens the journal's first live segment names them), then replay the journal tail."""
         self.header = await self.read_header()
-        ns = await self.read_dirs()
+        pos = self.header.expire_pos
+        events, end = j.decode_events(await self._read_stream(pos), pos)
+        ns = Namespace(rank=self.rank)
+        if events and events[0][1].get("t") == j.ESUBTREEMAP:
+            ns.apply(events[0][1])
+        await self.read_dirs(ns)
         self.flushed = Namespace.from_wire(ns.to_wire())
         self.sessions = {c: _unpack(v) for c, v in
                          (await self._omap(sessionmap_object(self.rank))).items()}
         self.flushed_sessions = dict(self.sessions)
-        self.read_pos = self.header.expire_pos
-        self.replayed = await self.replay_more(ns, completed)
+        self.read_pos = pos
+        self.replayed = self._apply_events(ns, events, end, completed)
         return ns
 
-    async def read_dirs(self) -> Namespace:
-        ns = Namespace()
-        root = await self._omap(dir_object(ROOT_INO)) if self.rank == 0 else {}
-        if "." in root:
-            ns.inodes[ROOT_INO] = Inode.from_wire(_unpack(root["."]))
-        todo = [(ROOT_INO, root)]
+    async def read_dirs(self, ns: Namespace) -> None:
+        """Fill `ns` from the directory objects of its subtree roots (not below exports)."""
+        todo = []
+        for root in sorted(ns.auth_roots):
+            omap = await self._omap(dir_object(root))
+            if root == ROOT_INO and "." in omap:
+                ns.inodes[ROOT_INO] = Inode.from_wire(_unpack(omap["."]))
+            if root in ns.dentries:
+                todo.append((root, omap))
         while todo:
             dir_ino, omap = todo.pop()
             for name, raw in omap.items():
@@ -135,9 +151,8 @@ class RankStore:
                     continue
                 child = Inode.from_wire(_unpack(raw))
                 ns.attach(dir_ino, name, child)
-                if child.is_dir:
+                if child.is_dir and child.ino not in ns.exported:
                     todo.append((child.ino, await self._omap(dir_object(child.ino))))
-        return ns
 
     async def _read_stream(self, pos: int) -> bytes:
         """Stream bytes from `pos` to the end, across object boundaries."""
@@ -153,6 +168,10 @@ class RankStore:
     async def replay_more(self, ns: Namespace, completed: dict | None = None) -> int:
         """Apply the events written since `read_pos`; return how many were applied."""
         events, end = j.decode_events(await self._read_stream(self.read_pos), self.read_pos)
+        return self._apply_events(ns, events, end, completed)
+
+    def _apply_events(self, ns: Namespace, events: list, end: int,
+                      completed: dict | None) -> int:
         for pos, ev in events:
             self._note(pos, ev)
             if ev["t"] == j.EUPDATE:
@@ -161,6 +180,8 @@ class RankStore:
                     completed[ev["reqid"]] = ev.get("result", {})
             elif ev["t"] == j.ESESSION:
                 apply_session(self.sessions, ev)
+            elif ev["t"] in (j.ESUBTREEMAP, j.EIMPORT, j.EEXPORT):
+                ns.apply(ev)
         self.read_pos = end
         self.header.write_pos = max(self.header.write_pos, end)
         self.replayed_total += len(events)
@@ -175,8 +196,7 @@ class RankStore:
         batch = []
         for ev in events:
             if ev.get("t") == j.EUPDATE and self.segments.needs_new_segment():
-                opener = {"t": j.ESUBTREEMAP, "rank": self.rank}
-                batch.append(opener)
+                batch.append(self.opener())
             batch.append(ev)
         data = b""
         pos = self.header.write_pos
@@ -196,6 +216,8 @@ class RankStore:
         """Write back the current dentries of `dirs` (removed directories are deleted)."""
         for dir_ino in sorted(dirs):
             name = dir_object(dir_ino)
+            if dir_ino in ns.inodes and not subtree.holds(ns, dir_ino):
+                continue  # a stub, or a directory exported to another rank: not ours to write
             if dir_ino not in ns.dentries:
                 try:
                     await self.osd.remove(self.pool, name, min_epoch=self.min_epoch)

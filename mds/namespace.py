@@ -17,6 +17,7 @@ import stat
 from dataclasses import dataclass, field
 
 ROOT_INO = 1
+SUBTREE_EVENTS = ("ESubtreeMap", "EImport", "EExport")
 FIRST_INO = 0x10000000000  # Ceph hands out client inode numbers from here
 
 
@@ -59,15 +60,31 @@ def split(path: str) -> list[str]:
     return parts
 
 
+def ino_range(rank: int) -> tuple[int, int]:
+    """The inode numbers rank `rank` hands out (each rank its own range, as Ceph's inotable)."""
+    return FIRST_INO * (rank + 1), FIRST_INO * (rank + 2)
+
+
 class Namespace:
-    def __init__(self, now: float = 0.0) -> None:
+    def __init__(self, now: float = 0.0, rank: int = 0) -> None:
         self.inodes: dict[int, Inode] = {
             ROOT_INO: Inode(ROOT_INO, stat.S_IFDIR | 0o755, mtime=now, ctime=now, nlink=2)
         }
         self.dentries: dict[int, dict[str, int]] = {ROOT_INO: {}}  # dir ino -> name -> ino
         self.parent: dict[int, int] = {ROOT_INO: ROOT_INO}  # ino -> dir holding its dentry
         self.dname: dict[int, str] = {}  # ino -> its name there (an inode has one link)
-        self.next_ino = FIRST_INO
+        self.rank = rank
+        self.next_ino = ino_range(rank)[0]
+        # Subtrees (multi-active, see mds.subtree): the directories whose contents this rank
+        # is authoritative for from there down, and those it handed to another rank.
+        self.auth_roots: set[int] = {ROOT_INO} if rank == 0 else set()
+        self.exported: dict[int, int] = {}  # dir ino -> rank now holding its contents
+        self.imported: dict[int, list] = {}  # dir ino -> [from rank, export id]
+
+    def _saw_ino(self, ino: int) -> None:
+        lo, hi = ino_range(self.rank)
+        if lo <= ino < hi:
+            self.next_ino = max(self.next_ino, ino + 1)
 
     # -- lookups
     def resolve(self, path: str) -> Inode:
@@ -198,7 +215,12 @@ class Namespace:
 
     # -- apply an event (active after prepare; replay from the journal)
     def apply(self, ev: dict) -> None:
-        getattr(self, f"_apply_{ev['op']}")(ev)
+        if "op" in ev:
+            getattr(self, f"_apply_{ev['op']}")(ev)
+        elif ev.get("t") in SUBTREE_EVENTS:
+            from mds import subtree
+
+            subtree.apply(self, ev)
 
     def attach(self, parent: int, name: str, node: Inode) -> None:
         """Put an inode under a dentry as it was read back (directory objects)."""
@@ -208,7 +230,7 @@ class Namespace:
         self.dname[node.ino] = name
         if node.is_dir:
             self.dentries.setdefault(node.ino, {})
-        self.next_ino = max(self.next_ino, node.ino + 1)
+        self._saw_ino(node.ino)
 
     def _link(self, parent: int, name: str, ino: int, stamp: float,
               replaces: int | None = None) -> bool:
@@ -257,7 +279,7 @@ class Namespace:
     def _apply_create(self, ev: dict) -> None:
         if ev["parent"] not in self.dentries:
             return  # the parent went away later in the journal: nothing left to create
-        self.next_ino = max(self.next_ino, ev["ino"] + 1)
+        self._saw_ino(ev["ino"])
         occupant = self.dentries[ev["parent"]].get(ev["name"])
         if occupant is not None and occupant != ev["ino"]:
             self._touch(ev["parent"], ev["stamp"])
@@ -301,11 +323,17 @@ class Namespace:
     def to_wire(self) -> dict:
         return {"inodes": [self.inodes[i].to_wire() for i in sorted(self.inodes)],
                 "dentries": [[d, sorted(self.dentries[d].items())] for d in sorted(self.dentries)],
-                "next_ino": self.next_ino}
+                "next_ino": self.next_ino, "rank": self.rank,
+                "auth_roots": sorted(self.auth_roots),
+                "exported": sorted(self.exported.items()),
+                "imported": sorted([k, v] for k, v in self.imported.items())}
 
     @classmethod
     def from_wire(cls, d: dict) -> Namespace:
-        ns = cls()
+        ns = cls(rank=d.get("rank", 0))
+        ns.auth_roots = set(d.get("auth_roots", [ROOT_INO] if ns.rank == 0 else []))
+        ns.exported = {int(k): v for k, v in d.get("exported", [])}
+        ns.imported = {int(k): list(v) for k, v in d.get("imported", [])}
         ns.inodes = {i["ino"]: Inode.from_wire(i) for i in d["inodes"]}
         ns.dentries = {int(dir_ino): {n: i for n, i in entries}
                        for dir_ino, entries in d["dentries"]}

@@ -15,6 +15,7 @@ import structlog
 import trio
 
 from mds import journal as j
+from mds import subtree
 from mds.mdstore import RankStore
 from mds.namespace import FSError, Namespace
 from osd.client import Blocklisted, OSDClient, OSDError
@@ -46,6 +47,8 @@ class RankData:
         self._flushing = False
         self._log_paused = False
         self._log_resumed = trio.Event()
+        self.frozen: set[int] = set()  # subtree roots being exported: their requests wait
+        self.store.subtree_map = lambda: subtree.subtree_map(self.ns) if self.ns else {}
 
     def set_log_pause(self, paused: bool) -> None:
         """`mds_log_pause`: hold journal writes (queued events wait, unjournaled) until unset."""
@@ -68,7 +71,7 @@ class RankData:
 
     # -- the rank's life (R3, R4, R5)
     async def create(self) -> None:
-        self.ns = Namespace(now=time.time())
+        self.ns = Namespace(now=time.time(), rank=self.store.rank)
         await self._io(self.store.create(self.ns))
 
     async def load(self) -> int:
@@ -88,8 +91,8 @@ class RankData:
 
     async def flush_all(self) -> None:
         """Write every directory back and expire the journal (stopping, X4)."""
-        async with self.lock:
-            await self._journal(self._enqueue({"t": j.ESEGMENT}))
+        async with self.lock:  # a new segment, opened with the subtree map, then expire
+            await self._journal(self._enqueue(self.store.opener()))
             await self._io(self.store.trim(everything=True))
 
     def _remember_bound(self) -> None:
@@ -151,6 +154,62 @@ class RankData:
                      "metadata": {"num_segments": n, "max_segments": mx}}]
         return []
 
+    # -- subtrees (multi-active: mds.subtree)
+    def _redirect(self, op: str, args: dict) -> tuple[int, dict, str] | None:
+        """A forward to the rank holding the path, or EAGAIN while it is being exported."""
+        fwd = subtree.route(self.ns, op, args)
+        if fwd is not None:
+            return -errno.EREMOTE, {"forward": fwd[0], "subtree": fwd[1]}, \
+                f"forward to mds rank {fwd[0]} (holds {fwd[1]})"
+        if self.frozen and any(subtree.under(self.ns, i, self.frozen)
+                               for i in subtree.key_inos(self.ns, op, args)):
+            return -errno.EAGAIN, {}, "subtree is being exported; retry"
+        return None
+
+    async def export_prepare(self, root: int) -> dict:
+        """Freeze the subtree, write everything back, and snapshot it for the importer."""
+        self.frozen.add(root)
+        try:
+            await self.flush_all()
+            async with self.lock:
+                return subtree.snapshot(self.ns, root)
+        except BaseException:
+            self.frozen.discard(root)
+            raise
+
+    async def export_commit(self, root: int, to: int, export_id: str) -> None:
+        """The importer journaled it: journal the EExport and forget the contents."""
+        try:
+            async with self.lock:
+                ev = {"t": j.EEXPORT, "root": root, "to": to, "export_id": export_id}
+                self.ns.apply(ev)
+                waiter = self._enqueue(ev)
+            await self._journal(waiter)
+        finally:
+            self.frozen.discard(root)
+
+    def export_abort(self, root: int) -> None:
+        self.frozen.discard(root)
+
+    async def import_subtree(self, ev: dict) -> None:
+        """Journal an EImport (idempotent by export id); the subtree is ours from then on."""
+        async with self.lock:
+            if ev["export_id"] in subtree.imported_ids(self.ns):
+                return
+            self.ns.apply(ev)
+            waiter = self._enqueue(ev)
+        await self._journal(waiter)
+
+    def imports_from(self, rank: int) -> list[list]:
+        return [[ino, v[1]] for ino, v in sorted(self.ns.imported.items()) if v[0] == rank]
+
+    async def forget_exported(self, root: int, to: int, export_id: str) -> None:
+        """Resolve: a peer imported a subtree we still hold (we died between its EImport
+        and our EExport): finish the export now."""
+        if root in self.ns.inodes and root not in self.ns.exported:
+            self.frozen.add(root)
+            await self.export_commit(root, to, export_id)
+
     # -- sessions (C1): journaled, so that the next holder of the rank expects them
     async def journal_session(self, client: str, addr: str, metadata: dict,
                               open_: bool) -> None:
@@ -176,6 +235,9 @@ class RankData:
             return 0, self.completed[reqid], ""
         try:
             if op in READ_OPS:
+                redirect = self._redirect(op, args)
+                if redirect is not None:
+                    return redirect
                 node = ns.resolve(_arg(args, "path"))
                 if op == "readdir":
                     return 0, {"entries": [[n, ns.stat(i)] for n, i in
@@ -184,6 +246,9 @@ class RankData:
             if op not in WRITE_OPS:
                 return -errno.EINVAL, {}, f"unknown operation '{op}'"
             async with self.lock:  # check and apply in arrival order; journal in that order
+                redirect = self._redirect(op, args)
+                if redirect is not None:
+                    return redirect
                 ev = ns.prepare(op, args, time.time())
                 ev["t"] = j.EUPDATE
                 ev["reqid"] = reqid
