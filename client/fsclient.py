@@ -46,7 +46,6 @@ from common.net import (
 
 log = structlog.get_logger("client")
 
-RANK = 0  # this client talks to rank 0 only (no subtree partitioning across ranks)
 SERVING = (states.ACTIVE, states.CLIENTREPLAY)
 EBLOCKLISTED = errno.ESHUTDOWN  # 108, as Ceph names it
 RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newer map, then retry
@@ -185,14 +184,15 @@ class FSClient:
         self.log = log.bind(entity=self.entity)
         self._map_changed = trio.Event()  # set and replaced on every newer map
         self._tids = itertools.count(1)
-        self._session: _Session | None = None
-        self._connect_lock = trio.Lock()
+        self._sessions: dict[int, _Session] = {}  # rank -> session with its holder
+        self._connect_locks: dict[int, trio.Lock] = {}
+        self._subtrees: dict[str, int] = {}  # subtree root path -> rank (learnt from forwards)
         self.addr = ""  # our instance "ip:0/nonce", as the MDS (and a blocklist) names us
         self._nonce = random.randint(1, 2**31 - 1)
         self.evicted: str | None = None  # why the MDS evicted us, once it has
-        self._had_session = False  # C4: reconnect to the rank's next incarnation
-        self._reconnecting: tuple | None = None
-        self._unsafe: dict[int, m.ClientRequest] = {}  # answered unsafe, not yet safe
+        self._had_session: set[int] = set()  # C4: ranks to reconnect to on a new incarnation
+        self._reconnecting: dict[int, tuple] = {}
+        self._unsafe: dict[int, tuple[int, m.ClientRequest]] = {}  # tid -> (rank, request)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -260,28 +260,37 @@ class FSClient:
                 (await self.request("readdir", {"path": path}))["entries"]]
 
     async def request(self, op: str, args: dict) -> dict:
-        """Send one request to rank 0 until a safe reply comes back; return its result."""
+        """Send one request to the rank holding the path until a safe reply comes back; return
+        its result. A rank that does not hold the path names the one that does (a forward)."""
         tid = next(self._tids)
         retry = 0
         unsafe: m.ClientReply | None = None
         session: _Session | None = None
+        rank = self._route(op, args)
         try:
             with trio.move_on_after(self.timeout):
                 while True:
-                    session = await self._serving_session(sent=retry > 0)
+                    rank, session = await self._serving_session(rank, sent=retry > 0)
                     req = m.ClientRequest(tid, op, args, retry)
                     reply = await session.call(req)
                     while reply is not None and not reply.safe and reply.rc == 0:
                         unsafe = reply  # applied, not yet journaled: wait for the safe reply
-                        self._unsafe[tid] = req
+                        self._unsafe[tid] = (rank, req)
                         self.log.debug("unsafe reply", tid=tid, mds=session.name)
                         reply = await session.next_reply(tid)
+                    if reply is not None and reply.rc == -errno.EREMOTE and \
+                            isinstance(reply.result.get("forward"), int):
+                        sub = str(reply.result.get("subtree", "/"))
+                        rank = self._subtrees[sub] = reply.result["forward"]
+                        self.log.debug("forwarded", tid=tid, to_rank=rank, subtree=sub)
+                        retry += 1
+                        continue
                     if reply is None or reply.rc in (-errno.EAGAIN, -errno.ESTALE,
                                                      -errno.ENOTCONN):
                         self._check_evicted(sent=True)
                         if reply is not None:
                             self.log.info("mds is not serving the rank; waiting for a newer map",
-                                          mds=session.name, tid=tid, rc=reply.rc)
+                                          mds=session.name, tid=tid, rc=reply.rc, error=reply.error)
                             await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
                         retry += 1
                         self.log.info(f"retrying tid {tid}", op=op, retry=retry)
@@ -297,7 +306,30 @@ class FSClient:
                 session.waiters.pop(tid, None)
         self._check_evicted(sent=True)
         raise FSClientError(errno.ETIMEDOUT, f"no reply to {op} within {self.timeout:g}s "
-                                             f"({self._rank_status()})")
+                                             f"({self._rank_status(rank)})")
+
+    def _route(self, op: str, args: dict) -> int:
+        """The rank to ask first: the deepest subtree root learnt that holds the directory the
+        request reads or changes; rank 0 (the root's) when none is known."""
+        key = args.get("path") if op == "readdir" else args.get("src", args.get("path"))
+        if not isinstance(key, str):
+            return 0
+        parts = [p for p in key.split("/") if p]
+        if op != "readdir":
+            parts = parts[:-1]
+        for n in range(len(parts), 0, -1):
+            rank = self._subtrees.get("/" + "/".join(parts[:n]))
+            if rank is not None:
+                return rank
+        return self._subtrees.get("/", 0)
+
+    def _usable(self, rank: int) -> int:
+        """A rank no longer in the file system (stopped) hands its subtrees to rank 0."""
+        try:
+            fs = self._filesystem()
+        except FSClientError:
+            return rank
+        return rank if rank in fs.in_ else 0
 
     # -- sessions with rank 0's holder (C1-C6)
     def _evicted(self, mds: str, reason: str) -> None:
@@ -312,25 +344,29 @@ class FSClient:
                                               f"({self.evicted}) and is blocklisted",
                                 unknown=sent)
 
-    async def _serving_session(self, sent: bool = False) -> _Session:
+    def _lock(self, rank: int) -> trio.Lock:
+        return self._connect_locks.setdefault(rank, trio.Lock())
+
+    async def _serving_session(self, rank: int, sent: bool = False) -> tuple[int, _Session]:
         while True:
             self._check_evicted(sent)
-            info = self._serving_holder()
+            rank = self._usable(rank)
+            info = self._serving_holder(rank)
             if info is not None:
-                async with self._connect_lock:
-                    s = self._session
+                async with self._lock(rank):
+                    s = self._sessions.get(rank)
                     if s is None or s.dead or s.ident != _ident(info):
-                        s = await self._open(info)
+                        s = await self._open(info, rank)
                         if s is not None:
-                            self._session = s
+                            self._sessions[rank] = s
                             self._check_session()  # a map may have moved the rank meanwhile
                     if s is not None and not s.dead and s.is_open:
-                        return s
+                        return rank, s
             self._check_evicted(sent)
             epoch = self.fsmap.epoch
             await self._newer_map(epoch, RETRY_PAUSE if info is not None else None)
 
-    async def _open(self, info: MDSInfo) -> _Session | None:
+    async def _open(self, info: MDSInfo, rank: int) -> _Session | None:
         """Connect and open a session (request_open); None if the MDS would not have it now."""
         s = await self._connect(info)
         if s is None:
@@ -345,30 +381,31 @@ class FSClient:
                 self.log.info(f"mds.{info.name} did not open our session", reason=s.close_reason)
             s.kill()
             return None
-        self._had_session = True
+        self._had_session.add(rank)
         self.nursery.start_soon(s.renew, self._renew_interval)
         return s
 
-    async def _reconnect(self, info: MDSInfo) -> None:
+    async def _reconnect(self, info: MDSInfo, rank: int) -> None:
         """C4: the rank's new holder is in up:reconnect: resend the requests it answered
         unsafe (replay), then reconnect our session."""
-        async with self._connect_lock:
-            if self._session is not None and not self._session.dead and \
-                    self._session.ident == _ident(info):
+        async with self._lock(rank):
+            old = self._sessions.get(rank)
+            if old is not None and not old.dead and old.ident == _ident(info):
                 return
             s = await self._connect(info)
             if s is None:
                 return
-            for tid, req in sorted(self._unsafe.items()):
+            replay = sorted((tid, req) for tid, (r, req) in self._unsafe.items() if r == rank)
+            for tid, req in replay:
                 s.expect(tid)
                 await s.send(m.ClientRequest(tid, req.op, req.args, req.retry + 1, replay=True))
-            self.log.info(f"reconnecting session to mds.{info.name}",
-                          replayed=len(self._unsafe))
+            self.log.info(f"reconnecting session to mds.{info.name}", rank=rank,
+                          replayed=len(replay))
             if await s.send(m.ClientReconnect(metadata={"addr": self.addr})):
                 with trio.move_on_after(MDS_CONNECT_TIMEOUT):
                     await s.answered.wait()
             if s.is_open:
-                self._session = s
+                self._sessions[rank] = s
                 self.nursery.start_soon(s.renew, self._renew_interval)
                 self._check_session()
             else:
@@ -377,16 +414,16 @@ class FSClient:
                 s.kill()
 
     async def _close_session(self) -> None:
-        """Unmount: close our session (request_close), so that it is not left to autoclose."""
-        s = self._session
-        if s is None or s.dead or not s.is_open:
-            return
-        s.answered = trio.Event()
-        if await s.send(m.ClientSession("request_close")):
-            with trio.move_on_after(CLOSE_TIMEOUT):
-                while not s.dead:
-                    await s.answered.wait()
-                    s.answered = trio.Event()
+        """Unmount: close our sessions (request_close), so that none is left to autoclose."""
+        for s in list(self._sessions.values()):
+            if s.dead or not s.is_open:
+                continue
+            s.answered = trio.Event()
+            if await s.send(m.ClientSession("request_close")):
+                with trio.move_on_after(CLOSE_TIMEOUT):
+                    while not s.dead:
+                        await s.answered.wait()
+                        s.answered = trio.Event()
 
     def _renew_interval(self) -> float:
         try:
@@ -396,7 +433,7 @@ class FSClient:
 
     async def _connect(self, info: MDSInfo) -> _Session | None:
         host, port = parse_hostport(info.addr.split("/")[0])
-        verb = "reconnecting" if self._session is not None else "connecting"
+        verb = "reconnecting" if self._had_session else "connecting"
         self.log.info(f"{verb} to mds.{info.name}", addr=info.addr,
                       state=states.name(info.state))
         try:
@@ -427,40 +464,37 @@ class FSClient:
                 raise FSClientError(errno.ENOENT, "no default filesystem (use --fs NAME)")
         return fs
 
-    def _holder(self) -> MDSInfo | None:
+    def _holder(self, rank: int) -> MDSInfo | None:
         try:
-            return self._filesystem().holder(RANK)
+            return self._filesystem().holder(rank)
         except FSClientError:
             return None
 
-    def _serving_holder(self) -> MDSInfo | None:
-        info = self._filesystem().holder(RANK)
+    def _serving_holder(self, rank: int) -> MDSInfo | None:
+        info = self._filesystem().holder(rank)
         return info if info is not None and info.state in SERVING else None
 
-    def _rank_status(self) -> str:
+    def _rank_status(self, rank: int) -> str:
         try:
             fs = self._filesystem()
         except FSClientError as e:
             return e.message
-        info = fs.holder(RANK)
-        where = f"rank {RANK} of {fs.fs_name}"
+        info = fs.holder(rank)
+        where = f"rank {rank} of {fs.fs_name}"
         return f"{where} is failed" if info is None else \
             f"{where} is mds.{info.name} in {states.name(info.state)}"
 
     def _check_session(self) -> None:
-        """C4: if rank 0's holder is not the daemon we are connected to, mark it down."""
-        s = self._session
-        if s is None or s.dead:
-            return
-        try:
-            info = self._filesystem().holder(RANK)
-        except FSClientError:
-            info = None
-        if info is None or _ident(info) != s.ident:
-            self.log.info("failover noticed", old=s.name, epoch=self.fsmap.epoch,
-                          new=f"mds.{info.name}" if info else None,
-                          state=states.name(info.state) if info else None)
-            s.kill()
+        """C4: a session whose rank is now held by another daemon (or none) is marked down."""
+        for rank, s in list(self._sessions.items()):
+            if s.dead:
+                continue
+            info = self._holder(rank)
+            if info is None or _ident(info) != s.ident:
+                self.log.info("failover noticed", rank=rank, old=s.name, epoch=self.fsmap.epoch,
+                              new=f"mds.{info.name}" if info else None,
+                              state=states.name(info.state) if info else None)
+                s.kill()
 
     # -- the map
     async def _newer_map(self, epoch: int, max_wait: float | None) -> None:
@@ -473,11 +507,12 @@ class FSClient:
             return
         self.fsmap = fsmap
         self._check_session()
-        info = self._holder()
-        if info is not None and info.state == states.RECONNECT and self._had_session and \
-                self.evicted is None and self._reconnecting != _ident(info):
-            self._reconnecting = _ident(info)
-            self.nursery.start_soon(self._reconnect, info)
+        for rank in sorted(self._had_session):
+            info = self._holder(rank)
+            if info is not None and info.state == states.RECONNECT and \
+                    self.evicted is None and self._reconnecting.get(rank) != _ident(info):
+                self._reconnecting[rank] = _ident(info)
+                self.nursery.start_soon(self._reconnect, info, rank)
         event, self._map_changed = self._map_changed, trio.Event()
         event.set()
 

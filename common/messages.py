@@ -219,7 +219,7 @@ class ClientReply:
     rc: int  # 0 or a negative errno; -EAGAIN: not serving this rank now, follow the map
     result: dict = field(default_factory=dict)
     safe: bool = True  # the change is journaled and acknowledged by the osd
-    error: str = ""
+    error: str = ""  # rc -EREMOTE: result {"forward": rank, "subtree": path} names the holder
 
 
 @message("client_session")
@@ -238,3 +238,18 @@ class ClientReconnect:
     """C4: sent to a rank's new holder in up:reconnect, after the client's replayed requests."""
 
     metadata: dict = field(default_factory=dict)
+
+
+@message("mds_peer")
+class MDSPeer:
+    """MDS to MDS (subtrees): export {export_id, from, snapshot}, pin {path, target, from},
+    resolve {from}."""
+
+    op: str
+    args: dict = field(default_factory=dict)
+
+
+@message("mds_peer_reply")
+class MDSPeerReply:
+    rc: int  # 0 or a negative errno
+    result: dict = field(default_factory=dict)

@@ -40,7 +40,7 @@ Action = Respawn | RequestState | Start | Log
 
 # States whose work the shell runs; once it finishes, step_done() says what to ask for next.
 WORK_STATES = frozenset({
-    states.STANDBY_REPLAY, states.REPLAY, states.CREATING, states.STARTING,
+    states.STANDBY_REPLAY, states.REPLAY, states.CREATING, states.STARTING, states.RESOLVE,
     states.RECONNECT, states.REJOIN, states.CLIENTREPLAY, states.ACTIVE, states.STOPPING,
 })
 
@@ -55,6 +55,7 @@ class RankStateMachine:
         self.effective_epoch = 0  # what the beacon reports as "version" (M4)
         self.fs_name = ""
         self.want_state = states.BOOT
+        self.resolved = False  # up:resolve: our own part (asking the peers) is done
 
     def _request(self, state: int) -> RequestState:
         self.want_state = state
@@ -99,7 +100,7 @@ class RankStateMachine:
                 self.want_state = new
             if new in WORK_STATES:
                 actions.append(Start(new))
-        if self.state == states.RESOLVE and self.want_state == states.RESOLVE:
+        if self.state == states.RESOLVE and self.want_state == states.RESOLVE and self.resolved:
             if fs is not None and fs.is_resolving():  # R3 step 3: every rank got here
                 actions.append(Log("resolve_done"))
                 actions.append(self._request(states.RECONNECT))
@@ -111,6 +112,11 @@ class RankStateMachine:
         if state != self.state:
             return []  # the map moved on while the work ran
         fs = fsmap.fs_of(self.gid)
+        if state == states.RESOLVE:
+            self.resolved = True
+            if fs is not None and fs.is_resolving():
+                return [Log("resolve_done"), self._request(states.RECONNECT)]
+            return []  # the others are not all there yet: a later map says when
         if state == states.REPLAY:
             if fs is not None and len(fs.in_) == 1 and not fs.failed:
                 return [Log("i am alone, moving to state reconnect"),

@@ -56,8 +56,9 @@ class StateLog:
     """Every state rank 0's holder shows in the maps the monitor publishes, with the
     (virtual) time it was first seen."""
 
-    def __init__(self, c: Cluster) -> None:
+    def __init__(self, c: Cluster, rank: int = 0) -> None:
         self.c = c
+        self.rank = rank
         self.seen: list[tuple[float, str, str]] = []  # (time, name, state)
 
     async def run(self) -> None:
@@ -67,7 +68,7 @@ class StateLog:
             msg = await conn.recv()
             if not isinstance(msg, FSMapMsg):
                 continue
-            info = FSMap.from_wire(msg.fsmap).fs_by_name("cephfs").holder(0)
+            info = FSMap.from_wire(msg.fsmap).fs_by_name("cephfs").holder(self.rank)
             entry = (info.name, states.name(info.state)) if info else ("", "failed")
             if not self.seen or self.seen[-1][1:] != entry:
                 self.seen.append((trio.current_time(), *entry))

@@ -66,11 +66,13 @@ def test_R3_alone_goes_to_reconnect_else_resolve():
 def test_R3_resolve_waits_for_every_rank():
     sm = RankStateMachine(10)
     sm.handle_map(_standby(2))
-    m = _holder(3, states.RESOLVE, ranks=2)  # rank 1 still failed: not resolving
-    sm.handle_map(_holder(3, states.REPLAY, ranks=2))
-    sm.step_done(states.REPLAY, m)
-    assert RequestState(states.RECONNECT) not in sm.handle_map(m)
-    m2 = _holder(4, states.RESOLVE, ranks=2)
+    m = _holder(4, states.RESOLVE, ranks=2)  # rank 1 still failed: not resolving
+    replaying = _holder(3, states.REPLAY, ranks=2)
+    sm.handle_map(replaying)
+    sm.step_done(states.REPLAY, replaying)
+    assert Start(states.RESOLVE) in sm.handle_map(m)
+    assert sm.step_done(states.RESOLVE, m) == []  # our part done (peers asked); rank 1 failed
+    m2 = _holder(5, states.RESOLVE, ranks=2)
     fs = m2.filesystems[1]
     m2.insert(MDSInfo(gid=11, name="b"))
     m2.promote(11, fs, 1, 0.0)
