@@ -30,6 +30,24 @@ def _session_json(s, now: float, reconnecting: bool) -> dict:
     }
 
 
+def _subtrees_json(daemon) -> list[dict]:
+    """`get subtrees`: the subtree roots this rank holds or handed to another rank."""
+    data = daemon.data
+    if data is None or data.ns is None:
+        return []
+    ns, rank = data.ns, data.ns.rank
+    out = []
+    for ino, auth in sorted([(i, rank) for i in ns.auth_roots] + list(ns.exported.items())):
+        if ino not in ns.inodes:
+            continue
+        pin = ns.inodes[ino].xattrs.get("ceph.dir.pin")
+        out.append({"is_auth": auth == rank, "auth_first": auth,
+                    "export_pin": int(pin) if pin is not None else -1,
+                    "dir": {"path": ns.path_of(ino) if ino != 1 else "",
+                            "ino": ino, "frozen": ino in data.frozen}})
+    return out
+
+
 def _evict_target(args: list[str], smap):
     """`session evict <id>` / `client evict id=<id>`: the session, or an error text."""
     words = [a.removeprefix("id=") for a in args]
@@ -61,6 +79,8 @@ def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
         smap = daemon.sessionmap
         out = [_session_json(s, now, s.client in smap.gather)
                for s in sorted(smap.sessions.values(), key=lambda s: s.num)]
+    elif words == "get subtrees":
+        out = _subtrees_json(daemon)
     elif args[:2] in (["session", "evict"], ["client", "evict"], ["session", "kill"]):
         s, error = _evict_target(args[2:], daemon.sessionmap)
         if s is None:

@@ -262,6 +262,12 @@ class MDSDaemon:
         self._reconnect_changed.set()
 
     async def _client_request(self, conn: Connection, client: str, req) -> None:
+        if not req.replay and self.state in (states.REJOIN, states.CLIENTREPLAY):
+            # A client saw the map that makes us active before we did: the request waits for
+            # up:active (Ceph's wait_for_active) rather than bouncing.
+            with trio.move_on_after(self.config.get("mds_beacon_grace")):
+                while self.state != states.ACTIVE and self.respawn_reason is None:
+                    await self._map_seen.wait()
         data = self.data
         serving = self.state == states.ACTIVE or (self.state == states.CLIENTREPLAY
                                                   and req.replay)

@@ -1,0 +1,97 @@
+"""Two active ranks with real processes, fast profile: export pins, a failed rank 1 while
+rank 0 keeps serving, up:resolve, and shrinking to one rank without losing an entry (X4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import trio
+
+from client.fsclient import FSClient
+from common import states
+from tests.integration.cluster import Cluster
+
+pytestmark = [pytest.mark.processes, pytest.mark.timeout(180)]
+
+N = 100
+
+
+def _holder(dump: dict, rank: int) -> dict | None:
+    fs = dump["filesystems"][0]["mdsmap"]
+    return next((i for i in fs["info"].values() if i["rank"] == rank), None)
+
+
+def _active(dump: dict, rank: int) -> dict | None:
+    i = _holder(dump, rank)
+    return i if i is not None and i["state"] == "up:active" else None
+
+
+def _auth_paths(c: Cluster, name: str) -> set[str]:
+    return {s["dir"]["path"] for s in c.cli_json("tell", f"mds.{name}", "get", "subtrees")
+            if s["is_auth"]}
+
+
+def test_two_ranks_pins_failover_of_rank_1_and_shrink(cluster_factory):
+    c = cluster_factory().start(("a", "b", "c"))
+    c.ok("fs", "set", "cephfs", "max_mds", "2")
+    dump = c.wait_map(lambda d: _active(d, 1) and d, 30, "rank 1 active")
+    mon = f"127.0.0.1:{c.port}"
+
+    async def populate():
+        async with FSClient.open(mon, fs_name="cephfs", timeout=60, auth=c.auth_key()) as fs:
+            for d, rank in (("/r0", "0"), ("/r1", "1")):
+                await fs.mkdir(d)
+                await fs.setattr(d, xattrs={"ceph.dir.pin": rank})  # export pins
+            with trio.fail_after(30):
+                while "/r1" not in await trio.to_thread.run_sync(
+                        _auth_paths, c, _active(dump, 1)["name"]):
+                    await trio.sleep(0.05)
+            for i in range(N):
+                await fs.create(f"/r0/f{i}")
+                await fs.create(f"/r1/f{i}")
+
+    trio.run(populate)
+    assert "/r0" not in _auth_paths(c, _active(dump, 1)["name"])
+
+    victim = _active(dump, 1)
+    pid = c.pid_of(victim["name"])
+
+    async def during_failover():
+        """Rank 0's subtree stays served while rank 1 is replaced."""
+        async with FSClient.open(mon, fs_name="cephfs", timeout=60, auth=c.auth_key()) as fs:
+            await fs.stat("/r0")
+            os.kill(pid, signal.SIGKILL)
+            slowest, n = 0.0, 0
+            with trio.fail_after(60):
+                while True:
+                    new = fs.fsmap.fs_by_name("cephfs").holder(1)  # the client's own map
+                    if new is not None and new.gid != victim["gid"] and \
+                            new.state == states.ACTIVE:
+                        break
+                    t = trio.current_time()
+                    await fs.create(f"/r0/during{n}")
+                    slowest = max(slowest, trio.current_time() - t)
+                    n += 1
+                    await trio.sleep(0.01)
+            return slowest, n, [name for name, _ in await fs.ls("/r1")]
+
+    slowest, n, r1 = trio.run(during_failover)
+    assert n > 5 and slowest < 0.5, (n, slowest)  # no op on rank 0 waited for the failover
+    assert sorted(r1) == sorted(f"f{i}" for i in range(N))
+    new = _active(c.fs_dump(), 1)
+    assert "resolve_start" in c.log(f"mds.{new['name']}")  # R3: two ranks in: up:resolve
+
+    c.ok("fs", "set", "cephfs", "max_mds", "1")  # X4: rank 1 hands /r1 to rank 0
+    c.wait_map(lambda d: 1 in d["filesystems"][0]["mdsmap"]["stopped"], 60, "rank 1 stopped")
+    assert _auth_paths(c, _active(c.fs_dump(), 0)["name"]) == {""}  # all of it, from the root
+
+    async def listing():
+        async with FSClient.open(mon, fs_name="cephfs", timeout=60, auth=c.auth_key()) as fs:
+            return ({name for name, _ in await fs.ls("/r0")},
+                    {name for name, _ in await fs.ls("/r1")})
+
+    r0, r1 = trio.run(listing)
+    assert {f"f{i}" for i in range(N)} | {f"during{i}" for i in range(n)} == r0
+    assert {f"f{i}" for i in range(N)} == r1
