@@ -1,0 +1,91 @@
+"""Subtree authority, forwards and the export/import events (mds.subtree), sans-IO."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from mds import subtree
+from mds.namespace import ROOT_INO, FSError, Namespace, ino_range
+
+
+def _ns0() -> Namespace:
+    ns = Namespace(now=1.0, rank=0)
+    for op, path in [("mkdir", "/a"), ("mkdir", "/a/b"), ("create", "/a/b/f"),
+                     ("mkdir", "/c"), ("create", "/c/g")]:
+        ns.apply(ns.prepare(op, {"path": path}, 2.0))
+    return ns
+
+
+def _move(src: Namespace, dst: Namespace, path: str, export_id: str = "x.1") -> int:
+    root = src.resolve(path).ino
+    snap = subtree.snapshot(src, root)
+    dst.apply(subtree.import_event(snap, src.rank, export_id))
+    src.apply({"t": subtree.EEXPORT, "root": root, "to": dst.rank, "export_id": export_id})
+    return root
+
+
+def test_each_rank_allocates_inodes_from_its_own_range():
+    ns1 = Namespace(rank=1)
+    ev = ns1.prepare("mkdir", {"path": "/x"}, 1.0)
+    lo, hi = ino_range(1)
+    assert lo <= ev["ino"] < hi
+    ns0 = _ns0()
+    _move(ns0, ns1, "/a")
+    assert ns1.prepare("mkdir", {"path": "/a/new"}, 3.0)["ino"] < hi  # rank 0's inos ignored
+
+
+def test_export_moves_contents_and_requests_are_forwarded():
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    root = _move(ns0, ns1, "/a")
+    assert subtree.holds(ns1, root) and not subtree.holds(ns0, root)
+    assert ns0.dentries[root] == {} and ns0.exported == {root: 1}
+    assert sorted(n for n, _ in ns1.readdir("/a/b")) == ["f"]
+    # rank 0 forwards what is under /a; rank 1 serves it and forwards the rest to rank 0
+    assert subtree.route(ns0, "create", {"path": "/a/b/g"}) == (1, "/a")
+    assert subtree.route(ns0, "readdir", {"path": "/a"}) == (1, "/a")
+    assert subtree.route(ns0, "getattr", {"path": "/a"}) is None  # the inode stays with "/"
+    assert subtree.route(ns1, "create", {"path": "/a/b/g"}) is None
+    assert subtree.route(ns1, "create", {"path": "/c/h"}) == (0, "/")
+    assert subtree.route(ns1, "getattr", {"path": "/"}) == (0, "/")
+
+
+def test_cross_rank_rename_and_removing_an_exported_root_are_refused():
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    _move(ns0, ns1, "/a")
+    with pytest.raises(FSError) as e:
+        subtree.route(ns0, "rename", {"src": "/c/g", "dst": "/a/g"})
+    assert e.value.code == errno.EXDEV
+    with pytest.raises(FSError) as e:
+        subtree.route(ns0, "rmdir", {"path": "/a"})
+    assert e.value.code == errno.EBUSY
+
+
+def test_import_back_merges_into_the_parents_subtree():
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    root = _move(ns0, ns1, "/a", "x.1")
+    _move(ns1, ns0, "/a", "y.1")
+    assert root not in ns0.exported and root not in ns0.auth_roots  # merged under "/"
+    assert subtree.holds(ns0, root) and sorted(n for n, _ in ns0.readdir("/a/b")) == ["f"]
+    assert subtree.imported_ids(ns0) == {"y.1"}
+
+
+def test_subtree_map_restores_the_state_for_load():
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    root = _move(ns0, ns1, "/a")
+    fresh = Namespace(rank=1)
+    fresh.apply({"t": subtree.ESUBTREEMAP, "rank": 1, **subtree.subtree_map(ns1)})
+    assert fresh.auth_roots == {root} and fresh.path_of(root) == "/a"  # with its stubs
+    assert fresh.imported[root] == [0, "x.1"]
+    again = Namespace(rank=0)
+    again.apply({"t": subtree.ESUBTREEMAP, "rank": 0, **subtree.subtree_map(ns0)})
+    assert again.auth_roots == {ROOT_INO} and again.exported == {root: 1}
+
+
+def test_an_import_records_its_export_id_for_resends_and_resolve():
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    snap = subtree.snapshot(ns0, ns0.resolve("/a").ino)
+    ev = subtree.import_event(snap, 0, "x.9")
+    ns1.apply(ev)
+    assert "x.9" in subtree.imported_ids(ns1)
