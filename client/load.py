@@ -228,10 +228,11 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
                    fs_name: str | None = None, prefix: str = "/load", op_timeout: float = 30.0,
                    pause: float = 0.01, seed: int | None = None, max_entries: int = 120,
                    auth: str = "", connect_timeout: float | None = None,
-                   hunt_interval: float = 1.0) -> Summary:
+                   hunt_interval: float = 1.0, pin_ranks: bool = False) -> Summary:
     """Run the load for `duration` seconds (then each client finishes the operation it is in)
     and return the summary (violations None: not checked; see verify). `pause` is the think
-    time between a client's operations."""
+    time between a client's operations; `pin_ranks` pins client k's subtree to rank
+    k % max_mds (ceph.dir.pin)."""
     seed = random.randrange(2**32) if seed is None else seed
     names = {f"c{k}": posixpath.join(prefix, f"c{k}") for k in range(clients)}
     history = History(history_path, names, seed)
@@ -245,6 +246,9 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
                                  connect_timeout=connect_timeout,
                                  hunt_interval=hunt_interval) as fs:
             await _setup(fs, root)
+            if pin_ranks:  # spread the clients' subtrees over the active ranks (export pins)
+                max_mds = fs._filesystem().max_mds
+                await fs.setattr(root, xattrs={"ceph.dir.pin": str(k % max_mds)})
             ready.release()
             await go.wait()
             while trio.current_time() < end[0] and c.evicted is None:
@@ -284,6 +288,7 @@ async def cli(config, args) -> int:
         summary = await run_load(config.get("mon_host"), args.clients, args.duration,
                                  args.history, fs_name=args.fs, op_timeout=args.timeout,
                                  pause=args.pause, seed=args.seed, auth=auth_key(config),
+                                 pin_ranks=args.pin_ranks,
                                  connect_timeout=args.connect_timeout,
                                  hunt_interval=config.get("mon_client_hunt_interval"))
     except OSError as e:

@@ -316,6 +316,7 @@ class MDSDaemon:
                     return -errno.EAGAIN, {}
                 log.info("import_dir", path=data.ns.path_of(ev["root"]), from_rank=ev["from"],
                          entries=len(ev["entries"]))
+                self.nursery.start_soon(self._enforce_pins, ev)
                 return 0, {}
             if msg.op == "resolve":
                 return 0, {"imports": data.imports_from(int(a["from"]))}
@@ -389,7 +390,7 @@ class MDSDaemon:
             return
         try:
             node = data.ns.resolve(path)
-            while node.ino in data.frozen:  # an export of it is under way: see where it ends
+            while subtree.under(data.ns, node.ino, data.frozen):  # an export is under way
                 await trio.sleep(0.05)
                 node = data.ns.resolve(path)
         except FSError:
@@ -415,6 +416,18 @@ class MDSDaemon:
                      path=path, rank=target)
             return
         await self.export_subtree(node.ino, target)
+
+    async def _enforce_pins(self, ev: dict) -> None:
+        """Pins travel with their directories: an imported directory pinned to another rank
+        goes on there (e.g. pinned while an ancestor was being exported)."""
+        data = self.data
+        for _, _, wire in [ev["chain"][-1]] + ev["entries"] if ev["chain"] else ev["entries"]:
+            pin = (wire.get("xattrs") or {}).get(subtree.PIN_XATTR)
+            if pin is None or not _valid_pin(pin) or int(pin) < 0 or int(pin) == self.sm.rank:
+                continue
+            if data is not self.data or wire["ino"] not in data.ns.inodes:
+                continue
+            await self._apply_pin(data.ns.path_of(wire["ino"]), int(pin), self.sm.rank)
 
     def _after_request(self, req, rc: int) -> None:
         """Pins (ceph.dir.pin) and the default spread of new top-level directories."""

@@ -172,16 +172,19 @@ def _graft_chain(ns: Namespace, links: list[list]) -> None:
         ns.attach(parent, name, node)
 
 
-def _prune(ns: Namespace, root: int) -> None:
-    """Forget a directory's contents (kept: the directory's own inode)."""
+def _prune(ns: Namespace, root: int, keep: frozenset[int] = frozenset()) -> None:
+    """Forget a directory's contents (kept: the directory's own inode, and the subtrees
+    rooted at `keep`, which this rank holds itself)."""
     for child in list(ns.dentries.get(root, {}).values()):
-        _forget(ns, child)
+        _forget(ns, child, keep)
     ns.dentries[root] = {}
 
 
-def _forget(ns: Namespace, ino: int) -> None:
+def _forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset()) -> None:
+    if ino in keep:
+        return
     for child in list(ns.dentries.get(ino, {}).values()):
-        _forget(ns, child)
+        _forget(ns, child, keep)
     ns.dentries.pop(ino, None)
     ns.inodes.pop(ino, None)
     ns.parent.pop(ino, None)
@@ -208,13 +211,19 @@ def apply(ns: Namespace, ev: dict) -> None:
         if root not in ns.inodes:
             return
         parent_rank = owner(ns, split(ns.path_of(root))[:-1])[0]
-        _prune(ns, root)
+        # Subtrees beneath it that we hold already (imported earlier) stay, and merge.
+        ours = frozenset(r for r in ns.auth_roots if r != root and under(ns, r, {root}))
+        _prune(ns, root, ours)
         for parent, name, wire in ev["entries"]:
             if parent in ns.dentries:
                 ns.attach(parent, name, Inode.from_wire(wire))
         ns.exported.pop(root, None)
         for ino, rank in ev["exported"]:
-            ns.exported[ino] = rank
+            if rank == ns.rank:
+                ns.auth_roots.discard(ino)
+                ns.imported.pop(ino, None)
+            else:
+                ns.exported[ino] = rank
         if parent_rank != ns.rank:
             ns.auth_roots.add(root)
         ns.imported[root] = [ev["from"], ev["export_id"]]

@@ -3,15 +3,17 @@ rank 0 keeps serving, up:resolve, and shrinking to one rank without losing an en
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 
 import pytest
 import trio
 
 from client.fsclient import FSClient
 from common import states
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import MDSEMU, Cluster, run_cli
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(180)]
 
@@ -95,3 +97,42 @@ def test_two_ranks_pins_failover_of_rank_1_and_shrink(cluster_factory):
     r0, r1 = trio.run(listing)
     assert {f"f{i}" for i in range(N)} | {f"during{i}" for i in range(n)} == r0
     assert {f"f{i}" for i in range(N)} == r1
+
+
+def test_load_over_two_ranks_through_a_kill_of_rank_1_and_a_shrink(cluster_factory, tmp_path):
+    """Clients pinned over two ranks; rank 1's holder is killed, then max_mds goes to 1 (its
+    subtrees move to rank 0 under load): verify finds every acknowledged operation."""
+    c = cluster_factory().start(("a", "b", "c"))
+    c.ok("fs", "set", "cephfs", "max_mds", "2")
+    c.wait_map(lambda d: _active(d, 1), 30, "rank 1 active")
+    history = tmp_path / "history.jsonl"
+    load = subprocess.Popen(
+        MDSEMU + ["-c", str(c.conf_path), "client", "load", "--clients", "4", "--duration",
+                  "12", "--pin-ranks", "--history", str(history)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        c.wait_for(lambda: history.exists() and history.stat().st_size > 20000, 30,
+                   "the load to get going")
+        dump = c.fs_dump()
+        victim = _active(dump, 1)
+        # /load went to rank 1 by the default spread; the pins of c0 and c2 brought them back
+        c.wait_for(lambda: {"/load/c0", "/load/c2"} <= _auth_paths(c, _active(dump, 0)["name"]),
+                   30, "c0 and c2 on rank 0")
+        assert _auth_paths(c, victim["name"]) & {"/load", "/load/c1", "/load/c3"}
+        os.kill(c.pid_of(victim["name"]), signal.SIGKILL)
+        c.wait_map(lambda d: (a := _active(d, 1)) is not None and a["gid"] != victim["gid"],
+                   30, "rank 1 replaced")
+        c.ok("fs", "set", "cephfs", "max_mds", "1")
+        c.wait_map(lambda d: 1 in d["filesystems"][0]["mdsmap"]["stopped"], 60,
+                   "rank 1 stopped")
+        out, err = load.communicate(timeout=90)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    assert load.returncode == 0, err[-2000:]
+    res = run_cli(["-c", str(c.conf_path), "client", "verify", "--history", str(history),
+                   "-f", "json"], timeout=60)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    summary = json.loads(res.stdout)
+    assert summary["acknowledged"] > 100 and summary["violations"] == []

@@ -89,3 +89,18 @@ def test_an_import_records_its_export_id_for_resends_and_resolve():
     ev = subtree.import_event(snap, 0, "x.9")
     ns1.apply(ev)
     assert "x.9" in subtree.imported_ids(ns1)
+
+
+def test_importing_a_parent_keeps_and_merges_the_subtrees_already_held():
+    """Rank 1 holds /a, rank 0 holds /a/b (pinned back); rank 1 hands /a to rank 0 (it
+    stops): rank 0 must keep /a/b's contents, and hold it all from the root."""
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    a = _move(ns0, ns1, "/a", "x.1")
+    b = _move(ns1, ns0, "/a/b", "y.1")
+    assert b in ns0.auth_roots and ns1.exported == {b: 0}
+    ns1.apply(ns1.prepare("create", {"path": "/a/h"}, 3.0))
+    _move(ns1, ns0, "/a", "z.1")
+    assert sorted(n for n, _ in ns0.readdir("/a")) == ["b", "h"]
+    assert sorted(n for n, _ in ns0.readdir("/a/b")) == ["f"]
+    assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
+    assert subtree.holds(ns0, a) and subtree.holds(ns0, b)
