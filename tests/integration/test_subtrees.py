@@ -99,9 +99,11 @@ def test_two_ranks_pins_failover_of_rank_1_and_shrink(cluster_factory):
     assert {f"f{i}" for i in range(N)} == r1
 
 
-def test_load_over_two_ranks_through_a_kill_of_rank_1_and_a_shrink(cluster_factory, tmp_path):
-    """Clients pinned over two ranks; rank 1's holder is killed, then max_mds goes to 1 (its
-    subtrees move to rank 0 under load): verify finds every acknowledged operation."""
+@pytest.mark.parametrize("kill_rank", [1, 0])
+def test_load_over_two_ranks_through_a_kill_and_a_shrink(cluster_factory, tmp_path, kill_rank):
+    """Clients pinned over two ranks; one rank's holder is killed, then max_mds goes to 1
+    (rank 1's subtrees move to rank 0 under load): verify finds every acknowledged
+    operation."""
     c = cluster_factory().start(("a", "b", "c"))
     c.ok("fs", "set", "cephfs", "max_mds", "2")
     c.wait_map(lambda d: _active(d, 1), 30, "rank 1 active")
@@ -114,14 +116,14 @@ def test_load_over_two_ranks_through_a_kill_of_rank_1_and_a_shrink(cluster_facto
         c.wait_for(lambda: history.exists() and history.stat().st_size > 20000, 30,
                    "the load to get going")
         dump = c.fs_dump()
-        victim = _active(dump, 1)
+        victim = _active(dump, kill_rank)
         # /load went to rank 1 by the default spread; the pins of c0 and c2 brought them back
         c.wait_for(lambda: {"/load/c0", "/load/c2"} <= _auth_paths(c, _active(dump, 0)["name"]),
                    30, "c0 and c2 on rank 0")
-        assert _auth_paths(c, victim["name"]) & {"/load", "/load/c1", "/load/c3"}
+        assert _auth_paths(c, _active(dump, 1)["name"]) & {"/load", "/load/c1", "/load/c3"}
         os.kill(c.pid_of(victim["name"]), signal.SIGKILL)
-        c.wait_map(lambda d: (a := _active(d, 1)) is not None and a["gid"] != victim["gid"],
-                   30, "rank 1 replaced")
+        c.wait_map(lambda d: (a := _active(d, kill_rank)) is not None
+                   and a["gid"] != victim["gid"], 30, f"rank {kill_rank} replaced")
         c.ok("fs", "set", "cephfs", "max_mds", "1")
         c.wait_map(lambda d: 1 in d["filesystems"][0]["mdsmap"]["stopped"], 60,
                    "rank 1 stopped")
