@@ -117,6 +117,7 @@ class MDSDaemon:
         self._mon_tid = 0
         self._export_seq = 0
         self._map_seen = trio.Event()  # set (and replaced) on every map
+        self._unlaggy = trio.Event()  # set (and replaced) on each ack that ends laggy
         self.started = 0.0
         self.fsid = ""
 
@@ -171,7 +172,16 @@ class MDSDaemon:
                 s.conn = None
             await conn.aclose()
 
+    def _laggy(self) -> bool:
+        return self.sm is not None and self.sm.state != states.BOOT and \
+            self.beacon.laggy(trio.current_time())
+
     async def _client_message(self, conn: Connection, client: str, msg) -> None:
+        if not isinstance(msg, m.Command) and self._laggy():
+            # B5: while our beacons go unacked, client messages wait (waiting_for_nolaggy)
+            log.info(f"laggy, deferring {msg.TYPE}", client=client)
+            while self._laggy() and self.respawn_reason is None:
+                await self._unlaggy.wait()
         now = trio.current_time()
         s = self.sessionmap.get(client)
         if s is not None:  # as in Ceph, a session is its client's, whichever connection
@@ -710,6 +720,9 @@ class MDSDaemon:
         now = trio.current_time()
         if self.beacon.acked(ack.seq, now):
             log.info(" MDS is no longer laggy")
+        if not self.beacon.laggy(now):
+            self._unlaggy.set()
+            self._unlaggy = trio.Event()
         if self._deferred_map is not None and not self.beacon.laggy(now):
             fsmap, self._deferred_map = self._deferred_map, None
             self._on_fsmap(fsmap)

@@ -336,33 +336,43 @@ def partition():
         subprocess.run(["iptables", "-D", *rule], capture_output=True)
 
 
-def test_partitioned_active_keeps_writing_and_the_osd_refuses_it(cluster_factory, partition):
-    """F1–F4: the active loses the monitor but not its clients or the osd. The monitor fails
-    and fences it; its next journal write is refused with EBLOCKLISTED (the osd logs it), it
-    respawns (same pid, new gid) and nothing it wrote after the fence is in the namespace."""
+def test_partitioned_active_is_fenced_and_its_held_write_refused(cluster_factory, partition):
+    """F1–F4 and B5: the active loses the monitor but not its clients or the osd. Laggy, it
+    defers new client requests (B5); the monitor fails and fences it; a journal write it
+    still held (mds_log_pause, released by a command sent straight to it) is refused with
+    EBLOCKLISTED (the osd logs it), it respawns (same pid, new gid) and neither that entry
+    nor one a client sent it after the fence is in the namespace."""
     c = cluster_factory().start(("a", "b"))
     mkdir(c, "/before")
     old = active(c.fs_dump())
+    who = f"mds.{old['name']}"
     pid = c.pid_of(old["name"])
-    for port in _mon_link_ports(pid, c.port):
-        partition(port, c.port)
-    c.wait_map(lambda d: (a := active(d)) is not None and a["gid"] != old["gid"], 30,
-               "the standby to replace the partitioned active")
-    c.wait_for(lambda: "blocklist" in c.log("osd.0") and old["addr"] in
-               json.dumps(c.cli_json("osd", "blocklist", "ls")), 10, "the fence")
-    host, port = old["addr"].split("/")[0].rsplit(":", 1)
-    socks = [socket.create_connection((host, int(port)), timeout=10)]  # it still reaches it
-    for msg in ({"type": "hello", "entity": "client.9000", "proto": 1},
-                {"type": "client_session", "op": "request_open",
-                 "metadata": {"addr": "127.0.0.1:0/9000"}},
-                {"type": "client_request", "tid": 1, "op": "mkdir",
-                 "args": {"path": "/after-fence"}}):
-        _raw_send(socks[0], msg)
+    socks = _raw_sessions(old["addr"], 2)
     try:
+        c.ok("config", "set", who, "mds_log_pause", "true")
+        c.wait_for(lambda: c.cli_json("tell", who, "config", "get", "mds_log_pause")
+                   == {"mds_log_pause": "true"}, 30, "the journal held")
+        _raw_send(socks[0], {"type": "client_request", "tid": 1, "op": "mkdir",
+                             "args": {"path": "/held"}})
+        assert _raw_recv(socks[0])["safe"] is False  # applied, answered unsafe, not journaled
+        for port in _mon_link_ports(pid, c.port):
+            partition(port, c.port)
+        c.wait_map(lambda d: (a := active(d)) is not None and a["gid"] != old["gid"], 30,
+                   "the standby to replace the partitioned active")
+        c.wait_for(lambda: old["addr"] in json.dumps(c.cli_json("osd", "blocklist", "ls")),
+                   10, "the fence")
+        _raw_send(socks[1], {"type": "client_request", "tid": 1, "op": "mkdir",
+                             "args": {"path": "/after-fence"}})
+        c.wait_for(lambda: "laggy, deferring client_request" in c.log(who), 10,
+                   "the laggy active to defer the new request (B5)")
+        # The map no longer names it, so `tell` cannot find it: talk to it directly, as
+        # `ceph daemon` would through its admin socket.
+        _raw_send(socks[0], {"type": "command", "tid": 7,
+                             "args": ["config", "set", "mds_log_pause", "false"]})
         c.wait_for(lambda: "rejecting op from blocklisted" in c.log("osd.0"), 30,
                    "the osd to refuse the fenced instance")
-        c.wait_for(lambda: "we have been blocklisted (fenced), respawning"
-                   in c.log(f"mds.{old['name']}"), 30, "the old active to respawn")
+        c.wait_for(lambda: "we have been blocklisted (fenced), respawning" in c.log(who), 30,
+                   "the old active to respawn")
     finally:
         for s in socks:
             s.close()
@@ -371,4 +381,4 @@ def test_partitioned_active_keeps_writing_and_the_osd_refuses_it(cluster_factory
                "the old daemon back as a standby with a new gid")
     assert c.pid_of(old["name"]) == pid
     names = ls(c, "/")
-    assert "before" in names and "after-fence" not in names
+    assert "before" in names and "held" not in names and "after-fence" not in names
