@@ -192,6 +192,7 @@ class FSClient:
         self.evicted: str | None = None  # why the MDS evicted us, once it has
         self._had_session: set[int] = set()  # C4: ranks to reconnect to on a new incarnation
         self._reconnecting: dict[int, tuple] = {}
+        self._attempts: dict[int, tuple[tuple, trio.CancelScope]] = {}  # _open_unless_moved
         self._unsafe: dict[int, tuple[int, m.ClientRequest]] = {}  # tid -> (rank, request)
 
     @classmethod
@@ -356,7 +357,7 @@ class FSClient:
                 async with self._lock(rank):
                     s = self._sessions.get(rank)
                     if s is None or s.dead or s.ident != _ident(info):
-                        s = await self._open(info, rank)
+                        s = await self._open_unless_moved(info, rank)
                         if s is not None:
                             self._sessions[rank] = s
                             self._check_session()  # a map may have moved the rank meanwhile
@@ -366,6 +367,21 @@ class FSClient:
             epoch = self.fsmap.epoch
             await self._newer_map(epoch, RETRY_PAUSE if info is not None else None)
 
+    async def _open_unless_moved(self, info: MDSInfo, rank: int) -> _Session | None:
+        """`_open`, given up as soon as a newer map gives the rank to another incarnation
+        (`_on_map`): connecting to a dead host's address can take seconds to fail (no RST
+        comes back, e.g. a killed container), and meanwhile the rank's lock would keep
+        `_reconnect` from the new holder until its reconnect window has closed."""
+        with trio.CancelScope() as scope:
+            self._attempts[rank] = (_ident(info), scope)
+            try:
+                return await self._open(info, rank)
+            finally:
+                self._attempts.pop(rank, None)
+        self.log.info(f"gave up connecting to mds.{info.name}: the map moved rank {rank}",
+                      addr=info.addr)
+        return None
+
     async def _open(self, info: MDSInfo, rank: int) -> _Session | None:
         """Connect and open a session (request_open); None if the MDS would not have it now."""
         s = await self._connect(info)
@@ -373,9 +389,13 @@ class FSClient:
             return None
         meta = {"addr": self.addr, "entity_id": self.entity, "hostname": socket.gethostname(),
                 "pid": os.getpid()}
-        if await s.send(m.ClientSession("request_open", metadata=meta)):
-            with trio.move_on_after(MDS_CONNECT_TIMEOUT):
-                await s.answered.wait()
+        try:
+            if await s.send(m.ClientSession("request_open", metadata=meta)):
+                with trio.move_on_after(MDS_CONNECT_TIMEOUT):
+                    await s.answered.wait()
+        except BaseException:  # cancelled by _open_unless_moved
+            s.kill()
+            raise
         if not s.is_open:
             if s.close_reason:
                 self.log.info(f"mds.{info.name} did not open our session", reason=s.close_reason)
@@ -507,6 +527,10 @@ class FSClient:
             return
         self.fsmap = fsmap
         self._check_session()
+        for rank, (ident, scope) in list(self._attempts.items()):
+            info = self._holder(rank)
+            if info is None or _ident(info) != ident:
+                scope.cancel()  # connecting to a holder the map has replaced
         for rank in sorted(self._had_session):
             info = self._holder(rank)
             if info is not None and info.state == states.RECONNECT and \

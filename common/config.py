@@ -94,6 +94,9 @@ _OPTION_LIST = [
            "Summarise health items beyond this count.", 0),
     Option("mon_client_hunt_interval", float, 3.0,
            "Seconds between monitor connection attempts.", 0),
+    Option("mon_client_ping_timeout", float, 30.0,
+           "Seconds without an answer from the monitor before a daemon drops the session "
+           "and hunts for a monitor again.", 0),
     Option("mon_client_timeout", float, 30.0,
            "Seconds a command keeps trying to reach the monitor.", 0),
     Option("mdsemu_profile", str, "", "Timing profile.", choices=("", "ceph", "fast")),
@@ -113,6 +116,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "mds_tick_interval": 0.25,
         "mds_mon_shutdown_timeout": 1.0,
         "mon_client_hunt_interval": 0.2,
+        "mon_client_ping_timeout": 3.0,
         # T3's window after a (single) mon starts: 2 x grace rather than Ceph's 60 s.
         "mds_beacon_mon_down_grace": 2.0,
     },

@@ -516,7 +516,9 @@ class MDSDaemon:
             await trio.sleep(self.config.get("mds_tick_interval"))
             now = trio.current_time()
             if self.beacon.laggy(now):
-                log.info("skipping upkeep work because connection to Monitors appears laggy")
+                if smap.last_cleared_laggy < now - 2 * self.config.get("mds_tick_interval"):
+                    log.info("skipping upkeep work because connection to Monitors appears "
+                             "laggy")  # once when it starts, not every tick
                 smap.last_cleared_laggy = now
                 continue
             fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
@@ -633,6 +635,7 @@ class MDSDaemon:
 
     async def _beacon_loop(self) -> None:
         """B2/B3: a beacon every mds_beacon_interval, or at once when the wanted state changes."""
+        started = trio.current_time()
         while True:
             await self._send_beacon()
             with trio.move_on_after(self.config.get("mds_beacon_interval")):
@@ -643,6 +646,13 @@ class MDSDaemon:
             if self.beacon.laggy(now) and self.beacon.last_acked_stamp is not None:
                 log.warning(f"MDS connection to Monitors appears to be laggy; "
                             f"{self.beacon.since_acked(now):.3f}s since last acked beacon")
+            # A session whose beacons go unanswered this long is dead: a peer that vanished,
+            # or our own address that changed, sends no RST. Hunt for a monitor again, as
+            # Ceph's MonClient does after mon_client_ping_timeout.
+            silent = now - max(started, self.beacon.last_acked_stamp or started)
+            if silent > self.config.get("mon_client_ping_timeout"):
+                raise ConnectionClosed(f"no beacon acked for {silent:.1f}s; "
+                                       f"hunting for a new monitor session")
 
     def _beacon_msg(self, seq: int) -> m.Beacon:
         want = self.sm.want_state if self.sm else states.BOOT

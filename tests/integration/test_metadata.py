@@ -342,7 +342,9 @@ def test_partitioned_active_is_fenced_and_its_held_write_refused(cluster_factory
     still held (mds_log_pause, released by a command sent straight to it) is refused with
     EBLOCKLISTED (the osd logs it), it respawns (same pid, new gid) and neither that entry
     nor one a client sent it after the fence is in the namespace."""
-    c = cluster_factory().start(("a", "b"))
+    # mon_client_ping_timeout: the cut-off daemon would otherwise open a new mon session (a
+    # new port, which the cut does not cover) after 3 s and respawn on the null map first.
+    c = cluster_factory(conf={"mds": {"mon_client_ping_timeout": "30"}}).start(("a", "b"))
     mkdir(c, "/before")
     old = active(c.fs_dump())
     who = f"mds.{old['name']}"
