@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint clean
+.PHONY: demo test venv lint clean image test-containers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +19,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The container image, built without a registry (docs/containers.md); `make test` runs the
+# container tests too, or says why it skips them.
+image: $(STAMP)
+	PYTHON=$(BIN)/python docker/build-image.sh
+
+test-containers: $(STAMP)
+	$(BIN)/python -m pytest -q tests/container
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

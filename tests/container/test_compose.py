@@ -1,0 +1,350 @@
+"""compose.yaml for real (issue 5): one cluster, brought up once for this module, walked through
+the scenarios in order. Each test waits for what a user would see (`mdsemu fs dump -f json`,
+health, container state, logs), polling against a deadline.
+
+    up -d -> HEALTH_OK, mds.a active       kill the active -> a standby takes over, load goes on
+    restart mon -> the map is kept         stop a standby -> clean shutdown, removed at once
+    network cut of the active -> laggy, replaced; reconnected -> respawns as a standby
+    stop the load -> `mdsemu client verify` finds nothing lost      down -v -> nothing left
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.container.conftest import ROOT, STATUS, Docker
+
+pytestmark = pytest.mark.containers
+
+HISTORY = "/var/lib/mdsemu/history/load.jsonl"
+UP_TIMEOUT = 120.0  # seconds for `up -d` to reach HEALTH_OK with every daemon in the map
+FAILOVER_TIMEOUT = 30.0  # fast profile: beacon grace 1 s, reconnect 2 s
+
+
+class Cluster:
+    """A compose project of compose.yaml, and what the tests ask of it."""
+
+    def __init__(self, docker: Docker, image: str) -> None:
+        self.docker = docker
+        self.project = f"mdsemu-test-{uuid.uuid4().hex[:8]}"
+        self.env = {
+            # Everything compose.yaml reads, so that a .env beside it changes nothing here.
+            "MDSEMU_IMAGE": image,
+            "MDSEMU_PROFILE": "fast",
+            "MDSEMU_FS": "cephfs",
+            "MDSEMU_MAX_MDS": "1",
+            "MDSEMU_STANDBY_REPLAY": "false",
+            "MDSEMU_OPTIONS": "",
+            "MDSEMU_LOAD_CLIENTS": "2",
+            "MDSEMU_LOAD_PAUSE": "0.05",
+        }
+        self.facts: dict[str, float] = {}
+
+    # -- commands
+    def compose(self, *args: str, timeout: float = 120, check: bool = True
+                ) -> subprocess.CompletedProcess:
+        p = subprocess.run(
+            [*self.docker.compose, "-p", self.project, "-f", str(ROOT / "compose.yaml"), *args],
+            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            env={**os.environ, **self.env},
+        )
+        if check and p.returncode != 0:
+            pytest.fail(f"compose {' '.join(args)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+        return p
+
+    def container(self, service: str) -> str:
+        p = docker_cmd("ps", "-a", "-q", "--filter",
+                       f"label=com.docker.compose.project={self.project}", "--filter",
+                       f"label=com.docker.compose.service={service}", "--filter",
+                       "label=com.docker.compose.oneoff=False")
+        ids = p.stdout.split()
+        assert ids, f"no container for service {service}"
+        return ids[0]
+
+    def inspect(self, service: str) -> dict:
+        return json.loads(docker_cmd("inspect", self.container(service)).stdout)[0]
+
+    def mdsemu(self, *words: str, via: str = "watch", timeout: float = 30
+               ) -> subprocess.CompletedProcess:
+        """`mdsemu WORDS` inside a container of the cluster (the watch service is never broken
+        by the scenarios, so it is where the tests ask their questions)."""
+        return docker_cmd("exec", self.container(via), "mdsemu", "--connect-timeout", "5",
+                          *words, check=False, timeout=timeout)
+
+    def fsmap(self) -> dict | None:
+        p = self.mdsemu("fs", "dump", "-f", "json")
+        try:
+            return json.loads(p.stdout) if p.returncode == 0 else None
+        except ValueError:
+            return None
+
+    def health(self) -> str | None:
+        p = self.mdsemu("health", "-f", "json")
+        try:
+            return json.loads(p.stdout)["status"] if p.returncode == 0 else None
+        except (ValueError, KeyError):
+            return None
+
+    def logs(self, service: str, tail: int | None = None) -> str:
+        args = ["logs"] + ([f"--tail={tail}"] if tail else []) + [self.container(service)]
+        p = docker_cmd(*args, check=False)
+        return p.stdout + p.stderr
+
+    def ok_ops(self) -> int:
+        """Acknowledged operations of the client load so far."""
+        p = docker_cmd("exec", self.container("client"), "grep", "-c", '"result": "ok"',
+                       HISTORY, check=False)
+        return int(p.stdout.strip() or 0)
+
+    def wait(self, what: str, check, timeout: float, services=("watch",)):
+        """Poll `check()` until it returns something true; fail with the logs if it does not
+        within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                tails = "\n".join(f"--- {s}\n{self.logs(s, tail=30)}" for s in services)
+                pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n{tails}")
+            time.sleep(0.3)
+
+    # -- the map
+    @staticmethod
+    def daemons(fsmap: dict) -> dict[str, dict]:
+        """name -> info of every MDS in the map (standbys and rank holders)."""
+        found = {s["name"]: s for s in fsmap["standbys"]}
+        for fs in fsmap["filesystems"]:
+            for info in fs["mdsmap"]["info"].values():
+                found[info["name"]] = info
+        return found
+
+    @staticmethod
+    def rank0(fsmap: dict) -> dict | None:
+        for fs in fsmap["filesystems"]:
+            mdsmap = fs["mdsmap"]
+            if mdsmap["fs_name"] == "cephfs":
+                gid = mdsmap["up"].get("mds_0")
+                return mdsmap["info"].get(f"gid_{gid}") if gid is not None else None
+        return None
+
+    def active(self, not_name: str | None = None) -> dict | None:
+        """Rank 0's info once it is up:active (held by someone other than `not_name`)."""
+        m = self.fsmap()
+        info = self.rank0(m) if m else None
+        if info and info["state"] == "up:active" and info["name"] != not_name:
+            return info
+        return None
+
+    def standby(self, name: str, not_gid: int | None = None) -> dict | None:
+        m = self.fsmap()
+        for s in m["standbys"] if m else []:
+            if s["name"] == name and s["gid"] != not_gid:
+                return s
+        return None
+
+    def healthy(self) -> bool:
+        """HEALTH_OK, rank 0 active and all three MDS daemons in the map."""
+        m = self.fsmap()
+        return bool(m and self.health() == "HEALTH_OK" and self.rank0(m)
+                    and self.rank0(m)["state"] == "up:active" and len(self.daemons(m)) == 3)
+
+
+def docker_cmd(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        pytest.fail(f"docker {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()}")
+    return p
+
+
+def project_leftovers(project: str) -> list[str]:
+    label = f"label=com.docker.compose.project={project}"
+    found = []
+    for kind, cmd in (("container", ["ps", "-a", "-q"]), ("volume", ["volume", "ls", "-q"]),
+                      ("network", ["network", "ls", "-q"])):
+        ids = docker_cmd(*cmd, "--filter", label, check=False).stdout.split()
+        found += [f"{kind} {i}" for i in ids]
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster(docker: Docker, image: str):
+    c = Cluster(docker, image)
+    t0 = time.monotonic()
+    try:
+        c.compose("up", "-d", "--no-build", timeout=300)
+        c.wait("HEALTH_OK, mds.a active and three MDS daemons in the map", c.healthy, UP_TIMEOUT,
+               services=("setup", "watch", "mon"))
+        c.facts["up"] = time.monotonic() - t0
+        yield c
+    finally:
+        c.compose("down", "-v", "--remove-orphans", "-t", "10", timeout=300, check=False)
+        timings = {**docker.timings, "cluster up": c.facts.get("up", 0.0),
+                   "scenarios": time.monotonic() - t0}
+        STATUS["timings"] = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+
+
+def service_of(name: str) -> str:
+    return f"mds-{name}"
+
+
+# The first test pays for the image build (a cold base image: debootstrap) and `up`.
+@pytest.mark.timeout(1200)
+def test_up_reaches_health_ok(cluster: Cluster) -> None:
+    info = cluster.active()
+    assert info is not None and info["name"] == "a", f"mds.a should hold rank 0, not {info}"
+    # one generated ceph.conf, the same in every container
+    confs = {s: docker_cmd("exec", cluster.container(s), "cat", "/etc/ceph/ceph.conf").stdout
+             for s in ("mon", "osd", "mds-a", "mds-b", "client")}
+    assert len(set(confs.values())) == 1, confs
+    assert "mdsemu_profile = fast" in confs["mon"]
+    # the daemon is PID 1 (so it gets docker's SIGTERM itself)
+    cmdline = docker_cmd("exec", cluster.container("mds-a"), "cat", "/proc/1/cmdline").stdout
+    assert "mdsemu-mds" in cmdline, cmdline
+    # JSON logs: the daemons' structlog lines, the cluster log from the watch service
+    for service in ("mon", "mds-a", "watch"):
+        lines = [line for line in cluster.logs(service).splitlines() if line.strip()]
+        assert lines, f"{service} logged nothing"
+        for line in lines:
+            rec = json.loads(line)
+            assert "event" in rec and "timestamp" in rec, line
+    assert "daemon mds.a is now active in filesystem cephfs as rank 0" in cluster.logs("watch")
+    # the compose health checks (`mdsemu health`, `mdsemu tell mds.X status`) pass
+    cluster.wait("the mon's and mds-a's health checks to pass", lambda: all(
+        cluster.inspect(s)["State"].get("Health", {}).get("Status") == "healthy"
+        for s in ("mon", "mds-a")), 60)
+
+
+@pytest.mark.timeout(180)
+def test_kill_active_fails_over_and_the_load_continues(cluster: Cluster) -> None:
+    old = cluster.wait("rank 0 active", cluster.active, 30)
+    cluster.wait("the client load to make progress", lambda: cluster.ok_ops() > 20, 30,
+                 services=("client",))
+    cluster.compose("kill", service_of(old["name"]))
+    try:
+        new = cluster.wait(f"a standby to replace mds.{old['name']} as rank 0",
+                           lambda: cluster.active(not_name=old["name"]), FAILOVER_TIMEOUT)
+        assert new["gid"] != old["gid"]
+        assert f"Replacing daemon mds.{old['name']} as rank 0" in cluster.logs("watch")
+        # the load goes on against the new active: acknowledged operations keep coming
+        after = cluster.ok_ops()
+
+        def going_on() -> bool:
+            log = cluster.logs("client")
+            if "was evicted" in log:
+                pytest.fail("the load's clients were evicted by the new active: they did not "
+                            "reconnect within mds_reconnect_timeout\n" + log[-3000:])
+            return cluster.ok_ops() >= after + 20
+
+        cluster.wait("the client load to go on after the failover", going_on, 30,
+                     services=("client", "watch", service_of(new["name"])))
+    finally:  # the later scenarios want three daemons again, whatever happened here
+        cluster.compose("start", service_of(old["name"]), check=False)
+    # the killed daemon comes back as a standby (same name, new gid)
+    cluster.wait(f"mds.{old['name']} to stand by again",
+                 lambda: cluster.standby(old["name"], not_gid=old["gid"]), 60)
+
+
+@pytest.mark.timeout(180)
+def test_restart_mon_keeps_the_map(cluster: Cluster) -> None:
+    before = cluster.wait("the fsmap", cluster.fsmap, 30)
+    fs_before = before["filesystems"][0]["mdsmap"]
+    holder = cluster.rank0(before)
+    cluster.compose("restart", "mon", timeout=120)
+    after = cluster.wait("the restarted monitor to answer", cluster.fsmap, 60,
+                         services=("mon",))
+    assert after["epoch"] >= before["epoch"], (before["epoch"], after["epoch"])
+    fs_after = after["filesystems"][0]["mdsmap"]
+    assert (fs_after["fs_name"], fs_after["created"]) == (fs_before["fs_name"],
+                                                          fs_before["created"])
+    assert "mon store loaded" in cluster.logs("mon")
+    cluster.wait("HEALTH_OK with rank 0 active after the mon restart", cluster.healthy, 60,
+                 services=("mon", "watch"))
+    # the daemons kept their gids through the restart (T1/T2: a fresh grace for each of
+    # them), so rank 0 is still where it was
+    assert cluster.rank0(cluster.fsmap())["gid"] == holder["gid"]
+
+
+@pytest.mark.timeout(180)
+def test_stop_standby_is_a_clean_shutdown(cluster: Cluster) -> None:
+    m = cluster.wait("the fsmap", cluster.fsmap, 30)
+    standbys = sorted(s["name"] for s in m["standbys"])
+    assert standbys, "no standby to stop"
+    name = "b" if "b" in standbys else standbys[0]
+    service = service_of(name)
+    seen = len(cluster.logs("watch"))
+    t0 = time.monotonic()
+    cluster.compose("stop", "-t", "10", service)
+    try:
+        stopped_in = time.monotonic() - t0
+        # removed from the map by the time `stop` returns: no beacon grace to wait for
+        m = cluster.fsmap()
+        assert m is not None and name not in cluster.daemons(m), m
+        state = cluster.inspect(service)["State"]
+        assert state["ExitCode"] == 0, state
+        assert stopped_in < 8, f"docker stop took {stopped_in:.1f}s: SIGTERM was not handled?"
+        log = cluster.logs(service)
+        assert '"signal": "SIGTERM"' in log and "shutting down on signal" in log, log[-2000:]
+        assert "mon acknowledged our shutdown" in log, log[-2000:]
+        clog = cluster.logs("watch")[seen:]  # the cluster log since the stop
+        assert f"MDS daemon mds.{name} is shutting down" in clog, clog
+        assert f"daemon mds.{name} is removed because it is dead" not in clog, clog
+    finally:
+        cluster.compose("start", service, check=False)
+    cluster.wait(f"mds.{name} to stand by again", lambda: cluster.standby(name), 60)
+
+
+@pytest.mark.timeout(240)
+def test_network_cut_of_the_active_then_it_respawns_as_standby(cluster: Cluster) -> None:
+    old = cluster.wait("rank 0 active", cluster.active, 30)
+    service = service_of(old["name"])
+    before = cluster.inspect(service)
+    ((network, endpoint),) = before["NetworkSettings"]["Networks"].items()
+    docker_cmd("network", "disconnect", network, before["Id"])
+    try:
+        new = cluster.wait(f"a standby to replace the cut-off mds.{old['name']}",
+                           lambda: cluster.active(not_name=old["name"]), FAILOVER_TIMEOUT)
+        assert new["gid"] != old["gid"]
+        clog = cluster.logs("watch")
+        assert f"Replacing daemon mds.{old['name']} as rank 0" in clog
+        assert "laggy" in clog or "unavailable" in clog, clog[-3000:]
+    finally:
+        docker_cmd("network", "connect", "--alias", service, network, before["Id"])
+    address = cluster.inspect(service)["NetworkSettings"]["Networks"][network]["IPAddress"]
+    respawned = cluster.wait(
+        f"mds.{old['name']} to respawn as a standby (new gid); its address was "
+        f"{endpoint['IPAddress']} before the cut and {address} after",
+        lambda: cluster.standby(old["name"], not_gid=old["gid"]), 60,
+        services=(service, "watch"))
+    assert respawned["gid"] != old["gid"]
+    after = cluster.inspect(service)
+    # the same process re-executed itself (B8): the container was not restarted
+    assert after["State"]["StartedAt"] == before["State"]["StartedAt"]
+    assert after["RestartCount"] == before["RestartCount"]
+    assert "respawn" in cluster.logs(service)
+    cluster.wait("HEALTH_OK after the network cut", cluster.healthy, 60)
+
+
+@pytest.mark.timeout(180)
+def test_verify_finds_no_lost_acknowledged_operation(cluster: Cluster) -> None:
+    cluster.compose("stop", "-t", "10", "client")
+    p = cluster.compose("run", "--rm", "--no-deps", "-T", "client", "mdsemu", "client",
+                        "verify", "--history", HISTORY, "-f", "json", timeout=120, check=False)
+    assert p.returncode == 0, f"verify failed ({p.returncode}):\n{p.stdout[-3000:]}\n" \
+                              f"{p.stderr[-3000:]}"
+    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    assert summary["violations"] == [], summary
+    assert summary["acknowledged"] > 100, summary
+
+
+@pytest.mark.timeout(180)
+def test_down_leaves_nothing_behind(cluster: Cluster) -> None:
+    cluster.compose("down", "-v", "--remove-orphans", "-t", "10", timeout=180)
+    assert project_leftovers(cluster.project) == []
+
