@@ -211,6 +211,10 @@ def main(argv: list[str] | None = None) -> None:
         rc = errno.ETIMEDOUT
     except KeyboardInterrupt:
         rc = 0
+    except BaseExceptionGroup as group:  # Ctrl-C that surfaced through a nursery
+        if group.subgroup(KeyboardInterrupt) is None:
+            raise
+        rc = 0
     raise SystemExit(rc)
 
 

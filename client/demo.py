@@ -103,7 +103,7 @@ def demo(a: argparse.Namespace) -> int:
     logsetup.setup("json", os.path.join(d, "out", "client.demo.log"))  # keep the screen clean
     try:
         trio.run(live_view, conf, d)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # Ctrl-C, also when it surfaces through a nursery
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
