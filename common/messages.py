@@ -173,7 +173,7 @@ class OSDOp:
     tid: int
     pool: int
     name: str  # the object; for "list", the name prefix
-    op: str  # append|read|write_full|remove|stat|omap_get|omap_set|omap_rm|list
+    op: str  # append|append_at|read|write_full|remove|stat|omap_get|omap_set|omap_rm|list
     addr: str  # the sender's address instance "ip:port/nonce", checked against the blocklist
     data: bytes = b""
     offset: int = 0

@@ -46,7 +46,7 @@ from mds.namespace import ROOT_INO, FSError
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
 from mds.rankdata import Damaged, Fenced, RankData
 from mds.sessionmap import SessionMap
-from osd.client import OSDClient, OSDError
+from osd.client import OSDClient, OSDError, ResendingOSD
 
 log = structlog.get_logger("mds")
 
@@ -107,7 +107,7 @@ class MDSDaemon:
         self.respawn_reason: str | None = None
         self.osdmap = OSDMap(epoch=0)
         self._osdmap_changed = trio.Event()
-        self.osd: OSDClient | None = None
+        self.osd = ResendingOSD(self._reopen_osd)  # objecter-like: resends on a new session
         self._osd_scope: trio.CancelScope | None = None
         self._deferred_map: FSMap | None = None
         self.data: RankData | None = None
@@ -805,12 +805,32 @@ class MDSDaemon:
                 task_status.started(osd)
                 await trio.sleep_forever()
 
+    async def _reopen_osd(self) -> OSDClient:
+        """A new osd session (the OSDMap gives its address), for ResendingOSD: retried until
+        an osd answers, as Ceph's objecter waits for the OSD to come back."""
+        if self._osd_scope is not None:
+            self._osd_scope.cancel()
+        backoff = 0.05
+        while True:
+            while not self.osdmap.osd_addrs:
+                await self._osdmap_changed.wait()
+            addr = self.osdmap.osd_addrs[min(self.osdmap.osd_addrs)]
+            try:
+                return await self.nursery.start(self._osd_session, addr)
+            except (OSError, OSDError, HandshakeError, ConnectionClosed) as e:
+                log.warning("osd unreachable; waiting for it", addr=addr,
+                            error=str(e) or type(e).__name__, retry_in=backoff)
+            epoch = self.osdmap.epoch
+            with trio.move_on_after(backoff):
+                while self.osdmap.epoch == epoch:
+                    await self._osdmap_changed.wait()
+            backoff = min(backoff * 2, 2.0)
+
     def _drop_osd(self) -> None:
         """Forget the osd session and what was loaded through it; the next step reloads."""
         if self._osd_scope is not None:
             self._osd_scope.cancel()
         self._osd_scope = None
-        self.osd = None
         self.data = None
 
     async def _rank_data(self) -> RankData:
@@ -820,9 +840,6 @@ class MDSDaemon:
         if self.data is not None:
             self.data.store.min_epoch = max(self.data.store.min_epoch, fs.last_failure_osd_epoch)
             return self.data
-        if self.osd is None:
-            addr = self.osdmap.osd_addrs[min(self.osdmap.osd_addrs)]
-            self.osd = await self.nursery.start(self._osd_session, addr)
         c = self.config
         self.data = RankData(self.osd, fs.metadata_pool, self.sm.rank,
                              c.get("mds_log_events_per_segment"), c.get("mds_log_max_segments"),

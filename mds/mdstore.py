@@ -206,8 +206,8 @@ class RankStore:
             data += rec
         for objno, off, n in j.object_span(pos, len(data)):
             start = (objno - 1) * j.OBJECT_SIZE + off - pos
-            await self.osd.append(self.pool, j.data_object(self.rank, objno),
-                                  data[start : start + n], min_epoch=self.min_epoch)
+            await self.osd.append_at(self.pool, j.data_object(self.rank, objno), off,
+                                     data[start : start + n], min_epoch=self.min_epoch)
         self.header.write_pos = pos + len(data)
         self.read_pos = self.header.write_pos
 

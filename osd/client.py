@@ -122,6 +122,12 @@ class OSDClient:
         """Append; returns the object's new size."""
         return (await self._call("append", pool, name, min_epoch, data=data)).size
 
+    async def append_at(self, pool: int, name: str, offset: int, data: bytes,
+                        min_epoch: int = 0) -> int:
+        """Append if the object ends at `offset`; a resend of an applied append is a no-op."""
+        return (await self._call("append_at", pool, name, min_epoch, data=data,
+                                 offset=offset)).size
+
     async def write_full(self, pool: int, name: str, data: bytes, min_epoch: int = 0) -> None:
         await self._call("write_full", pool, name, min_epoch, data=data)
 
@@ -154,3 +160,48 @@ class OSDClient:
 
     async def omap_rm(self, pool: int, name: str, keys: list[str], min_epoch: int = 0) -> None:
         await self._call("omap_rm", pool, name, min_epoch, keys=list(keys))
+
+
+class ResendingOSD:
+    """The osd as the MDS uses it: an op whose connection is lost is sent again on a new
+    session (`reopen` gives one, once an osd is reachable), as Ceph's objecter resends ops to
+    a restarted OSD instead of failing them. Every op the MDS sends may be resent: journal
+    writes use `append_at`, the others are idempotent (a resent `remove` that finds nothing
+    succeeds)."""
+
+    def __init__(self, reopen) -> None:
+        self._reopen = reopen  # async () -> OSDClient
+        self._client: OSDClient | None = None
+        self._lock = trio.Lock()
+
+    async def _session(self, lost: OSDClient | None) -> OSDClient:
+        async with self._lock:
+            if self._client is None or self._client is lost:
+                self._client = await self._reopen()
+            return self._client
+
+    async def _do(self, name: str, *args, **kwargs):
+        client, resent = None, False
+        while True:
+            client = await self._session(client if resent else None)
+            try:
+                return await getattr(client, name)(*args, **kwargs)
+            except OSDError as e:
+                if isinstance(e, Blocklisted) or e.code != errno.ENOTCONN:
+                    if e.code == errno.ENOENT and resent and name == "remove":
+                        return None
+                    raise
+                resent = True
+
+    def __getattr__(self, name: str):
+        if name not in _OPS:
+            raise AttributeError(name)
+
+        async def op(*args, **kwargs):
+            return await self._do(name, *args, **kwargs)
+
+        return op
+
+
+_OPS = frozenset({"append_at", "write_full", "read", "remove", "stat", "list", "omap_get",
+                  "omap_set", "omap_rm"})

@@ -217,6 +217,8 @@ class OSDServer:
         s, pool, name = self.store, op.pool, op.name
         if op.op == "append":
             return _stat(s.append(pool, name, op.data))
+        if op.op == "append_at":
+            return _stat(s.append_at(pool, name, op.offset, op.data))
         if op.op == "write_full":
             return _stat(s.write_full(pool, name, op.data))
         if op.op == "read":

@@ -141,6 +141,20 @@ class Store:
             self._put(pool, name, offset, merged)
             return self._bump(pool, name, size + len(data), old)
 
+    def append_at(self, pool: int, name: str, offset: int, data: bytes) -> Stat:
+        """Append `data` if the object ends at `offset`. If those bytes are there already (a
+        resent append whose first copy was applied), nothing changes: unlike `append`, it can
+        be resent safely. ERANGE otherwise."""
+        _check_bytes(data)
+        old = self._object(pool, name)
+        size = old.size if old else 0
+        if size == offset:
+            return self.append(pool, name, data)
+        if old is not None and 0 <= offset and size >= offset + len(data) and \
+                self.read(pool, name, offset, len(data)) == data:
+            return old
+        raise StoreError(errno.ERANGE, f"append at {offset}: {pool}/{name} holds {size} bytes")
+
     def write_full(self, pool: int, name: str, data: bytes) -> Stat:
         """Replace the object's data (creating the object); its omap is kept."""
         _check_bytes(data)

@@ -223,3 +223,18 @@ def test_sqlite_settings_make_acks_durable(store):
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert isinstance(store.db, sqlite3.Connection)
+
+
+def test_append_at_is_safe_to_resend(tmp_path):
+    """A journal append resent after a lost connection must not be written twice."""
+    s = Store(str(tmp_path / "osd"))
+    assert s.append_at(1, "200.00000001", 0, b"abc").size == 3
+    assert s.append_at(1, "200.00000001", 3, b"def").size == 6
+    assert s.append_at(1, "200.00000001", 3, b"def").size == 6  # the resend: nothing changes
+    assert s.read(1, "200.00000001") == b"abcdef"
+    with pytest.raises(StoreError) as e:
+        s.append_at(1, "200.00000001", 3, b"xyz")  # other bytes there: refused
+    assert e.value.code == errno.ERANGE
+    with pytest.raises(StoreError) as e:
+        s.append_at(1, "200.00000001", 9, b"g")  # a gap
+    assert e.value.code == errno.ERANGE
