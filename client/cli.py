@@ -19,7 +19,14 @@ from common import messages as m
 from common import render
 from common.auth import hello_key
 from common.fsmap import FSMap, MDSInfo
-from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
+from common.net import (
+    Connection,
+    ConnectionClosed,
+    HandshakeError,
+    ProtocolError,
+    connect,
+    parse_hostport,
+)
 
 USAGE = """usage: mdsemu [-c CONF] [-f plain|json|json-pretty] [--connect-timeout S] <command>
 
@@ -27,7 +34,9 @@ commands (Ceph's grammar):
   fs new|ls|get|dump|status|set|fail|rm|set-default ...   fs flag set enable_multiple <bool>
   mds fail|stat|freeze|repaired|rmfailed|metadata ...     osd blocklist ls|add|rm ...
   health [detail]   status | -s   -w (watch the cluster log)   config set|get|rm|dump ...
-  tell mds.<who> status|session ls|client ls
+  log last [N]
+  tell mds.<who> status|session ls|session evict ID|get subtrees|config get|set ...
+  daemon mds.<name>|PATH.asok <same as tell>   (the admin socket: also once out of the map)
   client [--fs NAME] mkdir|touch|ls|stat|mv|rm|rmdir|setfattr|load|verify ...
   vstart -d DIR ...   vstop -d DIR   demo
 """
@@ -156,6 +165,35 @@ async def tell(config: cfg.Config, words: list[str], fmt: str, timeout: float) -
     return 0
 
 
+async def daemon_command(config: cfg.Config, words: list[str], fmt: str, timeout: float,
+                         conf_path: str | None) -> int:
+    """`mdsemu daemon <name> <command>` (Ceph's `ceph daemon`): through the daemon's admin
+    socket, found from the conf file's `admin_socket` for that name, or a path."""
+    if len(words) < 2:
+        print("Error EINVAL: usage: daemon <mds.NAME|PATH.asok> <command>", file=sys.stderr)
+        return errno.EINVAL
+    target = words[0]
+    path = target if "/" in target else load_config(conf_path, target).get("admin_socket")
+    try:
+        with trio.fail_after(timeout):
+            stream = await trio.open_unix_socket(path)
+            conn = Connection(stream)
+            try:
+                await conn.send(m.Command(tid=1, args=words[1:], format=fmt))
+                reply = await conn.recv()
+            finally:
+                await conn.aclose()
+    except (OSError, ConnectionClosed, ProtocolError, trio.TooSlowError) as e:
+        print(f"Error ECONNREFUSED: admin socket {path}: {e}", file=sys.stderr)
+        return errno.ECONNREFUSED
+    if reply.outb:
+        print(reply.outb)
+    if reply.rc < 0:
+        print(f"Error {_errname(-reply.rc)}: {reply.outs}", file=sys.stderr)
+        return -reply.rc
+    return 0
+
+
 def format_log_entry(e: dict) -> str:
     return render.log_line(e)
 
@@ -202,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if words == ["-w"]:
             rc = trio.run(watch, config, timeout)
+        elif words[0] == "daemon":
+            rc = trio.run(daemon_command, config, words[1:], opts["format"], timeout,
+                          opts["conf"])
         elif words[0] == "tell":
             rc = trio.run(tell, config, words[1:], opts["format"], timeout)
         else:

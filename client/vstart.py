@@ -91,6 +91,7 @@ def write_conf(d: str, port: int, profile: str, extra: dict[str, str] | None = N
         f"mon_host = 127.0.0.1:{port}",
         f"mdsemu_profile = {profile}",
         "log_format = json",
+        f"admin_socket = {os.path.join(d, 'run', '$name.asok')}",
         "",
         "[mon]",
         f"mon_data = {os.path.join(d, 'mon.$id')}",

@@ -43,6 +43,8 @@ _OPTION_LIST = [
     Option("mon_data", str, "/var/lib/mdsemu/mon/$cluster-$id", "Monitor data directory."),
     Option("osd_data", str, "/var/lib/mdsemu/osd/$cluster-$id", "Object store data directory."),
     Option("public_addr", str, "", "Address this daemon binds to (empty: automatic)."),
+    Option("admin_socket", str, "",
+           "The daemon's admin socket (`mdsemu daemon`), e.g. run/$name.asok; empty: none."),
     Option("fsid", str, "", "Cluster id."),
     Option("mds_beacon_interval", float, 4.0, "Seconds between MDS beacons.", 0),
     Option("mds_beacon_grace", float, 15.0, "Seconds without a beacon before an MDS is laggy.", 0),

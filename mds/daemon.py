@@ -138,6 +138,9 @@ class MDSDaemon:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             nursery.start_soon(trio.serve_listeners, self._client_conn, [listener])
+            asok = admin_socket_listener(self.config.get("admin_socket"))
+            if asok is not None:
+                nursery.start_soon(trio.serve_listeners, self._admin_conn, [asok])
             nursery.start_soon(self._mon_session_loop)
             task_status.started(self)
 
@@ -175,6 +178,25 @@ class MDSDaemon:
     def _laggy(self) -> bool:
         return self.sm is not None and self.sm.state != states.BOOT and \
             self.beacon.laggy(trio.current_time())
+
+    async def _admin_conn(self, stream) -> None:
+        """The admin socket (`mdsemu daemon mds.a ...`, Ceph's `ceph daemon`): commands only,
+        answered in any state, also once the map no longer names this daemon."""
+        conn = Connection(stream, self.config.get("ms_max_message_size"))
+        try:
+            while True:
+                msg = await conn.recv()
+                if not isinstance(msg, m.Command):
+                    raise ProtocolError(f"expected a command on the admin socket, "
+                                        f"not {msg.TYPE}")
+                rc, outs, outb = admin.run(msg.args, msg.format, self, trio.current_time())
+                await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
+        except ProtocolError as e:
+            log.warning("closing admin socket connection: bad input", reason=str(e))
+        except ConnectionClosed:
+            pass
+        finally:
+            await conn.aclose()
 
     async def _client_message(self, conn: Connection, client: str, msg) -> None:
         if not isinstance(msg, m.Command) and self._laggy():
@@ -972,6 +994,34 @@ class MDSDaemon:
             await data.flush_all()
         log.info("stopping_done")
 
+
+
+def admin_socket_listener(path: str):
+    """A listener on the unix socket `path` (replacing a stale file), or None: no path, or
+    the directory cannot be written (logged; the daemon runs without one)."""
+    if not path:
+        return None
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+            log.warning("admin socket in use by another process; none for us", path=path)
+            return None
+        except OSError:
+            pass  # stale: the daemon that made it is gone
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        sock.bind(path)
+        sock.listen(16)
+    except OSError as e:
+        sock.close()
+        log.info("no admin socket", path=path, error=e.strerror or str(e))
+        return None
+    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
 
 
 def _valid_pin(value) -> bool:

@@ -325,7 +325,7 @@ class Cluster:
         self.port = port or free_port()
         sections: dict[str, dict[str, str]] = {
             "global": {"mon_host": f"127.0.0.1:{self.port}", "mdsemu_profile": self.profile,
-                       "log_format": "json"},
+                       "log_format": "json", "admin_socket": str(self.dir / "run" / "$name.asok")},
             "mon": {"mon_data": str(self.dir / "mon.$id")},
             "osd": {"osd_data": str(self.dir / "osd.$id")},
         }

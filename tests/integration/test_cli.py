@@ -288,3 +288,17 @@ def test_watch_follows_the_cluster_log(cluster_factory):
     finally:
         watch.kill()
         watch.wait()
+
+
+def test_daemon_command_goes_through_the_admin_socket(shared_cluster):
+    """`mdsemu daemon mds.b ...` (Ceph's `ceph daemon`): no monitor in the way."""
+    res = shared_cluster.cli("daemon", "mds.b", "status", fmt="json")
+    assert res.returncode == 0, res.stderr
+    status = json.loads(res.stdout)
+    assert status["state"] == "up:standby" and status["whoami"] == -1
+    asok = shared_cluster.dir / "run" / "mds.b.asok"
+    res = shared_cluster.cli("daemon", str(asok), "config", "get", "mds_beacon_grace",
+                             fmt="json")
+    assert res.returncode == 0 and json.loads(res.stdout) == {"mds_beacon_grace": "1.0"}
+    res = shared_cluster.cli("daemon", "mds.nosuch", "status")
+    assert res.returncode == errno.ECONNREFUSED and "admin socket" in res.stderr

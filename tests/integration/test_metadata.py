@@ -342,7 +342,7 @@ def partition():
 def test_partitioned_active_is_fenced_and_its_held_write_refused(cluster_factory, partition):
     """F1–F4 and B5: the active loses the monitor but not its clients or the osd. Laggy, it
     defers new client requests (B5); the monitor fails and fences it; a journal write it
-    still held (mds_log_pause, released by a command sent straight to it) is refused with
+    still held (mds_log_pause, released through its admin socket) is refused with
     EBLOCKLISTED (the osd logs it), it respawns (same pid, new gid) and neither that entry
     nor one a client sent it after the fence is in the namespace."""
     # mon_client_ping_timeout: the cut-off daemon would otherwise open a new mon session (a
@@ -370,10 +370,9 @@ def test_partitioned_active_is_fenced_and_its_held_write_refused(cluster_factory
                              "args": {"path": "/after-fence"}})
         c.wait_for(lambda: "laggy, deferring client_request" in c.log(who), 10,
                    "the laggy active to defer the new request (B5)")
-        # The map no longer names it, so `tell` cannot find it: talk to it directly, as
-        # `ceph daemon` would through its admin socket.
-        _raw_send(socks[0], {"type": "command", "tid": 7,
-                             "args": ["config", "set", "mds_log_pause", "false"]})
+        # The map no longer names it, so `tell` cannot find it: its admin socket can.
+        res = c.cli("daemon", who, "config", "set", "mds_log_pause", "false")
+        assert res.returncode == 0, res.stderr
         c.wait_for(lambda: "rejecting op from blocklisted" in c.log("osd.0"), 30,
                    "the osd to refuse the fenced instance")
         c.wait_for(lambda: "we have been blocklisted (fenced), respawning" in c.log(who), 30,
