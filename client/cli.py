@@ -145,24 +145,12 @@ async def tell(config: cfg.Config, words: list[str], fmt: str, timeout: float) -
               file=sys.stderr)
         return errno.ENOENT
     host, port = parse_hostport(info.addr.split("/")[0])
-    try:
-        with trio.fail_after(timeout):
-            conn, _ = await connect(host, port, "client.admin", auth=auth_key(config))
-            try:
-                await conn.send(m.Command(tid=1, args=words[1:], format=fmt))
-                reply = await conn.recv()
-            finally:
-                await conn.aclose()
-    except (OSError, HandshakeError, ConnectionClosed, ProtocolError, trio.TooSlowError) as e:
-        print(f"Error ETIMEDOUT: cannot reach mds.{info.name} at {info.addr}: {e}",
-              file=sys.stderr)
-        return errno.ETIMEDOUT
-    if reply.outb:
-        print(reply.outb)
-    if reply.rc < 0:
-        print(f"Error {_errname(-reply.rc)}: {reply.outs}", file=sys.stderr)
-        return -reply.rc
-    return 0
+
+    async def open_conn() -> Connection:
+        return (await connect(host, port, "client.admin", auth=auth_key(config)))[0]
+
+    return await _ask_daemon(open_conn, words[1:], fmt, timeout, errno.ETIMEDOUT,
+                             f"cannot reach mds.{info.name} at {info.addr}")
 
 
 async def daemon_command(config: cfg.Config, words: list[str], fmt: str, timeout: float,
@@ -174,18 +162,28 @@ async def daemon_command(config: cfg.Config, words: list[str], fmt: str, timeout
         return errno.EINVAL
     target = words[0]
     path = target if "/" in target else load_config(conf_path, target).get("admin_socket")
+
+    async def open_conn() -> Connection:
+        return Connection(await trio.open_unix_socket(path))
+
+    return await _ask_daemon(open_conn, words[1:], fmt, timeout, errno.ECONNREFUSED,
+                             f"admin socket {path}")
+
+
+async def _ask_daemon(open_conn, args: list[str], fmt: str, timeout: float, unreachable: int,
+                      where: str) -> int:
+    """One command to one daemon; print its answer; return the exit status (an errno)."""
     try:
         with trio.fail_after(timeout):
-            stream = await trio.open_unix_socket(path)
-            conn = Connection(stream)
+            conn = await open_conn()
             try:
-                await conn.send(m.Command(tid=1, args=words[1:], format=fmt))
+                await conn.send(m.Command(tid=1, args=args, format=fmt))
                 reply = await conn.recv()
             finally:
                 await conn.aclose()
-    except (OSError, ConnectionClosed, ProtocolError, trio.TooSlowError) as e:
-        print(f"Error ECONNREFUSED: admin socket {path}: {e}", file=sys.stderr)
-        return errno.ECONNREFUSED
+    except (OSError, HandshakeError, ConnectionClosed, ProtocolError, trio.TooSlowError) as e:
+        print(f"Error {_errname(unreachable)}: {where}: {e}", file=sys.stderr)
+        return unreachable
     if reply.outb:
         print(reply.outb)
     if reply.rc < 0:
