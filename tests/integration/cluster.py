@@ -483,6 +483,30 @@ class Cluster:
                                f"{res.stderr.strip()}")
         return res
 
+    @contextlib.contextmanager
+    def load(self, history: Path, *args: str):
+        """`mdsemu client load ARGS --history FILE` as its own process, reaped on the way out
+        (killed if still running)."""
+        proc = subprocess.Popen(
+            MDSEMU + ["-c", str(self.conf_path), "client", "load", *args, "--history",
+                      str(history)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def verify(self, history: Path) -> dict:
+        """`mdsemu client verify -f json`: its summary; asserts it found no violation."""
+        res = run_cli(["-c", str(self.conf_path), "client", "verify", "--history",
+                       str(history), "-f", "json"], timeout=60)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        summary = json.loads(res.stdout)
+        assert summary["violations"] == [], summary["violations"][:20]
+        return summary
+
     def cli_json(self, *words: str) -> Any:
         res = self.cli(*words, fmt="json", check=True)
         try:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 import trio
 
 from client.fsclient import FSClient
-from tests.integration.cluster import MDSEMU, Cluster, active, run_cli
+from tests.integration.cluster import Cluster, active
 from tests.integration.test_metadata import _raw_sessions, ls, mkdir
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(180)]
@@ -34,11 +33,7 @@ def test_C6_paused_client_is_evicted_blocklisted_and_refused_after_sigcont(clust
                                                                           tmp_path):
     c = cluster_factory().start(("a", "b"))
     history = tmp_path / "history.jsonl"
-    load = subprocess.Popen(
-        MDSEMU + ["-c", str(c.conf_path), "client", "load", "--clients", "1",
-                  "--duration", "25", "--history", str(history)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    try:
+    with c.load(history, "--clients", "1", "--duration", "25") as load:
         c.wait_for(lambda: sum(r.get("result") == "ok" for r in _history_lines(history)) > 20,
                    30, "the load to get going")
         who = f"mds.{active(c.fs_dump())['name']}"
@@ -56,19 +51,12 @@ def test_C6_paused_client_is_evicted_blocklisted_and_refused_after_sigcont(clust
         finally:
             os.kill(load.pid, signal.SIGCONT)
         out, err = load.communicate(timeout=60)
-    finally:
-        if load.poll() is None:
-            load.kill()
-            load.wait()
     assert "was evicted" in err, err[-2000:]  # it reports the eviction ...
     after = _history_lines(history)[before:]
     refused = [r for r in after if r.get("type") == "complete" and r.get("errno") == 108]
     assert refused or any(r.get("result") == "unknown" for r in after)  # ... and is refused
     assert not [r for r in after if r.get("type") == "complete" and r.get("result") == "ok"]
-    res = run_cli(["-c", str(c.conf_path), "client", "verify", "--history", str(history),
-                   "-f", "json"], timeout=60)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert json.loads(res.stdout)["violations"] == []
+    c.verify(history)
 
 
 def test_R3_unsafe_then_killed_request_comes_back_through_clientreplay(cluster_factory):
