@@ -85,16 +85,19 @@ class _Builder:
 
 
 def fs_health_checks(
-    fsmap: FSMap, daemon_health: dict[int, list[dict]] | None = None
+    fsmap: FSMap, daemon_health: dict[int, list[dict]] | None = None,
+    force_standby_active: bool = True,
 ) -> dict[str, HealthCheck]:
-    """All MDS/file-system health checks for `fsmap`, ordered ERR first, then by code."""
+    """All MDS/file-system health checks for `fsmap`, ordered ERR first, then by code.
+    `force_standby_active` is mon_force_standby_active, as the replacement search uses it."""
     b = _Builder()
     for gid in sorted(daemon_health or {}):
         _add_daemon_metrics(b, fsmap, gid, (daemon_health or {})[gid])
     for fs in fsmap.filesystems.values():
         _add_mdsmap_checks(b, fs)
     for fs in fsmap.filesystems.values():
-        stuck = [r for r in sorted(fs.failed) if fsmap.find_replacement_for(fs, r) is None]
+        stuck = [r for r in sorted(fs.failed)
+                 if fsmap.find_replacement_for(fs, r, force_standby_active) is None]
         if stuck:  # H5
             plural = "s" if len(stuck) > 1 else ""
             b.add(

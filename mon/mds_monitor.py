@@ -559,7 +559,8 @@ class MDSMonitor:
 
     # -- health (H1–H6, H8)
     def health_checks(self) -> dict[str, HealthCheck]:
-        return fs_health_checks(self.fsmap, self.daemon_health)
+        return fs_health_checks(self.fsmap, self.daemon_health,
+                                self.opt("mon_force_standby_active"))
 
 
 def _legacy(info: MDSInfo) -> tuple:

@@ -218,3 +218,20 @@ def test_warn_only_status() -> None:
     assert render_health(checks, detail=True).splitlines()[1] == (
         "[WRN] MDS_INSUFFICIENT_STANDBY: insufficient standby MDS daemons available"
     )
+
+
+def test_H5_stuck_counts_as_the_replacement_search_does_with_force_standby_active_off():
+    """A legacy standby-replay daemon aimed at another rank takes no other rank when
+    mon_force_standby_active is false: the failed rank is then stuck."""
+    m = new_map("cephfs")
+    fs = m.fs_by_name("cephfs")
+    fs.max_mds = 2
+    for gid, name, rank in ((10, "a", 0), (11, "b", 1)):
+        add_standby(m, gid, name)
+        make_active(m, fs, gid, rank)
+    m.epoch += 1
+    m.insert(MDSInfo(gid=12, name="c", addr="127.0.0.1:6812/12", standby_for_rank=1,
+                     standby_replay=True))
+    m.erase(10, 5)
+    assert "FS_WITH_FAILED_MDS" not in fs_health_checks(m)
+    assert "FS_WITH_FAILED_MDS" in fs_health_checks(m, force_standby_active=False)
