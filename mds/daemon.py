@@ -353,6 +353,9 @@ class MDSDaemon:
             if msg.op == "resolve":
                 return 0, {"imports": data.imports_from(int(a["from"]))}
             if msg.op == "pin":
+                with contextlib.suppress(FSError):  # our copy of the inode shows the new pin
+                    data.ns.resolve(str(a["path"])).xattrs[subtree.PIN_XATTR] = \
+                        str(int(a["target"]))
                 self.nursery.start_soon(self._apply_pin, str(a["path"]), int(a["target"]),
                                         int(a["from"]))
                 return 0, {}
