@@ -4,13 +4,13 @@ state. Decisions are in `mds.rank` (state machine) and `mds.beacon` (lagginess).
 The work of each rank state is a method `_work_<state>`: creating writes a new journal, replay
 waits for the fence (F3) and replays the journal from the osd, standby-replay follows it, active
 serves clients (`mds.rankdata`). Every state is reported to the monitor and logged with Ceph's
-wording.
+wording. Clients and sessions are in the `mds.clients` mixin, the other ranks (subtrees) in
+`mds.peers`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
 import random
@@ -18,7 +18,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 import structlog
@@ -32,7 +31,6 @@ from common.auth import hello_key
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
-    Connection,
     ConnectionClosed,
     HandshakeError,
     ProtocolError,
@@ -40,9 +38,9 @@ from common.net import (
     parse_hostport,
 )
 from common.osdmap import OSDMap
-from mds import admin, subtree
 from mds.beacon import BeaconState
-from mds.namespace import ROOT_INO, FSError
+from mds.clients import ClientSide
+from mds.peers import SubtreePeers
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
 from mds.rankdata import Damaged, Fenced, RankData
 from mds.sessionmap import SessionMap
@@ -51,9 +49,6 @@ from osd.client import OSDClient, OSDError, ResendingOSD
 log = structlog.get_logger("mds")
 
 VERSION = "mdsemu 0.1.0"
-PEER_TIMEOUT = 5.0  # seconds for a question to a peer rank
-REPLAYED = (states.RESOLVE, states.RECONNECT, states.REJOIN, states.CLIENTREPLAY,
-            states.ACTIVE, states.STOPPING)
 RESPAWN_SETTLE = 0.05  # seconds other tasks may run once a respawn is decided
 
 
@@ -87,7 +82,7 @@ def exec_respawn(reason: str) -> None:  # pragma: no cover - replaces the proces
     os.execv(sys.executable, sys.orig_argv)
 
 
-class MDSDaemon:
+class MDSDaemon(ClientSide, SubtreePeers):
     def __init__(self, config: Config, respawn: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.name = config.entity_id
@@ -144,425 +139,7 @@ class MDSDaemon:
             nursery.start_soon(self._mon_session_loop)
             task_status.started(self)
 
-    # -- clients: sessions (C1-C6) and requests
-    async def _client_conn(self, stream) -> None:
-        """A filesystem client (or `mdsemu tell`): hello, then session control and requests."""
-        conn = Connection(stream, self.config.get("ms_max_message_size"))
-        client = ""
-        try:
-            hello = await conn.recv()
-            if not isinstance(hello, m.Hello) or not hello.entity.startswith(("client.",
-                                                                              "mds.")):
-                raise ProtocolError("expected a hello from a client or an MDS")
-            await conn.send(m.HelloOk(global_id=0, fsid="", mon=f"mds.{self.name}"))
-            if hello.entity.startswith("mds."):  # a peer rank (subtrees)
-                while True:
-                    msg = await conn.recv()
-                    if not isinstance(msg, m.MDSPeer):
-                        raise ProtocolError(f"unexpected {msg.TYPE} from {hello.entity}")
-                    rc, result = await self._peer_op(msg)
-                    await conn.send(m.MDSPeerReply(rc=rc, result=result))
-            client = hello.entity
-            while True:
-                await self._client_message(conn, client, await conn.recv())
-        except ProtocolError as e:
-            log.warning("closing client connection: bad input", peer=conn.peer, reason=str(e))
-        except ConnectionClosed:
-            pass
-        finally:
-            s = self.sessionmap.get(client)
-            if s is not None and s.conn is conn:
-                s.conn = None
-            await conn.aclose()
-
-    def _laggy(self) -> bool:
-        return self.sm is not None and self.sm.state != states.BOOT and \
-            self.beacon.laggy(trio.current_time())
-
-    async def _admin_conn(self, stream) -> None:
-        """The admin socket (`mdsemu daemon mds.a ...`, Ceph's `ceph daemon`): commands only,
-        answered in any state, also once the map no longer names this daemon."""
-        conn = Connection(stream, self.config.get("ms_max_message_size"))
-        try:
-            while True:
-                msg = await conn.recv()
-                if not isinstance(msg, m.Command):
-                    raise ProtocolError(f"expected a command on the admin socket, "
-                                        f"not {msg.TYPE}")
-                rc, outs, outb = admin.run(msg.args, msg.format, self, trio.current_time())
-                await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
-        except ProtocolError as e:
-            log.warning("closing admin socket connection: bad input", reason=str(e))
-        except ConnectionClosed:
-            pass
-        finally:
-            await conn.aclose()
-
-    async def _client_message(self, conn: Connection, client: str, msg) -> None:
-        if not isinstance(msg, m.Command) and self._laggy():
-            # B5: while our beacons go unacked, client messages wait (waiting_for_nolaggy)
-            log.info(f"laggy, deferring {msg.TYPE}", client=client)
-            while self._laggy() and self.respawn_reason is None:
-                await self._unlaggy.wait()
-        now = trio.current_time()
-        s = self.sessionmap.get(client)
-        if s is not None:  # as in Ceph, a session is its client's, whichever connection
-            s.seen(now)
-        if isinstance(msg, m.Command):  # `mdsemu tell mds.<who> ...`: no session needed
-            rc, outs, outb = admin.run(msg.args, msg.format, self, now)
-            await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
-        elif isinstance(msg, m.ClientSession):
-            await self._session_op(conn, client, msg, now)
-        elif isinstance(msg, m.ClientReconnect):
-            await self._client_reconnect(conn, client, now)
-        elif isinstance(msg, m.ClientRequest):
-            if s is None:
-                await conn.send(m.ClientReply(tid=msg.tid, rc=-errno.ENOTCONN,
-                                              error=f"no session for {client}"))
-                return
-            s.requests += 1
-            s.conn = conn
-            if msg.replay and self.state == states.RECONNECT:
-                self.replay_queue.append((conn, client, msg))  # for up:clientreplay (R3 6)
-                return
-            self.nursery.start_soon(self._client_request, conn, client, msg)
-        else:
-            raise ProtocolError(f"unexpected {msg.TYPE} from a client")
-
-    async def _session_op(self, conn: Connection, client: str, msg: m.ClientSession,
-                          now: float) -> None:
-        s = self.sessionmap.get(client)
-        if msg.op == "request_open":
-            addr = msg.metadata.get("addr")
-            if not isinstance(addr, str) or not addr:
-                raise ProtocolError("request_open without the client's addr")
-            if addr in self.osdmap.blocklist:
-                log.info("rejecting blocklisted client", client=client, addr=addr)
-                await conn.send(m.ClientSession("reject",
-                                                metadata={"error_string": "blocklisted"}))
-                return
-            if self.state not in (states.ACTIVE, states.CLIENTREPLAY) or self.data is None \
-                    or self.respawn_reason is not None:
-                await conn.send(m.ClientSession("close", metadata={
-                    "reason": f"mds is {states.name(self.state)}"}))
-                return
-            meta = {k: v for k, v in msg.metadata.items() if isinstance(v, (str, int))}
-            known = self.data.store.sessions.get(client)
-            s = self.sessionmap.add(client, addr, meta, now)
-            s.conn = conn
-            if known is None or known.get("addr") != addr:
-                if not await self._data_io(self.data.journal_session(client, addr, meta, True)):
-                    return
-            log.info("session opened", client=client, addr=addr)
-            await conn.send(m.ClientSession("open", seq=msg.seq))
-        elif msg.op == "request_renewcaps":
-            if s is None:
-                await conn.send(m.ClientSession("close", metadata={"reason": "no session"}))
-                return
-            s.renewed(now)
-            s.conn = conn
-            await conn.send(m.ClientSession("renewcaps", seq=msg.seq))
-        elif msg.op == "request_close":
-            if s is not None:
-                s.conn = conn
-                await self._end_session(s, "closed", journal=True)
-            else:
-                await conn.send(m.ClientSession("close", metadata={"reason": "closed"}))
-        else:
-            raise ProtocolError(f"unknown session op {msg.op!r}")
-
-    async def _client_reconnect(self, conn: Connection, client: str, now: float) -> None:
-        """C1-C3: a client's reconnect to this rank's new holder."""
-        smap = self.sessionmap
-        timeout = self.config.get("mds_reconnect_timeout")
-        if self.state != states.RECONNECT or smap.reconnect_start is None or \
-                self.config.get("mds_deny_all_reconnect"):
-            since = now - smap.reconnect_start if smap.reconnect_start is not None else 0.0
-            self._clog("INF", f"denied reconnect attempt (mds is {states.name(self.state)}) "
-                              f"from {client} after {since:g} (allowed interval {timeout:g})")
-            await conn.send(m.ClientSession("close", metadata={"reason": "denied reconnect"}))
-            return
-        s = smap.get(client)
-        if s is None:
-            await conn.send(m.ClientSession("reject", metadata={"error_string": "sessionless"}))
-            return
-        s.conn = conn
-        if smap.reconnected(client, now):
-            log.info("reconnect by client", client=client,
-                     after=round(now - smap.reconnect_start, 3))
-        await conn.send(m.ClientSession("open"))
-        self._reconnect_changed.set()
-
-    async def _client_request(self, conn: Connection, client: str, req) -> None:
-        if not req.replay and self.state in (states.REJOIN, states.CLIENTREPLAY):
-            # A client saw the map that makes us active before we did: the request waits for
-            # up:active (Ceph's wait_for_active) rather than bouncing.
-            with trio.move_on_after(self.config.get("mds_beacon_grace")):
-                while self.state != states.ACTIVE and self.respawn_reason is None:
-                    await self._map_seen.wait()
-        data = self.data
-        serving = self.state == states.ACTIVE or (self.state == states.CLIENTREPLAY
-                                                  and req.replay)
-        if not serving or data is None or self.respawn_reason is not None:
-            reply = m.ClientReply(tid=req.tid, rc=-errno.EAGAIN, error="not active")
-        else:
-            async def early_reply(result: dict) -> None:
-                with contextlib.suppress(ConnectionClosed):
-                    await conn.send(m.ClientReply(tid=req.tid, rc=0, result=result, safe=False))
-
-            early = early_reply if self.config.get("mds_early_reply") else None
-            pin = (req.args.get("xattrs") or {}).get(subtree.PIN_XATTR) \
-                if req.op == "setattr" and isinstance(req.args.get("xattrs"), dict) else None
-            if pin is not None and not _valid_pin(pin):
-                with contextlib.suppress(ConnectionClosed):
-                    await conn.send(m.ClientReply(tid=req.tid, rc=-errno.EINVAL,
-                                                  error=f"invalid {subtree.PIN_XATTR} value"))
-                return
-            try:
-                rc, result, error = await data.handle(f"{client}:{req.tid}", req.op, req.args,
-                                                      early)
-            except (Fenced, Damaged, OSDError) as e:
-                self._respawn(str(e))
-                return
-            reply = m.ClientReply(tid=req.tid, rc=rc, result=result, error=error)
-            self._after_request(req, rc)
-        with contextlib.suppress(ConnectionClosed):
-            await conn.send(reply)
-
-    # -- subtrees across ranks (mds.subtree)
-    async def _peer_op(self, msg: m.MDSPeer) -> tuple[int, dict]:
-        """A peer rank's export, pin or resolve question."""
-        data = self.data
-        replayed = (states.RESOLVE, states.RECONNECT, states.REJOIN, states.CLIENTREPLAY,
-                    states.ACTIVE, states.STOPPING)
-        if data is None or data.ns is None or self.state not in replayed or \
-                self.respawn_reason is not None:
-            return -errno.EAGAIN, {}
-        a = msg.args
-        try:
-            if msg.op == "export":
-                if self.state not in (states.ACTIVE, states.CLIENTREPLAY):
-                    return -errno.EAGAIN, {}
-                ev = subtree.import_event(a["snapshot"], int(a["from"]), str(a["export_id"]))
-                if not await self._data_io(data.import_subtree(ev)):
-                    return -errno.EAGAIN, {}
-                log.info("import_dir", path=data.ns.path_of(ev["root"]), from_rank=ev["from"],
-                         entries=len(ev["entries"]))
-                self.nursery.start_soon(self._enforce_pins, ev)
-                return 0, {}
-            if msg.op == "resolve":
-                return 0, {"imports": data.imports_from(int(a["from"]))}
-            if msg.op == "pin":
-                with contextlib.suppress(FSError):  # our copy of the inode shows the new pin
-                    data.ns.resolve(str(a["path"])).xattrs[subtree.PIN_XATTR] = \
-                        str(int(a["target"]))
-                self.nursery.start_soon(self._apply_pin, str(a["path"]), int(a["target"]),
-                                        int(a["from"]))
-                return 0, {}
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            log.warning("bad request from a peer", op=msg.op, error=repr(e))
-            return -errno.EINVAL, {}
-        return -errno.EINVAL, {}
-
-    async def _peer_call(self, rank: int, op: str, args: dict) -> m.MDSPeerReply | None:
-        """Ask the holder of `rank` (one connection per question); None if it cannot answer."""
-        fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
-        info = fs.holder(rank) if fs is not None else None
-        if info is None:
-            return None
-        host, port = parse_hostport(info.addr.split("/")[0])
-        try:
-            with trio.fail_after(PEER_TIMEOUT):
-                conn, _ = await connect(host, port, f"mds.{self.name}", global_id=self.gid)
-                try:
-                    await conn.send(m.MDSPeer(op=op, args=args))
-                    reply = await conn.recv()
-                finally:
-                    await conn.aclose()
-        except (OSError, HandshakeError, ConnectionClosed, ProtocolError,
-                trio.TooSlowError) as e:
-            log.info("peer did not answer", rank=rank, op=op, error=str(e) or type(e).__name__)
-            return None
-        return reply if isinstance(reply, m.MDSPeerReply) else None
-
-    async def export_subtree(self, root: int, target: int) -> bool:
-        """Hand the subtree at `root` to rank `target`: freeze, flush, send until the
-        importer has journaled it, then journal the EExport. False if abandoned."""
-        data = self.data
-        if data is None or root in data.frozen:
-            return False
-        self._export_seq += 1
-        export_id = f"{self.gid}.{self._export_seq}"
-        path = data.ns.path_of(root)
-        log.info("export_dir", path=path, to_rank=target, export_id=export_id)
-        try:
-            snap = await data.export_prepare(root)
-            backoff = 0.05
-            while True:
-                fs = self.fsmap.fs_of(self.gid)
-                if fs is None or target not in fs.in_ or self.respawn_reason is not None:
-                    data.export_abort(root)
-                    log.warning("export abandoned", path=path, to_rank=target)
-                    return False
-                reply = await self._peer_call(target, "export", {
-                    "export_id": export_id, "from": self.sm.rank, "snapshot": snap})
-                if reply is not None and reply.rc == 0:
-                    break
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
-            await data.export_commit(root, target, export_id)
-        except (Fenced, Damaged, OSDError) as e:
-            self._respawn(str(e))
-            return False
-        log.info("export_finish", path=path, to_rank=target)
-        return True
-
-    async def _apply_pin(self, path: str, target: int, parent_rank: int) -> None:
-        """ceph.dir.pin on `path` (set through the rank holding its parent, `parent_rank`):
-        move the directory's contents to rank `target` (-1: back to the parent's rank)."""
-        data = self.data
-        if data is None or data.ns is None:
-            return
-        try:
-            node = data.ns.resolve(path)
-            while subtree.under(data.ns, node.ino, data.frozen):  # an export is under way
-                await trio.sleep(0.05)
-                node = data.ns.resolve(path)
-        except FSError:
-            return
-        if not node.is_dir:
-            return
-        if node.ino in data.ns.exported:  # the contents are elsewhere: their holder moves them
-            holder = data.ns.exported[node.ino]
-            if holder != target:
-                await self._peer_call(holder, "pin", {"path": path, "target": target,
-                                                      "from": self.sm.rank})
-            return
-        if target < 0:
-            if node.ino in data.ns.auth_roots and parent_rank != self.sm.rank:
-                await self.export_subtree(node.ino, parent_rank)
-            return
-        if target == self.sm.rank:
-            return
-        fs = self.fsmap.fs_of(self.gid)
-        holder = fs.holder(target) if fs is not None else None
-        if holder is None or holder.state != states.ACTIVE:
-            log.info("export pin to a rank that is not active; the subtree stays",
-                     path=path, rank=target)
-            return
-        await self.export_subtree(node.ino, target)
-
-    async def _enforce_pins(self, ev: dict) -> None:
-        """Pins travel with their directories: an imported directory pinned to another rank
-        goes on there (e.g. pinned while an ancestor was being exported)."""
-        data = self.data
-        for _, _, wire in [ev["chain"][-1]] + ev["entries"] if ev["chain"] else ev["entries"]:
-            pin = (wire.get("xattrs") or {}).get(subtree.PIN_XATTR)
-            if pin is None or not _valid_pin(pin) or int(pin) < 0 or int(pin) == self.sm.rank:
-                continue
-            if data is not self.data or wire["ino"] not in data.ns.inodes:
-                continue
-            await self._apply_pin(data.ns.path_of(wire["ino"]), int(pin), self.sm.rank)
-
-    def _after_request(self, req, rc: int) -> None:
-        """Pins (ceph.dir.pin) and the default spread of new top-level directories."""
-        if rc != 0 or self.data is None:
-            return
-        if req.op == "setattr" and subtree.PIN_XATTR in (req.args.get("xattrs") or {}):
-            target = int(req.args["xattrs"][subtree.PIN_XATTR])
-            self.nursery.start_soon(self._apply_pin, req.args["path"], target, self.sm.rank)
-        elif req.op == "mkdir" and self.sm.rank == 0:
-            parts = [p for p in str(req.args.get("path", "")).split("/") if p]
-            fs = self.fsmap.fs_of(self.gid)
-            if len(parts) == 1 and fs is not None and fs.max_mds > 1:
-                target = subtree.default_rank(parts[0], fs.max_mds)
-                if target != 0:
-                    self.nursery.start_soon(self._apply_pin, req.args["path"], target, 0)
-
-    async def _data_io(self, coro) -> bool:
-        """Run a metadata write outside a state's work; a fenced or damaged rank respawns."""
-        try:
-            await coro
-            return True
-        except (Fenced, Damaged, OSDError) as e:
-            self._respawn(str(e))
-            return False
-
-    async def _end_session(self, s, reason: str, journal: bool) -> None:
-        """Close a session: tell the client (if connected) why, and journal the close."""
-        self.sessionmap.remove(s.client)
-        conn, s.conn = s.conn, None
-        if conn is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await conn.send(m.ClientSession("close", metadata={"reason": reason}))
-            await conn.aclose()
-        if journal and self.data is not None and s.client in self.data.store.sessions:
-            await self._data_io(self.data.journal_session(s.client, "", {}, False))
-        self._reconnect_changed.set()
-
-    async def evict(self, s, message: str, blocklist: bool) -> None:
-        """C2/C6 and `session evict`: blocklist the client (osd blocklist add, through the
-        monitor), then end its session; it finds out when it next talks to us."""
-        if self.sessionmap.get(s.client) is not s:
-            return
-        self._clog("WRN" if "unresponsive" in message else "INF", message)
-        if blocklist:
-            await self._mon_command(["osd", "blocklist", "add", s.addr])
-        await self._end_session(s, "evicted", journal=True)
-
-    def _clog(self, level: str, message: str) -> None:
-        """A cluster-log line, sent to the monitor (`ceph -w` shows it)."""
-        (log.warning if level == "WRN" else log.info)(message, clog=level)
-        if self.conn is not None:
-            self.nursery.start_soon(self._send_quietly, m.LogMsg(entries=[
-                {"level": level, "message": message, "stamp": time.time()}]))
-
-    async def _mon_command(self, args: list[str]) -> None:
-        self._mon_tid += 1
-        await self._send_quietly(m.Command(tid=self._mon_tid, args=args,
-                                           who=f"mds.{self.name}"))
-
-    async def _send_quietly(self, msg) -> None:
-        conn = self.conn
-        if conn is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await conn.send(msg)
-
-    def _apply_blocklist(self) -> None:
-        """Sessions of clients the OSDMap now blocklists end (e.g. `osd blocklist add`)."""
-        for s in list(self.sessionmap.sessions.values()):
-            if s.addr in self.osdmap.blocklist:
-                self.nursery.start_soon(self._end_session, s, "evicted", True)
-
-    async def _session_upkeep(self) -> None:
-        """C5/C6 on an active rank's tick: stale and autoclose (skipped while laggy, B5)."""
-        smap = self.sessionmap
-        while True:
-            await trio.sleep(self.config.get("mds_tick_interval"))
-            now = trio.current_time()
-            if self.beacon.laggy(now):
-                if smap.last_cleared_laggy < now - 2 * self.config.get("mds_tick_interval"):
-                    log.info("skipping upkeep work because connection to Monitors appears "
-                             "laggy")  # once when it starts, not every tick
-                smap.last_cleared_laggy = now
-                continue
-            fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
-            if fs is None:
-                continue
-            stale, evicts = smap.idle(now, fs.session_timeout, fs.session_autoclose,
-                                      self.config.get("mds_defer_session_stale"))
-            for s in stale:
-                log.info("marking session stale", client=s.client)
-                if s.conn is not None:
-                    await self._send_to(s.conn, m.ClientSession("stale"))
-            for e in evicts:
-                await self.evict(e.session, e.message,
-                                 self.config.get("mds_session_blocklist_on_timeout"))
-
-    async def _send_to(self, conn: Connection, msg) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await conn.send(msg)
-
+    # -- respawn and shutdown
     def _respawn(self, reason: str) -> None:
         """Re-execute (the process) or, with no hook (in-process), end `run` with the reason
         in `respawn_reason` so that a supervisor starts a fresh daemon with a new gid."""
@@ -913,91 +490,14 @@ class MDSDaemon:
         await data.load()
         log.info("starting_done")
 
-    async def _work_reconnect(self) -> None:
-        """C1/C2: wait for every replayed session to reconnect, up to mds_reconnect_timeout
-        (extended while a missing client was seen recently); then evict the missing."""
-        log.info("reconnect_start")
-        smap, now = self.sessionmap, trio.current_time()
-        smap.load(self.data.store.sessions if self.data else {}, now)
-        for s in smap.start_reconnect(now, set(self.osdmap.blocklist)):
-            log.info("killing session of blocklisted client", client=s.client, addr=s.addr)
-            await self._end_session(s, "evicted", journal=True)
-        timeout = self.config.get("mds_reconnect_timeout")
-        tick = min(self.config.get("mds_tick_interval"), timeout / 4 or 0.05)
-        if not smap.reconnect_done():
-            log.info(f"reconnect_clients -- {len(smap.gather)} sessions")
-        while not smap.reconnect_done():
-            with trio.move_on_after(tick):
-                await self._reconnect_changed.wait()
-            self._reconnect_changed = trio.Event()
-            now = trio.current_time()
-            if self.beacon.laggy(now):
-                continue  # B5: no reconnect timeout while we are laggy ourselves
-            verdict, evicts = smap.reconnect_tick(now, timeout)
-            if verdict == "extend":
-                log.info("extending reconnect interval")
-            for e in evicts:
-                await self.evict(e.session, e.message,
-                                 self.config.get("mds_session_blocklist_on_timeout"))
-        smap.reconnect_start = None
-        log.info("reconnect_done")
-
-    async def _work_resolve(self) -> None:
-        """R3 step 3: ask every other rank, once it has replayed, which of our subtrees it
-        imported; finish those exports (we died between its EImport and our EExport)."""
-        log.info("resolve_start")
-        asked: set[int] = set()
-        while True:
-            fs = self.fsmap.fs_of(self.gid)
-            others = sorted(r for r in fs.in_ if r != self.sm.rank) if fs else []
-            for rank in others:
-                info = fs.holder(rank)
-                if rank in asked or info is None or info.state not in REPLAYED:
-                    continue
-                reply = await self._peer_call(rank, "resolve", {"from": self.sm.rank})
-                if reply is not None and reply.rc == 0:
-                    for ino, export_id in reply.result.get("imports", []):
-                        if not await self._data_io(
-                                self.data.forget_exported(ino, rank, export_id)):
-                            return
-                    asked.add(rank)
-            if all(r in asked for r in others):
-                break
-            epoch = self.fsmap.epoch
-            with trio.move_on_after(0.2):
-                while self.fsmap.epoch == epoch:
-                    await self._map_seen.wait()
-
     async def _work_rejoin(self) -> None:
         log.info("rejoin_start")
         log.info("rejoin_done")
-
-    async def _work_clientreplay(self) -> None:
-        """R3 step 6: re-execute, in order, the requests clients had unsafe replies for."""
-        log.info("clientreplay_start", requests=len(self.replay_queue))
-        while self.replay_queue:
-            conn, client, req = self.replay_queue.pop(0)
-            await self._client_request(conn, client, req)
-        log.info("clientreplay_done")
 
     async def _work_active(self) -> None:
         log.info("active_start")
         log.info("recovery_done -- successful recovery!")
         await self._session_upkeep()
-
-    async def _work_stopping(self) -> None:
-        """X4: hand every subtree to rank 0, then write everything back and trim."""
-        log.info("stopping_start")
-        data = self.data
-        if data is not None and data.ns is not None:
-            for root in sorted(data.ns.auth_roots - {ROOT_INO}):
-                while root in data.ns.auth_roots:
-                    if not await self.export_subtree(root, 0):
-                        await trio.sleep(0.2)
-            await data.flush_all()
-        log.info("stopping_done")
-
-
 
 def admin_socket_listener(path: str):
     """A listener on the unix socket `path` (replacing a stale file), or None: no path, or
@@ -1025,10 +525,3 @@ def admin_socket_listener(path: str):
         log.info("no admin socket", path=path, error=e.strerror or str(e))
         return None
     return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-
-
-def _valid_pin(value) -> bool:
-    try:
-        return int(value) >= -1
-    except (TypeError, ValueError):
-        return False

@@ -1,0 +1,329 @@
+"""The MDS's side of its clients (a mixin of MDSDaemon): connections, sessions (C1-C6),
+requests with early and safe replies, reconnect (C1-C3) and clientreplay (R3 step 6), and
+eviction. The decisions about sessions are in `mds.sessionmap`; this is the trio layer."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+
+import structlog
+import trio
+
+from common import messages as m
+from common import states
+from common.net import Connection, ConnectionClosed, ProtocolError
+from mds import admin, subtree
+from mds.peers import valid_pin
+from mds.rankdata import Damaged, Fenced
+from osd.client import OSDError
+
+log = structlog.get_logger("mds")
+
+
+class ClientSide:
+    async def _client_conn(self, stream) -> None:
+        """A filesystem client (or `mdsemu tell`): hello, then session control and requests."""
+        conn = Connection(stream, self.config.get("ms_max_message_size"))
+        client = ""
+        try:
+            hello = await conn.recv()
+            if not isinstance(hello, m.Hello) or not hello.entity.startswith(("client.",
+                                                                              "mds.")):
+                raise ProtocolError("expected a hello from a client or an MDS")
+            await conn.send(m.HelloOk(global_id=0, fsid="", mon=f"mds.{self.name}"))
+            if hello.entity.startswith("mds."):  # a peer rank (subtrees)
+                while True:
+                    msg = await conn.recv()
+                    if not isinstance(msg, m.MDSPeer):
+                        raise ProtocolError(f"unexpected {msg.TYPE} from {hello.entity}")
+                    rc, result = await self._peer_op(msg)
+                    await conn.send(m.MDSPeerReply(rc=rc, result=result))
+            client = hello.entity
+            while True:
+                await self._client_message(conn, client, await conn.recv())
+        except ProtocolError as e:
+            log.warning("closing client connection: bad input", peer=conn.peer, reason=str(e))
+        except ConnectionClosed:
+            pass
+        finally:
+            s = self.sessionmap.get(client)
+            if s is not None and s.conn is conn:
+                s.conn = None
+            await conn.aclose()
+
+    def _laggy(self) -> bool:
+        return self.sm is not None and self.sm.state != states.BOOT and \
+            self.beacon.laggy(trio.current_time())
+
+    async def _admin_conn(self, stream) -> None:
+        """The admin socket (`mdsemu daemon mds.a ...`, Ceph's `ceph daemon`): commands only,
+        answered in any state, also once the map no longer names this daemon."""
+        conn = Connection(stream, self.config.get("ms_max_message_size"))
+        try:
+            while True:
+                msg = await conn.recv()
+                if not isinstance(msg, m.Command):
+                    raise ProtocolError(f"expected a command on the admin socket, "
+                                        f"not {msg.TYPE}")
+                rc, outs, outb = admin.run(msg.args, msg.format, self, trio.current_time())
+                await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
+        except ProtocolError as e:
+            log.warning("closing admin socket connection: bad input", reason=str(e))
+        except ConnectionClosed:
+            pass
+        finally:
+            await conn.aclose()
+
+    async def _client_message(self, conn: Connection, client: str, msg) -> None:
+        if not isinstance(msg, m.Command) and self._laggy():
+            # B5: while our beacons go unacked, client messages wait (waiting_for_nolaggy)
+            log.info(f"laggy, deferring {msg.TYPE}", client=client)
+            while self._laggy() and self.respawn_reason is None:
+                await self._unlaggy.wait()
+        now = trio.current_time()
+        s = self.sessionmap.get(client)
+        if s is not None:  # as in Ceph, a session is its client's, whichever connection
+            s.seen(now)
+        if isinstance(msg, m.Command):  # `mdsemu tell mds.<who> ...`: no session needed
+            rc, outs, outb = admin.run(msg.args, msg.format, self, now)
+            await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
+        elif isinstance(msg, m.ClientSession):
+            await self._session_op(conn, client, msg, now)
+        elif isinstance(msg, m.ClientReconnect):
+            await self._client_reconnect(conn, client, now)
+        elif isinstance(msg, m.ClientRequest):
+            if s is None:
+                await conn.send(m.ClientReply(tid=msg.tid, rc=-errno.ENOTCONN,
+                                              error=f"no session for {client}"))
+                return
+            s.requests += 1
+            s.conn = conn
+            if msg.replay and self.state == states.RECONNECT:
+                self.replay_queue.append((conn, client, msg))  # for up:clientreplay (R3 6)
+                return
+            self.nursery.start_soon(self._client_request, conn, client, msg)
+        else:
+            raise ProtocolError(f"unexpected {msg.TYPE} from a client")
+
+    async def _session_op(self, conn: Connection, client: str, msg: m.ClientSession,
+                          now: float) -> None:
+        s = self.sessionmap.get(client)
+        if msg.op == "request_open":
+            addr = msg.metadata.get("addr")
+            if not isinstance(addr, str) or not addr:
+                raise ProtocolError("request_open without the client's addr")
+            if addr in self.osdmap.blocklist:
+                log.info("rejecting blocklisted client", client=client, addr=addr)
+                await conn.send(m.ClientSession("reject",
+                                                metadata={"error_string": "blocklisted"}))
+                return
+            if self.state not in (states.ACTIVE, states.CLIENTREPLAY) or self.data is None \
+                    or self.respawn_reason is not None:
+                await conn.send(m.ClientSession("close", metadata={
+                    "reason": f"mds is {states.name(self.state)}"}))
+                return
+            meta = {k: v for k, v in msg.metadata.items() if isinstance(v, (str, int))}
+            known = self.data.store.sessions.get(client)
+            s = self.sessionmap.add(client, addr, meta, now)
+            s.conn = conn
+            if known is None or known.get("addr") != addr:
+                if not await self._data_io(self.data.journal_session(client, addr, meta, True)):
+                    return
+            log.info("session opened", client=client, addr=addr)
+            await conn.send(m.ClientSession("open", seq=msg.seq))
+        elif msg.op == "request_renewcaps":
+            if s is None:
+                await conn.send(m.ClientSession("close", metadata={"reason": "no session"}))
+                return
+            s.renewed(now)
+            s.conn = conn
+            await conn.send(m.ClientSession("renewcaps", seq=msg.seq))
+        elif msg.op == "request_close":
+            if s is not None:
+                s.conn = conn
+                await self._end_session(s, "closed", journal=True)
+            else:
+                await conn.send(m.ClientSession("close", metadata={"reason": "closed"}))
+        else:
+            raise ProtocolError(f"unknown session op {msg.op!r}")
+
+    async def _client_reconnect(self, conn: Connection, client: str, now: float) -> None:
+        """C1-C3: a client's reconnect to this rank's new holder."""
+        smap = self.sessionmap
+        timeout = self.config.get("mds_reconnect_timeout")
+        if self.state != states.RECONNECT or smap.reconnect_start is None or \
+                self.config.get("mds_deny_all_reconnect"):
+            since = now - smap.reconnect_start if smap.reconnect_start is not None else 0.0
+            self._clog("INF", f"denied reconnect attempt (mds is {states.name(self.state)}) "
+                              f"from {client} after {since:g} (allowed interval {timeout:g})")
+            await conn.send(m.ClientSession("close", metadata={"reason": "denied reconnect"}))
+            return
+        s = smap.get(client)
+        if s is None:
+            await conn.send(m.ClientSession("reject", metadata={"error_string": "sessionless"}))
+            return
+        s.conn = conn
+        if smap.reconnected(client, now):
+            log.info("reconnect by client", client=client,
+                     after=round(now - smap.reconnect_start, 3))
+        await conn.send(m.ClientSession("open"))
+        self._reconnect_changed.set()
+
+    async def _client_request(self, conn: Connection, client: str, req) -> None:
+        if not req.replay and self.state in (states.REJOIN, states.CLIENTREPLAY):
+            # A client saw the map that makes us active before we did: the request waits for
+            # up:active (Ceph's wait_for_active) rather than bouncing.
+            with trio.move_on_after(self.config.get("mds_beacon_grace")):
+                while self.state != states.ACTIVE and self.respawn_reason is None:
+                    await self._map_seen.wait()
+        data = self.data
+        serving = self.state == states.ACTIVE or (self.state == states.CLIENTREPLAY
+                                                  and req.replay)
+        if not serving or data is None or self.respawn_reason is not None:
+            reply = m.ClientReply(tid=req.tid, rc=-errno.EAGAIN, error="not active")
+        else:
+            async def early_reply(result: dict) -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    await conn.send(m.ClientReply(tid=req.tid, rc=0, result=result, safe=False))
+
+            early = early_reply if self.config.get("mds_early_reply") else None
+            pin = (req.args.get("xattrs") or {}).get(subtree.PIN_XATTR) \
+                if req.op == "setattr" and isinstance(req.args.get("xattrs"), dict) else None
+            if pin is not None and not valid_pin(pin):
+                with contextlib.suppress(ConnectionClosed):
+                    await conn.send(m.ClientReply(tid=req.tid, rc=-errno.EINVAL,
+                                                  error=f"invalid {subtree.PIN_XATTR} value"))
+                return
+            try:
+                rc, result, error = await data.handle(f"{client}:{req.tid}", req.op, req.args,
+                                                      early)
+            except (Fenced, Damaged, OSDError) as e:
+                self._respawn(str(e))
+                return
+            reply = m.ClientReply(tid=req.tid, rc=rc, result=result, error=error)
+            self._after_request(req, rc)
+        with contextlib.suppress(ConnectionClosed):
+            await conn.send(reply)
+
+    async def _data_io(self, coro) -> bool:
+        """Run a metadata write outside a state's work; a fenced or damaged rank respawns."""
+        try:
+            await coro
+            return True
+        except (Fenced, Damaged, OSDError) as e:
+            self._respawn(str(e))
+            return False
+
+    async def _end_session(self, s, reason: str, journal: bool) -> None:
+        """Close a session: tell the client (if connected) why, and journal the close."""
+        self.sessionmap.remove(s.client)
+        conn, s.conn = s.conn, None
+        if conn is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await conn.send(m.ClientSession("close", metadata={"reason": reason}))
+            await conn.aclose()
+        if journal and self.data is not None and s.client in self.data.store.sessions:
+            await self._data_io(self.data.journal_session(s.client, "", {}, False))
+        self._reconnect_changed.set()
+
+    async def evict(self, s, message: str, blocklist: bool) -> None:
+        """C2/C6 and `session evict`: blocklist the client (osd blocklist add, through the
+        monitor), then end its session; it finds out when it next talks to us."""
+        if self.sessionmap.get(s.client) is not s:
+            return
+        self._clog("WRN" if "unresponsive" in message else "INF", message)
+        if blocklist:
+            await self._mon_command(["osd", "blocklist", "add", s.addr])
+        await self._end_session(s, "evicted", journal=True)
+
+    def _clog(self, level: str, message: str) -> None:
+        """A cluster-log line, sent to the monitor (`ceph -w` shows it)."""
+        (log.warning if level == "WRN" else log.info)(message, clog=level)
+        if self.conn is not None:
+            self.nursery.start_soon(self._send_quietly, m.LogMsg(entries=[
+                {"level": level, "message": message, "stamp": time.time()}]))
+
+    async def _mon_command(self, args: list[str]) -> None:
+        self._mon_tid += 1
+        await self._send_quietly(m.Command(tid=self._mon_tid, args=args,
+                                           who=f"mds.{self.name}"))
+
+    async def _send_quietly(self, msg) -> None:
+        conn = self.conn
+        if conn is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await conn.send(msg)
+
+    def _apply_blocklist(self) -> None:
+        """Sessions of clients the OSDMap now blocklists end (e.g. `osd blocklist add`)."""
+        for s in list(self.sessionmap.sessions.values()):
+            if s.addr in self.osdmap.blocklist:
+                self.nursery.start_soon(self._end_session, s, "evicted", True)
+
+    async def _session_upkeep(self) -> None:
+        """C5/C6 on an active rank's tick: stale and autoclose (skipped while laggy, B5)."""
+        smap = self.sessionmap
+        while True:
+            await trio.sleep(self.config.get("mds_tick_interval"))
+            now = trio.current_time()
+            if self.beacon.laggy(now):
+                if smap.last_cleared_laggy < now - 2 * self.config.get("mds_tick_interval"):
+                    log.info("skipping upkeep work because connection to Monitors appears "
+                             "laggy")  # once when it starts, not every tick
+                smap.last_cleared_laggy = now
+                continue
+            fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
+            if fs is None:
+                continue
+            stale, evicts = smap.idle(now, fs.session_timeout, fs.session_autoclose,
+                                      self.config.get("mds_defer_session_stale"))
+            for s in stale:
+                log.info("marking session stale", client=s.client)
+                if s.conn is not None:
+                    await self._send_to(s.conn, m.ClientSession("stale"))
+            for e in evicts:
+                await self.evict(e.session, e.message,
+                                 self.config.get("mds_session_blocklist_on_timeout"))
+
+    async def _send_to(self, conn: Connection, msg) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await conn.send(msg)
+
+    async def _work_reconnect(self) -> None:
+        """C1/C2: wait for every replayed session to reconnect, up to mds_reconnect_timeout
+        (extended while a missing client was seen recently); then evict the missing."""
+        log.info("reconnect_start")
+        smap, now = self.sessionmap, trio.current_time()
+        smap.load(self.data.store.sessions if self.data else {}, now)
+        for s in smap.start_reconnect(now, set(self.osdmap.blocklist)):
+            log.info("killing session of blocklisted client", client=s.client, addr=s.addr)
+            await self._end_session(s, "evicted", journal=True)
+        timeout = self.config.get("mds_reconnect_timeout")
+        tick = min(self.config.get("mds_tick_interval"), timeout / 4 or 0.05)
+        if not smap.reconnect_done():
+            log.info(f"reconnect_clients -- {len(smap.gather)} sessions")
+        while not smap.reconnect_done():
+            with trio.move_on_after(tick):
+                await self._reconnect_changed.wait()
+            self._reconnect_changed = trio.Event()
+            now = trio.current_time()
+            if self.beacon.laggy(now):
+                continue  # B5: no reconnect timeout while we are laggy ourselves
+            verdict, evicts = smap.reconnect_tick(now, timeout)
+            if verdict == "extend":
+                log.info("extending reconnect interval")
+            for e in evicts:
+                await self.evict(e.session, e.message,
+                                 self.config.get("mds_session_blocklist_on_timeout"))
+        smap.reconnect_start = None
+        log.info("reconnect_done")
+
+    async def _work_clientreplay(self) -> None:
+        """R3 step 6: re-execute, in order, the requests clients had unsafe replies for."""
+        log.info("clientreplay_start", requests=len(self.replay_queue))
+        while self.replay_queue:
+            conn, client, req = self.replay_queue.pop(0)
+            await self._client_request(conn, client, req)
+        log.info("clientreplay_done")

@@ -1,0 +1,221 @@
+"""Subtrees across active ranks (a mixin of MDSDaemon): questions between ranks, exports,
+export pins (ceph.dir.pin) and the default spread, up:resolve, and a stopping rank handing its
+subtrees over (X4). The decisions are in `mds.subtree`; this is the trio layer."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+
+import structlog
+import trio
+
+from common import messages as m
+from common import states
+from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
+from mds import subtree
+from mds.namespace import ROOT_INO, FSError
+from mds.rankdata import Damaged, Fenced
+from osd.client import OSDError
+
+log = structlog.get_logger("mds")
+
+PEER_TIMEOUT = 5.0  # seconds for a question to a peer rank
+REPLAYED = (states.RESOLVE, states.RECONNECT, states.REJOIN, states.CLIENTREPLAY,
+            states.ACTIVE, states.STOPPING)
+
+
+class SubtreePeers:
+    async def _peer_op(self, msg: m.MDSPeer) -> tuple[int, dict]:
+        """A peer rank's export, pin or resolve question."""
+        data = self.data
+        replayed = (states.RESOLVE, states.RECONNECT, states.REJOIN, states.CLIENTREPLAY,
+                    states.ACTIVE, states.STOPPING)
+        if data is None or data.ns is None or self.state not in replayed or \
+                self.respawn_reason is not None:
+            return -errno.EAGAIN, {}
+        a = msg.args
+        try:
+            if msg.op == "export":
+                if self.state not in (states.ACTIVE, states.CLIENTREPLAY):
+                    return -errno.EAGAIN, {}
+                ev = subtree.import_event(a["snapshot"], int(a["from"]), str(a["export_id"]))
+                if not await self._data_io(data.import_subtree(ev)):
+                    return -errno.EAGAIN, {}
+                log.info("import_dir", path=data.ns.path_of(ev["root"]), from_rank=ev["from"],
+                         entries=len(ev["entries"]))
+                self.nursery.start_soon(self._enforce_pins, ev)
+                return 0, {}
+            if msg.op == "resolve":
+                return 0, {"imports": data.imports_from(int(a["from"]))}
+            if msg.op == "pin":
+                with contextlib.suppress(FSError):  # our copy of the inode shows the new pin
+                    data.ns.resolve(str(a["path"])).xattrs[subtree.PIN_XATTR] = \
+                        str(int(a["target"]))
+                self.nursery.start_soon(self._apply_pin, str(a["path"]), int(a["target"]),
+                                        int(a["from"]))
+                return 0, {}
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            log.warning("bad request from a peer", op=msg.op, error=repr(e))
+            return -errno.EINVAL, {}
+        return -errno.EINVAL, {}
+
+    async def _peer_call(self, rank: int, op: str, args: dict) -> m.MDSPeerReply | None:
+        """Ask the holder of `rank` (one connection per question); None if it cannot answer."""
+        fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
+        info = fs.holder(rank) if fs is not None else None
+        if info is None:
+            return None
+        host, port = parse_hostport(info.addr.split("/")[0])
+        try:
+            with trio.fail_after(PEER_TIMEOUT):
+                conn, _ = await connect(host, port, f"mds.{self.name}", global_id=self.gid)
+                try:
+                    await conn.send(m.MDSPeer(op=op, args=args))
+                    reply = await conn.recv()
+                finally:
+                    await conn.aclose()
+        except (OSError, HandshakeError, ConnectionClosed, ProtocolError,
+                trio.TooSlowError) as e:
+            log.info("peer did not answer", rank=rank, op=op, error=str(e) or type(e).__name__)
+            return None
+        return reply if isinstance(reply, m.MDSPeerReply) else None
+
+    async def export_subtree(self, root: int, target: int) -> bool:
+        """Hand the subtree at `root` to rank `target`: freeze, flush, send until the
+        importer has journaled it, then journal the EExport. False if abandoned."""
+        data = self.data
+        if data is None or root in data.frozen:
+            return False
+        self._export_seq += 1
+        export_id = f"{self.gid}.{self._export_seq}"
+        path = data.ns.path_of(root)
+        log.info("export_dir", path=path, to_rank=target, export_id=export_id)
+        try:
+            snap = await data.export_prepare(root)
+            backoff = 0.05
+            while True:
+                fs = self.fsmap.fs_of(self.gid)
+                if fs is None or target not in fs.in_ or self.respawn_reason is not None:
+                    data.export_abort(root)
+                    log.warning("export abandoned", path=path, to_rank=target)
+                    return False
+                reply = await self._peer_call(target, "export", {
+                    "export_id": export_id, "from": self.sm.rank, "snapshot": snap})
+                if reply is not None and reply.rc == 0:
+                    break
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+            await data.export_commit(root, target, export_id)
+        except (Fenced, Damaged, OSDError) as e:
+            self._respawn(str(e))
+            return False
+        log.info("export_finish", path=path, to_rank=target)
+        return True
+
+    async def _apply_pin(self, path: str, target: int, parent_rank: int) -> None:
+        """ceph.dir.pin on `path` (set through the rank holding its parent, `parent_rank`):
+        move the directory's contents to rank `target` (-1: back to the parent's rank)."""
+        data = self.data
+        if data is None or data.ns is None:
+            return
+        try:
+            node = data.ns.resolve(path)
+            while subtree.under(data.ns, node.ino, data.frozen):  # an export is under way
+                await trio.sleep(0.05)
+                node = data.ns.resolve(path)
+        except FSError:
+            return
+        if not node.is_dir:
+            return
+        if node.ino in data.ns.exported:  # the contents are elsewhere: their holder moves them
+            holder = data.ns.exported[node.ino]
+            if holder != target:
+                await self._peer_call(holder, "pin", {"path": path, "target": target,
+                                                      "from": self.sm.rank})
+            return
+        if target < 0:
+            if node.ino in data.ns.auth_roots and parent_rank != self.sm.rank:
+                await self.export_subtree(node.ino, parent_rank)
+            return
+        if target == self.sm.rank:
+            return
+        fs = self.fsmap.fs_of(self.gid)
+        holder = fs.holder(target) if fs is not None else None
+        if holder is None or holder.state != states.ACTIVE:
+            log.info("export pin to a rank that is not active; the subtree stays",
+                     path=path, rank=target)
+            return
+        await self.export_subtree(node.ino, target)
+
+    async def _enforce_pins(self, ev: dict) -> None:
+        """Pins travel with their directories: an imported directory pinned to another rank
+        goes on there (e.g. pinned while an ancestor was being exported)."""
+        data = self.data
+        for _, _, wire in [ev["chain"][-1]] + ev["entries"] if ev["chain"] else ev["entries"]:
+            pin = (wire.get("xattrs") or {}).get(subtree.PIN_XATTR)
+            if pin is None or not valid_pin(pin) or int(pin) < 0 or int(pin) == self.sm.rank:
+                continue
+            if data is not self.data or wire["ino"] not in data.ns.inodes:
+                continue
+            await self._apply_pin(data.ns.path_of(wire["ino"]), int(pin), self.sm.rank)
+
+    def _after_request(self, req, rc: int) -> None:
+        """Pins (ceph.dir.pin) and the default spread of new top-level directories."""
+        if rc != 0 or self.data is None:
+            return
+        if req.op == "setattr" and subtree.PIN_XATTR in (req.args.get("xattrs") or {}):
+            target = int(req.args["xattrs"][subtree.PIN_XATTR])
+            self.nursery.start_soon(self._apply_pin, req.args["path"], target, self.sm.rank)
+        elif req.op == "mkdir" and self.sm.rank == 0:
+            parts = [p for p in str(req.args.get("path", "")).split("/") if p]
+            fs = self.fsmap.fs_of(self.gid)
+            if len(parts) == 1 and fs is not None and fs.max_mds > 1:
+                target = subtree.default_rank(parts[0], fs.max_mds)
+                if target != 0:
+                    self.nursery.start_soon(self._apply_pin, req.args["path"], target, 0)
+
+    async def _work_resolve(self) -> None:
+        """R3 step 3: ask every other rank, once it has replayed, which of our subtrees it
+        imported; finish those exports (we died between its EImport and our EExport)."""
+        log.info("resolve_start")
+        asked: set[int] = set()
+        while True:
+            fs = self.fsmap.fs_of(self.gid)
+            others = sorted(r for r in fs.in_ if r != self.sm.rank) if fs else []
+            for rank in others:
+                info = fs.holder(rank)
+                if rank in asked or info is None or info.state not in REPLAYED:
+                    continue
+                reply = await self._peer_call(rank, "resolve", {"from": self.sm.rank})
+                if reply is not None and reply.rc == 0:
+                    for ino, export_id in reply.result.get("imports", []):
+                        if not await self._data_io(
+                                self.data.forget_exported(ino, rank, export_id)):
+                            return
+                    asked.add(rank)
+            if all(r in asked for r in others):
+                break
+            epoch = self.fsmap.epoch
+            with trio.move_on_after(0.2):
+                while self.fsmap.epoch == epoch:
+                    await self._map_seen.wait()
+
+    async def _work_stopping(self) -> None:
+        """X4: hand every subtree to rank 0, then write everything back and trim."""
+        log.info("stopping_start")
+        data = self.data
+        if data is not None and data.ns is not None:
+            for root in sorted(data.ns.auth_roots - {ROOT_INO}):
+                while root in data.ns.auth_roots:
+                    if not await self.export_subtree(root, 0):
+                        await trio.sleep(0.2)
+            await data.flush_all()
+        log.info("stopping_done")
+
+
+def valid_pin(value) -> bool:
+    try:
+        return int(value) >= -1
+    except (TypeError, ValueError):
+        return False
