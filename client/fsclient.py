@@ -194,6 +194,7 @@ class FSClient:
         self._reconnecting: dict[int, tuple] = {}
         self._attempts: dict[int, tuple[tuple, trio.CancelScope]] = {}  # _open_unless_moved
         self._unsafe: dict[int, tuple[int, m.ClientRequest]] = {}  # tid -> (rank, request)
+        self._inflight: set[int] = set()  # tids without a final reply yet (oldest_tid)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -268,11 +269,13 @@ class FSClient:
         unsafe: m.ClientReply | None = None
         session: _Session | None = None
         rank = self._route(op, args)
+        self._inflight.add(tid)
         try:
             with trio.move_on_after(self.timeout):
                 while True:
                     rank, session = await self._serving_session(rank, sent=retry > 0)
-                    req = m.ClientRequest(tid, op, args, retry)
+                    req = m.ClientRequest(tid, op, args, retry,
+                                          oldest_tid=min(self._inflight))  # older: answered
                     reply = await session.call(req)
                     while reply is not None and not reply.safe and reply.rc == 0:
                         unsafe = reply  # applied, not yet journaled: wait for the safe reply
@@ -302,6 +305,7 @@ class FSClient:
                         return unsafe.result  # a safe reply may come without the result
                     return reply.result
         finally:
+            self._inflight.discard(tid)
             self._unsafe.pop(tid, None)
             if session is not None:
                 session.waiters.pop(tid, None)
@@ -418,7 +422,8 @@ class FSClient:
             replay = sorted((tid, req) for tid, (r, req) in self._unsafe.items() if r == rank)
             for tid, req in replay:
                 s.expect(tid)
-                await s.send(m.ClientRequest(tid, req.op, req.args, req.retry + 1, replay=True))
+                await s.send(m.ClientRequest(tid, req.op, req.args, req.retry + 1, replay=True,
+                                             oldest_tid=req.oldest_tid))
             self.log.info(f"reconnecting session to mds.{info.name}", rank=rank,
                           replayed=len(replay))
             if await s.send(m.ClientReconnect(metadata={"addr": self.addr})):

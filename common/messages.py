@@ -211,6 +211,7 @@ class ClientRequest:
     args: dict  # {"path": ...} or {"src": ..., "dst": ...}, plus attributes
     retry: int = 0  # how many times this reqid was sent before (to an earlier holder)
     replay: bool = False  # answered unsafe by an earlier holder: resent in reconnect (R3 6)
+    oldest_tid: int = 0  # the client's oldest tid without a safe reply (older records go)
 
 
 @message("client_reply")

@@ -198,7 +198,7 @@ class ClientSide:
                 return
             try:
                 rc, result, error = await data.handle(f"{client}:{req.tid}", req.op, req.args,
-                                                      early)
+                                                      early, req.oldest_tid)
             except (Fenced, Damaged, OSDError) as e:
                 self._respawn(str(e))
                 return

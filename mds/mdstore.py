@@ -24,6 +24,7 @@ import structlog
 from mds import journal as j
 from mds import subtree
 from mds.namespace import ROOT_INO, Inode, Namespace
+from mds.sessionmap import MAX_COMPLETED_PER_CLIENT, split_reqid
 from osd.client import OSDClient, OSDError
 
 log = structlog.get_logger("mds")
@@ -40,9 +41,31 @@ def sessionmap_object(rank: int) -> str:
 def apply_session(table: dict[str, dict], ev: dict) -> None:
     """An ESession event: a client's session opened or closed."""
     if ev.get("open"):
+        done = table.get(ev["client"], {}).get("completed")  # a re-open keeps them
         table[ev["client"]] = {"addr": ev.get("addr", ""), "metadata": ev.get("metadata", {})}
+        if done:
+            table[ev["client"]]["completed"] = done
     else:
         table.pop(ev["client"], None)
+
+
+def note_completed(table: dict[str, dict], ev: dict) -> None:
+    """An EUpdate being written back: its result joins its client's completed requests in
+    the sessionmap object (Ceph keeps them with the session), trimmed by `oldest`."""
+    client, tid = split_reqid(ev["reqid"])
+    entry = table.get(client)
+    if entry is None:
+        return  # no session (a test's raw request, or closed since): nothing to keep
+    done = {t: r for t, r in entry.get("completed", {}).items()
+            if int(t) >= ev.get("oldest", 0)}
+    done[str(tid)] = ev.get("result", {})
+    while len(done) > MAX_COMPLETED_PER_CLIENT:
+        del done[min(done, key=int)]
+    entry["completed"] = done
+
+
+def _deep(d: dict) -> dict:
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
 
 
 def _pack(obj) -> bytes:
@@ -128,9 +151,14 @@ class RankStore:
             ns.apply(events[0][1])
         await self.read_dirs(ns)
         self.flushed = Namespace.from_wire(ns.to_wire())
-        self.sessions = {c: _unpack(v) for c, v in
-                         (await self._omap(sessionmap_object(self.rank))).items()}
-        self.flushed_sessions = dict(self.sessions)
+        stored = {c: _unpack(v) for c, v in
+                  (await self._omap(sessionmap_object(self.rank))).items()}
+        self.flushed_sessions = stored
+        self.sessions = {c: {k: v for k, v in d.items() if k != "completed"}
+                         for c, d in stored.items()}
+        if completed is not None:  # what clients may resend from before the journal's tail
+            for client, d in stored.items():
+                completed.load(client, d.get("completed", {}))
         self.read_pos = pos
         self.replayed = self._apply_events(ns, events, end, completed)
         return ns
@@ -176,10 +204,12 @@ class RankStore:
             self._note(pos, ev)
             if ev["t"] == j.EUPDATE:
                 ns.apply(ev)
-                if completed is not None and ev.get("reqid"):
-                    completed[ev["reqid"]] = ev.get("result", {})
+                if completed is not None:
+                    completed.note_event(ev)
             elif ev["t"] == j.ESESSION:
                 apply_session(self.sessions, ev)
+                if completed is not None and not ev.get("open"):
+                    completed.forget(ev["client"])
             elif ev["t"] in (j.ESUBTREEMAP, j.EIMPORT, j.EEXPORT):
                 ns.apply(ev)
         self.read_pos = end
@@ -251,7 +281,7 @@ class RankStore:
         if not old:
             return 0
         dirty: set[int] = set()
-        sessions_before = dict(self.flushed_sessions)
+        sessions_before = {c: _deep(d) for c, d in self.flushed_sessions.items()}
         for seg in old:
             dirty |= seg.dirty
             for ev in seg.updates:
@@ -259,6 +289,8 @@ class RankStore:
                     apply_session(self.flushed_sessions, ev)
                 else:
                     self.flushed.apply(ev)
+                    if ev.get("reqid"):
+                        note_completed(self.flushed_sessions, ev)
         await self.write_dirs(self.flushed, dirty)
         if self.flushed_sessions != sessions_before:
             await self.write_sessionmap(sessions_before)

@@ -18,11 +18,11 @@ from mds import journal as j
 from mds import subtree
 from mds.mdstore import RankStore
 from mds.namespace import FSError, Namespace
+from mds.sessionmap import CompletedRequests, split_reqid
 from osd.client import Blocklisted, OSDClient, OSDError
 
 log = structlog.get_logger("mds")
 
-MAX_COMPLETED = 100_000  # completed-request records kept for resends
 READ_OPS = frozenset({"lookup", "getattr", "readdir"})
 WRITE_OPS = frozenset({"mkdir", "create", "unlink", "rmdir", "rename", "setattr"})
 
@@ -40,7 +40,7 @@ class RankData:
                  max_segments: int, min_epoch: int = 0) -> None:
         self.store = RankStore(osd, pool, rank, events_per_segment, max_segments, min_epoch)
         self.ns: Namespace | None = None
-        self.completed: dict[str, dict] = {}
+        self.completed = CompletedRequests()  # what a resend is answered with
         self.lock = trio.Lock()
         self.requests = 0  # served, for `fs status` rates
         self._queue: list[list] = []
@@ -77,7 +77,6 @@ class RankData:
     async def load(self) -> int:
         """Replay: directory objects plus the journal tail. Returns events replayed."""
         self.ns = await self._io(self.store.load(self.completed))
-        self._remember_bound()
         return self.store.replayed
 
     async def follow(self) -> int:
@@ -86,7 +85,6 @@ class RankData:
         if self.store.read_pos < header.trimmed_pos:
             raise Fenced("standby MDS fell behind active MDS journal's expire_pos, restarting")
         count = await self._io(self.store.replay_more(self.ns, self.completed))
-        self._remember_bound()
         return count
 
     async def flush_all(self) -> None:
@@ -94,16 +92,6 @@ class RankData:
         async with self.lock:  # a new segment, opened with the subtree map, then expire
             await self._journal(self._enqueue(self.store.opener()))
             await self._io(self.store.trim(everything=True))
-
-    def _remember_bound(self) -> None:
-        while len(self.completed) > MAX_COMPLETED:
-            del self.completed[next(iter(self.completed))]
-
-    def _remember(self, reqid: str, result: dict) -> None:
-        """Record a completed request; the oldest records go once there are too many (a
-        client resends only what it sent just before a failover)."""
-        self.completed[reqid] = result
-        self._remember_bound()
 
     # -- group commit: whoever finds no flush running writes every queued event in one append
     def _enqueue(self, ev: dict) -> list:
@@ -221,18 +209,22 @@ class RankData:
             self.store.sessions[client] = {"addr": addr, "metadata": metadata}
         else:
             self.store.sessions.pop(client, None)
+            self.completed.forget(client)
 
     # -- requests
-    async def handle(self, reqid: str, op: str, args: dict,
-                     early_reply=None) -> tuple[int, dict, str]:
+    async def handle(self, reqid: str, op: str, args: dict, early_reply=None,
+                     oldest_tid: int = 0) -> tuple[int, dict, str]:
         """Serve one client request: (rc, result, error text). A reqid seen before (a client
         resending after a failover) gets the recorded answer instead of a second execution.
         `early_reply(result)`, if given, is awaited once a mutation is applied in memory and
         before it is journaled (mds_early_reply: the client gets an unsafe reply)."""
         ns = self.ns
         self.requests += 1
-        if reqid in self.completed:
-            return 0, self.completed[reqid], ""
+        client, tid = split_reqid(reqid)
+        self.completed.trim(client, oldest_tid)
+        done = self.completed.get(client, tid)
+        if done is not None:
+            return 0, done, ""
         try:
             if op in READ_OPS:
                 redirect = self._redirect(op, args)
@@ -252,6 +244,7 @@ class RankData:
                 ev = ns.prepare(op, args, time.time())
                 ev["t"] = j.EUPDATE
                 ev["reqid"] = reqid
+                ev["oldest"] = oldest_tid
                 ns.apply(ev)
                 result = {"inode": ns.stat(ns.inodes[ev["ino"]])} if ev["ino"] in ns.inodes \
                     and op != "unlink" and op != "rmdir" else {}
@@ -260,7 +253,7 @@ class RankData:
             if early_reply is not None:
                 await early_reply(result)
             await self._journal(waiter)
-            self._remember(reqid, result)
+            self.completed.add(client, tid, result, oldest_tid)
             return 0, result, ""
         except FSError as e:
             return -e.code, {}, str(e)

@@ -143,3 +143,57 @@ class SessionMap:
         for s in stale:
             s.state = STALE
         return stale, evict
+
+
+MAX_COMPLETED_PER_CLIENT = 10_000  # a safety net for clients that never say what they have
+
+
+def split_reqid(reqid: str) -> tuple[str, int]:
+    """"client.4123:17" -> ("client.4123", 17)."""
+    client, _, tid = reqid.rpartition(":")
+    return client, int(tid)
+
+
+class CompletedRequests:
+    """Per client, the results of its requests that it may still resend after a failover
+    (Ceph's session completed_requests): a resend is answered from here, not done again. A
+    client says with each request the oldest tid it still waits for (`oldest_tid`); what is
+    older is dropped. Closing the session drops the client's records."""
+
+    def __init__(self) -> None:
+        self.by_client: dict[str, dict[int, dict]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.by_client.values())
+
+    def get(self, client: str, tid: int) -> dict | None:
+        return self.by_client.get(client, {}).get(tid)
+
+    def add(self, client: str, tid: int, result: dict, oldest: int = 0) -> None:
+        records = self.by_client.setdefault(client, {})
+        records[tid] = result
+        self.trim(client, oldest)
+        while len(records) > MAX_COMPLETED_PER_CLIENT:
+            del records[min(records)]
+
+    def trim(self, client: str, oldest: int) -> None:
+        records = self.by_client.get(client)
+        if records and oldest > 0:
+            for tid in [t for t in records if t < oldest]:
+                del records[tid]
+
+    def forget(self, client: str) -> None:
+        self.by_client.pop(client, None)
+
+    def note_event(self, ev: dict) -> None:
+        """An EUpdate (journaled or replayed): remember its result, trim by its `oldest`."""
+        if ev.get("reqid"):
+            client, tid = split_reqid(ev["reqid"])
+            self.add(client, tid, ev.get("result", {}), ev.get("oldest", 0))
+
+    def to_wire(self, client: str) -> dict[str, dict]:
+        return {str(t): r for t, r in sorted(self.by_client.get(client, {}).items())}
+
+    def load(self, client: str, wire: dict) -> None:
+        for tid, result in wire.items():
+            self.by_client.setdefault(client, {})[int(tid)] = result

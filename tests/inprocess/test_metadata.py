@@ -8,7 +8,7 @@ import json
 import pytest
 import trio
 
-from common.messages import ClientRequest
+from common.messages import ClientReconnect, ClientRequest
 from common.net import connect, parse_hostport
 from mds.rankdata import Fenced, RankData
 from osd.client import OSDClient
@@ -104,19 +104,50 @@ async def test_F4_fenced_instance_cannot_write(cluster, autojump_clock):
     assert [n for n, _ in reply.result["entries"]] == ["before"]
 
 
+async def _session(c: Cluster, client: str, how: str):
+    """A raw client connection to rank 0's holder with an open (or reconnected) session."""
+    info = c.fsmap.fs_by_name("cephfs").holder(0)
+    host, port = parse_hostport(info.addr.split("/")[0])
+    conn, _ = await connect(host, port, client)
+    addr = f"127.0.0.1:0/{sum(client.encode())}"
+    if how == "open":
+        await open_session(conn, addr)
+    else:  # C4: to the new holder in up:reconnect
+        await conn.send(ClientReconnect(metadata={"addr": addr}))
+        assert (await conn.recv()).op == "open"
+    return conn
+
+
+async def _mkdir(conn, tid: int, path: str, oldest: int = 0):
+    await conn.send(ClientRequest(tid=tid, op="mkdir", args={"path": path}, oldest_tid=oldest))
+    reply = await conn.recv()
+    while reply.rc == 0 and not reply.safe:
+        reply = await conn.recv()
+    return reply
+
+
 async def test_resent_request_is_answered_not_redone(cluster, autojump_clock):
+    """A client that reconnects and resends a request the old holder completed gets the
+    recorded answer (completed requests replayed from the journal), not a second mkdir."""
     c = cluster
     await _cephfs_with(c, "a", "b")
     await trio.sleep(3)
-    first = await mds_request(c, "mkdir", {"path": "/x"}, tid=7, entity="client.r")
+
+    conn = await _session(c, "client.r", "open")
+    first = await _mkdir(conn, 7, "/x")
     assert first.rc == 0
     active = c.holder_name()
     c.mds[active].kill()
+    await conn.aclose()
+    await c.wait_for(lambda: c.holder_name(state="up:reconnect") not in (None, active),
+                     what="the new holder in up:reconnect")
+    conn = await _session(c, "client.r", "reconnect")
     await c.wait_for(lambda: c.holder_name() not in (None, active), what="takeover")
-    again = await mds_request(c, "mkdir", {"path": "/x"}, tid=7, entity="client.r")
-    assert again.rc == 0 and again.result == first.result  # from the replayed reqid record
-    other = await mds_request(c, "mkdir", {"path": "/x"}, tid=8, entity="client.r")
+    again = await _mkdir(conn, 7, "/x")
+    assert again.rc == 0 and again.result == first.result  # from the replayed record
+    other = await _mkdir(conn, 8, "/x")
     assert other.rc == -17  # EEXIST for a new request
+    await conn.aclose()
 
 
 async def test_F5_corrupt_journal_makes_rank_damaged_until_repaired(cluster, autojump_clock):
@@ -216,4 +247,33 @@ async def test_tell_status_and_session_ls(cluster, autojump_clock):
     assert [s["id"] for s in sessions] == [7] and sessions[0]["state"] == "open"
     assert sessions[0]["inst"] == "client.7 v1:127.0.0.1:0/77"
     assert admin.run(["frob"], "json", daemon, 0.0)[0] == -22
+    await conn.aclose()
+
+
+async def test_completed_requests_outlive_the_journal_segments_they_were_in(cluster,
+                                                                            autojump_clock):
+    """Ceph keeps completed requests with the session: once the segment holding a request
+    is trimmed, the sessionmap object still answers its resend after a failover."""
+    c = cluster
+    await _cephfs_with(c, "a", "b", mds_log_events_per_segment=16, mds_log_max_segments=8)
+    await trio.sleep(3)
+    conn = await _session(c, "client.q", "open")
+    first = await _mkdir(conn, 1, "/q", oldest=1)
+    assert first.rc == 0
+    await _create(c, 300)  # other clients' work: /q's segment is written back and trimmed
+    active = c.holder_name()
+    data = c.mds[active].daemon.data
+    assert data.store.header.expire_pos > 0
+    c.mds[active].kill()
+    await conn.aclose()
+    await c.wait_for(lambda: c.holder_name(state="up:reconnect") not in (None, active),
+                     what="the new holder in up:reconnect")
+    conn = await _session(c, "client.q", "reconnect")
+    await c.wait_for(lambda: c.holder_name() not in (None, active), what="takeover")
+    again = await _mkdir(conn, 1, "/q", oldest=1)
+    assert again.rc == 0 and again.result == first.result  # not EEXIST: not done twice
+    later = await _mkdir(conn, 2, "/q2", oldest=2)  # tid 1 answered: its record may go
+    assert later.rc == 0
+    new = c.mds[c.holder_name()].daemon.data
+    assert new.completed.get("client.q", 1) is None and new.completed.get("client.q", 2)
     await conn.aclose()

@@ -113,6 +113,7 @@ class FakeMDS:
         self.ns = ns
         self.seen: list[tuple[str, int, int, str]] = []  # (entity, tid, retry, op)
         self.session_ops: list[tuple[str, str]] = []
+        self.oldest: list[tuple[int, int]] = []  # (tid, oldest_tid) as sent
         self.eagain = 0  # answer this many requests with -EAGAIN
         self.hold: trio.Event | None = None  # requests wait for it (never answered if unset)
         self.after_apply = None  # if set: apply, call it, close the connection without a reply
@@ -164,6 +165,7 @@ class FakeMDS:
                 await conn.send(m.ClientSession(answer, seq=getattr(req, "seq", 0)))
             return
         self.seen.append((entity, req.tid, req.retry, req.op))
+        self.oldest.append((req.tid, req.oldest_tid))
         reply = self.ns.completed.get((entity, req.tid))
         if reply is None:
             if self.eagain > 0:
@@ -309,6 +311,11 @@ async def test_concurrent_requests_are_matched_by_tid(cluster, mds_a, autojump_c
     for n in names:
         assert results[n]["ino"] == results[n]["stat"]["ino"]
     assert len({r["ino"] for r in results.values()}) == len(names)
+    # oldest_tid: the oldest request still unanswered, so the MDS may drop older records
+    first = min(t for t, _ in mds_a.oldest)
+    assert all(o <= t for t, o in mds_a.oldest)
+    assert all(o == first for t, o in mds_a.oldest if t < first + len(names))  # all in flight
+    assert max(o for _, o in mds_a.oldest) > first  # later ones: the first was answered
 
 
 async def test_waits_for_the_safe_reply(cluster, mds_a, autojump_clock):

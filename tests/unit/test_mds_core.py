@@ -148,11 +148,22 @@ def test_B4_B5_laggy_until_acked_and_cleared():
     assert b.seq_stamp == {}
 
 
-def test_completed_request_records_are_bounded(monkeypatch):
-    from mds import rankdata
+def test_completed_requests_are_kept_until_the_client_has_the_answer(monkeypatch):
+    """Ceph's completed_requests: trimmed by the client's oldest tid without a safe reply,
+    dropped with its session, capped per client as a safety net."""
+    from mds import sessionmap
 
-    monkeypatch.setattr(rankdata, "MAX_COMPLETED", 3)
-    data = rankdata.RankData(None, 1, 0, 1024, 128)
-    for i in range(5):
-        data._remember(f"client.1:{i}", {"n": i})
-    assert list(data.completed) == ["client.1:2", "client.1:3", "client.1:4"]
+    done = sessionmap.CompletedRequests()
+    for tid in (1, 2, 3):
+        done.add("client.1", tid, {"n": tid})
+    done.add("client.2", 1, {"n": 1})
+    done.trim("client.1", 3)  # the client waits for nothing older than tid 3
+    assert done.get("client.1", 2) is None and done.get("client.1", 3) == {"n": 3}
+    done.note_event({"reqid": "client.1:4", "result": {"n": 4}, "oldest": 4})
+    assert done.to_wire("client.1") == {"4": {"n": 4}}
+    done.forget("client.2")
+    assert len(done) == 1
+    monkeypatch.setattr(sessionmap, "MAX_COMPLETED_PER_CLIENT", 2)
+    for tid in (5, 6, 7):
+        done.add("client.1", tid, {})
+    assert sorted(done.by_client["client.1"]) == [6, 7]
