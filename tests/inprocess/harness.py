@@ -143,6 +143,22 @@ def _state(name: str) -> int:
     return states.from_name(name)
 
 
+async def cephfs_cluster(nursery: trio.Nursery, data_dir: str, mds: str = "",
+                         **options) -> Cluster:
+    """Fast profile: mon, osd.0, fs cephfs, then MDS daemons named by the letters of `mds`.
+    With daemons, it returns once rank 0 is active and the new-quorum window (T3) is over."""
+    c = Cluster(nursery, data_dir, profile="fast")
+    await c.start_mon()
+    await c.start_osd()
+    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    for name in mds:
+        await c.start_mds(name, **options)
+    if mds:
+        await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+        await trio.sleep(3)
+    return c
+
+
 async def open_session(conn, addr: str = "") -> None:
     """Open a client session on an MDS connection (request_open; C1)."""
     import random

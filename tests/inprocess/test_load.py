@@ -10,21 +10,14 @@ import trio
 from client.fsclient import FSClient
 from client.load import run_load
 from client.verify import read_history, verify
-from tests.inprocess.harness import Cluster
+from tests.inprocess.harness import Cluster, cephfs_cluster
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
 async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path), profile="fast")
-    await c.start_mon()
-    await c.start_osd()
-    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
-    for name in "ab":
-        await c.start_mds(name)
-    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
-    await trio.sleep(3)  # past the new-quorum window (T3)
+    c = await cephfs_cluster(nursery, str(tmp_path), "ab")
     yield c
     nursery.cancel_scope.cancel()
 

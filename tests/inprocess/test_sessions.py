@@ -17,17 +17,14 @@ from common.fsmap import FSMap
 from common.messages import ClientSession, FSMapMsg, Subscribe
 from common.net import connect, parse_hostport
 from mds import admin
-from tests.inprocess.harness import Cluster, open_session
+from tests.inprocess.harness import Cluster, cephfs_cluster, open_session
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
 async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path), profile="fast")
-    await c.start_mon()
-    await c.start_osd()
-    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
+    c = await cephfs_cluster(nursery, str(tmp_path))
     yield c
     nursery.cancel_scope.cancel()
 

@@ -9,7 +9,7 @@ import trio
 from client.fsclient import FSClient
 from common import states
 from mds import subtree
-from tests.inprocess.harness import Cluster
+from tests.inprocess.harness import Cluster, cephfs_cluster
 from tests.inprocess.test_sessions import StateLog
 
 pytestmark = pytest.mark.timeout(60)
@@ -17,16 +17,9 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path), profile="fast")
-    await c.start_mon()
-    await c.start_osd()
-    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
-    for name in "abc":
-        await c.start_mds(name)
-    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
+    c = await cephfs_cluster(nursery, str(tmp_path), "abc")
     await c.ok("fs", "set", "cephfs", "max_mds", "2")
     await c.wait_for(lambda: c.holder_name(rank=1), what="rank 1 active")
-    await trio.sleep(3)  # past the new-quorum window (T3)
     yield c
     nursery.cancel_scope.cancel()
 
