@@ -30,46 +30,11 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.maps import FS, Watcher, rank0, ready, replaced  # noqa: E402
 from client.admin import AdminClient  # noqa: E402
 from common import config as cfg  # noqa: E402
-from common import messages as m  # noqa: E402
 from common import states  # noqa: E402
-from common.fsmap import FSMap  # noqa: E402
 from tests.integration.cluster import MDSEMU, Cluster  # noqa: E402
-
-FS = "cephfs"
-
-
-def rank0(fsmap: FSMap):
-    fs = fsmap.fs_by_name(FS)
-    return (fs.holder(0), fs.follower(0)) if fs else (None, None)
-
-
-class Watcher:
-    """Holds the newest FSMap pushed by the monitor."""
-
-    def __init__(self, admin: AdminClient) -> None:
-        self.admin = admin
-        self.fsmap: FSMap | None = None
-        self.changed = trio.Event()
-
-    async def run(self) -> None:
-        async for msg in self.admin.pushes:
-            if isinstance(msg, m.FSMapMsg):
-                fsmap = FSMap.from_wire(msg.fsmap)
-                if self.fsmap is None or fsmap.epoch > self.fsmap.epoch:
-                    self.fsmap = fsmap
-                    self.changed.set()
-                    self.changed = trio.Event()
-
-    async def until(self, pred, timeout: float, what: str) -> tuple[float, FSMap]:
-        """Wait for a pushed map satisfying pred; (arrival time, map)."""
-        with trio.move_on_after(timeout):
-            while True:
-                if self.fsmap is not None and pred(self.fsmap):
-                    return trio.current_time(), self.fsmap
-                await self.changed.wait()
-        raise TimeoutError(f"no map with {what} within {timeout:g}s")
 
 
 async def baseline(admin: AdminClient, n: int = 200) -> float:
@@ -94,21 +59,10 @@ async def rounds(c: Cluster, w: Watcher, kills: int, replay: bool) -> list[tuple
     out = []
     names = ("a", "b", "c")
 
-    def ready(f: FSMap) -> bool:
-        holder, follower = rank0(f)
-        return (all(f.gid_by_name(n) is not None for n in names)
-                and holder is not None and holder.state == states.ACTIVE
-                and (not replay or follower is not None))
-
-    def replaced(old_gid: int, state: int | None = None):
-        def pred(f: FSMap) -> bool:
-            holder = rank0(f)[0]
-            return (holder is not None and holder.gid != old_gid
-                    and (state is None or holder.state == state))
-        return pred
+    ready_now = ready(names, replay)
 
     for i in range(kills):
-        _, f = await w.until(ready, 30, "rank 0 active and every daemon back")
+        _, f = await w.until(ready_now, 30, "rank 0 active and every daemon back")
         old, fol = rank0(f)
         t0 = trio.current_time()
         os.kill(c.pid_of(old.name), signal.SIGKILL)

@@ -43,70 +43,13 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.maps import FS, BenchError, Watcher, rank0, ready, replaced  # noqa: E402
 from client.admin import AdminClient  # noqa: E402
 from common import config as cfg  # noqa: E402
-from common import messages as m  # noqa: E402
 from common import states  # noqa: E402
-from common.fsmap import FSMap  # noqa: E402
 from tests.integration.cluster import MDSEMU, Cluster, _clean_env  # noqa: E402
 
-FS = "cephfs"
 NAMES = ("a", "b", "c")
-
-
-class BenchError(Exception):
-    """The cluster, the load or verify could not be run: no figures."""
-
-
-def rank0(fsmap: FSMap):
-    fs = fsmap.fs_by_name(FS)
-    return (fs.holder(0), fs.follower(0)) if fs else (None, None)
-
-
-class Watcher:
-    """Every FSMap the monitor pushes, with its arrival time (trio clock)."""
-
-    def __init__(self, admin: AdminClient) -> None:
-        self.admin = admin
-        self.maps: list[tuple[float, FSMap]] = []
-        self.changed = trio.Event()
-
-    async def run(self) -> None:
-        async for msg in self.admin.pushes:
-            if isinstance(msg, m.FSMapMsg):
-                fsmap = FSMap.from_wire(msg.fsmap)
-                if not self.maps or fsmap.epoch > self.maps[-1][1].epoch:
-                    self.maps.append((trio.current_time(), fsmap))
-                    self.changed.set()
-                    self.changed = trio.Event()
-
-    async def until(self, pred, timeout: float, what: str,
-                    since: float | None = None) -> tuple[float, FSMap]:
-        """since None: wait until the newest map satisfies pred. Else: the first map that
-        arrived at or after `since` and satisfies pred. Returns (arrival time, map)."""
-        i = 0
-        with trio.move_on_after(timeout):
-            while True:
-                if since is None:
-                    if self.maps and pred(self.maps[-1][1]):
-                        return self.maps[-1]
-                else:
-                    while i < len(self.maps):
-                        t, f = self.maps[i]
-                        i += 1
-                        if t >= since and pred(f):
-                            return t, f
-                await self.changed.wait()
-        raise BenchError(f"no map with {what} within {timeout:g}s")
-
-    def states_of(self, gid: int, start: float, end: float) -> dict[str, float]:
-        """The first arrival, in [start, end], of each state of gid as rank 0's holder."""
-        seen: dict[str, float] = {}
-        for t, f in self.maps:
-            holder = rank0(f)[0]
-            if start <= t <= end and holder is not None and holder.gid == gid:
-                seen.setdefault(states.NAMES.get(holder.state, str(holder.state)), t)
-        return seen
 
 
 # -- the load and verify, as the user runs them
@@ -196,23 +139,12 @@ class Kill:
 async def kills(c: Cluster, w: Watcher, schedule: list[float], ops_start: float,
                 replay: bool, not_before: float, done: list[Kill],
                 load_done: trio.Event) -> None:
-    def ready(f: FSMap) -> bool:
-        holder, follower = rank0(f)
-        return (all(f.gid_by_name(n) is not None for n in NAMES)
-                and holder is not None and holder.state == states.ACTIVE
-                and (not replay or follower is not None))
-
-    def replaced(old_gid: int, state: int | None = None):
-        def pred(f: FSMap) -> bool:
-            holder = rank0(f)[0]
-            return (holder is not None and holder.gid != old_gid
-                    and (state is None or holder.state == state))
-        return pred
+    ready_now = ready(NAMES, replay)
 
     for at in schedule:
         slot = max(ops_start + at, not_before)
         await trio.sleep(max(0.0, slot - time.time()))
-        _, f = await w.until(ready, 30, "rank 0 active and every daemon back")
+        _, f = await w.until(ready_now, 30, "rank 0 active and every daemon back")
         if load_done.is_set():
             print(f"  the load ended before the kill at {at:g}s; no more kills")
             return

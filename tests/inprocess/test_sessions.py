@@ -37,6 +37,15 @@ async def _up(c: Cluster, *names: str, **opts) -> str:
     return c.holder_name()
 
 
+async def _pair_watched(c: Cluster, nursery) -> tuple[str, str, StateLog]:
+    """mds.a and mds.b, one active; and a StateLog of rank 0. (active, standby, log)"""
+    first = await _up(c, "a", "b")
+    watch = StateLog(c)
+    nursery.start_soon(watch.run)
+    await c.wait_for(lambda: watch.seen, what="the first map")
+    return first, "b" if first == "a" else "a", watch
+
+
 def _mon(c: Cluster) -> str:
     return f"127.0.0.1:{c.port}"
 
@@ -86,11 +95,7 @@ async def _blocklist(c: Cluster) -> list[str]:
 async def test_R3_unsafe_request_comes_back_through_clientreplay(cluster, nursery,
                                                                  autojump_clock):
     c = cluster
-    first = await _up(c, "a", "b")
-    other = "b" if first == "a" else "a"
-    watch = StateLog(c)
-    nursery.start_soon(watch.run)
-    await c.wait_for(lambda: watch.seen, what="the first map")
+    first, other, watch = await _pair_watched(c, nursery)
     async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/before")
         await c.ok("config", "set", f"mds.{first}", "mds_log_pause", "true")
@@ -113,11 +118,7 @@ async def test_R3_unsafe_request_comes_back_through_clientreplay(cluster, nurser
 
 async def test_C4_client_reconnects_so_reconnect_ends_early(cluster, nursery, autojump_clock):
     c = cluster
-    first = await _up(c, "a", "b")
-    other = "b" if first == "a" else "a"
-    watch = StateLog(c)
-    nursery.start_soon(watch.run)
-    await c.wait_for(lambda: watch.seen, what="the first map")
+    first, other, watch = await _pair_watched(c, nursery)
     async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/d")
         c.mds[first].kill()
@@ -131,11 +132,7 @@ async def test_C4_client_reconnects_so_reconnect_ends_early(cluster, nursery, au
 async def test_C2_a_missing_client_holds_reconnect_for_the_timeout_then_is_evicted(
         cluster, nursery, autojump_clock):
     c = cluster
-    first = await _up(c, "a", "b")
-    other = "b" if first == "a" else "a"
-    watch = StateLog(c)
-    nursery.start_soon(watch.run)
-    await c.wait_for(lambda: watch.seen, what="the first map")
+    first, other, watch = await _pair_watched(c, nursery)
     conn = await _raw_session(c, "client.77", "127.0.0.1:0/7777")  # it never reconnects
     c.mds[first].kill()
     await c.wait_for(lambda: c.holder_name() == other, what="takeover")
