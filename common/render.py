@@ -15,6 +15,8 @@ from common.fsmap import (
     ALLOW_MULTIMDS_SNAPS,
     ALLOW_SNAPS,
     ALLOW_STANDBY_REPLAY,
+    BALANCE_AUTOMATE,
+    DEFAULT_INCOMPAT,
     FLAG_NAMES,
     FS_CLUSTER_ID_NONE,
     INCOMPAT_FEATURES,
@@ -64,16 +66,24 @@ def _addrvec_json(addr: str) -> dict:
     return {"addrvec": [{"type": "v2", "addr": host_port, "nonce": nonce}]}
 
 
-def compat_dict() -> dict:
-    """The MDS CompatSet as Ceph dumps it."""
-    incompat = {f"feature_{i}": text for i, text in sorted(INCOMPAT_FEATURES.items())}
-    return {"compat": {}, "ro_compat": {}, "incompat": incompat}
+_DAEMON_COMPAT = {"compat": {}, "ro_compat": {}, "incompat": INCOMPAT_FEATURES}
+_DEFAULT_COMPAT = {"compat": {}, "ro_compat": {}, "incompat": DEFAULT_INCOMPAT}
 
 
-def compat_plain() -> str:
-    """The CompatSet as `fs get` prints it."""
-    inc = ",".join(f"{i}={text}" for i, text in sorted(INCOMPAT_FEATURES.items()))
-    return f"compat={{}},rocompat={{}},incompat={{{inc}}}"
+def compat_dict(cs: dict | None = None) -> dict:
+    """A CompatSet as Ceph dumps it (a daemon's, all Squid features, by default)."""
+    cs = cs or _DAEMON_COMPAT
+    return {k: {f"feature_{i}": text for i, text in sorted(cs[k].items())}
+            for k in ("compat", "ro_compat", "incompat")}
+
+
+def compat_plain(cs: dict | None = None) -> str:
+    """A CompatSet as `fs get` prints it."""
+    cs = cs or _DAEMON_COMPAT
+    part = {k: ",".join(f"{i}={text}" for i, text in sorted(cs[k].items()))
+            for k in ("compat", "ro_compat", "incompat")}
+    return (f"compat={{{part['compat']}}},rocompat={{{part['ro_compat']}}},"
+            f"incompat={{{part['incompat']}}}")
 
 
 def _compat_lite() -> str:
@@ -140,6 +150,7 @@ def _flags_state(fs: MDSMap) -> dict:
         "allow_standby_replay": fs.test_flag(ALLOW_STANDBY_REPLAY),
         "refuse_client_session": fs.test_flag(REFUSE_CLIENT_SESSION),
         "refuse_standby_for_another_fs": fs.test_flag(REFUSE_STANDBY_FOR_ANOTHER_FS),
+        "balance_automate": fs.test_flag(BALANCE_AUTOMATE),
     }
 
 
@@ -161,7 +172,7 @@ def mdsmap_json(fs: MDSMap) -> dict:
         "max_xattr_size": fs.max_xattr_size,
         "last_failure": fs.last_failure,
         "last_failure_osd_epoch": fs.last_failure_osd_epoch,
-        "compat": compat_dict(),
+        "compat": compat_dict(fs.compat),
         "max_mds": fs.max_mds,
         "in": sorted(fs.in_),
         "up": {f"mds_{r}": fs.up[r] for r in sorted(fs.up)},
@@ -176,6 +187,8 @@ def mdsmap_json(fs: MDSMap) -> dict:
         "balancer": fs.balancer,
         "bal_rank_mask": fs.bal_rank_mask,
         "standby_count_wanted": max(0, fs.standby_count_wanted),
+        "qdb_leader": _qdb(fs)[0],
+        "qdb_cluster": _qdb(fs)[1],
     }
 
 
@@ -184,10 +197,15 @@ def _flags_plain(fs: MDSMap) -> str:
     return " ".join([f"{fs.flags:x}", *names])
 
 
-def _qdb_cluster(fs: MDSMap) -> str:
-    """Squid's quiesce-db line: the active ranks' gids, led by rank 0's (ref §17.2)."""
+def _qdb(fs: MDSMap) -> tuple[int, list[int]]:
+    """Squid's quiesce db: the active ranks' gids, led by rank 0's (ref §17.2)."""
     members = sorted(g for g in fs.up.values() if fs.mds_info[g].state == states.ACTIVE)
     leader = fs.up.get(0, 0) if fs.up.get(0) in members else 0
+    return leader, members
+
+
+def _qdb_cluster(fs: MDSMap) -> str:
+    leader, members = _qdb(fs)
     return f"leader: {leader} members: {_set_plain(members)}"
 
 
@@ -209,7 +227,7 @@ def mdsmap_plain(fs: MDSMap) -> str:
         ("required_client_features", "{}"),
         ("last_failure", fs.last_failure),
         ("last_failure_osd_epoch", fs.last_failure_osd_epoch),
-        ("compat", compat_plain()),
+        ("compat", compat_plain(fs.compat)),
         ("max_mds", fs.max_mds),
         ("in", _set_plain(fs.in_)),
         ("up", f"{{{up}}}"),
@@ -249,7 +267,7 @@ def fsmap_json(fsmap: FSMap) -> dict:
     return {
         "epoch": fsmap.epoch,
         "default_fscid": fsmap.legacy_client_fscid,
-        "compat": compat_dict(),
+        "compat": compat_dict(_DEFAULT_COMPAT),
         "feature_flags": {
             "enable_multiple": fsmap.enable_multiple,
             "ever_enabled_multiple": fsmap.ever_enabled_multiple,
@@ -266,7 +284,7 @@ def fsmap_plain(fsmap: FSMap) -> str:
         f"btime {format_stamp(fsmap.btime)}",
         "enable_multiple, ever_enabled_multiple: "
         f"{int(fsmap.enable_multiple)},{int(fsmap.ever_enabled_multiple)}",
-        f"default compat: {compat_plain()}",
+        f"default compat: {compat_plain(_DEFAULT_COMPAT)}",
         f"legacy client fscid: {fsmap.legacy_client_fscid}",
         " ",
     ]

@@ -333,7 +333,7 @@ def test_fs_dump_json_layout() -> None:
         "required_client_features", "max_file_size", "max_xattr_size", "last_failure",
         "last_failure_osd_epoch", "compat", "max_mds", "in", "up", "failed", "damaged",
         "stopped", "info", "data_pools", "metadata_pool", "enabled", "fs_name", "balancer",
-        "bal_rank_mask", "standby_count_wanted"]
+        "bal_rank_mask", "standby_count_wanted", "qdb_leader", "qdb_cluster"]
     assert m["up"] == {"mds_0": c.daemons[c.holder()].gid} and m["in"] == [0]
     assert m["flags_state"]["allow_standby_replay"] and m["flags_state"]["joinable"]
     info = m["info"][f"gid_{c.daemons[c.follower()].gid}"]
