@@ -510,14 +510,9 @@ def _version(stats: dict[int, dict], gid: int) -> str:
 
 
 def _selected(fsmap: FSMap, fs_names: list[str] | None) -> list[MDSMap]:
-    """The file systems to show; ValueError("Invalid filesystem: X") as the mgr says."""
+    """The file systems to show: all, or those named."""
     fss = _fs_list(fsmap)
-    if fs_names is None:
-        return fss
-    for name in fs_names:
-        if fsmap.fs_by_name(name) is None:
-            raise ValueError(f"Invalid filesystem: {name}")
-    return [fs for fs in fss if fs.fs_name in fs_names]
+    return fss if fs_names is None else [fs for fs in fss if fs.fs_name in fs_names]
 
 
 class _FsStatus:
@@ -583,28 +578,38 @@ def _rank_cells(st: _FsStatus, row: dict) -> list[str]:
     return [rank, row["state"], info.name, activity, *counts]
 
 
+def _table_text(header: list[str], rows: list[list[str]]) -> str:
+    """A borderless PrettyTable prints nothing at all, not even its header, without rows."""
+    return "\n".join(_table(header, rows)) if rows else ""
+
+
 def fs_status_plain(
     fsmap: FSMap,
     fs_names: list[str] | None,
     pool_names: dict[int, str],
     stats: dict[int, dict],
 ) -> str:
-    """`ceph fs status [fs]`: rank table, pool table, standbys, versions (O5)."""
+    """`ceph fs status [fs]`: rank table, pool table, standbys, versions (O5), laid out as the
+    mgr's handle_fs_status joins them. ValueError("Invalid filesystem: X") for an unknown fs."""
     st = _FsStatus(fsmap, fs_names, pool_names, stats)
-    out: list[str] = []
+    out = ""
+    header = ["RANK", "STATE", "MDS", "ACTIVITY", "DNS", "INOS", "DIRS", "CAPS"]
     for fs in st.filesystems:
         rows = [_rank_cells(st, r) for r in st.ranks(fs)]
-        out += [f"{fs.fs_name} - {st.clients(fs)} clients", "=" * len(fs.fs_name)]
-        header = ["RANK", "STATE", "MDS", "ACTIVITY", "DNS", "INOS", "DIRS", "CAPS"]
-        out += _table(header, rows)
         pools = [[name, kind, format_bytes(0), format_bytes(0)] for _, name, kind in st.pools(fs)]
-        out += _table(["POOL", "TYPE", "USED", "AVAIL"], pools)
-    out += _table(["STANDBY MDS"], [[i.name] for i in st.standbys()])
+        out += f"{fs.fs_name} - {st.clients(fs)} clients\n" + "=" * len(fs.fs_name) + "\n"
+        out += _table_text(header, rows)
+        out += "\n" + _table_text(["POOL", "TYPE", "USED", "AVAIL"], pools) + "\n"
+    if not out and fs_names:
+        raise ValueError(f"Invalid filesystem: {fs_names[0]}")
+    # a blank line before the standbys (which print nothing when there are none)
+    out += "\n" + _table_text(["STANDBY MDS"], [[i.name] for i in st.standbys()]) + "\n"
     if len(st.versions) == 1:
-        out.append(f"MDS version: {next(iter(st.versions))}")
+        out += f"MDS version: {next(iter(st.versions))}"
     else:
-        out += _table(["VERSION", "DAEMONS"], [[v, ", ".join(d)] for v, d in st.versions.items()])
-    return "\n".join(out)
+        versions = [[v, ", ".join(d)] for v, d in st.versions.items()]
+        out += _table_text(["VERSION", "DAEMONS"], versions) + "\n"
+    return out.removesuffix("\n")  # the CLI ends the output with a newline
 
 
 def fs_status_json(
@@ -613,7 +618,8 @@ def fs_status_json(
     pool_names: dict[int, str],
     stats: dict[int, dict],
 ) -> dict:
-    """`ceph fs status -f json`: the mgr's layout, keys sorted as it dumps them."""
+    """`ceph fs status -f json`: the mgr's keys, sorted as it dumps them. An unknown fs is no
+    error here (the mgr only checks for one in plain output): it just lists nothing."""
     st = _FsStatus(fsmap, fs_names, pool_names, stats)
     clients, mdsmap, pools = [], [], []
     for fs in st.filesystems:
@@ -624,10 +630,8 @@ def fs_status_json(
                 entry["name"] = info.name
                 for k in ("dns", "inos", "dirs", "caps"):
                     entry[k] = st.stat(info.gid, k)
-                # mdsemu's addition: the journal tail not yet written back (J3)
-                entry["journal_events"] = st.stat(info.gid, "journal_events")
-                entry["journal_segments"] = st.stat(info.gid, "journal_segments")
                 if row["state"] == "standby-replay":
+                    entry["rank"] = f"{row['rank']}-s"
                     entry["events"] = st.stat(info.gid, "evt_rate")
                 elif row["state"] == "active":
                     entry["rate"] = st.stat(info.gid, "req_rate")
@@ -638,7 +642,9 @@ def fs_status_json(
             pools.append({"avail": 0, "id": pool, "name": name, "type": kind, "used": 0})
         clients.append({"clients": st.clients(fs), "fs": fs.fs_name})
     mdsmap += [{"name": i.name, "state": "standby"} for i in st.standbys()]
-    versions = [{"daemon": names, "version": v} for v, names in st.versions.items()]
+    # sic: one version is listed under "daemon", several under "daemons" (the mgr's keys)
+    key = "daemon" if len(st.versions) == 1 else "daemons"
+    versions = [{key: names, "version": v} for v, names in st.versions.items()]
     return {"clients": clients, "mds_version": versions, "mdsmap": mdsmap, "pools": pools}
 
 

@@ -178,14 +178,18 @@ def fs_dump(c: Context) -> Result:
 
 
 def fs_status(c: Context) -> Result:
+    """The mgr status module's `fs status [<fs>]` (O5)."""
+    if len(c.args) > 3:
+        raise _err(errno.EINVAL, "invalid command; usage: fs status [<fs>]")
     names = c.args[2:] or None
-    if names:
-        c.fs(names[0])
     pools = c.mon.view_osd.pool_names()
     stats = c.extra.get("stats", {})
     if c.json:
         return 0, "", c.out(render.fs_status_json(c.mon.fsmap, names, pools, stats))
-    return 0, "", render.fs_status_plain(c.mon.fsmap, names, pools, stats)
+    try:
+        return 0, "", render.fs_status_plain(c.mon.fsmap, names, pools, stats)
+    except ValueError as e:  # "Invalid filesystem: X"
+        raise _err(errno.EINVAL, str(e)) from None
 
 
 def fs_set(c: Context) -> Result:

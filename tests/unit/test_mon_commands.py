@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 
 import pytest
 
@@ -393,3 +394,12 @@ def test_osd_dump_and_pool_ls_show_the_fs_pools():
     assert rc == 0 and [p["pool_name"] for p in d["pools"]] == ["meta", "data"]
     assert commands.run(mon, ["osd", "pool", "ls"])[2] == "meta\ndata"
     assert commands.run(mon, ["osd", "pool", "frob"])[0] == -22
+
+
+def test_O5_fs_status_of_an_unknown_fs() -> None:
+    c = healthy("a", "b")
+    assert c.cmd("fs", "status", "nope") == (-errno.EINVAL, "Invalid filesystem: nope", "")
+    rc, _, out = c.cmd("fs", "status", "cephfs")
+    assert rc == 0 and out.startswith("cephfs - 0 clients\n") and "\n\nSTANDBY MDS\n" in out
+    rc, _, out = c.cmd("fs", "status", "nope", fmt="json")  # the mgr checks plain output only
+    assert rc == 0 and json.loads(out)["clients"] == []

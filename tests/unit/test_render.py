@@ -328,8 +328,22 @@ def test_fs_status_plain() -> None:
     assert lines[5].split() == ["POOL", "TYPE", "USED", "AVAIL"]
     assert lines[6].split() == ["cephfs_metadata", "metadata", "0", "0"]
     assert lines[7].split() == ["cephfs_data", "data", "0", "0"]
-    assert lines[8:] == ["STANDBY MDS", "     c", "MDS version: mdsemu 0.1.0"]
+    assert lines[8:] == ["", "STANDBY MDS", "     c", "MDS version: mdsemu 0.1.0"]
     assert all(line == line.rstrip() for line in lines)
+
+
+def test_O5_fs_status_blank_line_before_standbys_and_empty_tables_print_nothing() -> None:
+    m, _ = build(n_standby=0)
+    lines = fs_status_plain(m, None, POOLS, {}).split("\n")
+    # no standbys: no STANDBY MDS header, just the blank line and the table's own newline
+    assert lines[-4][2:].split() == ["cephfs_data", "data", "0", "0"]
+    assert lines[-3:] == ["", "", "MDS version: mdsemu 0.1.0"]
+    assert "STANDBY MDS" not in lines
+    empty = FSMap(epoch=1)
+    empty.insert(daemon(4200, "z"))
+    assert fs_status_plain(empty, None, POOLS, {}) == (
+        "\nSTANDBY MDS\n     z\nMDS version: mdsemu 0.1.0")
+    assert fs_status_plain(FSMap(epoch=1), None, POOLS, {}) == "\n\n"  # no daemons, no versions
 
 
 def test_fs_status_failed_laggy_and_versions() -> None:
@@ -354,7 +368,9 @@ def test_fs_status_failed_laggy_and_versions() -> None:
 def test_fs_status_mixed_versions_table() -> None:
     m, _ = build(n_standby=1)
     out = fs_status_plain(m, None, POOLS, {4124: {"version": "0.2.0"}})
-    assert out.split("\n")[-3:] == [
+    assert out.split("\n")[-5:] == [
+        "STANDBY MDS",
+        "     b",
         "  VERSION     DAEMONS",
         "mdsemu 0.1.0     a",
         "mdsemu 0.2.0     b",
@@ -367,15 +383,27 @@ def test_fs_status_json() -> None:
     assert list(d) == ["clients", "mds_version", "mdsmap", "pools"]
     assert d["clients"] == [{"clients": 3, "fs": "cephfs"}]
     assert d["mdsmap"][0] == {
-        "caps": 0, "dirs": 0, "dns": 0, "inos": 0, "journal_events": 0, "journal_segments": 0,
-        "name": "a", "rank": 0, "rate": 7.5, "state": "active",
+        "caps": 0, "dirs": 0, "dns": 0, "inos": 0, "name": "a", "rank": 0, "rate": 7.5,
+        "state": "active",
     }  # fmt: skip
-    assert d["mdsmap"][1]["state"] == "standby-replay"
+    assert d["mdsmap"][1] == {
+        "caps": 0, "dirs": 0, "dns": 0, "events": 0, "inos": 0, "name": "b", "rank": "0-s",
+        "state": "standby-replay",
+    }  # fmt: skip
     assert d["mdsmap"][2] == {"name": "c", "state": "standby"}
     assert d["mds_version"] == [{"daemon": ["a", "b", "c"], "version": "mdsemu 0.1.0"}]
     assert d["pools"][0] == {
         "avail": 0, "id": 1, "name": "cephfs_metadata", "type": "metadata", "used": 0,
     }  # fmt: skip
+
+
+def test_O5_fs_status_json_versions_and_unknown_fs() -> None:
+    m, _ = build(n_standby=1)
+    d = fs_status_json(m, None, POOLS, {4124: {"version": "0.2.0"}})
+    assert d["mds_version"] == [{"daemons": ["a"], "version": "mdsemu 0.1.0"},
+                                {"daemons": ["b"], "version": "mdsemu 0.2.0"}]
+    d = fs_status_json(m, ["nope"], POOLS, {})  # the mgr checks the name in plain output only
+    assert (d["clients"], d["pools"], d["mdsmap"]) == ([], [], [{"name": "b", "state": "standby"}])
 
 
 # -- ceph status
