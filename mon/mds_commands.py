@@ -1,0 +1,99 @@
+"""The `mds ...` commands (Ceph's MDSMonitor::preprocess_command and filesystem_command)."""
+
+from __future__ import annotations
+
+import errno
+
+from common import render
+from common.fsmap import INFO_FROZEN
+from mon.cmdbase import YES, Context, Result, _bool, _err, _format
+from mon.mds_monitor import MDSMonitor
+
+
+def _gid_from_arg(mon: MDSMonitor, who: str) -> int | None:
+    """A1: a role first (if that rank is up), then a gid, then a daemon name."""
+    view = mon.view
+    try:
+        fs, rank = view.parse_role(who)
+        if rank in fs.up:
+            return fs.up[rank]
+    except ValueError:
+        pass
+    try:
+        gid = int(who)
+    except ValueError:
+        return view.gid_by_name(who)
+    return gid if view.gid_exists(gid) else None
+
+
+def mds_fail(c: Context) -> Result:
+    _, _, who = c.need(3, "mds fail <role_or_gid>")
+    gid = _gid_from_arg(c.mon, who)
+    if gid is None:
+        return 0, (f"MDS named '{who}' does not exist, is not up or you lack the permission "
+                   "to see."), ""
+    info = c.mon.fail_mds_gid(gid, c.wall)
+    c.mon.clog(c.wall, "INF", f"daemon mds.{info.name} marked failed by {c.who}")
+    return 0, f"failed mds gid {gid}", ""
+
+
+def mds_stat(c: Context) -> Result:
+    if c.json:
+        return 0, "", c.out(render.mds_stat_json(c.mon.fsmap))
+    return 0, "", render.mds_stat_plain(c.mon.fsmap)
+
+
+def mds_freeze(c: Context) -> Result:
+    _, _, who, val = c.need(4, "mds freeze <role_or_gid> <val>")
+    gid = _gid_from_arg(c.mon, who)
+    if gid is None:
+        raise _err(errno.ENOENT, f"MDS named '{who}' does not exist, is not up or you lack "
+                   "the permission to see.")
+    info = c.mon.pfs.modify_daemon(gid, c.wall)
+    info.flags = (info.flags | INFO_FROZEN) if _bool(val) else (info.flags & ~INFO_FROZEN)
+    return 0, "", ""
+
+
+def mds_repaired(c: Context) -> Result:
+    _, _, role = c.need(3, "mds repaired <role>")
+    try:
+        fs, rank = c.mon.view.parse_role(role)
+    except ValueError as e:
+        raise _err(errno.EINVAL, str(e)) from None
+    if rank not in fs.damaged:
+        return 0, "nothing to do: rank is not damaged", ""
+    pfs = c.mon.pfs.filesystems[fs.fscid]
+    pfs.damaged.discard(rank)
+    pfs.failed.add(rank)
+    c.mon.pfs._touch(pfs, c.wall)
+    return 0, f"repaired: restoring rank {fs.fscid}:{rank}", ""
+
+
+def mds_rmfailed(c: Context) -> Result:
+    _, _, role = c.need(3, "mds rmfailed <role> --yes-i-really-mean-it")
+    if YES not in c.flags:
+        raise _err(errno.EPERM, "WARNING: this can make your filesystem inaccessible! Add "
+                   "--yes-i-really-mean-it if you are sure you wish to continue.")
+    try:
+        fs, rank = c.mon.view.parse_role(role)
+    except ValueError as e:
+        raise _err(errno.EINVAL, str(e)) from None
+    if rank in fs.failed:  # only a failed rank can go: an up one keeps its place in `in`
+        pfs = c.mon.pfs.filesystems[fs.fscid]
+        pfs.failed.discard(rank)
+        pfs.in_.discard(rank)
+        c.mon.pfs._touch(pfs, c.wall)
+    return 0, f"removed failed mds.{fs.fscid}:{rank}", ""
+
+
+def mds_metadata(c: Context) -> Result:
+    mon = c.mon
+    rows = []
+    for info in sorted(mon.fsmap.all_infos(), key=lambda i: i.name):
+        rows.append(dict(mon.metadata.get(info.gid, {}), name=info.name, gid=info.gid))
+    if len(c.args) == 3:
+        rows = [r for r in rows if r["name"] == c.args[2] or str(r["gid"]) == c.args[2]]
+        if not rows:
+            raise _err(errno.ENOENT, f"MDS named '{c.args[2]}' does not exist")
+        return 0, "", _format(rows[0], "json-pretty" if not c.json else c.fmt)
+    return 0, "", _format(rows, "json-pretty" if not c.json else c.fmt)
