@@ -7,6 +7,7 @@ import errno
 from common import render
 from common.fsmap import (
     ALLOW_STANDBY_REPLAY,
+    BALANCE_AUTOMATE,
     MAX_MDS,
     NOT_JOINABLE,
     REFUSE_CLIENT_SESSION,
@@ -14,30 +15,52 @@ from common.fsmap import (
 )
 from mon.cmdbase import YES, Context, Result, _bool, _err, _int
 
+MIN_STRIPE_UNIT = 65536  # CEPH_MIN_STRIPE_UNIT: the smallest max_file_size
+
+
+OVERLAY = "--allow-dangerous-metadata-overlay"
+
+
+def _pool_user(c: Context, pool) -> tuple[str, str] | None:
+    """(fs name, "data"|"metadata") if a file system already uses `pool` (its application
+    metadata in Ceph's OSDMap)."""
+    for fs in c.mon.view.filesystems.values():
+        if pool.id in fs.data_pools:
+            return fs.fs_name, "data"
+        if pool.id == fs.metadata_pool:
+            return fs.fs_name, "metadata"
+    return None
+
 
 def fs_new(c: Context) -> Result:
+    """FsNewHandler (A9)."""
     _, _, name, meta, data = c.need(5, "fs new <fs_name> <metadata> <data>")
     mon = c.mon
     if meta == data:
         raise _err(errno.EINVAL, "metadata and data pools must be different")
     existing = mon.view.fs_by_name(name)
     osd = mon.view_osd
+    mp, dp = osd.pool_by_name(meta), osd.pool_by_name(data)
     if existing is not None:
-        mp, dp = osd.pool_by_name(meta), osd.pool_by_name(data)
-        if mp and dp and existing.metadata_pool == mp.id and dp.id in existing.data_pools:
+        if mp and dp and existing.metadata_pool == mp.id and dp.id == existing.data_pools[0]:
             return 0, f"filesystem '{name}' already exists", ""
         raise _err(errno.EINVAL, f"filesystem already exists with name '{name}'")
     if mon.view.filesystems and not mon.view.enable_multiple:
         raise _err(errno.EINVAL, "Creation of multiple filesystems is disabled.  To enable this "
                    "experimental feature, use 'ceph fs flag set enable_multiple true'")
-    mp, dp = osd.pool_by_name(meta), osd.pool_by_name(data)
+    overlay = OVERLAY in c.flags
     for fs in mon.view.filesystems.values():
         in_use = (mp and mp.id == fs.metadata_pool) or (dp and dp.id in fs.data_pools)
-        if in_use and "--allow-dangerous-metadata-overlay" not in c.flags:
-            raise _err(errno.EEXIST, f"Filesystem '{name}' is already using one of the "
+        if in_use and not overlay:
+            raise _err(errno.EINVAL, f"Filesystem '{name}' is already using one of the "
                        "specified RADOS pools. This should ONLY be done in emergencies and "
-                       "after careful reading of the documentation. Pass "
-                       "--allow-dangerous-metadata-overlay to permit this.")
+                       f"after careful reading of the documentation. Pass {OVERLAY} to permit "
+                       "this.")
+    for pool in (dp, mp):  # _check_pool: the data pool first, then the metadata pool
+        user = _pool_user(c, pool) if pool and not overlay else None
+        if user is not None:
+            raise _err(errno.EINVAL, f"RADOS pool '{pool.name}' is already used by filesystem "
+                       f"'{user[0]}' as a '{user[1]}' pool for application 'cephfs'")
     mp = mp or mon.posd.create_pool(meta)
     dp = dp or mon.posd.create_pool(data)
     p = mon.pfs
@@ -53,6 +76,8 @@ def fs_new(c: Context) -> Result:
             repl = p.get_available_standby(fs, rank, mon.opt("mon_force_standby_active"))
             if repl is None:
                 break
+            mon.clog(c.wall, "INF", f"daemon mds.{repl.name} assigned to filesystem {name} as "
+                     f"rank {rank}")
             p.promote(repl.gid, fs, rank, c.wall)
     return 0, f"new fs with metadata pool {mp.id} and data pool {dp.id}", ""
 
@@ -102,72 +127,114 @@ def fs_status(c: Context) -> Result:
         raise _err(errno.EINVAL, str(e)) from None
 
 
+def _strict_int(text: str) -> int:
+    """strict_strtoll, whose message `fs set max_mds` passes on."""
+    try:
+        return int(text)
+    except ValueError:
+        raise _err(errno.EINVAL, f"Expected option value to be integer, got '{text}'") from None
+
+
+def _req_int(var: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise _err(errno.EINVAL, f"{var} requires an integer value") from None
+
+
+def _refuse_flag(fs, flag: int, on: bool, texts: tuple[str, str, str, str]) -> str:
+    """refuse_client_session / refuse_standby_for_another_fs: set, already set, cleared,
+    already clear."""
+    if fs.test_flag(flag) == on:
+        return texts[1] if on else texts[3]
+    fs.set_flag(flag, on)
+    return texts[0] if on else texts[2]
+
+
+REFUSE_TEXTS = {
+    "refuse_client_session": (
+        REFUSE_CLIENT_SESSION,
+        ("client(s) blocked from establishing new session(s)",
+         "client(s) already blocked from establishing new session(s)",
+         "client(s) allowed to establish new session(s)",
+         "client(s) already allowed to establish new session(s)")),
+    "refuse_standby_for_another_fs": (
+        REFUSE_STANDBY_FOR_ANOTHER_FS,
+        ("set to refuse standby for another fs",
+         "to refuse standby for another fs is already set",
+         "allowed to use standby for another fs",
+         "to use standby for another fs is already allowed")),
+}
+
+
 def fs_set(c: Context) -> Result:
+    """SetHandler/set_val: Ceph's messages, including the confirmations it prints."""
     _, _, name, var, val = c.need(5, "fs set <fs_name> <var> <val>")
     mon = c.mon
     fs = mon.pfs.filesystems[c.fs(name).fscid]
-    touch = mon.pfs._touch
+    outs = ""
     if var == "max_mds":
-        n = _int(val, "max_mds")
-        if n < 1:
+        n = _strict_int(val)
+        if n <= 0:
             raise _err(errno.EINVAL, "You must specify at least one MDS")
         if n > MAX_MDS:
             raise _err(errno.EINVAL, f"may not have more than {MAX_MDS} MDS ranks")
         fs.max_mds = n
         fs.set_flag(NOT_JOINABLE, False)  # X7
-        touch(fs, c.wall)
-        return 0, "", ""
-    if var in ("joinable", "cluster_down"):
+    elif var in ("joinable", "cluster_down"):
         joinable = _bool(val) if var == "joinable" else not _bool(val)
         fs.set_flag(NOT_JOINABLE, not joinable)
-        touch(fs, c.wall)
-        if joinable:
-            return 0, f"{name} marked joinable; MDS may join as newly active.", ""
-        return 0, f"{name} marked not joinable; MDS cannot join as newly active.", ""
-    if var == "down":  # X6
+        outs = f"{name} marked joinable; MDS may join as newly active." if joinable else \
+            f"{name} marked not joinable; MDS cannot join as newly active."
+        if var == "cluster_down":
+            outs += (" WARNING: cluster_down flag is deprecated and will be removed in a future "
+                     'version. Please use "joinable".')
+    elif var == "down":  # X6
         if _bool(val):
             if fs.max_mds > 0:
                 fs.old_max_mds = fs.max_mds
                 fs.max_mds = 0
-            touch(fs, c.wall)
-            return 0, f"{name} marked down. ", ""
-        fs.max_mds = fs.old_max_mds or 1  # as Ceph does, even when it was not down
-        touch(fs, c.wall)
-        return 0, f"{name} marked up, max_mds = {fs.max_mds}", ""
-    if var == "allow_standby_replay":  # S7
+            outs = f"{name} marked down. "
+        else:
+            fs.max_mds = fs.old_max_mds or 1  # as Ceph does, even when it was not down
+            outs = f"{name} marked up, max_mds = {fs.max_mds}"
+    elif var == "allow_standby_replay":  # S7
         on = _bool(val)
         fs.set_flag(ALLOW_STANDBY_REPLAY, on)
-        touch(fs, c.wall)
         if not on:
             for follower in fs.followers():
                 if not follower.standby_replay:  # legacy followers stay (seed 001)
                     mon.fail_mds_gid(follower.gid, c.wall)
-        return 0, "", ""
-    if var in ("refuse_standby_for_another_fs", "refuse_client_session"):
-        flag = REFUSE_STANDBY_FOR_ANOTHER_FS if var.startswith("refuse_standby") else \
-            REFUSE_CLIENT_SESSION
-        fs.set_flag(flag, _bool(val))
-        touch(fs, c.wall)
-        return 0, "", ""
-    if var == "standby_count_wanted":
-        n = _int(val, var)
+    elif var == "balance_automate":
+        fs.set_flag(BALANCE_AUTOMATE, _bool(val))
+    elif var in REFUSE_TEXTS:
+        flag, texts = REFUSE_TEXTS[var]
+        outs = _refuse_flag(fs, flag, _bool(val), texts)
+    elif var == "standby_count_wanted":
+        n = _req_int(var, val)
         if n < 0:
-            raise _err(errno.EINVAL, f"{var} must be non-negative")
+            raise _err(errno.ERANGE, f"{var} must be non-negative")
         fs.standby_count_wanted = n
-        touch(fs, c.wall)
-        return 0, "", ""
-    if var in ("session_timeout", "session_autoclose"):  # C7
-        n = _int(val, var)
+    elif var in ("session_timeout", "session_autoclose"):  # C7
+        n = _req_int(var, val)
         if n < 30:
             raise _err(errno.ERANGE, f"{var} must be at least 30s")
         setattr(fs, var, n)
-        touch(fs, c.wall)
-        return 0, "", ""
-    if var in ("max_file_size", "max_xattr_size"):
-        setattr(fs, var, _int(val, var))
-        touch(fs, c.wall)
-        return 0, "", ""
-    raise _err(errno.EINVAL, f"unknown variable {var}")
+    elif var == "max_file_size":
+        n = _req_int(var, val)
+        if n < MIN_STRIPE_UNIT:
+            raise _err(errno.ERANGE, f"{var} must at least {MIN_STRIPE_UNIT}")  # sic
+        fs.max_file_size = n
+    elif var == "max_xattr_size":
+        fs.max_xattr_size = _req_int(var, val)
+    elif var == "balancer":
+        fs.balancer = val
+        outs = f"setting the metadata load balancer to {val}" if val else \
+            "unsetting the metadata load balancer"
+    else:
+        raise _err(errno.EINVAL, f"unknown variable {var}")
+    mon.pfs._touch(fs, c.wall)
+    return 0, outs, ""
 
 
 def fs_fail(c: Context) -> Result:
@@ -184,19 +251,21 @@ def fs_fail(c: Context) -> Result:
 
 
 def fs_rm(c: Context) -> Result:
+    """RemoveFilesystemHandler: no up daemon (checked before the confirmation flag); a
+    joinable fs whose ranks are all down may go too."""
     _, _, name = c.need(3, "fs rm <fs_name> [--yes-i-really-mean-it]")
     mon = c.mon
     fs = mon.view.fs_by_name(name)
     if fs is None:
         return 0, f"filesystem '{name}' does not exist", ""
+    if fs.up:
+        raise _err(errno.EINVAL, "all MDS daemons must be inactive/failed before removing "
+                   "filesystem. See `ceph fs fail`.")
     if YES not in c.flags:
         raise _err(errno.EPERM, "this is a DESTRUCTIVE operation and will make data in your "
                    "filesystem permanently inaccessible.  Add --yes-i-really-mean-it if you "
                    "are sure you wish to continue.")
-    if fs.joinable or fs.up:
-        raise _err(errno.EINVAL, "all MDS daemons must be inactive/failed before removing "
-                   "filesystem. See `ceph fs fail`.")
-    for gid in sorted(fs.mds_info):
+    for gid in sorted(fs.mds_info):  # followers may be left
         mon.fail_mds_gid(gid, c.wall)
     mon.pfs.erase_filesystem(fs.fscid)
     return 0, "", ""

@@ -43,15 +43,25 @@ def mds_stat(c: Context) -> Result:
     return 0, "", render.mds_stat_plain(c.mon.fsmap)
 
 
+def _not_found(who: str) -> str:
+    """gid_from_arg's message: only a name (not a number) that matches nothing gets one."""
+    try:
+        int(who)
+        return ""
+    except ValueError:
+        return f"MDS named '{who}' does not exist, or is not up"
+
+
 def mds_freeze(c: Context) -> Result:
+    """A7: `mds freeze <role_or_gid> <val>`; EINVAL for an unknown daemon."""
     _, _, who, val = c.need(4, "mds freeze <role_or_gid> <val>")
     gid = _gid_from_arg(c.mon, who)
     if gid is None:
-        raise _err(errno.ENOENT, f"MDS named '{who}' does not exist, is not up or you lack "
-                   "the permission to see.")
+        raise _err(errno.EINVAL, _not_found(who))
+    freeze = _bool(val)
     info = c.mon.pfs.modify_daemon(gid, c.wall)
-    info.flags = (info.flags | INFO_FROZEN) if _bool(val) else (info.flags & ~INFO_FROZEN)
-    return 0, "", ""
+    info.flags = (info.flags | INFO_FROZEN) if freeze else (info.flags & ~INFO_FROZEN)
+    return 0, f"{'freezing' if freeze else 'unfreezing'} mds.{gid}", ""
 
 
 def mds_repaired(c: Context) -> Result:
@@ -70,19 +80,18 @@ def mds_repaired(c: Context) -> Result:
 
 
 def mds_rmfailed(c: Context) -> Result:
+    """A6: the rank leaves `failed` only; it stays in `in` (neither up nor failed)."""
     _, _, role = c.need(3, "mds rmfailed <role> --yes-i-really-mean-it")
     if YES not in c.flags:
         raise _err(errno.EPERM, "WARNING: this can make your filesystem inaccessible! Add "
                    "--yes-i-really-mean-it if you are sure you wish to continue.")
     try:
         fs, rank = c.mon.view.parse_role(role)
-    except ValueError as e:
-        raise _err(errno.EINVAL, str(e)) from None
-    if rank in fs.failed:  # only a failed rank can go: an up one keeps its place in `in`
-        pfs = c.mon.pfs.filesystems[fs.fscid]
-        pfs.failed.discard(rank)
-        pfs.in_.discard(rank)
-        c.mon.pfs._touch(pfs, c.wall)
+    except ValueError:
+        raise _err(errno.EINVAL, f"invalid role '{role}'") from None
+    pfs = c.mon.pfs.filesystems[fs.fscid]
+    pfs.failed.discard(rank)
+    c.mon.pfs._touch(pfs, c.wall)
     return 0, f"removed failed mds.{fs.fscid}:{rank}", ""
 
 

@@ -133,10 +133,15 @@ def test_fs_new_errors() -> None:
     assert c.cmd("fs", "new", "cephfs", "m2", "d2") == (
         -errno.EINVAL, "filesystem already exists with name 'cephfs'", "")
     rc, outs, _ = c.cmd("fs", "new", "other", "cephfs_metadata", "other_data")
-    assert rc == -errno.EEXIST
+    assert rc == -errno.EINVAL  # FsNewHandler: EINVAL, not EEXIST
     assert outs.startswith("Filesystem 'other' is already using one of the specified RADOS pools.")
-    assert c.cmd("fs", "new", "other", "other_metadata", "cephfs_data")[0] == -errno.EEXIST
-    assert c.cmd("fs", "new", "other", "p", "p")[0] == -errno.EINVAL
+    assert c.cmd("fs", "new", "other", "other_metadata", "cephfs_data")[0] == -errno.EINVAL
+    # the pools swapped: each is in use by cephfs in the other role (_check_pool)
+    assert c.cmd("fs", "new", "other", "cephfs_data", "other_data") == (
+        -errno.EINVAL, "RADOS pool 'cephfs_data' is already used by filesystem 'cephfs' as a "
+        "'data' pool for application 'cephfs'", "")
+    assert c.cmd("fs", "new", "other", "p", "p") == (
+        -errno.EINVAL, "metadata and data pools must be different", "")
     assert c.cmd("fs", "new", "other")[0] == -errno.EINVAL
     assert c.mon.fsmap.epoch == epoch
     assert c.cmd("fs", "flag", "set", "enable_multiple", "false")[0] == 0
@@ -173,10 +178,12 @@ def test_fs_new_recover() -> None:
 @pytest.mark.parametrize(("var", "val", "rc", "msg"), [
     ("max_mds", "0", -errno.EINVAL, "You must specify at least one MDS"),
     ("max_mds", "257", -errno.EINVAL, "may not have more than 256 MDS ranks"),
-    ("max_mds", "two", -errno.EINVAL, "max_mds must be an integer, got 'two'"),
+    ("max_mds", "two", -errno.EINVAL, "Expected option value to be integer, got 'two'"),
     ("session_timeout", "10", -errno.ERANGE, "session_timeout must be at least 30s"),
     ("session_autoclose", "29", -errno.ERANGE, "session_autoclose must be at least 30s"),
-    ("standby_count_wanted", "-1", -errno.EINVAL, "standby_count_wanted must be non-negative"),
+    ("standby_count_wanted", "-1", -errno.ERANGE, "standby_count_wanted must be non-negative"),
+    ("standby_count_wanted", "x", -errno.EINVAL, "standby_count_wanted requires an integer value"),
+    ("max_file_size", "4096", -errno.ERANGE, "max_file_size must at least 65536"),
     ("joinable", "maybe", -errno.EINVAL, "value must be false|no|0 or true|yes|1"),
     ("allow_standby_replay", "2", -errno.EINVAL, "value must be false|no|0 or true|yes|1"),
     ("no_such_var", "1", -errno.EINVAL, "unknown variable no_such_var"),
@@ -191,11 +198,12 @@ def test_fs_set_validation(var: str, val: str, rc: int, msg: str) -> None:
 def test_fs_set_values_land_in_the_map() -> None:
     c = healthy("a")
     for var, val in (("session_timeout", "30"), ("session_autoclose", "600"),
-                     ("standby_count_wanted", "3"), ("max_file_size", "4096")):
+                     ("standby_count_wanted", "3"), ("max_file_size", "65536"),
+                     ("max_mds", "1"), ("allow_standby_replay", "true")):
         assert c.cmd("fs", "set", "cephfs", var, val) == (0, "", "")
     mdsmap = c.json("fs", "get", "cephfs")["mdsmap"]
     assert (mdsmap["session_timeout"], mdsmap["session_autoclose"],
-            mdsmap["standby_count_wanted"], mdsmap["max_file_size"]) == (30, 600, 3, 4096)
+            mdsmap["standby_count_wanted"], mdsmap["max_file_size"]) == (30, 600, 3, 65536)
     assert mdsmap["modified"] != mdsmap["created"] or c.t == 0
     assert c.cmd("fs", "set", "nosuch", "max_mds", "1") == (
         -errno.ENOENT, "Filesystem not found: 'nosuch'", "")
@@ -203,12 +211,13 @@ def test_fs_set_values_land_in_the_map() -> None:
 
 def test_fs_rm_needs_fs_fail_and_confirmation() -> None:
     c = healthy("a", "b")
+    busy = (-errno.EINVAL, "all MDS daemons must be inactive/failed before removing "
+            "filesystem. See `ceph fs fail`.", "")
+    assert c.cmd("fs", "rm", "cephfs") == busy  # up daemons are checked before the flag
+    assert c.cmd("fs", "rm", "cephfs", "--yes-i-really-mean-it") == busy
+    c.cmd("fs", "fail", "cephfs")
     rc, outs, _ = c.cmd("fs", "rm", "cephfs")
     assert rc == -errno.EPERM and outs.startswith("this is a DESTRUCTIVE operation")
-    assert c.cmd("fs", "rm", "cephfs", "--yes-i-really-mean-it") == (
-        -errno.EINVAL, "all MDS daemons must be inactive/failed before removing filesystem. "
-        "See `ceph fs fail`.", "")
-    c.cmd("fs", "fail", "cephfs")
     assert c.cmd("fs", "rm", "cephfs", "--yes-i-really-mean-it") == (0, "", "")
     assert c.mon.fsmap.filesystems == {} and c.mon.fsmap.legacy_client_fscid == -1
     assert c.cmd("fs", "ls") == (0, "", "No filesystems enabled")
@@ -218,29 +227,76 @@ def test_fs_rm_needs_fs_fail_and_confirmation() -> None:
     assert sorted(c.standbys()) == ["a", "b"] and c.health() == set()
 
 
-def test_mds_rmfailed() -> None:
+def test_A6_mds_rmfailed_leaves_the_rank_in() -> None:
     c = healthy("a", "b", "c", max_mds=2)
     for name in ("a", "b", "c"):
         c.kill(name)
     rc, outs, _ = c.cmd("mds", "rmfailed", "cephfs:1")
     assert rc == -errno.EPERM and outs.startswith("WARNING: this can make your filesystem")
-    epoch = c.mon.fsmap.epoch
-    assert c.cmd("mds", "rmfailed", "cephfs:1", "--yes-i-really-mean-it")[0] == 0  # not failed
-    assert c.fs().in_ == {0, 1} and c.mon.fsmap.epoch == epoch
     c.cmd("mds", "fail", "cephfs:1")
+    assert c.fs().failed == {1}
     assert c.cmd("mds", "rmfailed", "cephfs:1", "--yes-i-really-mean-it") == (
         0, "removed failed mds.1:1", "")
-    assert c.fs().in_ == {0} and c.fs().failed == set()
-    assert c.cmd("mds", "rmfailed", "nofs:1", "--yes-i-really-mean-it")[0] == -errno.EINVAL
+    assert c.fs().in_ == {0, 1} and c.fs().failed == set() and 1 not in c.fs().up
+    assert c.json("fs", "get", "cephfs")["mdsmap"]["in"] == [0, 1]
+    assert c.cmd("mds", "rmfailed", "nofs:1", "--yes-i-really-mean-it") == (
+        -errno.EINVAL, "invalid role 'nofs:1'", "")
 
 
-def test_mds_freeze() -> None:
+def test_A7_mds_freeze_texts_and_errors() -> None:
     c = healthy("a", "b")
     holder = c.holder()
-    assert c.cmd("mds", "freeze", holder, "true") == (0, "", "")
+    gid = c.daemons[holder].gid
+    assert c.cmd("mds", "freeze", holder, "true") == (0, f"freezing mds.{gid}", "")
     assert " frozen " in c.cmd("fs", "get", "cephfs")[2]
-    assert c.cmd("mds", "freeze", holder, "perhaps")[0] == -errno.EINVAL
-    assert c.cmd("mds", "freeze", "nosuch", "true")[0] == -errno.ENOENT
+    assert c.cmd("mds", "freeze", "cephfs:0", "false") == (0, f"unfreezing mds.{gid}", "")
+    assert " frozen " not in c.cmd("fs", "get", "cephfs")[2]
+    assert c.cmd("mds", "freeze", holder, "perhaps") == (
+        -errno.EINVAL, "value must be false|no|0 or true|yes|1", "")
+    assert c.cmd("mds", "freeze", "nosuch", "true") == (
+        -errno.EINVAL, "MDS named 'nosuch' does not exist, or is not up", "")
+    assert c.cmd("mds", "freeze", "99999", "true") == (-errno.EINVAL, "", "")
+
+
+def test_A9_fs_new_logs_each_assignment() -> None:
+    c = Cluster()
+    c.add("a")
+    c.add("b")
+    c.take_clog()
+    assert c.cmd("fs", "new", "cephfs", "m", "d")[0] == 0
+    assert c.take_clog()[0] == f"daemon mds.{c.holder()} assigned to filesystem cephfs as rank 0"
+
+
+def test_fs_rm_of_a_joinable_fs_without_up_ranks() -> None:
+    c = Cluster()
+    c.new_fs()  # no daemons: joinable, rank 0 never created
+    assert c.fs().joinable and not c.fs().up
+    assert c.cmd("fs", "rm", "cephfs", "--yes-i-really-mean-it") == (0, "", "")
+    assert c.mon.fsmap.filesystems == {}
+
+
+@pytest.mark.parametrize(("var", "val", "outs"), [
+    ("max_mds", "2", ""),
+    ("standby_count_wanted", "1", ""),
+    ("allow_standby_replay", "true", ""),
+    ("balance_automate", "true", ""),
+    ("joinable", "false", "cephfs marked not joinable; MDS cannot join as newly active."),
+    ("joinable", "true", "cephfs marked joinable; MDS may join as newly active."),
+    ("cluster_down", "false", "cephfs marked joinable; MDS may join as newly active. WARNING: "
+     "cluster_down flag is deprecated and will be removed in a future version. Please use "
+     '"joinable".'),
+    ("down", "true", "cephfs marked down. "),
+    ("down", "false", "cephfs marked up, max_mds = 1"),
+    ("refuse_client_session", "true", "client(s) blocked from establishing new session(s)"),
+    ("refuse_client_session", "false", "client(s) already allowed to establish new session(s)"),
+    ("refuse_standby_for_another_fs", "true", "set to refuse standby for another fs"),
+    ("refuse_standby_for_another_fs", "false",
+     "to use standby for another fs is already allowed"),
+    ("balancer", "my_balancer", "setting the metadata load balancer to my_balancer"),
+])
+def test_fs_set_confirmation_texts(var: str, val: str, outs: str) -> None:
+    c = healthy("a")
+    assert c.cmd("fs", "set", "cephfs", var, val) == (0, outs, "")
 
 
 def test_config_set_get_rm_dump() -> None:
