@@ -142,7 +142,8 @@ def info_plain(info: MDSInfo) -> str:
 # -- one file system (MDSMap)
 
 
-def _flags_state(fs: MDSMap) -> dict:
+def flags_state(fs: MDSMap) -> dict:
+    """MDSMap::dump_flags_state (also `fs lsflags -f json`)."""
     return {
         "joinable": fs.joinable,
         "allow_snaps": fs.test_flag(ALLOW_SNAPS),
@@ -158,7 +159,7 @@ def mdsmap_json(fs: MDSMap) -> dict:
     return {
         "epoch": fs.epoch,
         "flags": fs.flags,
-        "flags_state": _flags_state(fs),
+        "flags_state": flags_state(fs),
         "ever_allowed_features": fs.ever_allowed_features,
         "explicitly_allowed_features": fs.explicitly_allowed_features,
         "created": format_stamp(fs.created),
@@ -192,9 +193,13 @@ def mdsmap_json(fs: MDSMap) -> dict:
     }
 
 
+def flag_names(fs: MDSMap) -> list[str]:
+    """MDSMap::print_flags: the names of the set flags (and "joinable")."""
+    return (["joinable"] if fs.joinable else []) + [n for f, n in FLAG_NAMES if fs.test_flag(f)]
+
+
 def _flags_plain(fs: MDSMap) -> str:
-    names = (["joinable"] if fs.joinable else []) + [n for f, n in FLAG_NAMES if fs.test_flag(f)]
-    return " ".join([f"{fs.flags:x}", *names])
+    return " ".join([f"{fs.flags:x}", *flag_names(fs)])
 
 
 def _qdb(fs: MDSMap) -> tuple[int, list[int]]:

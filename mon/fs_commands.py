@@ -98,12 +98,14 @@ def fs_get(c: Context) -> Result:
 
 
 def fs_dump(c: Context) -> Result:
+    """`fs dump [<epoch>]`: an epoch the store no longer keeps (mon_max_mdsmap_epochs) or has
+    not reached is ENOENT with no message, as in Ceph."""
     fsmap = c.mon.fsmap
     if len(c.args) == 3:
         epoch = _int(c.args[2], "epoch")
         fsmap = c.history(epoch) if c.history and epoch != c.mon.fsmap.epoch else fsmap
         if fsmap is None or fsmap.epoch != epoch:
-            raise _err(errno.ENOENT, f"mds map {epoch} not found")
+            raise _err(errno.ENOENT, "")
     elif len(c.args) != 2:
         raise _err(errno.EINVAL, "invalid command; usage: fs dump [<epoch>]")
     outs = f"dumped fsmap epoch {fsmap.epoch}"
@@ -237,11 +239,28 @@ def fs_set(c: Context) -> Result:
     return 0, outs, ""
 
 
+# errmsg_for_unhealthy_mds (FSCommands.h)
+UNHEALTHY_MDS = ("MDS has one of two health warnings which could extend recovery: MDS_TRIM or "
+                 "MDS_CACHE_OVERSIZED. MDS failover is not recommended since it might cause "
+                 "unexpected file system unavailability. If you wish to proceed, pass "
+                 "--yes-i-really-mean-it")
+
+
+def _unhealthy(c: Context) -> bool:
+    """MDSMonitor::has_health_warnings({MDS_TRIM, MDS_CACHE_OVERSIZED}): any daemon at all."""
+    return any(m.get("type") in ("MDS_TRIM", "MDS_CACHE_OVERSIZED")
+               for metrics in c.mon.daemon_health.values() for m in metrics)
+
+
 def fs_fail(c: Context) -> Result:
-    """F7."""
-    _, _, name = c.need(3, "fs fail <fs_name>")
+    """F7 (FailHandler): refused while an MDS is behind on trimming or over its cache size,
+    unless confirmed."""
+    _, _, name = c.need(3, "fs fail <fs_name> [--yes-i-really-mean-it]")
     mon = c.mon
-    fs = mon.pfs.filesystems[c.fs(name).fscid]
+    fscid = c.fs(name).fscid
+    if YES not in c.flags and _unhealthy(c):
+        raise _err(errno.EPERM, UNHEALTHY_MDS)
+    fs = mon.pfs.filesystems[fscid]
     fs.set_flag(NOT_JOINABLE)
     mon.pfs._touch(fs, c.wall)
     for gid in sorted(fs.mds_info):
@@ -287,3 +306,88 @@ def fs_set_default(c: Context) -> Result:
     _, _, name = c.need(3, "fs set-default <fs_name>")
     c.mon.pfs.legacy_client_fscid = c.fs(name).fscid
     return 0, "", ""
+
+
+def fs_lsflags(c: Context) -> Result:
+    """`fs lsflags <fs>`: MDSMap::print_flags (each name after a space) or dump_flags_state."""
+    _, _, name = c.need(3, "fs lsflags <fs_name>")
+    fs = c.mon.fsmap.fs_by_name(name)
+    if fs is None:
+        raise _err(errno.ENOENT, f"filesystem '{name}' not found")
+    if c.json:
+        return 0, "", c.out(render.flags_state(fs))
+    return 0, "", "".join(f" {flag}" for flag in render.flag_names(fs))
+
+
+COMPAT_SUBOPS = ("add_compat", "add_incompat", "rm_compat", "rm_incompat")
+
+
+def fs_compat(c: Context) -> Result:
+    """CompatSetHandler: `fs compat <fs> add_compat|add_incompat|rm_compat|rm_incompat
+    <feature> [<feature_str>]`, only while no daemon holds a rank."""
+    if len(c.args) not in (5, 6):
+        raise _err(errno.EINVAL, "invalid command; usage: fs compat <fs_name> "
+                   "rm_compat|rm_incompat|add_compat|add_incompat <feature> [<feature_str>]")
+    name, subop, feature = c.args[2:5]
+    fscid = c.fs(name).fscid
+    if subop not in COMPAT_SUBOPS:
+        raise _err(errno.EINVAL, f"subop `{subop}' not recognized. Must be one of: "
+                   + ",".join(COMPAT_SUBOPS))
+    try:
+        fid = int(feature)
+    except ValueError:
+        fid = 0
+    if fid <= 0:
+        raise _err(errno.EINVAL, "Invalid feature")
+    fs = c.mon.pfs.filesystems[fscid]
+    if fs.up:
+        raise _err(errno.EBUSY, "file system must be failed or down; use `ceph fs fail` to "
+                   "bring down")
+    kind = subop.split("_", 1)[1]
+    features = fs.compat[kind]
+    if subop.startswith("rm_"):
+        outs = f"removed {kind} feature {fid}" if fid in features else \
+            f"already removed {kind} feature {fid}"
+        features.pop(fid, None)
+    else:
+        text = c.args[5] if len(c.args) == 6 else ""
+        if not text:
+            raise _err(errno.EINVAL, "adding a feature requires a feature string")
+        if fid in features and features[fid] != text:
+            raise _err(errno.EEXIST, f"feature with differing name `{features[fid]}' exists")
+        outs = "feature already exists" if fid in features else \
+            f'added {kind} feature F({fid}, "{text}")'
+        features[fid] = text
+    c.mon.pfs._touch(fs, c.wall)
+    return 0, outs, ""
+
+
+def fs_rename(c: Context) -> Result:
+    """RenameFilesystemHandler (Squid): needs the confirmation, a name not in use, no up
+    daemon and refuse_client_session; renaming again to the same name is a no-op."""
+    _, _, old, new = c.need(4, "fs rename <fs_name> <new_fs_name> [--yes-i-really-mean-it]")
+    view = c.mon.view
+    fs, taken = view.fs_by_name(old), view.fs_by_name(new)
+    if fs is None:
+        if taken is not None:
+            return 0, ("File system may already have been renamed. Desired file system "
+                       f"'{new}' exists."), ""
+        raise _err(errno.ENOENT, f"File system '{old}' does not exist")
+    if taken is not None:
+        raise _err(errno.EINVAL, f"Desired file system name '{new}' already in use")
+    if YES not in c.flags:
+        raise _err(errno.EPERM, "this is a potentially disruptive operation, clients' cephx "
+                   "credentials need reauthorized to access the file system and its pools with "
+                   "the new name. Add --yes-i-really-mean-it if you are sure you wish to "
+                   "continue.")
+    if fs.up:
+        raise _err(errno.EPERM, f"CephFS '{old}' is not offline. Before renaming a CephFS, it "
+                   "must be marked as down. See `ceph fs fail`.")
+    if not fs.test_flag(REFUSE_CLIENT_SESSION):
+        raise _err(errno.EPERM, f"CephFS '{old}' doesn't refuse clients. Before renaming a "
+                   "CephFS, flag 'refuse_client_session' must be set. See `ceph fs set`.")
+    pfs = c.mon.pfs.filesystems[fs.fscid]
+    pfs.fs_name = new
+    c.mon.pfs._touch(pfs, c.wall)
+    return 0, ("File system is renamed. cephx credentials authorized to old file system name "
+               "need to be reauthorized to new file system name."), ""

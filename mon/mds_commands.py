@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-from common import render
+from common import render, states
 from common.fsmap import INFO_FROZEN
 from mon.cmdbase import YES, Context, Result, _bool, _err, _format
 from mon.mds_monitor import MDSMonitor
@@ -106,3 +106,53 @@ def mds_metadata(c: Context) -> Result:
             raise _err(errno.ENOENT, f"MDS named '{c.args[2]}' does not exist")
         return 0, "", _format(rows[0], "json-pretty" if not c.json else c.fmt)
     return 0, "", _format(rows, "json-pretty" if not c.json else c.fmt)
+
+
+def mds_ok_to_stop(c: Context) -> Result:
+    """A8 (MDSMonitor::preprocess_command): would stopping these daemons leave a rank without a
+    replacement? Daemons that do not exist are ignored; followers do not count."""
+    ids = c.args[2:]
+    if not ids:
+        raise _err(errno.EINVAL, "must specify mds id")
+    fsmap = c.mon.fsmap
+    if any(fs.is_degraded() for fs in fsmap.filesystems.values()):
+        raise _err(errno.EBUSY, "one or more filesystems is currently degraded")
+    stopping = {g for g in (_gid_from_arg(c.mon, i) for i in ids) if g is not None}
+    active, standby = set(), set()
+    for gid in stopping:
+        fs = fsmap.fs_of(gid)
+        if fs is None:
+            standby.add(gid)  # a net loss of a standby
+            continue
+        info = fs.mds_info[gid]
+        if info.state == states.STANDBY_REPLAY:
+            continue
+        follower = fs.follower(info.rank)
+        if follower is None or follower.gid in stopping:
+            active.add(gid)
+    if len(fsmap.standby_daemons) - len(standby) < len(active):
+        raise _err(errno.EBUSY, "insufficent standby MDS daemons to stop active gids "  # sic
+                   f"{_set(active)} and/or standby gids {_set(standby)}")
+    return 0, f"should be safe to stop [{','.join(ids)}]", ""
+
+
+def _set(gids: set[int]) -> str:
+    """A std::set as Ceph prints it: comma-separated, no brackets."""
+    return ",".join(str(g) for g in sorted(gids))
+
+
+def mds_rm(c: Context) -> Result:
+    """A7: `mds rm <gid>` takes a daemon out of the map unless it holds a rank (state > 0)."""
+    _, _, text = c.need(3, "mds rm <gid>")
+    try:
+        gid = int(text)
+    except ValueError:
+        raise _err(errno.EINVAL, f"error parsing 'gid' value '{text}'") from None
+    info = c.mon.view.info(gid)
+    if info is None:
+        return 0, f"mds gid {gid} does not exist", ""
+    if info.state > 0:
+        raise _err(errno.EBUSY, f"cannot remove active mds.{info.name} rank {info.rank}")
+    c.mon.pfs.erase(gid, 0, c.wall)  # no fencing: it holds nothing
+    c.mon._forget(gid)
+    return 0, f"removed mds gid {gid}", ""

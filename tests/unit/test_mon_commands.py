@@ -398,7 +398,7 @@ def test_fs_dump_json_layout() -> None:
                           "addrs", "join_fscid", "export_targets", "features", "flags",
                           "compat"]
     assert (info["state"], info["rank"], info["incarnation"]) == ("up:standby-replay", 0, 0)
-    assert c.cmd("fs", "dump", "999") == (-errno.ENOENT, "mds map 999 not found", "")
+    assert c.cmd("fs", "dump", "999") == (-errno.ENOENT, "", "")  # Ceph gives no message
     rc, outs, text = c.cmd("fs", "dump")
     assert text.startswith(f"e{c.mon.fsmap.epoch}\n") and "Standby daemons:" in text
 
@@ -459,3 +459,162 @@ def test_O5_fs_status_of_an_unknown_fs() -> None:
     assert rc == 0 and out.startswith("cephfs - 0 clients\n") and "\n\nSTANDBY MDS\n" in out
     rc, _, out = c.cmd("fs", "status", "nope", fmt="json")  # the mgr checks plain output only
     assert rc == 0 and json.loads(out)["clients"] == []
+
+
+# -- commands Ceph has that mdsemu lacked (ok-to-stop, lsflags, compat, rename, mds rm)
+
+
+def test_A8_mds_ok_to_stop() -> None:
+    c = healthy("a", "b", "c", max_mds=2)
+    holders, (spare,) = [c.holder(0), c.holder(1)], c.standbys()
+    epoch = c.mon.fsmap.epoch
+    assert c.cmd("mds", "ok-to-stop", holders[0]) == (
+        0, f"should be safe to stop [{holders[0]}]", "")
+    assert c.cmd("mds", "ok-to-stop", "nosuch", spare) == (
+        0, f"should be safe to stop [nosuch,{spare}]", "")
+    gids = sorted(c.daemons[n].gid for n in holders)
+    assert c.cmd("mds", "ok-to-stop", *holders) == (
+        -errno.EBUSY, f"insufficent standby MDS daemons to stop active gids {gids[0]},{gids[1]} "
+        "and/or standby gids ", "")
+    assert c.cmd("mds", "ok-to-stop", holders[0], spare) == (
+        -errno.EBUSY, "insufficent standby MDS daemons to stop active gids "
+        f"{c.daemons[holders[0]].gid} and/or standby gids {c.daemons[spare].gid}", "")
+    assert c.cmd("mds", "ok-to-stop") == (-errno.EINVAL, "must specify mds id", "")
+    assert c.mon.fsmap.epoch == epoch  # a query
+    c.kill(spare)
+    c.until(lambda: not c.standbys(), within=60)
+    c.cmd("mds", "fail", holders[1])
+    assert c.fs().failed == {1}
+    assert c.cmd("mds", "ok-to-stop", holders[0]) == (
+        -errno.EBUSY, "one or more filesystems is currently degraded", "")
+
+
+def test_A8_ok_to_stop_an_active_with_a_follower() -> None:
+    c = healthy("a", "b", standby_replay=True)
+    assert not c.standbys()
+    holder, follower = c.holder(), c.follower()
+    assert c.cmd("mds", "ok-to-stop", holder)[0] == 0  # its follower takes over
+    rc, outs, _ = c.cmd("mds", "ok-to-stop", holder, follower)
+    assert rc == -errno.EBUSY and outs.startswith("insufficent standby MDS daemons")
+
+
+def test_fs_lsflags() -> None:
+    c = healthy("a")
+    assert c.cmd("fs", "lsflags", "cephfs") == (
+        0, "", " joinable allow_snaps allow_multimds_snaps")
+    c.cmd("fs", "set", "cephfs", "refuse_client_session", "true")
+    assert c.json("fs", "lsflags", "cephfs") == {
+        "joinable": True, "allow_snaps": True, "allow_multimds_snaps": True,
+        "allow_standby_replay": False, "refuse_client_session": True,
+        "refuse_standby_for_another_fs": False, "balance_automate": False}
+    assert c.cmd("fs", "lsflags", "nope") == (-errno.ENOENT, "filesystem 'nope' not found", "")
+
+
+def test_fs_compat_add_and_rm_incompat() -> None:
+    c = healthy("a")
+    busy = (-errno.EBUSY, "file system must be failed or down; use `ceph fs fail` to bring down",
+            "")
+    assert c.cmd("fs", "compat", "cephfs", "rm_incompat", "12") == busy
+    c.cmd("fs", "fail", "cephfs")
+    assert c.cmd("fs", "compat", "cephfs", "rm_incompat", "12") == (
+        0, "removed incompat feature 12", "")
+    assert c.cmd("fs", "compat", "cephfs", "rm_incompat", "12") == (
+        0, "already removed incompat feature 12", "")
+    incompat = c.json("fs", "get", "cephfs")["mdsmap"]["compat"]["incompat"]
+    assert "feature_12" not in incompat and "feature_11" in incompat
+    assert c.cmd("fs", "compat", "cephfs", "add_incompat", "12", "quiesce subvolumes") == (
+        0, 'added incompat feature F(12, "quiesce subvolumes")', "")
+    assert c.cmd("fs", "compat", "cephfs", "add_incompat", "12", "quiesce subvolumes") == (
+        0, "feature already exists", "")
+    assert c.cmd("fs", "compat", "cephfs", "add_incompat", "12", "other") == (
+        -errno.EEXIST, "feature with differing name `quiesce subvolumes' exists", "")
+    assert c.cmd("fs", "compat", "cephfs", "add_incompat", "13") == (
+        -errno.EINVAL, "adding a feature requires a feature string", "")
+    assert c.cmd("fs", "compat", "cephfs", "add_compat", "1", "x")[0] == 0
+    assert "compat\tcompat={1=x},rocompat={}," in c.cmd("fs", "get", "cephfs")[2]
+    assert c.cmd("fs", "compat", "cephfs", "flip", "1") == (
+        -errno.EINVAL, "subop `flip' not recognized. Must be one of: add_compat,add_incompat,"
+        "rm_compat,rm_incompat", "")
+    assert c.cmd("fs", "compat", "cephfs", "rm_incompat", "0") == (
+        -errno.EINVAL, "Invalid feature", "")
+    assert c.cmd("fs", "compat", "nope", "rm_incompat", "1")[0] == -errno.ENOENT
+
+
+def test_fs_rename_gates_and_effect() -> None:
+    c = healthy("a", "b")
+    fscid = c.fs().fscid
+    rc, outs, _ = c.cmd("fs", "rename", "cephfs", "newfs")
+    assert rc == -errno.EPERM and outs.startswith("this is a potentially disruptive operation")
+    yes = "--yes-i-really-mean-it"
+    assert c.cmd("fs", "rename", "cephfs", "newfs", yes) == (
+        -errno.EPERM, "CephFS 'cephfs' is not offline. Before renaming a CephFS, it must be "
+        "marked as down. See `ceph fs fail`.", "")
+    c.cmd("fs", "fail", "cephfs")
+    assert c.cmd("fs", "rename", "cephfs", "newfs", yes) == (
+        -errno.EPERM, "CephFS 'cephfs' doesn't refuse clients. Before renaming a CephFS, flag "
+        "'refuse_client_session' must be set. See `ceph fs set`.", "")
+    c.cmd("fs", "set", "cephfs", "refuse_client_session", "true")
+    assert c.cmd("fs", "rename", "cephfs", "cephfs", yes) == (
+        -errno.EINVAL, "Desired file system name 'cephfs' already in use", "")
+    assert c.cmd("fs", "rename", "cephfs", "newfs", yes) == (
+        0, "File system is renamed. cephx credentials authorized to old file system name need "
+        "to be reauthorized to new file system name.", "")
+    assert c.mon.fsmap.fs_by_name("newfs").fscid == fscid
+    assert c.cmd("fs", "get", "newfs")[2].startswith(f"Filesystem 'newfs' ({fscid})\n")
+    assert c.cmd("fs", "rename", "cephfs", "newfs", yes) == (
+        0, "File system may already have been renamed. Desired file system 'newfs' exists.", "")
+    assert c.cmd("fs", "rename", "gone", "other", yes) == (
+        -errno.ENOENT, "File system 'gone' does not exist", "")
+    c.cmd("fs", "set", "newfs", "joinable", "true")
+    c.until(lambda: c.mon.fsmap.fs_by_name("newfs").ranks_in_state(states.ACTIVE) == [0],
+            within=15)  # the renamed fs comes back
+
+
+def test_F7_fs_fail_refused_while_an_mds_is_behind_on_trimming() -> None:
+    c = healthy("a", "b")
+    c.daemons[c.holder()].health = [
+        {"type": "MDS_TRIM", "severity": "HEALTH_WARN", "message": "Behind on trimming (300/128)"}]
+    c.until(lambda: "MDS_TRIM" in c.health(), within=10)
+    epoch = c.mon.fsmap.epoch
+    rc, outs, _ = c.cmd("fs", "fail", "cephfs")
+    assert rc == -errno.EPERM and outs.startswith(
+        "MDS has one of two health warnings which could extend recovery: MDS_TRIM or "
+        "MDS_CACHE_OVERSIZED.")
+    assert outs.endswith("If you wish to proceed, pass --yes-i-really-mean-it")
+    assert c.mon.fsmap.epoch == epoch and c.fs().up
+    assert c.cmd("fs", "fail", "cephfs", "--yes-i-really-mean-it")[0] == 0
+    assert not c.fs().up and not c.fs().joinable
+
+
+def test_A7_mds_rm() -> None:
+    c = healthy("a", "b", "c", standby_replay=True)
+    holder, follower, (spare,) = c.holder(), c.follower(), c.standbys()
+    hgid, sgid = c.daemons[holder].gid, c.daemons[spare].gid
+    assert c.cmd("mds", "rm", str(hgid)) == (
+        -errno.EBUSY, f"cannot remove active mds.{holder} rank 0", "")
+    assert c.cmd("mds", "rm", str(sgid)) == (0, f"removed mds gid {sgid}", "")
+    assert not c.mon.fsmap.gid_exists(sgid) and not c.mon.osdmap.blocklist
+    fgid = c.daemons[follower].gid
+    assert c.cmd("mds", "rm", str(fgid)) == (0, f"removed mds gid {fgid}", "")
+    assert c.fs().up == {0: hgid} and not c.fs().failed
+    assert c.cmd("mds", "rm", "99999") == (0, "mds gid 99999 does not exist", "")
+    assert c.cmd("mds", "rm", "x") == (-errno.EINVAL, "error parsing 'gid' value 'x'", "")
+
+
+def test_fs_dump_epoch_history_is_trimmed_to_mon_max_mdsmap_epochs(tmp_path) -> None:
+    from common.fsmap import FSMap
+    from mon.store import MonStore
+
+    c = Cluster()
+    assert c.opt("mon_max_mdsmap_epochs") == 500
+    store = MonStore(str(tmp_path), keep_epochs=3)
+    try:
+        for epoch in range(1, 9):
+            store.commit(fsmap=FSMap(epoch=epoch))
+        assert [e for e in range(1, 9) if store.fsmap_at(e)] == [5, 6, 7, 8]  # 8 and 3 more
+        c.mon.fsmap = store.latest_fsmap()
+        for epoch, rc in (("4", -errno.ENOENT), ("5", 0), ("9", -errno.ENOENT)):
+            res = commands.run(c.mon, ["fs", "dump", epoch], history=store.fsmap_at)
+            assert res[:2] == ((rc, f"dumped fsmap epoch {epoch}") if rc == 0 else (rc, ""))
+    finally:
+        store.close()
