@@ -91,7 +91,9 @@ def fs_ls(c: Context) -> Result:
 
 def fs_get(c: Context) -> Result:
     _, _, name = c.need(3, "fs get <fs_name>")
-    fs = c.fs(name)
+    fs = c.mon.fsmap.fs_by_name(name)
+    if fs is None:  # preprocess_command's wording, not is_op_allowed's
+        raise _err(errno.ENOENT, f"filesystem '{name}' not found")
     if c.json:
         return 0, "", c.out(render.fs_get_json(fs))
     return 0, "", render.fs_get_plain(fs)

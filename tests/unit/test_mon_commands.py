@@ -508,6 +508,7 @@ def test_fs_lsflags() -> None:
         "allow_standby_replay": False, "refuse_client_session": True,
         "refuse_standby_for_another_fs": False, "balance_automate": False}
     assert c.cmd("fs", "lsflags", "nope") == (-errno.ENOENT, "filesystem 'nope' not found", "")
+    assert c.cmd("fs", "get", "nope") == (-errno.ENOENT, "filesystem 'nope' not found", "")
 
 
 def test_fs_compat_add_and_rm_incompat() -> None:
