@@ -7,7 +7,6 @@ and the latest cluster-log lines. Ctrl-C stops every daemon cleanly (vstop).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 
@@ -51,13 +50,8 @@ async def live_view(conf: str, d: str) -> None:
                 del recent[:-LOG_LINES]
                 _, _, status = await admin.command(["fs", "status"])
                 _, _, health = await admin.command(["health"])
-                _, _, js = await admin.command(["fs", "status"], "json")
-                journal = "  ".join(
-                    f"mds.{r['name']}: journal {r.get('journal_events', 0)} events in "
-                    f"{r.get('journal_segments', 0)} segments"
-                    for r in json.loads(js)["mdsmap"] if r.get("state") == "active")
                 live.update(Group(
-                    Panel(Text(status + "\n" + journal), title="fs status"),
+                    Panel(Text(status), title="fs status"),
                     Text(health, style="bold"),
                     Panel(Text("\n".join(recent)), title="cluster log"),
                     hint,

@@ -40,7 +40,8 @@ FLAG_NAMES = [  # order used by `fs get` and flags_state
 
 INFO_FROZEN = 1 << 0
 
-# The MDS on-disk features every mdsemu daemon speaks (CompatSet incompat 1..10).
+# The MDS on-disk features of Squid (v19), as MDSMap.h numbers them; every mdsemu daemon speaks
+# all of them (its compat mask prints as i=[1fff]), so a file system's compat has them all.
 INCOMPAT_FEATURES = {
     1: "base v0.20",
     2: "client writeable ranges",
@@ -52,7 +53,16 @@ INCOMPAT_FEATURES = {
     8: "no anchor table",
     9: "file layout v2",
     10: "snaprealm v2",
+    11: "minor log segments",
+    12: "quiesce subvolumes",
 }
+# The FSMap's default compat (MDSMap::get_compat_set_default): inline data is no longer in it.
+DEFAULT_INCOMPAT = {i: text for i, text in INCOMPAT_FEATURES.items() if i != 7}
+
+
+def full_compat() -> dict[str, dict[int, str]]:
+    """A CompatSet: feature id -> name for each of compat, ro_compat and incompat."""
+    return {"compat": {}, "ro_compat": {}, "incompat": dict(INCOMPAT_FEATURES)}
 
 
 class FSMapError(Exception):
@@ -137,6 +147,7 @@ class MDSMap:
     enabled: bool = True
     ever_allowed_features: int = 0
     explicitly_allowed_features: int = 0
+    compat: dict[str, dict[int, str]] = field(default_factory=full_compat)
     in_: set[int] = field(default_factory=set)
     up: dict[int, int] = field(default_factory=dict)  # rank -> gid
     failed: set[int] = field(default_factory=set)
@@ -219,6 +230,7 @@ class MDSMap:
             stopped=sorted(self.stopped),
             damaged=sorted(self.damaged),
             mds_info=[i.to_wire() for i in self.mds_info.values()],
+            compat={k: sorted(v.items()) for k, v in self.compat.items()},  # no int map keys
         )
         return d
 
@@ -233,6 +245,8 @@ class MDSMap:
             damaged=set(d.get("damaged", [])),
             mds_info={i["gid"]: MDSInfo.from_wire(i) for i in d.get("mds_info", [])},
             data_pools=list(d.get("data_pools", [])),
+            compat={k: {int(i): str(n) for i, n in v} for k, v in d["compat"].items()}
+            if "compat" in d else full_compat(),
         )
         return cls(**known)
 
@@ -435,7 +449,7 @@ class FSMap:
                 fs.failed.add(info.rank)
             if fs.up.get(info.rank) == gid:
                 del fs.up[info.rank]
-            fs.last_failure = self.epoch
+            # last_failure stays 0: modern Ceph no longer sets it
         # Keep the highest fencing epoch (ref §17.9): a follower's removal must not clear it.
         fs.last_failure_osd_epoch = max(fs.last_failure_osd_epoch, blocklist_epoch)
         self._touch(fs, wall)
@@ -539,7 +553,8 @@ class FSMap:
             seen.add(gid)
         for fscid, fs in self.filesystems.items():
             _check(fs.fscid == fscid, f"fs {fscid} has fscid {fs.fscid}")
-            _check(set(fs.up) | fs.failed | fs.damaged == fs.in_, f"fs {fscid}: up+failed != in")
+            # `mds rmfailed` (A6) may leave a rank in `in` that is neither up, failed nor damaged
+            _check(set(fs.up) | fs.failed | fs.damaged <= fs.in_, f"fs {fscid}: up+failed > in")
             _check(not (fs.in_ & fs.stopped), f"fs {fscid}: in and stopped overlap")
             for rank, gid in fs.up.items():
                 _check(gid in fs.mds_info, f"fs {fscid}: up rank {rank} gid {gid} unknown")

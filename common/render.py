@@ -15,6 +15,8 @@ from common.fsmap import (
     ALLOW_MULTIMDS_SNAPS,
     ALLOW_SNAPS,
     ALLOW_STANDBY_REPLAY,
+    BALANCE_AUTOMATE,
+    DEFAULT_INCOMPAT,
     FLAG_NAMES,
     FS_CLUSTER_ID_NONE,
     INCOMPAT_FEATURES,
@@ -64,16 +66,24 @@ def _addrvec_json(addr: str) -> dict:
     return {"addrvec": [{"type": "v2", "addr": host_port, "nonce": nonce}]}
 
 
-def compat_dict() -> dict:
-    """The MDS CompatSet as Ceph dumps it."""
-    incompat = {f"feature_{i}": text for i, text in sorted(INCOMPAT_FEATURES.items())}
-    return {"compat": {}, "ro_compat": {}, "incompat": incompat}
+_DAEMON_COMPAT = {"compat": {}, "ro_compat": {}, "incompat": INCOMPAT_FEATURES}
+_DEFAULT_COMPAT = {"compat": {}, "ro_compat": {}, "incompat": DEFAULT_INCOMPAT}
 
 
-def compat_plain() -> str:
-    """The CompatSet as `fs get` prints it."""
-    inc = ",".join(f"{i}={text}" for i, text in sorted(INCOMPAT_FEATURES.items()))
-    return f"compat={{}},rocompat={{}},incompat={{{inc}}}"
+def compat_dict(cs: dict | None = None) -> dict:
+    """A CompatSet as Ceph dumps it (a daemon's, all Squid features, by default)."""
+    cs = cs or _DAEMON_COMPAT
+    return {k: {f"feature_{i}": text for i, text in sorted(cs[k].items())}
+            for k in ("compat", "ro_compat", "incompat")}
+
+
+def compat_plain(cs: dict | None = None) -> str:
+    """A CompatSet as `fs get` prints it."""
+    cs = cs or _DAEMON_COMPAT
+    part = {k: ",".join(f"{i}={text}" for i, text in sorted(cs[k].items()))
+            for k in ("compat", "ro_compat", "incompat")}
+    return (f"compat={{{part['compat']}}},rocompat={{{part['ro_compat']}}},"
+            f"incompat={{{part['incompat']}}}")
 
 
 def _compat_lite() -> str:
@@ -132,7 +142,8 @@ def info_plain(info: MDSInfo) -> str:
 # -- one file system (MDSMap)
 
 
-def _flags_state(fs: MDSMap) -> dict:
+def flags_state(fs: MDSMap) -> dict:
+    """MDSMap::dump_flags_state (also `fs lsflags -f json`)."""
     return {
         "joinable": fs.joinable,
         "allow_snaps": fs.test_flag(ALLOW_SNAPS),
@@ -140,6 +151,7 @@ def _flags_state(fs: MDSMap) -> dict:
         "allow_standby_replay": fs.test_flag(ALLOW_STANDBY_REPLAY),
         "refuse_client_session": fs.test_flag(REFUSE_CLIENT_SESSION),
         "refuse_standby_for_another_fs": fs.test_flag(REFUSE_STANDBY_FOR_ANOTHER_FS),
+        "balance_automate": fs.test_flag(BALANCE_AUTOMATE),
     }
 
 
@@ -147,7 +159,7 @@ def mdsmap_json(fs: MDSMap) -> dict:
     return {
         "epoch": fs.epoch,
         "flags": fs.flags,
-        "flags_state": _flags_state(fs),
+        "flags_state": flags_state(fs),
         "ever_allowed_features": fs.ever_allowed_features,
         "explicitly_allowed_features": fs.explicitly_allowed_features,
         "created": format_stamp(fs.created),
@@ -161,7 +173,7 @@ def mdsmap_json(fs: MDSMap) -> dict:
         "max_xattr_size": fs.max_xattr_size,
         "last_failure": fs.last_failure,
         "last_failure_osd_epoch": fs.last_failure_osd_epoch,
-        "compat": compat_dict(),
+        "compat": compat_dict(fs.compat),
         "max_mds": fs.max_mds,
         "in": sorted(fs.in_),
         "up": {f"mds_{r}": fs.up[r] for r in sorted(fs.up)},
@@ -176,18 +188,29 @@ def mdsmap_json(fs: MDSMap) -> dict:
         "balancer": fs.balancer,
         "bal_rank_mask": fs.bal_rank_mask,
         "standby_count_wanted": max(0, fs.standby_count_wanted),
+        "qdb_leader": _qdb(fs)[0],
+        "qdb_cluster": _qdb(fs)[1],
     }
 
 
+def flag_names(fs: MDSMap) -> list[str]:
+    """MDSMap::print_flags: the names of the set flags (and "joinable")."""
+    return (["joinable"] if fs.joinable else []) + [n for f, n in FLAG_NAMES if fs.test_flag(f)]
+
+
 def _flags_plain(fs: MDSMap) -> str:
-    names = (["joinable"] if fs.joinable else []) + [n for f, n in FLAG_NAMES if fs.test_flag(f)]
-    return " ".join([f"{fs.flags:x}", *names])
+    return " ".join([f"{fs.flags:x}", *flag_names(fs)])
+
+
+def _qdb(fs: MDSMap) -> tuple[int, list[int]]:
+    """Squid's quiesce db: the active ranks' gids, led by rank 0's (ref §17.2)."""
+    members = sorted(g for g in fs.up.values() if fs.mds_info[g].state == states.ACTIVE)
+    leader = fs.up.get(0, 0) if fs.up.get(0) in members else 0
+    return leader, members
 
 
 def _qdb_cluster(fs: MDSMap) -> str:
-    """Squid's quiesce-db line: the active ranks' gids, led by rank 0's (ref §17.2)."""
-    members = sorted(g for g in fs.up.values() if fs.mds_info[g].state == states.ACTIVE)
-    leader = fs.up.get(0, 0) if fs.up.get(0) in members else 0
+    leader, members = _qdb(fs)
     return f"leader: {leader} members: {_set_plain(members)}"
 
 
@@ -209,7 +232,7 @@ def mdsmap_plain(fs: MDSMap) -> str:
         ("required_client_features", "{}"),
         ("last_failure", fs.last_failure),
         ("last_failure_osd_epoch", fs.last_failure_osd_epoch),
-        ("compat", compat_plain()),
+        ("compat", compat_plain(fs.compat)),
         ("max_mds", fs.max_mds),
         ("in", _set_plain(fs.in_)),
         ("up", f"{{{up}}}"),
@@ -249,7 +272,7 @@ def fsmap_json(fsmap: FSMap) -> dict:
     return {
         "epoch": fsmap.epoch,
         "default_fscid": fsmap.legacy_client_fscid,
-        "compat": compat_dict(),
+        "compat": compat_dict(_DEFAULT_COMPAT),
         "feature_flags": {
             "enable_multiple": fsmap.enable_multiple,
             "ever_enabled_multiple": fsmap.ever_enabled_multiple,
@@ -266,7 +289,7 @@ def fsmap_plain(fsmap: FSMap) -> str:
         f"btime {format_stamp(fsmap.btime)}",
         "enable_multiple, ever_enabled_multiple: "
         f"{int(fsmap.enable_multiple)},{int(fsmap.ever_enabled_multiple)}",
-        f"default compat: {compat_plain()}",
+        f"default compat: {compat_plain(_DEFAULT_COMPAT)}",
         f"legacy client fscid: {fsmap.legacy_client_fscid}",
         " ",
     ]
@@ -492,14 +515,9 @@ def _version(stats: dict[int, dict], gid: int) -> str:
 
 
 def _selected(fsmap: FSMap, fs_names: list[str] | None) -> list[MDSMap]:
-    """The file systems to show; ValueError("Invalid filesystem: X") as the mgr says."""
+    """The file systems to show: all, or those named."""
     fss = _fs_list(fsmap)
-    if fs_names is None:
-        return fss
-    for name in fs_names:
-        if fsmap.fs_by_name(name) is None:
-            raise ValueError(f"Invalid filesystem: {name}")
-    return [fs for fs in fss if fs.fs_name in fs_names]
+    return fss if fs_names is None else [fs for fs in fss if fs.fs_name in fs_names]
 
 
 class _FsStatus:
@@ -565,28 +583,38 @@ def _rank_cells(st: _FsStatus, row: dict) -> list[str]:
     return [rank, row["state"], info.name, activity, *counts]
 
 
+def _table_text(header: list[str], rows: list[list[str]]) -> str:
+    """A borderless PrettyTable prints nothing at all, not even its header, without rows."""
+    return "\n".join(_table(header, rows)) if rows else ""
+
+
 def fs_status_plain(
     fsmap: FSMap,
     fs_names: list[str] | None,
     pool_names: dict[int, str],
     stats: dict[int, dict],
 ) -> str:
-    """`ceph fs status [fs]`: rank table, pool table, standbys, versions (O5)."""
+    """`ceph fs status [fs]`: rank table, pool table, standbys, versions (O5), laid out as the
+    mgr's handle_fs_status joins them. ValueError("Invalid filesystem: X") for an unknown fs."""
     st = _FsStatus(fsmap, fs_names, pool_names, stats)
-    out: list[str] = []
+    out = ""
+    header = ["RANK", "STATE", "MDS", "ACTIVITY", "DNS", "INOS", "DIRS", "CAPS"]
     for fs in st.filesystems:
         rows = [_rank_cells(st, r) for r in st.ranks(fs)]
-        out += [f"{fs.fs_name} - {st.clients(fs)} clients", "=" * len(fs.fs_name)]
-        header = ["RANK", "STATE", "MDS", "ACTIVITY", "DNS", "INOS", "DIRS", "CAPS"]
-        out += _table(header, rows)
         pools = [[name, kind, format_bytes(0), format_bytes(0)] for _, name, kind in st.pools(fs)]
-        out += _table(["POOL", "TYPE", "USED", "AVAIL"], pools)
-    out += _table(["STANDBY MDS"], [[i.name] for i in st.standbys()])
+        out += f"{fs.fs_name} - {st.clients(fs)} clients\n" + "=" * len(fs.fs_name) + "\n"
+        out += _table_text(header, rows)
+        out += "\n" + _table_text(["POOL", "TYPE", "USED", "AVAIL"], pools) + "\n"
+    if not out and fs_names:
+        raise ValueError(f"Invalid filesystem: {fs_names[0]}")
+    # a blank line before the standbys (which print nothing when there are none)
+    out += "\n" + _table_text(["STANDBY MDS"], [[i.name] for i in st.standbys()]) + "\n"
     if len(st.versions) == 1:
-        out.append(f"MDS version: {next(iter(st.versions))}")
+        out += f"MDS version: {next(iter(st.versions))}"
     else:
-        out += _table(["VERSION", "DAEMONS"], [[v, ", ".join(d)] for v, d in st.versions.items()])
-    return "\n".join(out)
+        versions = [[v, ", ".join(d)] for v, d in st.versions.items()]
+        out += _table_text(["VERSION", "DAEMONS"], versions) + "\n"
+    return out.removesuffix("\n")  # the CLI ends the output with a newline
 
 
 def fs_status_json(
@@ -595,7 +623,8 @@ def fs_status_json(
     pool_names: dict[int, str],
     stats: dict[int, dict],
 ) -> dict:
-    """`ceph fs status -f json`: the mgr's layout, keys sorted as it dumps them."""
+    """`ceph fs status -f json`: the mgr's keys, sorted as it dumps them. An unknown fs is no
+    error here (the mgr only checks for one in plain output): it just lists nothing."""
     st = _FsStatus(fsmap, fs_names, pool_names, stats)
     clients, mdsmap, pools = [], [], []
     for fs in st.filesystems:
@@ -606,10 +635,8 @@ def fs_status_json(
                 entry["name"] = info.name
                 for k in ("dns", "inos", "dirs", "caps"):
                     entry[k] = st.stat(info.gid, k)
-                # mdsemu's addition: the journal tail not yet written back (J3)
-                entry["journal_events"] = st.stat(info.gid, "journal_events")
-                entry["journal_segments"] = st.stat(info.gid, "journal_segments")
                 if row["state"] == "standby-replay":
+                    entry["rank"] = f"{row['rank']}-s"
                     entry["events"] = st.stat(info.gid, "evt_rate")
                 elif row["state"] == "active":
                     entry["rate"] = st.stat(info.gid, "req_rate")
@@ -620,7 +647,9 @@ def fs_status_json(
             pools.append({"avail": 0, "id": pool, "name": name, "type": kind, "used": 0})
         clients.append({"clients": st.clients(fs), "fs": fs.fs_name})
     mdsmap += [{"name": i.name, "state": "standby"} for i in st.standbys()]
-    versions = [{"daemon": names, "version": v} for v, names in st.versions.items()]
+    # sic: one version is listed under "daemon", several under "daemons" (the mgr's keys)
+    key = "daemon" if len(st.versions) == 1 else "daemons"
+    versions = [{key: names, "version": v} for v, names in st.versions.items()]
     return {"clients": clients, "mds_version": versions, "mdsmap": mdsmap, "pools": pools}
 
 

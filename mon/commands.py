@@ -2,398 +2,22 @@
 
 `run(mon, args, fmt, who, now, wall)` returns (rc, outs, outb) like Ceph's mon commands: rc is 0
 or a negative errno, outs the status line for stderr, outb the output for stdout. Commands that
-change the maps commit before they return, like a proposal that completed.
+change the maps commit before they return, like a proposal that completed. The `fs` and `mds`
+handlers live in `fs_commands` and `mds_commands`.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 from collections.abc import Callable
 
 from common import config as cfg
 from common import health, render
-from common.fsmap import (
-    ALLOW_STANDBY_REPLAY,
-    INFO_FROZEN,
-    MAX_MDS,
-    NOT_JOINABLE,
-    REFUSE_CLIENT_SESSION,
-    REFUSE_STANDBY_FOR_ANOTHER_FS,
-    FSMap,
-)
+from common.fsmap import FSMap
+from mon import fs_commands as fsc
+from mon import mds_commands as mdsc
+from mon.cmdbase import CommandError, Context, Result, _err, _float
 from mon.mds_monitor import MDSMonitor
-
-Result = tuple[int, str, str]
-YES = "--yes-i-really-mean-it"
-
-
-class CommandError(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def _err(code: int, message: str) -> CommandError:
-    return CommandError(code, message)
-
-
-def _format(obj, fmt: str) -> str:
-    if fmt == "json-pretty":
-        return json.dumps(obj, indent=4)
-    return json.dumps(obj, separators=(",", ":"))
-
-
-def _bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("true", "yes", "1"):
-        return True
-    if low in ("false", "no", "0"):
-        return False
-    raise _err(errno.EINVAL, "value must be false|no|0 or true|yes|1")
-
-
-def _float(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < float("inf"):
-        raise _err(errno.EINVAL, f"{what} must be a non-negative number, got '{text}'")
-    return value
-
-
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise _err(errno.EINVAL, f"{what} must be an integer, got '{text}'") from None
-
-
-class Context:
-    """One command being run: the monitor, the arguments and how to answer."""
-
-    def __init__(self, mon: MDSMonitor, args: list[str], fmt: str, who: str, now: float,
-                 wall: float, history: Callable[[int], FSMap | None] | None, extra: dict):
-        self.mon = mon
-        self.flags = {a for a in args if a.startswith("--")}
-        self.args = [a for a in args if not a.startswith("--")]
-        self.fmt = fmt
-        self.who = who
-        self.now = now
-        self.wall = wall
-        self.history = history
-        self.extra = extra
-
-    @property
-    def json(self) -> bool:
-        return self.fmt in ("json", "json-pretty")
-
-    def out(self, obj) -> str:
-        return _format(obj, self.fmt)
-
-    def need(self, n: int, usage: str) -> list[str]:
-        if len(self.args) != n:
-            raise _err(errno.EINVAL, f"invalid command; usage: {usage}")
-        return self.args
-
-    def fs(self, name: str):
-        fs = self.mon.view.fs_by_name(name)
-        if fs is None:
-            raise _err(errno.ENOENT, f"Filesystem not found: '{name}'")
-        return fs
-
-
-# -- fs commands
-def fs_new(c: Context) -> Result:
-    _, _, name, meta, data = c.need(5, "fs new <fs_name> <metadata> <data>")
-    mon = c.mon
-    if meta == data:
-        raise _err(errno.EINVAL, "metadata and data pools must be different")
-    existing = mon.view.fs_by_name(name)
-    osd = mon.view_osd
-    if existing is not None:
-        mp, dp = osd.pool_by_name(meta), osd.pool_by_name(data)
-        if mp and dp and existing.metadata_pool == mp.id and dp.id in existing.data_pools:
-            return 0, f"filesystem '{name}' already exists", ""
-        raise _err(errno.EINVAL, f"filesystem already exists with name '{name}'")
-    if mon.view.filesystems and not mon.view.enable_multiple:
-        raise _err(errno.EINVAL, "Creation of multiple filesystems is disabled.  To enable this "
-                   "experimental feature, use 'ceph fs flag set enable_multiple true'")
-    mp, dp = osd.pool_by_name(meta), osd.pool_by_name(data)
-    for fs in mon.view.filesystems.values():
-        in_use = (mp and mp.id == fs.metadata_pool) or (dp and dp.id in fs.data_pools)
-        if in_use and "--allow-dangerous-metadata-overlay" not in c.flags:
-            raise _err(errno.EEXIST, f"Filesystem '{name}' is already using one of the "
-                       "specified RADOS pools. This should ONLY be done in emergencies and "
-                       "after careful reading of the documentation. Pass "
-                       "--allow-dangerous-metadata-overlay to permit this.")
-    mp = mp or mon.posd.create_pool(meta)
-    dp = dp or mon.posd.create_pool(data)
-    p = mon.pfs
-    fs = p.create_filesystem(name, mp.id, [dp.id], c.wall)
-    fs.session_timeout = int(mon.config.get("mds_session_timeout"))  # C7's starting values
-    fs.session_autoclose = int(mon.config.get("mds_session_autoclose"))
-    if "--recover" in c.flags:
-        fs.in_.add(0)
-        fs.failed.add(0)
-        fs.set_flag(NOT_JOINABLE)
-    else:  # A9: available standbys go straight into the new ranks
-        for rank in range(fs.max_mds):
-            repl = p.get_available_standby(fs, rank, mon.opt("mon_force_standby_active"))
-            if repl is None:
-                break
-            p.promote(repl.gid, fs, rank, c.wall)
-    return 0, f"new fs with metadata pool {mp.id} and data pool {dp.id}", ""
-
-
-def fs_ls(c: Context) -> Result:
-    names = c.mon.view_osd.pool_names()
-    if c.json:
-        return 0, "", c.out(render.fs_ls_json(c.mon.fsmap, names))
-    return 0, "", render.fs_ls_plain(c.mon.fsmap, names)
-
-
-def fs_get(c: Context) -> Result:
-    _, _, name = c.need(3, "fs get <fs_name>")
-    fs = c.fs(name)
-    if c.json:
-        return 0, "", c.out(render.fs_get_json(fs))
-    return 0, "", render.fs_get_plain(fs)
-
-
-def fs_dump(c: Context) -> Result:
-    fsmap = c.mon.fsmap
-    if len(c.args) == 3:
-        epoch = _int(c.args[2], "epoch")
-        fsmap = c.history(epoch) if c.history and epoch != c.mon.fsmap.epoch else fsmap
-        if fsmap is None or fsmap.epoch != epoch:
-            raise _err(errno.ENOENT, f"mds map {epoch} not found")
-    elif len(c.args) != 2:
-        raise _err(errno.EINVAL, "invalid command; usage: fs dump [<epoch>]")
-    outs = f"dumped fsmap epoch {fsmap.epoch}"
-    if c.json:
-        return 0, outs, c.out(render.fsmap_json(fsmap))
-    return 0, outs, render.fsmap_plain(fsmap)
-
-
-def fs_status(c: Context) -> Result:
-    names = c.args[2:] or None
-    if names:
-        c.fs(names[0])
-    pools = c.mon.view_osd.pool_names()
-    stats = c.extra.get("stats", {})
-    if c.json:
-        return 0, "", c.out(render.fs_status_json(c.mon.fsmap, names, pools, stats))
-    return 0, "", render.fs_status_plain(c.mon.fsmap, names, pools, stats)
-
-
-def fs_set(c: Context) -> Result:
-    _, _, name, var, val = c.need(5, "fs set <fs_name> <var> <val>")
-    mon = c.mon
-    fs = mon.pfs.filesystems[c.fs(name).fscid]
-    touch = mon.pfs._touch
-    if var == "max_mds":
-        n = _int(val, "max_mds")
-        if n < 1:
-            raise _err(errno.EINVAL, "You must specify at least one MDS")
-        if n > MAX_MDS:
-            raise _err(errno.EINVAL, f"may not have more than {MAX_MDS} MDS ranks")
-        fs.max_mds = n
-        fs.set_flag(NOT_JOINABLE, False)  # X7
-        touch(fs, c.wall)
-        return 0, "", ""
-    if var in ("joinable", "cluster_down"):
-        joinable = _bool(val) if var == "joinable" else not _bool(val)
-        fs.set_flag(NOT_JOINABLE, not joinable)
-        touch(fs, c.wall)
-        if joinable:
-            return 0, f"{name} marked joinable; MDS may join as newly active.", ""
-        return 0, f"{name} marked not joinable; MDS cannot join as newly active.", ""
-    if var == "down":  # X6
-        if _bool(val):
-            if fs.max_mds > 0:
-                fs.old_max_mds = fs.max_mds
-                fs.max_mds = 0
-            touch(fs, c.wall)
-            return 0, f"{name} marked down. ", ""
-        fs.max_mds = fs.old_max_mds or 1  # as Ceph does, even when it was not down
-        touch(fs, c.wall)
-        return 0, f"{name} marked up, max_mds = {fs.max_mds}", ""
-    if var == "allow_standby_replay":  # S7
-        on = _bool(val)
-        fs.set_flag(ALLOW_STANDBY_REPLAY, on)
-        touch(fs, c.wall)
-        if not on:
-            for follower in fs.followers():
-                if not follower.standby_replay:  # legacy followers stay (seed 001)
-                    mon.fail_mds_gid(follower.gid, c.wall)
-        return 0, "", ""
-    if var in ("refuse_standby_for_another_fs", "refuse_client_session"):
-        flag = REFUSE_STANDBY_FOR_ANOTHER_FS if var.startswith("refuse_standby") else \
-            REFUSE_CLIENT_SESSION
-        fs.set_flag(flag, _bool(val))
-        touch(fs, c.wall)
-        return 0, "", ""
-    if var == "standby_count_wanted":
-        n = _int(val, var)
-        if n < 0:
-            raise _err(errno.EINVAL, f"{var} must be non-negative")
-        fs.standby_count_wanted = n
-        touch(fs, c.wall)
-        return 0, "", ""
-    if var in ("session_timeout", "session_autoclose"):  # C7
-        n = _int(val, var)
-        if n < 30:
-            raise _err(errno.ERANGE, f"{var} must be at least 30s")
-        setattr(fs, var, n)
-        touch(fs, c.wall)
-        return 0, "", ""
-    if var in ("max_file_size", "max_xattr_size"):
-        setattr(fs, var, _int(val, var))
-        touch(fs, c.wall)
-        return 0, "", ""
-    raise _err(errno.EINVAL, f"unknown variable {var}")
-
-
-def fs_fail(c: Context) -> Result:
-    """F7."""
-    _, _, name = c.need(3, "fs fail <fs_name>")
-    mon = c.mon
-    fs = mon.pfs.filesystems[c.fs(name).fscid]
-    fs.set_flag(NOT_JOINABLE)
-    mon.pfs._touch(fs, c.wall)
-    for gid in sorted(fs.mds_info):
-        mon.fail_mds_gid(gid, c.wall)
-    return 0, (f"{name} marked not joinable; MDS cannot join the cluster. "
-               "All MDS ranks marked failed."), ""
-
-
-def fs_rm(c: Context) -> Result:
-    _, _, name = c.need(3, "fs rm <fs_name> [--yes-i-really-mean-it]")
-    mon = c.mon
-    fs = mon.view.fs_by_name(name)
-    if fs is None:
-        return 0, f"filesystem '{name}' does not exist", ""
-    if YES not in c.flags:
-        raise _err(errno.EPERM, "this is a DESTRUCTIVE operation and will make data in your "
-                   "filesystem permanently inaccessible.  Add --yes-i-really-mean-it if you "
-                   "are sure you wish to continue.")
-    if fs.joinable or fs.up:
-        raise _err(errno.EINVAL, "all MDS daemons must be inactive/failed before removing "
-                   "filesystem. See `ceph fs fail`.")
-    for gid in sorted(fs.mds_info):
-        mon.fail_mds_gid(gid, c.wall)
-    mon.pfs.erase_filesystem(fs.fscid)
-    return 0, "", ""
-
-
-def fs_flag(c: Context) -> Result:
-    _, _, verb, flag, val = c.need(5, "fs flag set enable_multiple <val>")
-    if verb != "set" or flag != "enable_multiple":
-        raise _err(errno.EINVAL, f"unknown flag {flag}")
-    on = _bool(val)
-    p = c.mon.pfs
-    p.enable_multiple = on
-    if on:
-        p.ever_enabled_multiple = True
-    return 0, "", ""
-
-
-def fs_set_default(c: Context) -> Result:
-    _, _, name = c.need(3, "fs set-default <fs_name>")
-    c.mon.pfs.legacy_client_fscid = c.fs(name).fscid
-    return 0, "", ""
-
-
-# -- mds commands
-def _gid_from_arg(mon: MDSMonitor, who: str) -> int | None:
-    """A1: a role first (if that rank is up), then a gid, then a daemon name."""
-    view = mon.view
-    try:
-        fs, rank = view.parse_role(who)
-        if rank in fs.up:
-            return fs.up[rank]
-    except ValueError:
-        pass
-    try:
-        gid = int(who)
-    except ValueError:
-        return view.gid_by_name(who)
-    return gid if view.gid_exists(gid) else None
-
-
-def mds_fail(c: Context) -> Result:
-    _, _, who = c.need(3, "mds fail <role_or_gid>")
-    gid = _gid_from_arg(c.mon, who)
-    if gid is None:
-        return 0, (f"MDS named '{who}' does not exist, is not up or you lack the permission "
-                   "to see."), ""
-    info = c.mon.fail_mds_gid(gid, c.wall)
-    c.mon.clog(c.wall, "INF", f"daemon mds.{info.name} marked failed by {c.who}")
-    return 0, f"failed mds gid {gid}", ""
-
-
-def mds_stat(c: Context) -> Result:
-    if c.json:
-        return 0, "", c.out(render.mds_stat_json(c.mon.fsmap))
-    return 0, "", render.mds_stat_plain(c.mon.fsmap)
-
-
-def mds_freeze(c: Context) -> Result:
-    _, _, who, val = c.need(4, "mds freeze <role_or_gid> <val>")
-    gid = _gid_from_arg(c.mon, who)
-    if gid is None:
-        raise _err(errno.ENOENT, f"MDS named '{who}' does not exist, is not up or you lack "
-                   "the permission to see.")
-    info = c.mon.pfs.modify_daemon(gid, c.wall)
-    info.flags = (info.flags | INFO_FROZEN) if _bool(val) else (info.flags & ~INFO_FROZEN)
-    return 0, "", ""
-
-
-def mds_repaired(c: Context) -> Result:
-    _, _, role = c.need(3, "mds repaired <role>")
-    try:
-        fs, rank = c.mon.view.parse_role(role)
-    except ValueError as e:
-        raise _err(errno.EINVAL, str(e)) from None
-    if rank not in fs.damaged:
-        return 0, "nothing to do: rank is not damaged", ""
-    pfs = c.mon.pfs.filesystems[fs.fscid]
-    pfs.damaged.discard(rank)
-    pfs.failed.add(rank)
-    c.mon.pfs._touch(pfs, c.wall)
-    return 0, f"repaired: restoring rank {fs.fscid}:{rank}", ""
-
-
-def mds_rmfailed(c: Context) -> Result:
-    _, _, role = c.need(3, "mds rmfailed <role> --yes-i-really-mean-it")
-    if YES not in c.flags:
-        raise _err(errno.EPERM, "WARNING: this can make your filesystem inaccessible! Add "
-                   "--yes-i-really-mean-it if you are sure you wish to continue.")
-    try:
-        fs, rank = c.mon.view.parse_role(role)
-    except ValueError as e:
-        raise _err(errno.EINVAL, str(e)) from None
-    if rank in fs.failed:  # only a failed rank can go: an up one keeps its place in `in`
-        pfs = c.mon.pfs.filesystems[fs.fscid]
-        pfs.failed.discard(rank)
-        pfs.in_.discard(rank)
-        c.mon.pfs._touch(pfs, c.wall)
-    return 0, f"removed failed mds.{fs.fscid}:{rank}", ""
-
-
-def mds_metadata(c: Context) -> Result:
-    mon = c.mon
-    rows = []
-    for info in sorted(mon.fsmap.all_infos(), key=lambda i: i.name):
-        rows.append(dict(mon.metadata.get(info.gid, {}), name=info.name, gid=info.gid))
-    if len(c.args) == 3:
-        rows = [r for r in rows if r["name"] == c.args[2] or str(r["gid"]) == c.args[2]]
-        if not rows:
-            raise _err(errno.ENOENT, f"MDS named '{c.args[2]}' does not exist")
-        return 0, "", _format(rows[0], "json-pretty" if not c.json else c.fmt)
-    return 0, "", _format(rows, "json-pretty" if not c.json else c.fmt)
 
 
 # -- the cluster log
@@ -571,22 +195,27 @@ def osd_blocklist(c: Context) -> Result:
 
 
 COMMANDS: dict[tuple[str, ...], Callable[[Context], Result]] = {
-    ("fs", "new"): fs_new,
-    ("fs", "ls"): fs_ls,
-    ("fs", "get"): fs_get,
-    ("fs", "dump"): fs_dump,
-    ("fs", "status"): fs_status,
-    ("fs", "set"): fs_set,
-    ("fs", "fail"): fs_fail,
-    ("fs", "rm"): fs_rm,
-    ("fs", "flag"): fs_flag,
-    ("fs", "set-default"): fs_set_default,
-    ("mds", "fail"): mds_fail,
-    ("mds", "stat"): mds_stat,
-    ("mds", "freeze"): mds_freeze,
-    ("mds", "repaired"): mds_repaired,
-    ("mds", "rmfailed"): mds_rmfailed,
-    ("mds", "metadata"): mds_metadata,
+    ("fs", "new"): fsc.fs_new,
+    ("fs", "ls"): fsc.fs_ls,
+    ("fs", "get"): fsc.fs_get,
+    ("fs", "dump"): fsc.fs_dump,
+    ("fs", "status"): fsc.fs_status,
+    ("fs", "set"): fsc.fs_set,
+    ("fs", "fail"): fsc.fs_fail,
+    ("fs", "rm"): fsc.fs_rm,
+    ("fs", "flag"): fsc.fs_flag,
+    ("fs", "set-default"): fsc.fs_set_default,
+    ("fs", "lsflags"): fsc.fs_lsflags,
+    ("fs", "compat"): fsc.fs_compat,
+    ("fs", "rename"): fsc.fs_rename,
+    ("mds", "fail"): mdsc.mds_fail,
+    ("mds", "stat"): mdsc.mds_stat,
+    ("mds", "freeze"): mdsc.mds_freeze,
+    ("mds", "repaired"): mdsc.mds_repaired,
+    ("mds", "rmfailed"): mdsc.mds_rmfailed,
+    ("mds", "metadata"): mdsc.mds_metadata,
+    ("mds", "ok-to-stop"): mdsc.mds_ok_to_stop,
+    ("mds", "rm"): mdsc.mds_rm,
     ("health",): health_cmd,
     ("log", "last"): log_last,
     ("status",): status_cmd,

@@ -73,7 +73,7 @@ class MonServer:
     # -- start-up
     def _open(self) -> None:
         path = self.config.get("mon_data")
-        self.store = MonStore(path)
+        self.store = MonStore(path, self.config.get("mon_max_mdsmap_epochs"))
         now = trio.current_time()
         if self.store.is_new():
             fsid = self.config.get("fsid") or str(uuid.uuid4())

@@ -1,8 +1,9 @@
 """The monitor's durable store: SQLite in WAL mode with synchronous writes (DESIGN §5).
 
-Every committed FSMap epoch is kept (for `fs dump <epoch>`, trimmed to the newest
-`KEEP_EPOCHS`), with the latest OSDMap, the gid counter, the config database and a ring of
-cluster-log entries. A write returns only once SQLite has synced it.
+Every committed FSMap epoch is kept for `fs dump <epoch>`, trimmed as Ceph's MDSMonitor trims
+its Paxos versions (the newest one and the `mon_max_mdsmap_epochs` before it stay), with the
+latest OSDMap, the gid counter, the config database and a ring of cluster-log entries. A write
+returns only once SQLite has synced it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import msgpack
 from common.fsmap import FSMap
 from common.osdmap import OSDMap
 
-KEEP_EPOCHS = 500  # mon_max_mdsmap_epochs
+KEEP_EPOCHS = 500  # mon_max_mdsmap_epochs' default
 KEEP_LOG = 1000
 
 SCHEMA = """
@@ -35,7 +36,8 @@ def _unpack(data: bytes):
 
 
 class MonStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, keep_epochs: int = KEEP_EPOCHS) -> None:
+        self.keep_epochs = keep_epochs
         os.makedirs(path, exist_ok=True)
         self.db = sqlite3.connect(os.path.join(path, "store.db"), isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -80,7 +82,7 @@ class MonStore:
             if fsmap is not None:
                 cur.execute("INSERT OR REPLACE INTO fsmap VALUES (?, ?)",
                             (fsmap.epoch, _pack(fsmap.to_wire())))
-                cur.execute("DELETE FROM fsmap WHERE epoch <= ?", (fsmap.epoch - KEEP_EPOCHS,))
+                cur.execute("DELETE FROM fsmap WHERE epoch < ?", (fsmap.epoch - self.keep_epochs,))
             if osdmap is not None:
                 cur.execute("INSERT OR REPLACE INTO kv VALUES ('osdmap', ?)",
                             (_pack(osdmap.to_wire()),))

@@ -63,6 +63,22 @@ def test_malformed_commands_are_einval(shared_cluster, words):
     assert after["max_mds"] == 1 and after["epoch"] == before["epoch"]  # nothing changed
 
 
+def test_issue9_read_only_commands_as_ceph_prints_them(shared_cluster):
+    res = shared_cluster.cli("fs", "status", "nosuchfs")  # O5: the mgr's EINVAL
+    assert res.returncode == errno.EINVAL and res.stdout == ""
+    assert one_line_error(res.stderr) == "Error EINVAL: Invalid filesystem: nosuchfs"
+    res = shared_cluster.cli("fs", "status")
+    assert res.returncode == 0 and "\n\nSTANDBY MDS\n" in res.stdout
+    res = shared_cluster.cli("fs", "lsflags", "cephfs")
+    assert (res.returncode, res.stdout) == (0, " joinable allow_snaps allow_multimds_snaps\n")
+    res = shared_cluster.cli("mds", "ok-to-stop", "b")  # A8: a standby
+    assert (res.returncode, res.stderr) == (0, "should be safe to stop [b]\n")
+    res = shared_cluster.cli("mds", "ok-to-stop", "a")  # the only active, one standby left
+    assert (res.returncode, res.stderr) == (0, "should be safe to stop [a]\n")
+    res = shared_cluster.cli("fs", "dump", "999999")  # never reached: ENOENT, no message
+    assert res.returncode == errno.ENOENT and one_line_error(res.stderr) == "Error ENOENT: "
+
+
 def test_success_is_exit_zero(shared_cluster):
     res = shared_cluster.cli("fs", "get", "cephfs")
     assert res.returncode == 0 and "Traceback" not in res.stderr

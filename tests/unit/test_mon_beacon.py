@@ -143,7 +143,8 @@ def test_M7_first_move_to_active_is_logged() -> None:
     c.add("a")
     c.new_fs()
     c.until(c.all_active)
-    assert c.take_clog() == ["daemon mds.a is now active in filesystem cephfs as rank 0"]
+    assert c.take_clog() == ["daemon mds.a assigned to filesystem cephfs as rank 0",  # fs new
+                             "daemon mds.a is now active in filesystem cephfs as rank 0"]
     assert c.state("a") == "up:active"
 
 

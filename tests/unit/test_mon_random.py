@@ -48,6 +48,10 @@ actions = st.one_of(
                   st.just("od")),
         st.tuples(st.just("fs"), st.just("rm"), st.just("other"),
                   st.just("--yes-i-really-mean-it")),
+        st.tuples(st.just("mds"), st.just("rm"), st.integers(4100, 4115).map(str)),
+        st.tuples(st.just("mds"), st.just("ok-to-stop"), name),
+        st.tuples(st.just("fs"), st.just("compat"), fs_name, st.just("rm_incompat"),
+                  st.just("12")),
     )),
 )
 

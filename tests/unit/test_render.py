@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from common import states
@@ -72,7 +74,7 @@ def test_addrvec_and_compat() -> None:
     assert compat_plain().startswith(
         "compat={},rocompat={},incompat={1=base v0.20,2=client writeable ranges,"
     )
-    assert compat_plain().endswith(",10=snaprealm v2}")
+    assert compat_plain().endswith(",10=snaprealm v2,11=minor log segments,12=quiesce subvolumes}")
     d = compat_dict()
     assert list(d) == ["compat", "ro_compat", "incompat"]
     assert d["incompat"]["feature_1"] == "base v0.20"
@@ -93,7 +95,7 @@ def test_info_plain_basic_and_standby() -> None:
     m, fs = build()
     assert info_plain(fs.mds_info[4123]) == (
         "[mds.a{0:4123} state up:active seq 5 addr [v2:127.0.0.1:6823/4123]"
-        " compat {c=[1],r=[1],i=[7ff]}]"
+        " compat {c=[1],r=[1],i=[1fff]}]"
     )
     assert info_plain(m.standby_daemons[4124]).startswith("[mds.b{-1:4124} state up:standby seq 5")
 
@@ -108,7 +110,7 @@ def test_info_plain_laggy_targets_frozen_join_fscid() -> None:
     assert info_plain(info) == (
         "[mds.a{0:4123} state up:active seq 5 laggy since 2024-10-08T06:24:51.587651+0000"
         " export targets 1,2 frozen join_fscid=1 addr [v2:127.0.0.1:6823/4123]"
-        " compat {c=[1],r=[1],i=[7ff]}]"
+        " compat {c=[1],r=[1],i=[1fff]}]"
     )
 
 
@@ -161,13 +163,64 @@ def test_mdsmap_json_key_order() -> None:
         "session_timeout", "session_autoclose", "required_client_features", "max_file_size",
         "max_xattr_size", "last_failure", "last_failure_osd_epoch", "compat", "max_mds", "in",
         "up", "failed", "damaged", "stopped", "info", "data_pools", "metadata_pool", "enabled",
-        "fs_name", "balancer", "bal_rank_mask", "standby_count_wanted",
+        "fs_name", "balancer", "bal_rank_mask", "standby_count_wanted", "qdb_leader",
+        "qdb_cluster",
     ]  # fmt: skip
     assert d["up"] == {"mds_0": 4123}
     assert list(d["info"]) == ["gid_4123"]
     assert d["flags_state"]["joinable"] is True
     assert d["standby_count_wanted"] == 0
     assert fs_get_json(fs) == {"mdsmap": d, "id": 1}
+
+
+def test_squid_fs_get_compat_qdb_and_balance_automate() -> None:
+    """Squid's MDSMap::print/dump: the fs compat lists features 1-12, the quiesce db leader
+    and members follow standby_count_wanted, balance_automate is a flag; last_failure is 0."""
+    m, fs = build()
+    lines = fs_get_plain(fs).split("\n")
+    compat = next(line for line in lines if line.startswith("compat\t"))
+    assert compat.endswith(",7=mds uses inline data,8=no anchor table,9=file layout v2,"
+                           "10=snaprealm v2,11=minor log segments,12=quiesce subvolumes}")
+    assert lines[lines.index("standby_count_wanted\t0") + 1] == (
+        "qdb_cluster\tleader: 4123 members: 4123")
+    assert "last_failure\t0" in lines
+    d = mdsmap_json(fs)
+    assert (d["qdb_leader"], d["qdb_cluster"]) == (4123, [4123])
+    assert d["compat"]["incompat"]["feature_11"] == "minor log segments"
+    assert d["compat"]["incompat"]["feature_12"] == "quiesce subvolumes"
+    assert list(d["flags_state"])[-1] == "balance_automate"
+    assert d["flags_state"]["balance_automate"] is False
+    fs.set_flag(1 << 8)
+    assert mdsmap_json(fs)["flags_state"]["balance_automate"] is True
+    assert "flags\t112 joinable allow_snaps allow_multimds_snaps balance_automate" in (
+        fs_get_plain(fs))
+    assert "feature_7" not in fsmap_json(m)["compat"]["incompat"]  # the FSMap default
+    assert fsmap_json(m)["compat"]["incompat"]["feature_12"] == "quiesce subvolumes"
+    m.epoch += 1
+    m.erase(4123, 5)
+    assert (fs.last_failure, fs.last_failure_osd_epoch) == (0, 5)
+    assert (mdsmap_json(fs)["qdb_leader"], mdsmap_json(fs)["qdb_cluster"]) == (0, [])
+
+
+SEED_000 = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "ref", "seeds",
+                        "000_35b326e4566e1e07.txt")
+
+
+def test_seed_000_fs_get_is_reproduced() -> None:
+    """The `ceph fs get lxd_cephfs` output of seed 000 (a Squid cluster), key for key."""
+    with open(SEED_000) as f:
+        text = f.read()
+    block = text.split("ceph fs get lxd_cephfs\n", 1)[1].split("\n[mds.", 1)[0]
+    m = FSMap(epoch=18, btime=WALL)
+    fs = m.create_filesystem("lxd_cephfs", 3, [4], 1752618433.562653)
+    m.insert(daemon(44121, "micro11"))
+    m.epoch = 19
+    m.promote(44121, fs, 0, 1757115136.655454)
+    fs.mds_info[44121].state = states.ACTIVE
+    fs.standby_count_wanted, fs.last_failure_osd_epoch = 1, 330
+    ours = fs_get_plain(fs).split("\n[mds.", 1)[0]
+    assert [line.split() for line in ours.split("\n")] == [
+        line.split() for line in block.split("\n")]
 
 
 def test_fsmap_json_key_order_and_standbys() -> None:
@@ -189,7 +242,10 @@ def test_fsmap_plain_layout() -> None:
         f"e{m.epoch}",
         "btime 2024-10-08T06:24:51.587651+0000",
         "enable_multiple, ever_enabled_multiple: 1,1",
-        f"default compat: {compat_plain()}",
+        "default compat: compat={},rocompat={},incompat={1=base v0.20,2=client writeable "
+        "ranges,3=default file layouts on dirs,4=dir inode in separate object,5=mds uses "
+        "versioned encoding,6=dirfrag is stored in omap,8=no anchor table,9=file layout v2,"
+        "10=snaprealm v2,11=minor log segments,12=quiesce subvolumes}",
         "legacy client fscid: 1",
         " ",
     ]
@@ -272,8 +328,22 @@ def test_fs_status_plain() -> None:
     assert lines[5].split() == ["POOL", "TYPE", "USED", "AVAIL"]
     assert lines[6].split() == ["cephfs_metadata", "metadata", "0", "0"]
     assert lines[7].split() == ["cephfs_data", "data", "0", "0"]
-    assert lines[8:] == ["STANDBY MDS", "     c", "MDS version: mdsemu 0.1.0"]
+    assert lines[8:] == ["", "STANDBY MDS", "     c", "MDS version: mdsemu 0.1.0"]
     assert all(line == line.rstrip() for line in lines)
+
+
+def test_O5_fs_status_blank_line_before_standbys_and_empty_tables_print_nothing() -> None:
+    m, _ = build(n_standby=0)
+    lines = fs_status_plain(m, None, POOLS, {}).split("\n")
+    # no standbys: no STANDBY MDS header, just the blank line and the table's own newline
+    assert lines[-4][2:].split() == ["cephfs_data", "data", "0", "0"]
+    assert lines[-3:] == ["", "", "MDS version: mdsemu 0.1.0"]
+    assert "STANDBY MDS" not in lines
+    empty = FSMap(epoch=1)
+    empty.insert(daemon(4200, "z"))
+    assert fs_status_plain(empty, None, POOLS, {}) == (
+        "\nSTANDBY MDS\n     z\nMDS version: mdsemu 0.1.0")
+    assert fs_status_plain(FSMap(epoch=1), None, POOLS, {}) == "\n\n"  # no daemons, no versions
 
 
 def test_fs_status_failed_laggy_and_versions() -> None:
@@ -298,7 +368,9 @@ def test_fs_status_failed_laggy_and_versions() -> None:
 def test_fs_status_mixed_versions_table() -> None:
     m, _ = build(n_standby=1)
     out = fs_status_plain(m, None, POOLS, {4124: {"version": "0.2.0"}})
-    assert out.split("\n")[-3:] == [
+    assert out.split("\n")[-5:] == [
+        "STANDBY MDS",
+        "     b",
         "  VERSION     DAEMONS",
         "mdsemu 0.1.0     a",
         "mdsemu 0.2.0     b",
@@ -311,15 +383,27 @@ def test_fs_status_json() -> None:
     assert list(d) == ["clients", "mds_version", "mdsmap", "pools"]
     assert d["clients"] == [{"clients": 3, "fs": "cephfs"}]
     assert d["mdsmap"][0] == {
-        "caps": 0, "dirs": 0, "dns": 0, "inos": 0, "journal_events": 0, "journal_segments": 0,
-        "name": "a", "rank": 0, "rate": 7.5, "state": "active",
+        "caps": 0, "dirs": 0, "dns": 0, "inos": 0, "name": "a", "rank": 0, "rate": 7.5,
+        "state": "active",
     }  # fmt: skip
-    assert d["mdsmap"][1]["state"] == "standby-replay"
+    assert d["mdsmap"][1] == {
+        "caps": 0, "dirs": 0, "dns": 0, "events": 0, "inos": 0, "name": "b", "rank": "0-s",
+        "state": "standby-replay",
+    }  # fmt: skip
     assert d["mdsmap"][2] == {"name": "c", "state": "standby"}
     assert d["mds_version"] == [{"daemon": ["a", "b", "c"], "version": "mdsemu 0.1.0"}]
     assert d["pools"][0] == {
         "avail": 0, "id": 1, "name": "cephfs_metadata", "type": "metadata", "used": 0,
     }  # fmt: skip
+
+
+def test_O5_fs_status_json_versions_and_unknown_fs() -> None:
+    m, _ = build(n_standby=1)
+    d = fs_status_json(m, None, POOLS, {4124: {"version": "0.2.0"}})
+    assert d["mds_version"] == [{"daemons": ["a"], "version": "mdsemu 0.1.0"},
+                                {"daemons": ["b"], "version": "mdsemu 0.2.0"}]
+    d = fs_status_json(m, ["nope"], POOLS, {})  # the mgr checks the name in plain output only
+    assert (d["clients"], d["pools"], d["mdsmap"]) == ([], [], [{"name": "b", "state": "standby"}])
 
 
 # -- ceph status
