@@ -192,6 +192,10 @@ class MDSMonitor:
                 return self._null(b)
             self._boot(b, now, wall)
             return self._ack(b, gid)
+        if b.state == states.DNE:  # B10/M7: a clean shutdown, before the seq and epoch checks
+            log.info("down:dne from mds, failing it", name=info.name, gid=gid)
+            self.fail_mds_gid(gid, wall)
+            return self._null(b)
         if b.state == states.BOOT or info.state_seq > b.seq:  # M2
             return None
         self.last_beacon[gid] = BeaconStamp(now, b.seq)
@@ -244,9 +248,6 @@ class MDSMonitor:
     ) -> BeaconAck | None:
         """M7."""
         want, cur = b.state, info.state
-        if want == states.DNE:  # B10: clean shutdown, fail it now rather than after the grace
-            self.clog(wall, "INF", f"MDS daemon mds.{info.name} is shutting down")
-            return self._evict(b, info, "down:dne", wall)
         if cur == states.STANDBY and want != states.STANDBY:
             return self._evict(b, info, f"standby asked for {states.name(want)}", wall)
         if cur == states.STANDBY_REPLAY and want not in (states.STANDBY_REPLAY, states.DAMAGED):

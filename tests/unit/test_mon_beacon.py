@@ -158,6 +158,25 @@ def test_B10_dne_fails_at_once() -> None:
     assert took <= c.opt("mon_tick_interval")  # no beacon grace to wait for
 
 
+def test_B10_dne_with_stale_epoch_or_old_seq_fails_at_once() -> None:
+    """M7: Ceph's preprocess_beacon handles down:dne before the seq (M2) and epoch (M4) checks,
+    so a daemon stopping with an old map or seq is failed now, not after the grace. Ceph logs no
+    cluster-log line of its own for it."""
+    c = healthy("a", "b", "c")
+    holder, standby = c.holder(), c.standbys()[0]
+    addr = c.daemons[holder].addr
+    stale = c.mon.fsmap.effective_epoch(c.daemons[holder].gid) - 1
+    c.kill(holder)  # its last beacon goes out as the process exits
+    reply = c.beacon(holder, state=states.DNE, version=stale)
+    assert reply is not None and reply.null_map
+    assert c.info(holder) is None and c.mon.osdmap.is_blocklisted(addr)
+    assert c.info(standby).state_seq > 0
+    c.kill(standby)
+    reply = c.beacon(standby, state=states.DNE, seq=0)  # below its state_seq
+    assert reply is not None and reply.null_map and c.info(standby) is None
+    assert not [m for m in c.take_clog() if "shutting down" in m]
+
+
 def test_B10_dne_of_a_standby_is_not_fenced() -> None:
     c = healthy("a", "b")
     standby = c.standbys()[0]
