@@ -22,6 +22,9 @@ from common.osdmap import OSDMap
 log = structlog.get_logger("mon")
 
 FIRST_GID = 4100
+# T0: ticks run back to back after a commit (Ceph's on_active) end when a tick proposes
+# nothing; this bound only stops a bug from spinning the monitor.
+MAX_TICKS_PER_COMMIT = 50
 
 
 @dataclass
@@ -34,13 +37,18 @@ class BeaconStamp:
 class Outbox:
     """What the last call changed. The shell persists maps before it replies or publishes."""
 
-    fsmap: FSMap | None = None
+    fsmaps: list[FSMap] = field(default_factory=list)  # every FSMap committed, in epoch order
     osdmap: OSDMap | None = None
     config: bool = False
     clog: list[tuple[float, str, str]] = field(default_factory=list)  # (wall, level, message)
 
+    @property
+    def fsmap(self) -> FSMap | None:
+        """The newest FSMap committed, if any."""
+        return self.fsmaps[-1] if self.fsmaps else None
+
     def __bool__(self) -> bool:
-        return bool(self.fsmap or self.osdmap or self.config or self.clog)
+        return bool(self.fsmaps or self.osdmap or self.config or self.clog)
 
 
 class MDSMonitor:
@@ -97,11 +105,27 @@ class MDSMonitor:
         """The newest map: pending if a proposal is under way, else committed."""
         return self._pfs if self._pfs is not None else self.fsmap
 
-    def _commit(self) -> None:
+    def _commit(self, now: float, wall: float) -> None:
+        """Commit the proposal being built. Then, as Ceph's PaxosService::_active runs the
+        leader's MDSMonitor::on_active -> tick() after every FSMap commit (T0), tick at once,
+        and again after each tick that commits an FSMap, until a tick proposes nothing. So a
+        replacement after `mds fail`, a new rank after `max_mds` grows or a follower assignment
+        does not wait for the next `mon_tick_interval`."""
+        fs_committed = self._commit_proposal()
+        for _ in range(MAX_TICKS_PER_COMMIT):
+            if not fs_committed:
+                return
+            self._tick(now, wall)
+            fs_committed = self._commit_proposal()
+        log.error("ticks after a commit keep proposing; waiting for the periodic tick")
+
+    def _commit_proposal(self) -> bool:
+        """Commit one proposal; True if it held an FSMap."""
+        fs_committed = self._pfs is not None
         if self._pfs is not None:
             self._pfs.sanity()
             self.fsmap = self._pfs
-            self.outbox.fsmap = self.fsmap
+            self.outbox.fsmaps.append(self.fsmap)
             self._pfs = None
         if self._posd is not None:
             self.osdmap = self._posd
@@ -109,6 +133,7 @@ class MDSMonitor:
             self._posd = None
         self.outbox.clog += self._pclog
         self._pclog = []
+        return fs_committed
 
     def _abort(self) -> None:
         self._pfs = self._posd = None
@@ -167,7 +192,7 @@ class MDSMonitor:
         """Return the reply to send, or None to drop the beacon silently (M2)."""
         try:
             reply = self._handle_beacon(b, now, wall)
-            self._commit()
+            self._commit(now, wall)
             return reply
         except BaseException:
             self._abort()
@@ -332,7 +357,7 @@ class MDSMonitor:
     def tick(self, now: float, wall: float) -> None:
         try:
             self._tick(now, wall)
-            self._commit()
+            self._commit(now, wall)
         except BaseException:
             self._abort()
             raise
