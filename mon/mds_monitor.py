@@ -15,9 +15,10 @@ import structlog
 from common import states
 from common.config import Config, resolve_for
 from common.fsmap import FS_CLUSTER_ID_NONE, MAX_MDS, FSMap, MDSInfo, MDSMap
-from common.health import HealthCheck, fill_template, fs_health_checks
+from common.health import HealthCheck, fs_health_checks
 from common.messages import Beacon, BeaconAck
 from common.osdmap import OSDMap
+from mon.health_monitor import HealthLog
 
 log = structlog.get_logger("mon")
 
@@ -76,6 +77,7 @@ class MDSMonitor:
         self._posd: OSDMap | None = None
         self._pclog: list[tuple[float, str, str]] = []  # logged with the pending proposal
         self.outbox = Outbox()
+        self.health_log = HealthLog(self.health_checks())
 
     # -- options (read on use, so `config set` applies at once)
     def opt(self, name: str):
@@ -111,16 +113,16 @@ class MDSMonitor:
         and again after each tick that commits an FSMap, until a tick proposes nothing. So a
         replacement after `mds fail`, a new rank after `max_mds` grows or a follower assignment
         does not wait for the next `mon_tick_interval`."""
-        fs_committed = self._commit_proposal()
+        fs_committed = self._commit_proposal(now, wall)
         for _ in range(MAX_TICKS_PER_COMMIT):
             if not fs_committed:
                 return
             self._tick(now, wall)
-            fs_committed = self._commit_proposal()
+            fs_committed = self._commit_proposal(now, wall)
         log.error("ticks after a commit keep proposing; waiting for the periodic tick")
 
-    def _commit_proposal(self) -> bool:
-        """Commit one proposal; True if it held an FSMap."""
+    def _commit_proposal(self, now: float, wall: float) -> bool:
+        """Commit one proposal, with the health changes it makes; True if it held an FSMap."""
         fs_committed = self._pfs is not None
         if self._pfs is not None:
             self._pfs.sanity()
@@ -133,6 +135,11 @@ class MDSMonitor:
             self._posd = None
         self.outbox.clog += self._pclog
         self._pclog = []
+        # Ceph logs health changes as each proposal encodes its checks (log_health)
+        period = self.opt("mon_health_log_update_period")
+        for level, message in self.health_log.update(self.health_checks(), now, period):
+            self._log_cluster(level, message)
+            self.outbox.clog.append((wall, level, message))
         return fs_committed
 
     def _abort(self) -> None:
@@ -146,6 +153,10 @@ class MDSMonitor:
     def clog(self, wall: float, level: str, message: str) -> None:
         """Cluster log, published with the proposal being built (dropped if it aborts)."""
         self._pclog.append((wall, level, message))
+        self._log_cluster(level, message)
+
+    @staticmethod
+    def _log_cluster(level: str, message: str) -> None:
         # `level` is structlog's own key; the cluster log's priority goes under `prio`
         {"DBG": log.debug, "INF": log.info, "WRN": log.warning, "ERR": log.error}.get(
             level, log.info)("cluster log", channel="cluster", prio=level, msg=message)
@@ -348,10 +359,6 @@ class MDSMonitor:
         else:  # the follower of a failed rank (its fs is not joinable)
             fs.failed.discard(rank)
             fs.damaged.add(rank)
-        n = sum(len(f.damaged) for f in p.filesystems.values())
-        what = "failed" if n == 1 else "update"
-        self.clog(wall, "ERR", f"Health check {what}: "
-                  f"{fill_template('%num% mds daemon%plurals% damaged', n)} (MDS_DAMAGE)")
 
     # -- tick (T0–T7)
     def tick(self, now: float, wall: float) -> None:

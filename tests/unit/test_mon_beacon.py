@@ -91,8 +91,12 @@ def test_M6_unique_name_fails_old_gid() -> None:
     # T0: the tick after the boot's commit fills the rank at once, with the new b (S2: it is
     # the highest-gid standby again)
     assert not c.fs().failed and c.holder() == "b"
-    assert c.take_clog()[:2] == ["daemon mds.b restarted",
-                                 "Standby daemon mds.b assigned to filesystem cephfs as rank 0"]
+    assert c.take_clog()[:5] == [
+        "daemon mds.b restarted",
+        "Health check failed: 1 filesystem is degraded (FS_DEGRADED)",
+        "Health check failed: 1 filesystem is offline (MDS_ALL_DOWN)",
+        "Standby daemon mds.b assigned to filesystem cephfs as rank 0",
+        "Health check cleared: MDS_ALL_DOWN (was: 1 filesystem is offline)"]
     c.until(c.all_active, within=5)
 
 
@@ -203,7 +207,10 @@ def test_H8_daemon_metrics_raise_and_clear() -> None:
     c.advance(4)
     assert "MDS_TRIM" not in c.mon.health_checks()
     assert c.take_clog() == [
-        f"MDS health message cleared (mds.{holder}): Behind on trimming (300/128)"]
+        "Health check failed: 1 MDSs behind on trimming (MDS_TRIM)",
+        f"MDS health message cleared (mds.{holder}): Behind on trimming (300/128)",
+        "Health check cleared: MDS_TRIM (was: 1 MDSs behind on trimming)",
+        "Cluster is now healthy"]
 
 
 def test_beacon_ack_tracks_the_epoch_of_a_standby() -> None:
