@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 import pytest
 
@@ -325,6 +326,24 @@ def test_mds_fail_forms_cause_a_failover(cluster_factory, form):
     assert c.pid_of(old["name"]) == pid and c.mds(old["name"]).alive()
     assert f"daemon mds.{old['name']} marked failed by client.admin" in c.mon.log()
     c.check_history(dump["epoch"])
+
+
+def test_T0_mds_fail_with_ceph_timings_gives_a_new_holder_at_once(cluster_factory):
+    """T0 with the ceph profile (5 s mon tick): the monitor ticks right after committing
+    `mds fail` (Ceph's on_active), so the standby holds rank 0 well under a second later."""
+    c = cluster_factory(profile="ceph").start(("a", "b"))
+    before = c.dump()
+    old = active(before)
+    t0 = time.monotonic()
+    rc, outs, _ = c.query("mds", "fail", old["name"])
+    assert rc == 0, outs
+    new = holder(c.dump())
+    took = time.monotonic() - t0
+    assert new is not None and new["name"] != old["name"], new
+    assert took < 0.5, f"the new holder came {took:.2f}s after `mds fail`"
+    c.wait_map(lambda d: active(d) and active(d)["name"] == new["name"], WAIT,
+               "the new holder to become active")
+    c.check_history(before["epoch"])
 
 
 def test_mds_fail_of_unknown_daemon_changes_nothing(cluster_factory):
