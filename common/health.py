@@ -81,14 +81,15 @@ class _Builder:
             code: HealthCheck(sev, fill_template(tpl, len(det)), len(det), tuple(det))
             for code, (sev, tpl, det) in self._checks.items()
         }
-        return {code: out[code] for code in _ordered(out)}
+        return {code: out[code] for code in sorted(out)}
 
 
 def fs_health_checks(
     fsmap: FSMap, daemon_health: dict[int, list[dict]] | None = None,
     force_standby_active: bool = True,
 ) -> dict[str, HealthCheck]:
-    """All MDS/file-system health checks for `fsmap`, ordered ERR first, then by code.
+    """All MDS/file-system health checks for `fsmap`, in code order (Ceph's health_check_map_t is a
+    std::map keyed by code, so every rendering lists checks that way, whatever their severity).
     `force_standby_active` is mon_force_standby_active, as the replacement search uses it."""
     b = _Builder()
     for gid in sorted(daemon_health or {}):
@@ -176,10 +177,6 @@ def _add_insufficient_standby(b: _Builder, fsmap: FSMap) -> None:
         )
 
 
-def _ordered(checks: dict[str, HealthCheck]) -> list[str]:
-    return sorted(checks, key=lambda c: (_RANK.get(checks[c].severity, 1), c))
-
-
 def overall_status(checks: dict[str, HealthCheck]) -> str:
     """The worst severity, or HEALTH_OK."""
     return min((c.severity for c in checks.values()), key=_RANK.__getitem__, default=HEALTH_OK)
@@ -204,7 +201,7 @@ def health_json(checks: dict[str, HealthCheck], detail: bool = True) -> dict:
 def render_health(checks: dict[str, HealthCheck], detail: bool) -> str:
     """`ceph health [detail]` plain text (H10)."""
     status = overall_status(checks)
-    order = _ordered(checks)
+    order = sorted(checks)
     if not order:
         return status
     lines = [status + " " + "; ".join(checks[c].summary for c in order)]

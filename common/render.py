@@ -668,7 +668,7 @@ def status_plain(fsmap: FSMap, checks: dict[str, HealthCheck], extra: dict) -> s
         f"    id:     {extra.get('fsid', '')}",
         f"    health: {overall_status(checks)}",
     ]
-    lines += ["            " + c["summary"]["message"] for c in _by_severity(health)]
+    lines += ["            " + c["summary"]["message"] for c in health["checks"].values()]
     mons = list(extra.get("mon_names") or [])
     mon = f"{len(mons)} daemons, quorum {','.join(mons)}"
     if extra.get("mon_age"):
@@ -682,12 +682,6 @@ def status_plain(fsmap: FSMap, checks: dict[str, HealthCheck], extra: dict) -> s
     if volumes:
         lines += [" ", "  data:", f"    volumes: {volumes}"]
     return "\n".join(lines)
-
-
-def _by_severity(health: dict) -> list[dict]:
-    checks = health["checks"]
-    order = sorted(checks, key=lambda c: (checks[c]["severity"] != "HEALTH_ERR", c))
-    return [checks[c] for c in order]
 
 
 def status_json(fsmap: FSMap, checks: dict[str, HealthCheck], extra: dict) -> dict:

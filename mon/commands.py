@@ -245,7 +245,7 @@ def run(mon: MDSMonitor, args: list, fmt: str = "plain", who: str = "client.admi
     ctx = Context(mon, args, fmt, who, now, wall, history, extra or {})
     try:
         result = handler(ctx)
-        mon._commit()
+        mon._commit(now, wall)
         return result
     except CommandError as e:
         mon._abort()

@@ -14,14 +14,19 @@ import structlog
 
 from common import states
 from common.config import Config, resolve_for
-from common.fsmap import FS_CLUSTER_ID_NONE, MAX_MDS, FSMap, MDSInfo, MDSMap
-from common.health import HealthCheck, fill_template, fs_health_checks
+from common.fsmap import FS_CLUSTER_ID_NONE, FSMap, MDSInfo
+from common.health import HealthCheck, fs_health_checks
 from common.messages import Beacon, BeaconAck
 from common.osdmap import OSDMap
+from mon.health_monitor import HealthLog
+from mon.rank_filling import RankFilling
 
 log = structlog.get_logger("mon")
 
 FIRST_GID = 4100
+# T0: ticks run back to back after a commit (Ceph's on_active) end when a tick proposes
+# nothing; this bound only stops a bug from spinning the monitor.
+MAX_TICKS_PER_COMMIT = 50
 
 
 @dataclass
@@ -34,16 +39,21 @@ class BeaconStamp:
 class Outbox:
     """What the last call changed. The shell persists maps before it replies or publishes."""
 
-    fsmap: FSMap | None = None
+    fsmaps: list[FSMap] = field(default_factory=list)  # every FSMap committed, in epoch order
     osdmap: OSDMap | None = None
     config: bool = False
     clog: list[tuple[float, str, str]] = field(default_factory=list)  # (wall, level, message)
 
+    @property
+    def fsmap(self) -> FSMap | None:
+        """The newest FSMap committed, if any."""
+        return self.fsmaps[-1] if self.fsmaps else None
+
     def __bool__(self) -> bool:
-        return bool(self.fsmap or self.osdmap or self.config or self.clog)
+        return bool(self.fsmaps or self.osdmap or self.config or self.clog)
 
 
-class MDSMonitor:
+class MDSMonitor(RankFilling):
     def __init__(
         self,
         config: Config,
@@ -68,6 +78,7 @@ class MDSMonitor:
         self._posd: OSDMap | None = None
         self._pclog: list[tuple[float, str, str]] = []  # logged with the pending proposal
         self.outbox = Outbox()
+        self.health_log = HealthLog(self.health_checks())
 
     # -- options (read on use, so `config set` applies at once)
     def opt(self, name: str):
@@ -97,11 +108,27 @@ class MDSMonitor:
         """The newest map: pending if a proposal is under way, else committed."""
         return self._pfs if self._pfs is not None else self.fsmap
 
-    def _commit(self) -> None:
+    def _commit(self, now: float, wall: float) -> None:
+        """Commit the proposal being built. Then, as Ceph's PaxosService::_active runs the
+        leader's MDSMonitor::on_active -> tick() after every FSMap commit (T0), tick at once,
+        and again after each tick that commits an FSMap, until a tick proposes nothing. So a
+        replacement after `mds fail`, a new rank after `max_mds` grows or a follower assignment
+        does not wait for the next `mon_tick_interval`."""
+        fs_committed = self._commit_proposal(now, wall)
+        for _ in range(MAX_TICKS_PER_COMMIT):
+            if not fs_committed:
+                return
+            self._tick(now, wall)
+            fs_committed = self._commit_proposal(now, wall)
+        log.error("ticks after a commit keep proposing; waiting for the periodic tick")
+
+    def _commit_proposal(self, now: float, wall: float) -> bool:
+        """Commit one proposal, with the health changes it makes; True if it held an FSMap."""
+        fs_committed = self._pfs is not None
         if self._pfs is not None:
             self._pfs.sanity()
             self.fsmap = self._pfs
-            self.outbox.fsmap = self.fsmap
+            self.outbox.fsmaps.append(self.fsmap)
             self._pfs = None
         if self._posd is not None:
             self.osdmap = self._posd
@@ -109,6 +136,12 @@ class MDSMonitor:
             self._posd = None
         self.outbox.clog += self._pclog
         self._pclog = []
+        # Ceph logs health changes as each proposal encodes its checks (log_health)
+        period = self.opt("mon_health_log_update_period")
+        for level, message in self.health_log.update(self.health_checks(), now, period):
+            self._log_cluster(level, message)
+            self.outbox.clog.append((wall, level, message))
+        return fs_committed
 
     def _abort(self) -> None:
         self._pfs = self._posd = None
@@ -121,6 +154,10 @@ class MDSMonitor:
     def clog(self, wall: float, level: str, message: str) -> None:
         """Cluster log, published with the proposal being built (dropped if it aborts)."""
         self._pclog.append((wall, level, message))
+        self._log_cluster(level, message)
+
+    @staticmethod
+    def _log_cluster(level: str, message: str) -> None:
         # `level` is structlog's own key; the cluster log's priority goes under `prio`
         {"DBG": log.debug, "INF": log.info, "WRN": log.warning, "ERR": log.error}.get(
             level, log.info)("cluster log", channel="cluster", prio=level, msg=message)
@@ -167,7 +204,7 @@ class MDSMonitor:
         """Return the reply to send, or None to drop the beacon silently (M2)."""
         try:
             reply = self._handle_beacon(b, now, wall)
-            self._commit()
+            self._commit(now, wall)
             return reply
         except BaseException:
             self._abort()
@@ -192,6 +229,10 @@ class MDSMonitor:
                 return self._null(b)
             self._boot(b, now, wall)
             return self._ack(b, gid)
+        if b.state == states.DNE:  # B10/M7: a clean shutdown, before the seq and epoch checks
+            log.info("down:dne from mds, failing it", name=info.name, gid=gid)
+            self.fail_mds_gid(gid, wall)
+            return self._null(b)
         if b.state == states.BOOT or info.state_seq > b.seq:  # M2
             return None
         self.last_beacon[gid] = BeaconStamp(now, b.seq)
@@ -244,9 +285,6 @@ class MDSMonitor:
     ) -> BeaconAck | None:
         """M7."""
         want, cur = b.state, info.state
-        if want == states.DNE:  # B10: clean shutdown, fail it now rather than after the grace
-            self.clog(wall, "INF", f"MDS daemon mds.{info.name} is shutting down")
-            return self._evict(b, info, "down:dne", wall)
         if cur == states.STANDBY and want != states.STANDBY:
             return self._evict(b, info, f"standby asked for {states.name(want)}", wall)
         if cur == states.STANDBY_REPLAY and want not in (states.STANDBY_REPLAY, states.DAMAGED):
@@ -322,16 +360,12 @@ class MDSMonitor:
         else:  # the follower of a failed rank (its fs is not joinable)
             fs.failed.discard(rank)
             fs.damaged.add(rank)
-        n = sum(len(f.damaged) for f in p.filesystems.values())
-        what = "failed" if n == 1 else "update"
-        self.clog(wall, "ERR", f"Health check {what}: "
-                  f"{fill_template('%num% mds daemon%plurals% damaged', n)} (MDS_DAMAGE)")
 
     # -- tick (T0–T7)
     def tick(self, now: float, wall: float) -> None:
         try:
             self._tick(now, wall)
-            self._commit()
+            self._commit(now, wall)
         except BaseException:
             self._abort()
             raise
@@ -428,125 +462,6 @@ class MDSMonitor:
         fscid = self.pfs.mds_roles[info.gid]
         self.fail_mds_gid(info.gid, wall)
         self.pfs.promote(repl.gid, self.pfs.filesystems[fscid], info.rank, wall)
-
-    def _replacement(self, fs: MDSMap, rank: int) -> MDSInfo | None:
-        return self.view.find_replacement_for(fs, rank, self.opt("mon_force_standby_active"))
-
-    def _follower_candidate(self, fs: MDSMap, rank: int) -> MDSInfo | None:
-        """Who would start following `rank` now (S6). Seed 001's legacy `mds_standby_replay`
-        daemons follow the rank they are aimed at, or any rank of their fs, even without
-        allow_standby_replay; with the flag, any other available standby may follow too."""
-        view = self.view
-        aimed = loose = None
-        for gid in sorted(view.standby_daemons):
-            info = view.standby_daemons[gid]
-            if not info.standby_replay or info.laggy or info.frozen:
-                continue
-            if view.legacy_aims_at(info, fs, rank):
-                aimed = aimed or info
-            elif not info.legacy_targeted and info.affinity in (FS_CLUSTER_ID_NONE, fs.fscid):
-                loose = loose or info
-        if aimed or loose or not fs.allow_standby_replay:
-            return aimed or loose
-        return view.get_available_standby(
-            fs, rank, self.opt("mon_force_standby_active"), usable=lambda i: not i.standby_replay
-        )
-
-    def _rebalance_affinity(self, wall: float) -> None:
-        """T7: at most one daemon per fs is replaced by a standby with better affinity."""
-        for fscid in sorted(self.view.filesystems):
-            fs = self.view.filesystems[fscid]
-            if not fs.joinable or not fs.is_resizeable():
-                continue
-            for gid in sorted(fs.mds_info):
-                info = fs.mds_info[gid]
-                if info.affinity == fscid or info.frozen:
-                    continue
-                follower = info.state == states.STANDBY_REPLAY
-                if follower:
-                    cand = self._follower_candidate(fs, info.rank)
-                else:
-                    cand = self._replacement(fs, info.rank)
-                if cand is None:
-                    break
-                if info.affinity == FS_CLUSTER_ID_NONE:
-                    better = cand.affinity == fscid
-                else:
-                    better = cand.affinity in (fscid, FS_CLUSTER_ID_NONE)
-                if not better:
-                    continue
-                kind = "standby-replay" if follower else "active"
-                self.clog(
-                    wall, "INF",
-                    f"Dropping low affinity {kind} daemon mds.{info.name} in favor of "
-                    f"higher affinity standby.",
-                )
-                if follower:
-                    self.fail_mds_gid(gid, wall)  # S6 assigns the better one below
-                else:
-                    self._replace(info, cand, wall)
-                break
-
-    def _maybe_resize(self, fscid: int, wall: float) -> None:
-        """X1–X3: one rank more or one rank fewer per tick."""
-        committed = self.fsmap.filesystems.get(fscid)
-        fs = self.view.filesystems[fscid]
-        if committed is None or not committed.is_resizeable() or not fs.is_resizeable():
-            return
-        num_in = len(fs.in_)
-        if num_in < fs.max_mds and fs.joinable:
-            rank = min(set(range(MAX_MDS)) - fs.in_)
-            repl = self._replacement(fs, rank)
-            if repl is None:
-                return
-            fs = self.pfs.filesystems[fscid]
-            self.pfs.promote(repl.gid, fs, rank, wall)
-            self.clog(
-                wall, "INF",
-                f"daemon mds.{repl.name} assigned to filesystem {fs.fs_name} as rank {rank} "
-                f"(now has {len(fs.in_)} ranks)",
-            )
-        elif num_in > fs.max_mds:
-            rank = max(fs.in_)
-            holder = fs.holder(rank)
-            if holder is not None and holder.state == states.ACTIVE:
-                m = self.pfs.modify_daemon(holder.gid, wall)
-                m.state = states.STOPPING
-                self.clog(wall, "INF", f"stopping daemon mds.{holder.name}")
-            else:
-                log.debug(f"skipping stop of {rank}")
-
-    def _maybe_promote_standby(self, fscid: int, wall: float) -> None:
-        """S4 (fill failed ranks) and S6 (assign standby-replay followers)."""
-        fs = self.view.filesystems[fscid]
-        if not fs.joinable:
-            return
-        for rank in sorted(fs.failed):
-            repl = self._replacement(self.view.filesystems[fscid], rank)
-            if repl is None:
-                continue
-            self.pfs.promote(repl.gid, self.pfs.filesystems[fscid], rank, wall)
-            self.clog(
-                wall, "INF",
-                f"Standby daemon mds.{repl.name} assigned to filesystem {fs.fs_name} as rank {rank}",
-            )
-        fs = self.view.filesystems[fscid]
-        if not fs.is_resizeable():
-            return
-        self._assign_followers(fscid, wall)
-
-    def _assign_followers(self, fscid: int, wall: float) -> None:
-        """S6: one follower for each followable rank, lowest rank first."""
-        while True:
-            fs = self.view.filesystems[fscid]
-            for rank in sorted(fs.in_):
-                cand = self._follower_candidate(fs, rank) if fs.is_followable(rank) else None
-                if cand is not None:
-                    fs = self.pfs.filesystems[fscid]
-                    self.pfs.assign_standby_replay(cand.gid, fs, rank, wall)
-                    break
-            else:
-                return
 
     def _expire_blocklist(self, wall: float) -> None:
         expired = [a for a, t in self.view_osd.blocklist.items() if t <= wall]

@@ -123,8 +123,8 @@ class MonServer:
         out = self.core.take_outbox()
         if not out:
             return
-        if out.fsmap is not None:
-            out.clog.append((time.time(), "DBG", f"fsmap {render.mds_stat_plain(out.fsmap)}"))
+        for fsmap in out.fsmaps:  # on_active logs each committed map
+            out.clog.append((time.time(), "DBG", f"fsmap {render.mds_stat_plain(fsmap)}"))
         entries = []
         for wall, level, message in out.clog:
             self.log_seq += 1
@@ -134,10 +134,12 @@ class MonServer:
         if out.config:
             kv["config_db"] = self.core.config_db
             self._apply_own_config()
-        self.store.commit(fsmap=out.fsmap, osdmap=out.osdmap, kv=kv, log=entries)
+        self.store.commit(fsmaps=out.fsmaps, osdmap=out.osdmap, kv=kv, log=entries)
+        wires = [m.FSMapMsg(fsmap=f.to_wire()) for f in out.fsmaps]
         for s in list(self.sessions):
-            if out.fsmap is not None and "fsmap" in s.subs:
-                s.queue(m.FSMapMsg(fsmap=out.fsmap.to_wire()))
+            if "fsmap" in s.subs:
+                for msg in wires:
+                    s.queue(msg)
             if out.osdmap is not None and "osdmap" in s.subs:
                 s.queue(m.OSDMapMsg(osdmap=out.osdmap.to_wire()))
             if out.config and "config" in s.subs:
@@ -236,7 +238,7 @@ class MonServer:
             elif isinstance(msg, m.OSDBoot):
                 if not session.entity.startswith("osd."):
                     raise ProtocolError(f"osd_boot from {session.entity}")
-                osd_monitor.osd_boot(self.core, msg.osd_id, msg.addr, wall)
+                osd_monitor.osd_boot(self.core, msg.osd_id, msg.addr, now, wall)
                 self._flush()
             elif isinstance(msg, m.Subscribe):
                 self._subscribe(session, msg)

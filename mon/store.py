@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 
 import msgpack
 
@@ -74,15 +75,16 @@ class MonStore:
                 for r in reversed(rows)]
 
     def commit(self, *, fsmap: FSMap | None = None, osdmap: OSDMap | None = None,
-               kv: dict | None = None, log: list[dict] | None = None) -> None:
-        """One durable transaction."""
+               kv: dict | None = None, log: list[dict] | None = None,
+               fsmaps: Sequence[FSMap] = ()) -> None:
+        """One durable transaction (`fsmaps`: several epochs committed back to back)."""
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            if fsmap is not None:
+            for f in [*fsmaps, *([fsmap] if fsmap is not None else [])]:
                 cur.execute("INSERT OR REPLACE INTO fsmap VALUES (?, ?)",
-                            (fsmap.epoch, _pack(fsmap.to_wire())))
-                cur.execute("DELETE FROM fsmap WHERE epoch < ?", (fsmap.epoch - self.keep_epochs,))
+                            (f.epoch, _pack(f.to_wire())))
+                cur.execute("DELETE FROM fsmap WHERE epoch < ?", (f.epoch - self.keep_epochs,))
             if osdmap is not None:
                 cur.execute("INSERT OR REPLACE INTO kv VALUES ('osdmap', ?)",
                             (_pack(osdmap.to_wire()),))

@@ -51,6 +51,21 @@ async def test_T5_T6_failover_after_grace_with_ceph_timings(cluster, autojump_cl
     assert c.fsmap.fs_by_name("cephfs").last_failure_osd_epoch > 0  # F1: it was fenced
 
 
+async def test_T0_mds_fail_gets_a_new_holder_at_once_with_ceph_timings(cluster, autojump_clock):
+    """T0: the mon ticks right after the commit of `mds fail` (Ceph's on_active), so with a 5 s
+    mon_tick_interval the standby holds rank 0 by the time the command returns."""
+    c = cluster
+    await _fs_with(c, "a", "b")
+    active = c.holder_name()
+    standby = "b" if active == "a" else "a"
+    t0 = trio.current_time()
+    await c.ok("mds", "fail", active)
+    mdsmap = (await c.ok("fs", "dump"))["filesystems"][0]["mdsmap"]
+    assert mdsmap["info"][f"gid_{mdsmap['up']['mds_0']}"]["name"] == standby
+    assert trio.current_time() - t0 < 0.5
+    await c.wait_for(lambda: c.holder_name() == standby, timeout=5, what="the standby active")
+
+
 async def test_R3_every_recovery_state_is_visited(cluster, autojump_clock):
     c = cluster
     await _fs_with(c, "a", "b")
@@ -118,11 +133,14 @@ async def test_S3_config_set_join_fs_reaches_the_running_daemon(cluster, autojum
     c = cluster
     await _fs_with(c, "a", "b")
     standby = next(n for n in "ab" if n != c.holder_name())
+    gid = c.mds[standby].gid
     await c.ok("config", "set", f"mds.{standby}", "mds_join_fs", "cephfs")
-    await c.wait_for(lambda: c.fsmap.info(c.mds[standby].gid).join_fscid == 1,
+    await c.wait_for(lambda: c.fsmap.info(gid).join_fscid == 1,
                      what="join_fscid to be set from the beacon")
+    # T7 at the tick right after that commit (T0): the pinned daemon replaces the vanilla active
     dump = await c.ok("fs", "dump")
-    assert dump["standbys"][0]["join_fscid"] == 1
+    info = dump["filesystems"][0]["mdsmap"]["info"][f"gid_{gid}"]
+    assert info["join_fscid"] == 1 and info["rank"] == 0
 
 
 async def test_mon_restart_keeps_map_and_gives_fresh_grace(cluster, autojump_clock):

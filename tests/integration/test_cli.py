@@ -295,9 +295,18 @@ def test_watch_follows_the_cluster_log(cluster_factory):
         c.mds("a").kill(signal.SIGKILL)
         c.wait_for(lambda: "daemon mds.b is now active in filesystem cephfs as rank 0" in
                    out.read_text(), 10, "the failover in -w")
+        # Health changes are logged as Ceph logs them (Monitor::log_health)
+        cleared = "[INF] Health check cleared: FS_DEGRADED (was: 1 filesystem is degraded)"
+        c.wait_for(lambda: cleared in out.read_text(), 10, "FS_DEGRADED cleared in -w")
         text = out.read_text()
         assert "[WRN] Replacing daemon mds.a as rank 0 with standby daemon mds.b" in text
         assert "[INF] daemon mds.b is now active in filesystem cephfs as rank 0" in text
+        assert "[WRN] Health check failed: 1 filesystem is degraded (FS_DEGRADED)" in text
+        assert text.index("Health check failed: 1 filesystem is degraded") < text.index(
+            "daemon mds.b is now active") < text.index(cleared)
+        last = c.cli("log", "last", "50", check=True).stdout
+        assert "[WRN] Health check failed: 1 filesystem is degraded (FS_DEGRADED)" in last
+        assert cleared in last
         watch.send_signal(signal.SIGINT)
         assert watch.wait(10) == 0
         assert "Traceback" not in out.read_text()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 import pytest
 
@@ -270,7 +271,8 @@ def test_restarted_mon_keeps_the_map_and_gives_a_fresh_grace(cluster):
 
 def test_sigterm_is_a_clean_shutdown(cluster):
     """SIGTERM of the active: it says down:dne, exits 0 (no respawn), and the mon fails it at
-    once ('is shutting down') rather than after the grace ('laggy', 'Replacing')."""
+    once rather than after the grace ('laggy', 'Replacing'). Like Ceph, the cluster log says
+    nothing of the shutdown itself (M7), only of the standby taking the rank."""
     c = cluster
     before = c.fs_dump()
     old = active(before)
@@ -283,7 +285,9 @@ def test_sigterm_is_a_clean_shutdown(cluster):
     assert info_by_name(dump, name) is None
 
     mon_log = c.mon.log()
-    assert f"MDS daemon mds.{name} is shutting down" in mon_log
+    assert "down:dne from mds, failing it" in mon_log
+    assert "is shutting down" not in mon_log
+    assert f"Standby daemon mds.{active(dump)['name']} assigned to filesystem" in mon_log
     assert f"Replacing daemon mds.{name}" not in mon_log
     assert f"marking {old['gid']} " not in mon_log  # " marking <gid> <addr> ... laggy"
     mds_log = c.mds(name).log()
@@ -295,7 +299,7 @@ def test_sigterm_is_a_clean_shutdown(cluster):
     assert c.mds(standby).wait_exit(WAIT) == 0
     after = c.fs_dump()
     assert info_by_name(after, standby) is None and info_by_name(after, name) is None
-    assert f"MDS daemon mds.{standby} is shutting down" in c.mon.log()
+    assert f"mds.{standby} is removed because" not in c.mon.log()
     c.check_history(before["epoch"])
 
 
@@ -322,6 +326,24 @@ def test_mds_fail_forms_cause_a_failover(cluster_factory, form):
     assert c.pid_of(old["name"]) == pid and c.mds(old["name"]).alive()
     assert f"daemon mds.{old['name']} marked failed by client.admin" in c.mon.log()
     c.check_history(dump["epoch"])
+
+
+def test_T0_mds_fail_with_ceph_timings_gives_a_new_holder_at_once(cluster_factory):
+    """T0 with the ceph profile (5 s mon tick): the monitor ticks right after committing
+    `mds fail` (Ceph's on_active), so the standby holds rank 0 well under a second later."""
+    c = cluster_factory(profile="ceph").start(("a", "b"))
+    before = c.dump()
+    old = active(before)
+    t0 = time.monotonic()
+    rc, outs, _ = c.query("mds", "fail", old["name"])
+    assert rc == 0, outs
+    new = holder(c.dump())
+    took = time.monotonic() - t0
+    assert new is not None and new["name"] != old["name"], new
+    assert took < 0.5, f"the new holder came {took:.2f}s after `mds fail`"
+    c.wait_map(lambda d: active(d) and active(d)["name"] == new["name"], WAIT,
+               "the new holder to become active")
+    c.check_history(before["epoch"])
 
 
 def test_mds_fail_of_unknown_daemon_changes_nothing(cluster_factory):

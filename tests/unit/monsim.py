@@ -7,8 +7,9 @@ got there, reconnect → rejoin → active, creating/starting → active, stoppi
 A request for a new state is sent at once (B3); otherwise a daemon beacons every
 `mds_beacon_interval`. Every committed map reaches every live daemon at once; a daemon that is
 no longer in the map, or gets a null map, respawns with a new gid (B8). The monitor ticks every
-`mon_tick_interval`. After every call into the core the cluster checks the map invariants and
-that no rank is ever held by two daemons without the older one being fenced.
+`mon_tick_interval`, and also right after every FSMap commit (T0, inside the core). After every
+call into the core the cluster checks the map invariants and that no rank is ever held by two
+daemons without the older one being fenced.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class Cluster:
                               now=self.t - mon_age)
         self.daemons: dict[str, SimMDS] = {}
         self.clog: list[tuple[str, str]] = []  # (level, message)
+        self.maps: list[FSMap] = []  # every FSMap committed, in order
         self.next_tick = self.t
         self.urgent: list[SimMDS] = []
         self.replies: list[tuple[str, BeaconAck | None]] = []
@@ -239,11 +241,13 @@ class Cluster:
     def _after(self) -> None:
         out = self.mon.take_outbox()
         self.clog += [(level, msg) for _, level, msg in out.clog]
+        self.maps += out.fsmaps
         if out.fsmap is not None:
             self.check_invariants()
-            for d in list(self.daemons.values()):
-                if d.alive and not d.paused:
-                    self._see(d, self.mon.fsmap)
+            for fsmap in out.fsmaps:  # each committed map is published, in order
+                for d in list(self.daemons.values()):
+                    if d.alive and not d.paused:
+                        self._see(d, fsmap)
         self._drain()
 
     def _drain(self) -> None:

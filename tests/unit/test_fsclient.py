@@ -199,7 +199,7 @@ def publish(c: Cluster, change) -> None:
     """Change the monitor's pending FSMap, commit and publish it."""
     core = c.mon.core
     change(core, core.pfs, time.time())
-    core._commit()
+    core._commit(trio.current_time(), time.time())
     c.mon._flush()
 
 

@@ -101,6 +101,34 @@ def test_degraded_while_replaying_and_failed_with_no_replacement() -> None:
     assert checks["MDS_ALL_DOWN"].severity == "HEALTH_ERR"
 
 
+def test_checks_are_ordered_by_code_not_severity() -> None:
+    """Ceph keeps health checks in a std::map keyed by code: `health`, `health detail` and their
+    JSON list a WRN check before an ERR one when its code sorts first."""
+    m, fs = healthy_map()
+    fs.standby_count_wanted = 1
+    m.epoch += 1
+    m.erase(4123, blocklist_epoch=7)
+    checks = fs_health_checks(m)
+    order = ["FS_DEGRADED", "FS_WITH_FAILED_MDS", "MDS_ALL_DOWN", "MDS_INSUFFICIENT_STANDBY"]
+    assert list(checks) == order
+    assert list(health_json(checks)["checks"]) == order
+    assert list(health_json(checks, detail=False)["checks"]) == order
+    assert render_health(checks, detail=False) == (
+        "HEALTH_ERR 1 filesystem is degraded; 1 filesystem has a failed mds daemon; "
+        "1 filesystem is offline; insufficient standby MDS daemons available"
+    )
+    assert render_health(checks, detail=True).splitlines()[1:] == [
+        "[WRN] FS_DEGRADED: 1 filesystem is degraded",
+        "    fs cephfs is degraded",
+        "[WRN] FS_WITH_FAILED_MDS: 1 filesystem has a failed mds daemon",
+        "    fs cephfs has 1 failed mds",
+        "[ERR] MDS_ALL_DOWN: 1 filesystem is offline",
+        "    fs cephfs is offline because no MDS is active for it.",
+        "[WRN] MDS_INSUFFICIENT_STANDBY: insufficient standby MDS daemons available",
+        "    have 0; want 1 more",
+    ]
+
+
 def test_failed_rank_with_a_standby_is_not_stuck() -> None:
     m, fs = healthy_map()
     add_standby(m, 4124, "b")

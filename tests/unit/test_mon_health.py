@@ -61,8 +61,11 @@ def test_H5() -> None:
     c.cmd("mds", "fail", c.holder(1))
     assert c.mon.health_checks()["FS_WITH_FAILED_MDS"].detail == ("fs cephfs has 2 failed mdss",)
     assert {"MDS_ALL_DOWN", "FS_DEGRADED", "FS_WITH_FAILED_MDS"} <= c.health()
-    c.restart("a")  # a replacement exists again: the rank is no longer stuck
-    c.until(lambda: "FS_WITH_FAILED_MDS" not in c.health(), within=5)
+    c.restart("a")  # T0: the commit of its boot ticks, and it takes rank 0 at once
+    assert c.holder(0) == "a"
+    assert c.mon.health_checks()["FS_WITH_FAILED_MDS"].detail == ("fs cephfs has 1 failed mds",)
+    c.restart("b")
+    assert c.holder(1) == "b" and "FS_WITH_FAILED_MDS" not in c.health()
 
 
 def test_H2_degraded_while_recovering() -> None:
@@ -129,9 +132,8 @@ def test_F5_damaged_and_repaired() -> None:
         "1 mds daemon damaged", ("fs cephfs mds.0 is damaged",))
     assert c.json("health")["status"] == "HEALTH_ERR"
     assert c.cmd("mds", "repaired", "cephfs:0")[:2] == (0, "repaired: restoring rank 1:0")
-    assert c.fs().failed == {0}
+    assert not c.fs().failed and c.holder() in (follower, standby)  # T0: filled at once
     c.until(c.all_active, within=10)
-    assert c.holder() in (follower, standby)
     assert c.cmd("mds", "repaired", "0")[:2] == (0, "nothing to do: rank is not damaged")
     assert "MDS_DAMAGE" not in c.health()
 
@@ -169,3 +171,56 @@ def test_F5_follower_of_a_failed_rank_reports_damaged() -> None:
     reply = c.beacon(follower, state=states.DAMAGED)
     assert reply.state == states.DAMAGED and not reply.null_map
     assert c.fs().damaged == {0} and c.fs().failed == set() and c.fs().in_ == {0}
+
+
+def test_health_changes_are_logged_per_proposal_as_ceph_logs_them() -> None:
+    """Monitor::log_health: each commit logs the checks that failed, changed or cleared since the
+    previous one, and "Cluster is now healthy" once none is left."""
+    c = healthy("a", "b")
+    holder, spare = c.holder(), c.standbys()[0]
+    c.clog.clear()
+    assert c.cmd("mds", "fail", holder)[0] == 0
+    c.until(c.all_active, within=5)
+    assert c.clog == [
+        ("INF", f"daemon mds.{holder} marked failed by client.admin"),
+        ("WRN", "Health check failed: 1 filesystem is degraded (FS_DEGRADED)"),
+        ("ERR", "Health check failed: 1 filesystem is offline (MDS_ALL_DOWN)"),
+        ("INF", f"Standby daemon mds.{spare} assigned to filesystem cephfs as rank 0"),
+        ("WRN", "Health check failed: insufficient standby MDS daemons available "
+                "(MDS_INSUFFICIENT_STANDBY)"),
+        ("INF", "Health check cleared: MDS_ALL_DOWN (was: 1 filesystem is offline)"),
+        # the failed daemon respawns (B8) and boots as a standby
+        ("INF", "Health check cleared: MDS_INSUFFICIENT_STANDBY (was: insufficient standby MDS "
+                "daemons available)"),
+        ("INF", f"daemon mds.{spare} is now active in filesystem cephfs as rank 0"),
+        ("INF", "Health check cleared: FS_DEGRADED (was: 1 filesystem is degraded)"),
+        ("INF", "Cluster is now healthy"),
+    ]
+
+
+def _two_filesystems() -> Cluster:
+    c = Cluster()
+    c.new_fs()
+    c.new_fs("other")
+    c.add("a")
+    c.add("b")
+    c.until(lambda: c.all_active() and c.all_active("other"))
+    c.advance(10)
+    c.clog.clear()
+    return c
+
+
+def test_health_update_is_logged_when_the_summary_changes() -> None:
+    c = _two_filesystems()
+    assert c.cmd("fs", "fail", "cephfs")[0] == 0
+    c.advance(6)  # more than mon_health_log_update_period (5 s)
+    assert c.cmd("fs", "fail", "other")[0] == 0
+    assert ("WRN", "Health check update: 2 filesystems are degraded (FS_DEGRADED)") in c.clog
+    assert ("ERR", "Health check update: 2 filesystems are offline (MDS_ALL_DOWN)") in c.clog
+    # Within the period, a summary change at the same severity is not logged (Ceph's
+    # health_check_log_times).
+    c = _two_filesystems()
+    assert c.cmd("fs", "fail", "cephfs")[0] == 0
+    c.advance(1)
+    assert c.cmd("fs", "fail", "other")[0] == 0
+    assert not [m for _, m in c.clog if m.startswith("Health check update")]

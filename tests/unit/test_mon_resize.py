@@ -8,12 +8,13 @@ from tests.unit.monsim import healthy
 
 def test_X2_grow_one_rank_per_tick_no_holes() -> None:
     c = healthy("a", "b", "c", "d")
+    before = len(c.maps)
     assert c.cmd("fs", "set", "cephfs", "max_mds", "3") == (0, "", "")
-    sizes = []
-    for _ in range(4):
-        c.tick()
-        sizes.append(sorted(c.fs().in_))
-    assert sizes == [[0, 1], [0, 1, 2], [0, 1, 2], [0, 1, 2]]
+    # T0: the command's commit ticks at once, and so does every commit after it; each tick adds
+    # at most one rank, and none while another is still creating (X1)
+    sizes = [sorted(m.fs_by_name("cephfs").in_) for m in c.maps[before:]]
+    assert [k for i, k in enumerate(sizes) if i == 0 or sizes[i - 1] != k] == [
+        [0], [0, 1], [0, 1, 2]]
     assert [m for m in c.take_clog() if "assigned" in m] == [
         f"daemon mds.{c.holder(1)} assigned to filesystem cephfs as rank 1 (now has 2 ranks)",
         f"daemon mds.{c.holder(2)} assigned to filesystem cephfs as rank 2 (now has 3 ranks)",
@@ -51,19 +52,19 @@ def test_X3_X4_shrink_highest_first_to_stopped() -> None:
     holders = {r: c.holder(r) for r in range(3)}
     follower2 = c.follower(2)
     c.cmd("fs", "set", "cephfs", "max_mds", "1")
-    c.tick()
-    clog = c.take_clog()
-    assert clog[:2] == [
+    # T0: each commit ticks at once; each tick stops one rank, the highest, once the one before
+    # has finished
+    assert [m for m in c.take_clog() if "stopping" in m] == [
         f"stopping daemon mds.{holders[2]}",
         f"daemon mds.{holders[2]} finished stopping rank 2 in filesystem cephfs (now has 2 ranks)",
+        f"stopping daemon mds.{holders[1]}",
+        f"daemon mds.{holders[1]} finished stopping rank 1 in filesystem cephfs (now has 1 ranks)",
     ]
-    assert c.daemons[holders[2]].history[-4:] == [
-        "up:active", "up:stopping", "up:boot", "up:standby"]
-    assert c.fs().stopped == {2} and c.fs().in_ == {0, 1}
+    for rank in (1, 2):
+        assert c.daemons[holders[rank]].history[-4:] == [
+            "up:active", "up:stopping", "up:boot", "up:standby"]
     assert follower2 is None or c.daemons[follower2].respawns == 1  # X4: its follower is failed
-    c.tick()
     assert c.fs().stopped == {1, 2} and c.fs().in_ == {0}
-    assert f"stopping daemon mds.{holders[1]}" in c.take_clog()
     assert not c.mon.osdmap.blocklist  # a clean stop is not fenced
     # Growing again restarts the stopped ranks: up:starting, not up:creating.
     c.cmd("fs", "set", "cephfs", "max_mds", "3")
@@ -93,9 +94,10 @@ def test_X5_crash_while_stopping() -> None:
     c.tick()
     assert c.state(victim) == "up:stopping"
     c.kill(victim)
-    c.until(lambda: c.holder(1) == spare, within=25)
-    c.until(lambda: c.fs().in_ == {0}, within=15)
+    c.until(lambda: c.fs().in_ == {0}, within=25)  # replaced after the grace, then stopped
     assert c.fs().stopped == {1}
+    assert f"Replacing daemon mds.{victim} as rank 1 with standby daemon mds.{spare}" in (
+        c.take_clog())
     assert c.daemons[spare].history[-8:] == [
         "up:replay", "up:resolve", "up:reconnect", "up:rejoin", "up:active", "up:stopping",
         "up:boot", "up:standby"]

@@ -7,13 +7,17 @@ from tests.unit.monsim import Cluster, healthy
 
 
 def _fresh(*daemons: tuple[str, dict], max_mds: int = 1, **options) -> Cluster:
-    """An fs created before any daemon boots, so every daemon's mds_join_fs resolves."""
+    """An fs created before any daemon boots, so every daemon's mds_join_fs resolves. It is
+    made joinable only once all have booted: otherwise the tick after the first boot's commit
+    (T0) would give that daemon the rank, whatever the others' priority."""
     c = Cluster(**options)
     c.new_fs()
     if max_mds != 1:
         c.cmd("fs", "set", "cephfs", "max_mds", str(max_mds))
+    assert c.cmd("fs", "set", "cephfs", "joinable", "false")[0] == 0
     for name, kw in daemons:
         c.add(name, **kw)
+    assert c.cmd("fs", "set", "cephfs", "joinable", "true")[0] == 0
     return c
 
 
@@ -53,7 +57,7 @@ def test_S2_join_fs_priority_and_vanilla_highest_gid() -> None:
     c = _fresh(("a", {}), ("b", {}), ("c", {}))
     c.tick()
     assert c.holder() == "c"
-    assert c.take_clog()[0] == "daemon mds.c assigned to filesystem cephfs as rank 0 (now has 1 ranks)"
+    assert "daemon mds.c assigned to filesystem cephfs as rank 0 (now has 1 ranks)" in c.take_clog()
 
 
 def test_S2_standby_pinned_elsewhere_is_the_last_resort() -> None:
@@ -80,12 +84,13 @@ def test_S2_standby_pinned_elsewhere_is_the_last_resort() -> None:
 def test_S4_failed_ranks_are_filled_first() -> None:
     c = healthy("a", "b", "c", "d", max_mds=2)
     spares = c.standbys()
+    assert c.cmd("fs", "set", "cephfs", "joinable", "false")[0] == 0  # no refill in between
     for rank in (0, 1):
         name = c.holder(rank)
         c.kill(name)
         c.cmd("mds", "fail", name)
     assert c.fs().failed == {0, 1}
-    c.tick()
+    assert c.cmd("fs", "set", "cephfs", "joinable", "true")[0] == 0  # its commit ticks (T0)
     clog = c.take_clog()
     assert [m for m in clog if m.startswith("Standby daemon")] == [
         f"Standby daemon mds.{spares[1]} assigned to filesystem cephfs as rank 0",
@@ -161,18 +166,18 @@ def test_two_filesystems_sharing_standbys() -> None:
     c.new_fs()
     c.new_fs("other")
     for name in ("a", "b", "c"):
-        c.add(name)
+        c.add(name)  # T0: each boot's commit ticks, so a and b take the ranks as they boot
     c.until(lambda: c.all_active() and c.all_active("other"))
-    assert c.standbys() == ["a"]
-    assert c.cmd("mds", "stat")[2] == "cephfs:1 other:1 {cephfs:0=c=up:active,other:0=b=up:active} 1 up:standby"
-    c.kill("c")
-    c.until(lambda: c.holder() == "a" and c.all_active(), within=25)
+    assert c.standbys() == ["c"]
+    assert c.cmd("mds", "stat")[2] == "cephfs:1 other:1 {cephfs:0=a=up:active,other:0=b=up:active} 1 up:standby"
+    c.kill("a")
+    c.until(lambda: c.holder() == "c" and c.all_active(), within=25)
     c.kill("b")  # no standby left: the holder of other:0 stays, laggy (T6)
     c.advance(40)
     assert c.holder(fs="other") == "b" and c.info("b").laggy
-    c.restart("c")  # comes back as a standby and replaces the laggy holder at the next tick
-    c.until(lambda: c.holder(fs="other") == "c" and c.all_active("other"), within=10)
-    assert c.standbys() == []
+    c.restart("a")  # comes back as a standby; the tick after its boot (T0) replaces b
+    assert c.holder(fs="other") == "a" and c.standbys() == []
+    c.until(lambda: c.all_active("other"), within=10)
 
 
 # -- seed 001: the legacy mds_standby_* options
@@ -253,9 +258,11 @@ def test_seed001_follower_aimed_at_the_rank_beats_an_untargeted_one() -> None:
     c.add("a")
     c.new_fs()
     c.until(c.all_active)
+    assert c.cmd("fs", "set", "cephfs", "joinable", "false")[0] == 0  # both boot before S6
     c.add("x", standby_replay=True)  # lower gid, follows anyone
     c.add("y", standby_replay=True, standby_for_rank=0)
-    c.advance(5)
+    assert c.follower() is None
+    assert c.cmd("fs", "set", "cephfs", "joinable", "true")[0] == 0
     assert c.follower() == "y" and c.standbys() == ["x"]
 
 

@@ -29,7 +29,11 @@ def test_worked_failover_timeline() -> None:
     assert c.take_clog() == [
         f"Replacing daemon mds.{dead} as rank 0 with standby daemon mds.{spare}",
         f"MDS daemon mds.{dead} is removed because it is dead or otherwise unavailable.",
+        "Health check failed: 1 filesystem is degraded (FS_DEGRADED)",
+        "Health check failed: insufficient standby MDS daemons available "
+        "(MDS_INSUFFICIENT_STANDBY)",
         f"daemon mds.{spare} is now active in filesystem cephfs as rank 0",
+        "Health check cleared: FS_DEGRADED (was: 1 filesystem is degraded)",
     ]
 
 
@@ -172,12 +176,15 @@ def test_T7_affinity_moves_standby_replay() -> None:
     c = healthy("a", "b", "c", standby_replay=True)
     active, follower, standby = c.holder(), c.follower(), c.standbys()[0]
     c.daemons[standby].fs = "cephfs"
-    c.until(lambda: c.follower() == standby, within=15)
-    assert c.take_clog() == [f"Dropping low affinity standby-replay daemon mds.{follower} in "
-                             "favor of higher affinity standby."]
-    # The next tick, the pinned follower is the better replacement for the vanilla active.
-    c.until(lambda: c.holder() == standby and c.all_active(), within=10)
-    assert c.take_clog()[:2] == [
+    before = len(c.maps)
+    c.until(lambda: c.holder() == standby and c.all_active(), within=15)
+    # One move per tick: the pinned standby follows first; then, at the tick after that commit
+    # (T0), the pinned follower is the better replacement for the vanilla active.
+    assert standby in [m.fs_by_name("cephfs").follower(0).name for m in c.maps[before:]
+                       if m.fs_by_name("cephfs").follower(0) is not None]
+    assert c.take_clog()[:3] == [
+        f"Dropping low affinity standby-replay daemon mds.{follower} in "
+        "favor of higher affinity standby.",
         f"Dropping low affinity active daemon mds.{active} in favor of higher affinity standby.",
         f"Replacing daemon mds.{active} as rank 0 with standby daemon mds.{standby}"]
     c.advance(60)
@@ -230,3 +237,53 @@ def test_blocklist_entries_expire() -> None:
     assert c.mon.osdmap.blocklist[addr] == c.wall + 3600
     c.advance(3600 + 5)
     assert not c.mon.osdmap.is_blocklisted(addr)
+
+
+# -- T0: Ceph's PaxosService::_active runs MDSMonitor::on_active, hence tick(), on the leader
+# after every FSMap commit, so repairs do not wait for the next mon_tick_interval (5 s).
+def _new_maps(c: Cluster, before: int, fs: str = "cephfs") -> list:
+    return [(m.epoch, m.fs_by_name(fs)) for m in c.maps[before:]]
+
+
+def test_T0_mds_fail_is_repaired_in_the_next_proposal_without_a_tick() -> None:
+    c = healthy("a", "b")
+    holder, spare = c.holder(), c.standbys()[0]
+    t, before = c.t, len(c.maps)
+    assert c.cmd("mds", "fail", holder)[0] == 0
+    assert c.t == t  # no time passed, no periodic tick ran
+    (e1, failed), (e2, repaired) = _new_maps(c, before)[:2]
+    assert failed.failed == {0} and not failed.up  # the command's own proposal
+    assert e2 == e1 + 1 and repaired.holder(0).name == spare and not repaired.failed
+    assert [m for m in c.take_clog() if not m.startswith("Health check")][:2] == [
+        f"daemon mds.{holder} marked failed by client.admin",
+        f"Standby daemon mds.{spare} assigned to filesystem cephfs as rank 0"]
+
+
+def test_T0_max_mds_growth_in_the_next_proposal() -> None:
+    c = healthy("a", "b")
+    t, before = c.t, len(c.maps)
+    assert c.cmd("fs", "set", "cephfs", "max_mds", "2")[0] == 0
+    assert c.t == t
+    (e1, grown), (e2, assigned) = _new_maps(c, before)[:2]
+    assert grown.max_mds == 2 and grown.in_ == {0}
+    assert e2 == e1 + 1 and assigned.in_ == {0, 1} and assigned.holder(1) is not None
+
+
+def test_T0_follower_assigned_in_the_next_proposal() -> None:
+    c = healthy("a", "b")
+    spare = c.standbys()[0]
+    t, before = c.t, len(c.maps)
+    assert c.cmd("fs", "set", "cephfs", "allow_standby_replay", "true")[0] == 0
+    assert c.t == t
+    (e1, allowed), (e2, following) = _new_maps(c, before)[:2]
+    assert allowed.allow_standby_replay and allowed.follower(0) is None
+    assert e2 == e1 + 1 and following.follower(0).name == spare
+
+
+def test_T0_a_tick_that_proposes_nothing_ends_the_chain() -> None:
+    c = healthy("a", "b")
+    before = len(c.maps)
+    assert c.cmd("fs", "set", "cephfs", "session_timeout", "61")[0] == 0
+    assert len(c.maps) == before + 1
+    c.mon.tick(c.t, c.wall)  # nothing to do: no proposal at all
+    assert not c.mon.take_outbox()

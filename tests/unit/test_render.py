@@ -431,10 +431,25 @@ def test_status_plain_failed_fs() -> None:
     fs.standby_count_wanted = 1
     m.erase(4123, 5)
     out = status_plain(m, fs_health_checks(m), EXTRA)
-    assert "    health: HEALTH_ERR\n            1 filesystem is offline\n" in out
-    assert "            insufficient standby MDS daemons available\n" in out
+    assert (  # in code order, as Ceph's std::map of checks, not worst first
+        "    health: HEALTH_ERR\n"
+        "            1 filesystem is degraded\n"
+        "            1 filesystem has a failed mds daemon\n"
+        "            1 filesystem is offline\n"
+        "            insufficient standby MDS daemons available\n"
+    ) in out
     assert "    mds: 0/1 daemons up (1 failed)\n" in out
     assert out.endswith("    volumes: 0/1 healthy, 1 failed")
+
+
+def test_status_json_checks_in_code_order() -> None:
+    m, fs = build(n_standby=0)
+    fs.standby_count_wanted = 1
+    m.erase(4123, 5)
+    checks = status_json(m, fs_health_checks(m), EXTRA)["health"]["checks"]
+    assert list(checks) == [
+        "FS_DEGRADED", "FS_WITH_FAILED_MDS", "MDS_ALL_DOWN", "MDS_INSUFFICIENT_STANDBY"]
+    assert "detail" not in checks["MDS_ALL_DOWN"]
 
 
 def test_status_json() -> None:
