@@ -92,7 +92,7 @@ class ClientSide:
         elif isinstance(msg, m.ClientSession):
             await self._session_op(conn, client, msg, now)
         elif isinstance(msg, m.ClientReconnect):
-            await self._client_reconnect(conn, client, now)
+            await self._client_reconnect(conn, client, msg, now)
         elif isinstance(msg, m.ClientRequest):
             if s is None:
                 await conn.send(m.ClientReply(tid=msg.tid, rc=-errno.ENOTCONN,
@@ -149,15 +149,18 @@ class ClientSide:
         else:
             raise ProtocolError(f"unknown session op {msg.op!r}")
 
-    async def _client_reconnect(self, conn: Connection, client: str, now: float) -> None:
+    async def _client_reconnect(self, conn: Connection, client: str, msg: m.ClientReconnect,
+                                now: float) -> None:
         """C1-C3: a client's reconnect to this rank's new holder."""
         smap = self.sessionmap
         timeout = self.config.get("mds_reconnect_timeout")
         if self.state != states.RECONNECT or smap.reconnect_start is None or \
                 self.config.get("mds_deny_all_reconnect"):
-            since = now - smap.reconnect_start if smap.reconnect_start is not None else 0.0
-            self._clog("INF", f"denied reconnect attempt (mds is {states.name(self.state)}) "
-                              f"from {client} after {since:g} (allowed interval {timeout:g})")
+            known = smap.get(client)
+            addr = msg.metadata.get("addr") if isinstance(msg.metadata.get("addr"), str) \
+                else (known.addr if known is not None else "")
+            self._clog("INF", smap.denied_reconnect(client, addr, states.name(self.state), now,
+                                                    timeout, self.started))
             await conn.send(m.ClientSession("close", metadata={"reason": "denied reconnect"}))
             return
         s = smap.get(client)

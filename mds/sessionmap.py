@@ -37,6 +37,13 @@ class Session:
         tail = self.client.split(".", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
+    @property
+    def human_name(self) -> str:
+        """How Ceph's cluster log names a session: "<hostname> (<id>)", or the bare id for a
+        client that sent no hostname (Ceph's Session::get_human_name and operator<<)."""
+        host = self.metadata.get("hostname")
+        return f"{host} ({self.num})" if isinstance(host, str) and host else str(self.num)
+
     def seen(self, now: float) -> None:
         self.last_seen = max(self.last_seen, now)
 
@@ -57,6 +64,7 @@ class SessionMap:
         self.sessions: dict[str, Session] = {}
         self.gather: set[str] = set()  # C1: replayed sessions not yet reconnected
         self.reconnect_start: float | None = None
+        self.last_reconnect_start: float | None = None  # kept after reconnect (a denial says it)
         self.last_cleared_laggy: float = 0.0
 
     def get(self, client: str) -> Session | None:
@@ -91,7 +99,7 @@ class SessionMap:
         dropped = [s for s in self.sessions.values() if s.addr in blocklisted]
         for s in dropped:
             self.remove(s.client)
-        self.reconnect_start = now
+        self.reconnect_start = self.last_reconnect_start = now
         self.gather = set(self.sessions)
         for s in self.sessions.values():
             s.last_renew = now
@@ -104,6 +112,16 @@ class SessionMap:
         self.gather.discard(client)
         self.sessions[client].renewed(now)
         return True
+
+    def denied_reconnect(self, client: str, addr: str, state: str, now: float,
+                         timeout: float, started: float) -> str:
+        """The cluster-log line for a reconnect outside up:reconnect (Ceph's
+        Server::handle_client_reconnect): the source instance, and the time since this
+        daemon's reconnect phase began (since it started, if it never had one)."""
+        since = now - (self.last_reconnect_start if self.last_reconnect_start is not None
+                       else started)
+        return (f"denied reconnect attempt (mds is {state}) from {client} v1:{addr} "
+                f"after {since:g} (allowed interval {timeout:g})")
 
     def reconnect_done(self) -> bool:
         return not self.gather
@@ -118,9 +136,9 @@ class SessionMap:
         missing = [self.sessions[c] for c in sorted(self.gather)]
         if any(now - s.last_seen < timeout / 2 for s in missing if s.last_seen):
             return "extend", []
-        return "evict", [Evict(s, f"evicting unresponsive client {s.client} "
-                                  f"({s.addr}), after {elapsed:.0f} seconds during MDS "
-                                  f"startup") for s in missing]
+        return "evict", [Evict(s, f"evicting unresponsive client {s.human_name}, after "
+                                  f"waiting {elapsed:g} seconds during MDS startup")
+                         for s in missing]  # Server::reconnect_tick
 
     # -- C5/C6: idle sessions
     def idle(self, now: float, session_timeout: float, autoclose: float,
@@ -133,16 +151,21 @@ class SessionMap:
             idle = now - max(s.last_renew, s.last_seen)
             if s.state == OPEN:
                 if idle >= autoclose:
-                    evict.append(Evict(s, f"evicting unresponsive client {s.client} "
-                                          f"({s.addr}), after {idle:.0f} seconds"))
+                    evict.append(_idle_evict(s, now))
                 elif idle >= session_timeout and not defer_stale:
                     stale.append(s)
             elif s.state == STALE and idle >= autoclose:
-                evict.append(Evict(s, f"evicting unresponsive client {s.client} ({s.addr}), "
-                                      f"after {idle:.0f} seconds"))
+                evict.append(_idle_evict(s, now))
         for s in stale:
             s.state = STALE
         return stale, evict
+
+
+def _idle_evict(s: Session, now: float) -> Evict:
+    """Ceph's Server::find_idle_sessions words it with the seconds since the last renewal,
+    printed as a C++ stream prints a double (six significant digits)."""
+    return Evict(s, f"evicting unresponsive client {s.human_name}, after "
+                    f"{now - s.last_renew:g} seconds")
 
 
 MAX_COMPLETED_PER_CLIENT = 10_000  # a safety net for clients that never say what they have

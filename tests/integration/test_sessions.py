@@ -48,7 +48,8 @@ def test_C6_paused_client_is_evicted_blocklisted_and_refused_after_sigcont(clust
             assert time.monotonic() - stopped >= 4.0
             assert c.cli_json("tell", who, "session", "ls") == []
             log = c.cli("log", "last", "50").stdout
-            assert f"evicting unresponsive client {session['inst'].split()[0]} ({addr})" in log
+            who = f"{session['client_metadata']['hostname']} ({session['id']})"
+            assert f"evicting unresponsive client {who}, after " in log
             before = len(_history_lines(history))
         finally:
             os.kill(load.pid, signal.SIGCONT)
@@ -108,8 +109,8 @@ def test_C2_client_that_does_not_reconnect_holds_reconnect_then_is_evicted(clust
         new = f"mds.{active(dump)['name']}"
         log = c.log(new)
         assert "reconnect_clients -- 1 sessions" in log
-        assert re.search(r"evicting unresponsive client client\.9000 \(127\.0\.0\.1:0/9000\), "
-                         r"after [23] seconds during MDS startup", log)  # the 2 s timeout
+        assert re.search(r"evicting unresponsive client 9000, after waiting [23](\.\d+)? "
+                         r"seconds during MDS startup", log)  # the 2 s timeout
         assert "127.0.0.1:0/9000" in _blocklist(c)
     finally:
         for s in socks:

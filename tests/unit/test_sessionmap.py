@@ -36,8 +36,8 @@ def test_C2_waits_the_timeout_then_evicts_the_missing():
     assert smap.reconnect_tick(144.0, 45.0) == ("wait", [])
     verdict, evicts = smap.reconnect_tick(145.5, 45.0)
     assert verdict == "evict" and [e.session.client for e in evicts] == ["client.2"]
-    assert evicts[0].message == ("evicting unresponsive client client.2 (127.0.0.1:0/2), "
-                                 "after 46 seconds during MDS startup")
+    assert evicts[0].message == ("evicting unresponsive client 2, after waiting 45.5 seconds "
+                                 "during MDS startup")  # no hostname: the bare id, as Ceph
 
 
 def test_C2_a_client_seen_recently_extends_the_window():
@@ -54,8 +54,7 @@ def test_C5_defer_session_stale_keeps_an_idle_session_open_until_autoclose():
     assert smap.get("client.1").state == OPEN
     stale, evicts = smap.idle(300.0, 60, 300, defer_stale=True)
     assert not stale and [e.session.client for e in evicts] == ["client.1"]
-    assert evicts[0].message == "evicting unresponsive client client.1 (127.0.0.1:0/1), " \
-                                "after 300 seconds"
+    assert evicts[0].message == "evicting unresponsive client 1, after 300 seconds"
 
 
 def test_C5_C6_without_deferral_stale_then_evicted():
@@ -90,3 +89,37 @@ def test_sessions_replayed_from_the_journal_are_loaded():
     s = smap.get("client.4")
     assert s.addr == "1.2.3.4:0/9" and s.num == 4 and smap.by_num(4) is s
     assert s.metadata == {"hostname": "h"}
+
+
+def test_C6_eviction_line_names_the_host_and_id_with_decimal_seconds():
+    # Ceph's Server::find_idle_sessions: "<hostname> (<id>)", seconds since the last renewal
+    smap = SessionMap()
+    smap.last_cleared_laggy = -1000.0
+    smap.add("client.4123", "127.0.0.1:0/9", {"hostname": "node7"}, 0.0)
+    _, evicts = smap.idle(301.25, 60, 300, defer_stale=True)
+    assert evicts[0].message == "evicting unresponsive client node7 (4123), after 301.25 seconds"
+    smap.get("client.4123").state = STALE
+    _, evicts = smap.idle(1234.56789, 60, 300, defer_stale=False)
+    assert evicts[0].message == "evicting unresponsive client node7 (4123), after 1234.57 seconds"
+
+
+def test_C2_startup_eviction_line_names_the_host():
+    smap = SessionMap()
+    smap.add("client.5", "127.0.0.1:0/5", {"hostname": "web1"}, 0.0)
+    smap.start_reconnect(10.0, set())
+    _, evicts = smap.reconnect_tick(55.125, 45.0)
+    assert evicts[0].message == ("evicting unresponsive client web1 (5), after waiting 45.125 "
+                                 "seconds during MDS startup")
+
+
+def test_denied_reconnect_names_the_client_instance():
+    # Ceph's Server::handle_client_reconnect: the source inst, the delay since reconnect began
+    smap = _map("client.7")
+    smap.start_reconnect(100.0, set())
+    smap.reconnect_start = None  # reconnect over; the rank went on to up:active
+    line = smap.denied_reconnect("client.7", "127.0.0.1:0/7", "up:active", 112.5, 45.0, 0.0)
+    assert line == ("denied reconnect attempt (mds is up:active) from client.7 "
+                    "v1:127.0.0.1:0/7 after 12.5 (allowed interval 45)")
+    never = SessionMap().denied_reconnect("client.8", "127.0.0.1:0/8", "up:active", 30.0, 2.0,
+                                          20.0)
+    assert never.endswith("from client.8 v1:127.0.0.1:0/8 after 10 (allowed interval 2)")
