@@ -14,7 +14,7 @@ import trio
 from common import messages as m
 from common import states
 from common.net import Connection, ConnectionClosed, ProtocolError
-from mds import admin, subtree
+from mds import admin, ophealth, subtree
 from mds.peers import valid_pin
 from mds.rankdata import Damaged, Fenced
 from osd.client import OSDError
@@ -175,6 +175,13 @@ class ClientSide:
         self._reconnect_changed.set()
 
     async def _client_request(self, conn: Connection, client: str, req) -> None:
+        op = self.requests_in_flight.start(trio.current_time())  # MDS_SLOW_REQUEST
+        try:
+            await self._serve_request(conn, client, req)
+        finally:
+            self.requests_in_flight.done(op)
+
+    async def _serve_request(self, conn: Connection, client: str, req) -> None:
         if not req.replay and self.state in (states.REJOIN, states.CLIENTREPLAY):
             # A client saw the map that makes us active before we did: the request waits for
             # up:active (Ceph's wait_for_active) rather than bouncing.
@@ -268,6 +275,7 @@ class ClientSide:
     async def _session_upkeep(self) -> None:
         """C5/C6 on an active rank's tick: stale and autoclose (skipped while laggy, B5)."""
         smap = self.sessionmap
+        had_laggy = False
         while True:
             await trio.sleep(self.config.get("mds_tick_interval"))
             now = trio.current_time()
@@ -280,8 +288,14 @@ class ClientSide:
             fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
             if fs is None:
                 continue
+            osd_laggy = self.config.get("defer_client_eviction_on_laggy_osds") and \
+                ophealth.osd_laggy(self.ios, now, self.config.get("osd_op_complaint_time"))
             stale, evicts = smap.idle(now, fs.session_timeout, fs.session_autoclose,
-                                      self.config.get("mds_defer_session_stale"))
+                                      self.config.get("mds_defer_session_stale"), osd_laggy)
+            if smap.laggy_clients and not had_laggy:
+                log.info(f"Detected {len(smap.laggy_clients)} laggy clients, possibly due to "
+                         f"laggy OSDs. Eviction is skipped until the OSDs return to normal.")
+            had_laggy = bool(smap.laggy_clients)
             for s in stale:
                 log.info("marking session stale", client=s.client)
                 if s.conn is not None:

@@ -66,6 +66,7 @@ class SessionMap:
         self.reconnect_start: float | None = None
         self.last_reconnect_start: float | None = None  # kept after reconnect (a denial says it)
         self.last_cleared_laggy: float = 0.0
+        self.laggy_clients: list[Session] = []  # due for eviction, spared: the osd is laggy
 
     def get(self, client: str) -> Session | None:
         return self.sessions.get(client)
@@ -91,6 +92,7 @@ class SessionMap:
     def remove(self, client: str) -> None:
         self.sessions.pop(client, None)
         self.gather.discard(client)
+        self.laggy_clients = [s for s in self.laggy_clients if s.client != client]
 
     # -- C1-C3: reconnect
     def start_reconnect(self, now: float, blocklisted: set[str]) -> list[Session]:
@@ -141,9 +143,13 @@ class SessionMap:
                          for s in missing]  # Server::reconnect_tick
 
     # -- C5/C6: idle sessions
-    def idle(self, now: float, session_timeout: float, autoclose: float,
-             defer_stale: bool) -> tuple[list[Session], list[Evict]]:
-        """Sessions to mark stale and sessions to evict, on an active rank's tick."""
+    def idle(self, now: float, session_timeout: float, autoclose: float, defer_stale: bool,
+             defer_eviction: bool = False) -> tuple[list[Session], list[Evict]]:
+        """Sessions to mark stale and sessions to evict, on an active rank's tick (Ceph's
+        Server::find_idle_sessions). A session's own `timeout` (`session config`; 0: never)
+        evicts it without going stale, where it would otherwise go stale. With
+        `defer_eviction` (the osd is laggy, defer_client_eviction_on_laggy_osds) nobody is
+        evicted: those due are kept in `laggy_clients` (MDS_CLIENTS_LAGGY)."""
         if now - self.last_cleared_laggy < session_timeout:
             return [], []  # B5: we were laggy ourselves; nobody had a fair chance
         stale, evict = [], []
@@ -152,12 +158,22 @@ class SessionMap:
             if s.state == OPEN:
                 if idle >= autoclose:
                     evict.append(_idle_evict(s, now))
-                elif idle >= session_timeout and not defer_stale:
+                elif idle < session_timeout or defer_stale:
+                    continue
+                elif "timeout" in s.metadata:
+                    own = int(s.metadata["timeout"])
+                    if own and idle >= own:
+                        evict.append(_idle_evict(s, now))
+                else:
                     stale.append(s)
             elif s.state == STALE and idle >= autoclose:
                 evict.append(_idle_evict(s, now))
         for s in stale:
             s.state = STALE
+        if defer_eviction and evict:
+            self.laggy_clients = [e.session for e in evict]
+            return stale, []
+        self.laggy_clients = []
         return stale, evict
 
 

@@ -123,3 +123,29 @@ def test_denied_reconnect_names_the_client_instance():
     never = SessionMap().denied_reconnect("client.8", "127.0.0.1:0/8", "up:active", 30.0, 2.0,
                                           20.0)
     assert never.endswith("from client.8 v1:127.0.0.1:0/8 after 10 (allowed interval 2)")
+
+
+def test_session_config_timeout_evicts_without_going_stale_where_stale_applies():
+    # Server::find_idle_sessions: a session's own "timeout" replaces going stale; 0 = never
+    smap = _map("client.1", "client.2", "client.3", now=0.0)
+    smap.get("client.1").metadata["timeout"] = "100"
+    smap.get("client.2").metadata["timeout"] = "0"
+    stale, evicts = smap.idle(61.0, 60, 300, defer_stale=False)
+    assert [s.client for s in stale] == ["client.3"] and not evicts
+    _, evicts = smap.idle(100.0, 60, 300, defer_stale=False)
+    assert [e.session.client for e in evicts] == ["client.1"]
+    assert smap.get("client.2").state == OPEN  # infinite, until autoclose
+    # with mds_defer_session_stale (the default) an idle session waits for autoclose anyway
+    smap2 = _map("client.1", now=0.0)
+    smap2.get("client.1").metadata["timeout"] = "10"
+    assert smap2.idle(100.0, 60, 300, defer_stale=True) == ([], [])
+
+
+def test_clients_laggy_eviction_deferred_while_the_osd_is_laggy():
+    # defer_client_eviction_on_laggy_osds: due, but spared and reported (MDS_CLIENTS_LAGGY)
+    smap = _map("client.1", "client.2", now=0.0)
+    smap.get("client.2").renewed(250.0)
+    assert smap.idle(300.0, 60, 300, defer_stale=True, defer_eviction=True) == ([], [])
+    assert [s.client for s in smap.laggy_clients] == ["client.1"]
+    _, evicts = smap.idle(301.0, 60, 300, defer_stale=True, defer_eviction=False)
+    assert [e.session.client for e in evicts] == ["client.1"] and smap.laggy_clients == []
