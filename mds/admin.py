@@ -8,6 +8,7 @@ import json
 
 from common import states
 from common.config import canonical
+from mds.sessionmap import evicting_line
 
 
 def _session_json(s, now: float, reconnecting: bool) -> dict:
@@ -124,9 +125,7 @@ def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
         if s is None:
             return -(errno.EINVAL if error.startswith("usage") else errno.ENOENT), error, ""
         blocklist = daemon.config.get("mds_session_blocklist_on_evict")
-        how = "Evicting (and blocklisting)" if blocklist else "Evicting"
-        daemon.nursery.start_soon(daemon.evict, s, f"{how} client session {s.num} "
-                                                    f"({s.addr})", blocklist)
+        daemon.nursery.start_soon(daemon.evict, s, evicting_line(s, blocklist), blocklist)
         return 0, "", ""
     elif args[:2] in (["session", "config"], ["client", "config"]):
         rc, error = config_client(args[2:], daemon.sessionmap)

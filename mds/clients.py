@@ -17,6 +17,7 @@ from common.net import Connection, ConnectionClosed, ProtocolError
 from mds import admin, ophealth, subtree
 from mds.peers import valid_pin
 from mds.rankdata import Damaged, Fenced
+from mds.sessionmap import evicting_line
 from osd.client import OSDError
 
 log = structlog.get_logger("mds")
@@ -247,6 +248,15 @@ class ClientSide:
         if blocklist:
             await self._mon_command(["osd", "blocklist", "add", s.addr])
         await self._end_session(s, "evicted", journal=True)
+
+    async def _evict_all_if_last(self) -> None:
+        """MDSRank::stopping_start: the last rank to stop evicts every client session first
+        (blocklisting as mds_session_blocklist_on_evict says); nobody is left to serve them."""
+        fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
+        victims = self.sessionmap.last_rank_stopping(len(fs.in_) if fs else 0)
+        blocklist = self.config.get("mds_session_blocklist_on_evict")
+        for s in victims:
+            await self.evict(s, evicting_line(s, blocklist), blocklist)
 
     def _clog(self, level: str, message: str) -> None:
         """A cluster-log line, sent to the monitor (`ceph -w` shows it)."""

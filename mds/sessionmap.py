@@ -142,6 +142,13 @@ class SessionMap:
                                   f"waiting {elapsed:g} seconds during MDS startup")
                          for s in missing]  # Server::reconnect_tick
 
+    def last_rank_stopping(self, num_in: int) -> list[Session]:
+        """MDSRank::stopping_start: when the last rank stops (`fs set <fs> down true`,
+        max_mds 0) its clients are evicted first; with more ranks in, they stay."""
+        if num_in != 1:
+            return []
+        return sorted(self.sessions.values(), key=lambda s: s.num)
+
     # -- C5/C6: idle sessions
     def idle(self, now: float, session_timeout: float, autoclose: float, defer_stale: bool,
              defer_eviction: bool = False) -> tuple[list[Session], list[Evict]]:
@@ -175,6 +182,13 @@ class SessionMap:
             return stale, []
         self.laggy_clients = []
         return stale, evict
+
+
+def evicting_line(s: Session, blocklist: bool) -> str:
+    """The cluster-log line of an eviction by command or by a stopping rank (Ceph's
+    MDSRank::evict_client)."""
+    how = "Evicting (and blocklisting)" if blocklist else "Evicting"
+    return f"{how} client session {s.num} ({s.addr})"
 
 
 def _idle_evict(s: Session, now: float) -> Evict:

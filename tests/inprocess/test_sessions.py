@@ -232,3 +232,22 @@ async def test_C3_reconnect_to_an_active_rank_is_denied_naming_the_client_instan
     # Server::handle_client_reconnect: the source instance (name and address), the delay
     assert re.search(r"\[INF\] denied reconnect attempt \(mds is up:active\) from client\.80 "
                      r"v1:127\.0\.0\.1:0/8080 after [\d.]+ \(allowed interval 2\)", log), log
+
+
+async def test_X4_the_last_rank_stopping_evicts_and_blocklists_its_clients(cluster,
+                                                                           autojump_clock):
+    # MDSRank::stopping_start (fs set <fs> down true: max_mds 0, the last rank stops)
+    c = cluster
+    await _up(c, "a")
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await fs.mkdir("/x")
+        num = fs.global_id
+        assert (await c.command("fs", "set", "cephfs", "down", "true"))[0] == 0
+        await c.wait_for(lambda: fs.evicted is not None, what="the client to be evicted")
+        await c.wait_for(lambda: not c.fsmap.fs_by_name("cephfs").in_, what="rank 0 stopped")
+        assert fs.addr in await _blocklist(c)  # mds_session_blocklist_on_evict
+        log = (await c.command("log", "last", "30"))[2]
+        assert f"[INF] Evicting (and blocklisting) client session {num} ({fs.addr})" in log
+        with pytest.raises(FSClientError) as e:
+            await fs.mkdir("/x/y")
+        assert e.value.code == EBLOCKLISTED

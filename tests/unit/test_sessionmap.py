@@ -149,3 +149,11 @@ def test_clients_laggy_eviction_deferred_while_the_osd_is_laggy():
     assert [s.client for s in smap.laggy_clients] == ["client.1"]
     _, evicts = smap.idle(301.0, 60, 300, defer_stale=True, defer_eviction=False)
     assert [e.session.client for e in evicts] == ["client.1"] and smap.laggy_clients == []
+
+
+def test_X4_only_the_last_rank_stopping_evicts_its_clients():
+    # MDSRank::stopping_start: get_num_in_mds() == 1 and sessions: evict them all
+    smap = _map("client.12", "client.3")
+    assert smap.last_rank_stopping(2) == []
+    assert [s.client for s in smap.last_rank_stopping(1)] == ["client.3", "client.12"]
+    assert SessionMap().last_rank_stopping(1) == []
