@@ -281,8 +281,9 @@ class MDSDaemon(ClientSide, SubtreePeers):
         )
 
     def _health_metrics(self) -> list[dict]:
-        """What we report in the beacon while we serve (Ceph's Beacon::notify_health)."""
-        if self.data is None or self.state != states.ACTIVE:
+        """What we report in the beacon while we hold a rank (Ceph's Beacon::notify_health,
+        called on every tick of a rank: a replay stalled on the osd shows slow IOs too)."""
+        if self.data is None:
             return []
         c = self.config
         return ophealth.metrics(
@@ -290,7 +291,8 @@ class MDSDaemon(ClientSide, SubtreePeers):
             op_complaint=c.get("mds_op_complaint_time"),
             io_complaint=c.get("osd_op_complaint_time"),
             damaged=bool(self.data.store.damaged),
-            trim=self.data.health(c.get("mds_log_warn_factor")),
+            trim=(self.data.health(c.get("mds_log_warn_factor"))
+                  if self.state == states.ACTIVE else []),
             laggy_clients=[s.num for s in self.sessionmap.laggy_clients])
 
     async def _send_beacon(self) -> None:

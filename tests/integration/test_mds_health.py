@@ -3,6 +3,7 @@ osd_op_complaint_time 2 s, session_autoclose 6 s; ref H8, Ceph's Beacon::notify_
 
 from __future__ import annotations
 
+import errno
 import re
 import signal
 import subprocess
@@ -28,6 +29,11 @@ def test_H8_stalled_osd_raises_slow_metadata_io_and_defers_evictions_not_a_failo
     c = cluster_factory().start(("a", "b"))
     before = active(c.fs_dump())
     idle = _raw_sessions(before["addr"], 1)  # client.9000: never renews, due at autoclose
+    bad = c.cli("tell", "mds.a", "session", "config", "9000", "timeout", "soon")
+    assert bad.returncode == errno.EINVAL and "Invalid config for timeout: soon" in bad.stderr
+    assert c.cli("tell", "mds.a", "session", "config", "9000", "timeout", "0").returncode == 0
+    [session] = c.cli_json("tell", "mds.a", "session", "ls")
+    assert session["client_metadata"]["timeout"] == "0"  # (mds_defer_session_stale: no effect)
     osd = c.daemons["osd.0"]
     writer = None
     osd.kill(signal.SIGSTOP)
