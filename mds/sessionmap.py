@@ -168,7 +168,7 @@ class SessionMap:
                 elif idle < session_timeout or defer_stale:
                     continue
                 elif "timeout" in s.metadata:
-                    own = int(s.metadata["timeout"])
+                    own = _strtoul(s.metadata["timeout"])
                     if own and idle >= own:
                         evict.append(_idle_evict(s, now))
                 else:
@@ -182,6 +182,14 @@ class SessionMap:
             return stale, []
         self.laggy_clients = []
         return stale, evict
+
+
+def _strtoul(value: object) -> int:
+    """A session's "timeout" as Ceph reads it (strtoul): its leading digits, else 0. A client
+    may send its own in its metadata at session open, so anything may be there."""
+    text = str(value).strip()
+    digits = text[:len(text) - len(text.lstrip("0123456789"))]
+    return int(digits) if digits else 0
 
 
 def evicting_line(s: Session, blocklist: bool) -> str:

@@ -157,3 +157,14 @@ def test_X4_only_the_last_rank_stopping_evicts_its_clients():
     assert smap.last_rank_stopping(2) == []
     assert [s.client for s in smap.last_rank_stopping(1)] == ["client.3", "client.12"]
     assert SessionMap().last_rank_stopping(1) == []
+
+
+def test_a_client_sent_timeout_of_any_shape_is_read_as_strtoul_does():
+    smap = _map("client.1", "client.2", "client.3", now=0.0)
+    smap.get("client.1").metadata["timeout"] = "junk"  # strtoul: 0, never times out
+    smap.get("client.2").metadata["timeout"] = 70  # an int from the wire
+    smap.get("client.3").metadata["timeout"] = "80s"
+    _, evicts = smap.idle(75.0, 60, 300, defer_stale=False)
+    assert [e.session.client for e in evicts] == ["client.2"]
+    _, evicts = smap.idle(85.0, 60, 300, defer_stale=False)
+    assert [e.session.client for e in evicts] == ["client.2", "client.3"]
