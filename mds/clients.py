@@ -155,19 +155,27 @@ class ClientSide:
         """C1-C3: a client's reconnect to this rank's new holder."""
         smap = self.sessionmap
         timeout = self.config.get("mds_reconnect_timeout")
+        # Ceph: "we're almost in reconnect state (mdsmap delivery race?); waiting": the client
+        # saw the map first, or our reconnect work has not begun yet
+        with trio.move_on_after(timeout):
+            while self.sm is not None and self.sm.want_state == states.RECONNECT and \
+                    (self.state != states.RECONNECT or smap.reconnect_start is None) and \
+                    self.respawn_reason is None:
+                with trio.move_on_after(0.05):
+                    await self._map_seen.wait()
+        now = trio.current_time()
+        if smap.get(client) is None:  # as Ceph, before anything else
+            await conn.send(m.ClientSession("reject", metadata={"error_string": "sessionless"}))
+            return
         if self.state != states.RECONNECT or smap.reconnect_start is None or \
                 self.config.get("mds_deny_all_reconnect"):
-            known = smap.get(client)
             addr = msg.metadata.get("addr") if isinstance(msg.metadata.get("addr"), str) \
-                else (known.addr if known is not None else "")
+                else smap.get(client).addr
             self._clog("INF", smap.denied_reconnect(client, addr, states.name(self.state), now,
                                                     timeout, self.started))
             await conn.send(m.ClientSession("close", metadata={"reason": "denied reconnect"}))
             return
         s = smap.get(client)
-        if s is None:
-            await conn.send(m.ClientSession("reject", metadata={"error_string": "sessionless"}))
-            return
         s.conn = conn
         if smap.reconnected(client, now):
             log.info("reconnect by client", client=client,

@@ -251,3 +251,18 @@ async def test_X4_the_last_rank_stopping_evicts_and_blocklists_its_clients(clust
         with pytest.raises(FSClientError) as e:
             await fs.mkdir("/x/y")
         assert e.value.code == EBLOCKLISTED
+
+
+async def test_C3_reconnect_without_a_session_is_rejected_as_sessionless(cluster,
+                                                                        autojump_clock):
+    # Server::handle_client_reconnect checks for the session before anything else
+    c = cluster
+    await _up(c, "a")
+    info = c.fsmap.fs_by_name("cephfs").holder(0)
+    host, port = parse_hostport(info.addr.split("/")[0])
+    conn, _ = await connect(host, port, "client.83")
+    await conn.send(ClientReconnect(metadata={"addr": "127.0.0.1:0/8383"}))
+    reply = await conn.recv()
+    assert reply.op == "reject" and reply.metadata == {"error_string": "sessionless"}
+    await conn.aclose()
+    assert "client.83" not in (await c.command("log", "last", "20"))[2]
