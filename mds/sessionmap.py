@@ -101,8 +101,10 @@ class SessionMap:
         dropped = [s for s in self.sessions.values() if s.addr in blocklisted]
         for s in dropped:
             self.remove(s.client)
-        self.reconnect_start = self.last_reconnect_start = now
+        self.reconnect_start = now
         self.gather = set(self.sessions)
+        if self.gather:  # Ceph's reconnect_start moves only when there is someone to wait for
+            self.last_reconnect_start = now
         for s in self.sessions.values():
             s.last_renew = now
         return dropped
