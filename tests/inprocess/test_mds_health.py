@@ -78,9 +78,11 @@ async def test_H8_MDS_DAMAGE_a_damaged_directory_is_served_around(cluster, autoj
     async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/bad")
         await fs.create("/bad/f")
+        await fs.mkdir("/bad/sub")
         await fs.mkdir("/good")
         for i in range(60):  # expire the first segments: the directories are written back
             await fs.create(f"/good/f{i}")
+        await fs.create("/bad/sub/late")  # in the journal tail, below the damaged directory
     pool = c.fsmap.fs_by_name("cephfs").metadata_pool
     bad_ino = c.mds["a"].daemon.data.ns.resolve("/bad").ino
     async with OSDClient.open(c.mon.core.osdmap.osd_addrs[0], "client.admin",
