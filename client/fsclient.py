@@ -15,7 +15,8 @@ clients never share a request id.
 
 Error handling: an unreachable monitor raises MonUnreachable from `open`; a request that fails
 raises FSClientError with a positive errno (ETIMEDOUT when no active holder answered within
-`timeout` seconds of the request being made).
+`timeout` seconds of the request being made). `open` raises EHOSTUNREACH at once when a rank's
+holder is laggy, a rank is damaged or the file system is down (Ceph's mount check).
 """
 
 from __future__ import annotations
@@ -53,6 +54,22 @@ MDS_CONNECT_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 1.0
 
 __all__ = ["FSClient", "FSClientError", "MonUnreachable"]
+
+
+def stuck_unavailable(fs: MDSMap) -> str | None:
+    """Why mounting `fs` cannot succeed now (Ceph's MDSMap::is_cluster_available says
+    STUCK_UNAVAILABLE), or None: a damaged rank, no rank at all, or a rank whose holder the
+    monitor has marked laggy (we cannot see whether a standby will replace it). A rank that is
+    merely failing over is transient: requests wait for it."""
+    if fs.damaged:
+        return f"rank {min(fs.damaged)} of {fs.fs_name} is damaged"
+    if not fs.in_:
+        return f"{fs.fs_name} has no MDS ranks (it is down)"
+    for rank in sorted(fs.in_):
+        info = fs.holder(rank)
+        if info is not None and info.laggy:
+            return f"rank {rank} of {fs.fs_name} is held by mds.{info.name}, which is laggy"
+    return None
 
 
 def _ident(info: MDSInfo) -> tuple:
@@ -200,10 +217,13 @@ class FSClient:
     @contextlib.asynccontextmanager
     async def open(cls, mon_host: str, fs_name: str | None = None, timeout: float = 60.0,
                    entity: str | None = None, auth: str = "",
-                   connect_timeout: float | None = None, hunt_interval: float = 1.0):
+                   connect_timeout: float | None = None, hunt_interval: float = 1.0,
+                   require_mds: bool = True):
         """`entity` is the name to authenticate as with the monitor (default client.admin);
         `connect_timeout` bounds the wait for the monitor and the first map (default
-        `timeout`), `timeout` bounds each request."""
+        `timeout`), `timeout` bounds each request. With `require_mds` (ceph-fuse's
+        fuse_require_active_mds) opening fails with EHOSTUNREACH when the map says the file
+        system is stuck unavailable (`stuck_unavailable`)."""
         connect_timeout = timeout if connect_timeout is None else connect_timeout
         mon_entity = entity or "client.admin"
         conn, hello = await hunt(mon_host, mon_entity, auth, connect_timeout,
@@ -221,7 +241,12 @@ class FSClient:
                     if fs.fsmap is None:
                         raise MonUnreachable(f"no fsmap from the monitor at {mon_host} "
                                              f"within {connect_timeout:g}s")
-                    fs._filesystem()  # ENOENT now rather than on the first request
+                    stuck = stuck_unavailable(fs._filesystem())  # ENOENT now, not later
+                    if stuck is not None and require_mds:
+                        # Client::mount fails at once rather than wait for its timeout; the
+                        # kernel client says EHOSTUNREACH, ceph-fuse "no MDS server is up"
+                        raise FSClientError(errno.EHOSTUNREACH, f"mds cluster unavailable: "
+                                            f"{stuck}; probably no MDS server is up?")
                     yield fs
                     await fs._close_session()
                 finally:

@@ -96,6 +96,10 @@ _OPTION_LIST = [
     Option("mds_deny_all_reconnect", bool, False, "Refuse every client reconnect."),
     Option("mds_log_warn_factor", float, 2.0, "Journal trim warning threshold multiplier.", 0),
     Option("mds_op_complaint_time", float, 30.0, "Seconds before a request is slow.", 0),
+    Option("osd_op_complaint_time", float, 30.0,
+           "Seconds before an osd op (a metadata IO) is slow.", 0),
+    Option("defer_client_eviction_on_laggy_osds", bool, True,
+           "Do not evict unresponsive clients while the osd is laggy."),
     Option("mds_health_summarize_threshold", int, 10,
            "Summarise health items beyond this count.", 0),
     Option("mon_client_hunt_interval", float, 3.0,
@@ -125,6 +129,8 @@ PROFILES: dict[str, dict[str, object]] = {
         "mon_client_ping_timeout": 3.0,
         # T3's window after a (single) mon starts: 2 x grace rather than Ceph's 60 s.
         "mds_beacon_mon_down_grace": 2.0,
+        "mds_op_complaint_time": 2.0,
+        "osd_op_complaint_time": 2.0,
     },
 }
 

@@ -8,6 +8,7 @@ import json
 
 from common import states
 from common.config import canonical
+from mds.sessionmap import evicting_line
 
 
 def _session_json(s, now: float, reconnecting: bool) -> dict:
@@ -57,6 +58,38 @@ def _evict_target(args: list[str], smap):
     return s, None if s is not None else f"session {words[0]} not found"
 
 
+def _rank_status(daemon) -> dict:
+    """The part of `status` the rank adds in some states (Ceph's MDSRank::dump_status): in
+    up:reconnect, the clients not yet reconnected, as Ceph streams a set of client ids."""
+    if daemon.state == states.RECONNECT:
+        gather = sorted(s.num for c in daemon.sessionmap.gather
+                        if (s := daemon.sessionmap.get(c)) is not None)
+        return {"reconnect_status": {"client_reconnect_gather": ",".join(map(str, gather))}}
+    return {}
+
+
+def config_client(args: list[str], smap) -> tuple[int, str]:
+    """`session config <client_id> timeout [<seconds>]` (Ceph's MDSRank::config_client): set
+    the session's own timeout in its client metadata (0: never time out), or with no value
+    remove it. Returns (rc, error text)."""
+    if len(args) not in (2, 3) or not args[0].lstrip("-").isdigit():
+        return -errno.EINVAL, "usage: session config <client_id> <option> [<value>]"
+    s = smap.by_num(int(args[0]))
+    if s is None:
+        return -errno.ENOENT, f"session {args[0]} not in sessionmap"
+    if args[1] != "timeout":
+        return -errno.EINVAL, f"Invalid config option: {args[1]}"
+    if len(args) == 2:
+        if "timeout" not in s.metadata:
+            return -errno.ENODATA, ""
+        del s.metadata["timeout"]
+    elif not args[2].isdigit():  # strtoul with nothing left over, as Ceph parses it
+        return -errno.EINVAL, f"Invalid config for timeout: {args[2]}"
+    else:
+        s.metadata["timeout"] = args[2]
+    return 0, ""
+
+
 def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
     """Answer one command: (rc, outs, outb); rc is 0 or a negative errno."""
     words = " ".join(args)
@@ -70,6 +103,7 @@ def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
             "want_state": states.name(sm.want_state if sm else states.BOOT),
             "state": states.name(daemon.state),
             "fs_name": fs.fs_name if fs else "",
+            **_rank_status(daemon),
             "mdsmap_epoch": sm.effective_epoch if sm else 0,
             "osdmap_epoch": daemon.osdmap.epoch,
             "osdmap_epoch_barrier": daemon.data.store.min_epoch if daemon.data else 0,
@@ -79,6 +113,11 @@ def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
         smap = daemon.sessionmap
         out = [_session_json(s, now, s.client in smap.gather)
                for s in sorted(smap.sessions.values(), key=lambda s: s.num)]
+    elif words == "damage ls":  # the damage table (DirFragDamage entries, as Ceph dumps)
+        data = daemon.data
+        damaged = data.store.damaged if data is not None and data.ns is not None else {}
+        out = [{"damage_type": "dir_frag", "id": ino, "ino": ino, "frag": "*",
+                "path": data.ns.path_of(ino)} for ino in sorted(damaged)]
     elif words == "get subtrees":
         out = _subtrees_json(daemon)
     elif args[:2] in (["session", "evict"], ["client", "evict"], ["session", "kill"]):
@@ -86,10 +125,11 @@ def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
         if s is None:
             return -(errno.EINVAL if error.startswith("usage") else errno.ENOENT), error, ""
         blocklist = daemon.config.get("mds_session_blocklist_on_evict")
-        how = "Evicting (and blocklisting)" if blocklist else "Evicting"
-        daemon.nursery.start_soon(daemon.evict, s, f"{how} client session {s.num} "
-                                                    f"({s.addr})", blocklist)
+        daemon.nursery.start_soon(daemon.evict, s, evicting_line(s, blocklist), blocklist)
         return 0, "", ""
+    elif args[:2] in (["session", "config"], ["client", "config"]):
+        rc, error = config_client(args[2:], daemon.sessionmap)
+        return rc, error, ""
     elif len(args) == 3 and args[:2] == ["config", "get"]:
         try:
             value = daemon.config.get(args[2])

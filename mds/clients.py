@@ -14,9 +14,10 @@ import trio
 from common import messages as m
 from common import states
 from common.net import Connection, ConnectionClosed, ProtocolError
-from mds import admin, subtree
+from mds import admin, ophealth, subtree
 from mds.peers import valid_pin
 from mds.rankdata import Damaged, Fenced
+from mds.sessionmap import evicting_line
 from osd.client import OSDError
 
 log = structlog.get_logger("mds")
@@ -92,7 +93,7 @@ class ClientSide:
         elif isinstance(msg, m.ClientSession):
             await self._session_op(conn, client, msg, now)
         elif isinstance(msg, m.ClientReconnect):
-            await self._client_reconnect(conn, client, now)
+            await self._client_reconnect(conn, client, msg, now)
         elif isinstance(msg, m.ClientRequest):
             if s is None:
                 await conn.send(m.ClientReply(tid=msg.tid, rc=-errno.ENOTCONN,
@@ -149,21 +150,32 @@ class ClientSide:
         else:
             raise ProtocolError(f"unknown session op {msg.op!r}")
 
-    async def _client_reconnect(self, conn: Connection, client: str, now: float) -> None:
+    async def _client_reconnect(self, conn: Connection, client: str, msg: m.ClientReconnect,
+                                now: float) -> None:
         """C1-C3: a client's reconnect to this rank's new holder."""
         smap = self.sessionmap
         timeout = self.config.get("mds_reconnect_timeout")
+        # Ceph: "we're almost in reconnect state (mdsmap delivery race?); waiting": the client
+        # saw the map first, or our reconnect work has not begun yet
+        with trio.move_on_after(timeout):
+            while self.sm is not None and self.sm.want_state == states.RECONNECT and \
+                    (self.state != states.RECONNECT or smap.reconnect_start is None) and \
+                    self.respawn_reason is None:
+                with trio.move_on_after(0.05):
+                    await self._map_seen.wait()
+        now = trio.current_time()
+        if smap.get(client) is None:  # as Ceph, before anything else
+            await conn.send(m.ClientSession("reject", metadata={"error_string": "sessionless"}))
+            return
         if self.state != states.RECONNECT or smap.reconnect_start is None or \
                 self.config.get("mds_deny_all_reconnect"):
-            since = now - smap.reconnect_start if smap.reconnect_start is not None else 0.0
-            self._clog("INF", f"denied reconnect attempt (mds is {states.name(self.state)}) "
-                              f"from {client} after {since:g} (allowed interval {timeout:g})")
+            addr = msg.metadata.get("addr") if isinstance(msg.metadata.get("addr"), str) \
+                else smap.get(client).addr
+            self._clog("INF", smap.denied_reconnect(client, addr, states.name(self.state), now,
+                                                    timeout, self.started))
             await conn.send(m.ClientSession("close", metadata={"reason": "denied reconnect"}))
             return
         s = smap.get(client)
-        if s is None:
-            await conn.send(m.ClientSession("reject", metadata={"error_string": "sessionless"}))
-            return
         s.conn = conn
         if smap.reconnected(client, now):
             log.info("reconnect by client", client=client,
@@ -172,6 +184,13 @@ class ClientSide:
         self._reconnect_changed.set()
 
     async def _client_request(self, conn: Connection, client: str, req) -> None:
+        op = self.requests_in_flight.start(trio.current_time())  # MDS_SLOW_REQUEST
+        try:
+            await self._serve_request(conn, client, req)
+        finally:
+            self.requests_in_flight.done(op)
+
+    async def _serve_request(self, conn: Connection, client: str, req) -> None:
         if not req.replay and self.state in (states.REJOIN, states.CLIENTREPLAY):
             # A client saw the map that makes us active before we did: the request waits for
             # up:active (Ceph's wait_for_active) rather than bouncing.
@@ -238,6 +257,15 @@ class ClientSide:
             await self._mon_command(["osd", "blocklist", "add", s.addr])
         await self._end_session(s, "evicted", journal=True)
 
+    async def _evict_all_if_last(self) -> None:
+        """MDSRank::stopping_start: the last rank to stop evicts every client session first
+        (blocklisting as mds_session_blocklist_on_evict says); nobody is left to serve them."""
+        fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
+        victims = self.sessionmap.last_rank_stopping(len(fs.in_) if fs else 0)
+        blocklist = self.config.get("mds_session_blocklist_on_evict")
+        for s in victims:
+            await self.evict(s, evicting_line(s, blocklist), blocklist)
+
     def _clog(self, level: str, message: str) -> None:
         """A cluster-log line, sent to the monitor (`ceph -w` shows it)."""
         (log.warning if level == "WRN" else log.info)(message, clog=level)
@@ -265,6 +293,7 @@ class ClientSide:
     async def _session_upkeep(self) -> None:
         """C5/C6 on an active rank's tick: stale and autoclose (skipped while laggy, B5)."""
         smap = self.sessionmap
+        had_laggy = False
         while True:
             await trio.sleep(self.config.get("mds_tick_interval"))
             now = trio.current_time()
@@ -277,8 +306,14 @@ class ClientSide:
             fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
             if fs is None:
                 continue
+            osd_laggy = self.config.get("defer_client_eviction_on_laggy_osds") and \
+                ophealth.osd_laggy(self.ios, now, self.config.get("osd_op_complaint_time"))
             stale, evicts = smap.idle(now, fs.session_timeout, fs.session_autoclose,
-                                      self.config.get("mds_defer_session_stale"))
+                                      self.config.get("mds_defer_session_stale"), osd_laggy)
+            if smap.laggy_clients and not had_laggy:
+                log.info(f"Detected {len(smap.laggy_clients)} laggy clients, possibly due to "
+                         f"laggy OSDs. Eviction is skipped until the OSDs return to normal.")
+            had_laggy = bool(smap.laggy_clients)
             for s in stale:
                 log.info("marking session stale", client=s.client)
                 if s.conn is not None:

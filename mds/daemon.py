@@ -38,6 +38,7 @@ from common.net import (
     parse_hostport,
 )
 from common.osdmap import OSDMap
+from mds import ophealth
 from mds.beacon import BeaconState
 from mds.clients import ClientSide
 from mds.peers import SubtreePeers
@@ -102,7 +103,9 @@ class MDSDaemon(ClientSide, SubtreePeers):
         self.respawn_reason: str | None = None
         self.osdmap = OSDMap(epoch=0)
         self._osdmap_changed = trio.Event()
-        self.osd = ResendingOSD(self._reopen_osd)  # objecter-like: resends on a new session
+        self.ios = ophealth.InFlight()  # osd ops in flight (MDS_SLOW_METADATA_IO)
+        self.requests_in_flight = ophealth.InFlight()  # client requests (MDS_SLOW_REQUEST)
+        self.osd = ResendingOSD(self._reopen_osd, self.ios)  # objecter-like: resends
         self._osd_scope: trio.CancelScope | None = None
         self._deferred_map: FSMap | None = None
         self.data: RankData | None = None
@@ -265,8 +268,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
             global_id=self.gid, name=self.name, state=want, seq=seq,
             version=self.sm.effective_epoch if self.sm else 0, addr=self.addr,
             fs=c.get("mds_join_fs"),
-            health=(self.data.health(c.get("mds_log_warn_factor"))
-                    if self.data is not None and self.state == states.ACTIVE else []),
+            health=self._health_metrics(),
             stats=dict(self.data.stats() if self.data is not None else {},
                        clients=len(self.sessionmap.sessions)),
             standby_for_rank=c.get("mds_standby_for_rank"),
@@ -277,6 +279,21 @@ class MDSDaemon(ClientSide, SubtreePeers):
                        "ceph_version": VERSION, "addr": self.addr}
                       if want == states.BOOT else {}),
         )
+
+    def _health_metrics(self) -> list[dict]:
+        """What we report in the beacon while we hold a rank (Ceph's Beacon::notify_health,
+        called on every tick of a rank: a replay stalled on the osd shows slow IOs too)."""
+        if self.data is None:
+            return []
+        c = self.config
+        return ophealth.metrics(
+            trio.current_time(), requests=self.requests_in_flight, ios=self.ios,
+            op_complaint=c.get("mds_op_complaint_time"),
+            io_complaint=c.get("osd_op_complaint_time"),
+            damaged=bool(self.data.store.damaged),
+            trim=(self.data.health(c.get("mds_log_warn_factor"))
+                  if self.state == states.ACTIVE else []),
+            laggy_clients=[s.num for s in self.sessionmap.laggy_clients])
 
     async def _send_beacon(self) -> None:
         conn = self.conn

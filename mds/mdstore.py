@@ -98,6 +98,7 @@ class RankStore:
         self.flushed: Namespace | None = None  # the state at expire_pos (what the dirs hold)
         self.sessions: dict[str, dict] = {}  # client -> {"addr", "metadata"}: open sessions
         self.flushed_sessions: dict[str, dict] = {}  # ... at expire_pos (the sessionmap object)
+        self.damaged: dict[int, str] = {}  # dir ino -> why: the damage table (MDS_DAMAGE)
         self.subtree_map: Callable[[], dict] = dict  # the live subtree state, for openers
 
     # -- objects
@@ -164,7 +165,10 @@ class RankStore:
         return ns
 
     async def read_dirs(self, ns: Namespace) -> None:
-        """Fill `ns` from the directory objects of its subtree roots (not below exports)."""
+        """Fill `ns` from the directory objects of its subtree roots (not below exports). A
+        directory below them that cannot be read (checksum failure, undecodable entries) is
+        noted in the damage table and left empty; the rank serves around it, as Ceph's MDS
+        does with a damaged dirfrag. Damage to a subtree root's object is fatal (F5)."""
         todo = []
         for root in sorted(ns.auth_roots):
             omap = await self._omap(dir_object(root))
@@ -174,13 +178,38 @@ class RankStore:
                 todo.append((root, omap))
         while todo:
             dir_ino, omap = todo.pop()
-            for name, raw in omap.items():
-                if name == ".":
-                    continue
-                child = Inode.from_wire(_unpack(raw))
+            children = self._decode_dir(ns, dir_ino, omap)
+            for name, child in children:
                 ns.attach(dir_ino, name, child)
                 if child.is_dir and child.ino not in ns.exported:
-                    todo.append((child.ino, await self._omap(dir_object(child.ino))))
+                    omap = await self._dir_omap(ns, child.ino)
+                    if omap is not None:
+                        todo.append((child.ino, omap))
+
+    def _decode_dir(self, ns: Namespace, dir_ino: int, omap: dict) -> list[tuple[str, Inode]]:
+        try:
+            return [(name, Inode.from_wire(_unpack(raw))) for name, raw in sorted(omap.items())
+                    if name != "."]
+        except Exception as e:  # noqa: BLE001 - whatever fails to decode is damage
+            if dir_ino in ns.auth_roots:
+                raise j.JournalDamaged(f"directory object {dir_object(dir_ino)} is damaged: "
+                                       f"{e!r}") from None
+            self._note_damage(ns, dir_ino, f"undecodable dentry: {e!r}")
+            return []
+
+    async def _dir_omap(self, ns: Namespace, ino: int) -> dict[str, bytes] | None:
+        try:
+            return await self._omap(dir_object(ino))
+        except OSDError as e:
+            if e.code != errno.EIO:
+                raise
+            self._note_damage(ns, ino, str(e))
+            return None
+
+    def _note_damage(self, ns: Namespace, ino: int, why: str) -> None:
+        self.damaged[ino] = why
+        log.error("damaged metadata: directory left unread", dir=ns.path_of(ino),
+                  ino=hex(ino), reason=why)
 
     async def _read_stream(self, pos: int) -> bytes:
         """Stream bytes from `pos` to the end, across object boundaries."""
@@ -246,6 +275,8 @@ class RankStore:
         """Write back the current dentries of `dirs` (removed directories are deleted)."""
         for dir_ino in sorted(dirs):
             name = dir_object(dir_ino)
+            if dir_ino in self.damaged:
+                continue  # what is left of a damaged directory object stays for repair
             if dir_ino in ns.inodes and not subtree.holds(ns, dir_ino):
                 continue  # a stub, or a directory exported to another rank: not ours to write
             if dir_ino not in ns.dentries:
@@ -303,3 +334,22 @@ class RankStore:
         await self.write_header()
         log.info("trimmed journal", segments=len(old), expire_pos=self.header.expire_pos)
         return len(old)
+
+
+def damaged_path(ns: Namespace, damaged: dict[int, str], op: str, args: dict) -> str | None:
+    """The path of a request that goes through a damaged directory, if one does: its
+    requests fail with EIO (as Ceph's do under a damaged dirfrag)."""
+    for key in ("path", "src", "dst"):
+        path = args.get(key)
+        if not isinstance(path, str):
+            continue
+        parts = [p for p in path.split("/") if p]
+        ino: int | None = ROOT_INO
+        for name in [None, *(parts if op == "readdir" else parts[:-1])]:
+            if name is not None:
+                ino = ns.dentries.get(ino, {}).get(name)
+                if ino is None:
+                    break
+            if ino in damaged:
+                return path
+    return None

@@ -204,6 +204,7 @@ class SubtreePeers:
     async def _work_stopping(self) -> None:
         """X4: hand every subtree to rank 0, then write everything back and trim."""
         log.info("stopping_start")
+        await self._evict_all_if_last()
         data = self.data
         if data is not None and data.ns is not None:
             for root in sorted(data.ns.auth_roots - {ROOT_INO}):

@@ -16,7 +16,7 @@ import trio
 
 from mds import journal as j
 from mds import subtree
-from mds.mdstore import RankStore
+from mds.mdstore import RankStore, damaged_path
 from mds.namespace import FSError, Namespace
 from mds.sessionmap import CompletedRequests, split_reqid
 from osd.client import Blocklisted, OSDClient, OSDError
@@ -149,6 +149,8 @@ class RankData:
         if fwd is not None:
             return -errno.EREMOTE, {"forward": fwd[0], "subtree": fwd[1]}, \
                 f"forward to mds rank {fwd[0]} (holds {fwd[1]})"
+        if self.store.damaged and damaged_path(self.ns, self.store.damaged, op, args):
+            return -errno.EIO, {}, "metadata damaged (see `damage ls`)"
         if self.frozen and any(subtree.under(self.ns, i, self.frozen)
                                for i in subtree.key_inos(self.ns, op, args)):
             return -errno.EAGAIN, {}, "subtree is being exported; retry"

@@ -37,6 +37,13 @@ class Session:
         tail = self.client.split(".", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
+    @property
+    def human_name(self) -> str:
+        """How Ceph's cluster log names a session: "<hostname> (<id>)", or the bare id for a
+        client that sent no hostname (Ceph's Session::get_human_name and operator<<)."""
+        host = self.metadata.get("hostname")
+        return f"{host} ({self.num})" if isinstance(host, str) and host else str(self.num)
+
     def seen(self, now: float) -> None:
         self.last_seen = max(self.last_seen, now)
 
@@ -57,7 +64,9 @@ class SessionMap:
         self.sessions: dict[str, Session] = {}
         self.gather: set[str] = set()  # C1: replayed sessions not yet reconnected
         self.reconnect_start: float | None = None
+        self.last_reconnect_start: float | None = None  # kept after reconnect (a denial says it)
         self.last_cleared_laggy: float = 0.0
+        self.laggy_clients: list[Session] = []  # due for eviction, spared: the osd is laggy
 
     def get(self, client: str) -> Session | None:
         return self.sessions.get(client)
@@ -83,6 +92,7 @@ class SessionMap:
     def remove(self, client: str) -> None:
         self.sessions.pop(client, None)
         self.gather.discard(client)
+        self.laggy_clients = [s for s in self.laggy_clients if s.client != client]
 
     # -- C1-C3: reconnect
     def start_reconnect(self, now: float, blocklisted: set[str]) -> list[Session]:
@@ -93,6 +103,8 @@ class SessionMap:
             self.remove(s.client)
         self.reconnect_start = now
         self.gather = set(self.sessions)
+        if self.gather:  # Ceph's reconnect_start moves only when there is someone to wait for
+            self.last_reconnect_start = now
         for s in self.sessions.values():
             s.last_renew = now
         return dropped
@@ -104,6 +116,16 @@ class SessionMap:
         self.gather.discard(client)
         self.sessions[client].renewed(now)
         return True
+
+    def denied_reconnect(self, client: str, addr: str, state: str, now: float,
+                         timeout: float, started: float) -> str:
+        """The cluster-log line for a reconnect outside up:reconnect (Ceph's
+        Server::handle_client_reconnect): the source instance, and the time since this
+        daemon's reconnect phase began (since it started, if it never had one)."""
+        since = now - (self.last_reconnect_start if self.last_reconnect_start is not None
+                       else started)
+        return (f"denied reconnect attempt (mds is {state}) from {client} v1:{addr} "
+                f"after {since:g} (allowed interval {timeout:g})")
 
     def reconnect_done(self) -> bool:
         return not self.gather
@@ -118,14 +140,25 @@ class SessionMap:
         missing = [self.sessions[c] for c in sorted(self.gather)]
         if any(now - s.last_seen < timeout / 2 for s in missing if s.last_seen):
             return "extend", []
-        return "evict", [Evict(s, f"evicting unresponsive client {s.client} "
-                                  f"({s.addr}), after {elapsed:.0f} seconds during MDS "
-                                  f"startup") for s in missing]
+        return "evict", [Evict(s, f"evicting unresponsive client {s.human_name}, after "
+                                  f"waiting {elapsed:g} seconds during MDS startup")
+                         for s in missing]  # Server::reconnect_tick
+
+    def last_rank_stopping(self, num_in: int) -> list[Session]:
+        """MDSRank::stopping_start: when the last rank stops (`fs set <fs> down true`,
+        max_mds 0) its clients are evicted first; with more ranks in, they stay."""
+        if num_in != 1:
+            return []
+        return sorted(self.sessions.values(), key=lambda s: s.num)
 
     # -- C5/C6: idle sessions
-    def idle(self, now: float, session_timeout: float, autoclose: float,
-             defer_stale: bool) -> tuple[list[Session], list[Evict]]:
-        """Sessions to mark stale and sessions to evict, on an active rank's tick."""
+    def idle(self, now: float, session_timeout: float, autoclose: float, defer_stale: bool,
+             defer_eviction: bool = False) -> tuple[list[Session], list[Evict]]:
+        """Sessions to mark stale and sessions to evict, on an active rank's tick (Ceph's
+        Server::find_idle_sessions). A session's own `timeout` (`session config`; 0: never)
+        evicts it without going stale, where it would otherwise go stale. With
+        `defer_eviction` (the osd is laggy, defer_client_eviction_on_laggy_osds) nobody is
+        evicted: those due are kept in `laggy_clients` (MDS_CLIENTS_LAGGY)."""
         if now - self.last_cleared_laggy < session_timeout:
             return [], []  # B5: we were laggy ourselves; nobody had a fair chance
         stale, evict = [], []
@@ -133,16 +166,46 @@ class SessionMap:
             idle = now - max(s.last_renew, s.last_seen)
             if s.state == OPEN:
                 if idle >= autoclose:
-                    evict.append(Evict(s, f"evicting unresponsive client {s.client} "
-                                          f"({s.addr}), after {idle:.0f} seconds"))
-                elif idle >= session_timeout and not defer_stale:
+                    evict.append(_idle_evict(s, now))
+                elif idle < session_timeout or defer_stale:
+                    continue
+                elif "timeout" in s.metadata:
+                    own = _strtoul(s.metadata["timeout"])
+                    if own and idle >= own:
+                        evict.append(_idle_evict(s, now))
+                else:
                     stale.append(s)
             elif s.state == STALE and idle >= autoclose:
-                evict.append(Evict(s, f"evicting unresponsive client {s.client} ({s.addr}), "
-                                      f"after {idle:.0f} seconds"))
+                evict.append(_idle_evict(s, now))
         for s in stale:
             s.state = STALE
+        if defer_eviction and evict:
+            self.laggy_clients = [e.session for e in evict]
+            return stale, []
+        self.laggy_clients = []
         return stale, evict
+
+
+def _strtoul(value: object) -> int:
+    """A session's "timeout" as Ceph reads it (strtoul): its leading digits, else 0. A client
+    may send its own in its metadata at session open, so anything may be there."""
+    text = str(value).strip()
+    digits = text[:len(text) - len(text.lstrip("0123456789"))]
+    return int(digits) if digits else 0
+
+
+def evicting_line(s: Session, blocklist: bool) -> str:
+    """The cluster-log line of an eviction by command or by a stopping rank (Ceph's
+    MDSRank::evict_client)."""
+    how = "Evicting (and blocklisting)" if blocklist else "Evicting"
+    return f"{how} client session {s.num} ({s.addr})"
+
+
+def _idle_evict(s: Session, now: float) -> Evict:
+    """Ceph's Server::find_idle_sessions words it with the seconds since the last renewal,
+    printed as a C++ stream prints a double (six significant digits)."""
+    return Evict(s, f"evicting unresponsive client {s.human_name}, after "
+                    f"{now - s.last_renew:g} seconds")
 
 
 MAX_COMPLETED_PER_CLIENT = 10_000  # a safety net for clients that never say what they have

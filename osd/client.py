@@ -169,10 +169,21 @@ class ResendingOSD:
     writes use `append_at`, the others are idempotent (a resent `remove` that finds nothing
     succeeds)."""
 
-    def __init__(self, reopen) -> None:
+    def __init__(self, reopen, in_flight=None) -> None:
         self._reopen = reopen  # async () -> OSDClient
         self._client: OSDClient | None = None
         self._lock = trio.Lock()
+        self.in_flight = in_flight  # an mds.ophealth.InFlight: ops and when each began
+
+    async def _do(self, name: str, *args, **kwargs):
+        """One op, from its first send until it is answered, however often it is resent."""
+        if self.in_flight is None:
+            return await self._resend(name, *args, **kwargs)
+        op = self.in_flight.start(trio.current_time())
+        try:
+            return await self._resend(name, *args, **kwargs)
+        finally:
+            self.in_flight.done(op)
 
     async def _session(self, lost: OSDClient | None) -> OSDClient:
         async with self._lock:
@@ -180,7 +191,7 @@ class ResendingOSD:
                 self._client = await self._reopen()
             return self._client
 
-    async def _do(self, name: str, *args, **kwargs):
+    async def _resend(self, name: str, *args, **kwargs):
         client, resent = None, False
         while True:
             client = await self._session(client if resent else None)

@@ -159,14 +159,15 @@ async def cephfs_cluster(nursery: trio.Nursery, data_dir: str, mds: str = "",
     return c
 
 
-async def open_session(conn, addr: str = "") -> None:
-    """Open a client session on an MDS connection (request_open; C1)."""
+async def open_session(conn, addr: str = "", **metadata) -> None:
+    """Open a client session on an MDS connection (request_open; C1); `metadata` is the
+    client's (e.g. hostname)."""
     import random
 
     from common.messages import ClientSession
 
     addr = addr or f"127.0.0.1:0/{random.randint(1, 2**31 - 1)}"
-    await conn.send(ClientSession("request_open", metadata={"addr": addr}))
+    await conn.send(ClientSession("request_open", metadata={"addr": addr, **metadata}))
     reply = await conn.recv()
     assert isinstance(reply, ClientSession) and reply.op == "open", reply
 

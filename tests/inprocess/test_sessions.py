@@ -6,6 +6,7 @@ Fast profile: session_timeout 3 s and session_autoclose 6 s for a new fs, reconn
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import trio
@@ -14,7 +15,7 @@ from client.admin import hunt
 from client.fsclient import EBLOCKLISTED, FSClient, FSClientError
 from common import states
 from common.fsmap import FSMap
-from common.messages import ClientSession, FSMapMsg, Subscribe
+from common.messages import ClientReconnect, ClientSession, FSMapMsg, Subscribe
 from common.net import connect, parse_hostport
 from mds import admin
 from tests.inprocess.harness import Cluster, cephfs_cluster, open_session
@@ -50,11 +51,11 @@ def _mon(c: Cluster) -> str:
     return f"127.0.0.1:{c.port}"
 
 
-async def _raw_session(c: Cluster, client: str, addr: str):
+async def _raw_session(c: Cluster, client: str, addr: str, **metadata):
     info = c.fsmap.fs_by_name("cephfs").holder(0)
     host, port = parse_hostport(info.addr.split("/")[0])
     conn, _ = await connect(host, port, client)
-    await open_session(conn, addr)
+    await open_session(conn, addr, **metadata)
     return conn
 
 
@@ -133,14 +134,16 @@ async def test_C2_a_missing_client_holds_reconnect_for_the_timeout_then_is_evict
         cluster, nursery, autojump_clock):
     c = cluster
     first, other, watch = await _pair_watched(c, nursery)
-    conn = await _raw_session(c, "client.77", "127.0.0.1:0/7777")  # it never reconnects
+    conn = await _raw_session(c, "client.77", "127.0.0.1:0/7777",
+                              hostname="node77")  # it never reconnects
     c.mds[first].kill()
     await c.wait_for(lambda: c.holder_name() == other, what="takeover")
     assert 1.9 < watch.time_in(other, "up:reconnect") < 3.0  # mds_reconnect_timeout
     assert "127.0.0.1:0/7777" in await _blocklist(c)  # mds_session_blocklist_on_timeout
     log = (await c.command("log", "last", "20"))[2]
-    assert "evicting unresponsive client client.77 (127.0.0.1:0/7777), after 2 seconds " \
-           "during MDS startup" in log
+    # Server::reconnect_tick's wording: host (id), the wait with its decimals
+    assert re.search(r"evicting unresponsive client node77 \(77\), after waiting 2(\.\d+)? "
+                     r"seconds during MDS startup", log), log
     await conn.aclose()
 
 
@@ -168,7 +171,7 @@ async def test_C6_idle_session_is_evicted_after_autoclose_and_refused_after(
         cluster, autojump_clock):
     c = cluster
     await _up(c, "a")
-    conn = await _raw_session(c, "client.79", "127.0.0.1:0/7979")  # never renews
+    conn = await _raw_session(c, "client.79", "127.0.0.1:0/7979", hostname="node79")
     t0 = trio.current_time()
     msg = await conn.recv()  # C6: after session_autoclose (6 s), evicted and told so
     assert isinstance(msg, ClientSession) and msg.op == "close"
@@ -177,7 +180,9 @@ async def test_C6_idle_session_is_evicted_after_autoclose_and_refused_after(
     await c.wait_for(lambda: "127.0.0.1:0/7979" in c.mds["a"].daemon.osdmap.blocklist,
                      what="the blocklist entry reaching the mds")
     log = (await c.command("log", "last", "20"))[2]
-    assert "evicting unresponsive client client.79 (127.0.0.1:0/7979)" in log
+    # Server::find_idle_sessions: "<hostname> (<id>), after <seconds, decimals> seconds"
+    assert re.search(r"\[WRN\] evicting unresponsive client node79 \(79\), after 6\.\d+ "
+                     r"seconds", log), log
     await conn.aclose()
     # Blocklisted: a new session for the same instance is rejected.
     info = c.fsmap.fs_by_name("cephfs").holder(0)
@@ -212,3 +217,52 @@ async def test_C6_evicted_client_reports_it_and_its_requests_fail(cluster, autoj
         with pytest.raises(FSClientError) as e:
             await fs.mkdir("/m/n")
         assert e.value.code == EBLOCKLISTED and "evicted" in e.value.message
+
+
+async def test_C3_reconnect_to_an_active_rank_is_denied_naming_the_client_instance(
+        cluster, autojump_clock):
+    c = cluster
+    await _up(c, "a")
+    conn = await _raw_session(c, "client.80", "127.0.0.1:0/8080")
+    await conn.send(ClientReconnect(metadata={"addr": "127.0.0.1:0/8080"}))
+    reply = await conn.recv()
+    assert isinstance(reply, ClientSession) and reply.op == "close"
+    await conn.aclose()
+    log = (await c.command("log", "last", "20"))[2]
+    # Server::handle_client_reconnect: the source instance (name and address), the delay
+    assert re.search(r"\[INF\] denied reconnect attempt \(mds is up:active\) from client\.80 "
+                     r"v1:127\.0\.0\.1:0/8080 after [\d.]+ \(allowed interval 2\)", log), log
+
+
+async def test_X4_the_last_rank_stopping_evicts_and_blocklists_its_clients(cluster,
+                                                                           autojump_clock):
+    # MDSRank::stopping_start (fs set <fs> down true: max_mds 0, the last rank stops)
+    c = cluster
+    await _up(c, "a")
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await fs.mkdir("/x")
+        num = fs.global_id
+        assert (await c.command("fs", "set", "cephfs", "down", "true"))[0] == 0
+        await c.wait_for(lambda: fs.evicted is not None, what="the client to be evicted")
+        await c.wait_for(lambda: not c.fsmap.fs_by_name("cephfs").in_, what="rank 0 stopped")
+        assert fs.addr in await _blocklist(c)  # mds_session_blocklist_on_evict
+        log = (await c.command("log", "last", "30"))[2]
+        assert f"[INF] Evicting (and blocklisting) client session {num} ({fs.addr})" in log
+        with pytest.raises(FSClientError) as e:
+            await fs.mkdir("/x/y")
+        assert e.value.code == EBLOCKLISTED
+
+
+async def test_C3_reconnect_without_a_session_is_rejected_as_sessionless(cluster,
+                                                                        autojump_clock):
+    # Server::handle_client_reconnect checks for the session before anything else
+    c = cluster
+    await _up(c, "a")
+    info = c.fsmap.fs_by_name("cephfs").holder(0)
+    host, port = parse_hostport(info.addr.split("/")[0])
+    conn, _ = await connect(host, port, "client.83")
+    await conn.send(ClientReconnect(metadata={"addr": "127.0.0.1:0/8383"}))
+    reply = await conn.recv()
+    assert reply.op == "reject" and reply.metadata == {"error_string": "sessionless"}
+    await conn.aclose()
+    assert "client.83" not in (await c.command("log", "last", "20"))[2]

@@ -10,6 +10,7 @@ grace is huge so that the tick never fails a daemon that does not beacon.
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import io
 import json
@@ -22,7 +23,7 @@ import pytest
 import trio
 
 from client import fscli
-from client.fsclient import FSClient, FSClientError, MonUnreachable
+from client.fsclient import FSClient, FSClientError, MonUnreachable, stuck_unavailable
 from common import messages as m
 from common import states
 from common.fsmap import MDSInfo
@@ -435,6 +436,42 @@ async def test_unknown_fs_and_unreachable_mon(cluster, mds_a, autojump_clock):
     with pytest.raises(MonUnreachable):
         async with FSClient.open("127.0.0.1:1", connect_timeout=3):
             pass
+
+
+def _set_laggy(c: Cluster, fake: FakeMDS, laggy: bool) -> None:
+    publish(c, lambda core, p, wall: setattr(p.modify_daemon(fake.gid, wall), "laggy_since",
+                                             wall if laggy else 0.0))
+
+
+async def test_mount_fails_at_once_while_the_rank_holder_is_laggy(cluster, mds_a,
+                                                                  autojump_clock):
+    # Client::mount: MDSMap::is_cluster_available() says STUCK_UNAVAILABLE
+    _set_laggy(cluster, mds_a, True)
+    start = trio.current_time()
+    with pytest.raises(FSClientError) as info:
+        async with FSClient.open(mon_host(cluster), fs_name="cephfs", timeout=30):
+            pass
+    assert info.value.code == errno.EHOSTUNREACH
+    assert info.value.message == ("mds cluster unavailable: rank 0 of cephfs is held by mds.a, "
+                                  "which is laggy; probably no MDS server is up?")
+    assert trio.current_time() - start < 1.0  # not the 30 s request timeout
+    async with FSClient.open(mon_host(cluster), timeout=30, require_mds=False):
+        pass  # libcephfs's ceph_mount does not require an MDS
+    _set_laggy(cluster, mds_a, False)
+    async with FSClient.open(mon_host(cluster), fs_name="cephfs", timeout=30) as fs:
+        await fs.stat("/")
+
+
+async def test_mount_fails_at_once_on_a_damaged_or_down_fs(cluster, mds_a, autojump_clock):
+    fs = copy.deepcopy(cluster.fsmap.fs_by_name("cephfs"))
+    assert stuck_unavailable(fs) is None
+    fs.damaged.add(1)
+    assert stuck_unavailable(fs) == "rank 1 of cephfs is damaged"
+    fs.damaged.clear()
+    fs.in_.clear()
+    assert stuck_unavailable(fs) == "cephfs has no MDS ranks (it is down)"
+    publish(cluster, lambda core, p, wall: core.fail_mds_gid(mds_a.gid, wall))
+    assert stuck_unavailable(cluster.fsmap.fs_by_name("cephfs")) is None  # failing over: wait
 
 
 # -- the command line

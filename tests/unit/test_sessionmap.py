@@ -36,8 +36,8 @@ def test_C2_waits_the_timeout_then_evicts_the_missing():
     assert smap.reconnect_tick(144.0, 45.0) == ("wait", [])
     verdict, evicts = smap.reconnect_tick(145.5, 45.0)
     assert verdict == "evict" and [e.session.client for e in evicts] == ["client.2"]
-    assert evicts[0].message == ("evicting unresponsive client client.2 (127.0.0.1:0/2), "
-                                 "after 46 seconds during MDS startup")
+    assert evicts[0].message == ("evicting unresponsive client 2, after waiting 45.5 seconds "
+                                 "during MDS startup")  # no hostname: the bare id, as Ceph
 
 
 def test_C2_a_client_seen_recently_extends_the_window():
@@ -54,8 +54,7 @@ def test_C5_defer_session_stale_keeps_an_idle_session_open_until_autoclose():
     assert smap.get("client.1").state == OPEN
     stale, evicts = smap.idle(300.0, 60, 300, defer_stale=True)
     assert not stale and [e.session.client for e in evicts] == ["client.1"]
-    assert evicts[0].message == "evicting unresponsive client client.1 (127.0.0.1:0/1), " \
-                                "after 300 seconds"
+    assert evicts[0].message == "evicting unresponsive client 1, after 300 seconds"
 
 
 def test_C5_C6_without_deferral_stale_then_evicted():
@@ -90,3 +89,82 @@ def test_sessions_replayed_from_the_journal_are_loaded():
     s = smap.get("client.4")
     assert s.addr == "1.2.3.4:0/9" and s.num == 4 and smap.by_num(4) is s
     assert s.metadata == {"hostname": "h"}
+
+
+def test_C6_eviction_line_names_the_host_and_id_with_decimal_seconds():
+    # Ceph's Server::find_idle_sessions: "<hostname> (<id>)", seconds since the last renewal
+    smap = SessionMap()
+    smap.last_cleared_laggy = -1000.0
+    smap.add("client.4123", "127.0.0.1:0/9", {"hostname": "node7"}, 0.0)
+    _, evicts = smap.idle(301.25, 60, 300, defer_stale=True)
+    assert evicts[0].message == "evicting unresponsive client node7 (4123), after 301.25 seconds"
+    smap.get("client.4123").state = STALE
+    _, evicts = smap.idle(1234.56789, 60, 300, defer_stale=False)
+    assert evicts[0].message == "evicting unresponsive client node7 (4123), after 1234.57 seconds"
+
+
+def test_C2_startup_eviction_line_names_the_host():
+    smap = SessionMap()
+    smap.add("client.5", "127.0.0.1:0/5", {"hostname": "web1"}, 0.0)
+    smap.start_reconnect(10.0, set())
+    _, evicts = smap.reconnect_tick(55.125, 45.0)
+    assert evicts[0].message == ("evicting unresponsive client web1 (5), after waiting 45.125 "
+                                 "seconds during MDS startup")
+
+
+def test_denied_reconnect_names_the_client_instance():
+    # Ceph's Server::handle_client_reconnect: the source inst, the delay since reconnect began
+    smap = _map("client.7")
+    smap.start_reconnect(100.0, set())
+    smap.reconnect_start = None  # reconnect over; the rank went on to up:active
+    line = smap.denied_reconnect("client.7", "127.0.0.1:0/7", "up:active", 112.5, 45.0, 0.0)
+    assert line == ("denied reconnect attempt (mds is up:active) from client.7 "
+                    "v1:127.0.0.1:0/7 after 12.5 (allowed interval 45)")
+    never = SessionMap().denied_reconnect("client.8", "127.0.0.1:0/8", "up:active", 30.0, 2.0,
+                                          20.0)
+    assert never.endswith("from client.8 v1:127.0.0.1:0/8 after 10 (allowed interval 2)")
+
+
+def test_session_config_timeout_evicts_without_going_stale_where_stale_applies():
+    # Server::find_idle_sessions: a session's own "timeout" replaces going stale; 0 = never
+    smap = _map("client.1", "client.2", "client.3", now=0.0)
+    smap.get("client.1").metadata["timeout"] = "100"
+    smap.get("client.2").metadata["timeout"] = "0"
+    stale, evicts = smap.idle(61.0, 60, 300, defer_stale=False)
+    assert [s.client for s in stale] == ["client.3"] and not evicts
+    _, evicts = smap.idle(100.0, 60, 300, defer_stale=False)
+    assert [e.session.client for e in evicts] == ["client.1"]
+    assert smap.get("client.2").state == OPEN  # infinite, until autoclose
+    # with mds_defer_session_stale (the default) an idle session waits for autoclose anyway
+    smap2 = _map("client.1", now=0.0)
+    smap2.get("client.1").metadata["timeout"] = "10"
+    assert smap2.idle(100.0, 60, 300, defer_stale=True) == ([], [])
+
+
+def test_clients_laggy_eviction_deferred_while_the_osd_is_laggy():
+    # defer_client_eviction_on_laggy_osds: due, but spared and reported (MDS_CLIENTS_LAGGY)
+    smap = _map("client.1", "client.2", now=0.0)
+    smap.get("client.2").renewed(250.0)
+    assert smap.idle(300.0, 60, 300, defer_stale=True, defer_eviction=True) == ([], [])
+    assert [s.client for s in smap.laggy_clients] == ["client.1"]
+    _, evicts = smap.idle(301.0, 60, 300, defer_stale=True, defer_eviction=False)
+    assert [e.session.client for e in evicts] == ["client.1"] and smap.laggy_clients == []
+
+
+def test_X4_only_the_last_rank_stopping_evicts_its_clients():
+    # MDSRank::stopping_start: get_num_in_mds() == 1 and sessions: evict them all
+    smap = _map("client.12", "client.3")
+    assert smap.last_rank_stopping(2) == []
+    assert [s.client for s in smap.last_rank_stopping(1)] == ["client.3", "client.12"]
+    assert SessionMap().last_rank_stopping(1) == []
+
+
+def test_a_client_sent_timeout_of_any_shape_is_read_as_strtoul_does():
+    smap = _map("client.1", "client.2", "client.3", now=0.0)
+    smap.get("client.1").metadata["timeout"] = "junk"  # strtoul: 0, never times out
+    smap.get("client.2").metadata["timeout"] = 70  # an int from the wire
+    smap.get("client.3").metadata["timeout"] = "80s"
+    _, evicts = smap.idle(75.0, 60, 300, defer_stale=False)
+    assert [e.session.client for e in evicts] == ["client.2"]
+    _, evicts = smap.idle(85.0, 60, 300, defer_stale=False)
+    assert [e.session.client for e in evicts] == ["client.2", "client.3"]
