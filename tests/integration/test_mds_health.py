@@ -71,3 +71,9 @@ def test_H8_stalled_osd_raises_slow_metadata_io_and_defers_evictions_not_a_failo
     c.wait_for(lambda: "MDS_CLIENTS_LAGGY" not in _checks(c), 30, "MDS_CLIENTS_LAGGY to clear")
     assert active(c.fs_dump())["gid"] == before["gid"]
     assert "stalled" in ls(c, "/")
+    # the mon logged both ends of the check as Ceph's HealthMonitor does
+    clog = c.cli("log", "last", "200", check=True).stdout
+    assert ("Health check failed: 1 MDSs report slow metadata IOs (MDS_SLOW_METADATA_IO)"
+            in clog)
+    assert ("Health check cleared: MDS_SLOW_METADATA_IO (was: 1 MDSs report slow metadata IOs)"
+            in clog)
