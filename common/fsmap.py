@@ -349,8 +349,11 @@ class FSMap:
             fs.modified = wall
 
     def create_filesystem(
-        self, name: str, metadata_pool: int, data_pools: list[int], wall: float
+        self, name: str, metadata_pool: int, data_pools: list[int], wall: float,
+        recover: bool = False, **settings,
     ) -> MDSMap:
+        """A new fs (`settings` are MDSMap fields). With `recover`, rank 0 exists but is failed
+        and the fs is not joinable, so no standby takes it until `fs set joinable`."""
         fscid = self.next_filesystem_id
         self.next_filesystem_id += 1
         fs = MDSMap(
@@ -361,11 +364,32 @@ class FSMap:
             modified=wall,
             metadata_pool=metadata_pool,
             data_pools=list(data_pools),
+            **settings,
         )
+        if recover:
+            fs.in_.add(0)
+            fs.failed.add(0)
+            fs.set_flag(NOT_JOINABLE)
         self.filesystems[fscid] = fs
         if self.legacy_client_fscid == FS_CLUSTER_ID_NONE:
             self.legacy_client_fscid = fscid
         return fs
+
+    def modify_filesystem(self, fscid: int, wall: float | None = None) -> MDSMap:
+        """Return a file system for changing, stamping its epoch (and `modified`)."""
+        fs = self.filesystems[fscid]
+        self._touch(fs, wall)
+        return fs
+
+    def set_enable_multiple(self, on: bool) -> None:
+        self.enable_multiple = on
+        if on:
+            self.ever_enabled_multiple = True
+
+    def set_legacy_client_fscid(self, fscid: int) -> None:
+        """The fs that clients (and roles without a name) use by default."""
+        assert fscid == FS_CLUSTER_ID_NONE or fscid in self.filesystems
+        self.legacy_client_fscid = fscid
 
     def erase_filesystem(self, fscid: int) -> None:
         del self.filesystems[fscid]

@@ -72,10 +72,9 @@ def mds_repaired(c: Context) -> Result:
         raise _err(errno.EINVAL, str(e)) from None
     if rank not in fs.damaged:
         return 0, "nothing to do: rank is not damaged", ""
-    pfs = c.mon.pfs.filesystems[fs.fscid]
+    pfs = c.mon.pfs.modify_filesystem(fs.fscid, c.wall)
     pfs.damaged.discard(rank)
     pfs.failed.add(rank)
-    c.mon.pfs._touch(pfs, c.wall)
     return 0, f"repaired: restoring rank {fs.fscid}:{rank}", ""
 
 
@@ -89,9 +88,7 @@ def mds_rmfailed(c: Context) -> Result:
         fs, rank = c.mon.view.parse_role(role)
     except ValueError:
         raise _err(errno.EINVAL, f"invalid role '{role}'") from None
-    pfs = c.mon.pfs.filesystems[fs.fscid]
-    pfs.failed.discard(rank)
-    c.mon.pfs._touch(pfs, c.wall)
+    c.mon.pfs.modify_filesystem(fs.fscid, c.wall).failed.discard(rank)
     return 0, f"removed failed mds.{fs.fscid}:{rank}", ""
 
 
@@ -153,6 +150,5 @@ def mds_rm(c: Context) -> Result:
         return 0, f"mds gid {gid} does not exist", ""
     if info.state > 0:
         raise _err(errno.EBUSY, f"cannot remove active mds.{info.name} rank {info.rank}")
-    c.mon.pfs.erase(gid, 0, c.wall)  # no fencing: it holds nothing
-    c.mon._forget(gid)
+    c.mon.remove_mds_gid(gid, c.wall)  # no fencing: it holds nothing
     return 0, f"removed mds gid {gid}", ""

@@ -28,8 +28,9 @@ from common.net import (
     parse_hostport,
 )
 from common.osdmap import OSDMap
-from mon import commands, osd_monitor
+from mon import commands
 from mon.mds_monitor import FIRST_GID, MDSMonitor
+from mon.proposal import Effects
 from mon.stats import DaemonStats
 from mon.store import MonStore
 
@@ -115,14 +116,17 @@ class MonServer:
     async def _tick_loop(self) -> None:
         while True:
             await trio.sleep(self.config.get("mon_tick_interval"))
-            self.core.tick(trio.current_time(), time.time())
-            self._flush()
+            self._carry_out(self.core.tick(trio.current_time(), time.time()))
 
-    # -- commit, then publish
-    def _flush(self) -> None:
-        out = self.core.take_outbox()
-        if not out:
-            return
+    # -- commit, then publish, then reply
+    def _carry_out(self, out: Effects):
+        """Persist what a call into the core committed, publish it, and return the reply to
+        send: the one way from a core's Effects to the wire."""
+        if out.changed:
+            self._persist_and_publish(out)
+        return out.reply
+
+    def _persist_and_publish(self, out: Effects) -> None:
         for fsmap in out.fsmaps:  # on_active logs each committed map
             out.clog.append((time.time(), "DBG", f"fsmap {render.mds_stat_plain(fsmap)}"))
         entries = []
@@ -131,9 +135,8 @@ class MonServer:
             entries.append({"seq": self.log_seq, "stamp": wall, "who": self.name,
                             "level": level, "message": message})
         kv = {"next_gid": self.core.next_gid}
-        if out.config:
+        if out.config:  # the core has applied it already
             kv["config_db"] = self.core.config_db
-            self._apply_own_config()
         self.store.commit(fsmaps=out.fsmaps, osdmap=out.osdmap, kv=kv, log=entries)
         wires = [m.FSMapMsg(fsmap=f.to_wire()) for f in out.fsmaps]
         for s in list(self.sessions):
@@ -229,26 +232,23 @@ class MonServer:
                     raise ProtocolError(
                         f"beacon for gid {msg.global_id} on the session of {session.entity} "
                         f"(gid {session.gid})")
-                reply = self.core.handle_beacon(msg, now, wall)
+                reply = self._carry_out(self.core.handle_beacon(msg, now, wall))
                 if msg.stats:
                     self.stats.note(msg.global_id, now, msg.stats)
-                self._flush()
                 if reply is not None:
                     session.queue(reply)
             elif isinstance(msg, m.OSDBoot):
                 if not session.entity.startswith("osd."):
                     raise ProtocolError(f"osd_boot from {session.entity}")
-                osd_monitor.osd_boot(self.core, msg.osd_id, msg.addr, now, wall)
-                self._flush()
+                self._carry_out(self.core.osd_boot(msg.osd_id, msg.addr, now, wall))
             elif isinstance(msg, m.Subscribe):
                 self._subscribe(session, msg)
             elif isinstance(msg, m.LogMsg):
                 self._daemon_log(session, msg)
             elif isinstance(msg, m.Command):
-                rc, outs, outb = commands.run(
+                rc, outs, outb = self._carry_out(commands.run(
                     self.core, msg.args, msg.format, session.entity, now, wall,
-                    history=self.store.fsmap_at, extra=self._command_extra(now))
-                self._flush()
+                    history=self.store.fsmap_at, extra=self._command_extra(now)))
                 session.queue(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
             else:
                 raise ProtocolError(f"unexpected message {msg.TYPE} from {session.entity}")
