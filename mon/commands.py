@@ -82,7 +82,7 @@ def config_cmd(c: Context) -> Result:
         if len(c.args) not in (3, 4):
             raise _err(errno.EINVAL, "invalid command; usage: config get <who> [<key>]")
         who = c.args[2]
-        resolved = cfg.resolve_for(mon.config_db, who)
+        resolved = mon.configs.values_for(who)
         if len(c.args) == 4:
             canon = _check_option(c.args[3])
             value = resolved.get(canon, str(_show(cfg.OPTIONS[canon].default)))

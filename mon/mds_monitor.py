@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import structlog
 
 from common import states
-from common.config import Config, resolve_for
+from common.config import Config
 from common.fsmap import FS_CLUSTER_ID_NONE, FSMap, MDSInfo
 from common.health import HealthCheck, fs_health_checks
 from common.messages import Beacon, BeaconAck
 from common.osdmap import OSDMap
 from mon import osd_monitor
 from mon import rank_filling as rf
+from mon.beacon_times import BeaconTimes
+from mon.config_monitor import ConfigMonitor
 from mon.health_monitor import HealthLog
 from mon.proposal import Effects, Proposal, log_cluster
 
@@ -32,12 +33,6 @@ FIRST_GID = 4100
 # T0: ticks run back to back after a commit (Ceph's on_active) end when a tick proposes
 # nothing; this bound only stops a bug from spinning the monitor.
 MAX_TICKS_PER_COMMIT = 50
-
-
-@dataclass
-class BeaconStamp:
-    stamp: float
-    seq: int
 
 
 class MDSMonitor:
@@ -54,13 +49,10 @@ class MDSMonitor:
         self.fsmap = fsmap or FSMap()
         self.osdmap = osdmap or OSDMap()
         self.next_gid = next_gid
-        self.config_db: dict[str, dict[str, str]] = config_db or {}
-        self.last_beacon: dict[int, BeaconStamp] = {}
+        self.configs = ConfigMonitor(config, config_db)
+        self.beacons = BeaconTimes(now)
         self.daemon_health: dict[int, list] = {}
         self.metadata: dict[int, dict] = {}
-        # on_restart (T1): a (re)started leader knows no beacon times and starts a new quorum.
-        self.last_tick = now
-        self.quorum_since = now
         self._proposal: Proposal | None = None  # open while a call builds one
         self._effects: Effects | None = None  # what that call returns
         self.health_log = HealthLog(self.health_checks())
@@ -69,25 +61,19 @@ class MDSMonitor:
     def opt(self, name: str):
         return self.config.get(name)
 
-    def apply_config(self) -> None:
-        """The config database's values for this mon take effect at once."""
-        self.config.set_runtime(resolve_for(self.config_db, self.config.name))
+    @property
+    def config_db(self) -> dict[str, dict[str, str]]:
+        return self.configs.db
 
     def config_set(self, who: str, name: str, value: str) -> None:
-        """`config set`: stored and published with the open proposal, applied at once."""
+        """`config set`: applied at once, stored and published with the open proposal."""
         effects = self._open()[1]
-        self.config_db.setdefault(who, {})[name] = value
+        self.configs.set(who, name, value)
         effects.config = True
-        self.apply_config()
 
     def config_rm(self, who: str, name: str) -> None:
         effects = self._open()[1]
-        if self.config_db.get(who, {}).pop(name, None) is None:
-            return
-        if not self.config_db[who]:
-            del self.config_db[who]
-        effects.config = True
-        self.apply_config()
+        effects.config = self.configs.rm(who, name) or effects.config
 
     # -- proposals: every entry point opens one, commits it, and returns its Effects
     @contextmanager
@@ -201,7 +187,7 @@ class MDSMonitor:
 
     def _forget(self, gid: int) -> None:
         """A daemon left the map: drop its beacon stamp, health and metadata (F1)."""
-        self.last_beacon.pop(gid, None)
+        self.beacons.forget(gid)
         self.daemon_health.pop(gid, None)
         self.metadata.pop(gid, None)
 
@@ -242,7 +228,7 @@ class MDSMonitor:
             return self._null(b)
         if b.state == states.BOOT or info.state_seq > b.seq:  # M2
             return None
-        self.last_beacon[gid] = BeaconStamp(now, b.seq)
+        self.beacons.note(gid, now, b.seq)
         if b.version != self.fsmap.effective_epoch(gid):  # M4: has not seen the latest map
             return self._ack(b, gid)
         join_fscid = self._fscid_for(b.fs)
@@ -277,7 +263,7 @@ class MDSMonitor:
             standby_replay=b.standby_replay,
         )
         p.insert(info)
-        self.last_beacon[b.global_id] = BeaconStamp(now, b.seq)
+        self.beacons.note(b.global_id, now, b.seq)
         self.metadata[b.global_id] = dict(b.sys_info, addr=b.addr, name=b.name)
         self.daemon_health[b.global_id] = list(b.health)
         log.info("mds boot", name=b.name, gid=b.global_id, addr=b.addr)
@@ -377,27 +363,14 @@ class MDSMonitor:
     def _tick(self, now: float, wall: float) -> None:
         grace = self.opt("mds_beacon_grace")
         interval = self.opt("mds_beacon_interval")
-        # T1: a leader that could not tick for a while must not punish the daemons for it.
-        if self.last_tick is not None and now - self.last_tick > grace - interval:
-            log.info(
-                f"resetting beacon timeouts due to mon delay (slow election?) of "
-                f"{now - self.last_tick:.3f} seconds"
-            )
-            for st in self.last_beacon.values():
-                st.stamp = now
-        self.last_tick = now
+        self.beacons.tick(now, grace, interval)  # T1
         # T0 step 1: standby_count_wanted -1 becomes 1 once there is something to count.
         view = self.view
         for fs in list(view.filesystems.values()):
             if fs.standby_count_wanted == -1 and fs.ranks_in_state(states.ACTIVE):
                 if len(view.standby_daemons) + len(fs.followers()) > 0:
                     self.pfs.filesystems[fs.fscid].standby_count_wanted = 1
-        # T2: every daemon in the map has a beacon stamp; forget the ones that left.
-        for gid in list(self.last_beacon):
-            if not self.view.gid_exists(gid):
-                del self.last_beacon[gid]
-        for gid in self.view.mds_roles:
-            self.last_beacon.setdefault(gid, BeaconStamp(now, 0))
+        self.beacons.sync(self.view.mds_roles, now)  # T2
         self._check_health(now, wall, grace, interval)
         self._rebalance_affinity(wall)
         proposal, force = self._open()[0], self.opt("mon_force_standby_active")
@@ -408,18 +381,10 @@ class MDSMonitor:
         self._expire_blocklist(wall)
 
     def _check_health(self, now: float, wall: float, grace: float, interval: float) -> None:
-        down_grace = self.opt("mds_beacon_mon_down_grace")
-        new_quorum = now - self.quorum_since < down_grace
-        latest = max((st.stamp for st in self.last_beacon.values()), default=now)
-        may_replace = now - latest < max(interval, grace * 0.5)  # T4
+        late, may_replace = self.beacons.overdue(  # T3, T4
+            now, grace, interval, self.opt("mds_beacon_mon_down_grace"))
         to_remove: list[int] = []
-        for gid, st in sorted(self.last_beacon.items()):
-            since = now - st.stamp
-            if since < grace:
-                continue
-            if new_quorum and since < down_grace:  # T3
-                log.debug("deferring removal for mds_beacon_mon_down_grace", gid=gid)
-                continue
+        for gid, since in late:
             info = self.view.info(gid)
             if info is None:
                 continue

@@ -13,7 +13,6 @@ import uuid
 import structlog
 import trio
 
-from common import config as cfg
 from common import messages as m
 from common import render
 from common.auth import read_keyring_key
@@ -88,14 +87,11 @@ class MonServer:
         config_db = self.store.get("config_db", {})
         self.core = MDSMonitor(self.config, fsmap, osdmap, self.store.get("next_gid", FIRST_GID),
                                config_db, now=now)
-        self._apply_own_config()
+        self.core.configs.apply()
         recent = self.store.recent_log(1)
         self.log_seq = recent[0]["seq"] if recent else 0
         self.fsid = self.store.get("fsid")
         log.info("mon store loaded", fsmap_epoch=fsmap.epoch, osdmap_epoch=osdmap.epoch)
-
-    def _apply_own_config(self) -> None:
-        self.config.set_runtime(cfg.resolve_for(self.core.config_db, self.name))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self._open()
@@ -151,7 +147,7 @@ class MonServer:
                 s.queue(m.LogMsg(entries=entries))
 
     def _config_for(self, s: Session) -> m.ConfigMsg:
-        return m.ConfigMsg(values=cfg.resolve_for(self.core.config_db, s.entity))
+        return m.ConfigMsg(values=self.core.configs.values_for(s.entity))
 
     # -- connections
     async def _handle(self, stream: trio.SocketStream) -> None:

@@ -145,3 +145,8 @@ def test_the_monitor_cores_import_no_trio_and_read_no_clock() -> None:
                 found += [f"{name}: import {m}" for m in mods
                           if m.split(".")[0] in ("trio", "time", "socket", "asyncio")]
     assert not found
+
+
+def test_monitor_modules_stay_under_500_lines() -> None:
+    sizes = {p.name: len(p.read_text().splitlines()) for p in MON.glob("*.py")}
+    assert {n: s for n, s in sizes.items() if s > 500} == {}
