@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import structlog
 
-from common import states
+from common import render, states
 from common.config import Config
 from common.fsmap import FS_CLUSTER_ID_NONE, FSMap, MDSInfo
 from common.health import HealthCheck, fs_health_checks
@@ -88,6 +88,8 @@ class MDSMonitor:
         try:
             yield effects
             self._commit(now, wall)
+            for fsmap in effects.fsmaps:  # on_active logs each committed map, at DBG
+                effects.clog.append((wall, "DBG", f"fsmap {render.mds_stat_plain(fsmap)}"))
         finally:
             self._proposal = self._effects = None
 
@@ -159,8 +161,16 @@ class MDSMonitor:
         return gid
 
     def note_gid(self, gid: int) -> None:
-        """A daemon reconnecting with a gid from an earlier session keeps it."""
         self.next_gid = max(self.next_gid, gid + 1)
+
+    def session_gid(self, entity: str, global_id: int) -> int:
+        """The gid of a new session (given at `hello`): an MDS reconnecting with the gid of an
+        earlier session keeps it, so a restarted mon sees the same daemons; anyone else gets
+        a new one. The shell persists `next_gid` before it answers."""
+        if global_id > 0 and entity.startswith("mds."):
+            self.note_gid(global_id)
+            return global_id
+        return self.allocate_gid()
 
     # -- fencing (F1)
     def blocklist(self, addr: str, wall: float, duration: float | None = None) -> int:

@@ -14,7 +14,6 @@ import structlog
 import trio
 
 from common import messages as m
-from common import render
 from common.auth import read_keyring_key
 from common.config import Config
 from common.fsmap import FSMap
@@ -123,8 +122,6 @@ class MonServer:
         return out.reply
 
     def _persist_and_publish(self, out: Effects) -> None:
-        for fsmap in out.fsmaps:  # on_active logs each committed map
-            out.clog.append((time.time(), "DBG", f"fsmap {render.mds_stat_plain(fsmap)}"))
         entries = []
         for wall, level, message in out.clog:
             self.log_seq += 1
@@ -193,11 +190,7 @@ class MonServer:
                             reason=break_reason[1])
                 await conn.send(m.Error(code=break_reason[0], message=break_reason[1]))
                 return None
-            if hello.global_id > 0 and hello.entity.startswith("mds."):
-                gid = hello.global_id
-                self.core.note_gid(gid)
-            else:
-                gid = self.core.allocate_gid()
+            gid = self.core.session_gid(hello.entity, hello.global_id)
             self.store.commit(kv={"next_gid": self.core.next_gid})
             await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name))
             log.debug("session opened", peer=conn.peer, entity=hello.entity, gid=gid)

@@ -239,7 +239,8 @@ class Cluster:
     def _after(self, out: Effects):
         """Publish what a call into the core committed, as the shell does; return its reply."""
         self.last_effects = out
-        self.clog += [(level, msg) for _, level, msg in out.clog]
+        # the DBG "fsmap e..." line of each commit is left out: self.maps has the maps
+        self.clog += [(level, msg) for _, level, msg in out.clog if level != "DBG"]
         self.maps += out.fsmaps
         if out.fsmap is not None:
             self.check_invariants()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common import states
+from common import render, states
 from common.messages import Beacon, BeaconAck
 from mon import commands
 from mon.mds_monitor import MDSMonitor
@@ -150,3 +150,19 @@ def test_the_monitor_cores_import_no_trio_and_read_no_clock() -> None:
 def test_monitor_modules_stay_under_500_lines() -> None:
     sizes = {p.name: len(p.read_text().splitlines()) for p in MON.glob("*.py")}
     assert {n: s for n, s in sizes.items() if s > 500} == {}
+
+
+def test_each_committed_fsmap_is_logged_at_DBG_after_the_calls_other_lines() -> None:
+    c = healthy("a", "b")
+    holder = c.holder()
+    effects = commands.run(c.mon, ["mds", "fail", holder], "plain", "client.admin", c.t, c.wall)
+    debug = [m for _, lvl, m in effects.clog if lvl == "DBG"]
+    assert debug == [f"fsmap {render.mds_stat_plain(m)}" for m in effects.fsmaps]
+    assert all(lvl == "DBG" for _, lvl, _ in effects.clog[-len(debug):])
+
+
+def test_a_reconnecting_mds_keeps_its_gid_and_anyone_else_gets_a_new_one() -> None:
+    mon = MDSMonitor(Cluster().config, next_gid=4100)
+    assert mon.session_gid("mds.a", 5000) == 5000 and mon.next_gid == 5001
+    assert mon.session_gid("client.admin", 4200) == 5001
+    assert mon.session_gid("mds.b", 0) == 5002 and mon.next_gid == 5003
