@@ -99,6 +99,10 @@ class MDSInfo:
     def frozen(self) -> bool:
         return bool(self.flags & INFO_FROZEN)
 
+    def freeze(self, on: bool = True) -> None:
+        """A frozen daemon is never replaced or moved by the monitor (A7)."""
+        self.flags = (self.flags | INFO_FROZEN) if on else (self.flags & ~INFO_FROZEN)
+
     @property
     def legacy_targeted(self) -> bool:
         return self.standby_for_rank >= 0 or bool(self.standby_for_name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 
 from common import render, states
-from common.fsmap import INFO_FROZEN
 from mon.cmdbase import YES, Context, Result, _bool, _err, _format
 from mon.mds_monitor import MDSMonitor
 
@@ -59,8 +58,7 @@ def mds_freeze(c: Context) -> Result:
     if gid is None:
         raise _err(errno.EINVAL, _not_found(who))
     freeze = _bool(val)
-    info = c.mon.pfs.modify_daemon(gid, c.wall)
-    info.flags = (info.flags | INFO_FROZEN) if freeze else (info.flags & ~INFO_FROZEN)
+    c.mon.pfs.modify_daemon(gid, c.wall).freeze(freeze)
     return 0, f"{'freezing' if freeze else 'unfreezing'} mds.{gid}", ""
 
 
