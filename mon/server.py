@@ -111,10 +111,10 @@ class MonServer:
     async def _tick_loop(self) -> None:
         while True:
             await trio.sleep(self.config.get("mon_tick_interval"))
-            self._carry_out(self.core.tick(trio.current_time(), time.time()))
+            self.carry_out(self.core.tick(trio.current_time(), time.time()))
 
     # -- commit, then publish, then reply
-    def _carry_out(self, out: Effects):
+    def carry_out(self, out: Effects):
         """Persist what a call into the core committed, publish it, and return the reply to
         send: the one way from a core's Effects to the wire."""
         if out.changed:
@@ -221,7 +221,7 @@ class MonServer:
                     raise ProtocolError(
                         f"beacon for gid {msg.global_id} on the session of {session.entity} "
                         f"(gid {session.gid})")
-                reply = self._carry_out(self.core.handle_beacon(msg, now, wall))
+                reply = self.carry_out(self.core.handle_beacon(msg, now, wall))
                 if msg.stats:
                     self.stats.note(msg.global_id, now, msg.stats)
                 if reply is not None:
@@ -229,13 +229,13 @@ class MonServer:
             elif isinstance(msg, m.OSDBoot):
                 if not session.entity.startswith("osd."):
                     raise ProtocolError(f"osd_boot from {session.entity}")
-                self._carry_out(self.core.osd_boot(msg.osd_id, msg.addr, now, wall))
+                self.carry_out(self.core.osd_boot(msg.osd_id, msg.addr, now, wall))
             elif isinstance(msg, m.Subscribe):
                 self._subscribe(session, msg)
             elif isinstance(msg, m.LogMsg):
                 self._daemon_log(session, msg)
             elif isinstance(msg, m.Command):
-                rc, outs, outb = self._carry_out(commands.run(
+                rc, outs, outb = self.carry_out(commands.run(
                     self.core, msg.args, msg.format, session.entity, now, wall,
                     history=self.store.fsmap_at, extra=self._command_extra(now)))
                 session.queue(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))

@@ -200,7 +200,7 @@ def publish(c: Cluster, change) -> None:
     core = c.mon.core
     with core.propose(trio.current_time(), time.time()) as effects:
         change(core, core.pfs, time.time())
-    c.mon._carry_out(effects)
+    c.mon.carry_out(effects)
 
 
 def make_holder(c: Cluster, fake: FakeMDS, state: int = states.ACTIVE) -> None:
