@@ -1,8 +1,8 @@
 """Admin commands with Ceph's grammar, messages and errno (ref §14, X6, X7, C7, F5, F7, S7).
 
-`run(mon, args, fmt, who, now, wall)` returns (rc, outs, outb) like Ceph's mon commands: rc is 0
-or a negative errno, outs the status line for stderr, outb the output for stdout. Commands that
-change the maps commit before they return, like a proposal that completed. The `fs` and `mds`
+`run(mon, args, fmt, who, now, wall)` runs a command in one proposal (`MDSMonitor.propose`) and
+returns its `Effects`, whose reply is (rc, outs, outb) like Ceph's mon commands: rc is 0 or a
+negative errno, outs the status line for stderr, outb the output for stdout. The `fs` and `mds`
 handlers live in `fs_commands` and `mds_commands`.
 """
 
@@ -18,6 +18,7 @@ from mon import fs_commands as fsc
 from mon import mds_commands as mdsc
 from mon.cmdbase import CommandError, Context, Result, _err, _float
 from mon.mds_monitor import MDSMonitor
+from mon.proposal import Effects
 
 
 # -- the cluster log
@@ -71,25 +72,17 @@ def config_cmd(c: Context) -> Result:
     if verb == "set":
         _, _, who, name, value = c.need(5, "config set <who> <name> <value>")
         _check_who(who)
-        canon = _check_option(name, value)
-        mon.config_db.setdefault(who, {})[canon] = value
-        mon.outbox.config = True
-        mon.apply_config()
+        mon.config_set(who, _check_option(name, value), value)
         return 0, "", ""
     if verb == "rm":
         _, _, who, name = c.need(4, "config rm <who> <name>")
-        canon = cfg.canonical(name)
-        if mon.config_db.get(who, {}).pop(canon, None) is not None:
-            if not mon.config_db[who]:
-                del mon.config_db[who]
-            mon.outbox.config = True
-            mon.apply_config()
+        mon.config_rm(who, cfg.canonical(name))
         return 0, "", ""
     if verb == "get":
         if len(c.args) not in (3, 4):
             raise _err(errno.EINVAL, "invalid command; usage: config get <who> [<key>]")
         who = c.args[2]
-        resolved = cfg.resolve_for(mon.config_db, who)
+        resolved = mon.configs.values_for(who)
         if len(c.args) == 4:
             canon = _check_option(c.args[3])
             value = resolved.get(canon, str(_show(cfg.OPTIONS[canon].default)))
@@ -189,7 +182,7 @@ def osd_blocklist(c: Context) -> Result:
         _, _, _, addr = c.need(4, "osd blocklist rm <addr>")
         if addr not in mon.view_osd.blocklist:
             return 0, f"{addr} isn't blocklisted", ""
-        del mon.posd.blocklist[addr]
+        mon.posd.blocklist.pop(addr)
         return 0, f"un-blocklisting {addr}", ""
     raise _err(errno.EINVAL, f"invalid command; unknown verb '{verb}'")
 
@@ -234,23 +227,22 @@ def lookup(args: list[str]) -> Callable[[Context], Result] | None:
 def run(mon: MDSMonitor, args: list, fmt: str = "plain", who: str = "client.admin",
         now: float = 0.0, wall: float = 0.0,
         history: Callable[[int], FSMap | None] | None = None,
-        extra: dict | None = None) -> Result:
+        extra: dict | None = None) -> Effects:
+    """Run one command in its own proposal: committed if the handler returns, aborted (nothing
+    kept) if it raises. The reply in the Effects is (rc, outs, outb)."""
     if not all(isinstance(a, str) for a in args):
-        return -errno.EINVAL, "command arguments must be strings", ""
+        return Effects(reply=(-errno.EINVAL, "command arguments must be strings", ""))
     if fmt not in ("plain", "json", "json-pretty"):
-        return -errno.EINVAL, f"unrecognized format '{fmt}'", ""
+        return Effects(reply=(-errno.EINVAL, f"unrecognized format '{fmt}'", ""))
     handler = lookup(args)
     if handler is None:
-        return -errno.EINVAL, f"unrecognized command: {' '.join(args) or '(empty)'}", ""
+        return Effects(reply=(-errno.EINVAL,
+                              f"unrecognized command: {' '.join(args) or '(empty)'}", ""))
     ctx = Context(mon, args, fmt, who, now, wall, history, extra or {})
     try:
-        result = handler(ctx)
-        mon._commit(now, wall)
-        return result
+        with mon.propose(now, wall) as effects:
+            effects.reply = handler(ctx)
     except CommandError as e:
-        mon._abort()
-        return -e.code, str(e), ""
-    except BaseException:
-        mon._abort()  # a failed proposal must not leak into the next one
-        raise
+        return Effects(reply=(-e.code, str(e), ""))
+    return effects
 

@@ -64,14 +64,11 @@ def fs_new(c: Context) -> Result:
     mp = mp or mon.posd.create_pool(meta)
     dp = dp or mon.posd.create_pool(data)
     p = mon.pfs
-    fs = p.create_filesystem(name, mp.id, [dp.id], c.wall)
-    fs.session_timeout = int(mon.config.get("mds_session_timeout"))  # C7's starting values
-    fs.session_autoclose = int(mon.config.get("mds_session_autoclose"))
-    if "--recover" in c.flags:
-        fs.in_.add(0)
-        fs.failed.add(0)
-        fs.set_flag(NOT_JOINABLE)
-    else:  # A9: available standbys go straight into the new ranks
+    recover = "--recover" in c.flags
+    fs = p.create_filesystem(name, mp.id, [dp.id], c.wall, recover=recover,
+                             session_timeout=int(mon.opt("mds_session_timeout")),  # C7
+                             session_autoclose=int(mon.opt("mds_session_autoclose")))
+    if not recover:  # A9: available standbys go straight into the new ranks
         for rank in range(fs.max_mds):
             repl = p.get_available_standby(fs, rank, mon.opt("mon_force_standby_active"))
             if repl is None:
@@ -175,7 +172,7 @@ def fs_set(c: Context) -> Result:
     """SetHandler/set_val: Ceph's messages, including the confirmations it prints."""
     _, _, name, var, val = c.need(5, "fs set <fs_name> <var> <val>")
     mon = c.mon
-    fs = mon.pfs.filesystems[c.fs(name).fscid]
+    fs = mon.pfs.modify_filesystem(c.fs(name).fscid, c.wall)
     outs = ""
     if var == "max_mds":
         n = _strict_int(val)
@@ -237,7 +234,6 @@ def fs_set(c: Context) -> Result:
             "unsetting the metadata load balancer"
     else:
         raise _err(errno.EINVAL, f"unknown variable {var}")
-    mon.pfs._touch(fs, c.wall)
     return 0, outs, ""
 
 
@@ -262,9 +258,8 @@ def fs_fail(c: Context) -> Result:
     fscid = c.fs(name).fscid
     if YES not in c.flags and _unhealthy(c):
         raise _err(errno.EPERM, UNHEALTHY_MDS)
-    fs = mon.pfs.filesystems[fscid]
+    fs = mon.pfs.modify_filesystem(fscid, c.wall)
     fs.set_flag(NOT_JOINABLE)
-    mon.pfs._touch(fs, c.wall)
     for gid in sorted(fs.mds_info):
         mon.fail_mds_gid(gid, c.wall)
     return 0, (f"{name} marked not joinable; MDS cannot join the cluster. "
@@ -296,17 +291,13 @@ def fs_flag(c: Context) -> Result:
     _, _, verb, flag, val = c.need(5, "fs flag set enable_multiple <val>")
     if verb != "set" or flag != "enable_multiple":
         raise _err(errno.EINVAL, f"unknown flag {flag}")
-    on = _bool(val)
-    p = c.mon.pfs
-    p.enable_multiple = on
-    if on:
-        p.ever_enabled_multiple = True
+    c.mon.pfs.set_enable_multiple(_bool(val))
     return 0, "", ""
 
 
 def fs_set_default(c: Context) -> Result:
     _, _, name = c.need(3, "fs set-default <fs_name>")
-    c.mon.pfs.legacy_client_fscid = c.fs(name).fscid
+    c.mon.pfs.set_legacy_client_fscid(c.fs(name).fscid)
     return 0, "", ""
 
 
@@ -341,12 +332,12 @@ def fs_compat(c: Context) -> Result:
         fid = 0
     if fid <= 0:
         raise _err(errno.EINVAL, "Invalid feature")
-    fs = c.mon.pfs.filesystems[fscid]
+    fs = c.mon.view.filesystems[fscid]
     if fs.up:
         raise _err(errno.EBUSY, "file system must be failed or down; use `ceph fs fail` to "
                    "bring down")
     kind = subop.split("_", 1)[1]
-    features = fs.compat[kind]
+    features = c.mon.pfs.modify_filesystem(fscid, c.wall).compat[kind]
     if subop.startswith("rm_"):
         outs = f"removed {kind} feature {fid}" if fid in features else \
             f"already removed {kind} feature {fid}"
@@ -360,7 +351,6 @@ def fs_compat(c: Context) -> Result:
         outs = "feature already exists" if fid in features else \
             f'added {kind} feature F({fid}, "{text}")'
         features[fid] = text
-    c.mon.pfs._touch(fs, c.wall)
     return 0, outs, ""
 
 
@@ -388,8 +378,6 @@ def fs_rename(c: Context) -> Result:
     if not fs.test_flag(REFUSE_CLIENT_SESSION):
         raise _err(errno.EPERM, f"CephFS '{old}' doesn't refuse clients. Before renaming a "
                    "CephFS, flag 'refuse_client_session' must be set. See `ceph fs set`.")
-    pfs = c.mon.pfs.filesystems[fs.fscid]
-    pfs.fs_name = new
-    c.mon.pfs._touch(pfs, c.wall)
+    c.mon.pfs.modify_filesystem(fs.fscid, c.wall).fs_name = new
     return 0, ("File system is renamed. cephx credentials authorized to old file system name "
                "need to be reauthorized to new file system name."), ""

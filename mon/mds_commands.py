@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 
 from common import render, states
-from common.fsmap import INFO_FROZEN
 from mon.cmdbase import YES, Context, Result, _bool, _err, _format
 from mon.mds_monitor import MDSMonitor
 
@@ -59,8 +58,7 @@ def mds_freeze(c: Context) -> Result:
     if gid is None:
         raise _err(errno.EINVAL, _not_found(who))
     freeze = _bool(val)
-    info = c.mon.pfs.modify_daemon(gid, c.wall)
-    info.flags = (info.flags | INFO_FROZEN) if freeze else (info.flags & ~INFO_FROZEN)
+    c.mon.pfs.modify_daemon(gid, c.wall).freeze(freeze)
     return 0, f"{'freezing' if freeze else 'unfreezing'} mds.{gid}", ""
 
 
@@ -72,10 +70,9 @@ def mds_repaired(c: Context) -> Result:
         raise _err(errno.EINVAL, str(e)) from None
     if rank not in fs.damaged:
         return 0, "nothing to do: rank is not damaged", ""
-    pfs = c.mon.pfs.filesystems[fs.fscid]
+    pfs = c.mon.pfs.modify_filesystem(fs.fscid, c.wall)
     pfs.damaged.discard(rank)
     pfs.failed.add(rank)
-    c.mon.pfs._touch(pfs, c.wall)
     return 0, f"repaired: restoring rank {fs.fscid}:{rank}", ""
 
 
@@ -89,9 +86,7 @@ def mds_rmfailed(c: Context) -> Result:
         fs, rank = c.mon.view.parse_role(role)
     except ValueError:
         raise _err(errno.EINVAL, f"invalid role '{role}'") from None
-    pfs = c.mon.pfs.filesystems[fs.fscid]
-    pfs.failed.discard(rank)
-    c.mon.pfs._touch(pfs, c.wall)
+    c.mon.pfs.modify_filesystem(fs.fscid, c.wall).failed.discard(rank)
     return 0, f"removed failed mds.{fs.fscid}:{rank}", ""
 
 
@@ -153,6 +148,5 @@ def mds_rm(c: Context) -> Result:
         return 0, f"mds gid {gid} does not exist", ""
     if info.state > 0:
         raise _err(errno.EBUSY, f"cannot remove active mds.{info.name} rank {info.rank}")
-    c.mon.pfs.erase(gid, 0, c.wall)  # no fencing: it holds nothing
-    c.mon._forget(gid)
+    c.mon.remove_mds_gid(gid, c.wall)  # no fencing: it holds nothing
     return 0, f"removed mds gid {gid}", ""

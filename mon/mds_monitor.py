@@ -2,24 +2,30 @@
 
 Inputs are beacons, ticks and commands, each with the time as plain numbers: `now` from a
 monotonic clock for intervals, `wall` (seconds since the epoch) for displayed stamps. Every entry
-point works on a pending copy of the maps and commits it before it returns; what the trio shell
-must do about it (persist, then publish, then reply) is queued in `outbox`.
+point (`handle_beacon`, `tick`, `osd_boot`, and `commands.run`) opens one proposal with
+`propose`, which commits it before the call returns, and returns its `Effects`: the reply and
+what the trio shell must do about the commit (persist, then publish, then reply).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import structlog
 
-from common import states
-from common.config import Config, resolve_for
+from common import render, states
+from common.config import Config
 from common.fsmap import FS_CLUSTER_ID_NONE, FSMap, MDSInfo
 from common.health import HealthCheck, fs_health_checks
 from common.messages import Beacon, BeaconAck
 from common.osdmap import OSDMap
+from mon import osd_monitor
+from mon import rank_filling as rf
+from mon.beacon_times import BeaconTimes
+from mon.config_monitor import ConfigMonitor
 from mon.health_monitor import HealthLog
-from mon.rank_filling import RankFilling
+from mon.proposal import Effects, Proposal, log_cluster
 
 log = structlog.get_logger("mon")
 
@@ -29,31 +35,7 @@ FIRST_GID = 4100
 MAX_TICKS_PER_COMMIT = 50
 
 
-@dataclass
-class BeaconStamp:
-    stamp: float
-    seq: int
-
-
-@dataclass
-class Outbox:
-    """What the last call changed. The shell persists maps before it replies or publishes."""
-
-    fsmaps: list[FSMap] = field(default_factory=list)  # every FSMap committed, in epoch order
-    osdmap: OSDMap | None = None
-    config: bool = False
-    clog: list[tuple[float, str, str]] = field(default_factory=list)  # (wall, level, message)
-
-    @property
-    def fsmap(self) -> FSMap | None:
-        """The newest FSMap committed, if any."""
-        return self.fsmaps[-1] if self.fsmaps else None
-
-    def __bool__(self) -> bool:
-        return bool(self.fsmaps or self.osdmap or self.config or self.clog)
-
-
-class MDSMonitor(RankFilling):
+class MDSMonitor:
     def __init__(
         self,
         config: Config,
@@ -67,46 +49,73 @@ class MDSMonitor(RankFilling):
         self.fsmap = fsmap or FSMap()
         self.osdmap = osdmap or OSDMap()
         self.next_gid = next_gid
-        self.config_db: dict[str, dict[str, str]] = config_db or {}
-        self.last_beacon: dict[int, BeaconStamp] = {}
+        self.configs = ConfigMonitor(config, config_db)
+        self.beacons = BeaconTimes(now)
         self.daemon_health: dict[int, list] = {}
         self.metadata: dict[int, dict] = {}
-        # on_restart (T1): a (re)started leader knows no beacon times and starts a new quorum.
-        self.last_tick = now
-        self.quorum_since = now
-        self._pfs: FSMap | None = None
-        self._posd: OSDMap | None = None
-        self._pclog: list[tuple[float, str, str]] = []  # logged with the pending proposal
-        self.outbox = Outbox()
+        self._proposal: Proposal | None = None  # open while a call builds one
+        self._effects: Effects | None = None  # what that call returns
         self.health_log = HealthLog(self.health_checks())
 
     # -- options (read on use, so `config set` applies at once)
     def opt(self, name: str):
         return self.config.get(name)
 
-    def apply_config(self) -> None:
-        """The config database's values for this mon take effect at once."""
-        self.config.set_runtime(resolve_for(self.config_db, self.config.name))
+    @property
+    def config_db(self) -> dict[str, dict[str, str]]:
+        return self.configs.db
 
-    # -- pending maps (the proposal being built) and commit
+    def config_set(self, who: str, name: str, value: str) -> None:
+        """`config set`: applied at once, stored and published with the open proposal."""
+        effects = self._open()[1]
+        self.configs.set(who, name, value)
+        effects.config = True
+
+    def config_rm(self, who: str, name: str) -> None:
+        effects = self._open()[1]
+        effects.config = self.configs.rm(who, name) or effects.config
+
+    # -- proposals: every entry point opens one, commits it, and returns its Effects
+    @contextmanager
+    def propose(self, now: float, wall: float) -> Iterator[Effects]:
+        """Open a proposal. When the block ends it is committed, with the ticks T0 runs after
+        each FSMap commit, into the Effects yielded; if the block raises, nothing of it is
+        kept (its pending maps and cluster-log lines are dropped)."""
+        if self._proposal is not None:
+            raise RuntimeError("a proposal is already open")
+        effects = self._effects = Effects()
+        self._proposal = Proposal(self.fsmap, self.osdmap)
+        try:
+            yield effects
+            self._commit(now, wall)
+            for fsmap in effects.fsmaps:  # on_active logs each committed map, at DBG
+                effects.clog.append((wall, "DBG", f"fsmap {render.mds_stat_plain(fsmap)}"))
+        finally:
+            self._proposal = self._effects = None
+
+    def _open(self) -> tuple[Proposal, Effects]:
+        if self._proposal is None or self._effects is None:
+            raise RuntimeError("no proposal open (use MDSMonitor.propose)")
+        return self._proposal, self._effects
+
     @property
     def pfs(self) -> FSMap:
-        if self._pfs is None:
-            self._pfs = self.fsmap.copy()
-            self._pfs.epoch += 1
-        return self._pfs
+        """The pending FSMap of the open proposal, to change (Ceph's pending_fsmap)."""
+        return self._open()[0].fsmap
 
     @property
     def posd(self) -> OSDMap:
-        if self._posd is None:
-            self._posd = self.osdmap.copy()
-            self._posd.epoch += 1
-        return self._posd
+        """The pending OSDMap of the open proposal, to change."""
+        return self._open()[0].osdmap
 
     @property
     def view(self) -> FSMap:
-        """The newest map: pending if a proposal is under way, else committed."""
-        return self._pfs if self._pfs is not None else self.fsmap
+        """The newest FSMap: pending if a proposal changed it, else committed."""
+        return self._proposal.fs_view if self._proposal is not None else self.fsmap
+
+    @property
+    def view_osd(self) -> OSDMap:
+        return self._proposal.osd_view if self._proposal is not None else self.osdmap
 
     def _commit(self, now: float, wall: float) -> None:
         """Commit the proposal being built. Then, as Ceph's PaxosService::_active runs the
@@ -118,49 +127,33 @@ class MDSMonitor(RankFilling):
         for _ in range(MAX_TICKS_PER_COMMIT):
             if not fs_committed:
                 return
+            self._proposal = Proposal(self.fsmap, self.osdmap)
             self._tick(now, wall)
             fs_committed = self._commit_proposal(now, wall)
         log.error("ticks after a commit keep proposing; waiting for the periodic tick")
 
     def _commit_proposal(self, now: float, wall: float) -> bool:
         """Commit one proposal, with the health changes it makes; True if it held an FSMap."""
-        fs_committed = self._pfs is not None
-        if self._pfs is not None:
-            self._pfs.sanity()
-            self.fsmap = self._pfs
-            self.outbox.fsmaps.append(self.fsmap)
-            self._pfs = None
-        if self._posd is not None:
-            self.osdmap = self._posd
-            self.outbox.osdmap = self.osdmap
-            self._posd = None
-        self.outbox.clog += self._pclog
-        self._pclog = []
+        proposal, effects = self._open()
+        self._proposal = None
+        pending_fs, pending_osd = proposal.pending_fsmap, proposal.pending_osdmap
+        if pending_fs is not None:
+            pending_fs.sanity()
+            self.fsmap = pending_fs
+            effects.fsmaps.append(pending_fs)
+        if pending_osd is not None:
+            self.osdmap = effects.osdmap = pending_osd
+        effects.clog += proposal.clog_lines
         # Ceph logs health changes as each proposal encodes its checks (log_health)
         period = self.opt("mon_health_log_update_period")
         for level, message in self.health_log.update(self.health_checks(), now, period):
-            self._log_cluster(level, message)
-            self.outbox.clog.append((wall, level, message))
-        return fs_committed
-
-    def _abort(self) -> None:
-        self._pfs = self._posd = None
-        self._pclog = []
-
-    def take_outbox(self) -> Outbox:
-        out, self.outbox = self.outbox, Outbox()
-        return out
+            log_cluster(level, message)
+            effects.clog.append((wall, level, message))
+        return pending_fs is not None
 
     def clog(self, wall: float, level: str, message: str) -> None:
-        """Cluster log, published with the proposal being built (dropped if it aborts)."""
-        self._pclog.append((wall, level, message))
-        self._log_cluster(level, message)
-
-    @staticmethod
-    def _log_cluster(level: str, message: str) -> None:
-        # `level` is structlog's own key; the cluster log's priority goes under `prio`
-        {"DBG": log.debug, "INF": log.info, "WRN": log.warning, "ERR": log.error}.get(
-            level, log.info)("cluster log", channel="cluster", prio=level, msg=message)
+        """Cluster log, published with the open proposal (dropped if it aborts)."""
+        self._open()[0].clog(wall, level, message)
 
     def allocate_gid(self) -> int:
         gid = self.next_gid
@@ -168,8 +161,16 @@ class MDSMonitor(RankFilling):
         return gid
 
     def note_gid(self, gid: int) -> None:
-        """A daemon reconnecting with a gid from an earlier session keeps it."""
         self.next_gid = max(self.next_gid, gid + 1)
+
+    def session_gid(self, entity: str, global_id: int) -> int:
+        """The gid of a new session (given at `hello`): an MDS reconnecting with the gid of an
+        earlier session keeps it, so a restarted mon sees the same daemons; anyone else gets
+        a new one. The shell persists `next_gid` before it answers."""
+        if global_id > 0 and entity.startswith("mds."):
+            self.note_gid(global_id)
+            return global_id
+        return self.allocate_gid()
 
     # -- fencing (F1)
     def blocklist(self, addr: str, wall: float, duration: float | None = None) -> int:
@@ -189,9 +190,14 @@ class MDSMonitor(RankFilling):
         self._forget(gid)
         return info
 
+    def remove_mds_gid(self, gid: int, wall: float) -> None:
+        """`mds rm` (A7): erase a daemon that holds no rank, with no fencing."""
+        self.pfs.erase(gid, 0, wall)
+        self._forget(gid)
+
     def _forget(self, gid: int) -> None:
         """A daemon left the map: drop its beacon stamp, health and metadata (F1)."""
-        self.last_beacon.pop(gid, None)
+        self.beacons.forget(gid)
         self.daemon_health.pop(gid, None)
         self.metadata.pop(gid, None)
 
@@ -200,15 +206,12 @@ class MDSMonitor(RankFilling):
         return fs.fscid if fs else FS_CLUSTER_ID_NONE
 
     # -- beacons (M2–M7)
-    def handle_beacon(self, b: Beacon, now: float, wall: float) -> BeaconAck | None:
-        """Return the reply to send, or None to drop the beacon silently (M2)."""
-        try:
-            reply = self._handle_beacon(b, now, wall)
-            self._commit(now, wall)
-            return reply
-        except BaseException:
-            self._abort()
-            raise
+    def handle_beacon(self, b: Beacon, now: float, wall: float) -> Effects:
+        """The reply in the Effects is the BeaconAck to send, or None to drop the beacon
+        silently (M2)."""
+        with self.propose(now, wall) as effects:
+            effects.reply = self._handle_beacon(b, now, wall)
+        return effects
 
     def _null(self, b: Beacon) -> BeaconAck:
         return BeaconAck(seq=b.seq, state=b.state, version=0, null_map=True)
@@ -235,7 +238,7 @@ class MDSMonitor(RankFilling):
             return self._null(b)
         if b.state == states.BOOT or info.state_seq > b.seq:  # M2
             return None
-        self.last_beacon[gid] = BeaconStamp(now, b.seq)
+        self.beacons.note(gid, now, b.seq)
         if b.version != self.fsmap.effective_epoch(gid):  # M4: has not seen the latest map
             return self._ack(b, gid)
         join_fscid = self._fscid_for(b.fs)
@@ -270,7 +273,7 @@ class MDSMonitor(RankFilling):
             standby_replay=b.standby_replay,
         )
         p.insert(info)
-        self.last_beacon[b.global_id] = BeaconStamp(now, b.seq)
+        self.beacons.note(b.global_id, now, b.seq)
         self.metadata[b.global_id] = dict(b.sys_info, addr=b.addr, name=b.name)
         self.daemon_health[b.global_id] = list(b.health)
         log.info("mds boot", name=b.name, gid=b.global_id, addr=b.addr)
@@ -362,59 +365,36 @@ class MDSMonitor(RankFilling):
             fs.damaged.add(rank)
 
     # -- tick (T0–T7)
-    def tick(self, now: float, wall: float) -> None:
-        try:
+    def tick(self, now: float, wall: float) -> Effects:
+        with self.propose(now, wall) as effects:
             self._tick(now, wall)
-            self._commit(now, wall)
-        except BaseException:
-            self._abort()
-            raise
+        return effects
 
     def _tick(self, now: float, wall: float) -> None:
         grace = self.opt("mds_beacon_grace")
         interval = self.opt("mds_beacon_interval")
-        # T1: a leader that could not tick for a while must not punish the daemons for it.
-        if self.last_tick is not None and now - self.last_tick > grace - interval:
-            log.info(
-                f"resetting beacon timeouts due to mon delay (slow election?) of "
-                f"{now - self.last_tick:.3f} seconds"
-            )
-            for st in self.last_beacon.values():
-                st.stamp = now
-        self.last_tick = now
+        self.beacons.tick(now, grace, interval)  # T1
         # T0 step 1: standby_count_wanted -1 becomes 1 once there is something to count.
         view = self.view
         for fs in list(view.filesystems.values()):
             if fs.standby_count_wanted == -1 and fs.ranks_in_state(states.ACTIVE):
                 if len(view.standby_daemons) + len(fs.followers()) > 0:
                     self.pfs.filesystems[fs.fscid].standby_count_wanted = 1
-        # T2: every daemon in the map has a beacon stamp; forget the ones that left.
-        for gid in list(self.last_beacon):
-            if not self.view.gid_exists(gid):
-                del self.last_beacon[gid]
-        for gid in self.view.mds_roles:
-            self.last_beacon.setdefault(gid, BeaconStamp(now, 0))
+        self.beacons.sync(self.view.mds_roles, now)  # T2
         self._check_health(now, wall, grace, interval)
         self._rebalance_affinity(wall)
+        proposal, force = self._open()[0], self.opt("mon_force_standby_active")
         for fscid in sorted(self.view.filesystems):
-            self._maybe_resize(fscid, wall)
+            rf.resize(proposal, fscid, force, wall)
         for fscid in sorted(self.view.filesystems):
-            self._maybe_promote_standby(fscid, wall)
+            rf.promote_standbys(proposal, fscid, force, wall)
         self._expire_blocklist(wall)
 
     def _check_health(self, now: float, wall: float, grace: float, interval: float) -> None:
-        down_grace = self.opt("mds_beacon_mon_down_grace")
-        new_quorum = now - self.quorum_since < down_grace
-        latest = max((st.stamp for st in self.last_beacon.values()), default=now)
-        may_replace = now - latest < max(interval, grace * 0.5)  # T4
+        late, may_replace = self.beacons.overdue(  # T3, T4
+            now, grace, interval, self.opt("mds_beacon_mon_down_grace"))
         to_remove: list[int] = []
-        for gid, st in sorted(self.last_beacon.items()):
-            since = now - st.stamp
-            if since < grace:
-                continue
-            if new_quorum and since < down_grace:  # T3
-                log.debug("deferring removal for mds_beacon_mon_down_grace", gid=gid)
-                continue
+        for gid, since in late:
             info = self.view.info(gid)
             if info is None:
                 continue
@@ -441,7 +421,8 @@ class MDSMonitor(RankFilling):
             self.fail_mds_gid(gid, wall)
         else:
             fs = p.fs_of(gid)
-            repl = self._replacement(fs, info.rank) if fs.joinable else None
+            force = self.opt("mon_force_standby_active")
+            repl = rf.replacement(p, fs, info.rank, force) if fs.joinable else None
             if repl is None:
                 return  # stays laggy, holding its rank, until a standby appears
             self._replace(info, repl, wall)
@@ -463,14 +444,33 @@ class MDSMonitor(RankFilling):
         self.fail_mds_gid(info.gid, wall)
         self.pfs.promote(repl.gid, self.pfs.filesystems[fscid], info.rank, wall)
 
+    def _rebalance_affinity(self, wall: float) -> None:
+        """T7: at most one daemon per fs is replaced by a standby with better affinity."""
+        force = self.opt("mon_force_standby_active")
+        for fscid in sorted(self.view.filesystems):
+            swap = rf.low_affinity_swap(self.view, self.view.filesystems[fscid], force)
+            if swap is None:
+                continue
+            info, cand = swap
+            follower = info.state == states.STANDBY_REPLAY
+            kind = "standby-replay" if follower else "active"
+            self.clog(wall, "INF", f"Dropping low affinity {kind} daemon mds.{info.name} in "
+                                   f"favor of higher affinity standby.")
+            if follower:
+                self.fail_mds_gid(info.gid, wall)  # S6 assigns the better one below
+            else:
+                self._replace(info, cand, wall)
+
     def _expire_blocklist(self, wall: float) -> None:
         expired = [a for a, t in self.view_osd.blocklist.items() if t <= wall]
         for addr in expired:
             del self.posd.blocklist[addr]
 
-    @property
-    def view_osd(self) -> OSDMap:
-        return self._posd if self._posd is not None else self.osdmap
+    # -- the OSD side
+    def osd_boot(self, osd_id: int, addr: str, now: float, wall: float) -> Effects:
+        with self.propose(now, wall) as effects:
+            osd_monitor.prepare_boot(self._open()[0], osd_id, addr, wall)
+        return effects
 
     # -- health (H1–H6, H8)
     def health_checks(self) -> dict[str, HealthCheck]:

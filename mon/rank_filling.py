@@ -1,7 +1,10 @@
-"""Who takes which rank, sans-IO: the repairs one monitor tick makes (S4–S6, X1–X3, T7).
+"""Who takes which rank, sans-IO: the repairs of a monitor tick (S4–S6, X1–X3, T7).
 
-A mixin of `MDSMonitor` (mon/mds_monitor.py), split off by idea: it reads the maps through
-`view`, changes the pending FSMap `pfs` and logs with `clog`, like the rest of the tick.
+Plain functions, called by `MDSMonitor`'s tick with the option `mon_force_standby_active`
+(`force`). The choices (`replacement`, `follower_candidate`, `low_affinity_swap`) read a map
+and change nothing; `resize` and `promote_standbys` apply theirs to the open `Proposal`,
+reading the map again after each change. A swap (T7) fails a daemon, which only the monitor
+can do (fencing, beacon stamps), so the monitor applies it.
 """
 
 from __future__ import annotations
@@ -9,127 +12,109 @@ from __future__ import annotations
 import structlog
 
 from common import states
-from common.fsmap import FS_CLUSTER_ID_NONE, MAX_MDS, MDSInfo, MDSMap
+from common.fsmap import FS_CLUSTER_ID_NONE, MAX_MDS, FSMap, MDSInfo, MDSMap
+from mon.proposal import Proposal
 
 log = structlog.get_logger("mon")
 
 
-class RankFilling:
-    def _replacement(self, fs: MDSMap, rank: int) -> MDSInfo | None:
-        return self.view.find_replacement_for(fs, rank, self.opt("mon_force_standby_active"))
+def replacement(view: FSMap, fs: MDSMap, rank: int, force: bool) -> MDSInfo | None:
+    """S1: who would take `rank` now."""
+    return view.find_replacement_for(fs, rank, force)
 
-    def _follower_candidate(self, fs: MDSMap, rank: int) -> MDSInfo | None:
-        """Who would start following `rank` now (S6). Seed 001's legacy `mds_standby_replay`
-        daemons follow the rank they are aimed at, or any rank of their fs, even without
-        allow_standby_replay; with the flag, any other available standby may follow too."""
-        view = self.view
-        aimed = loose = None
-        for gid in sorted(view.standby_daemons):
-            info = view.standby_daemons[gid]
-            if not info.standby_replay or info.laggy or info.frozen:
-                continue
-            if view.legacy_aims_at(info, fs, rank):
-                aimed = aimed or info
-            elif not info.legacy_targeted and info.affinity in (FS_CLUSTER_ID_NONE, fs.fscid):
-                loose = loose or info
-        if aimed or loose or not fs.allow_standby_replay:
-            return aimed or loose
-        return view.get_available_standby(
-            fs, rank, self.opt("mon_force_standby_active"), usable=lambda i: not i.standby_replay
-        )
 
-    def _rebalance_affinity(self, wall: float) -> None:
-        """T7: at most one daemon per fs is replaced by a standby with better affinity."""
-        for fscid in sorted(self.view.filesystems):
-            fs = self.view.filesystems[fscid]
-            if not fs.joinable or not fs.is_resizeable():
-                continue
-            for gid in sorted(fs.mds_info):
-                info = fs.mds_info[gid]
-                if info.affinity == fscid or info.frozen:
-                    continue
-                follower = info.state == states.STANDBY_REPLAY
-                if follower:
-                    cand = self._follower_candidate(fs, info.rank)
-                else:
-                    cand = self._replacement(fs, info.rank)
-                if cand is None:
-                    break
-                if info.affinity == FS_CLUSTER_ID_NONE:
-                    better = cand.affinity == fscid
-                else:
-                    better = cand.affinity in (fscid, FS_CLUSTER_ID_NONE)
-                if not better:
-                    continue
-                kind = "standby-replay" if follower else "active"
-                self.clog(
-                    wall, "INF",
-                    f"Dropping low affinity {kind} daemon mds.{info.name} in favor of "
-                    f"higher affinity standby.",
-                )
-                if follower:
-                    self.fail_mds_gid(gid, wall)  # S6 assigns the better one below
-                else:
-                    self._replace(info, cand, wall)
-                break
+def follower_candidate(view: FSMap, fs: MDSMap, rank: int, force: bool) -> MDSInfo | None:
+    """Who would start following `rank` now (S6). Seed 001's legacy `mds_standby_replay`
+    daemons follow the rank they are aimed at, or any rank of their fs, even without
+    allow_standby_replay; with the flag, any other available standby may follow too."""
+    aimed = loose = None
+    for gid in sorted(view.standby_daemons):
+        info = view.standby_daemons[gid]
+        if not info.standby_replay or info.laggy or info.frozen:
+            continue
+        if view.legacy_aims_at(info, fs, rank):
+            aimed = aimed or info
+        elif not info.legacy_targeted and info.affinity in (FS_CLUSTER_ID_NONE, fs.fscid):
+            loose = loose or info
+    if aimed or loose or not fs.allow_standby_replay:
+        return aimed or loose
+    return view.get_available_standby(fs, rank, force, usable=lambda i: not i.standby_replay)
 
-    def _maybe_resize(self, fscid: int, wall: float) -> None:
-        """X1–X3: one rank more or one rank fewer per tick."""
-        committed = self.fsmap.filesystems.get(fscid)
-        fs = self.view.filesystems[fscid]
-        if committed is None or not committed.is_resizeable() or not fs.is_resizeable():
+
+def low_affinity_swap(view: FSMap, fs: MDSMap, force: bool) -> tuple[MDSInfo, MDSInfo] | None:
+    """T7: the first daemon of `fs` (by gid) that a standby with better affinity should
+    replace, and that standby; at most one per fs and tick."""
+    if not fs.joinable or not fs.is_resizeable():
+        return None
+    for gid in sorted(fs.mds_info):
+        info = fs.mds_info[gid]
+        if info.affinity == fs.fscid or info.frozen:
+            continue
+        if info.state == states.STANDBY_REPLAY:
+            cand = follower_candidate(view, fs, info.rank, force)
+        else:
+            cand = replacement(view, fs, info.rank, force)
+        if cand is None:
+            return None
+        if info.affinity == FS_CLUSTER_ID_NONE:
+            better = cand.affinity == fs.fscid
+        else:
+            better = cand.affinity in (fs.fscid, FS_CLUSTER_ID_NONE)
+        if better:
+            return info, cand
+    return None
+
+
+def resize(p: Proposal, fscid: int, force: bool, wall: float) -> None:
+    """X1–X3: one rank more or one rank fewer per tick, only while both the committed and the
+    pending map of the fs are resizeable."""
+    committed = p.committed_fsmap.filesystems.get(fscid)
+    fs = p.fs_view.filesystems[fscid]
+    if committed is None or not committed.is_resizeable() or not fs.is_resizeable():
+        return
+    if len(fs.in_) < fs.max_mds and fs.joinable:
+        rank = min(set(range(MAX_MDS)) - fs.in_)
+        repl = replacement(p.fs_view, fs, rank, force)
+        if repl is None:
             return
-        num_in = len(fs.in_)
-        if num_in < fs.max_mds and fs.joinable:
-            rank = min(set(range(MAX_MDS)) - fs.in_)
-            repl = self._replacement(fs, rank)
-            if repl is None:
-                return
-            fs = self.pfs.filesystems[fscid]
-            self.pfs.promote(repl.gid, fs, rank, wall)
-            self.clog(
-                wall, "INF",
-                f"daemon mds.{repl.name} assigned to filesystem {fs.fs_name} as rank {rank} "
-                f"(now has {len(fs.in_)} ranks)",
-            )
-        elif num_in > fs.max_mds:
-            rank = max(fs.in_)
-            holder = fs.holder(rank)
-            if holder is not None and holder.state == states.ACTIVE:
-                m = self.pfs.modify_daemon(holder.gid, wall)
-                m.state = states.STOPPING
-                self.clog(wall, "INF", f"stopping daemon mds.{holder.name}")
-            else:
-                log.debug(f"skipping stop of {rank}")
+        fs = p.fsmap.filesystems[fscid]
+        p.fsmap.promote(repl.gid, fs, rank, wall)
+        p.clog(wall, "INF", f"daemon mds.{repl.name} assigned to filesystem {fs.fs_name} as "
+                            f"rank {rank} (now has {len(fs.in_)} ranks)")
+    elif len(fs.in_) > fs.max_mds:
+        holder = fs.holder(max(fs.in_))
+        if holder is not None and holder.state == states.ACTIVE:
+            p.fsmap.modify_daemon(holder.gid, wall).state = states.STOPPING
+            p.clog(wall, "INF", f"stopping daemon mds.{holder.name}")
+        else:
+            log.debug(f"skipping stop of {max(fs.in_)}")
 
-    def _maybe_promote_standby(self, fscid: int, wall: float) -> None:
-        """S4 (fill failed ranks) and S6 (assign standby-replay followers)."""
-        fs = self.view.filesystems[fscid]
-        if not fs.joinable:
-            return
-        for rank in sorted(fs.failed):
-            repl = self._replacement(self.view.filesystems[fscid], rank)
-            if repl is None:
-                continue
-            self.pfs.promote(repl.gid, self.pfs.filesystems[fscid], rank, wall)
-            self.clog(
-                wall, "INF",
-                f"Standby daemon mds.{repl.name} assigned to filesystem {fs.fs_name} as rank {rank}",
-            )
-        fs = self.view.filesystems[fscid]
-        if not fs.is_resizeable():
-            return
-        self._assign_followers(fscid, wall)
 
-    def _assign_followers(self, fscid: int, wall: float) -> None:
-        """S6: one follower for each followable rank, lowest rank first."""
-        while True:
-            fs = self.view.filesystems[fscid]
-            for rank in sorted(fs.in_):
-                cand = self._follower_candidate(fs, rank) if fs.is_followable(rank) else None
-                if cand is not None:
-                    fs = self.pfs.filesystems[fscid]
-                    self.pfs.assign_standby_replay(cand.gid, fs, rank, wall)
-                    break
-            else:
-                return
+def promote_standbys(p: Proposal, fscid: int, force: bool, wall: float) -> None:
+    """S4 (fill failed ranks), then S6 (one follower for each followable rank, lowest rank
+    first), on a joinable fs."""
+    fs = p.fs_view.filesystems[fscid]
+    if not fs.joinable:
+        return
+    for rank in sorted(fs.failed):
+        repl = replacement(p.fs_view, p.fs_view.filesystems[fscid], rank, force)
+        if repl is None:
+            continue
+        p.fsmap.promote(repl.gid, p.fsmap.filesystems[fscid], rank, wall)
+        p.clog(wall, "INF", f"Standby daemon mds.{repl.name} assigned to filesystem "
+                            f"{fs.fs_name} as rank {rank}")
+    if not p.fs_view.filesystems[fscid].is_resizeable():
+        return
+    while (found := _next_follower(p.fs_view, p.fs_view.filesystems[fscid], force)):
+        rank, cand = found
+        p.fsmap.assign_standby_replay(cand.gid, p.fsmap.filesystems[fscid], rank, wall)
+
+
+def _next_follower(view: FSMap, fs: MDSMap, force: bool) -> tuple[int, MDSInfo] | None:
+    """S6: the lowest followable rank with a candidate follower, and that candidate."""
+    for rank in sorted(fs.in_):
+        if fs.is_followable(rank):
+            cand = follower_candidate(view, fs, rank, force)
+            if cand is not None:
+                return rank, cand
+    return None

@@ -13,9 +13,7 @@ import uuid
 import structlog
 import trio
 
-from common import config as cfg
 from common import messages as m
-from common import render
 from common.auth import read_keyring_key
 from common.config import Config
 from common.fsmap import FSMap
@@ -28,8 +26,9 @@ from common.net import (
     parse_hostport,
 )
 from common.osdmap import OSDMap
-from mon import commands, osd_monitor
+from mon import commands
 from mon.mds_monitor import FIRST_GID, MDSMonitor
+from mon.proposal import Effects
 from mon.stats import DaemonStats
 from mon.store import MonStore
 
@@ -87,14 +86,11 @@ class MonServer:
         config_db = self.store.get("config_db", {})
         self.core = MDSMonitor(self.config, fsmap, osdmap, self.store.get("next_gid", FIRST_GID),
                                config_db, now=now)
-        self._apply_own_config()
+        self.core.configs.apply()
         recent = self.store.recent_log(1)
         self.log_seq = recent[0]["seq"] if recent else 0
         self.fsid = self.store.get("fsid")
         log.info("mon store loaded", fsmap_epoch=fsmap.epoch, osdmap_epoch=osdmap.epoch)
-
-    def _apply_own_config(self) -> None:
-        self.config.set_runtime(cfg.resolve_for(self.core.config_db, self.name))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self._open()
@@ -115,25 +111,25 @@ class MonServer:
     async def _tick_loop(self) -> None:
         while True:
             await trio.sleep(self.config.get("mon_tick_interval"))
-            self.core.tick(trio.current_time(), time.time())
-            self._flush()
+            self.carry_out(self.core.tick(trio.current_time(), time.time()))
 
-    # -- commit, then publish
-    def _flush(self) -> None:
-        out = self.core.take_outbox()
-        if not out:
-            return
-        for fsmap in out.fsmaps:  # on_active logs each committed map
-            out.clog.append((time.time(), "DBG", f"fsmap {render.mds_stat_plain(fsmap)}"))
+    # -- commit, then publish, then reply
+    def carry_out(self, out: Effects):
+        """Persist what a call into the core committed, publish it, and return the reply to
+        send: the one way from a core's Effects to the wire."""
+        if out.changed:
+            self._persist_and_publish(out)
+        return out.reply
+
+    def _persist_and_publish(self, out: Effects) -> None:
         entries = []
         for wall, level, message in out.clog:
             self.log_seq += 1
             entries.append({"seq": self.log_seq, "stamp": wall, "who": self.name,
                             "level": level, "message": message})
         kv = {"next_gid": self.core.next_gid}
-        if out.config:
+        if out.config:  # the core has applied it already
             kv["config_db"] = self.core.config_db
-            self._apply_own_config()
         self.store.commit(fsmaps=out.fsmaps, osdmap=out.osdmap, kv=kv, log=entries)
         wires = [m.FSMapMsg(fsmap=f.to_wire()) for f in out.fsmaps]
         for s in list(self.sessions):
@@ -148,7 +144,7 @@ class MonServer:
                 s.queue(m.LogMsg(entries=entries))
 
     def _config_for(self, s: Session) -> m.ConfigMsg:
-        return m.ConfigMsg(values=cfg.resolve_for(self.core.config_db, s.entity))
+        return m.ConfigMsg(values=self.core.configs.values_for(s.entity))
 
     # -- connections
     async def _handle(self, stream: trio.SocketStream) -> None:
@@ -194,11 +190,7 @@ class MonServer:
                             reason=break_reason[1])
                 await conn.send(m.Error(code=break_reason[0], message=break_reason[1]))
                 return None
-            if hello.global_id > 0 and hello.entity.startswith("mds."):
-                gid = hello.global_id
-                self.core.note_gid(gid)
-            else:
-                gid = self.core.allocate_gid()
+            gid = self.core.session_gid(hello.entity, hello.global_id)
             self.store.commit(kv={"next_gid": self.core.next_gid})
             await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name))
             log.debug("session opened", peer=conn.peer, entity=hello.entity, gid=gid)
@@ -229,26 +221,23 @@ class MonServer:
                     raise ProtocolError(
                         f"beacon for gid {msg.global_id} on the session of {session.entity} "
                         f"(gid {session.gid})")
-                reply = self.core.handle_beacon(msg, now, wall)
+                reply = self.carry_out(self.core.handle_beacon(msg, now, wall))
                 if msg.stats:
                     self.stats.note(msg.global_id, now, msg.stats)
-                self._flush()
                 if reply is not None:
                     session.queue(reply)
             elif isinstance(msg, m.OSDBoot):
                 if not session.entity.startswith("osd."):
                     raise ProtocolError(f"osd_boot from {session.entity}")
-                osd_monitor.osd_boot(self.core, msg.osd_id, msg.addr, now, wall)
-                self._flush()
+                self.carry_out(self.core.osd_boot(msg.osd_id, msg.addr, now, wall))
             elif isinstance(msg, m.Subscribe):
                 self._subscribe(session, msg)
             elif isinstance(msg, m.LogMsg):
                 self._daemon_log(session, msg)
             elif isinstance(msg, m.Command):
-                rc, outs, outb = commands.run(
+                rc, outs, outb = self.carry_out(commands.run(
                     self.core, msg.args, msg.format, session.entity, now, wall,
-                    history=self.store.fsmap_at, extra=self._command_extra(now))
-                self._flush()
+                    history=self.store.fsmap_at, extra=self._command_extra(now)))
                 session.queue(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
             else:
                 raise ProtocolError(f"unexpected message {msg.TYPE} from {session.entity}")

@@ -25,6 +25,7 @@ from common.messages import Beacon, BeaconAck
 from common.osdmap import OSDMap
 from mon import commands
 from mon.mds_monitor import MDSMonitor
+from mon.proposal import Effects
 
 WALL0 = 1_700_000_000.0  # wall clock at t = 0
 
@@ -85,6 +86,7 @@ class Cluster:
         self.daemons: dict[str, SimMDS] = {}
         self.clog: list[tuple[str, str]] = []  # (level, message)
         self.maps: list[FSMap] = []  # every FSMap committed, in order
+        self.last_effects: Effects | None = None  # what the last call into the core returned
         self.next_tick = self.t
         self.urgent: list[SimMDS] = []
         self.replies: list[tuple[str, BeaconAck | None]] = []
@@ -113,8 +115,7 @@ class Cluster:
                     self._send(d)
             if self.next_tick <= self.t:
                 self.next_tick = self.t + self.opt("mon_tick_interval")
-                self.mon.tick(self.t, self.wall)
-                self._after()
+                self._after(self.mon.tick(self.t, self.wall))
         self.t = end
 
     def until(self, pred, within: float = 120.0, step: float = 1.0) -> float:
@@ -128,8 +129,7 @@ class Cluster:
 
     def tick(self) -> None:
         """A mon tick right now (besides the periodic ones)."""
-        self.mon.tick(self.t, self.wall)
-        self._after()
+        self._after(self.mon.tick(self.t, self.wall))
 
     # -- daemons
     def add(self, name: str, fs: str = "", hold=(), **legacy) -> SimMDS:
@@ -204,17 +204,15 @@ class Cluster:
         d = self.daemons[name]
         d.seq += 1
         b = dataclasses.replace(self._beacon(d), **fields)
-        reply = self.mon.handle_beacon(b, self.t, self.wall)
-        self._after()
-        return reply
+        return self._after(self.mon.handle_beacon(b, self.t, self.wall))
 
     def _send(self, d: SimMDS) -> BeaconAck | None:
         d.seq += 1
         d.last_sent = self.t
         gid = d.gid
-        reply = self.mon.handle_beacon(self._beacon(d), self.t, self.wall)
-        self.replies.append((d.name, reply))
-        self._after()
+        effects = self.mon.handle_beacon(self._beacon(d), self.t, self.wall)
+        self.replies.append((d.name, effects.reply))
+        reply = self._after(effects)
         if (reply is not None and reply.null_map and d.gid == gid and d.alive
                 and d.want != states.DNE):
             self._respawn(d)  # B8 (the null map)
@@ -238,9 +236,11 @@ class Cluster:
             if states.DRIVER.get(want) == "mds":  # B3: a request goes out at once
                 self.urgent.append(d)
 
-    def _after(self) -> None:
-        out = self.mon.take_outbox()
-        self.clog += [(level, msg) for _, level, msg in out.clog]
+    def _after(self, out: Effects):
+        """Publish what a call into the core committed, as the shell does; return its reply."""
+        self.last_effects = out
+        # the DBG "fsmap e..." line of each commit is left out: self.maps has the maps
+        self.clog += [(level, msg) for _, level, msg in out.clog if level != "DBG"]
         self.maps += out.fsmaps
         if out.fsmap is not None:
             self.check_invariants()
@@ -249,6 +249,7 @@ class Cluster:
                     if d.alive and not d.paused:
                         self._see(d, fsmap)
         self._drain()
+        return out.reply
 
     def _drain(self) -> None:
         if self._draining:
@@ -287,9 +288,7 @@ class Cluster:
 
     # -- observations
     def cmd(self, *args: str, fmt: str = "plain", who: str = "client.admin"):
-        res = commands.run(self.mon, list(args), fmt, who, self.t, self.wall)
-        self._after()
-        return res
+        return self._after(commands.run(self.mon, list(args), fmt, who, self.t, self.wall))
 
     def json(self, *args: str):
         rc, outs, outb = self.cmd(*args, fmt="json")
@@ -333,7 +332,7 @@ class Cluster:
         return msgs
 
     def dump_plain(self) -> str:
-        return commands.run(self.mon, ["fs", "dump"], "plain")[2]
+        return commands.run(self.mon, ["fs", "dump"], "plain").reply[2]
 
     # -- common set-ups
     def new_fs(self, name: str = "cephfs", *extra: str) -> None:

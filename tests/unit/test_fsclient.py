@@ -199,9 +199,9 @@ class FakeMDS:
 def publish(c: Cluster, change) -> None:
     """Change the monitor's pending FSMap, commit and publish it."""
     core = c.mon.core
-    change(core, core.pfs, time.time())
-    core._commit(trio.current_time(), time.time())
-    c.mon._flush()
+    with core.propose(trio.current_time(), time.time()) as effects:
+        change(core, core.pfs, time.time())
+    c.mon.carry_out(effects)
 
 
 def make_holder(c: Cluster, fake: FakeMDS, state: int = states.ACTIVE) -> None:

@@ -10,11 +10,12 @@ from tests.unit.monsim import Cluster, healthy
 def test_M3_unknown_gid_gets_null_map() -> None:
     c = healthy("a", "b")
     epoch = c.mon.fsmap.epoch
-    reply = c.mon.handle_beacon(
+    effects = c.mon.handle_beacon(
         Beacon(global_id=9999, name="ghost", state=states.ACTIVE, seq=7, version=3,
                addr="10.9.9.9:6800/1"), c.t, c.wall)
+    reply = effects.reply
     assert reply is not None and reply.null_map and reply.seq == 7
-    assert c.mon.fsmap.epoch == epoch and not c.mon.take_outbox()
+    assert c.mon.fsmap.epoch == epoch and not effects.changed
 
 
 def test_M3_unknown_gid_booting_joins_as_standby() -> None:

@@ -406,8 +406,8 @@ def test_unknown_commands_and_formats() -> None:
     c = Cluster()
     assert c.cmd("fs", "frobnicate")[0] == -errno.EINVAL
     assert c.cmd("nonsense")[0] == -errno.EINVAL
-    assert commands.run(c.mon, ["fs", "ls"], "xml")[0] == -errno.EINVAL
-    assert commands.run(c.mon, ["fs", 3], "plain")[0] == -errno.EINVAL
+    assert commands.run(c.mon, ["fs", "ls"], "xml").reply[0] == -errno.EINVAL
+    assert commands.run(c.mon, ["fs", 3], "plain").reply[0] == -errno.EINVAL
 
 
 def test_a_failing_command_leaves_no_pending_proposal(monkeypatch) -> None:
@@ -443,12 +443,12 @@ def test_osd_dump_and_pool_ls_show_the_fs_pools():
     from mon.mds_monitor import MDSMonitor
 
     mon = MDSMonitor(Config("mon.a"))
-    assert commands.run(mon, ["fs", "new", "cephfs", "meta", "data"])[0] == 0
-    rc, outs, out = commands.run(mon, ["osd", "dump"], "json")
+    assert commands.run(mon, ["fs", "new", "cephfs", "meta", "data"]).reply[0] == 0
+    rc, outs, out = commands.run(mon, ["osd", "dump"], "json").reply
     d = json.loads(out)
     assert rc == 0 and [p["pool_name"] for p in d["pools"]] == ["meta", "data"]
-    assert commands.run(mon, ["osd", "pool", "ls"])[2] == "meta\ndata"
-    assert commands.run(mon, ["osd", "pool", "frob"])[0] == -22
+    assert commands.run(mon, ["osd", "pool", "ls"]).reply[2] == "meta\ndata"
+    assert commands.run(mon, ["osd", "pool", "frob"]).reply[0] == -22
 
 
 def test_O5_fs_status_of_an_unknown_fs() -> None:
@@ -615,7 +615,7 @@ def test_fs_dump_epoch_history_is_trimmed_to_mon_max_mdsmap_epochs(tmp_path) -> 
         assert [e for e in range(1, 9) if store.fsmap_at(e)] == [5, 6, 7, 8]  # 8 and 3 more
         c.mon.fsmap = store.latest_fsmap()
         for epoch, rc in (("4", -errno.ENOENT), ("5", 0), ("9", -errno.ENOENT)):
-            res = commands.run(c.mon, ["fs", "dump", epoch], history=store.fsmap_at)
+            res = commands.run(c.mon, ["fs", "dump", epoch], history=store.fsmap_at).reply
             assert res[:2] == ((rc, f"dumped fsmap epoch {epoch}") if rc == 0 else (rc, ""))
     finally:
         store.close()

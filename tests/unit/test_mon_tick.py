@@ -285,5 +285,4 @@ def test_T0_a_tick_that_proposes_nothing_ends_the_chain() -> None:
     before = len(c.maps)
     assert c.cmd("fs", "set", "cephfs", "session_timeout", "61")[0] == 0
     assert len(c.maps) == before + 1
-    c.mon.tick(c.t, c.wall)  # nothing to do: no proposal at all
-    assert not c.mon.take_outbox()
+    assert not c.mon.tick(c.t, c.wall).changed  # nothing to do: no proposal at all
