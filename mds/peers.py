@@ -4,7 +4,6 @@ subtrees over (X4). The decisions are in `mds.subtree`; this is the trio layer."
 
 from __future__ import annotations
 
-import contextlib
 import errno
 
 import structlog
@@ -49,9 +48,10 @@ class SubtreePeers:
             if msg.op == "resolve":
                 return 0, {"imports": data.imports_from(int(a["from"]))}
             if msg.op == "pin":
-                with contextlib.suppress(FSError):  # our copy of the inode shows the new pin
-                    data.ns.resolve(str(a["path"])).xattrs[subtree.PIN_XATTR] = \
-                        str(int(a["target"]))
+                # Our copy of the inode shows the new pin, durably (journaled here too).
+                if not await self._data_io(data.journal_pin(str(a["path"]),
+                                                            str(int(a["target"])))):
+                    return -errno.EAGAIN, {}
                 self.nursery.start_soon(self._apply_pin, str(a["path"]), int(a["target"]),
                                         int(a["from"]))
                 return 0, {}
@@ -128,11 +128,10 @@ class SubtreePeers:
             return
         if not node.is_dir:
             return
-        if node.ino in data.ns.exported:  # the contents are elsewhere: their holder moves them
-            holder = data.ns.exported[node.ino]
-            if holder != target:
-                await self._peer_call(holder, "pin", {"path": path, "target": target,
-                                                      "from": self.sm.rank})
+        if node.ino in data.ns.exported:  # the contents are elsewhere: their holder moves
+            # them, and its copy of the inode shows the pin (journaled there) even if it stays
+            await self._peer_call(data.ns.exported[node.ino], "pin",
+                                  {"path": path, "target": target, "from": self.sm.rank})
             return
         if target < 0:
             if node.ino in data.ns.auth_roots and parent_rank != self.sm.rank:

@@ -188,6 +188,23 @@ class RankData:
             waiter = self._enqueue(ev)
         await self._journal(waiter)
 
+    async def journal_pin(self, path: str, value: str) -> bool:
+        """A pin set through the rank holding the inode (its parent's), on a directory whose
+        contents we hold: our copy of the inode changes too, journaled, so that a replay (or
+        the next ESubtreeMap's chain) keeps it. False: we have no such directory."""
+        async with self.lock:
+            try:
+                node = self.ns.resolve(path)
+            except FSError:
+                return False
+            ev = {"t": j.EUPDATE, "op": "setattr", "ino": node.ino,
+                  "dir": self.ns.parent[node.ino], "attrs": {},
+                  "xattrs": {subtree.PIN_XATTR: value}, "stamp": node.ctime}
+            self.ns.apply(ev)
+            waiter = self._enqueue(ev)
+        await self._journal(waiter)
+        return True
+
     def imports_from(self, rank: int) -> list[list]:
         return [[ino, v[1]] for ino, v in sorted(self.ns.imported.items()) if v[0] == rank]
 

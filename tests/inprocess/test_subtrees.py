@@ -3,12 +3,14 @@ a failed rank's subtrees waiting while the others serve, up:resolve, and shrinki
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import trio
 
 from client.fsclient import FSClient
 from common import states
-from mds import subtree
+from mds import admin, subtree
 from tests.inprocess.harness import Cluster, cephfs_cluster
 from tests.inprocess.test_sessions import StateLog
 
@@ -119,3 +121,30 @@ async def test_default_spread_of_top_level_directories(cluster, autojump_clock):
         await fs.create("/one/f")
         await fs.create("/left/f")
     assert _holds(c, 0, "/left")
+
+
+def _subtrees(c: Cluster, rank: int) -> dict[str, dict]:
+    """`tell mds.<rank> get subtrees`, by path."""
+    out = admin.run(["get", "subtrees"], "json", _daemon(c, rank), trio.current_time())
+    assert out[0] == 0, out
+    return {s["dir"]["path"]: s for s in json.loads(out[2])}
+
+
+async def test_a_relayed_pin_is_durable_on_the_rank_holding_the_subtree(cluster,
+                                                                        autojump_clock):
+    """The pin is set through rank 0 (the inode's auth) and relayed to rank 1 (holding the
+    contents); rank 1 journals it, so its replacement still shows it after replay."""
+    c = cluster
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await _pinned_tree(c, fs)
+        assert _subtrees(c, 1)["/r1"]["export_pin"] == 1
+        await fs.setattr("/r1", xattrs={subtree.PIN_XATTR: "2"})  # no rank 2: it stays
+        await c.wait_for(lambda: _subtrees(c, 1)["/r1"]["export_pin"] == 2,
+                         what="rank 1 to show the relayed pin")
+        victim = c.holder_name(rank=1)
+        c.mds[victim].kill()
+        await c.wait_for(lambda: c.holder_name(rank=1) not in (None, victim),
+                         what="rank 1 replaced")
+        sub = _subtrees(c, 1)["/r1"]
+        assert sub["is_auth"] and sub["export_pin"] == 2
+        assert len(await fs.ls("/r1")) == 40
