@@ -12,7 +12,7 @@ import trio
 from common import messages as m
 from common import states
 from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
-from mds import subtree
+from mds import subtree, xrank
 from mds.namespace import ROOT_INO, FSError
 from mds.rankdata import Damaged, Fenced
 from osd.client import OSDError
@@ -46,7 +46,29 @@ class SubtreePeers:
                 self.nursery.start_soon(self._enforce_pins, ev)
                 return 0, {}
             if msg.op == "resolve":
-                return 0, {"imports": data.imports_from(int(a["from"]))}
+                xids = [str(x) for x in a.get("prepared", [])]
+                for x in xids:  # an operation we are master of still in flight: its outcome
+                    if x in data.xinflight:
+                        await data.xinflight[x].wait()
+                return 0, {"imports": data.imports_from(int(a["from"])),
+                           "committed": xrank.decide(data.ns, xids),
+                           "prepared": xrank.prepared_for(data.ns, int(a["from"]))}
+            if msg.op == "xprep":  # we are the witness of a cross-rank operation
+                if self.state not in (states.ACTIVE, states.CLIENTREPLAY):
+                    return -errno.EAGAIN, {}
+                try:
+                    reply = await data.xrank_prepare(int(a["from"]), str(a["id"]), a["req"])
+                except xrank.Forward as f:
+                    return -errno.EREMOTE, {"forward": f.rank}
+                except FSError as e:
+                    return -e.code, {"error": str(e)}
+                except (Fenced, Damaged, OSDError) as e:
+                    self._respawn(str(e))
+                    return -errno.EAGAIN, {}
+                return 0, reply
+            if msg.op == "xfinish":
+                ok = await self._data_io(data.xrank_finish(str(a["id"]), bool(a["commit"])))
+                return (0 if ok else -errno.EAGAIN), {}
             if msg.op == "pin":
                 # Our copy of the inode shows the new pin, durably (journaled here too).
                 if not await self._data_io(data.journal_pin(str(a["path"]),
@@ -80,6 +102,72 @@ class SubtreePeers:
             log.info("peer did not answer", rank=rank, op=op, error=str(e) or type(e).__name__)
             return None
         return reply if isinstance(reply, m.MDSPeerReply) else None
+
+    # -- cross-rank operations (mds.xrank): the master's side
+    async def _xrank_master(self, reqid: str, op: str, args: dict, plan: dict,
+                            oldest: int) -> tuple[int, dict, str]:
+        """Ask the witness to prepare, journal our EUpdate, tell the witness to commit.
+        The caller (RankData) holds our directories locked meanwhile."""
+        data = self.data
+        self._export_seq += 1
+        xid = f"{self.gid}.x{self._export_seq}"
+        witness = plan["witness"]
+        done = data.xinflight[xid] = trio.Event()
+        try:
+            for _ in range(4):  # the witness may name the rank that holds the source
+                reply = await self._peer_call(witness, "xprep", {
+                    "id": xid, "from": self.sm.rank, "req": plan["req"]})
+                forward = reply.result.get("forward") if reply is not None and \
+                    reply.rc == -errno.EREMOTE else None
+                if not isinstance(forward, int) or forward == self.sm.rank:
+                    break
+                witness = plan["witness"] = forward
+            if reply is None or reply.rc == -errno.EREMOTE:
+                # It may have prepared before it went: it rolls back (now, or in resolve).
+                self.nursery.start_soon(self._xfinish, data, witness, xid, False)
+                return -errno.EAGAIN, {}, f"mds rank {witness} did not answer; retry"
+            if reply.rc != 0:
+                return reply.rc, {}, str(reply.result.get("error", ""))
+            log.info("cross-rank operation prepared", id=xid, op=op, witness=witness)
+            result = await data.xrank_commit(op, args, plan, reply.result, xid, reqid, oldest)
+        finally:
+            done.set()
+            data.xinflight.pop(xid, None)
+        # The witness commits before the client hears: a read there next sees the change.
+        if not await self._xfinish_once(data, witness, xid, True):
+            self.nursery.start_soon(self._xfinish, data, witness, xid, True)
+        return 0, result, ""
+
+    async def _xfinish_once(self, data, rank: int, xid: str, commit: bool) -> bool:
+        reply = await self._peer_call(rank, "xfinish", {"id": xid, "commit": commit})
+        if reply is None or reply.rc != 0:
+            return False
+        if commit:
+            await self._data_io(data.xrank_committed(xid))
+        return True
+
+    async def _xfinish(self, data, rank: int, xid: str, commit: bool) -> None:
+        """Tell the witness the outcome until it has heard it (idempotent there)."""
+        backoff = 0.05
+        while data is self.data and self.respawn_reason is None:
+            if await self._xfinish_once(data, rank, xid, commit):
+                return
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    async def _xrank_resolve(self, rank: int, result: dict) -> bool:
+        """up:resolve with `rank`: settle the operations between us from both journals."""
+        data = self.data
+        committed = set(result.get("committed", []))
+        for xid in xrank.prepared_for(data.ns, rank):  # we were the witness: it decided
+            if not await self._data_io(data.xrank_finish(xid, xid in committed)):
+                return False
+        theirs = [(x, x in data.ns.xmaster) for x in result.get("prepared", [])]
+        ours = [(x, True) for x, w in sorted(data.ns.xmaster.items()) if w == rank]
+        for xid, commit in dict(theirs + ours).items():  # we are the master: we decide
+            if not await self._xfinish_once(data, rank, xid, commit):
+                self.nursery.start_soon(self._xfinish, data, rank, xid, commit)
+        return True
 
     async def export_subtree(self, root: int, target: int) -> bool:
         """Hand the subtree at `root` to rank `target`: freeze, flush, send until the
@@ -186,12 +274,16 @@ class SubtreePeers:
                 info = fs.holder(rank)
                 if rank in asked or info is None or info.state not in REPLAYED:
                     continue
-                reply = await self._peer_call(rank, "resolve", {"from": self.sm.rank})
+                reply = await self._peer_call(rank, "resolve", {
+                    "from": self.sm.rank,
+                    "prepared": xrank.prepared_for(self.data.ns, rank)})
                 if reply is not None and reply.rc == 0:
                     for ino, export_id in reply.result.get("imports", []):
                         if not await self._data_io(
                                 self.data.forget_exported(ino, rank, export_id)):
                             return
+                    if not await self._xrank_resolve(rank, reply.result):
+                        return
                     asked.add(rank)
             if all(r in asked for r in others):
                 break

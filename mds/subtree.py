@@ -63,27 +63,16 @@ def _key_dirs(op: str, args: dict) -> list[list[str]]:
 
 def route(ns: Namespace, op: str, args: dict) -> tuple[int, str] | None:
     """None: this rank serves the request. Else (rank, subtree root): forward it there.
-    Raises FSError for what no rank can do (EXDEV: a rename across ranks; EBUSY: removing a
-    subtree root whose contents another rank holds)."""
+    A rename is served by the rank holding the destination's directory (the master of a
+    cross-rank rename, mds.xrank), as Ceph's client sends it to the destination's auth."""
     for key in ("src", "dst") if op == "rename" else ("path",):
         if not isinstance(args.get(key), str):
             raise FSError(errno.EINVAL, f"'{key}' must be a string")
     if op not in ("readdir", "rename") and not split(args["path"]):
         return None if ns.rank == 0 else (0, "/")  # the root inode itself: rank 0
-    owners = [owner(ns, parts) for parts in _key_dirs(op, args)]
-    remote = [o for o in owners if o[0] != ns.rank]
-    if remote:
-        if len(owners) == 2 and owners[0][0] != owners[1][0]:
-            raise FSError(errno.EXDEV, "rename across subtrees of different ranks")
-        return remote[0]
-    if op in ("rmdir", "rename"):
-        for key in ("path", "src", "dst"):
-            node = _lookup(ns, args.get(key))
-            if node is not None and node.ino in ns.exported:
-                raise FSError(errno.EBUSY if op == "rmdir" else errno.EXDEV,
-                              f"{args[key]} is a subtree root held by mds rank "
-                              f"{ns.exported[node.ino]}")
-    return None
+    keys = _key_dirs(op, args)
+    rank, decided = owner(ns, keys[-1])  # a rename: the destination's directory
+    return None if rank == ns.rank else (rank, decided)
 
 
 def _lookup(ns: Namespace, path: str | None) -> Inode | None:
@@ -161,7 +150,8 @@ def subtree_map(ns: Namespace) -> dict:
     return {"auth": [[r, chain(ns, r) if r != ROOT_INO else []] for r in sorted(ns.auth_roots)
                      if r in ns.inodes],
             "exported": sorted([k, v] for k, v in ns.exported.items()),
-            "imported": sorted([k, v] for k, v in ns.imported.items())}
+            "imported": sorted([k, v] for k, v in ns.imported.items()),
+            "xpeer": ns.xpeer, "xmaster": ns.xmaster}  # mds.xrank, carried across segments
 
 
 def _graft_chain(ns: Namespace, links: list[list]) -> None:
@@ -205,6 +195,8 @@ def apply(ns: Namespace, ev: dict) -> None:
         ns.auth_roots = {r for r, _ in ev["auth"]}
         ns.exported = {int(k): v for k, v in ev["exported"]}
         ns.imported = {int(k): list(v) for k, v in ev["imported"]}
+        ns.xpeer = dict(ev.get("xpeer", {}))
+        ns.xmaster = dict(ev.get("xmaster", {}))
     elif t == EIMPORT:
         root = ev["root"]
         _graft_chain(ns, ev["chain"])

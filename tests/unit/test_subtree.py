@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import errno
-
-import pytest
-
 from mds import subtree
-from mds.namespace import ROOT_INO, FSError, Namespace, ino_range
+from mds.namespace import ROOT_INO, Namespace, ino_range
 
 
 def _ns0() -> Namespace:
@@ -49,17 +45,6 @@ def test_export_moves_contents_and_requests_are_forwarded():
     assert subtree.route(ns1, "create", {"path": "/a/b/g"}) is None
     assert subtree.route(ns1, "create", {"path": "/c/h"}) == (0, "/")
     assert subtree.route(ns1, "getattr", {"path": "/"}) == (0, "/")
-
-
-def test_cross_rank_rename_and_removing_an_exported_root_are_refused():
-    ns0, ns1 = _ns0(), Namespace(rank=1)
-    _move(ns0, ns1, "/a")
-    with pytest.raises(FSError) as e:
-        subtree.route(ns0, "rename", {"src": "/c/g", "dst": "/a/g"})
-    assert e.value.code == errno.EXDEV
-    with pytest.raises(FSError) as e:
-        subtree.route(ns0, "rmdir", {"path": "/a"})
-    assert e.value.code == errno.EBUSY
 
 
 def test_import_back_merges_into_the_parents_subtree():
