@@ -86,12 +86,19 @@ def plan(ns: Namespace, op: str, args: dict, now: float) -> dict | None:
         return {"witness": s_rank, "locks": [dparent.ino],
                 "req": dict(dst, kind="rename", src=args["src"])}
     src = ns.resolve(args["src"])
-    if not src.is_dir or src.ino not in ns.exported:
+    # The directory's contents, or subtrees beneath it, held by another rank: its copy of
+    # the directory (a subtree root, or a stub above one) moves too.
+    others = {r for d, r in ns.exported.items() if subtree.under(ns, d, {src.ino})} - {ns.rank}
+    if not src.is_dir or not others:
         return None  # all ours: a local rename
+    if len(others) > 1:
+        raise FSError(errno.EXDEV, f"{args['src']} has subtrees held by several other ranks")
     ns.prepare("rename", args, 0.0)  # the usual checks (into itself, replaced...)
+    witness = others.pop()
     sparent = ns.parent[src.ino]
-    return {"witness": ns.exported[src.ino], "locks": sorted({dparent.ino, sparent}),
-            "req": dict(dst, kind="relink", ino=src.ino, src=args["src"])}
+    return {"witness": witness, "locks": sorted({dparent.ino, sparent}),
+            "req": dict(dst, kind="relink", ino=src.ino, src=args["src"],
+                        keep=ns.exported.get(src.ino) == witness)}
 
 
 def _parent(ns: Namespace, path: str) -> tuple[Inode, str]:
@@ -126,7 +133,7 @@ def master_event(ns: Namespace, op: str, args: dict, p: dict, reply: dict, xid: 
     if req["kind"] == "relink":  # our dentry moves; the contents stay with the witness
         ino = req["ino"]
         ev.update(sparent=ns.parent[ino], sname=ns.dname[ino], ino=ino,
-                  inode=ns.inodes[ino].to_wire(), contents=witness)
+                  inode=ns.inodes[ino].to_wire(), contents=ns.exported.get(ino, ns.rank))
     else:
         ev.update(ino=reply["inode"]["ino"], inode=reply["inode"],
                   contents=reply.get("contents"))
@@ -162,11 +169,13 @@ def prepare(ns: Namespace, master: int, xid: str, req: dict, locked: set[int],
 
 def _prepare_rename(ns: Namespace, master: int, req: dict) -> tuple[dict, list[int], dict]:
     dst = {k: req[k] for k in ("dparent", "dname", "chain", "stamp")}
-    if req["kind"] == "relink":  # the master holds the dentry; we hold the contents
-        ino = int(req["ino"])
-        if ino not in ns.auth_roots:
+    if req["kind"] == "relink":  # the master holds the dentry; we hold what is beneath
+        ino, keep = int(req["ino"]), bool(req["keep"])
+        below = _held_below(ns, ino)
+        if ino not in ns.inodes or (keep and ino not in ns.auth_roots) or \
+                (not keep and not below):
             raise FSError(errno.EAGAIN, f"{req.get('src')} is not held here (moving?)")
-        return dict(dst, kind="rename", ino=ino, keep=True), [ino], {}
+        return dict(dst, kind="rename", ino=ino, keep=keep), [ino] if keep else below, {}
     sparts = split(req["src"])
     holder = subtree.owner(ns, sparts[:-1])[0]
     if holder != ns.rank:
@@ -283,18 +292,27 @@ def _apply_rename_in(ns: Namespace, ev: dict) -> None:
             ns.exported[ino] = contents
 
 
+def _held_below(ns: Namespace, ino: int) -> list[int]:
+    """Our subtree roots beneath directory `ino` (not `ino` itself)."""
+    return sorted(r for r in ns.auth_roots if r != ino and subtree.under(ns, r, {ino}))
+
+
 def _apply_change(ns: Namespace, c: dict) -> None:
     """The witness's side, at COMMIT."""
     ino = c["ino"]
     if c["kind"] == "rmdir":
         subtree._forget(ns, ino)
         return
+    if ino not in ns.inodes:
+        return
+    below = _held_below(ns, ino)
     if c.get("sparent") is not None:
         ns._unlink(c["sparent"], c["sname"], ino, c["stamp"])
-    if not c["keep"] or ino not in ns.inodes:
+    if not c["keep"] and not below:
         subtree._forget(ns, ino)
         return
-    # Our contents stay: the directory is now a subtree root of ours under its new name.
+    # Our contents stay (a subtree root of ours under its new name), or subtrees of ours
+    # beneath it do (it stays as a stub above them, at its new place).
     subtree._graft_chain(ns, c["chain"])
     if c["dparent"] in ns.dentries:
         occupant = ns.dentries[c["dparent"]].get(c["dname"])
@@ -302,4 +320,5 @@ def _apply_change(ns: Namespace, c: dict) -> None:
             subtree._forget(ns, occupant)  # a stale stub of what the rename replaced
             ns.dentries[c["dparent"]].pop(c["dname"], None)
         ns._link(c["dparent"], c["dname"], ino, c["stamp"])
-    ns.auth_roots.add(ino)
+    if c["keep"]:
+        ns.auth_roots.add(ino)

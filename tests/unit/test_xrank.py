@@ -214,3 +214,29 @@ def test_routing_sends_a_rename_to_the_destinations_rank():
     assert subtree.route(r1.ns, "rename", {"src": "/c/g", "dst": "/a/g"}) is None
     assert xrank.plan(r0.ns, "rename", {"src": "/c/g", "dst": "/d/g"}, 1.0) is None  # local
     assert xrank.plan(r0.ns, "rmdir", {"path": "/c"}, 1.0) is None
+
+
+def test_a_rank_holding_subtrees_beneath_a_renamed_directory_moves_its_stub():
+    """Rank 1 holds /d/e; renaming /d (rank 0's, locally or to rank 1's /a) moves rank 1's
+    stub of /d too, so that both ranks still agree on who holds /…/d/e (no forward loop)."""
+    r0, r1 = _cluster()
+    ranks = _ranks(r0, r1)
+    e = r0.ns.resolve("/d/e").ino
+    r1.ns.apply(subtree.import_event(subtree.snapshot(r0.ns, e), 0, "x.2"))
+    r0.ns.apply({"t": subtree.EEXPORT, "root": e, "to": 1, "export_id": "x.2"})
+    r0.base, r1.base = r0.ns.to_wire(), r1.ns.to_wire()
+    plan = xrank.plan(r0.ns, "rename", {"src": "/d", "dst": "/z"}, 1.0)
+    assert plan["witness"] == 1 and plan["req"]["keep"] is False
+    for _ in _steps(r0, r1, 0, 1, "rename", {"src": "/d", "dst": "/z"}):
+        pass
+    r0.crash()
+    r1.crash()
+    assert r1.ns.path_of(e) == "/z/e" and ls(ranks, "/z/e") == ["f"]
+    assert subtree.route(r1.ns, "create", {"path": "/z/e/g"}) is None
+    assert subtree.route(r0.ns, "create", {"path": "/z/e/g"}) == (1, "/z/e")
+    for _ in _steps(r1, r0, 1, 0, "rename", {"src": "/z", "dst": "/a/z"}):
+        pass
+    assert ls(ranks, "/") == ["a", "c"] and ls(ranks, "/a/z/e") == ["f"]
+    assert subtree.route(r1.ns, "create", {"path": "/a/z/e/g"}) is None
+    assert subtree.route(r1.ns, "mkdir", {"path": "/a/z/k"}) == (0, "/a/z")
+    assert subtree.route(r0.ns, "mkdir", {"path": "/a/z/k"}) is None
