@@ -24,9 +24,10 @@ re-sends COMMIT for its `xmaster` ids. So an entry exists exactly once: never lo
 duplicated. Both tables are carried from segment to segment in the ESubtreeMap.
 
 A directory renamed to another rank keeps its contents where they are (a new subtree root of
-their holder), as Ceph's dirfrags stay with their auth. Left out: a third rank (the renamed
-directory's contents held by neither side), and replacing a directory another rank holds:
-both EXDEV.
+their holder), as Ceph's dirfrags stay with their auth; a rank holding subtrees beneath a
+renamed directory moves its stub of it (a witness too); a rename over an empty directory
+another rank holds asks that rank to see it empty. Left out: an operation that would need
+two witnesses (three ranks involved) is refused with EXDEV.
 """
 
 from __future__ import annotations
@@ -74,31 +75,37 @@ def plan(ns: Namespace, op: str, args: dict, now: float) -> dict | None:
         raise FSError(errno.EBUSY, "/")
     s_rank = subtree.owner(ns, sparts[:-1])[0]
     replaced = ns.dentries[dparent.ino].get(dname)
-    if replaced is not None and replaced in ns.exported:
-        raise _exdev(ns, replaced, args["dst"])
+    # A directory replaced whose contents another rank holds: that rank must see it empty.
+    drop_at = ns.exported.get(replaced) if replaced is not None else None
     dst = {"dparent": dparent.ino, "dname": dname, "chain": subtree.chain(ns, dparent.ino),
-           "stamp": now,
-           "ancestors": _ancestors(ns, dparent.ino), "replaced": replaced}
+           "stamp": now, "ancestors": _ancestors(ns, dparent.ino), "replaced": replaced}
     if replaced is not None:
         old = ns.inodes[replaced]
         dst.update(dst_dir=old.is_dir, dst_empty=not ns.dentries.get(replaced))
     if s_rank != ns.rank:  # the source's dentry is another rank's: it is the witness
+        if drop_at not in (None, s_rank):
+            raise FSError(errno.EXDEV, f"{args['dst']} and {args['src']} are held by two "
+                                       f"other ranks")
         return {"witness": s_rank, "locks": [dparent.ino],
-                "req": dict(dst, kind="rename", src=args["src"])}
+                "req": dict(dst, kind="rename", src=args["src"],
+                            drop=replaced if drop_at is not None else None)}
     src = ns.resolve(args["src"])
     # The directory's contents, or subtrees beneath it, held by another rank: its copy of
     # the directory (a subtree root, or a stub above one) moves too.
-    others = {r for d, r in ns.exported.items() if subtree.under(ns, d, {src.ino})} - {ns.rank}
-    if not src.is_dir or not others:
+    below = {r for d, r in ns.exported.items() if src.is_dir and subtree.under(ns, d, {src.ino})}
+    others = (below | {drop_at}) - {ns.rank, None}
+    if not others or src.ino == replaced:
         return None  # all ours: a local rename
     if len(others) > 1:
-        raise FSError(errno.EXDEV, f"{args['src']} has subtrees held by several other ranks")
+        raise FSError(errno.EXDEV, f"{args['src']} or {args['dst']} involve several other "
+                                   f"ranks")
     ns.prepare("rename", args, 0.0)  # the usual checks (into itself, replaced...)
     witness = others.pop()
     sparent = ns.parent[src.ino]
     return {"witness": witness, "locks": sorted({dparent.ino, sparent}),
             "req": dict(dst, kind="relink", ino=src.ino, src=args["src"],
-                        keep=ns.exported.get(src.ino) == witness)}
+                        move=witness in below, keep=ns.exported.get(src.ino) == witness,
+                        drop=replaced if drop_at is not None else None)}
 
 
 def _parent(ns: Namespace, path: str) -> tuple[Inode, str]:
@@ -158,6 +165,14 @@ def prepare(ns: Namespace, master: int, xid: str, req: dict, locked: set[int],
         locks, reply = [ino], {}
     elif kind in ("rename", "relink"):
         change, locks, reply = _prepare_rename(ns, master, req)
+        if req.get("drop") is not None:  # the directory the rename replaces: empty here?
+            drop = int(req["drop"])
+            if drop not in ns.auth_roots:
+                raise FSError(errno.EAGAIN, "the replaced directory is not held here (moving?)")
+            if ns.dentries.get(drop):
+                raise FSError(errno.ENOTEMPTY, "destination is not empty")
+            change["drop"] = drop
+            locks = locks + [drop]
     else:
         raise FSError(errno.EINVAL, f"unknown cross-rank operation {kind!r}")
     if any(subtree.under(ns, i, frozen) for i in locks) or set(locks) & locked:
@@ -169,6 +184,8 @@ def prepare(ns: Namespace, master: int, xid: str, req: dict, locked: set[int],
 
 def _prepare_rename(ns: Namespace, master: int, req: dict) -> tuple[dict, list[int], dict]:
     dst = {k: req[k] for k in ("dparent", "dname", "chain", "stamp")}
+    if req["kind"] == "relink" and not req.get("move", True):  # only what it replaces
+        return dict(dst, kind="rename", ino=None, keep=False), [], {}
     if req["kind"] == "relink":  # the master holds the dentry; we hold what is beneath
         ino, keep = int(req["ino"]), bool(req["keep"])
         below = _held_below(ns, ino)
@@ -237,8 +254,8 @@ def dirty(ev: dict) -> set[int]:
     if ev.get("t") != EPEERUPDATE or ev.get("phase") != COMMIT:
         return set()
     c = ev["change"]
-    return {c["sparent"]} if c.get("sparent") is not None else \
-        ({c["ino"]} if c["kind"] == "rmdir" else set())
+    out = {c[k] for k in ("sparent", "drop") if c.get(k) is not None}
+    return out | ({c["ino"]} if c["kind"] == "rmdir" else set())
 
 
 # -- applying the events (live and replay)
@@ -256,7 +273,7 @@ def apply(ns: Namespace, ev: dict) -> None:
     elif ev.get("op") == "xrmdir":
         ns._unlink(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
         if ns.parent.get(ev["ino"]) == ev["parent"]:
-            subtree._forget(ns, ev["ino"])
+            _drop(ns, ev["ino"])
         ns.exported.pop(ev["ino"], None)
         ns.xmaster[ev["id"]] = ev["witness"]
     elif ev.get("op") == "xrename":
@@ -276,10 +293,12 @@ def _apply_rename_in(ns: Namespace, ev: dict) -> None:
     ns.inodes[ino] = node
     if node.is_dir:
         ns.dentries.setdefault(ino, {})
+    if ev["replaced"] is not None and ev["replaced"] != ino:
+        ns.exported.pop(ev["replaced"], None)
     if not ns._link(ev["dparent"], ev["dname"], ino, ev["stamp"], ev["replaced"]):
         linked = ns.dentries.get(ns.parent.get(ino), {}).get(ns.dname.get(ino)) == ino
         if not linked:  # superseded by later events (replay): it is gone
-            subtree._forget(ns, ino)
+            _drop(ns, ino)
             return
     node.ctime = max(node.ctime, ev["stamp"])
     if node.is_dir:
@@ -292,6 +311,14 @@ def _apply_rename_in(ns: Namespace, ev: dict) -> None:
             ns.exported[ino] = contents
 
 
+def _drop(ns: Namespace, ino: int) -> None:
+    """Forget an inode, what is beneath it, and the dentry naming it (a stub's too)."""
+    parent, name = ns.parent.get(ino), ns.dname.get(ino)
+    if ns.dentries.get(parent, {}).get(name) == ino:
+        del ns.dentries[parent][name]
+    subtree._forget(ns, ino)
+
+
 def _held_below(ns: Namespace, ino: int) -> list[int]:
     """Our subtree roots beneath directory `ino` (not `ino` itself)."""
     return sorted(r for r in ns.auth_roots if r != ino and subtree.under(ns, r, {ino}))
@@ -300,16 +327,18 @@ def _held_below(ns: Namespace, ino: int) -> list[int]:
 def _apply_change(ns: Namespace, c: dict) -> None:
     """The witness's side, at COMMIT."""
     ino = c["ino"]
+    if c.get("drop") is not None and c["drop"] in ns.inodes:
+        _drop(ns, c["drop"])  # the (empty) directory the rename replaced
     if c["kind"] == "rmdir":
-        subtree._forget(ns, ino)
+        _drop(ns, ino)
         return
-    if ino not in ns.inodes:
+    if ino is None or ino not in ns.inodes:
         return
     below = _held_below(ns, ino)
     if c.get("sparent") is not None:
         ns._unlink(c["sparent"], c["sname"], ino, c["stamp"])
     if not c["keep"] and not below:
-        subtree._forget(ns, ino)
+        _drop(ns, ino)
         return
     # Our contents stay (a subtree root of ours under its new name), or subtrees of ours
     # beneath it do (it stays as a stub above them, at its new place).
@@ -317,7 +346,7 @@ def _apply_change(ns: Namespace, c: dict) -> None:
     if c["dparent"] in ns.dentries:
         occupant = ns.dentries[c["dparent"]].get(c["dname"])
         if occupant is not None and occupant != ino:
-            subtree._forget(ns, occupant)  # a stale stub of what the rename replaced
+            _drop(ns, occupant)  # a stale stub of what the rename replaced
             ns.dentries[c["dparent"]].pop(c["dname"], None)
         ns._link(c["dparent"], c["dname"], ino, c["stamp"])
     if c["keep"]:

@@ -10,6 +10,8 @@ import pytest
 import trio
 
 from client.fsclient import FSClient, FSClientError
+from client.load import run_load
+from client.verify import read_history, verify
 from common import states
 from mds import admin, subtree
 from tests.inprocess.harness import Cluster, cephfs_cluster
@@ -265,3 +267,20 @@ async def test_a_crash_between_prepare_and_commit_leaves_the_entry_once(
             data = _daemon(c, rank).data
             assert data.ns.xpeer == {} and data.locked() == set()
         await c.wait_for(lambda: not _daemon(c, 1).data.ns.xmaster, what="ECommitted")
+
+
+async def test_load_with_renames_across_ranks_verifies(cluster, autojump_clock, tmp_path):
+    """--pin-ranks: each client's x is on the other rank; the load's renames in and out of it
+    cross ranks, and the checker finds every acknowledged one."""
+    c = cluster
+    history = str(tmp_path / "history.jsonl")
+    loaded = await run_load(_mon(c), 2, 4.0, history, seed=3, pin_ranks=True)
+    summary = await verify(_mon(c), history)
+    assert summary.violations == [], summary.text()
+    assert loaded.unknown == 0 and summary.acknowledged == loaded.acknowledged > 50
+    _, records = read_history(history)
+    crossing = [r for r in records if r["type"] == "complete" and r["op"] == "rename"
+                and r["result"] == "ok" and
+                ("/x/" in r["args"]["src"]) != ("/x/" in r["args"]["dst"])]
+    assert len(crossing) >= 3
+    assert _holds(c, 1, "/load/c0/x") and _holds(c, 0, "/load/c1/x")

@@ -240,3 +240,23 @@ def test_a_rank_holding_subtrees_beneath_a_renamed_directory_moves_its_stub():
     assert subtree.route(r1.ns, "create", {"path": "/a/z/e/g"}) is None
     assert subtree.route(r1.ns, "mkdir", {"path": "/a/z/k"}) == (0, "/a/z")
     assert subtree.route(r0.ns, "mkdir", {"path": "/a/z/k"}) is None
+
+
+def test_a_rename_over_an_empty_directory_another_rank_holds_asks_it():
+    r0, r1 = _cluster()
+    ranks = _ranks(r0, r1)
+    r0.ns.apply(r0.ns.prepare("mkdir", {"path": "/m"}, 3.0))
+    a, m = r0.ns.resolve("/a").ino, r0.ns.resolve("/m").ino
+    plan = xrank.plan(r0.ns, "rename", {"src": "/m", "dst": "/a"}, 4.0)
+    assert plan["witness"] == 1 and plan["req"]["drop"] == a
+    with pytest.raises(FSError) as e:  # rank 1 holds /a/b: not empty
+        xrank.prepare(r1.ns, 0, "x", plan["req"], set(), set())
+    assert e.value.code == errno.ENOTEMPTY
+    r1.ns.apply(r1.ns.prepare("rmdir", {"path": "/a/b"}, 3.0))
+    r0.base, r1.base = r0.ns.to_wire(), r1.ns.to_wire()
+    for _ in _steps(r0, r1, 0, 1, "rename", {"src": "/m", "dst": "/a"}):
+        pass
+    r0.crash()
+    r1.crash()
+    assert ls(ranks, "/") == ["a", "c", "d"] and r0.ns.resolve("/a").ino == m
+    assert r0.ns.exported == {} and r1.ns.auth_roots == set() and a not in r1.ns.inodes
