@@ -164,17 +164,29 @@ def _graft_chain(ns: Namespace, links: list[list]) -> None:
 
 def _prune(ns: Namespace, root: int, keep: frozenset[int] = frozenset()) -> None:
     """Forget a directory's contents (kept: the directory's own inode, and the subtrees
-    rooted at `keep`, which this rank holds itself)."""
-    for child in list(ns.dentries.get(root, {}).values()):
-        _forget(ns, child, keep)
-    ns.dentries[root] = {}
+    rooted at `keep`, which this rank holds itself, with the stubs on the way to them)."""
+    way: set[int] = set()
+    for k in keep:
+        ino = ns.parent.get(k)
+        while ino is not None and ino != root and ino not in way and ino != ROOT_INO:
+            way.add(ino)
+            ino = ns.parent.get(ino)
+    for name, child in list(ns.dentries.get(root, {}).items()):
+        _forget(ns, child, keep, frozenset(way))
+        if child not in keep and child not in way:
+            del ns.dentries[root][name]
 
 
-def _forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset()) -> None:
+def _forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset(),
+            way: frozenset[int] = frozenset()) -> None:
     if ino in keep:
         return
-    for child in list(ns.dentries.get(ino, {}).values()):
-        _forget(ns, child, keep)
+    for name, child in list(ns.dentries.get(ino, {}).items()):
+        _forget(ns, child, keep, way)
+        if ino in way and child not in keep and child not in way:
+            del ns.dentries[ino][name]
+    if ino in way:
+        return  # a stub above a subtree we keep: it stays, with only the way down
     ns.dentries.pop(ino, None)
     ns.inodes.pop(ino, None)
     ns.parent.pop(ino, None)
@@ -223,7 +235,9 @@ def apply(ns: Namespace, ev: dict) -> None:
         root = ev["root"]
         if root not in ns.inodes:
             return
-        _prune(ns, root)
+        # Subtrees beneath it that we hold ourselves (below one exported elsewhere) stay.
+        _prune(ns, root, frozenset(r for r in ns.auth_roots
+                                   if r != root and under(ns, r, {root})))
         ns.auth_roots.discard(root)
         ns.imported.pop(root, None)
         ns.exported[root] = ev["to"]

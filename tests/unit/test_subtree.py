@@ -89,3 +89,22 @@ def test_importing_a_parent_keeps_and_merges_the_subtrees_already_held():
     assert sorted(n for n, _ in ns0.readdir("/a/b")) == ["f"]
     assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
     assert subtree.holds(ns0, a) and subtree.holds(ns0, b)
+
+
+def test_exporting_a_parent_keeps_the_subtrees_held_beneath_an_exported_boundary():
+    """Rank 1 holds /a and, beneath /a/b (rank 0's), /a/b/x. Handing /a to rank 0 (e.g. it
+    stops, X4) must not forget /a/b/x: it goes on its own, later."""
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    ns0.apply(ns0.prepare("mkdir", {"path": "/a/b/x"}, 3.0))
+    _move(ns0, ns1, "/a", "x.1")
+    _move(ns1, ns0, "/a/b", "y.1")
+    ns0.apply(ns0.prepare("create", {"path": "/a/b/x/f"}, 3.0))
+    x = _move(ns0, ns1, "/a/b/x", "z.1")
+    _move(ns1, ns0, "/a", "w.1")
+    assert ns1.auth_roots == {x} and ns1.path_of(x) == "/a/b/x"
+    assert subtree.route(ns1, "create", {"path": "/a/b/x/g"}) is None
+    assert subtree.route(ns0, "create", {"path": "/a/b/x/g"}) == (1, "/a/b/x")
+    assert sorted(n for n, _ in ns1.readdir("/a/b/x")) == ["f"]
+    _move(ns1, ns0, "/a/b/x", "v.1")
+    assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
+    assert sorted(n for n, _ in ns0.readdir("/a/b/x")) == ["f"]
