@@ -301,6 +301,11 @@ class SubtreePeers:
                 while root in data.ns.auth_roots:
                     if not await self.export_subtree(root, 0):
                         await trio.sleep(0.2)
+            # Our cross-rank operations reach their witnesses before we go (bounded: a
+            # witness that is down learns the outcome in its own up:resolve).
+            with trio.move_on_after(2 * PEER_TIMEOUT):
+                while data.ns.xmaster or data.xinflight:
+                    await trio.sleep(0.05)
             await data.flush_all()
         log.info("stopping_done")
 
