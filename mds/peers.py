@@ -113,6 +113,7 @@ class SubtreePeers:
         xid = f"{self.gid}.x{self._export_seq}"
         witness = plan["witness"]
         done = data.xinflight[xid] = trio.Event()
+        result = None
         try:
             for _ in range(4):  # the witness may name the rank that holds the source
                 reply = await self._peer_call(witness, "xprep", {
@@ -123,8 +124,6 @@ class SubtreePeers:
                     break
                 witness = plan["witness"] = forward
             if reply is None or reply.rc == -errno.EREMOTE:
-                # It may have prepared before it went: it rolls back (now, or in resolve).
-                self.nursery.start_soon(self._xfinish, data, witness, xid, False)
                 return -errno.EAGAIN, {}, f"mds rank {witness} did not answer; retry"
             if reply.rc != 0:
                 return reply.rc, {}, str(reply.result.get("error", ""))
@@ -133,6 +132,10 @@ class SubtreePeers:
         finally:
             done.set()
             data.xinflight.pop(xid, None)
+            if result is None and xid not in data.ns.xmaster and self.respawn_reason is None:
+                # Not committed, and never will be: a witness that prepared (its answer
+                # may have been lost) rolls back, now or in its up:resolve.
+                self.nursery.start_soon(self._xfinish, data, witness, xid, False)
         # The witness commits before the client hears: a read there next sees the change.
         if not await self._xfinish_once(data, witness, xid, True):
             self.nursery.start_soon(self._xfinish, data, witness, xid, True)
