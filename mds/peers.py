@@ -220,9 +220,9 @@ class SubtreePeers:
         if not node.is_dir:
             return
         if node.ino in data.ns.exported:  # the contents are elsewhere: their holder moves
-            # them, and its copy of the inode shows the pin (journaled there) even if it stays
-            await self._peer_call(data.ns.exported[node.ino], "pin",
-                                  {"path": path, "target": target, "from": self.sm.rank})
+            # them, and its copy of the inode shows the pin (journaled there) even if it stays;
+            # a holder being replaced hears it once it is back
+            await self._relay_pin(data, node, target)
             return
         if target < 0:
             if node.ino in data.ns.auth_roots and parent_rank != self.sm.rank:
@@ -237,6 +237,18 @@ class SubtreePeers:
                      path=path, rank=target)
             return
         await self.export_subtree(node.ino, target)
+
+    async def _relay_pin(self, data, node, target: int) -> None:
+        backoff = 0.05
+        while data is self.data and self.respawn_reason is None and \
+                node.ino in data.ns.exported and \
+                valid_pin(pin := node.xattrs.get(subtree.PIN_XATTR)) and int(pin) == target:
+            reply = await self._peer_call(data.ns.exported[node.ino], "pin", {
+                "path": data.ns.path_of(node.ino), "target": target, "from": self.sm.rank})
+            if reply is not None and reply.rc == 0:
+                return
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
 
     async def _enforce_pins(self, ev: dict) -> None:
         """Pins travel with their directories: an imported directory pinned to another rank

@@ -284,3 +284,17 @@ async def test_load_with_renames_across_ranks_verifies(cluster, autojump_clock, 
                 ("/x/" in r["args"]["src"]) != ("/x/" in r["args"]["dst"])]
     assert len(crossing) >= 3
     assert _holds(c, 1, "/load/c0/x") and _holds(c, 0, "/load/c1/x")
+
+
+async def test_a_pin_set_while_the_holder_is_down_reaches_its_replacement(cluster,
+                                                                         autojump_clock):
+    c = cluster
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await _pinned_tree(c, fs)
+        victim = c.holder_name(rank=1)
+        c.mds[victim].kill()
+        await fs.setattr("/r1", xattrs={subtree.PIN_XATTR: "2"})  # rank 0 (the inode's)
+        await c.wait_for(lambda: c.holder_name(rank=1) not in (None, victim),
+                         what="rank 1 replaced")
+        await c.wait_for(lambda: _subtrees(c, 1)["/r1"]["export_pin"] == 2,
+                         what="the relayed pin on rank 1's replacement")
