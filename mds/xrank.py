@@ -69,7 +69,7 @@ def plan(ns: Namespace, op: str, args: dict, now: float) -> dict | None:
                 "req": {"kind": "rmdir", "ino": node.ino, "path": args["path"]}}
     if op != "rename":
         return None
-    dparent, dname = _parent(ns, args["dst"])
+    dparent, dname = ns._parent_of(args["dst"])
     sparts = split(args["src"])
     if not sparts:
         raise FSError(errno.EBUSY, "/")
@@ -106,16 +106,6 @@ def plan(ns: Namespace, op: str, args: dict, now: float) -> dict | None:
             "req": dict(dst, kind="relink", ino=src.ino, src=args["src"],
                         move=witness in below, keep=ns.exported.get(src.ino) == witness,
                         drop=replaced if drop_at is not None else None)}
-
-
-def _parent(ns: Namespace, path: str) -> tuple[Inode, str]:
-    parts = split(path)
-    if not parts:
-        raise FSError(errno.EBUSY, "/")
-    parent = ns.resolve("/" + "/".join(parts[:-1]))
-    if not parent.is_dir:
-        raise FSError(errno.ENOTDIR, path)
-    return parent, parts[-1]
 
 
 def _ancestors(ns: Namespace, ino: int) -> list[int]:
