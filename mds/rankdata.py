@@ -340,6 +340,9 @@ class RankData:
                 if result is not None:
                     break
                 await changed.wait()
+                done = self.completed.get(client, tid)  # done meanwhile (a resend)
+                if done is not None:
+                    return 0, done, ""
             if result[0] == 0:
                 self.completed.add(client, tid, result[1], oldest_tid)
             return result
