@@ -111,7 +111,7 @@ class _Client:
         if op == "rmdir":
             empty = [d for d in dirs if d != self.root and d not in self.keep and
                      self.model.predict("rmdir", {"path": d}) == 0]
-            full = [d for d in dirs if d != self.root and d not in empty]
+            full = [d for d in dirs if d != self.root and d not in empty and d not in self.keep]
             if bad and (full or files):  # ENOTEMPTY or ENOTDIR
                 return op, {"path": rng.choice(full or files)}
             if empty:

@@ -220,7 +220,7 @@ class RankData:
     async def forget_exported(self, root: int, to: int, export_id: str) -> None:
         """Resolve: a peer imported a subtree we still hold (we died between its EImport
         and our EExport): finish the export now."""
-        if root in self.ns.inodes and root not in self.ns.exported:
+        if subtree.unfinished_export(self.ns, root):
             self.frozen.add(root)
             await self.export_commit(root, to, export_id)
 

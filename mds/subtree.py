@@ -106,10 +106,16 @@ def under(ns: Namespace, ino: int, roots: set[int]) -> bool:
 
 
 def key_inos(ns: Namespace, op: str, args: dict) -> list[int]:
+    """The directories a request reads or changes, and the directory it removes or moves
+    (a frozen or locked one must not go away under an export or a cross-rank operation)."""
     out = []
     for parts in _key_dirs(op, args):
         node = _lookup(ns, "/" + "/".join(parts))
         if node is not None:
+            out.append(node.ino)
+    for key in ("path", "src", "dst") if op in ("rmdir", "rename") else ():
+        node = _lookup(ns, args.get(key))
+        if node is not None and node.is_dir:
             out.append(node.ino)
     return out
 
@@ -235,18 +241,38 @@ def apply(ns: Namespace, ev: dict) -> None:
         root = ev["root"]
         if root not in ns.inodes:
             return
-        # Subtrees beneath it that we hold ourselves (below one exported elsewhere) stay.
-        _prune(ns, root, frozenset(r for r in ns.auth_roots
-                                   if r != root and under(ns, r, {root})))
+        _prune(ns, root, frozenset(_held_beyond(ns, root)))
         ns.auth_roots.discard(root)
         ns.imported.pop(root, None)
         ns.exported[root] = ev["to"]
+
+
+def _held_beyond(ns: Namespace, root: int) -> list[int]:
+    """Our subtree roots beneath `root` below a directory exported elsewhere: an export of
+    `root` does not carry them (`snapshot` stops there), so they stay ours."""
+    out = []
+    for r in ns.auth_roots:
+        ino = ns.parent.get(r)
+        while r != root and ino is not None and ino != root and ino != ROOT_INO:
+            if ino in ns.exported:
+                out.append(r)
+                break
+            ino = ns.parent.get(ino)
+    return out
 
 
 def import_event(snap: dict, from_rank: int, export_id: str) -> dict:
     return {"t": EIMPORT, "root": snap["root"], "chain": snap["chain"],
             "entries": snap["entries"], "exported": snap["exported"], "from": from_rank,
             "export_id": export_id}
+
+
+def unfinished_export(ns: Namespace, root: int) -> bool:
+    """R3 resolve: a peer says it imported `root` from us. Is that an export we never
+    finished (we still hold the contents)? Not if we only keep a stub of it: e.g. an import
+    the peer merged into a parent it imported too, above a subtree of ours (its record of
+    that import outlives the merge)."""
+    return root in ns.inodes and root not in ns.exported and holds(ns, root)
 
 
 def imported_ids(ns: Namespace) -> set[str]:

@@ -108,3 +108,21 @@ def test_exporting_a_parent_keeps_the_subtrees_held_beneath_an_exported_boundary
     _move(ns1, ns0, "/a/b/x", "v.1")
     assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
     assert sorted(n for n, _ in ns0.readdir("/a/b/x")) == ["f"]
+
+
+def test_resolve_finishes_only_exports_whose_contents_we_still_hold():
+    """Rank 0 exported /a and then /a/b to rank 1 (rank 1 merged /a/b into /a, but keeps its
+    record of that import), and holds /a/b/x itself. In resolve rank 1 names /a/b: rank 0
+    must not "finish" that export (it would forget /a/b/x, which it holds)."""
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    ns0.apply(ns0.prepare("mkdir", {"path": "/a/b/x"}, 3.0))
+    b = ns0.resolve("/a/b").ino
+    a = _move(ns0, ns1, "/a", "x.1")
+    ns1.imported[b] = [0, "x.2"]  # the merged import's record
+    x = _move(ns1, ns0, "/a/b/x", "y.1")
+    assert not subtree.unfinished_export(ns0, b) and subtree.holds(ns0, x)
+    ns0.apply(ns0.prepare("mkdir", {"path": "/c/d"}, 3.0))
+    d = ns0.resolve("/c/d").ino
+    snap = subtree.snapshot(ns0, d)  # the peer journaled the EImport; we died before EExport
+    ns1.apply(subtree.import_event(snap, 0, "x.3"))
+    assert subtree.unfinished_export(ns0, d) and not subtree.unfinished_export(ns0, a)
