@@ -82,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
     ld.add_argument("--seed", type=int, default=None)
     ld.add_argument("--pause", type=float, default=0.01, help="seconds between a client's ops")
     ld.add_argument("--pin-ranks", action="store_true",
-                    help="pin client k's subtree to rank k %% max_mds (ceph.dir.pin)")
+                    help="pin client k's subtree to rank k %% max_mds (ceph.dir.pin), and its "
+                         "directory x to the next rank (renames across ranks)")
     vf = op("verify", "check the namespace against a load history", "")
     vf.add_argument("--history", required=True, metavar="FILE")
     vf.add_argument("--json", action="store_true", help="print the summary as JSON")

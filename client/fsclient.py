@@ -340,8 +340,9 @@ class FSClient:
 
     def _route(self, op: str, args: dict) -> int:
         """The rank to ask first: the deepest subtree root learnt that holds the directory the
-        request reads or changes; rank 0 (the root's) when none is known."""
-        key = args.get("path") if op == "readdir" else args.get("src", args.get("path"))
+        request reads or changes; rank 0 (the root's) when none is known. A rename goes to
+        the destination's rank (Ceph's client sends it to the destination dentry's auth)."""
+        key = args.get("path") if op == "readdir" else args.get("dst", args.get("path"))
         if not isinstance(key, str):
             return 0
         parts = [p for p in key.split("/") if p]

@@ -79,6 +79,7 @@ class _Client:
         self.model = Model(root)
         self.n = 0
         self.evicted: str | None = None  # why the MDS evicted this client
+        self.keep: set[str] = set()  # never moved or removed (a directory pinned elsewhere)
 
     # -- picking an operation
     def _fresh(self, kind: str) -> str:
@@ -90,7 +91,7 @@ class _Client:
         dirs = [p for p in paths if self.model.known[p].kind == "dir"]
         shallow = [d for d in dirs if d.count("/") - self.root.count("/") < MAX_DEPTH]
         files = [p for p in paths if self.model.known[p].kind == "file"]
-        others = [p for p in paths if p != self.root]
+        others = [p for p in paths if p != self.root and p not in self.keep]
         bad = rng.random() < INVALID
         op = rng.choices(OPS, SHRINK if len(paths) >= self.max_entries else WEIGHTS)[0]
         if op in ("mkdir", "create"):
@@ -108,9 +109,9 @@ class _Client:
                                                 posixpath.join(self.root, "missing")])}
             return op, {"path": rng.choice(files)}
         if op == "rmdir":
-            empty = [d for d in dirs if d != self.root and self.model.predict("rmdir",
-                                                                             {"path": d}) == 0]
-            full = [d for d in dirs if d != self.root and d not in empty]
+            empty = [d for d in dirs if d != self.root and d not in self.keep and
+                     self.model.predict("rmdir", {"path": d}) == 0]
+            full = [d for d in dirs if d != self.root and d not in empty and d not in self.keep]
             if bad and (full or files):  # ENOTEMPTY or ENOTDIR
                 return op, {"path": rng.choice(full or files)}
             if empty:
@@ -126,8 +127,9 @@ class _Client:
                                                                if d != self.root])}
             targets = [d for d in shallow if not (kind == "dir" and d.startswith(src + "/"))
                        and d != src]
-            replace = [p for p in (files if kind == "file" else dirs)
-                       if p != src and self.model.predict("rename", {"src": src, "dst": p}) == 0]
+            replace = [p for p in (files if kind == "file" else dirs) if p != src and
+                       p not in self.keep and
+                       self.model.predict("rename", {"src": src, "dst": p}) == 0]
             if replace and rng.random() < 0.25:
                 return op, {"src": src, "dst": rng.choice(replace)}
             parent = rng.choice(targets or [self.root])
@@ -146,9 +148,10 @@ class _Client:
         return "create", {"path": posixpath.join(parent, self._fresh("f")), "mode": 0o644}
 
     # -- doing it
-    async def one(self, fs: FSClient) -> dict:
+    async def one(self, fs: FSClient, op: str | None = None, args: dict | None = None) -> dict:
         self.n += 1
-        op, args = self.pick()
+        if op is None:
+            op, args = self.pick()
         base = {"client": self.name, "n": self.n, "op": op, "args": args}
         self.history.add(dict(base, type="invoke"))
         done = dict(base, type="complete")
@@ -232,7 +235,8 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
     """Run the load for `duration` seconds (then each client finishes the operation it is in)
     and return the summary (violations None: not checked; see verify). `pause` is the think
     time between a client's operations; `pin_ranks` pins client k's subtree to rank
-    k % max_mds (ceph.dir.pin)."""
+    k % max_mds (ceph.dir.pin) and, with several ranks, its directory `x` (kept: never moved
+    or removed) to the next rank, so that renames in and out of it cross ranks."""
     seed = random.randrange(2**32) if seed is None else seed
     names = {f"c{k}": posixpath.join(prefix, f"c{k}") for k in range(clients)}
     history = History(history_path, names, seed)
@@ -249,6 +253,12 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
             if pin_ranks:  # spread the clients' subtrees over the active ranks (export pins)
                 max_mds = fs._filesystem().max_mds
                 await fs.setattr(root, xattrs={"ceph.dir.pin": str(k % max_mds)})
+                if max_mds > 1:  # and /x beneath it on the next rank: cross-rank renames
+                    x = posixpath.join(root, "x")
+                    if (await c.one(fs, "mkdir", {"path": x, "mode": 0o755}))["result"] != "ok":
+                        raise FSClientError(errno.EIO, f"mkdir {x} failed")
+                    c.keep.add(x)
+                    await fs.setattr(x, xattrs={"ceph.dir.pin": str((k + 1) % max_mds)})
             ready.release()
             await go.wait()
             while trio.current_time() < end[0] and c.evicted is None:

@@ -464,6 +464,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
                              c.get("mds_log_events_per_segment"), c.get("mds_log_max_segments"),
                              min_epoch=fs.last_failure_osd_epoch)
         self.data.set_log_pause(c.get("mds_log_pause"))
+        self.data.xrank_master = self._xrank_master  # mds.peers: cross-rank operations
         return self.data
 
     async def _report_damaged(self, reason: str) -> None:

@@ -29,6 +29,8 @@ ESUBTREEMAP = "ESubtreeMap"
 ESEGMENT = "ESegment"
 EIMPORT = "EImport"  # a subtree handed to this rank (multi-active, mds.subtree)
 EEXPORT = "EExport"  # a subtree handed away
+EPEERUPDATE = "EPeerUpdate"  # a witness's side of a cross-rank operation (mds.xrank)
+ECOMMITTED = "ECommitted"  # the master's: the witness has committed too
 
 
 class JournalDamaged(Exception):
@@ -137,7 +139,7 @@ class SegmentLog:
         seg = self.segments[-1]
         seg.events += 1
         seg.dirty.update(dirty)
-        if ev.get("t") in (EUPDATE, ESESSION, EIMPORT, EEXPORT):
+        if ev.get("t") in (EUPDATE, ESESSION, EIMPORT, EEXPORT, EPEERUPDATE, ECOMMITTED):
             seg.updates.append(ev)
 
     def expirable(self) -> list[Segment]:

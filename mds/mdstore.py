@@ -22,7 +22,7 @@ import msgpack
 import structlog
 
 from mds import journal as j
-from mds import subtree
+from mds import subtree, xrank
 from mds.namespace import ROOT_INO, Inode, Namespace
 from mds.sessionmap import MAX_COMPLETED_PER_CLIENT, split_reqid
 from osd.client import OSDClient, OSDError
@@ -78,9 +78,11 @@ def _unpack(data: bytes):
 
 def _dirty_dirs(ev: dict) -> set[int]:
     """Directory inodes whose objects an event changes (the parent dentries it touches)."""
+    if ev.get("t") == j.EPEERUPDATE:
+        return xrank.dirty(ev)
     if ev.get("t") != j.EUPDATE:
         return set()
-    return {ev[k] for k in ("parent", "sparent", "dparent", "dir") if k in ev}
+    return {ev[k] for k in ("parent", "sparent", "dparent", "dir") if ev.get(k) is not None}
 
 
 class RankStore:
@@ -239,7 +241,7 @@ class RankStore:
                 apply_session(self.sessions, ev)
                 if completed is not None and not ev.get("open"):
                     completed.forget(ev["client"])
-            elif ev["t"] in (j.ESUBTREEMAP, j.EIMPORT, j.EEXPORT):
+            elif ev["t"] in (j.ESUBTREEMAP, j.EIMPORT, j.EEXPORT, j.EPEERUPDATE, j.ECOMMITTED):
                 ns.apply(ev)
         self.read_pos = end
         self.header.write_pos = max(self.header.write_pos, end)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 ROOT_INO = 1
 SUBTREE_EVENTS = ("ESubtreeMap", "EImport", "EExport")
+XRANK_EVENTS, XRANK_OPS = ("EPeerUpdate", "ECommitted"), ("xrename", "xrmdir")  # mds.xrank
 FIRST_INO = 0x10000000000  # Ceph hands out client inode numbers from here
 
 
@@ -80,6 +81,10 @@ class Namespace:
         self.auth_roots: set[int] = {ROOT_INO} if rank == 0 else set()
         self.exported: dict[int, int] = {}  # dir ino -> rank now holding its contents
         self.imported: dict[int, list] = {}  # dir ino -> [from rank, export id]
+        # Cross-rank operations (mds.xrank): prepared here as a witness, and committed here
+        # as the master but not yet at the witness.
+        self.xpeer: dict[str, dict] = {}
+        self.xmaster: dict[str, int] = {}
 
     def _saw_ino(self, ino: int) -> None:
         lo, hi = ino_range(self.rank)
@@ -215,7 +220,11 @@ class Namespace:
 
     # -- apply an event (active after prepare; replay from the journal)
     def apply(self, ev: dict) -> None:
-        if "op" in ev:
+        if ev.get("op") in XRANK_OPS or ev.get("t") in XRANK_EVENTS:
+            from mds import xrank
+
+            xrank.apply(self, ev)
+        elif "op" in ev:
             getattr(self, f"_apply_{ev['op']}")(ev)
         elif ev.get("t") in SUBTREE_EVENTS:
             from mds import subtree
@@ -326,7 +335,8 @@ class Namespace:
                 "next_ino": self.next_ino, "rank": self.rank,
                 "auth_roots": sorted(self.auth_roots),
                 "exported": sorted(self.exported.items()),
-                "imported": sorted([k, v] for k, v in self.imported.items())}
+                "imported": sorted([k, v] for k, v in self.imported.items()),
+                "xpeer": self.xpeer, "xmaster": self.xmaster}
 
     @classmethod
     def from_wire(cls, d: dict) -> Namespace:
@@ -334,6 +344,8 @@ class Namespace:
         ns.auth_roots = set(d.get("auth_roots", [ROOT_INO] if ns.rank == 0 else []))
         ns.exported = {int(k): v for k, v in d.get("exported", [])}
         ns.imported = {int(k): list(v) for k, v in d.get("imported", [])}
+        ns.xpeer = dict(d.get("xpeer", {}))
+        ns.xmaster = dict(d.get("xmaster", {}))
         ns.inodes = {i["ino"]: Inode.from_wire(i) for i in d["inodes"]}
         ns.dentries = {int(dir_ino): {n: i for n, i in entries}
                        for dir_ino, entries in d["dentries"]}

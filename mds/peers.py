@@ -4,7 +4,6 @@ subtrees over (X4). The decisions are in `mds.subtree`; this is the trio layer."
 
 from __future__ import annotations
 
-import contextlib
 import errno
 
 import structlog
@@ -13,7 +12,7 @@ import trio
 from common import messages as m
 from common import states
 from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
-from mds import subtree
+from mds import subtree, xrank
 from mds.namespace import ROOT_INO, FSError
 from mds.rankdata import Damaged, Fenced
 from osd.client import OSDError
@@ -47,11 +46,34 @@ class SubtreePeers:
                 self.nursery.start_soon(self._enforce_pins, ev)
                 return 0, {}
             if msg.op == "resolve":
-                return 0, {"imports": data.imports_from(int(a["from"]))}
+                xids = [str(x) for x in a.get("prepared", [])]
+                for x in xids:  # an operation we are master of still in flight: its outcome
+                    if x in data.xinflight:
+                        await data.xinflight[x].wait()
+                return 0, {"imports": data.imports_from(int(a["from"])),
+                           "committed": xrank.decide(data.ns, xids),
+                           "prepared": xrank.prepared_for(data.ns, int(a["from"]))}
+            if msg.op == "xprep":  # we are the witness of a cross-rank operation
+                if self.state not in (states.ACTIVE, states.CLIENTREPLAY):
+                    return -errno.EAGAIN, {}
+                try:
+                    reply = await data.xrank_prepare(int(a["from"]), str(a["id"]), a["req"])
+                except xrank.Forward as f:
+                    return -errno.EREMOTE, {"forward": f.rank}
+                except FSError as e:
+                    return -e.code, {"error": str(e)}
+                except (Fenced, Damaged, OSDError) as e:
+                    self._respawn(str(e))
+                    return -errno.EAGAIN, {}
+                return 0, reply
+            if msg.op == "xfinish":
+                ok = await self._data_io(data.xrank_finish(str(a["id"]), bool(a["commit"])))
+                return (0 if ok else -errno.EAGAIN), {}
             if msg.op == "pin":
-                with contextlib.suppress(FSError):  # our copy of the inode shows the new pin
-                    data.ns.resolve(str(a["path"])).xattrs[subtree.PIN_XATTR] = \
-                        str(int(a["target"]))
+                # Our copy of the inode shows the new pin, durably (journaled here too).
+                if not await self._data_io(data.journal_pin(str(a["path"]),
+                                                            str(int(a["target"])))):
+                    return -errno.EAGAIN, {}
                 self.nursery.start_soon(self._apply_pin, str(a["path"]), int(a["target"]),
                                         int(a["from"]))
                 return 0, {}
@@ -80,6 +102,75 @@ class SubtreePeers:
             log.info("peer did not answer", rank=rank, op=op, error=str(e) or type(e).__name__)
             return None
         return reply if isinstance(reply, m.MDSPeerReply) else None
+
+    # -- cross-rank operations (mds.xrank): the master's side
+    async def _xrank_master(self, reqid: str, op: str, args: dict, plan: dict,
+                            oldest: int) -> tuple[int, dict, str]:
+        """Ask the witness to prepare, journal our EUpdate, tell the witness to commit.
+        The caller (RankData) holds our directories locked meanwhile."""
+        data = self.data
+        self._export_seq += 1
+        xid = f"{self.gid}.x{self._export_seq}"
+        witness = plan["witness"]
+        done = data.xinflight[xid] = trio.Event()
+        result = None
+        try:
+            for _ in range(4):  # the witness may name the rank that holds the source
+                reply = await self._peer_call(witness, "xprep", {
+                    "id": xid, "from": self.sm.rank, "req": plan["req"]})
+                forward = reply.result.get("forward") if reply is not None and \
+                    reply.rc == -errno.EREMOTE else None
+                if not isinstance(forward, int) or forward == self.sm.rank:
+                    break
+                witness = plan["witness"] = forward
+            if reply is None or reply.rc == -errno.EREMOTE:
+                return -errno.EAGAIN, {}, f"mds rank {witness} did not answer; retry"
+            if reply.rc != 0:
+                return reply.rc, {}, str(reply.result.get("error", ""))
+            log.info("cross-rank operation prepared", id=xid, op=op, witness=witness)
+            result = await data.xrank_commit(op, args, plan, reply.result, xid, reqid, oldest)
+        finally:
+            done.set()
+            data.xinflight.pop(xid, None)
+            if result is None and xid not in data.ns.xmaster and self.respawn_reason is None:
+                # Not committed, and never will be: a witness that prepared (its answer
+                # may have been lost) rolls back, now or in its up:resolve.
+                self.nursery.start_soon(self._xfinish, data, witness, xid, False)
+        # The witness commits before the client hears: a read there next sees the change.
+        if not await self._xfinish_once(data, witness, xid, True):
+            self.nursery.start_soon(self._xfinish, data, witness, xid, True)
+        return 0, result, ""
+
+    async def _xfinish_once(self, data, rank: int, xid: str, commit: bool) -> bool:
+        reply = await self._peer_call(rank, "xfinish", {"id": xid, "commit": commit})
+        if reply is None or reply.rc != 0:
+            return False
+        if commit:
+            await self._data_io(data.xrank_committed(xid))
+        return True
+
+    async def _xfinish(self, data, rank: int, xid: str, commit: bool) -> None:
+        """Tell the witness the outcome until it has heard it (idempotent there)."""
+        backoff = 0.05
+        while data is self.data and self.respawn_reason is None:
+            if await self._xfinish_once(data, rank, xid, commit):
+                return
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    async def _xrank_resolve(self, rank: int, result: dict) -> bool:
+        """up:resolve with `rank`: settle the operations between us from both journals."""
+        data = self.data
+        committed = set(result.get("committed", []))
+        for xid in xrank.prepared_for(data.ns, rank):  # we were the witness: it decided
+            if not await self._data_io(data.xrank_finish(xid, xid in committed)):
+                return False
+        theirs = [(x, x in data.ns.xmaster) for x in result.get("prepared", [])]
+        ours = [(x, True) for x, w in sorted(data.ns.xmaster.items()) if w == rank]
+        for xid, commit in dict(theirs + ours).items():  # we are the master: we decide
+            if not await self._xfinish_once(data, rank, xid, commit):
+                self.nursery.start_soon(self._xfinish, data, rank, xid, commit)
+        return True
 
     async def export_subtree(self, root: int, target: int) -> bool:
         """Hand the subtree at `root` to rank `target`: freeze, flush, send until the
@@ -128,11 +219,10 @@ class SubtreePeers:
             return
         if not node.is_dir:
             return
-        if node.ino in data.ns.exported:  # the contents are elsewhere: their holder moves them
-            holder = data.ns.exported[node.ino]
-            if holder != target:
-                await self._peer_call(holder, "pin", {"path": path, "target": target,
-                                                      "from": self.sm.rank})
+        if node.ino in data.ns.exported:  # the contents are elsewhere: their holder moves
+            # them, and its copy of the inode shows the pin (journaled there) even if it stays;
+            # a holder being replaced hears it once it is back
+            await self._relay_pin(data, node, target)
             return
         if target < 0:
             if node.ino in data.ns.auth_roots and parent_rank != self.sm.rank:
@@ -147,6 +237,18 @@ class SubtreePeers:
                      path=path, rank=target)
             return
         await self.export_subtree(node.ino, target)
+
+    async def _relay_pin(self, data, node, target: int) -> None:
+        backoff = 0.05
+        while data is self.data and self.respawn_reason is None and \
+                node.ino in data.ns.exported and \
+                valid_pin(pin := node.xattrs.get(subtree.PIN_XATTR)) and int(pin) == target:
+            reply = await self._peer_call(data.ns.exported[node.ino], "pin", {
+                "path": data.ns.path_of(node.ino), "target": target, "from": self.sm.rank})
+            if reply is not None and reply.rc == 0:
+                return
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
 
     async def _enforce_pins(self, ev: dict) -> None:
         """Pins travel with their directories: an imported directory pinned to another rank
@@ -187,12 +289,16 @@ class SubtreePeers:
                 info = fs.holder(rank)
                 if rank in asked or info is None or info.state not in REPLAYED:
                     continue
-                reply = await self._peer_call(rank, "resolve", {"from": self.sm.rank})
+                reply = await self._peer_call(rank, "resolve", {
+                    "from": self.sm.rank,
+                    "prepared": xrank.prepared_for(self.data.ns, rank)})
                 if reply is not None and reply.rc == 0:
                     for ino, export_id in reply.result.get("imports", []):
                         if not await self._data_io(
                                 self.data.forget_exported(ino, rank, export_id)):
                             return
+                    if not await self._xrank_resolve(rank, reply.result):
+                        return
                     asked.add(rank)
             if all(r in asked for r in others):
                 break
@@ -211,6 +317,11 @@ class SubtreePeers:
                 while root in data.ns.auth_roots:
                     if not await self.export_subtree(root, 0):
                         await trio.sleep(0.2)
+            # Our cross-rank operations reach their witnesses before we go (bounded: a
+            # witness that is down learns the outcome in its own up:resolve).
+            with trio.move_on_after(2 * PEER_TIMEOUT):
+                while data.ns.xmaster or data.xinflight:
+                    await trio.sleep(0.05)
             await data.flush_all()
         log.info("stopping_done")
 

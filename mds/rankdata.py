@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from mds import journal as j
-from mds import subtree
+from mds import subtree, xrank
 from mds.mdstore import RankStore, damaged_path
 from mds.namespace import FSError, Namespace
 from mds.sessionmap import CompletedRequests, split_reqid
@@ -48,6 +48,13 @@ class RankData:
         self._log_paused = False
         self._log_resumed = trio.Event()
         self.frozen: set[int] = set()  # subtree roots being exported: their requests wait
+        # Cross-rank operations (mds.xrank): directories locked by the ones we are master of
+        # (count), their ids until committed or abandoned, and a wake-up for the waiters.
+        self.xlocks: dict[int, int] = {}
+        self.xinflight: dict[str, trio.Event] = {}
+        self._xchanged = trio.Event()
+        # The daemon's master side (mds.peers): (reqid, op, args, plan, oldest) -> reply
+        self.xrank_master = None
         self.store.subtree_map = lambda: subtree.subtree_map(self.ns) if self.ns else {}
 
     def set_log_pause(self, paused: bool) -> None:
@@ -160,6 +167,8 @@ class RankData:
         """Freeze the subtree, write everything back, and snapshot it for the importer."""
         self.frozen.add(root)
         try:
+            while any(subtree.under(self.ns, i, {root}) for i in self.locked()):
+                await self._xchanged.wait()  # a cross-rank operation there finishes first
             await self.flush_all()
             async with self.lock:
                 return subtree.snapshot(self.ns, root)
@@ -190,15 +199,100 @@ class RankData:
             waiter = self._enqueue(ev)
         await self._journal(waiter)
 
+    async def journal_pin(self, path: str, value: str) -> bool:
+        """A pin set through the rank holding the inode (its parent's), on a directory whose
+        contents we hold: our copy of the inode changes too, journaled, so that a replay (or
+        the next ESubtreeMap's chain) keeps it. False: we have no such directory."""
+        async with self.lock:
+            try:
+                node = self.ns.resolve(path)
+            except FSError:
+                return False
+            ev = {"t": j.EUPDATE, "op": "setattr", "ino": node.ino,
+                  "dir": self.ns.parent[node.ino], "attrs": {},
+                  "xattrs": {subtree.PIN_XATTR: value}, "stamp": node.ctime}
+            self.ns.apply(ev)
+            waiter = self._enqueue(ev)
+        await self._journal(waiter)
+        return True
+
     def imports_from(self, rank: int) -> list[list]:
         return [[ino, v[1]] for ino, v in sorted(self.ns.imported.items()) if v[0] == rank]
 
     async def forget_exported(self, root: int, to: int, export_id: str) -> None:
         """Resolve: a peer imported a subtree we still hold (we died between its EImport
         and our EExport): finish the export now."""
-        if root in self.ns.inodes and root not in self.ns.exported:
+        if subtree.unfinished_export(self.ns, root):
             self.frozen.add(root)
             await self.export_commit(root, to, export_id)
+
+    # -- cross-rank operations (mds.xrank)
+    def locked(self) -> set[int]:
+        return set(self.xlocks) | xrank.locks(self.ns)
+
+    def _blocked(self, op: str, args: dict) -> bool:
+        locked = self.locked()
+        return bool(locked) and any(i in locked for i in subtree.key_inos(self.ns, op, args))
+
+    def _xnotify(self) -> None:
+        self._xchanged.set()
+        self._xchanged = trio.Event()
+
+    def xunlock(self, inos: list[int]) -> None:
+        for i in inos:
+            self.xlocks[i] -= 1
+            if not self.xlocks[i]:
+                del self.xlocks[i]
+        self._xnotify()
+
+    async def xrank_commit(self, op: str, args: dict, plan: dict, reply: dict, xid: str,
+                           reqid: str, oldest: int) -> dict:
+        """The master: the witness prepared; journal our EUpdate (the commit point)."""
+        async with self.lock:
+            ev = xrank.master_event(self.ns, op, args, plan, reply, xid, time.time())
+            ev.update(t=j.EUPDATE, reqid=reqid, oldest=oldest)
+            self.ns.apply(ev)
+            ino = ev["ino"]
+            ev["result"] = {"inode": self.ns.stat(self.ns.inodes[ino])} \
+                if op == "rename" and ino in self.ns.inodes else {}
+            waiter = self._enqueue(ev)
+        await self._journal(waiter)
+        return ev["result"]
+
+    async def xrank_committed(self, xid: str) -> None:
+        """The master: the witness committed too (ECommitted)."""
+        async with self.lock:
+            if xid not in self.ns.xmaster:
+                return
+            ev = {"t": j.ECOMMITTED, "id": xid}
+            self.ns.apply(ev)
+            waiter = self._enqueue(ev)
+        await self._journal(waiter)
+
+    async def xrank_prepare(self, master: int, xid: str, req: dict) -> dict:
+        """The witness: check, journal the PREPARE, lock. Raises FSError / xrank.Forward."""
+        async with self.lock:
+            ev, reply = xrank.prepare(self.ns, master, xid, req, self.locked(), self.frozen)
+            if not ev:
+                return reply
+            self.ns.apply(ev)
+            waiter = self._enqueue(ev)
+        await self._journal(waiter)
+        return reply
+
+    async def xrank_finish(self, xid: str, commit: bool) -> None:
+        """The witness: the master's decision (idempotent). The change shows at once; the
+        locks are released."""
+        async with self.lock:
+            ev = xrank.finish_event(self.ns, xid, commit)
+            if ev is None:
+                return
+            self.ns.apply(ev)
+            waiter = self._enqueue(ev)
+            self._xnotify()
+        log.info("cross-rank operation " + ("committed" if commit else "rolled back"),
+                 id=xid)
+        await self._journal(waiter)
 
     # -- sessions (C1): journaled, so that the next holder of the rank expects them
     async def journal_session(self, client: str, addr: str, metadata: dict,
@@ -228,21 +322,49 @@ class RankData:
         if done is not None:
             return 0, done, ""
         try:
-            if op in READ_OPS:
-                redirect = self._redirect(op, args)
-                if redirect is not None:
-                    return redirect
-                node = ns.resolve(_arg(args, "path"))
-                if op == "readdir":
-                    return 0, {"entries": [[n, ns.stat(i)] for n, i in
-                                           ns.readdir(_arg(args, "path"))]}, ""
-                return 0, {"inode": ns.stat(node)}, ""
-            if op not in WRITE_OPS:
-                return -errno.EINVAL, {}, f"unknown operation '{op}'"
-            async with self.lock:  # check and apply in arrival order; journal in that order
-                redirect = self._redirect(op, args)
-                if redirect is not None:
-                    return redirect
+            while True:  # until no cross-rank operation holds the directories (mds.xrank)
+                if op in READ_OPS:
+                    redirect = self._redirect(op, args)
+                    if redirect is not None:
+                        return redirect
+                    if self._blocked(op, args):
+                        await self._xchanged.wait()
+                        continue
+                    node = ns.resolve(_arg(args, "path"))
+                    if op == "readdir":
+                        return 0, {"entries": [[n, ns.stat(i)] for n, i in
+                                               ns.readdir(_arg(args, "path"))]}, ""
+                    return 0, {"inode": ns.stat(node)}, ""
+                if op not in WRITE_OPS:
+                    return -errno.EINVAL, {}, f"unknown operation '{op}'"
+                changed = self._xchanged
+                result = await self._mutate(reqid, op, args, early_reply, oldest_tid)
+                if result is not None:
+                    break
+                await changed.wait()
+                done = self.completed.get(client, tid)  # done meanwhile (a resend)
+                if done is not None:
+                    return 0, done, ""
+            if result[0] == 0:
+                self.completed.add(client, tid, result[1], oldest_tid)
+            return result
+        except FSError as e:
+            return -e.code, {}, str(e)
+        except (KeyError, TypeError, ValueError) as e:
+            return -errno.EINVAL, {}, f"bad arguments: {e}"
+
+    async def _mutate(self, reqid: str, op: str, args: dict, early_reply,
+                      oldest_tid: int) -> tuple[int, dict, str] | None:
+        """One mutation; None if a cross-rank operation holds its directories (wait)."""
+        ns = self.ns
+        async with self.lock:  # check and apply in arrival order; journal in that order
+            redirect = self._redirect(op, args)
+            if redirect is not None:
+                return redirect
+            if self._blocked(op, args):
+                return None
+            plan = xrank.plan(ns, op, args, time.time())
+            if plan is None:
                 ev = ns.prepare(op, args, time.time())
                 ev["t"] = j.EUPDATE
                 ev["reqid"] = reqid
@@ -252,15 +374,18 @@ class RankData:
                     and op != "unlink" and op != "rmdir" else {}
                 ev["result"] = result
                 waiter = self._enqueue(ev)
-            if early_reply is not None:
-                await early_reply(result)
-            await self._journal(waiter)
-            self.completed.add(client, tid, result, oldest_tid)
-            return 0, result, ""
-        except FSError as e:
-            return -e.code, {}, str(e)
-        except (KeyError, TypeError, ValueError) as e:
-            return -errno.EINVAL, {}, f"bad arguments: {e}"
+            else:  # we are the master; the witness is asked without our lock held
+                for i in plan["locks"]:
+                    self.xlocks[i] = self.xlocks.get(i, 0) + 1
+        if plan is not None:
+            try:
+                return await self.xrank_master(reqid, op, args, plan, oldest_tid)
+            finally:
+                self.xunlock(plan["locks"])
+        if early_reply is not None:
+            await early_reply(result)
+        await self._journal(waiter)
+        return 0, result, ""
 
 
 def _arg(args: dict, key: str) -> str:

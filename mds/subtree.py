@@ -63,27 +63,16 @@ def _key_dirs(op: str, args: dict) -> list[list[str]]:
 
 def route(ns: Namespace, op: str, args: dict) -> tuple[int, str] | None:
     """None: this rank serves the request. Else (rank, subtree root): forward it there.
-    Raises FSError for what no rank can do (EXDEV: a rename across ranks; EBUSY: removing a
-    subtree root whose contents another rank holds)."""
+    A rename is served by the rank holding the destination's directory (the master of a
+    cross-rank rename, mds.xrank), as Ceph's client sends it to the destination's auth."""
     for key in ("src", "dst") if op == "rename" else ("path",):
         if not isinstance(args.get(key), str):
             raise FSError(errno.EINVAL, f"'{key}' must be a string")
     if op not in ("readdir", "rename") and not split(args["path"]):
         return None if ns.rank == 0 else (0, "/")  # the root inode itself: rank 0
-    owners = [owner(ns, parts) for parts in _key_dirs(op, args)]
-    remote = [o for o in owners if o[0] != ns.rank]
-    if remote:
-        if len(owners) == 2 and owners[0][0] != owners[1][0]:
-            raise FSError(errno.EXDEV, "rename across subtrees of different ranks")
-        return remote[0]
-    if op in ("rmdir", "rename"):
-        for key in ("path", "src", "dst"):
-            node = _lookup(ns, args.get(key))
-            if node is not None and node.ino in ns.exported:
-                raise FSError(errno.EBUSY if op == "rmdir" else errno.EXDEV,
-                              f"{args[key]} is a subtree root held by mds rank "
-                              f"{ns.exported[node.ino]}")
-    return None
+    keys = _key_dirs(op, args)
+    rank, decided = owner(ns, keys[-1])  # a rename: the destination's directory
+    return None if rank == ns.rank else (rank, decided)
 
 
 def _lookup(ns: Namespace, path: str | None) -> Inode | None:
@@ -117,10 +106,16 @@ def under(ns: Namespace, ino: int, roots: set[int]) -> bool:
 
 
 def key_inos(ns: Namespace, op: str, args: dict) -> list[int]:
+    """The directories a request reads or changes, and the directory it removes or moves
+    (a frozen or locked one must not go away under an export or a cross-rank operation)."""
     out = []
     for parts in _key_dirs(op, args):
         node = _lookup(ns, "/" + "/".join(parts))
         if node is not None:
+            out.append(node.ino)
+    for key in ("path", "src", "dst") if op in ("rmdir", "rename") else ():
+        node = _lookup(ns, args.get(key))
+        if node is not None and node.is_dir:
             out.append(node.ino)
     return out
 
@@ -161,7 +156,8 @@ def subtree_map(ns: Namespace) -> dict:
     return {"auth": [[r, chain(ns, r) if r != ROOT_INO else []] for r in sorted(ns.auth_roots)
                      if r in ns.inodes],
             "exported": sorted([k, v] for k, v in ns.exported.items()),
-            "imported": sorted([k, v] for k, v in ns.imported.items())}
+            "imported": sorted([k, v] for k, v in ns.imported.items()),
+            "xpeer": ns.xpeer, "xmaster": ns.xmaster}  # mds.xrank, carried across segments
 
 
 def _graft_chain(ns: Namespace, links: list[list]) -> None:
@@ -174,17 +170,29 @@ def _graft_chain(ns: Namespace, links: list[list]) -> None:
 
 def _prune(ns: Namespace, root: int, keep: frozenset[int] = frozenset()) -> None:
     """Forget a directory's contents (kept: the directory's own inode, and the subtrees
-    rooted at `keep`, which this rank holds itself)."""
-    for child in list(ns.dentries.get(root, {}).values()):
-        _forget(ns, child, keep)
-    ns.dentries[root] = {}
+    rooted at `keep`, which this rank holds itself, with the stubs on the way to them)."""
+    way: set[int] = set()
+    for k in keep:
+        ino = ns.parent.get(k)
+        while ino is not None and ino != root and ino not in way and ino != ROOT_INO:
+            way.add(ino)
+            ino = ns.parent.get(ino)
+    for name, child in list(ns.dentries.get(root, {}).items()):
+        _forget(ns, child, keep, frozenset(way))
+        if child not in keep and child not in way:
+            del ns.dentries[root][name]
 
 
-def _forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset()) -> None:
+def _forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset(),
+            way: frozenset[int] = frozenset()) -> None:
     if ino in keep:
         return
-    for child in list(ns.dentries.get(ino, {}).values()):
-        _forget(ns, child, keep)
+    for name, child in list(ns.dentries.get(ino, {}).items()):
+        _forget(ns, child, keep, way)
+        if ino in way and child not in keep and child not in way:
+            del ns.dentries[ino][name]
+    if ino in way:
+        return  # a stub above a subtree we keep: it stays, with only the way down
     ns.dentries.pop(ino, None)
     ns.inodes.pop(ino, None)
     ns.parent.pop(ino, None)
@@ -205,6 +213,8 @@ def apply(ns: Namespace, ev: dict) -> None:
         ns.auth_roots = {r for r, _ in ev["auth"]}
         ns.exported = {int(k): v for k, v in ev["exported"]}
         ns.imported = {int(k): list(v) for k, v in ev["imported"]}
+        ns.xpeer = dict(ev.get("xpeer", {}))
+        ns.xmaster = dict(ev.get("xmaster", {}))
     elif t == EIMPORT:
         root = ev["root"]
         _graft_chain(ns, ev["chain"])
@@ -231,16 +241,38 @@ def apply(ns: Namespace, ev: dict) -> None:
         root = ev["root"]
         if root not in ns.inodes:
             return
-        _prune(ns, root)
+        _prune(ns, root, frozenset(_held_beyond(ns, root)))
         ns.auth_roots.discard(root)
         ns.imported.pop(root, None)
         ns.exported[root] = ev["to"]
+
+
+def _held_beyond(ns: Namespace, root: int) -> list[int]:
+    """Our subtree roots beneath `root` below a directory exported elsewhere: an export of
+    `root` does not carry them (`snapshot` stops there), so they stay ours."""
+    out = []
+    for r in ns.auth_roots:
+        ino = ns.parent.get(r)
+        while r != root and ino is not None and ino != root and ino != ROOT_INO:
+            if ino in ns.exported:
+                out.append(r)
+                break
+            ino = ns.parent.get(ino)
+    return out
 
 
 def import_event(snap: dict, from_rank: int, export_id: str) -> dict:
     return {"t": EIMPORT, "root": snap["root"], "chain": snap["chain"],
             "entries": snap["entries"], "exported": snap["exported"], "from": from_rank,
             "export_id": export_id}
+
+
+def unfinished_export(ns: Namespace, root: int) -> bool:
+    """R3 resolve: a peer says it imported `root` from us. Is that an export we never
+    finished (we still hold the contents)? Not if we only keep a stub of it: e.g. an import
+    the peer merged into a parent it imported too, above a subtree of ours (its record of
+    that import outlives the merge)."""
+    return root in ns.inodes and root not in ns.exported and holds(ns, root)
 
 
 def imported_ids(ns: Namespace) -> set[str]:

@@ -3,12 +3,17 @@ a failed rank's subtrees waiting while the others serve, up:resolve, and shrinki
 
 from __future__ import annotations
 
+import errno
+import json
+
 import pytest
 import trio
 
-from client.fsclient import FSClient
+from client.fsclient import FSClient, FSClientError
+from client.load import run_load
+from client.verify import read_history, verify
 from common import states
-from mds import subtree
+from mds import admin, subtree
 from tests.inprocess.harness import Cluster, cephfs_cluster
 from tests.inprocess.test_sessions import StateLog
 
@@ -119,3 +124,177 @@ async def test_default_spread_of_top_level_directories(cluster, autojump_clock):
         await fs.create("/one/f")
         await fs.create("/left/f")
     assert _holds(c, 0, "/left")
+
+
+def _subtrees(c: Cluster, rank: int) -> dict[str, dict]:
+    """`tell mds.<rank> get subtrees`, by path."""
+    out = admin.run(["get", "subtrees"], "json", _daemon(c, rank), trio.current_time())
+    assert out[0] == 0, out
+    return {s["dir"]["path"]: s for s in json.loads(out[2])}
+
+
+async def test_a_relayed_pin_is_durable_on_the_rank_holding_the_subtree(cluster,
+                                                                        autojump_clock):
+    """The pin is set through rank 0 (the inode's auth) and relayed to rank 1 (holding the
+    contents); rank 1 journals it, so its replacement still shows it after replay."""
+    c = cluster
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await _pinned_tree(c, fs)
+        assert _subtrees(c, 1)["/r1"]["export_pin"] == 1
+        await fs.setattr("/r1", xattrs={subtree.PIN_XATTR: "2"})  # no rank 2: it stays
+        await c.wait_for(lambda: _subtrees(c, 1)["/r1"]["export_pin"] == 2,
+                         what="rank 1 to show the relayed pin")
+        victim = c.holder_name(rank=1)
+        c.mds[victim].kill()
+        await c.wait_for(lambda: c.holder_name(rank=1) not in (None, victim),
+                         what="rank 1 replaced")
+        sub = _subtrees(c, 1)["/r1"]
+        assert sub["is_auth"] and sub["export_pin"] == 2
+        assert len(await fs.ls("/r1")) == 40
+
+
+# -- cross-rank operations (mds.xrank): rename between ranks, rmdir of an exported root
+async def _names(c: Cluster, path: str) -> list[str]:
+    """ls as a new client sees it (it learns the subtrees from forwards)."""
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fresh:
+        return sorted(n for n, _ in await fresh.ls(path))
+
+
+def _has(c: Cluster, rank: int, path: str) -> bool:
+    """Does rank `rank` itself have this entry (its namespace, not a stub)?"""
+    ns = _daemon(c, rank).data.ns
+    try:
+        node = ns.resolve(path)
+    except Exception:  # noqa: BLE001 - not there
+        return False
+    return subtree.holds(ns, ns.parent[node.ino])
+
+
+async def test_rename_across_ranks_moves_files_and_directories(cluster, autojump_clock):
+    c = cluster
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await _pinned_tree(c, fs)
+        await fs.rename("/r0/f1", "/r1/g1")  # a file: rank 1 is master, rank 0 witness
+        await fs.rename("/r1/f2", "/r0/g2")  # and the other way
+        assert (await fs.stat("/r1/g1"))["mode"] & 0o100000
+        await fs.mkdir("/r0/d")
+        await fs.create("/r0/d/x")
+        await fs.rename("/r0/d", "/r1/d")  # a directory: its contents stay on rank 0
+        await fs.create("/r1/d/y")
+        assert sorted(n for n, _ in await fs.ls("/r1/d")) == ["x", "y"]
+        await fs.rename("/r1/f3", "/r1/f4")  # replaces, within rank 1
+        await fs.rename("/r0/f5", "/r1/f4")  # replaces, across ranks
+    r0, r1 = await _names(c, "/r0"), await _names(c, "/r1")
+    assert "f1" not in r0 and "g1" in r1 and "f2" not in r1 and "g2" in r0
+    assert "d" not in r0 and "d" in r1 and "f5" not in r0 and r1.count("f4") == 1
+    assert await _names(c, "/r1/d") == ["x", "y"]
+    assert not _has(c, 0, "/r0/f1") and _has(c, 1, "/r1/g1")
+    assert _has(c, 0, "/r1/d/x") and _subtrees(c, 0)["/r1/d"]["is_auth"]  # a new subtree root
+    assert not _subtrees(c, 1)["/r1/d"]["is_auth"]
+
+
+async def test_rmdir_of_an_exported_subtree_root(cluster, autojump_clock):
+    c = cluster
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await _pinned_tree(c, fs)
+        with pytest.raises(FSClientError) as e:  # rank 1 holds its 40 files
+            await fs.rmdir("/r1")
+        assert e.value.code == errno.ENOTEMPTY
+        await fs.mkdir("/e")
+        await fs.setattr("/e", xattrs={subtree.PIN_XATTR: "1"})
+        await c.wait_for(lambda: _holds(c, 1, "/e"), what="rank 1 holding /e")
+        await fs.rmdir("/e")
+        assert await _names(c, "/") == ["r0", "r1"]
+        with pytest.raises(FSClientError) as e:
+            await fs.stat("/e")
+        assert e.value.code == errno.ENOENT
+    assert "/e" not in _subtrees(c, 0) and "/e" not in _subtrees(c, 1)
+
+
+def _stuck_after(obj, method: str, hit: trio.Event, run_first: bool) -> None:
+    """Make `obj.<method>` stop for good (a crash point): after it ran, or instead."""
+    orig = getattr(obj, method)
+
+    async def stuck(*args, **kwargs):
+        if run_first:
+            await orig(*args, **kwargs)
+        hit.set()
+        await trio.sleep_forever()
+
+    setattr(obj, method, stuck)
+
+
+@pytest.mark.parametrize(("victim_rank", "method", "run_first", "committed"), [
+    (1, "xrank_commit", False, False),  # master dies: witness prepared, no EUpdate
+    (1, "_xfinish_once", False, True),  # master dies: EUpdate journaled, witness not told
+    (1, "xrank_committed", False, True),  # master dies: both committed, no ECommitted
+    (0, "xrank_prepare", True, False),  # witness dies: prepared, master not answered
+    (0, "xrank_finish", False, True),  # witness dies: master committed, witness did not
+])
+async def test_a_crash_between_prepare_and_commit_leaves_the_entry_once(
+        cluster, nursery, autojump_clock, victim_rank, method, run_first, committed):
+    c = cluster
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=60) as fs:
+        await _pinned_tree(c, fs)
+        hit = trio.Event()
+        daemon = _daemon(c, victim_rank)
+        _stuck_after(daemon if method.startswith("_") else daemon.data, method, hit,
+                     run_first)
+        outcome: list = []
+
+        async def rename():
+            try:
+                await fs.rename("/r0/f7", "/r1/g7")
+                outcome.append(0)
+            except FSClientError as e:
+                outcome.append(e.code)
+
+        nursery.start_soon(rename)
+        with trio.fail_after(30):
+            await hit.wait()
+        if committed:  # the master's journal has it; what the witness shows is locked
+            assert _has(c, 1, "/r1/g7")
+        victim = c.holder_name(rank=victim_rank)
+        c.mds[victim].kill()
+        await c.wait_for(lambda: c.holder_name(rank=victim_rank) not in (None, victim),
+                         what=f"rank {victim_rank} replaced")
+        await c.wait_for(lambda: outcome, what="the rename's answer")
+        assert outcome == [0]  # resent (or retried) by the client, done once
+        r0, r1 = await _names(c, "/r0"), await _names(c, "/r1")
+        assert "f7" not in r0 and "g7" in r1 and len(r0) == 39 and len(r1) == 41
+        assert (await fs.stat("/r1/g7"))["ino"] and not _has(c, 0, "/r0/f7")
+        for rank in (0, 1):  # nothing left prepared or locked on either rank
+            data = _daemon(c, rank).data
+            assert data.ns.xpeer == {} and data.locked() == set()
+        await c.wait_for(lambda: not _daemon(c, 1).data.ns.xmaster, what="ECommitted")
+
+
+async def test_load_with_renames_across_ranks_verifies(cluster, autojump_clock, tmp_path):
+    """--pin-ranks: each client's x is on the other rank; the load's renames in and out of it
+    cross ranks, and the checker finds every acknowledged one."""
+    c = cluster
+    history = str(tmp_path / "history.jsonl")
+    loaded = await run_load(_mon(c), 2, 4.0, history, seed=3, pin_ranks=True)
+    summary = await verify(_mon(c), history)
+    assert summary.violations == [], summary.text()
+    assert loaded.unknown == 0 and summary.acknowledged == loaded.acknowledged > 50
+    _, records = read_history(history)
+    crossing = [r for r in records if r["type"] == "complete" and r["op"] == "rename"
+                and r["result"] == "ok" and
+                ("/x/" in r["args"]["src"]) != ("/x/" in r["args"]["dst"])]
+    assert len(crossing) >= 3
+    assert _holds(c, 1, "/load/c0/x") and _holds(c, 0, "/load/c1/x")
+
+
+async def test_a_pin_set_while_the_holder_is_down_reaches_its_replacement(cluster,
+                                                                         autojump_clock):
+    c = cluster
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await _pinned_tree(c, fs)
+        victim = c.holder_name(rank=1)
+        c.mds[victim].kill()
+        await fs.setattr("/r1", xattrs={subtree.PIN_XATTR: "2"})  # rank 0 (the inode's)
+        await c.wait_for(lambda: c.holder_name(rank=1) not in (None, victim),
+                         what="rank 1 replaced")
+        await c.wait_for(lambda: _subtrees(c, 1)["/r1"]["export_pin"] == 2,
+                         what="the relayed pin on rank 1's replacement")

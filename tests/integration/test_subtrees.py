@@ -9,7 +9,7 @@ import signal
 import pytest
 import trio
 
-from client.fsclient import FSClient
+from client.fsclient import FSClient, FSClientError
 from common import states
 from tests.integration.cluster import Cluster
 
@@ -124,3 +124,55 @@ def test_load_over_two_ranks_through_a_kill_and_a_shrink(cluster_factory, tmp_pa
         out, err = load.communicate(timeout=90)
     assert load.returncode == 0, err[-2000:]
     assert c.verify(history)["acknowledged"] > 100
+
+
+@pytest.mark.parametrize("kill_rank", [1, 0])
+def test_renames_across_ranks_through_a_kill_9(cluster_factory, kill_rank):
+    """Files renamed from rank 0's /r0 to rank 1's /r1 while one rank's holder is killed
+    (-9): each file ends up exactly once, where its rename's answer says. Also a pin relayed
+    to rank 1 (the holder of /r1) is still in its `get subtrees` after the replay."""
+    c = cluster_factory().start(("a", "b", "c"))
+    c.ok("fs", "set", "cephfs", "max_mds", "2")
+    dump = c.wait_map(lambda d: _active(d, 1) and d, 30, "rank 1 active")
+    mon = f"127.0.0.1:{c.port}"
+    n = 60
+
+    async def setup():
+        async with FSClient.open(mon, fs_name="cephfs", timeout=60, auth=c.auth_key()) as fs:
+            for d, rank in (("/r0", "0"), ("/r1", "1")):
+                await fs.mkdir(d)
+                await fs.setattr(d, xattrs={"ceph.dir.pin": rank})
+            with trio.fail_after(30):
+                while "/r1" not in await trio.to_thread.run_sync(
+                        _auth_paths, c, _active(dump, 1)["name"]):
+                    await trio.sleep(0.05)
+            await fs.setattr("/r1", xattrs={"ceph.dir.pin": "2"})  # no rank 2: /r1 stays
+            for i in range(n):
+                await fs.create(f"/r0/f{i}")
+
+    trio.run(setup)
+    victim = _active(dump, kill_rank)
+    pid = c.pid_of(victim["name"])
+
+    async def renames():
+        done: dict[int, str] = {}
+        async with FSClient.open(mon, fs_name="cephfs", timeout=60, auth=c.auth_key()) as fs:
+            for i in range(n):
+                if i == n // 3:
+                    os.kill(pid, signal.SIGKILL)
+                try:
+                    await fs.rename(f"/r0/f{i}", f"/r1/g{i}")
+                    done[i] = "ok"
+                except FSClientError as e:
+                    done[i] = e.message
+            return done, ({name for name, _ in await fs.ls("/r0")},
+                          {name for name, _ in await fs.ls("/r1")})
+
+    done, (r0, r1) = trio.run(renames)
+    assert set(done.values()) == {"ok"}, done  # the client rode out the failover
+    assert r0 == set() and r1 == {f"g{i}" for i in range(n)}
+    new = _active(c.fs_dump(), kill_rank)
+    assert new["gid"] != victim["gid"] and "resolve_start" in c.log(f"mds.{new['name']}")
+    subs = {s["dir"]["path"]: s for s in
+            c.cli_json("tell", f"mds.{_active(c.fs_dump(), 1)['name']}", "get", "subtrees")}
+    assert subs["/r1"]["is_auth"] and subs["/r1"]["export_pin"] == 2

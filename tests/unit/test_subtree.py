@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import errno
-
-import pytest
-
 from mds import subtree
-from mds.namespace import ROOT_INO, FSError, Namespace, ino_range
+from mds.namespace import ROOT_INO, Namespace, ino_range
 
 
 def _ns0() -> Namespace:
@@ -49,17 +45,6 @@ def test_export_moves_contents_and_requests_are_forwarded():
     assert subtree.route(ns1, "create", {"path": "/a/b/g"}) is None
     assert subtree.route(ns1, "create", {"path": "/c/h"}) == (0, "/")
     assert subtree.route(ns1, "getattr", {"path": "/"}) == (0, "/")
-
-
-def test_cross_rank_rename_and_removing_an_exported_root_are_refused():
-    ns0, ns1 = _ns0(), Namespace(rank=1)
-    _move(ns0, ns1, "/a")
-    with pytest.raises(FSError) as e:
-        subtree.route(ns0, "rename", {"src": "/c/g", "dst": "/a/g"})
-    assert e.value.code == errno.EXDEV
-    with pytest.raises(FSError) as e:
-        subtree.route(ns0, "rmdir", {"path": "/a"})
-    assert e.value.code == errno.EBUSY
 
 
 def test_import_back_merges_into_the_parents_subtree():
@@ -104,3 +89,40 @@ def test_importing_a_parent_keeps_and_merges_the_subtrees_already_held():
     assert sorted(n for n, _ in ns0.readdir("/a/b")) == ["f"]
     assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
     assert subtree.holds(ns0, a) and subtree.holds(ns0, b)
+
+
+def test_exporting_a_parent_keeps_the_subtrees_held_beneath_an_exported_boundary():
+    """Rank 1 holds /a and, beneath /a/b (rank 0's), /a/b/x. Handing /a to rank 0 (e.g. it
+    stops, X4) must not forget /a/b/x: it goes on its own, later."""
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    ns0.apply(ns0.prepare("mkdir", {"path": "/a/b/x"}, 3.0))
+    _move(ns0, ns1, "/a", "x.1")
+    _move(ns1, ns0, "/a/b", "y.1")
+    ns0.apply(ns0.prepare("create", {"path": "/a/b/x/f"}, 3.0))
+    x = _move(ns0, ns1, "/a/b/x", "z.1")
+    _move(ns1, ns0, "/a", "w.1")
+    assert ns1.auth_roots == {x} and ns1.path_of(x) == "/a/b/x"
+    assert subtree.route(ns1, "create", {"path": "/a/b/x/g"}) is None
+    assert subtree.route(ns0, "create", {"path": "/a/b/x/g"}) == (1, "/a/b/x")
+    assert sorted(n for n, _ in ns1.readdir("/a/b/x")) == ["f"]
+    _move(ns1, ns0, "/a/b/x", "v.1")
+    assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
+    assert sorted(n for n, _ in ns0.readdir("/a/b/x")) == ["f"]
+
+
+def test_resolve_finishes_only_exports_whose_contents_we_still_hold():
+    """Rank 0 exported /a and then /a/b to rank 1 (rank 1 merged /a/b into /a, but keeps its
+    record of that import), and holds /a/b/x itself. In resolve rank 1 names /a/b: rank 0
+    must not "finish" that export (it would forget /a/b/x, which it holds)."""
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    ns0.apply(ns0.prepare("mkdir", {"path": "/a/b/x"}, 3.0))
+    b = ns0.resolve("/a/b").ino
+    a = _move(ns0, ns1, "/a", "x.1")
+    ns1.imported[b] = [0, "x.2"]  # the merged import's record
+    x = _move(ns1, ns0, "/a/b/x", "y.1")
+    assert not subtree.unfinished_export(ns0, b) and subtree.holds(ns0, x)
+    ns0.apply(ns0.prepare("mkdir", {"path": "/c/d"}, 3.0))
+    d = ns0.resolve("/c/d").ino
+    snap = subtree.snapshot(ns0, d)  # the peer journaled the EImport; we died before EExport
+    ns1.apply(subtree.import_event(snap, 0, "x.3"))
+    assert subtree.unfinished_export(ns0, d) and not subtree.unfinished_export(ns0, a)
