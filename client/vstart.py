@@ -95,6 +95,7 @@ def write_conf(d: str, port: int, profile: str, extra: dict[str, str] | None = N
         "",
         "[mon]",
         f"mon_data = {os.path.join(d, 'mon.$id')}",
+        "mon_allow_pool_delete = true",  # as Ceph's vstart.sh sets it
         "",
         "[osd]",
         f"osd_data = {os.path.join(d, 'osd.$id')}",
