@@ -39,6 +39,8 @@ commands (Ceph's grammar):
   tell mds.<who> status|session ls|session evict ID|get subtrees|config get|set ...
   daemon mds.<name>|PATH.asok <same as tell>   (the admin socket: also once out of the map)
   client [--fs NAME] mkdir|touch|ls|stat|mv|rm|rmdir|setfattr|load|verify ...
+  osd pool create|ls|rm ...   rados [-p POOL] [-N NS] lspools|ls|stat|get|put|rm|
+        listomapkeys|listomapvals|setomapval ...   (Ceph's rados tool)
   vstart -d DIR ...   vstop -d DIR   demo
 """
 
@@ -218,6 +220,12 @@ def main(argv: list[str] | None = None) -> None:
 
         raise SystemExit(vstart.main(argv))
     _, words = split_global_options(argv)
+    if words and words[0] == "rados":  # `mdsemu rados ...`: Ceph's rados tool
+        from client import rados_cli
+
+        rest = list(argv)
+        rest.remove("rados")
+        raise SystemExit(rados_cli.main(rest))
     if words and words[0] == "client":  # `mdsemu [-c CONF] client ...`: options anywhere
         from client import fscli
 

@@ -120,3 +120,19 @@ def test_disconnected_watch_expires_after_its_timeout():
     w.disconnect(1, now=40)
     w.watch((1, "g"), 3, 1, "client.a", 30)
     assert w.expire(now=100) == [] and list(w.watches) == [(3, 1)]
+
+
+def test_hexdump_is_cephs_bufferlist_hexdump():
+    """bufferlist::hexdump as `rados listomapvals` prints values (hexdump -C layout)."""
+    from client.rados_cli import hexdump
+
+    assert hexdump(b"") == ""
+    assert hexdump(b"\x02") == "00000000  02" + " " * 48 + "|.|\n00000001\n"
+    assert hexdump(b"0123456789abcdefXYZ") == (
+        "00000000  30 31 32 33 34 35 36 37  38 39 61 62 63 64 65 66  |0123456789abcdef|\n"
+        "00000010  58 59 5a" + " " * 42 + "|XYZ|\n00000013\n")
+    # rows repeating the one before collapse into one `*`; the last row is always shown
+    assert hexdump(b"\0" * 64) == (
+        "00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|\n*\n"
+        "00000030  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|\n"
+        "00000040\n")
