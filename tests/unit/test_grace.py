@@ -139,10 +139,12 @@ def test_the_seed_settles_at_cur_3_rec_0():
     enforcing: `cur=3 rec=0` with no flags. Started together, the second joins the first's
     grace period instead and C ends at 2."""
     d = db(1, 0, a=E, b=E)
-    for head in ("a", "b"):
+    for head, other in (("a", "b"), ("b", "a")):
         d = apply(d, grace.join(d, [head], True))
+        assert grace.lift(d, [head]) is None or d.flags[other] & E
+        d = apply(d, grace.enforce(d, [other], True))  # the running head sees R != 0
         d = apply(d, grace.lift(d, [head]))
-        d = apply(d, grace.enforce(d, [head], False))
+        d = apply(d, grace.enforce(d, [head, other], False))
     assert grace.dump(d) == f"cur=3 rec=0\n{grace.SEPARATOR}\na\t  \nb\t  \n"
     d = db(1, 0, a=E, b=E)
     d = apply(d, grace.join(d, ["a"], True))
