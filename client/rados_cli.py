@@ -118,7 +118,7 @@ async def run(config: cfg.Config, opts: dict, args: list[str], stdin, stdout) ->
             print("either pool name or pg id needs to be specified", file=sys.stderr)
             return 1
         raise Usage("")
-    async with Rados.connect(config) as rados:
+    async with Rados.connect(config, timeout=config.get("mon_client_timeout")) as rados:
         if cmd == "lspools":
             stdout.write(b"".join(f"{n}\n".encode() for n in rados.pool_list()))
             return 0

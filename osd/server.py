@@ -276,7 +276,9 @@ class OSDServer:
             return fail(EBLOCKLISTED, f"{op.addr} is blocklisted")
         try:
             if op.op == "notify":
-                fields = await self._notify(entity, op, locator(op.ns, op.name))
+                key = locator(op.ns, op.name)
+                self.store.stat(op.pool, key)  # ENOENT, as Ceph's notify on no object
+                fields = await self._notify(entity, op, key)
             else:
                 fields = self._run(op, entity, cid)
         except StoreError as e:

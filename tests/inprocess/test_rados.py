@@ -83,6 +83,9 @@ async def test_notify_waits_for_every_ack(cluster, osd, autojump_clock):  # noqa
         with pytest.raises(OSDError) as e:
             await a.watch(1, "nothing", lambda *x: None)
         assert e.value.code == errno.ENOENT
+        with pytest.raises(OSDError) as e:
+            await a.notify(1, "nothing")
+        assert e.value.code == errno.ENOENT
         await b.unwatch(cb)
         assert [w[0] for w in (await a.notify(1, "grace", ns="ganesha"))[0]] == ["client.a"]
 

@@ -14,7 +14,7 @@ import trio
 
 from client.rados import Rados
 from common import config as cfg
-from tests.integration.cluster import MDSEMU
+from tests.integration.cluster import MDSEMU, free_port
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(120)]
 
@@ -131,3 +131,25 @@ def test_osd_pool_and_rados_commands(vcluster):
     assert (res.returncode, res.stderr) == (16, "Error EBUSY: pool 'cephfs_data' is in use by "
                                                 "CephFS\n")
 
+
+
+def test_tools_without_a_cluster(tmp_path):
+    """No monitor: Ganesha's connect-failure lines and exit 1; rados's `couldn't connect`."""
+    conf = tmp_path / "ceph.conf"
+    conf.write_text(f"[global]\nmon_host = 127.0.0.1:{free_port()}\nmon_client_timeout = 1\n"
+                    "mon_client_hunt_interval = 0.1\n")
+    res = subprocess.run([*GRACE, "-c", str(conf), "add", "a"], capture_output=True, text=True,
+                         timeout=30)
+    assert (res.returncode, res.stdout) == (1, "")
+    assert res.stderr == "rados_connect: -110\nCan't connect to cluster: -110\n"
+    res = subprocess.run([*GRACE, "-c", str(tmp_path / "nope.conf")], capture_output=True,
+                         text=True, timeout=30)
+    assert (res.returncode, res.stderr) == (
+        1, "rados_conf_read_file: -2\nCan't connect to cluster: -2\n")
+    res = subprocess.run([*GRACE, "--frob"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and res.stderr.startswith(
+        "mdsemu-grace: unrecognized option '--frob'\nUsage:\nmdsemu-grace [ --cephconf ")
+    res = subprocess.run([*MDSEMU, "-c", str(conf), "rados", "lspools"], capture_output=True,
+                         text=True, timeout=30)
+    assert (res.returncode, res.stderr) == (
+        1, "couldn't connect to cluster: (110) Connection timed out\n")
