@@ -215,6 +215,24 @@ class WatchNotify:
     payload: bytes = b""
 
 
+# -- NFS gateways (nfs/daemon.py) and their clients
+@message("nfs_request")
+class NFSRequest:
+    """One NFSv4.1-style operation; `session` plays SEQUENCE (renews the client's lease)."""
+    tid: int
+    op: str
+    args: dict = field(default_factory=dict)
+    session: int = 0
+
+
+@message("nfs_reply")
+class NFSReply:
+    tid: int
+    status: int  # 0 (NFS4_OK) or an NFSv4 status number
+    error: str = ""  # its name, e.g. NFS4ERR_GRACE
+    result: dict = field(default_factory=dict)
+
+
 @message("osd_boot")
 class OSDBoot:
     osd_id: int

@@ -81,6 +81,12 @@ class NFSState:
         for c in self.clients.values():
             c.allow_reclaim = self._may_reclaim(c.owner)
 
+    def stop_reclaims(self) -> None:
+        """This head lifted its N: it keeps enforcing but allows no more reclaims."""
+        self.reclaimable = None
+        for c in self.clients.values():
+            c.allow_reclaim = False
+
     def end_grace(self) -> None:
         self.in_grace, self.reclaimable = False, None
         for c in self.clients.values():

@@ -1,0 +1,147 @@
+"""Two NFS heads (mdsemu-nfs) over a vstart cluster, coordinated by the rados_cluster grace
+database as in seed 004: they settle at `cur=3 rec=0`; after a kill -9 of a head holding a
+client's lock, the restarted head starts a grace period, the other enforces (NFS4ERR_GRACE for
+new state), the client reclaims (others get NFS4ERR_NO_GRACE) and the grace period lifts."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from nfs.client import NFSClient
+from nfs.nfs4 import NFS4Error
+from tests.integration.cluster import free_port, wait_for
+
+pytestmark = [pytest.mark.processes, pytest.mark.timeout(120)]
+
+_BIN = Path(sys.executable).parent
+GRACE = [shutil.which("mdsemu-grace", path=str(_BIN)) or "mdsemu-grace"]
+NFS = [shutil.which("mdsemu-nfs", path=str(_BIN)) or "mdsemu-nfs"]
+DB = ["-p", "cephfs_metadata", "-n", "ganesha"]
+RULE = "=" * 54
+
+GANESHA_CONF = """\
+NFS_CORE_PARAM {{ Enable_NLM = false; Enable_RQUOTA = false; Protocols = 4; NFS_Port = {port}; }}
+NFSv4 {{ RecoveryBackend = rados_cluster; Minor_Versions = 1,2; Grace_Period = 20;
+        Lease_Lifetime = 4; }}
+EXPORT {{ Export_ID = 100; Protocols = 4; Transports = TCP; Path = /; Pseudo = /ceph/;
+         Access_Type = RW; FSAL {{ Name = CEPH; }} }}
+RADOS_KV {{ pool = "cephfs_metadata"; namespace = "ganesha"; nodeid = "{node}"; }}
+"""
+
+
+class Heads:
+    def __init__(self, c) -> None:
+        self.c = c
+        self.ports = {n: free_port() for n in "ab"}
+        self.procs: dict[str, subprocess.Popen] = {}
+        for n, port in self.ports.items():
+            (c.dir / f"ganesha.{n}.conf").write_text(GANESHA_CONF.format(port=port, node=n))
+
+    def start(self, n: str) -> None:
+        log = open(self.c.dir / "out" / f"nfs.{n}.log", "a")  # noqa: SIM115
+        self.procs[n] = subprocess.Popen(
+            [*NFS, "-c", str(self.c.conf_path), "-f", str(self.c.dir / f"ganesha.{n}.conf"),
+             "-i", n, "--pid-file", str(self.c.dir / "run" / f"nfs.{n}.pid")],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+
+    def kill(self, n: str, sig: int = signal.SIGKILL) -> None:
+        self.procs[n].send_signal(sig)
+        self.procs[n].wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def addr(self, n: str) -> str:
+        return f"127.0.0.1:{self.ports[n]}"
+
+    def dump(self) -> str:
+        return subprocess.run([*GRACE, "-c", str(self.c.conf_path), *DB], capture_output=True,
+                              text=True, timeout=30).stdout
+
+    def wait_dump(self, expected: str, timeout: float = 30.0) -> None:
+        wait_for(lambda: self.dump() == expected, timeout, f"grace db {expected!r}",
+                 lambda: self.dump())
+
+
+@pytest.fixture
+def heads(cluster_factory):
+    c = cluster_factory()
+    c.vstart("--mds", "1")
+    res = subprocess.run([*GRACE, "-c", str(c.conf_path), *DB, "add", "a", "b"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    h = Heads(c)
+    yield h
+    h.stop_all()
+
+
+async def expect(name: str, coro) -> NFS4Error:
+    with pytest.raises(NFS4Error) as e:
+        await coro
+    assert e.value.name == name, e.value
+    return e.value
+
+
+def test_seed_heads_settle_then_recover_after_kill_9(heads):
+    h = heads
+    h.start("a")
+    h.wait_dump(f"cur=2 rec=0\n{RULE}\na\t  \nb\t E\n")
+    h.start("b")
+    h.wait_dump(f"cur=3 rec=0\n{RULE}\na\t  \nb\t  \n")  # the seed's state after both start
+
+    async def hold() -> None:
+        async with NFSClient.connect(h.addr("a")) as c1, NFSClient.connect(h.addr("b")) as c2:
+            await c1.mount("client-1")
+            await c1.call("reclaim_complete")
+            sid = (await c1.call("open", path="/f", create=True))["stateid"]
+            await c1.call("lock", stateid=sid, type="write", offset=0, length=100)
+            await c2.mount("client-2")
+            await c2.call("reclaim_complete")
+            await c2.call("open", path="/g", create=True)
+
+    trio.run(hold)
+    h.kill("a")  # within the 4 s lease: client-1's record stays in a's recovery db
+    h.start("a")
+    h.wait_dump(f"cur=4 rec=3\n{RULE}\na\tNE\nb\t E\n")
+
+    async def recover() -> None:
+        async with NFSClient.connect(h.addr("b")) as c3, NFSClient.connect(h.addr("a")) as c1, \
+                NFSClient.connect(h.addr("a")) as c4:
+            await c3.mount("client-3")
+            await c3.call("reclaim_complete")
+            await expect("NFS4ERR_GRACE", c3.call("open", path="/h", create=True))  # b enforces
+            await c1.mount("client-1")  # the restarted head: a new client id, same owner
+            sid = (await c1.call("open", path="/f", claim="previous"))["stateid"]
+            await c1.call("lock", stateid=sid, type="write", offset=0, length=100, reclaim=True)
+            await expect("NFS4ERR_GRACE", c1.call("open", path="/x", create=True))
+            await c4.mount("client-4")  # not in a's old recovery database
+            await expect("NFS4ERR_NO_GRACE", c4.call("open", path="/f", claim="previous"))
+            await c4.call("reclaim_complete")
+            await c1.call("reclaim_complete")  # every reclaimer is done: a lifts early
+
+    trio.run(recover)
+    h.wait_dump(f"cur=4 rec=0\n{RULE}\na\t  \nb\t  \n", timeout=15)
+
+    async def after() -> None:
+        async with NFSClient.connect(h.addr("b")) as c3:
+            await c3.mount("client-3")  # the same client id: its RECLAIM_COMPLETE stands
+            await expect("NFS4ERR_COMPLETE_ALREADY", c3.call("reclaim_complete"))
+            assert (await c3.call("open", path="/h", create=True))["stateid"]
+            assert [e[0] for e in (await c3.call("readdir", path="/"))["entries"]] == \
+                ["f", "g", "h"]
+
+    trio.run(after)
+    # a clean shutdown asks for a grace period (rados_cluster_shutdown)
+    h.kill("b", signal.SIGTERM)
+    h.wait_dump(f"cur=5 rec=4\n{RULE}\na\t E\nb\tNE\n", timeout=15)
