@@ -145,3 +145,58 @@ def test_seed_heads_settle_then_recover_after_kill_9(heads):
     # a clean shutdown asks for a grace period (rados_cluster_shutdown)
     h.kill("b", signal.SIGTERM)
     h.wait_dump(f"cur=5 rec=4\n{RULE}\na\t E\nb\tNE\n", timeout=15)
+
+
+def test_remove_of_a_dead_member_lifts_a_stuck_grace_period(heads):
+    """A head that died again in its grace period leaves its N set: the other head enforces
+    until the admin removes the dead one (`remove` clears the last N: R=0)."""
+    h = heads
+    h.start("a")
+    h.wait_dump(f"cur=2 rec=0\n{RULE}\na\t  \nb\t E\n")
+    h.start("b")
+    h.wait_dump(f"cur=3 rec=0\n{RULE}\na\t  \nb\t  \n")
+
+    async def hold() -> None:
+        async with NFSClient.connect(h.addr("a")) as c1:
+            await c1.mount("client-1")
+            await c1.call("reclaim_complete")
+            await c1.call("open", path="/f", create=True)
+
+    trio.run(hold)
+    h.kill("a")
+    h.start("a")  # client-1 may reclaim here: a keeps its N until it does (or 20 s)
+    h.wait_dump(f"cur=4 rec=3\n{RULE}\na\tNE\nb\t E\n")
+    h.kill("a")
+
+    async def refused() -> None:
+        async with NFSClient.connect(h.addr("b")) as c2:
+            await c2.mount("client-2")
+            await c2.call("reclaim_complete")
+            await expect("NFS4ERR_GRACE", c2.call("open", path="/g", create=True))
+
+    trio.run(refused)
+    res = subprocess.run([*GRACE, "-c", str(h.c.conf_path), *DB, "remove", "a"],
+                         capture_output=True, text=True, timeout=30)
+    assert (res.returncode, res.stderr) == (0, "")
+    h.wait_dump(f"cur=4 rec=0\n{RULE}\nb\t  \n", timeout=15)
+
+    async def served() -> None:
+        async with NFSClient.connect(h.addr("b")) as c2:
+            await c2.mount("client-2")
+            assert (await c2.call("open", path="/g", create=True))["stateid"]
+
+    trio.run(served)
+    # a head that is no longer a member refuses to start (recovery_rados_cluster init)
+    h.start("a")
+    assert h.procs["a"].wait(timeout=30) == 1
+    assert "is not a member of the grace database" in (h.c.dir / "out" / "nfs.a.log").read_text()
+
+
+def test_bad_ganesha_conf_is_refused(tmp_path):
+    conf = tmp_path / "ganesha.conf"
+    conf.write_text("NFSv4 {\n  Grace_Period = 500;\n}\n")
+    res = subprocess.run([*NFS, "-c", str(tmp_path / "ceph.conf"), "-f", str(conf), "-i", "a"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 22
+    assert res.stderr == (f"mdsemu-nfs: Config File ({conf}:2): Grace_Period: 500 is out of "
+                          "range (0 to 180)\n")
