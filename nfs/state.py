@@ -179,8 +179,8 @@ class NFSState:
             raise NFS4Error("NFS4ERR_COMPLETE_ALREADY")
         client.reclaim_complete = True
 
-    def open(self, client: Client, path: str, claim: str) -> Open:
-        """OPEN with CLAIM_NULL ("null") or CLAIM_PREVIOUS ("previous")."""
+    def check_claim(self, client: Client, claim: str) -> None:
+        """open4_validate_claim: checked before anything else of an OPEN."""
         if claim == "null":
             if self.in_grace or not client.reclaim_complete:
                 raise NFS4Error("NFS4ERR_GRACE", "no new state during the grace period"
@@ -189,6 +189,10 @@ class NFSState:
             self._check_reclaim(client)
         else:
             raise NFS4Error("NFS4ERR_NOTSUPP", f"claim type {claim!r}")
+
+    def open(self, client: Client, path: str, claim: str) -> Open:
+        """OPEN with CLAIM_NULL ("null") or CLAIM_PREVIOUS ("previous")."""
+        self.check_claim(client, claim)
         for o in self.opens.values():
             if o.clientid == client.clientid and o.path == path:
                 return o
