@@ -29,7 +29,7 @@ import structlog
 import trio
 
 from client.fsclient import FSClient, FSClientError
-from client.rados import Rados
+from client.rados import Rados, RadosError
 from common import config as cfg
 from common import daemon as daemon_common
 from common import log as logsetup
@@ -136,6 +136,9 @@ class NFSServer:
                 name = from_errno(e.code)
                 reply = m.NFSReply(tid=msg.tid, status=NFS4Error(name).status, error=name,
                                    result={"message": e.message})
+            except RadosError as e:  # the recovery database is unreachable: try again
+                reply = m.NFSReply(tid=msg.tid, status=NFS4Error("NFS4ERR_DELAY").status,
+                                   error="NFS4ERR_DELAY", result={"message": str(e)})
             except (KeyError, TypeError, ValueError) as e:
                 reply = m.NFSReply(tid=msg.tid, status=NFS4Error("NFS4ERR_INVAL").status,
                                    error="NFS4ERR_INVAL", result={"message": f"bad args: {e}"})
@@ -153,15 +156,15 @@ class NFSServer:
         if req.op not in SESSION_OPS:
             raise NFS4Error("NFS4ERR_OP_ILLEGAL", f"unknown op {req.op!r}")
         c = s.sequence(req.session, now)
+        if req.op == "destroy_session":
+            s.destroy_session(req.session)
+            return {}
         return await self._session_op(req.op, c, a)
 
     async def _session_op(self, op: str, c: Client, a: dict) -> dict:
         s, fs = self.state, self.fs
         if op == "sequence":
             return {"in_grace": s.in_grace}
-        if op == "destroy_session":
-            s.destroy_session(next(iter(c.sessions)))
-            return {}
         if op == "reclaim_complete":
             s.reclaim_complete(c)
             return {}

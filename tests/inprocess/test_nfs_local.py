@@ -89,3 +89,8 @@ async def test_graceless_head_and_lease_expiry(cluster, autojump_clock):
             await d.call("sequence")
         await expect("NFS4ERR_BADSESSION", c.call("sequence"))
         await d.call("lock", stateid=sd, type="read", offset=5, length=1)
+        first = d.session
+        await d.call("create_session", clientid=d.clientid)  # a second session of d
+        await d.call("destroy_session")  # the one the request names
+        await expect("NFS4ERR_BADSESSION", d.call("sequence"))
+        assert server.state.sessions and first not in server.state.sessions
