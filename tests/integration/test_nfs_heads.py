@@ -16,7 +16,7 @@ import trio
 
 from nfs.client import NFSClient
 from nfs.nfs4 import NFS4Error
-from tests.integration.cluster import free_port, wait_for
+from tests.integration.cluster import MDSEMU, free_port, pid_alive, wait_for
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(120)]
 
@@ -200,3 +200,29 @@ def test_bad_ganesha_conf_is_refused(tmp_path):
     assert res.returncode == 22
     assert res.stderr == (f"mdsemu-nfs: Config File ({conf}:2): Grace_Period: 500 is out of "
                           "range (0 to 180)\n")
+
+
+def test_vstart_nfs_2_deploys_the_seed(cluster_factory):
+    """`vstart --nfs 2`: heads a and b with pid files, the grace db populated as in the seed
+    and settled at cur=3 rec=0; vstop stops the heads too."""
+    c = cluster_factory()
+    res = c.vstart("--mds", "1", "--nfs", "2")
+    assert "vstart: nfs.a serves on 127.0.0.1:" in res.stdout
+    dump = subprocess.run([*GRACE, "-c", str(c.conf_path), *DB], capture_output=True,
+                          text=True, timeout=30).stdout
+    assert dump == f"cur=3 rec=0\n{RULE}\na\t  \nb\t  \n"
+    pids = {n: int((c.dir / "run" / f"nfs.{n}.pid").read_text()) for n in "ab"}
+    port = int(next(line.split("=")[1].strip(" ;") for line in
+                    (c.dir / "ganesha.b.conf").read_text().splitlines() if "NFS_Port" in line))
+
+    async def use() -> None:
+        async with NFSClient.connect(f"127.0.0.1:{port}") as cl:
+            await cl.mount("client-1")
+            await cl.call("reclaim_complete")
+            await cl.call("open", path="/seed", create=True)
+
+    trio.run(use)
+    res = subprocess.run([*MDSEMU, "vstop", "-d", str(c.dir)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: not any(pid_alive(p) for p in pids.values()), 15, "the heads to exit")
