@@ -226,3 +226,80 @@ def test_vstart_nfs_2_deploys_the_seed(cluster_factory):
                          timeout=60)
     assert res.returncode == 0, res.stderr
     wait_for(lambda: not any(pid_alive(p) for p in pids.values()), 15, "the heads to exit")
+
+
+def test_clean_restart_joins_the_grace_period_it_asked_for(heads):
+    """SIGTERM: the head asks for a grace period on its way out (R=C, C+1, its N and E); the
+    other head enforces; the restarted head joins that grace period (epochs unchanged), its
+    client reclaims from the database it left, and the grace period lifts."""
+    h = heads
+    h.start("a")
+    h.wait_dump(f"cur=2 rec=0\n{RULE}\na\t  \nb\t E\n")
+    h.start("b")
+    h.wait_dump(f"cur=3 rec=0\n{RULE}\na\t  \nb\t  \n")
+
+    async def hold() -> None:
+        async with NFSClient.connect(h.addr("a")) as c1:
+            await c1.mount("client-1")
+            await c1.call("reclaim_complete")
+            sid = (await c1.call("open", path="/f", create=True))["stateid"]
+            await c1.call("lock", stateid=sid, type="write", offset=0, length=100)
+
+    trio.run(hold)
+    h.kill("a", signal.SIGTERM)
+    assert h.procs["a"].returncode == 0
+    h.wait_dump(f"cur=4 rec=3\n{RULE}\na\tNE\nb\t E\n")
+    h.start("a")
+
+    async def reclaim() -> None:
+        async with NFSClient.connect(h.addr("a")) as c1:
+            await c1.mount("client-1")
+            sid = (await c1.call("open", path="/f", claim="previous"))["stateid"]
+            await c1.call("lock", stateid=sid, type="write", offset=0, length=100, reclaim=True)
+            await c1.call("reclaim_complete")
+
+    async def connect_and_reclaim() -> None:
+        deadline = trio.current_time() + 30
+        while True:  # a listens once every head enforces
+            try:
+                await reclaim()
+                return
+            except OSError:
+                assert trio.current_time() < deadline
+                await trio.sleep(0.2)
+
+    trio.run(connect_and_reclaim)
+    h.wait_dump(f"cur=4 rec=0\n{RULE}\na\t  \nb\t  \n", timeout=15)
+
+
+def test_heads_ride_through_an_mds_failover(cluster_factory):
+    """The heads are CephFS clients: an MDS failover under them is invisible to NFS clients
+    (their locks live in the head; namespace operations wait for the new active)."""
+    c = cluster_factory()
+    c.vstart("--mds", "2", "--nfs", "1")
+    port = int(next(line.split("=")[1].strip(" ;") for line in
+                    (c.dir / "ganesha.a.conf").read_text().splitlines() if "NFS_Port" in line))
+
+    async def run() -> None:
+        async with NFSClient.connect(f"127.0.0.1:{port}") as c1, \
+                NFSClient.connect(f"127.0.0.1:{port}") as c2:
+            await c1.mount("client-1")
+            await c1.call("reclaim_complete")
+            sid = (await c1.call("open", path="/f", create=True))["stateid"]
+            await c1.call("lock", stateid=sid, type="write", offset=0, length=100)
+            active = c.fs_dump()
+            name = next(i["name"] for i in active["filesystems"][0]["mdsmap"]["info"].values()
+                        if i["state"] == "up:active")
+            res = await trio.run_process([*MDSEMU, "-c", str(c.conf_path), "mds", "fail", name],
+                                         capture_stdout=True, capture_stderr=True)
+            assert res.returncode == 0, res.stderr
+            await c1.call("mkdir", path="/after-failover")  # waits for the new active
+            await c2.mount("client-2")
+            await c2.call("reclaim_complete")
+            s2 = (await c2.call("open", path="/f"))["stateid"]
+            await expect("NFS4ERR_DENIED", c2.call("lock", stateid=s2, type="write", offset=50,
+                                                   length=1))
+            names = [e[0] for e in (await c1.call("readdir", path="/"))["entries"]]
+            assert names == ["after-failover", "f"]
+
+    trio.run(run)
