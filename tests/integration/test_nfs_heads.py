@@ -5,6 +5,7 @@ new state), the client reclaims (others get NFS4ERR_NO_GRACE) and the grace peri
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -222,6 +223,24 @@ def test_vstart_nfs_2_deploys_the_seed(cluster_factory):
             await cl.call("open", path="/seed", create=True)
 
     trio.run(use)
+    # `mdsemu nfs-client`, one shot per run; the same owner is the same client
+    server = ["nfs-client", "--server", f"127.0.0.1:{port}"]
+
+    def nfs(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*MDSEMU, *server, *args], capture_output=True, text=True,
+                              timeout=60)
+
+    res = nfs("--owner", "x", "lock", "/seed", "--offset", "0", "--length", "10")
+    assert res.returncode == 0, res.stderr
+    assert set(json.loads(res.stdout)) == {"lock_stateid"}
+    res = nfs("--owner", "y", "lock", "/seed", "--type", "read", "--offset", "5")
+    assert res.returncode == 1
+    assert res.stderr.startswith("mdsemu nfs-client: lock /seed: NFS4ERR_DENIED (10010) held "
+                                 'by {"offset": 0, "length": 10, "type": 2, "owner": "x"}')
+    assert json.loads(nfs("ls", "/").stdout) == {"entries": ["seed"]}
+    res = nfs("open", "/seed", "--claim", "previous")
+    assert (res.returncode, res.stderr) == (
+        1, "mdsemu nfs-client: open /seed: NFS4ERR_NO_GRACE (10033)\n")
     res = subprocess.run([*MDSEMU, "vstop", "-d", str(c.dir)], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0, res.stderr
