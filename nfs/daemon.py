@@ -56,7 +56,9 @@ class NFSServer:
         self.gconf = gconf
         self.nodeid = nodeid
         self.port = gconf.nfs_port if port is None else port
-        self.state = NFSState(float(gconf.lease_lifetime), boot=int(time.time()) & 0xFFFFFFFF)
+        # this incarnation, in the client ids it hands out (older ones are stale)
+        self.state = NFSState(float(gconf.lease_lifetime),
+                              boot=(time.time_ns() >> 10) & 0xFFFFFFFF or 1)
         self.backend = None
         self.fs: FSClient | None = None
         self.addr = ""

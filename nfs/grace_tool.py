@@ -110,8 +110,9 @@ async def update(io: IoCtx, oid: str, command, data: bool = True) -> grace.Grace
         return grace.GraceDB(change.cur, change.rec, dict(sorted(flags.items())))
 
 
-async def _command(io: IoCtx, oid: str, cmd: str, nodes: list[str], out) -> int:
-    """One command after the connection; returns Ganesha's `ret` (0 or -errno)."""
+async def _command(io: IoCtx, oid: str, cmd: str, nodes: list[str], out) -> int | None:
+    """One command after the connection; returns Ganesha's `ret` (0 or -errno), or None
+    for a failure already reported (exit status 1, no `Failure:` line)."""
     try:
         if cmd == "dump":
             try:
@@ -131,7 +132,7 @@ async def _command(io: IoCtx, oid: str, cmd: str, nodes: list[str], out) -> int:
             except RadosError as e:
                 if e.code != errno.EEXIST:
                     print(f"Can't create grace db: {-e.code}", file=sys.stderr)
-                    raise SystemExit(1) from None
+                    return None  # exit 1 with no `Failure:` line, as Ganesha's tool
             await update(io, oid, lambda db: grace.add(db, nodes), data=False)
         elif cmd in ("start", "join"):
             await update(io, oid, lambda db: grace.join(db, nodes, cmd == "start"))
@@ -170,6 +171,8 @@ async def run(config: cfg.Config, opts: dict, cmd: str, nodes: list[str], out) -
             ret = await _command(io, opts["oid"], cmd, nodes, out)
     except RadosError as e:
         return _cant_connect("rados_connect", e.code)
+    if ret is None:
+        return 1
     if ret:
         print(f"Failure: {ret}", file=sys.stderr)
         return 1
