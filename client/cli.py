@@ -40,6 +40,9 @@ commands (Ceph's grammar):
                  get subtrees|damage ls|config get|set ...
   daemon mds.<name>|PATH.asok <same as tell>   (the admin socket: also once out of the map)
   client [--fs NAME] mkdir|touch|ls|stat|mv|rm|rmdir|setfattr|load|verify ...
+  osd pool create|ls|rm ...   rados [-p POOL] [-N NS] lspools|ls|stat|get|put|rm|
+        listomapkeys|listomapvals|setomapval ...   (Ceph's rados tool)
+  nfs-client --server HOST:PORT ls|stat|mkdir|touch|rm|open|lock|unlock|reclaim-complete ...
   vstart -d DIR ...   vstop -d DIR   demo
 """
 
@@ -219,6 +222,18 @@ def main(argv: list[str] | None = None) -> None:
 
         raise SystemExit(vstart.main(argv))
     _, words = split_global_options(argv)
+    if words and words[0] == "rados":  # `mdsemu rados ...`: Ceph's rados tool
+        from client import rados_cli
+
+        rest = list(argv)
+        rest.remove("rados")
+        raise SystemExit(rados_cli.main(rest))
+    if words and words[0] == "nfs-client":  # `mdsemu nfs-client ...`: an NFS head's client
+        from nfs import cli as nfs_cli
+
+        rest = list(argv)
+        rest.remove("nfs-client")
+        raise SystemExit(nfs_cli.main(rest))
     if words and words[0] == "client":  # `mdsemu [-c CONF] client ...`: options anywhere
         from client import fscli
 

@@ -2,7 +2,7 @@
 
 vstart writes DIR/ceph.conf, starts the daemons in the background with pid files
 DIR/run/<type>.<id>.pid and logs DIR/out/<type>.<id>.log, creates the file system and returns
-once the cluster is healthy. vstop stops them (SIGTERM: a clean shutdown, then SIGKILL).
+once the cluster is healthy (with `--nfs N`, also N NFS heads: nfs/vstart.py). vstop stops them (SIGTERM: a clean shutdown, then SIGKILL).
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def write_conf(d: str, port: int, profile: str, extra: dict[str, str] | None = N
         "",
         "[mon]",
         f"mon_data = {os.path.join(d, 'mon.$id')}",
+        "mon_allow_pool_delete = true",  # as Ceph's vstart.sh sets it
         "",
         "[osd]",
         f"osd_data = {os.path.join(d, 'osd.$id')}",
@@ -202,6 +203,12 @@ def vstart(a: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         if cluster_ready(conf, a.mds):
             print(f"vstart: cluster is up in {d} (conf {conf})")
+            if getattr(a, "nfs", 0):  # NFS heads as seed 004 deploys them (nfs/vstart.py)
+                from nfs.vstart import start_heads
+
+                rc = start_heads(d, conf, a.fs, a.nfs, a.profile, a.timeout)
+                if rc:
+                    return rc
             print(f"  export CEPH_CONF={conf}; mdsemu fs status")
             return 0
         time.sleep(0.2)
@@ -215,8 +222,9 @@ def vstop(d: str, timeout: float = 10.0) -> int:
     procs = running(d)
     # MDS daemons first, so each says down:dne to a live monitor (B10) while the osd still
     # serves a standby that the mon promotes meanwhile; then the osd; the mon last.
-    stages = [[n for n in procs if n.startswith("mds.")],
-              [n for n in procs if not n.startswith(("mds.", "mon."))],
+    stages = [[n for n in procs if n.startswith("nfs.")],  # heads first: they need the rest
+              [n for n in procs if n.startswith("mds.")],
+              [n for n in procs if not n.startswith(("mds.", "mon.", "nfs."))],
               [n for n in procs if n.startswith("mon.")]]
     for stage in stages:
         for name in sorted(stage):
@@ -266,6 +274,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, default=0)
         p.add_argument("--new", action="store_true", help="write a fresh ceph.conf")
         p.add_argument("--timeout", type=float, default=60.0)
+        if name == "vstart":
+            p.add_argument("--nfs", type=int, default=0, help="NFS heads a, b, ... (seed 004)")
     p = sub.add_parser("vstop")
     p.add_argument("-d", "--dir", default="run/vstart")
     return ap
@@ -275,6 +285,10 @@ def main(argv: list[str]) -> int:
     a = parser().parse_args(argv)
     if a.cmd == "vstop":
         return vstop(a.dir)
+    if getattr(a, "nfs", 0) and (a.nfs > 26 or a.nfs < 0 or not a.fs or a.mds == 0):
+        print("vstart: --nfs must be 0..26 and needs a file system with MDS daemons",
+              file=sys.stderr)
+        return errno.EINVAL
     if a.mds < 0 or a.mds > len(MDS_NAMES) or a.max_mds < 1:
         print("vstart: --mds must be 0..26 and --max-mds at least 1", file=sys.stderr)
         return errno.EINVAL

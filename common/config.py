@@ -60,6 +60,7 @@ _OPTION_LIST = [
     Option("mds_enforce_unique_name", bool, True, "Fail an older MDS booting with the same name."),
     Option("mon_mds_blocklist_interval", float, 86400.0,
            "Seconds a failed MDS stays blocklisted.", 1),
+    Option("mon_allow_pool_delete", bool, False, "Allow `osd pool rm`."),
     Option("mon_max_mdsmap_epochs", int, 500, "Older FSMap epochs the monitor keeps.", 1),
     Option("mds_log_events_per_segment", int, 1024, "Journal events per log segment.", 1),
     Option("mds_log_max_segments", int, 128, "Journal segments kept before trimming.", 8),

@@ -173,7 +173,9 @@ class OSDOp:
     tid: int
     pool: int
     name: str  # the object; for "list", the name prefix
-    op: str  # append|append_at|read|write_full|remove|stat|omap_get|omap_set|omap_rm|list
+    # append|append_at|read|write_full|remove|stat|omap_get|omap_set|omap_rm|list|list_all|
+    # operate|watch|unwatch|notify|notify_ack
+    op: str
     addr: str  # the sender's address instance "ip:port/nonce", checked against the blocklist
     data: bytes = b""
     offset: int = 0
@@ -181,6 +183,11 @@ class OSDOp:
     keys: list | None = None  # omap_get: None is "every key"; omap_rm: the keys to remove
     values: dict = field(default_factory=dict)  # omap_set: key -> bytes
     min_epoch: int = 0  # epoch barrier: the osd runs the op only once it has this OSDMap
+    ns: str = ""  # the RADOS namespace ("" is the default one)
+    ops: list = field(default_factory=list)  # operate: the sub-ops, run all or nothing
+    cookie: int = 0  # watch, unwatch, notify_ack: the watch's cookie
+    timeout: float = 0.0  # watch: seconds it survives a lost connection; notify: wait at most
+    notify_id: int = 0  # notify_ack: which notify (data: the reply payload)
 
 
 @message("osd_op_reply")
@@ -195,6 +202,35 @@ class OSDOpReply:
     version: int = 0
     mtime: float = 0.0
     names: list = field(default_factory=list)
+    acks: list = field(default_factory=list)  # notify: [entity, cookie, payload] per watcher
+    timeouts: list = field(default_factory=list)  # notify: [entity, cookie] that did not ack
+
+
+@message("watch_notify")
+class WatchNotify:
+    """The osd to a watcher: a notify on the watched object; answer with `notify_ack`."""
+    cookie: int
+    notify_id: int
+    notifier: str  # the entity that sent the notify
+    payload: bytes = b""
+
+
+# -- NFS gateways (nfs/daemon.py) and their clients
+@message("nfs_request")
+class NFSRequest:
+    """One NFSv4.1-style operation; `session` plays SEQUENCE (renews the client's lease)."""
+    tid: int
+    op: str
+    args: dict = field(default_factory=dict)
+    session: int = 0
+
+
+@message("nfs_reply")
+class NFSReply:
+    tid: int
+    status: int  # 0 (NFS4_OK) or an NFSv4 status number
+    error: str = ""  # its name, e.g. NFS4ERR_GRACE
+    result: dict = field(default_factory=dict)
 
 
 @message("osd_boot")

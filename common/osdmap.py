@@ -32,9 +32,9 @@ class OSDMap:
     def pool_by_name(self, name: str) -> Pool | None:
         return next((p for p in self.pools.values() if p.name == name), None)
 
-    def create_pool(self, name: str) -> Pool:
+    def create_pool(self, name: str, application: str = "cephfs") -> Pool:
         self.pool_max += 1
-        pool = Pool(self.pool_max, name)
+        pool = Pool(self.pool_max, name, application)
         self.pools[pool.id] = pool
         return pool
 

@@ -137,15 +137,14 @@ def osd_dump(c: Context) -> Result:
             "fsid": osd.fsid,
             "max_osd": max(osd.osd_addrs, default=-1) + 1,
             "pools": [{"pool": p.id, "pool_name": p.name, "type": 1, "size": 1,
-                       "application_metadata": {p.application: {}}}
+                       "application_metadata": {p.application: {}} if p.application else {}}
                       for p in sorted(osd.pools.values(), key=lambda p: p.id)],
             "osds": [{"osd": i, "up": 1, "in": 1, "public_addr": a}
                      for i, a in sorted(osd.osd_addrs.items())],
             "blocklist": {a: render.format_stamp(t) for a, t in sorted(osd.blocklist.items())},
         })
     lines = [f"epoch {osd.epoch}", f"fsid {osd.fsid}"]
-    lines += [f"pool {p.id} '{p.name}' replicated size 1 min_size 1 application {p.application}"
-              for p in sorted(osd.pools.values(), key=lambda p: p.id)]
+    lines += [_pool_line(p) for p in sorted(osd.pools.values(), key=lambda p: p.id)]
     lines.append(f"max_osd {max(osd.osd_addrs, default=-1) + 1}")
     lines += [f"osd.{i} up   in  weight 1 {a}" for i, a in sorted(osd.osd_addrs.items())]
     lines += [f"blocklist {a} expires {render.format_stamp(t)}"
@@ -153,11 +152,68 @@ def osd_dump(c: Context) -> Result:
     return 0, f"dumped osdmap epoch {osd.epoch}", "\n".join(lines)
 
 
+def _pool_line(p) -> str:
+    app = f" application {p.application}" if p.application else ""
+    return f"pool {p.id} '{p.name}' replicated size 1 min_size 1{app}"
+
+
 def osd_pool(c: Context) -> Result:
-    if c.args[2:3] != ["ls"]:
-        raise _err(errno.EINVAL, "invalid command; usage: osd pool ls")
-    names = [p.name for p in sorted(c.mon.view_osd.pools.values(), key=lambda p: p.id)]
-    return 0, "", c.out(names) if c.json else "\n".join(names)
+    """`osd pool create|ls|rm` (Ceph's OSDMonitor: "osd pool create", "osd pool ls",
+    "osd pool delete" with _check_remove_pool)."""
+    verb = c.args[2] if len(c.args) > 2 else ""
+    osd = c.mon.view_osd
+    if verb == "ls":
+        if len(c.args) > 4 or c.args[3:] not in ([], ["detail"]):
+            raise _err(errno.EINVAL, "invalid command; usage: osd pool ls [detail]")
+        pools = sorted(osd.pools.values(), key=lambda p: p.id)
+        if len(c.args) == 4:
+            if c.json:
+                return 0, "", c.out([{"pool_id": p.id, "pool_name": p.name, "type": 1,
+                                      "size": 1, "min_size": 1, "application_metadata":
+                                      {p.application: {}} if p.application else {}}
+                                     for p in pools])
+            return 0, "", "\n".join(_pool_line(p) for p in pools)
+        names = [p.name for p in pools]
+        return 0, "", c.out(names) if c.json else "\n".join(names)
+    if verb == "create":
+        if len(c.args) not in (4, 5, 6):
+            raise _err(errno.EINVAL, "invalid command; usage: osd pool create <pool> "
+                                     "[<pg_num>] [<pgp_num>]")
+        name = c.args[3]
+        for n in c.args[4:]:
+            _pg_num(n)
+        if osd.pool_by_name(name) is not None:
+            return 0, f"pool '{name}' already exists", ""
+        c.mon.posd.create_pool(name, application="")
+        return 0, f"pool '{name}' created", ""
+    if verb in ("rm", "delete"):
+        if len(c.args) not in (4, 5):
+            raise _err(errno.EINVAL, "invalid command; usage: osd pool rm <pool> [<pool2>] "
+                                     "[--yes-i-really-really-mean-it]")
+        name = c.args[3]
+        pool = osd.pool_by_name(name)
+        if pool is None:
+            return 0, f"pool '{name}' does not exist", ""
+        if c.args[4:] != [name] or "--yes-i-really-really-mean-it" not in c.flags:
+            raise _err(errno.EPERM, f"WARNING: this will *PERMANENTLY DESTROY* all data stored "
+                       f"in pool {name}.  If you are *ABSOLUTELY CERTAIN* that is what you want, "
+                       f"pass the pool name *twice*, followed by --yes-i-really-really-mean-it.")
+        if any(pool.id == fs.metadata_pool or pool.id in fs.data_pools
+               for fs in c.mon.view.filesystems.values()):
+            raise _err(errno.EBUSY, f"pool '{name}' is in use by CephFS")
+        if not c.mon.opt("mon_allow_pool_delete"):
+            raise _err(errno.EPERM, "pool deletion is disabled; you must first set the "
+                       "mon_allow_pool_delete config option to true before you can destroy a "
+                       "pool")
+        del c.mon.posd.pools[pool.id]
+        return 0, f"pool '{name}' removed", ""
+    raise _err(errno.EINVAL, "invalid command; usage: osd pool create|ls|rm ...")
+
+
+def _pg_num(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise _err(errno.EINVAL, f"'pg_num' must be greater than 0, got '{text}'")
+    return int(text)
 
 
 def osd_blocklist(c: Context) -> Result:

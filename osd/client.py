@@ -6,6 +6,11 @@ connection in the order they were sent. Every op says who sends it (`my_addr`, t
 instance "ip:port/nonce" the monitor would blocklist) and may carry `min_epoch`, the OSDMap
 epoch the osd must have before it runs the op (the epoch barrier).
 
+Objects live in a RADOS namespace (`ns`, "" by default). `operate` runs a compound op
+atomically (with `["assert_version", v]` for a read-modify-write loop); `watch` registers a
+callback the osd calls on every `notify` of the object (its return value is the ack payload),
+and `notify` returns the acks and the watchers that timed out (rados_watch3/rados_notify2).
+
 Errors: an op the osd refuses raises OSDError with `.code` (a positive errno), Blocklisted
 when this sender is fenced. If the connection is lost, pending and later ops raise OSDError
 with ENOTCONN; whether a pending write was applied is then unknown.
@@ -17,6 +22,7 @@ import contextlib
 import errno
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -53,6 +59,9 @@ class OSDClient:
         self._tids = itertools.count(1)
         self._waiting: dict[int, trio.MemorySendChannel] = {}
         self._lost: str | None = None
+        self._nursery = nursery
+        self._cookies = itertools.count(1)
+        self._watches: dict[int, Callable] = {}  # cookie -> callback(notify_id, notifier, data)
         nursery.start_soon(self._receive)
 
     @classmethod
@@ -84,6 +93,8 @@ class OSDClient:
                 msg = await self.conn.recv()
                 if isinstance(msg, m.OSDOpReply) and msg.tid in self._waiting:
                     self._waiting.pop(msg.tid).send_nowait(msg)
+                elif isinstance(msg, m.WatchNotify) and msg.cookie in self._watches:
+                    self._nursery.start_soon(self._on_notify, msg)
                 elif isinstance(msg, m.Error):
                     self._lost = f"the osd closed the connection: {msg.message}"
                     return
@@ -117,6 +128,46 @@ class OSDClient:
             raise kind(-reply.rc, reply.error or os.strerror(-reply.rc))
         return reply
 
+    async def _on_notify(self, msg: m.WatchNotify) -> None:
+        callback = self._watches.get(msg.cookie)
+        if callback is None:
+            return
+        payload = callback(msg.notify_id, msg.notifier, msg.payload) or b""
+        with contextlib.suppress(OSDError):
+            await self._call("notify_ack", 0, "-", cookie=msg.cookie, notify_id=msg.notify_id,
+                             data=bytes(payload))
+
+    # -- compound ops, watch/notify
+    async def operate(self, pool: int, name: str, ops: list, ns: str = "",
+                      min_epoch: int = 0) -> m.OSDOpReply:
+        """Run `ops` all or nothing (osd.store.Store.operate); the reply has `version` (the
+        object's version after the op) and what the reads asked for (`data`, `values`)."""
+        return await self._call("operate", pool, name, min_epoch, ns=ns, ops=list(ops))
+
+    async def watch(self, pool: int, name: str, callback: Callable, ns: str = "",
+                    timeout: float = 30.0) -> int:
+        """Watch an existing object; returns the cookie. callback(notify_id, notifier,
+        payload) runs for each notify; what it returns is sent back in the ack."""
+        cookie = next(self._cookies)
+        self._watches[cookie] = callback
+        try:
+            await self._call("watch", pool, name, ns=ns, cookie=cookie, timeout=timeout)
+        except BaseException:
+            del self._watches[cookie]
+            raise
+        return cookie
+
+    async def unwatch(self, cookie: int) -> None:
+        self._watches.pop(cookie, None)
+        await self._call("unwatch", 0, "-", cookie=cookie)
+
+    async def notify(self, pool: int, name: str, payload: bytes = b"", timeout: float = 10.0,
+                     ns: str = "") -> tuple[list, list]:
+        """Notify the object's watchers; returns once all acked or `timeout` passed:
+        ([[entity, cookie, payload], ...] acked, [[entity, cookie], ...] timed out)."""
+        reply = await self._call("notify", pool, name, ns=ns, data=payload, timeout=timeout)
+        return reply.acks, reply.timeouts
+
     # -- data
     async def append(self, pool: int, name: str, data: bytes, min_epoch: int = 0) -> int:
         """Append; returns the object's new size."""
@@ -128,38 +179,46 @@ class OSDClient:
         return (await self._call("append_at", pool, name, min_epoch, data=data,
                                  offset=offset)).size
 
-    async def write_full(self, pool: int, name: str, data: bytes, min_epoch: int = 0) -> None:
-        await self._call("write_full", pool, name, min_epoch, data=data)
+    async def write_full(self, pool: int, name: str, data: bytes, min_epoch: int = 0,
+                         ns: str = "") -> None:
+        await self._call("write_full", pool, name, min_epoch, data=data, ns=ns)
 
     async def read(self, pool: int, name: str, offset: int = 0, length: int = -1,
-                   min_epoch: int = 0) -> bytes:
+                   min_epoch: int = 0, ns: str = "") -> bytes:
         """Bytes [offset, offset + length) (-1: to the end); short at the end of the object."""
-        reply = await self._call("read", pool, name, min_epoch, offset=offset, length=length)
+        reply = await self._call("read", pool, name, min_epoch, offset=offset, length=length,
+                                 ns=ns)
         return reply.data
 
-    async def remove(self, pool: int, name: str, min_epoch: int = 0) -> None:
-        await self._call("remove", pool, name, min_epoch)
+    async def remove(self, pool: int, name: str, min_epoch: int = 0, ns: str = "") -> None:
+        await self._call("remove", pool, name, min_epoch, ns=ns)
 
-    async def stat(self, pool: int, name: str, min_epoch: int = 0) -> ObjectStat:
-        reply = await self._call("stat", pool, name, min_epoch)
+    async def stat(self, pool: int, name: str, min_epoch: int = 0, ns: str = "") -> ObjectStat:
+        reply = await self._call("stat", pool, name, min_epoch, ns=ns)
         return ObjectStat(reply.size, reply.version, reply.mtime)
 
-    async def list(self, pool: int, prefix: str = "", min_epoch: int = 0) -> list[str]:
-        return (await self._call("list", pool, prefix, min_epoch)).names
+    async def list(self, pool: int, prefix: str = "", min_epoch: int = 0,
+                   ns: str = "") -> list[str]:
+        return (await self._call("list", pool, prefix, min_epoch, ns=ns)).names
+
+    async def list_all(self, pool: int) -> list[tuple[str, str]]:
+        """(namespace, name) of every object in the pool."""
+        return [(n, o) for n, o in (await self._call("list_all", pool, "-")).names]
 
     # -- omap
     async def omap_get(self, pool: int, name: str, keys: list[str] | None = None,
-                       min_epoch: int = 0) -> dict[str, bytes]:
+                       min_epoch: int = 0, ns: str = "") -> dict[str, bytes]:
         """The values of `keys` that exist, or every key when `keys` is None."""
         keys = None if keys is None else list(keys)
-        return (await self._call("omap_get", pool, name, min_epoch, keys=keys)).values
+        return (await self._call("omap_get", pool, name, min_epoch, keys=keys, ns=ns)).values
 
     async def omap_set(self, pool: int, name: str, values: dict[str, bytes],
-                       min_epoch: int = 0) -> None:
-        await self._call("omap_set", pool, name, min_epoch, values=dict(values))
+                       min_epoch: int = 0, ns: str = "") -> None:
+        await self._call("omap_set", pool, name, min_epoch, values=dict(values), ns=ns)
 
-    async def omap_rm(self, pool: int, name: str, keys: list[str], min_epoch: int = 0) -> None:
-        await self._call("omap_rm", pool, name, min_epoch, keys=list(keys))
+    async def omap_rm(self, pool: int, name: str, keys: list[str], min_epoch: int = 0,
+                      ns: str = "") -> None:
+        await self._call("omap_rm", pool, name, min_epoch, keys=list(keys), ns=ns)
 
 
 class ResendingOSD:

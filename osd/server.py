@@ -7,12 +7,18 @@ interleave inside the store, and virtual time under the autojump clock stays hon
 worker thread the clock would jump ahead while the fsync runs).
 
 The osd keeps the newest OSDMap in its store, so a restarted osd fences from its first op;
-until it has any map at all it holds every op (as if each asked for epoch 1).
+until it has any map at all it holds every op (as if each asked for epoch 1). A pool that
+leaves the OSDMap (`osd pool rm`) takes its objects with it.
+
+Watch/notify (osd/watch.py keeps the books): a `notify` is answered once every watcher acked
+or its timeout passed, so it runs in its own task and the ops behind it (among them the
+sender's own `notify_ack`, when it watches the object too) go on.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import sqlite3
 
@@ -34,7 +40,8 @@ from common.net import (
     parse_hostport,
 )
 from common.osdmap import OSDMap
-from osd.store import Stat, Store, StoreError
+from osd.store import Stat, Store, StoreError, locator
+from osd.watch import Watches
 
 log = structlog.get_logger("osd")
 
@@ -42,6 +49,8 @@ EBLOCKLISTED = errno.ESHUTDOWN  # 108, the errno Ceph returns to a blocklisted c
 HELLO_TIMEOUT = 10.0
 EPOCH_TIMEOUT = 30.0  # how long an op may wait at the epoch barrier
 REPLY_SLACK = 4096  # room for the rest of a reply next to the data of a read
+WATCH_TIMEOUT = 30.0  # osd_client_watch_timeout: a watch outlives its connection this long
+NOTIFY_TIMEOUT = 10.0  # client_notify_timeout: a notify's wait when it names none
 
 
 def is_fenced(osdmap: OSDMap, addr: str) -> bool:
@@ -66,6 +75,10 @@ class OSDServer:
         self.addr = ""  # "ip:port" where ops are served
         self._map_changed = trio.Event()
         self._mon_knows_boot = True
+        self.watches = Watches()
+        self._conn_ids = itertools.count(1)
+        self._conns: dict[int, Connection] = {}
+        self._notified: dict[int, trio.Event] = {}  # notify id -> set when it completes
 
     # -- life cycle
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -82,8 +95,10 @@ class OSDServer:
             log.info("osd listening", addr=self.addr, osd_data=data_dir,
                      osdmap_epoch=self.osdmap.epoch)
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await nursery.start(trio.serve_listeners, self._handle, listeners)
                 nursery.start_soon(self._mon_loop)
+                nursery.start_soon(self._expire_watches)
                 task_status.started(self)
         finally:
             self.store.close()
@@ -138,6 +153,9 @@ class OSDServer:
             return
         self.store.set_meta("osdmap", msgpack.packb(osdmap.to_wire()))
         log.info("osdmap", epoch=osdmap.epoch, blocklist=len(osdmap.blocklist))
+        for pool in sorted(set(self.osdmap.pools) - set(osdmap.pools)):
+            n = self.store.remove_pool(pool)
+            log.info("pool removed", pool=pool, objects=n)
         self.osdmap = osdmap
         self._map_changed.set()
         self._map_changed = trio.Event()
@@ -181,14 +199,68 @@ class OSDServer:
         return None
 
     async def _serve(self, conn: Connection, entity: str) -> None:
+        cid = next(self._conn_ids)
+        self._conns[cid] = conn
+        try:
+            while True:
+                msg = await conn.recv()
+                if not isinstance(msg, m.OSDOp):
+                    raise ProtocolError(f"unexpected message {msg.TYPE} from {entity}")
+                if msg.op == "notify":
+                    self._nursery.start_soon(self._answer_notify, conn, entity, msg, cid)
+                else:
+                    await conn.send(await self._execute(entity, msg, cid))
+        finally:
+            del self._conns[cid]
+            self.watches.disconnect(cid, trio.current_time())
+
+    async def _answer_notify(self, conn: Connection, entity: str, op: m.OSDOp,
+                             cid: int) -> None:
+        reply = await self._execute(entity, op, cid)
+        try:
+            await conn.send(reply)
+        except (ConnectionClosed, trio.ClosedResourceError, trio.BrokenResourceError, OSError):
+            pass  # the notifier went away meanwhile
+
+    # -- watch/notify
+    async def _notify(self, entity: str, op: m.OSDOp, key: str) -> dict:
+        timeout = op.timeout if op.timeout > 0 else NOTIFY_TIMEOUT
+        nid, targets = self.watches.notify((op.pool, key), timeout, trio.current_time())
+        done = self._notified[nid] = trio.Event()
+        if not targets:
+            done.set()
+        for cid, cookie in targets:
+            conn = self._conns.get(cid)
+            if conn is not None:
+                msg = m.WatchNotify(cookie=cookie, notify_id=nid, notifier=entity,
+                                    payload=op.data)
+                with trio.move_on_after(timeout):
+                    try:
+                        await conn.send(msg)
+                    except (ConnectionClosed, trio.ClosedResourceError, trio.BrokenResourceError,
+                            OSError):
+                        pass  # the watcher will time out (or its watch expire)
+        try:
+            with trio.move_on_after(timeout):
+                await done.wait()
+        finally:
+            self._notified.pop(nid, None)
+            n = self.watches.finish(nid)
+        return {"acks": n.acks, "timeouts": n.timeouts}
+
+    def _acked(self, notify_id: int) -> None:
+        event = self._notified.get(notify_id)
+        if event is not None:
+            event.set()
+
+    async def _expire_watches(self) -> None:
         while True:
-            msg = await conn.recv()
-            if not isinstance(msg, m.OSDOp):
-                raise ProtocolError(f"unexpected message {msg.TYPE} from {entity}")
-            await conn.send(await self._execute(entity, msg))
+            await trio.sleep(1.0)
+            for nid in self.watches.expire(trio.current_time()):
+                self._acked(nid)
 
     # -- one op: barrier, fence, execute
-    async def _execute(self, entity: str, op: m.OSDOp) -> m.OSDOpReply:
+    async def _execute(self, entity: str, op: m.OSDOp, cid: int = 0) -> m.OSDOpReply:
         def fail(code: int, message: str) -> m.OSDOpReply:
             return m.OSDOpReply(tid=op.tid, rc=-code, epoch=self.osdmap.epoch, error=message)
 
@@ -203,7 +275,12 @@ class OSDServer:
                         object=f"{op.pool}/{op.name}", epoch=self.osdmap.epoch)
             return fail(EBLOCKLISTED, f"{op.addr} is blocklisted")
         try:
-            fields = self._run(op)
+            if op.op == "notify":
+                key = locator(op.ns, op.name)
+                self.store.stat(op.pool, key)  # ENOENT, as Ceph's notify on no object
+                fields = await self._notify(entity, op, key)
+            else:
+                fields = self._run(op, entity, cid)
         except StoreError as e:
             if e.code == errno.EIO:
                 log.error("object store error", op=op.op, error=str(e))
@@ -213,8 +290,28 @@ class OSDServer:
             return fail(errno.EIO, f"store failure: {e}")
         return m.OSDOpReply(tid=op.tid, rc=0, epoch=self.osdmap.epoch, **fields)
 
-    def _run(self, op: m.OSDOp) -> dict:
-        s, pool, name = self.store, op.pool, op.name
+    def _run(self, op: m.OSDOp, entity: str = "", cid: int = 0) -> dict:
+        s, pool = self.store, op.pool
+        if op.op == "list":
+            return {"names": s.list(pool, op.name, op.ns)}
+        if op.op == "list_all":
+            return {"names": [list(x) for x in s.list_all(pool)]}
+        name = locator(op.ns, op.name)
+        if op.op == "operate":
+            return s.operate(pool, name, op.ops)
+        if op.op == "watch":
+            s.stat(pool, name)  # ENOENT: Ceph watches existing objects only
+            self.watches.watch((pool, name), cid, op.cookie, entity,
+                               op.timeout if op.timeout > 0 else WATCH_TIMEOUT)
+            return {}
+        if op.op == "unwatch":
+            if not self.watches.unwatch(cid, op.cookie):
+                raise StoreError(errno.ENOTCONN, f"no watch with cookie {op.cookie}")
+            return {}
+        if op.op == "notify_ack":
+            if self.watches.ack(op.notify_id, cid, op.cookie, op.data):
+                self._acked(op.notify_id)
+            return {}
         if op.op == "append":
             return _stat(s.append(pool, name, op.data))
         if op.op == "append_at":
@@ -222,7 +319,7 @@ class OSDServer:
         if op.op == "write_full":
             return _stat(s.write_full(pool, name, op.data))
         if op.op == "read":
-            self._check_read_size(op)
+            self._check_read_size(op, name)
             return {"data": s.read(pool, name, op.offset, op.length)}
         if op.op == "remove":
             s.remove(pool, name)
@@ -235,13 +332,11 @@ class OSDServer:
             return _stat(s.omap_set(pool, name, op.values))
         if op.op == "omap_rm":
             return _stat(s.omap_rm(pool, name, op.keys or []))
-        if op.op == "list":
-            return {"names": s.list(pool, name)}
         raise StoreError(errno.EOPNOTSUPP, f"unknown op {op.op!r}")
 
-    def _check_read_size(self, op: m.OSDOp) -> None:
+    def _check_read_size(self, op: m.OSDOp, name: str) -> None:
         """A read must fit in one reply frame; bigger ones are refused, never truncated."""
-        size = self.store.stat(op.pool, op.name).size
+        size = self.store.stat(op.pool, name).size
         n = max(0, (size if op.length < 0 else min(size, op.offset + op.length)) - op.offset)
         cap = self.config.get("ms_max_message_size") - REPLY_SLACK
         if n > cap:

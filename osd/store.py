@@ -1,5 +1,8 @@
 """The object store's durable core: objects by (pool, name) in one SQLite file (DESIGN §5).
 
+An object in a RADOS namespace is stored under `locator(ns, name)`; `operate` runs a compound
+op (Ceph's ObjectOperation) in one transaction, with `assert_version` checks.
+
 Plain synchronous code, no trio. Every write is one transaction in WAL mode with
 synchronous=FULL, so a call that returns has been fsynced: acknowledged means durable.
 Object data lives in chunks, so an append adds rows and never rewrites the object. Every
@@ -197,17 +200,141 @@ class Store:
     def stat(self, pool: int, name: str) -> Stat:
         return self._need(pool, name)
 
-    def list(self, pool: int, prefix: str = "") -> list[str]:
-        """Names of the objects in `pool` starting with `prefix`, sorted."""
+    def list(self, pool: int, prefix: str = "", ns: str = "") -> list[str]:
+        """Names of the objects of namespace `ns` in `pool` starting with `prefix`, sorted."""
         _check(pool, prefix or "-")
+        start = locator(ns, prefix) if ns else prefix
         rows = self.db.execute("SELECT name FROM objects WHERE pool = ? AND name >= ? "
-                               "ORDER BY name", (pool, prefix))
+                               "ORDER BY name", (pool, start))
         names = []
         for (name,) in rows:
-            if not name.startswith(prefix):
+            if not name.startswith(start):
                 break
-            names.append(name)
+            found_ns, found = split_locator(name)
+            if found_ns == ns:
+                names.append(found)
         return names
+
+    def list_all(self, pool: int) -> list[tuple[str, str]]:
+        """(namespace, name) of every object in `pool` (`rados ls --all`)."""
+        _check(pool, "-")
+        rows = self.db.execute("SELECT name FROM objects WHERE pool = ? ORDER BY name", (pool,))
+        return sorted(split_locator(name) for (name,) in rows)
+
+    def remove_pool(self, pool: int) -> int:
+        """Delete every object of a pool the OSDMap no longer has; how many there were."""
+        with self._txn():
+            n = self.db.execute("SELECT count(*) FROM objects WHERE pool = ?",
+                                (pool,)).fetchone()[0]
+            for table in ("objects", "chunks", "omap"):
+                self.db.execute(f"DELETE FROM {table} WHERE pool = ?", (pool,))
+            return n
+
+    def pools(self) -> list[int]:
+        return [p for (p,) in self.db.execute("SELECT DISTINCT pool FROM objects ORDER BY pool")]
+
+    # -- compound ops (Ceph's ObjectReadOperation / ObjectWriteOperation)
+    def operate(self, pool: int, name: str, ops: list) -> dict:
+        """Run `ops` ([["assert_version", v], ["create", exclusive], ["write_full", data],
+        ["omap_set", {k: v}], ["omap_rm", [k]], ["omap_clear"], ["remove"], ["read"],
+        ["omap_get", keys | None], ["stat"]]) in order, all or nothing. The object's version
+        goes up once if any op writes. Returns what the reads asked for and the version after.
+        assert_version fails as Ceph's does: EINVAL for 0, ERANGE if the object is newer,
+        EOVERFLOW if it is older (a missing object is version 0)."""
+        _check(pool, name)
+        if not isinstance(ops, list) or not ops:
+            raise StoreError(errno.EINVAL, "a compound op needs a list of ops")
+        out: dict = {}
+        with self._txn():
+            st = self._object(pool, name)
+            exists = st is not None
+            data = None  # the new data, if written
+            omap_set: dict[str, bytes] = {}
+            omap_rm: set[str] = set()
+            clear = removed = wrote = False
+            for op in ops:
+                kind, args = _sub_op(op)
+                if kind == "assert_version":
+                    v = args[0] if args else None
+                    if type(v) is not int or v < 0:
+                        raise StoreError(errno.EINVAL, f"bad version {v!r}")
+                    have = st.version if exists else 0
+                    if v == 0:
+                        raise StoreError(errno.EINVAL, "assert_version 0")
+                    if v < have:
+                        raise StoreError(errno.ERANGE, f"version {have} > asserted {v}")
+                    if v > have:
+                        raise StoreError(errno.EOVERFLOW, f"version {have} < asserted {v}")
+                elif kind == "create":
+                    if exists and args and args[0]:
+                        raise StoreError(errno.EEXIST, f"object {pool}/{name} exists")
+                    exists = wrote = True
+                elif kind == "write_full":
+                    _check_bytes(args[0] if args else None)
+                    data, exists, wrote = args[0], True, True
+                elif kind == "omap_set":
+                    values = args[0] if args else None
+                    if not isinstance(values, dict):
+                        raise StoreError(errno.EINVAL, "omap_set needs a map")
+                    _check_keys(list(values))
+                    for v in values.values():
+                        _check_bytes(v)
+                    omap_set.update(values)
+                    omap_rm.difference_update(values)
+                    exists = wrote = True
+                elif kind in ("omap_rm", "omap_clear", "remove"):
+                    if not exists:
+                        raise StoreError(errno.ENOENT, f"no such object {pool}/{name}")
+                    if kind == "omap_rm":
+                        keys = args[0] if args else None
+                        _check_keys(keys)
+                        omap_rm.update(keys)
+                        for k in keys:
+                            omap_set.pop(k, None)
+                    elif kind == "omap_clear":
+                        clear, omap_set, omap_rm = True, {}, set()
+                    else:
+                        removed, exists, data = True, False, None
+                        clear, omap_set, omap_rm = True, {}, set()
+                    wrote = True
+                elif kind in ("read", "omap_get", "stat"):
+                    if not exists or wrote:
+                        if not exists:
+                            raise StoreError(errno.ENOENT, f"no such object {pool}/{name}")
+                        raise StoreError(errno.EINVAL, "reads must come before writes")
+                    if kind == "read":
+                        out["data"] = self.read(pool, name)
+                    elif kind == "omap_get":
+                        out["values"] = self.omap_get(pool, name, args[0] if args else None)
+                    out["size"], out["mtime"] = st.size, st.mtime
+                else:
+                    raise StoreError(errno.EOPNOTSUPP, f"unknown sub-op {kind!r}")
+            if wrote:
+                st = self._apply(pool, name, st, data, omap_set, omap_rm, clear, removed)
+            out["version"] = st.version if st else 0
+        return out
+
+    def _apply(self, pool, name, old, data, omap_set, omap_rm, clear, removed) -> Stat | None:
+        """The writes of one compound op, inside its transaction."""
+        if clear or removed:
+            self.db.execute("DELETE FROM omap WHERE pool = ? AND name = ?", (pool, name))
+        if removed:
+            for table in ("objects", "chunks"):
+                self.db.execute(f"DELETE FROM {table} WHERE pool = ? AND name = ?", (pool, name))
+            if data is None and not omap_set:
+                return None
+            old = None
+        if data is not None:
+            self.db.execute("DELETE FROM chunks WHERE pool = ? AND name = ?", (pool, name))
+            self._put(pool, name, 0, data)
+        for key in omap_rm:
+            self.db.execute("DELETE FROM omap WHERE pool = ? AND name = ? AND key = ?",
+                            (pool, name, key))
+        for key, value in omap_set.items():
+            self.db.execute("INSERT OR REPLACE INTO omap VALUES (?, ?, ?, ?, ?)",
+                            (pool, name, key, value, crc([pool, name, key], value)))
+        size = len(data) if data is not None else (old.size if old else 0)
+        return self._bump(pool, name, size, old)
 
     # -- omap
     def omap_get(self, pool: int, name: str, keys: list[str] | None = None) -> dict[str, bytes]:
@@ -262,6 +389,27 @@ class Store:
         with self._txn():
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?, ?)",
                             (key, value, crc(["meta", key], value)))
+
+
+NS_SEP = "\x1f"  # between a namespace and an object name in the store's key
+
+
+def locator(ns: str, name: str) -> str:
+    """The store's key of object `name` in RADOS namespace `ns` ("" is the default one)."""
+    if not isinstance(ns, str) or NS_SEP in ns or not isinstance(name, str) or NS_SEP in name:
+        raise StoreError(errno.EINVAL, f"bad namespace or object name {ns!r}/{name!r}")
+    return f"{ns}{NS_SEP}{name}" if ns else name
+
+
+def split_locator(key: str) -> tuple[str, str]:
+    ns, sep, name = key.partition(NS_SEP)
+    return (ns, name) if sep else ("", key)
+
+
+def _sub_op(op: object) -> tuple[str, list]:
+    if not isinstance(op, list) or not op or not isinstance(op[0], str):
+        raise StoreError(errno.EINVAL, f"bad sub-op {op!r}")
+    return op[0], op[1:]
 
 
 def _check(pool: object, name: object) -> None:

@@ -1,0 +1,239 @@
+"""`mdsemu-nfs -c ceph.conf -f ganesha.conf -i NODEID`: an NFS gateway head (trio shell).
+
+A CephFS client of the cluster (client/fsclient.py) that serves an NFSv4.1-style stateful
+protocol as msgpack frames (`nfs_request`/`nfs_reply`, common/messages.py) on NFS_Port (2049;
+`--port` overrides). The decisions are sans-IO: nfs/state.py (client ids, sessions, leases,
+opens, locks, grace rules), nfs/grace.py and nfs/recovery.py through nfs/backend.py.
+
+Operations (`args`; `session` for all but exchange_id and create_session):
+  exchange_id {owner, verifier} -> {clientid}      create_session {clientid} -> {sessionid}
+  sequence {}   destroy_session {}   reclaim_complete {}
+  open {path, claim: null|previous, create: bool} -> {stateid}     close {stateid}
+  lock {stateid, type: read|write, offset, length, reclaim: bool} -> {lock_stateid}
+  locku {lock_stateid, offset, length}
+  getattr|lookup {path}, readdir {path}, mkdir {path}, create {path}, unlink {path},
+  rmdir {path}, rename {src, dst}                   (passed through to CephFS)
+Replies carry the NFSv4 status number and name (NFS4ERR_GRACE, NFS4ERR_NO_GRACE, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import socket
+import sys
+import time
+
+import structlog
+import trio
+
+from client.fsclient import FSClient, FSClientError
+from client.rados import Rados, RadosError
+from common import config as cfg
+from common import daemon as daemon_common
+from common import log as logsetup
+from common import messages as m
+from common.auth import hello_key
+from common.net import Connection, ConnectionClosed, ProtocolError, guarded
+from nfs import ganesha_conf
+from nfs.backend import LocalBackend, NotAMember, RadosClusterBackend
+from nfs.nfs4 import NFS4Error, from_errno
+from nfs.state import Client, NFSState
+
+log = structlog.get_logger("nfs")
+
+REAPER_DELAY = 10.0  # nfs_reaper_thread.c: every 10 s, or lease/2 when the lease is < 20 s
+SESSION_OPS = {"sequence", "destroy_session", "reclaim_complete", "open", "close", "lock",
+               "locku", "getattr", "lookup", "readdir", "mkdir", "create", "unlink", "rmdir",
+               "rename"}
+
+
+class NFSServer:
+    def __init__(self, config: cfg.Config, gconf: ganesha_conf.GaneshaConfig, nodeid: str,
+                 port: int | None = None) -> None:
+        self.config = config
+        self.gconf = gconf
+        self.nodeid = nodeid
+        self.port = gconf.nfs_port if port is None else port
+        # this incarnation, in the client ids it hands out (older ones are stale)
+        self.state = NFSState(float(gconf.lease_lifetime),
+                              boot=(time.time_ns() >> 10) & 0xFFFFFFFF or 1)
+        self.backend = None
+        self.fs: FSClient | None = None
+        self.addr = ""
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        g = self.gconf
+        timeout = self.config.get("mon_client_timeout")
+        async with FSClient.open(self.config.get("mon_host"), timeout=timeout,
+                                 entity=self.config.name, auth=hello_key(self.config)) as fs:
+            self.fs = fs
+            if g.recovery_backend == "rados_cluster":
+                async with Rados.connect(self.config, self.config.name, timeout) as rados:
+                    io = rados.ioctx(g.pool, g.namespace)
+                    self.backend = RadosClusterBackend(self.state, io, g.grace_oid,
+                                                       self.nodeid, g.grace_period, g.graceless)
+                    await self._serve(task_status)
+            else:
+                self.backend = LocalBackend(self.state, g.grace_period, g.graceless)
+                await self._serve(task_status)
+
+    async def _serve(self, task_status) -> None:
+        await self.backend.start(trio.current_time())
+        listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1"
+                                                  if not self.config.get("public_addr")
+                                                  else self.config.get("public_addr"))
+        self.port = listeners[0].socket.getsockname()[1]
+        self.addr = f"{listeners[0].socket.getsockname()[0]}:{self.port}"
+        log.info("nfs head serving", nodeid=self.nodeid, addr=self.addr,
+                 backend=self.gconf.recovery_backend, in_grace=self.state.in_grace)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, self._handle, listeners)
+            nursery.start_soon(self._reaper)
+            task_status.started(self)
+
+    async def shutdown(self) -> None:
+        if self.backend is not None:
+            await self.backend.shutdown()
+
+    async def _reaper(self) -> None:
+        lease = self.state.lease
+        delay = lease / 2 if lease < 20 else REAPER_DELAY
+        while True:
+            with trio.move_on_after(delay):
+                await self.backend.wake.wait()
+            self.backend.wake = trio.Event()
+            now = trio.current_time()
+            for c in self.state.expire(now):
+                log.info("client lease expired", clientid=hex(c.clientid), owner=c.owner)
+                await self.backend.client_gone(c.clientid)
+            try:
+                await self.backend.reap(now)
+            except Exception as e:  # the cluster is unreachable for now: try again later
+                log.warning("grace database unreachable", error=str(e))
+
+    # -- connections
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        await guarded(Connection(stream, self.config.get("ms_max_message_size")),
+                      self._serve_conn, log)
+
+    async def _serve_conn(self, conn: Connection) -> None:
+        sock = getattr(conn.stream, "socket", None)
+        peer = sock.getpeername()[0] if sock is not None else "(unknown)"
+        while True:
+            try:
+                msg = await conn.recv()
+            except ConnectionClosed:
+                return
+            if not isinstance(msg, m.NFSRequest):
+                raise ProtocolError(f"unexpected message {msg.TYPE}")
+            try:
+                result = await self._op(msg, peer)
+                reply = m.NFSReply(tid=msg.tid, status=0, result=result)
+            except NFS4Error as e:
+                result = {"denied": e.denied} if e.denied else {}
+                reply = m.NFSReply(tid=msg.tid, status=e.status, error=e.name, result=result)
+            except FSClientError as e:
+                name = from_errno(e.code)
+                reply = m.NFSReply(tid=msg.tid, status=NFS4Error(name).status, error=name,
+                                   result={"message": e.message})
+            except RadosError as e:  # the recovery database is unreachable: try again
+                reply = m.NFSReply(tid=msg.tid, status=NFS4Error("NFS4ERR_DELAY").status,
+                                   error="NFS4ERR_DELAY", result={"message": str(e)})
+            except (KeyError, TypeError, ValueError) as e:
+                reply = m.NFSReply(tid=msg.tid, status=NFS4Error("NFS4ERR_INVAL").status,
+                                   error="NFS4ERR_INVAL", result={"message": f"bad args: {e}"})
+            await conn.send(reply)
+
+    async def _op(self, req: m.NFSRequest, peer: str) -> dict:
+        s, a, now = self.state, req.args, trio.current_time()
+        if req.op == "exchange_id":
+            return {"clientid": s.exchange_id(str(a["owner"]), str(a["verifier"]), now)}
+        if req.op == "create_session":
+            clientid = int(a["clientid"])
+            sid = s.create_session(clientid, now)
+            await self.backend.client_confirmed(clientid, peer, s.clients[clientid].owner)
+            return {"sessionid": sid, "lease": s.lease}
+        if req.op not in SESSION_OPS:
+            raise NFS4Error("NFS4ERR_OP_ILLEGAL", f"unknown op {req.op!r}")
+        c = s.sequence(req.session, now)
+        if req.op == "destroy_session":
+            s.destroy_session(req.session)
+            return {}
+        return await self._session_op(req.op, c, a)
+
+    async def _session_op(self, op: str, c: Client, a: dict) -> dict:
+        s, fs = self.state, self.fs
+        if op == "sequence":
+            return {"in_grace": s.in_grace}
+        if op == "reclaim_complete":
+            s.reclaim_complete(c)
+            return {}
+        if op == "open":
+            path, claim = str(a["path"]), str(a.get("claim", "null"))
+            s.check_claim(c, claim)  # before CephFS: a refused OPEN creates nothing
+            if a.get("create") and claim == "null":
+                try:
+                    await fs.create(path)
+                except FSClientError as e:
+                    if e.code != errno.EEXIST:
+                        raise
+            else:
+                await fs.stat(path)
+            return {"stateid": s.open(c, path, claim).stateid}
+        if op == "close":
+            s.close(c, int(a["stateid"]))
+            return {}
+        if op == "lock":
+            lk = s.lock(c, int(a["stateid"]), str(a["type"]), int(a["offset"]),
+                        int(a["length"]), bool(a.get("reclaim", False)))
+            return {"lock_stateid": lk.stateid}
+        if op == "locku":
+            s.locku(c, int(a["lock_stateid"]), int(a["offset"]), int(a["length"]))
+            return {}
+        if op in ("getattr", "lookup"):
+            return {"inode": await fs.stat(str(a["path"]))}
+        if op == "readdir":
+            return {"entries": [[n, i] for n, i in await fs.ls(str(a["path"]))]}
+        if op in ("mkdir", "create"):
+            return {"inode": await getattr(fs, op)(str(a["path"]))}
+        if op in ("unlink", "rmdir"):
+            await getattr(fs, op)(str(a["path"]))
+            return {}
+        if op == "rename":
+            await fs.rename(str(a["src"]), str(a["dst"]))
+            return {}
+        raise NFS4Error("NFS4ERR_OP_ILLEGAL", f"unknown op {op!r}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="mdsemu-nfs", description="mdsemu NFS gateway head")
+    ap.add_argument("-c", "--conf", default=os.environ.get("CEPH_CONF", "/etc/ceph/ceph.conf"))
+    ap.add_argument("-f", "--ganesha-conf", default="/etc/ganesha/ganesha.conf")
+    ap.add_argument("-i", "--id", default="", help="nodeid (default: RADOS_KV nodeid, then "
+                                                   "the hostname)")
+    ap.add_argument("--port", type=int, default=None, help="instead of NFS_Port")
+    ap.add_argument("--pid-file", default="")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        gconf = ganesha_conf.load(args.ganesha_conf)
+        nodeid = args.id or gconf.nodeid or socket.gethostname()
+        config = cfg.Config(f"client.nfs.{nodeid}", cfg.load_conf(args.conf))
+    except (ganesha_conf.GaneshaConfError, cfg.ConfError) as e:
+        print(f"mdsemu-nfs: {e}", file=sys.stderr)
+        raise SystemExit(errno.EINVAL) from None
+    logsetup.setup(config.get("log_format"), config.get("log_file"), config.get("log_level"))
+    logsetup.bind(entity=config.name)
+    for w in gconf.warnings:
+        log.warning(w)
+    if args.pid_file:
+        with open(args.pid_file, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    server = NFSServer(config, gconf, nodeid, args.port)
+    daemon_common.run_foreground(server.run, "nfs", on_signal=server.shutdown,
+                                 fatal=(OSError, NotAMember))
+
+
+if __name__ == "__main__":
+    main()
