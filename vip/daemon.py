@@ -86,6 +86,8 @@ class Keepalived:
         now = trio.current_time()
         for inst in self.instances.values():
             await self._apply(inst, inst.stop(now))
+        with contextlib.suppress(OSError):
+            os.unlink(self.config.control_socket)
         log.info("Stopped")
         for send in self._notify_send.values():
             send.close()

@@ -176,8 +176,8 @@ class Instance:
         """Clean shutdown: a master releases its addresses and sends a priority-0 advert."""
         effects: list = []
         if self.state == MASTER:
-            effects += [SendAdvert(PRIO_STOP), ReleaseVips(),
-                        Log(f"({self.name}) sent 0 priority")]
+            effects += [SendAdvert(PRIO_STOP), Log(f"({self.name}) sent 0 priority"),
+                        ReleaseVips(), Log(f"({self.name}) removing VIPs.")]
         if self.state != STOP:
             self.state = STOP
             effects.append(Notify(STOP, self.effective_priority))
