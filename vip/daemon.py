@@ -83,6 +83,7 @@ class Keepalived:
 
     async def stop(self) -> None:
         """Clean stop (SIGTERM): every master sends a priority-0 advert and lets go."""
+        log.info("Stopping")
         now = trio.current_time()
         for inst in self.instances.values():
             await self._apply(inst, inst.stop(now))

@@ -275,10 +275,12 @@ class Instance:
                 Notify(MASTER, self.effective_priority)]
 
     def _enter_fault(self, now: float) -> list:
-        effects: list = [Log(f"({self.name}) Entering FAULT STATE")]
+        init = " (init)" if self.state == INIT else ""
+        effects: list = [Log(f"({self.name}) Entering FAULT STATE{init}")]
         if self.state == MASTER:
-            effects += [SendAdvert(PRIO_STOP), ReleaseVips(),
-                        Log(f"({self.name}) removing VIPs.")]
+            # warn the others so that a backup takes over after its skew only
+            effects += [SendAdvert(PRIO_STOP), Log(f"({self.name}) sent 0 priority"),
+                        ReleaseVips(), Log(f"({self.name}) removing VIPs.")]
         self.state = FAULT
         self._down_at = self._advert_at = self._preempt_at = None
         if self.master_src == self.cfg.src_ip:

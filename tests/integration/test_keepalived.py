@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 
@@ -18,6 +19,7 @@ import pytest
 
 from tests.integration.cluster import wait_for
 from tests.integration.vipnodes import KEEPALIVED, Nodes, instance, server, who
+from vip import packet
 from vip.vrrp import master_down_interval, skew_time
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(60)]
@@ -162,3 +164,21 @@ def test_status_json_and_errors(vip_nodes):
     b.kill()
     r = b.cli_status("plain")
     assert r.returncode == 2 and "cannot reach mdsemu-keepalived" in r.stderr
+
+
+def test_garbage_on_the_advert_port_and_control_socket_crashes_nothing(vip_nodes):
+    a, b, vip = pair(vip_nodes)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((vip_nodes.ip(5), 0))
+        for junk in (b"", b"\x31", b"\xff" * 64, packet.encode(3, 51, 200, 0.1, [])[:6] + b"xx",
+                     packet.encode(3, 99, 254, 0.1, [])):  # the last: another VRID
+            s.sendto(junk, (b.ip, vip_nodes.vrrp_port))
+    wait_for(lambda: f"bad VRRP packet from {vip_nodes.ip(5)}: invalid checksum" in b.events(),
+             5, "b to log the bad packet")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(5)
+        c.connect(b.sock)
+        c.sendall(b"frobnicate\n")
+        assert json.loads(c.makefile().readline()) == {"error": "unknown request 'frobnicate'"}
+    vip_nodes.stays(vip, "a", 3 * master_down_interval(100, ADV, 3))
+    assert b.state() == "BACKUP" and b.proc.poll() is None

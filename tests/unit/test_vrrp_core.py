@@ -262,7 +262,8 @@ def test_weight_zero_script_waits_for_its_first_result_then_faults():
     assert net.masters() == [A]
     net.apply(A, net.nodes[A].script_status("chk", False, 10))
     assert net.nodes[A].state == FAULT
-    assert "(VI_1) Entering FAULT STATE" in net.messages(A)
+    assert net.messages(A)[-3:] == ["(VI_1) Entering FAULT STATE", "(VI_1) sent 0 priority",
+                                    "(VI_1) removing VIPs."]
     assert (10, A, SendAdvert(0)) in net.effects  # the backup need not wait
     net.run_until(20)
     assert net.masters() == [B]
@@ -278,7 +279,7 @@ def test_failed_first_result_of_a_weight_zero_script_is_fault():
     assert inst.start(0) == []
     effects = inst.script_status("chk", False, 0.5)
     assert inst.state == FAULT
-    assert effects == [Log("(VI_1) Entering FAULT STATE"), Notify(FAULT, 100)]
+    assert effects == [Log("(VI_1) Entering FAULT STATE (init)"), Notify(FAULT, 100)]
 
 
 def test_negative_weight_moves_the_vip_as_cephadm_configures_it():
