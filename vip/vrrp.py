@@ -152,7 +152,10 @@ class Instance:
         self.state = BACKUP
         self.master_adver_int = self.cfg.adver_int
         self._arm_down(now)
-        return [Log(f"({self.name}) Entering BACKUP STATE (init)"), Notify(BACKUP, self.effective_priority)]
+        if self.cfg.preempt_delay > 0:  # keepalived starts the delay when it loads the config
+            self._preempt_at = now + self.cfg.preempt_delay
+        return [Log(f"({self.name}) Entering BACKUP STATE (init)"),
+                Notify(BACKUP, self.effective_priority)]
 
     def tick(self, now: float) -> list:
         if self.state == MASTER and self._advert_at is not None and now >= self._advert_at:

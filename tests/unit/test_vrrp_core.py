@@ -208,12 +208,14 @@ def test_preempt_delay_postpones_preemption():
     net = Net(cfg(A, 150), cfg(B, 100))
     net.start(B)
     net.run_until(10)
-    net.restart(cfg(A, 150, preempt_delay=5))
+    net.restart(cfg(A, 150, preempt_delay=5.5))
     net.run_until(30)
     assert net.masters() == [A]
     taken = net.became_master_at(A)
-    # adverts are accepted for the first 5 s after the first lower one, then discarded
-    assert 10 + 5 < taken <= 10 + 5 + 1 + master_down_interval(150, 1.0, 3)
+    # lower adverts are accepted for 5.5 s after start-up, then discarded (keepalived.conf(5):
+    # priority 128 with preempt_delay 2 preempts after about 5.5 s)
+    assert 10 + 5.5 < taken <= 10 + 5.5 + master_down_interval(150, 1.0, 3)
+    assert not any("discarding" in m for t, src, m in net.logs if src == A and t < 15.5)
 
 
 def test_equal_priority_the_higher_address_wins_after_a_split():
