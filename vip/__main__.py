@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         config = conf.load(args.conf)
     except conf.ConfigError as e:
         print(f"mdsemu-keepalived: {e}", file=sys.stderr)
-        sys.exit(errno.EINVAL)
+        sys.exit(e.errno)
     if args.status:
         try:
             st = status.query(config.control_socket)

@@ -17,6 +17,7 @@ mdsemu's own keywords (documented in docs/keepalived.md): in `global_defs`,
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -28,7 +29,12 @@ DEFAULT_VRRP_PORT = 11200
 
 
 class ConfigError(Exception):
-    """A keepalived.conf we will not run; str() names file, line and keyword."""
+    """A keepalived.conf we will not run; str() names file, line and keyword. `errno` is the
+    exit status: EINVAL, or the OS error of a file that cannot be read (ENOENT, EACCES)."""
+
+    def __init__(self, message: str, code: int = errno.EINVAL) -> None:
+        super().__init__(message)
+        self.errno = code
 
 
 @dataclass
@@ -205,7 +211,7 @@ def load(path: str) -> Config:
         with open(path) as f:
             text = f.read()
     except OSError as e:
-        raise ConfigError(f"{path}: {e.strerror}") from None
+        raise ConfigError(f"{path}: {e.strerror}", e.errno or errno.EIO) from None
     return parse(text, path)
 
 

@@ -190,3 +190,28 @@ def test_advert_round_trip_v3_centiseconds():
 def test_bad_packets_are_refused_with_a_reason(data, reason):
     with pytest.raises(ValueError, match=reason):
         packet.decode(data, "127.0.0.2")
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+def test_config_test_prints_warnings_and_bad_config_exits_einval(tmp_path, capsys):
+    from vip.__main__ import main
+
+    good = tmp_path / "good.conf"
+    good.write_text("vrrp_instance VI_1 {\n interface lo\n virtual_router_id 1\n"
+                    " unicast_src_ip 127.0.0.2\n unicast_peer { 127.0.0.3 }\n frob 1\n}\n")
+    main(["-f", str(good), "-t"])
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"{good}:2: interface is ignored by mdsemu-keepalived",
+                   f"{good}:6: Unknown keyword 'frob'"]
+    bad = tmp_path / "bad.conf"
+    bad.write_text("vrrp_sync_group G {\n}\n")
+    with pytest.raises(SystemExit) as e:
+        main(["-f", str(bad), "-t"])
+    assert e.value.code == 22
+    assert capsys.readouterr().err.strip() == (
+        f"mdsemu-keepalived: {bad}:1: vrrp_sync_group: not supported by mdsemu-keepalived")
+    with pytest.raises(SystemExit) as e:
+        main(["-f", str(tmp_path / "missing.conf"), "-t"])
+    assert e.value.code == 2  # ENOENT
+    assert "No such file or directory" in capsys.readouterr().err
