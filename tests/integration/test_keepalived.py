@@ -69,6 +69,9 @@ def test_kill9_of_master_backup_owns_the_vip_within_the_down_interval(vip_nodes)
     # notify gets INSTANCE NAME STATE PRIORITY, as keepalived's generic notify
     wait_for(lambda: "INSTANCE VI_1 MASTER 100" in notify_log.read_text(), 5, "notify")
     assert notify_log.read_text().splitlines()[0] == "INSTANCE VI_1 BACKUP 100"
+    # with both daemons gone nobody holds the VIP: connections are refused
+    b.kill()
+    assert who(vip, vip_nodes.port) is None
 
 
 def test_clean_stop_hands_over_after_the_skew(vip_nodes):
