@@ -89,7 +89,7 @@ class InstanceConfig:
 
 
 def skew_time(priority: int, adver_int: float, version: int) -> float:
-    """VRRP_TIMER_SKEW: v3 (256 − prio) × Master_Adver_Interval / 256; v2 (256 − prio)/256 s."""
+    """VRRP_TIMER_SKEW: v3 (256 − prio) × Master_Adver_Interval / 256, v2 (256 − prio)/256."""
     scale = adver_int if version == 3 else 1.0
     return (256 - priority) * scale / 256
 

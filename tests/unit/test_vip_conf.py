@@ -156,7 +156,8 @@ def test_a_failure_before_the_first_success_fails_at_once():
     t = ScriptTracker(ScriptConfig("chk", "false", rise=3, fall=3))
     changed, logs = t.record(1)
     assert changed is False and t.ok is False
-    assert logs == ["Script `chk` now returning 1", "VRRP_Script(chk) failed (exited with status 1)"]
+    assert logs == ["Script `chk` now returning 1",
+                    "VRRP_Script(chk) failed (exited with status 1)"]
     assert run(t, [0, 0, 1, 0, 0, 0]) == [False, False, False, False, False, True]
 
 

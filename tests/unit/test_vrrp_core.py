@@ -92,7 +92,8 @@ class Net:
         return [ip for ip, i in self.nodes.items() if ip not in self.down and i.state == MASTER]
 
     def became_master_at(self, ip: str) -> float:
-        return max(t for t, src, m in self.logs if src == ip and m == "(VI_1) Entering MASTER STATE")
+        return max(t for t, src, m in self.logs
+                   if src == ip and m == "(VI_1) Entering MASTER STATE")
 
     def messages(self, ip: str) -> list[str]:
         return [m for _, src, m in self.logs if src == ip]
