@@ -25,7 +25,7 @@ from vip.vrrp import master_down_interval, skew_time
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(60)]
 
 ADV = 0.1
-MARGIN = 0.4
+MARGIN = 0.5
 
 
 @pytest.fixture
@@ -76,14 +76,15 @@ def test_kill9_of_master_backup_owns_the_vip_within_the_down_interval(vip_nodes)
 
 def test_clean_stop_hands_over_after_the_skew(vip_nodes):
     a, b, vip = pair(vip_nodes)
-    t0 = time.monotonic()
     a.kill(signal.SIGTERM)
     assert a.proc.returncode == 0
-    took = vip_nodes.wait_holder(vip, "b", since=t0)
-    # faster than the down interval: only the skew (15 ms here) plus scheduling
-    assert took < 3 * ADV
-    assert skew_time(100, ADV, 3) < 0.1
-    assert "(VI_1) sent 0 priority" in a.events()
+    vip_nodes.wait_holder(vip, "b")
+    # By the daemons' own clocks: b took over after the skew (15 ms here) plus scheduling.
+    # Without the priority-0 advert it could not be sooner than 2 × advert_int + skew after
+    # the stop (a's last advert came at most one interval before it).
+    took = b.logged_at("(VI_1) Entering MASTER STATE") - a.logged_at("(VI_1) sent 0 priority")
+    assert 0 <= took < 2 * ADV
+    assert skew_time(100, ADV, 3) < 2 * ADV
 
 
 @pytest.mark.parametrize("nopreempt", [False, True], ids=["preempt", "nopreempt"])

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 from tests.integration.cluster import ClusterError, wait_for
@@ -69,8 +70,12 @@ class Service:
         self.server.server_close()
 
 
-def who(vip: str, port: int, timeout: float = 1.0) -> str | None:
-    """The name of the service a new connection to VIP:PORT reaches; None if refused."""
+TIMEOUT = "timeout"
+
+
+def who(vip: str, port: int, timeout: float = 2.0) -> str | None:
+    """The name of the service a new connection to VIP:PORT reaches; None if refused (or
+    closed without an answer), TIMEOUT if nothing came back in `timeout` (a loaded machine)."""
     try:
         with socket.create_connection((vip, port), timeout=timeout) as s:
             data = b""
@@ -80,6 +85,8 @@ def who(vip: str, port: int, timeout: float = 1.0) -> str | None:
                     break
                 data += chunk
             return data.decode().strip() or None
+    except TimeoutError:
+        return TIMEOUT
     except OSError:
         return None
 
@@ -129,7 +136,7 @@ class Node:
         return subprocess.run([*KEEPALIVED, "-f", str(self.conf), "--status", "--format", fmt],
                               capture_output=True, text=True, timeout=20)
 
-    def events(self) -> list[str]:
+    def records(self) -> list[dict]:
         try:
             lines = self.log.read_text().splitlines()
         except FileNotFoundError:
@@ -137,10 +144,20 @@ class Node:
         out = []
         for line in lines:
             try:
-                out.append(json.loads(line)["event"])
-            except (ValueError, KeyError):
+                out.append(json.loads(line))
+            except ValueError:
                 continue
         return out
+
+    def events(self) -> list[str]:
+        return [r["event"] for r in self.records() if "event" in r]
+
+    def logged_at(self, event: str) -> float:
+        """When this daemon last logged `event`: its own timestamp, in epoch seconds."""
+        stamps = [r["timestamp"] for r in self.records() if r.get("event") == event]
+        if not stamps:
+            raise ClusterError(f"{self.name} never logged {event!r}")
+        return datetime.fromisoformat(stamps[-1].replace("Z", "+00:00")).timestamp()
 
 
 class Nodes:
@@ -178,7 +195,7 @@ class Nodes:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             got = self.holder(vip)
-            if got != f"head-{name}":
+            if got not in (f"head-{name}", TIMEOUT):
                 raise ClusterError(f"{vip}:{self.port} reached {got}, not head-{name}\n"
                                    + self.describe())
             time.sleep(0.02)  # sampling rate of the observation window, not a sync
