@@ -18,6 +18,7 @@ import os
 import shlex
 import socket
 import subprocess
+import time
 
 import structlog
 import trio
@@ -50,6 +51,7 @@ class Keepalived:
         self._nursery: trio.Nursery | None = None
         self._holds: dict[str, trio.CancelScope] = {}  # vip → scope of its listeners
         self._notify_send: dict[str, trio.MemorySendChannel] = {}
+        self._last_transition: dict[str, float] = {}  # wall clock, as keepalived shows it
 
     # -- running ----------------------------------------------------------------------------
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -111,6 +113,7 @@ class Keepalived:
                 for vip in spec.vips:
                     self._release(vip)
             elif isinstance(e, Notify):
+                self._last_transition[inst.name] = time.time()
                 with contextlib.suppress(trio.ClosedResourceError):
                     self._notify_send[inst.name].send_nowait(e)
         self._wake.set()
@@ -279,21 +282,27 @@ class Keepalived:
                     await stream.send_all(json.dumps(reply).encode() + b"\n")
 
     def status(self) -> dict:
+        """keepalived's JSON dump layout (`vrrp`: [{data, stats}], as vrrp_json.c writes
+        /tmp/keepalived.json) with mdsemu's own fields beside it under `mdsemu`."""
         out = []
         for name, inst in self.instances.items():
             spec = self.specs[name]
-            st = inst.status()
-            st["unicast_src_ip"] = spec.cfg.src_ip
-            st["unicast_peer"] = spec.peers
-            st["virtual_ipaddress"] = spec.vips
-            st["holds_vips"] = inst.state == "MASTER"
-            st["track_script"] = [
-                {"name": s, "weight": w,
-                 "status": self.trackers[s].status()["status"]}
-                for s, w in spec.cfg.track.items()]
-            out.append(st)
+            data = inst.data()
+            data["last_transition"] = self._last_transition.get(name, 0.0)
+            for state, cmd in spec.notify.items():
+                data[f"script_{state}" if state else "script"] = cmd
+            data["vips"] = spec.vips
+            if spec.cfg.track:
+                data["track_script"] = [self.config.scripts[s].script for s in spec.cfg.track]
+            extra = {"state": inst.state, "master": inst.master_src,
+                     "down_interval": round(inst.down_interval(), 6),
+                     "unicast_src_ip": spec.cfg.src_ip, "unicast_peer": spec.peers,
+                     "track_script": [{"name": s, "weight": w,
+                                       "status": self.trackers[s].status()["status"]}
+                                      for s, w in spec.cfg.track.items()]}
+            out.append({"data": data, "stats": dict(inst.stats), "mdsemu": extra})
         return {"router_id": self.config.router_id, "pid": os.getpid(),
-                "vrrp_port": self.config.vrrp_port, "instances": out,
+                "vrrp_port": self.config.vrrp_port, "vrrp": out,
                 "scripts": [t.status() for t in self.trackers.values()],
                 "virtual_servers": [
                     {"vip": s.vip, "port": s.port, "real_server": f"{s.real_ip}:{s.real_port}",

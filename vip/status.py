@@ -37,13 +37,16 @@ def _table(rows: list[list[str]]) -> list[str]:
 def render_plain(st: dict) -> str:
     lines = [f"router_id {st['router_id']}  pid {st['pid']}"]
     rows = [["INSTANCE", "STATE", "VRID", "PRIORITY", "EFFECTIVE", "MASTER", "VIPS"]]
-    for i in st["instances"]:
-        master = i["master"] or "-"
-        if i["state"] == "MASTER":
+    for entry in st["vrrp"]:
+        d, m = entry["data"], entry["mdsemu"]
+        master = m["master"] or "-"
+        if m["state"] == "MASTER":
             master += " (this node)"
-        rows.append([i["name"], i["state"], str(i["virtual_router_id"]),
-                     str(i["base_priority"]), str(i["effective_priority"]), master,
-                     ",".join(i["virtual_ipaddress"]) + (" (held)" if i["holds_vips"] else "")])
+        elif d["master_priority"]:
+            master += f" (priority {d['master_priority']})"
+        rows.append([d["iname"], m["state"], str(d["vrid"]), str(d["base_priority"]),
+                     str(d["effective_priority"]), master,
+                     ",".join(d["vips"]) + (" (held)" if d["vipset"] else "")])
     lines += _table(rows)
     if st["scripts"]:
         rows = [["SCRIPT", "STATUS", "WEIGHT", "RISE", "FALL", "LAST EXIT"]]

@@ -25,6 +25,8 @@ import ipaddress
 from dataclasses import dataclass, field
 
 INIT, BACKUP, MASTER, FAULT, STOP = "INIT", "BACKUP", "MASTER", "FAULT", "STOP"
+# keepalived's numbers for them (vrrp.h), as its JSON dump shows `state`
+STATE_CODES = {INIT: 0, BACKUP: 1, MASTER: 2, FAULT: 3, STOP: 98}
 
 PRIO_OWNER = 255  # VRRP_PRIO_OWNER: the address owner
 PRIO_DEFAULT = 100  # VRRP_PRIO_DFL
@@ -120,6 +122,9 @@ class Instance:
         self._down_at: float | None = None
         self._advert_at: float | None = None
         self._preempt_at: float | None = None  # end of a running preempt_delay
+        # keepalived's per-instance counters (vrrp_stats), those that apply here
+        self.stats = dict.fromkeys(("advert_rcvd", "advert_sent", "become_master",
+                                    "release_master", "pri_zero_rcvd", "pri_zero_sent"), 0)
 
     # -- timers -------------------------------------------------------------------------
     def deadline(self) -> float | None:
@@ -141,8 +146,23 @@ class Instance:
         self._down_at = now + (self.down_interval() if interval is None else interval)
 
     # -- entry points ---------------------------------------------------------------------
+    def _account(self, before: str, effects: list) -> list:
+        for e in effects:
+            if isinstance(e, SendAdvert):
+                self.stats["advert_sent"] += 1
+                self.stats["pri_zero_sent"] += e.priority == PRIO_STOP
+        if before != MASTER and self.state == MASTER:
+            self.stats["become_master"] += 1
+        elif before == MASTER and self.state != MASTER:
+            self.stats["release_master"] += 1
+        return effects
+
     def start(self, now: float) -> list:
         """Leave INIT, unless a weight-0 script has no result yet (keepalived waits for it)."""
+        before = self.state
+        return self._account(before, self._start(now))
+
+    def _start(self, now: float) -> list:
         if self.state != INIT or self._waiting_for_fault_scripts():
             return []
         if self._faulted():
@@ -158,6 +178,10 @@ class Instance:
                 Notify(BACKUP, self.effective_priority)]
 
     def tick(self, now: float) -> list:
+        before = self.state
+        return self._account(before, self._tick(now))
+
+    def _tick(self, now: float) -> list:
         if self.state == MASTER and self._advert_at is not None and now >= self._advert_at:
             self._advert_at = now + self.cfg.adver_int
             return [SendAdvert(self.effective_priority)]
@@ -169,6 +193,12 @@ class Instance:
     def receive(self, advert: Advert, now: float) -> list:
         if advert.vrid != self.cfg.vrid:
             return []
+        self.stats["advert_rcvd"] += 1
+        self.stats["pri_zero_rcvd"] += advert.priority == PRIO_STOP
+        before = self.state
+        return self._account(before, self._receive(advert, now))
+
+    def _receive(self, advert: Advert, now: float) -> list:
         if self.state == BACKUP:
             return self._backup_rx(advert, now)
         if self.state == MASTER:
@@ -177,6 +207,10 @@ class Instance:
 
     def stop(self, now: float) -> list:
         """Clean shutdown: a master releases its addresses and sends a priority-0 advert."""
+        before = self.state
+        return self._account(before, self._stop(now))
+
+    def _stop(self, now: float) -> list:
         effects: list = []
         if self.state == MASTER:
             effects += [SendAdvert(PRIO_STOP), Log(f"({self.name}) sent 0 priority"),
@@ -189,6 +223,10 @@ class Instance:
 
     def script_status(self, script: str, ok: bool, now: float) -> list:
         """A tracked vrrp_script changed status (after its rise/fall counting)."""
+        before = self.state
+        return self._account(before, self._script_status(script, ok, now))
+
+    def _script_status(self, script: str, ok: bool, now: float) -> list:
         if script not in self.scripts or self.state == STOP:
             return []
         self.scripts[script] = ok
@@ -199,7 +237,7 @@ class Instance:
                                f"{self.effective_priority} to {new}"))
             self.effective_priority = new
         if self.state == INIT:
-            return effects + self.start(now)
+            return effects + self._start(now)
         faulted = self._faulted()
         if faulted and self.state != FAULT:
             effects += self._enter_fault(now)
@@ -309,11 +347,12 @@ class Instance:
                 prio += weight
         return max(1, min(PRIO_OWNER - 1, prio))
 
-    def status(self) -> dict:
-        return {"name": self.name, "state": self.state, "virtual_router_id": self.cfg.vrid,
-                "base_priority": self.cfg.priority,
+    def data(self) -> dict:
+        """The fields of keepalived's JSON dump (vrrp_json.c "data") that apply here."""
+        return {"iname": self.name, "master_priority": self.master_priority or 0,
+                "vrid": self.cfg.vrid, "base_priority": self.cfg.priority,
                 "effective_priority": self.effective_priority,
-                "advert_int": self.cfg.adver_int, "master_adver_int": self.master_adver_int,
-                "master": self.master_src, "master_priority": self.master_priority,
-                "down_interval": round(self.down_interval(), 6),
-                "nopreempt": self.cfg.nopreempt, "preempt_delay": self.cfg.preempt_delay}
+                "vipset": self.state == MASTER, "adver_int": self.cfg.adver_int,
+                "master_adver_int": self.master_adver_int, "nopreempt": self.cfg.nopreempt,
+                "preempt_delay": self.cfg.preempt_delay, "state": STATE_CODES[self.state],
+                "wantstate": STATE_CODES[self.state], "version": self.cfg.version}

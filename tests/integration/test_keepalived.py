@@ -104,7 +104,8 @@ def test_returning_master_preempts_unless_nopreempt(vip_nodes, nopreempt):
         assert b.state() == "BACKUP"
         assert "(VI_1) removing VIPs." in b.events()
     else:
-        wait_for(lambda: a.status()["instances"][0]["master"] == b.ip, 10, "a to follow b")
+        wait_for(lambda: a.status()["vrrp"][0]["mdsemu"]["master"] == b.ip, 10,
+                 "a to follow b")
         # three of a's down intervals later b still holds the VIP
         vip_nodes.stays(vip, "b", 3 * master_down_interval(150, ADV, 3))
         assert a.state() == "BACKUP"
@@ -124,7 +125,7 @@ def test_failing_track_script_moves_the_vip_and_back(vip_nodes):
     assert "(VI_1) Changing effective priority from 150 to 90" in ev
     assert f"(VI_1) Master received advert from {b.ip} with higher priority 100, ours 90" in ev
     st = a.status()
-    assert st["instances"][0]["effective_priority"] == 90
+    assert st["vrrp"][0]["data"]["effective_priority"] == 90
     assert st["scripts"][0]["status"] == "BAD"
     healthy.write_text("")
     vip_nodes.wait_holder(vip, "a")
@@ -156,9 +157,19 @@ def test_status_json_and_errors(vip_nodes):
     out = b.cli_status("json")
     assert out.returncode == 0, out.stderr
     st = json.loads(out.stdout)
-    (inst,) = st["instances"]
-    assert (inst["state"], inst["master"], inst["master_priority"]) == ("BACKUP", a.ip, 150)
-    assert inst["down_interval"] == pytest.approx(master_down_interval(100, ADV, 3), abs=1e-5)
+    # keepalived's JSON dump layout: vrrp[] of {data, stats}; state 1 is BACKUP (vrrp.h)
+    (inst,) = st["vrrp"]
+    data, stats, extra = inst["data"], inst["stats"], inst["mdsemu"]
+    assert (data["iname"], data["vrid"], data["state"], data["master_priority"]) == (
+        "VI_1", 51, 1, 150)
+    assert (data["base_priority"], data["effective_priority"], data["vipset"]) == (100, 100, False)
+    assert data["vips"] == [vip] and data["adver_int"] == ADV
+    assert stats["advert_rcvd"] > 0 and stats["become_master"] == 0
+    assert (extra["state"], extra["master"]) == ("BACKUP", a.ip)
+    assert extra["down_interval"] == pytest.approx(master_down_interval(100, ADV, 3), abs=1e-5)
+    a_stats = a.status()["vrrp"][0]
+    assert a_stats["data"]["state"] == 2 and a_stats["stats"]["become_master"] == 1
+    assert a_stats["stats"]["advert_sent"] > 0 and a_stats["data"]["vipset"] is True
     bad = vip_nodes.dir / "bad.conf"
     bad.write_text("vrrp_instance VI_1 {\n    priority 256\n}\n")
     r = subprocess.run([*KEEPALIVED, "-f", str(bad)], capture_output=True, text=True,

@@ -130,7 +130,7 @@ class Node:
             st = self.status()
         except vipstatus.Unreachable:
             return None
-        return next(i["state"] for i in st["instances"] if i["name"] == instance)
+        return next(i["mdsemu"]["state"] for i in st["vrrp"] if i["data"]["iname"] == instance)
 
     def cli_status(self, fmt: str = "json") -> subprocess.CompletedProcess:
         return subprocess.run([*KEEPALIVED, "-f", str(self.conf), "--status", "--format", fmt],

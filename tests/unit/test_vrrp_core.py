@@ -325,3 +325,19 @@ def test_notify_effects_carry_the_state_and_effective_priority():
     assert notifies[:2] == [(A, Notify(BACKUP, 150)), (B, Notify(BACKUP, 100))]
     assert (A, Notify(MASTER, 150)) in notifies
     assert (A, Notify(STOP, 150)) in notifies
+
+
+def test_counters_and_json_fields_as_keepalived_dumps_them():
+    net = Net(cfg(A, 150), cfg(B, 100))
+    net.start()
+    net.run_until(10.5)
+    net.stop(A)
+    net.run_until(12)
+    a, b = net.nodes[A], net.nodes[B]
+    assert a.stats["become_master"] == 1 and a.stats["release_master"] == 1
+    assert a.stats["pri_zero_sent"] == 1
+    assert b.stats["pri_zero_rcvd"] == 1 and b.stats["become_master"] == 1
+    assert b.stats["advert_rcvd"] == a.stats["advert_sent"]
+    assert a.data()["state"] == 98 and b.data()["state"] == 2  # STOP, MASTER (vrrp.h)
+    assert b.data()["vipset"] is True and a.data()["vipset"] is False
+    assert (b.data()["iname"], b.data()["vrid"], b.data()["base_priority"]) == ("VI_1", 51, 100)
