@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import time
@@ -76,6 +77,7 @@ class Keepalived:
             for tracker in self.trackers.values():
                 nursery.start_soon(self._script_loop, tracker)
             nursery.start_soon(self._control_loop, ctl)
+            nursery.start_soon(self._sighup)
             now = trio.current_time()
             for inst in self.instances.values():
                 await self._apply(inst, inst.start(now))
@@ -181,6 +183,13 @@ class Keepalived:
                 for inst in self.instances.values():
                     await self._apply(inst, inst.script_status(cfg.name, changed, now))
             await trio.sleep(cfg.interval)
+
+    async def _sighup(self) -> None:
+        """keepalived reloads its configuration on SIGHUP; we do not, but must not die of it."""
+        with trio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                log.warning("Reloading is not supported by mdsemu-keepalived - "
+                            "restart it to read a new configuration")
 
     async def _notify_runner(self, name: str, recv: trio.MemoryReceiveChannel) -> None:
         notify = self.specs[name].notify

@@ -181,7 +181,7 @@ def test_status_json_and_errors(vip_nodes):
     assert r.returncode == 2 and "cannot reach mdsemu-keepalived" in r.stderr
 
 
-def test_garbage_on_the_advert_port_and_control_socket_crashes_nothing(vip_nodes):
+def test_garbage_on_the_advert_port_and_control_socket_and_sighup_crash_nothing(vip_nodes):
     a, b, vip = pair(vip_nodes)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((vip_nodes.ip(5), 0))
@@ -195,5 +195,7 @@ def test_garbage_on_the_advert_port_and_control_socket_crashes_nothing(vip_nodes
         c.connect(b.sock)
         c.sendall(b"frobnicate\n")
         assert json.loads(c.makefile().readline()) == {"error": "unknown request 'frobnicate'"}
+    b.proc.send_signal(signal.SIGHUP)  # keepalived's reload: refused, not fatal
+    wait_for(lambda: any("Reloading is not supported" in e for e in b.events()), 5, "SIGHUP")
     vip_nodes.stays(vip, "a", 3 * master_down_interval(100, ADV, 3))
     assert b.state() == "BACKUP" and b.proc.poll() is None
