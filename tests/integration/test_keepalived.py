@@ -103,6 +103,7 @@ def test_returning_master_preempts_unless_nopreempt(vip_nodes, nopreempt):
                 in b.events())
         assert b.state() == "BACKUP"
         assert "(VI_1) removing VIPs." in b.events()
+        assert b.status()["virtual_servers"][0]["listening"] is False  # b holds nothing
     else:
         wait_for(lambda: a.status()["vrrp"][0]["mdsemu"]["master"] == b.ip, 10,
                  "a to follow b")
