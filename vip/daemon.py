@@ -165,6 +165,7 @@ class Keepalived:
     async def _script_loop(self, tracker: ScriptTracker) -> None:
         cfg = tracker.cfg
         argv = shlex.split(cfg.script)
+        missing_logged = False
         while True:
             rc: int | None = None
             with trio.move_on_after(cfg.timeout or cfg.interval):
@@ -172,8 +173,10 @@ class Keepalived:
                     proc = await trio.run_process(argv, check=False,
                                                   stdout=subprocess.DEVNULL)
                     rc = proc.returncode
-                except OSError as e:
-                    log.warning(f"Cannot find script {cfg.script}: {e.strerror}")
+                except OSError as e:  # said once, then counted as a failure each interval
+                    if not missing_logged:
+                        log.warning(f"Cannot run script {cfg.script}: {e.strerror}")
+                        missing_logged = True
                     rc = 127
             changed, lines = tracker.record(rc)
             for line in lines:
