@@ -1,0 +1,105 @@
+"""The thrasher's schedule (client/nemesis.py), sans-IO: same seed, same faults; options as
+in Ceph's mds_thrash (fractional delays, weights, max_mds probability); roles resolved from a
+map snapshot."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.nemesis import (
+    KINDS,
+    Fault,
+    Options,
+    ScheduleError,
+    next_max_mds,
+    parse_weights,
+    resolve,
+    schedule,
+)
+
+
+def test_the_same_seed_gives_the_same_schedule():
+    o = Options(seed=7, faults=200, delay=2.5, grace=1.0, ranks=2)
+    assert schedule(o) == schedule(Options(seed=7, faults=200, delay=2.5, grace=1.0, ranks=2))
+    assert [f.line() for f in schedule(o)] == [f.line() for f in schedule(o)]
+    assert schedule(o) != schedule(Options(seed=8, faults=200, delay=2.5, grace=1.0, ranks=2))
+
+
+def test_faults_follow_each_other_healed_with_fractional_delays():
+    faults = schedule(Options(seed=1, faults=300, delay=0.5, grace=1.0, max_revive_delay=2.0))
+    assert len(faults) == 300 and [f.index for f in faults] == list(range(300))
+    assert {f.kind for f in faults} >= set(KINDS)  # every kind with a default weight
+    for a, b in zip(faults, faults[1:], strict=False):
+        assert a.at <= a.heal_at <= b.at <= a.heal_at + 0.5 + 1e-3
+    assert any(f.at % 1 for f in faults)  # not whole seconds (mds_thrash's randrange)
+    stops = {k: [f.heal_at - f.at for f in faults if f.kind == k]
+             for k in ("stop_short", "stop_long")}
+    assert max(stops["stop_short"]) < 1.0 < min(stops["stop_long"])  # below / above grace
+    assert all(f.heal_at == f.at for f in faults if f.kind in ("mds_fail", "max_mds"))
+    assert all(f.heal_at - f.at <= 2.0 + 1e-3 for f in faults if f.kind == "kill")
+
+
+def test_duration_bounds_the_schedule():
+    faults = schedule(Options(seed=3, duration=60.0, delay=2.0, grace=1.0, max_revive_delay=1))
+    assert faults and faults[-1].at < 60.0
+    assert len(faults) > 10
+
+
+def test_weights_as_in_mds_thrash_unlisted_kinds_get_zero():
+    w = parse_weights("kill=1, stop-long=2")
+    assert w["kill"] == 1 and w["stop_long"] == 2 and w["mds_fail"] == 0
+    faults = schedule(Options(seed=5, faults=100, weights=w, thrash_max_mds=0.0, grace=1))
+    assert {f.kind for f in faults} == {"kill", "stop_long"}
+    for bad, message in (("kill", "expected KIND=WEIGHT"), ("nuke=1", "expected KIND=WEIGHT"),
+                         ("kill=x", "not a number"), ("kill=-1", "must be >= 0"),
+                         ("kill=0", "every weight is 0")):
+        with pytest.raises(ScheduleError, match=message):
+            parse_weights(bad)
+
+
+def test_thrash_max_mds_is_the_probability_of_a_max_mds_change():
+    faults = schedule(Options(seed=2, faults=1000, thrash_max_mds=0.2))
+    share = sum(f.kind == "max_mds" for f in faults) / 1000
+    assert 0.15 < share < 0.25
+    assert not any(f.kind == "max_mds"
+                   for f in schedule(Options(seed=2, faults=300, thrash_max_mds=0.0)))
+    f = Fault(0, 1.0, "max_mds", "max_mds", 1.0)
+    assert {next_max_mds(f, 1, 1, s) for s in range(20)} == {2}  # up from 1
+    assert {next_max_mds(f, 2, 3, s) for s in range(50)} == {1, 3}  # down or up
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "exactly one of"), ({"faults": 3, "duration": 3.0}, "exactly one of"),
+    ({"faults": 0}, "at least 1"), ({"duration": -1.0}, "positive"),
+    ({"faults": 1, "delay": -1.0}, "--delay"), ({"faults": 1, "thrash_max_mds": 2}, "0 to 1"),
+])
+def test_bad_options_are_refused(kwargs, message):
+    with pytest.raises(ScheduleError, match=message):
+        schedule(Options(seed=0, **kwargs))
+
+
+DUMP = {
+    "standbys": [{"name": "d", "state": "up:standby", "gid": 4104}],
+    "filesystems": [{"mdsmap": {"fs_name": "cephfs", "info": {
+        "gid_4101": {"name": "a", "state": "up:active", "rank": 0, "gid": 4101},
+        "gid_4102": {"name": "b", "state": "up:active", "rank": 1, "gid": 4102},
+        "gid_4103": {"name": "c", "state": "up:standby-replay", "rank": 0, "gid": 4103},
+    }}}],
+}
+
+
+def test_roles_are_resolved_from_the_map_snapshot():
+    def f(target: str, index: int = 0) -> Fault:
+        return Fault(index, 0.0, "kill", target, 1.0)
+
+    assert resolve(f("active of rank 1"), DUMP, seed=1) == "b"
+    assert resolve(f("active of rank 0"), DUMP, seed=1) == "a"
+    assert resolve(f("a follower"), DUMP, seed=1) == "c"
+    assert resolve(f("a standby"), DUMP, seed=1) == "d"
+    assert resolve(f("a standby"), DUMP, seed=1, busy=frozenset("d")) == "c"  # falls back
+    assert resolve(f("active of rank 3"), DUMP, seed=1) in ("a", "b")  # no such rank
+    picks = [resolve(f("active of rank 3", i), DUMP, seed=9) for i in range(30)]
+    assert picks == [resolve(f("active of rank 3", i), DUMP, seed=9) for i in range(30)]
+    assert set(picks) == {"a", "b"}
+    assert resolve(f("a follower"), {"filesystems": [], "standbys": []}, seed=1) is None
+    assert resolve(Fault(0, 0, "mon_restart", "mon.a", 1), DUMP, seed=1) == "mon.a"
