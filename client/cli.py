@@ -40,7 +40,7 @@ commands (Ceph's grammar):
                  get subtrees|damage ls|config get|set ...
   daemon mds.<name>|PATH.asok <same as tell>   (the admin socket: also once out of the map)
   client [--fs NAME] mkdir|touch|ls|stat|mv|rm|rmdir|setfattr|load|verify ...
-  vstart -d DIR ...   vstop -d DIR   demo
+  vstart -d DIR ...   vstop -d DIR   demo   thrash -c CONF --faults N|--duration S ...
 """
 
 
@@ -219,6 +219,12 @@ def main(argv: list[str] | None = None) -> None:
 
         raise SystemExit(vstart.main(argv))
     _, words = split_global_options(argv)
+    if words and words[0] == "thrash":  # `mdsemu [-c CONF] thrash ...` (client/thrash.py)
+        from client import thrash
+
+        rest = list(argv)
+        rest.remove("thrash")
+        raise SystemExit(thrash.main(rest))
     if words and words[0] == "client":  # `mdsemu [-c CONF] client ...`: options anywhere
         from client import fscli
 
