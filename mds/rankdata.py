@@ -41,6 +41,7 @@ class RankData:
         self.store = RankStore(osd, pool, rank, events_per_segment, max_segments, min_epoch)
         self.ns: Namespace | None = None
         self.completed = CompletedRequests()  # what a resend is answered with
+        self.in_progress: dict[str, trio.Event] = {}  # applied, not yet journaled (reqid)
         self.lock = trio.Lock()
         self.requests = 0  # served, for `fs status` rates
         self._queue: list[list] = []
@@ -224,7 +225,7 @@ class RankData:
         self.requests += 1
         client, tid = split_reqid(reqid)
         self.completed.trim(client, oldest_tid)
-        done = self.completed.get(client, tid)
+        done = await self._answered(reqid, client, tid)
         if done is not None:
             return 0, done, ""
         try:
@@ -240,6 +241,8 @@ class RankData:
             if op not in WRITE_OPS:
                 return -errno.EINVAL, {}, f"unknown operation '{op}'"
             async with self.lock:  # check and apply in arrival order; journal in that order
+                if reqid in self.in_progress:  # the original got the lock first
+                    raise _Again
                 redirect = self._redirect(op, args)
                 if redirect is not None:
                     return redirect
@@ -252,15 +255,38 @@ class RankData:
                     and op != "unlink" and op != "rmdir" else {}
                 ev["result"] = result
                 waiter = self._enqueue(ev)
-            if early_reply is not None:
-                await early_reply(result)
-            await self._journal(waiter)
-            self.completed.add(client, tid, result, oldest_tid)
+                journaled = self.in_progress[reqid] = trio.Event()
+            try:
+                if early_reply is not None:
+                    await early_reply(result)
+                await self._journal(waiter)
+                self.completed.add(client, tid, result, oldest_tid)
+            finally:
+                del self.in_progress[reqid]
+                journaled.set()
             return 0, result, ""
+        except _Again:
+            return await self.handle(reqid, op, args, early_reply, oldest_tid)
         except FSError as e:
             return -e.code, {}, str(e)
         except (KeyError, TypeError, ValueError) as e:
             return -errno.EINVAL, {}, f"bad arguments: {e}"
+
+    async def _answered(self, reqid: str, client: str, tid: int) -> dict | None:
+        """The recorded result of a request done before. A resend that arrives while the
+        original is still being journaled (its reply was lost with the connection) waits for
+        it, as Ceph's Server does with a dup of a request in progress, rather than doing it
+        a second time."""
+        while True:
+            done = self.completed.get(client, tid)
+            pending = self.in_progress.get(reqid)
+            if done is not None or pending is None:
+                return done
+            await pending.wait()
+
+
+class _Again(Exception):
+    """A resend met its original in progress: start over (and wait for it)."""
 
 
 def _arg(args: dict, key: str) -> str:
