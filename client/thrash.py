@@ -33,6 +33,7 @@ from common.net import Connection, ConnectionClosed, ProtocolError
 POLL = 0.2  # seconds between map polls
 INJECTED = ("ms_inject_socket_failures", "ms_inject_delay_type",
             "ms_inject_delay_probability", "ms_inject_delay_max")
+REPLACED = ("kill", "restart", "stop_long", "blackhole", "mds_fail")  # an active loses its rank
 DELAY_PROBABILITY = 0.2  # ms_inject_delay_probability while a delay fault lasts
 
 
@@ -203,13 +204,24 @@ class Thrasher:
             return
         now, still = self.now(), []
         for rec, rank, gid in self.watch:
-            if now >= rec["applied_at"] and ranks_active(self.dump, self.c.fs) and (
-                    now >= rec["healed_at"] or
-                    (rank is not None and _rank_gid(self.dump, self.c.fs, rank) != gid)):
+            if self._recovered(rec, rank, gid, now):
                 rec["recovered_after"] = round(now - rec["applied_at"], 3)
             else:
                 still.append((rec, rank, gid))
         self.watch = still
+
+    def _recovered(self, rec: dict, rank: int | None, gid: int | None, now: float) -> bool:
+        """Every rank active again, and the fault's effect seen: a daemon that held a rank
+        and cannot keep it (dead, failed, replaced after the grace) has a successor; a new
+        max_mds is in the map."""
+        fs = self.c.fs
+        if not ranks_active(self.dump, fs):
+            return False
+        if rank is not None and rec["kind"] in REPLACED:
+            return _rank_gid(self.dump, fs, rank) != gid
+        if rec["kind"] == nemesis.MAX_MDS:
+            return _max_mds(self.dump, fs) == rec["max_mds"]
+        return now >= rec["healed_at"]
 
     def run_fault(self, f: nemesis.Fault) -> None:
         self.poll_until(f.at)
@@ -253,6 +265,7 @@ class Thrasher:
             n = nemesis.next_max_mds(f, _max_mds(self.dump, c.fs),
                                      max(self.first_max_mds, 2), self.seed)
             rc = c.command("fs", "set", c.fs, "max_mds", str(n))[0]
+            self.records[-1]["max_mds"] = n
             return f"max_mds {n} (rc {rc})"
         return ""
 

@@ -10,9 +10,19 @@ import trio
 
 from common.messages import ClientRequest
 from common.net import connect, parse_hostport
-from tests.inprocess.test_metadata import _cephfs_with, _session, cluster  # noqa: F401
+from tests.inprocess.harness import Cluster
+from tests.inprocess.test_metadata import _cephfs_with, _session
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def cluster(nursery, tmp_path):
+    c = Cluster(nursery, str(tmp_path), profile="fast")
+    await c.start_mon()
+    await c.start_osd()
+    yield c
+    nursery.cancel_scope.cancel()
 
 
 def _pause(daemon, paused: bool) -> None:
