@@ -5,9 +5,11 @@ status and report.json."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.integration.cluster import active, info_by_name, proc_state
+from tests.integration.cluster import active, info_by_name, proc_state, run_cli
 
 pytestmark = [pytest.mark.processes]
 
@@ -38,3 +40,37 @@ def test_ms_blackhole_mon_fails_the_active_over_and_clearing_it_brings_it_back(c
     assert info_by_name(back, name)["gid"] != old["gid"]
     assert c.pid_of(name) == pid and "respawn" in c.mds(name).log()
     assert active(c.fs_dump())["gid"] == active(replaced)["gid"]
+
+
+@pytest.mark.timeout(300)
+def test_seeded_thrash_on_vstart_recovers_and_loses_nothing(cluster_factory, tmp_path):
+    """`mdsemu thrash` on a vstart cluster with standby-replay: the schedule is printed first,
+    every fault kind of it is applied (kill -9, SIGSTOP, restarts, mds fail, max_mds, mon/osd
+    restarts, blackhole, socket failures, delays), everything is healed, the cluster is
+    HEALTH_OK within the bound and verify finds nothing lost: exit 0; report.json lists
+    every scheduled fault with its target and recovery time."""
+    c = cluster_factory()
+    c.vstart("--mds", "3", "--standby-replay")
+    report = tmp_path / "report"
+    res = run_cli(["-c", str(c.conf_path), "thrash", "--seed", "1", "--faults", "16",
+                   "--delay", "2", "--max-revive-delay", "2", "--thrash-max-mds", "0.15",
+                   "--clients", "2", "--report", str(report), "--recovery-timeout", "30"],
+                  timeout=240)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("mdsemu thrash: seed 1, 16 faults")
+    schedule = lines[1:17]
+    doc = json.loads((report / "report.json").read_text())
+    assert doc["seed"] == 1 and doc["exit_status"] == 0
+    faults = doc["faults"]
+    assert [f["index"] for f in faults] == list(range(16))
+    assert [f["kind"] for f in faults] == [s.split()[2] for s in schedule]
+    kinds = {f["kind"] for f in faults}
+    assert len(kinds) >= 8, kinds
+    for f in faults:
+        assert f["target"] and f["applied_at"] >= f["at"] - 0.01, f
+        assert f["recovered_after"] is not None and f["recovered_after"] < 30, f
+    assert doc["recovery"]["seconds"] is not None
+    assert doc["verify"]["violations"] == [] and doc["verify"]["acknowledged"] > 100
+    assert sum(t["count"] for t in doc["totals"].values()) == 16
+    assert c.health()["status"] == "HEALTH_OK"
