@@ -12,6 +12,7 @@ report.json in --report DIR lists each fault with the time until the ranks were 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
@@ -317,6 +318,12 @@ def _totals(records: list[dict]) -> dict:
 
 def run(a: argparse.Namespace) -> int:
     weights = nemesis.parse_weights(a.thrash_weights) if a.thrash_weights else None
+    opts = nemesis.Options(seed=0, delay=a.delay, max_revive_delay=a.max_revive_delay,
+                           thrash_max_mds=a.thrash_max_mds, faults=a.faults,
+                           duration=a.duration, weights=weights)
+    opts.check()  # bad options are refused before the cluster is touched
+    if a.clients < 1 or not a.recovery_timeout > 0:
+        raise nemesis.ScheduleError("--clients must be >= 1 and --recovery-timeout positive")
     c = Cluster(a.conf, a.fs)
     grace = cfg.Config("mds.x", cfg.load_conf(c.conf)).get("mds_beacon_grace")
     dump = c.dump()
@@ -325,11 +332,8 @@ def run(a: argparse.Namespace) -> int:
         return errno.ENOTCONN
     first_max_mds = _max_mds(dump, a.fs)
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "big")
-    opts = nemesis.Options(seed=seed, delay=a.delay, max_revive_delay=a.max_revive_delay,
-                           thrash_max_mds=a.thrash_max_mds, faults=a.faults,
-                           duration=a.duration, grace=grace,
-                           ranks=max(first_max_mds, 2), weights=weights)
-    faults = nemesis.schedule(opts)
+    faults = nemesis.schedule(dataclasses.replace(opts, seed=seed, grace=grace,
+                                                  ranks=max(first_max_mds, 2)))
     print(f"mdsemu thrash: seed {seed}, {len(faults)} faults over {faults[-1].heal_at:.1f}s "
           f"(replay: --seed {seed})")
     for f in faults:
@@ -399,13 +403,10 @@ def run(a: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     try:
         a = parser().parse_args(argv)
-    except SystemExit as e:
+    except SystemExit as e:  # argparse said why on stderr; 2 would read "not recovered"
         return errno.EINVAL if e.code else 0
     try:
         return run(a)
-    except nemesis.ScheduleError as e:
-        print(f"mdsemu thrash: {e}", file=sys.stderr)
-        return errno.EINVAL
-    except cfg.ConfError as e:
+    except (nemesis.ScheduleError, cfg.ConfError) as e:
         print(f"mdsemu thrash: {e}", file=sys.stderr)
         return errno.EINVAL

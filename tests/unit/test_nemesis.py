@@ -4,6 +4,8 @@ map snapshot."""
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from client.nemesis import (
@@ -103,3 +105,20 @@ def test_roles_are_resolved_from_the_map_snapshot():
     assert set(picks) == {"a", "b"}
     assert resolve(f("a follower"), {"filesystems": [], "standbys": []}, seed=1) is None
     assert resolve(Fault(0, 0, "mon_restart", "mon.a", 1), DUMP, seed=1) == "mon.a"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--faults", "3", "--duration", "9"], "not allowed with"),
+    (["--faults", "0"], "--faults must be at least 1"),
+    (["--faults", "3", "--thrash-weights", "nuke=1"], "bad --thrash-weights item 'nuke=1'"),
+    (["--faults", "3", "--thrash-max-mds", "1.5"], "0 to 1"),
+    (["--faults", "3", "--clients", "0"], "--clients must be >= 1"),
+    (["--faults", "3", "--delay", "soon"], "invalid float value"),
+])
+def test_thrash_refuses_bad_options_with_einval_before_touching_a_cluster(argv, message, capsys,
+                                                                           tmp_path):
+    from client import thrash
+
+    conf = tmp_path / "missing" / "ceph.conf"  # never read: the options fail first
+    assert thrash.main(["-c", str(conf), *argv]) == errno.EINVAL
+    assert message in capsys.readouterr().err
