@@ -75,3 +75,20 @@ async def test_ms_inject_delay_holds_messages_in_order(autojump_clock):
     await mon.send(m.Subscribe(what=["not delayed"]))  # only what the daemon receives
     t = trio.current_time()
     assert (await mds.recv()).what == ["not delayed"] and trio.current_time() == t
+
+
+async def test_config_set_reaches_the_osd_and_the_mon_at_run_time(nursery, tmp_path,
+                                                                  autojump_clock):
+    """`config set osd ...` / `config set mon ...`: the osd now subscribes to its config (it
+    had no runtime options before), the mon applies its own; both take effect at once."""
+    from tests.inprocess.harness import Cluster
+
+    c = Cluster(nursery, str(tmp_path), profile="fast")
+    await c.start_mon()
+    await c.start_osd()
+    await c.ok("config", "set", "osd", "ms_inject_socket_failures", "5000")
+    await c.ok("config", "set", "mon", "ms_blackhole_client", "false")
+    await c.wait_for(lambda: c.osd.config.get("ms_inject_socket_failures") == 5000,
+                     timeout=10, what="the osd to apply its config")
+    assert c.mon.config.source("ms_blackhole_client") == "mon"
+    nursery.cancel_scope.cancel()
