@@ -316,6 +316,7 @@ class Config:
         self._vars = {"cluster": cluster, "type": self.entity_type,
                       "id": self.entity_id, "name": self.name}
         self.runtime_errors: list[str] = []
+        self.generation = 0  # bumped on every runtime change (cheap change detection)
         self._runtime: dict[str, object] = {}
         self._overrides: dict[str, object] = {}
         self._file: dict[str, object] = {}
@@ -386,9 +387,11 @@ class Config:
                 except ValueError as e:
                     errors.append(str(e))
         self._runtime, self.runtime_errors = runtime, errors
+        self.generation += 1
         after = self.dump()
         return [key for key in OPTIONS if before[key] != after[key]]
 
     def set_override(self, option: str, value: object) -> None:
         """Set a command-line override (highest precedence)."""
         self._overrides[_option(option).name] = self._parse(option, value)
+        self.generation += 1

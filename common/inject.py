@@ -76,19 +76,32 @@ class Messenger:
         self.config = config
         self.entity = entity
         self._counts: dict[str, int] = {}
+        self._seen = -1  # the config generation the values below were read at
+        self._values: tuple = ()
 
     def injector(self, peer: str) -> Injector:
         n = self._counts.get(peer, 0)
         self._counts[peer] = n + 1
         return Injector(self.config.get("ms_inject_seed"), self.entity, peer, n)
 
+    def _current(self) -> tuple:
+        """The options, read again only after a config change (this runs on every message)."""
+        generation = getattr(self.config, "generation", None)
+        if generation is None or generation != self._seen:
+            c = self.config
+            self._values = (
+                c.get("ms_inject_socket_failures"),
+                {t: c.get(f"ms_blackhole_{t}") for t in PEER_TYPES},
+                (c.get("ms_inject_delay_type"), c.get("ms_inject_delay_probability"),
+                 c.get("ms_inject_delay_max")))
+            self._seen = -1 if generation is None else generation
+        return self._values
+
     def socket_failures(self) -> int:
-        return self.config.get("ms_inject_socket_failures")
+        return self._current()[0]
 
     def blackhole(self) -> dict[str, bool]:
-        return {t: self.config.get(f"ms_blackhole_{t}") for t in PEER_TYPES}
+        return self._current()[1]
 
     def delay(self) -> tuple[str, float, float]:
-        c = self.config
-        return (c.get("ms_inject_delay_type"), c.get("ms_inject_delay_probability"),
-                c.get("ms_inject_delay_max"))
+        return self._current()[2]
