@@ -139,13 +139,15 @@ class Cluster:
 
 
 def ranks_active(dump: dict | None, fs: str) -> bool:
-    """Every rank of `fs` up to max_mds is held by an up:active daemon, none failed."""
+    """Every rank of `fs` up to max_mds is held by an up:active daemon, none failed and none
+    stopping (mds_thrash's wait_for_stable)."""
     for f in (dump or {}).get("filesystems", []):
         mdsmap = f["mdsmap"]
         if mdsmap["fs_name"] != fs:
             continue
         actives = {i["rank"] for i in mdsmap["info"].values() if i["state"] == "up:active"}
-        return not mdsmap["failed"] and actives == set(range(mdsmap["max_mds"]))
+        ranks = set(range(mdsmap["max_mds"]))
+        return not mdsmap["failed"] and actives == ranks == set(mdsmap["in"])
     return False
 
 
@@ -297,6 +299,9 @@ class Thrasher:
         for name in c.names():
             c.send_signal(name, signal.SIGCONT)
             c.start(name)
+        deadline = time.monotonic() + 30
+        while c.command("health")[0] != 0 and time.monotonic() < deadline:
+            time.sleep(POLL)  # a monitor just started: the clean-up must reach it
         for mds in sorted(self.blackholed):
             self._clear_blackhole(mds)
         for opt in INJECTED + ("ms_inject_seed",):
