@@ -201,3 +201,62 @@ def next_max_mds(fault: Fault, current: int, ceiling: int, seed: int) -> int:
     """mds_thrash: a new max_mds, any of 1..ceiling except the current one."""
     choices = [n for n in range(1, max(ceiling, 2) + 1) if n != current]
     return random.Random(f"{seed}/{fault.index}").choice(choices)
+
+
+# -- reading the map: when is a fault recovered ----------------------------------------------
+REPLACED = ("kill", "restart", "stop_long", "blackhole", "mds_fail")  # an active loses its rank
+
+
+def ranks_active(dump: dict | None, fs: str) -> bool:
+    """Every rank of `fs` up to max_mds is held by an up:active daemon, none failed and none
+    stopping (mds_thrash's wait_for_stable)."""
+    for f in (dump or {}).get("filesystems", []):
+        mdsmap = f["mdsmap"]
+        if mdsmap["fs_name"] != fs:
+            continue
+        actives = {i["rank"] for i in mdsmap["info"].values() if i["state"] == "up:active"}
+        ranks = set(range(mdsmap["max_mds"]))
+        return not mdsmap["failed"] and actives == ranks == set(mdsmap["in"])
+    return False
+
+
+def holder(dump: dict | None, fs: str, name: str) -> tuple[int, int] | None:
+    """(rank, gid) if daemon `name` holds a rank as up:active."""
+    for f in (dump or {}).get("filesystems", []):
+        if f["mdsmap"]["fs_name"] == fs:
+            for i in f["mdsmap"]["info"].values():
+                if i["name"] == name and i["state"] == "up:active":
+                    return i["rank"], i["gid"]
+    return None
+
+
+def rank_gid(dump: dict | None, fs: str, rank: int) -> int | None:
+    for f in (dump or {}).get("filesystems", []):
+        if f["mdsmap"]["fs_name"] == fs:
+            for i in f["mdsmap"]["info"].values():
+                if i["rank"] == rank and i["state"] == "up:active":
+                    return i["gid"]
+    return None
+
+
+def max_mds_of(dump: dict | None, fs: str) -> int:
+    for f in (dump or {}).get("filesystems", []):
+        if f["mdsmap"]["fs_name"] == fs:
+            return f["mdsmap"]["max_mds"]
+    return 1
+
+
+def recovered(kind: str, dump: dict | None, fs: str, held: tuple[int | None, int | None],
+              healed: bool, new_max_mds: int | None = None) -> bool:
+    """Is a fault of `kind` over in this map? Every rank active again, and its effect seen:
+    an active that cannot keep its rank (dead, failed, replaced after the grace) has a
+    successor (`held`: the (rank, gid) it held); a new max_mds is in the map; otherwise the
+    fault has been healed."""
+    if not ranks_active(dump, fs):
+        return False
+    rank, gid = held
+    if rank is not None and kind in REPLACED:
+        return rank_gid(dump, fs, rank) != gid
+    if kind == MAX_MDS:
+        return max_mds_of(dump, fs) == new_max_mds
+    return healed

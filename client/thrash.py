@@ -34,7 +34,6 @@ from common.net import Connection, ConnectionClosed, ProtocolError
 POLL = 0.2  # seconds between map polls
 INJECTED = ("ms_inject_socket_failures", "ms_inject_delay_type",
             "ms_inject_delay_probability", "ms_inject_delay_max")
-REPLACED = ("kill", "restart", "stop_long", "blackhole", "mds_fail")  # an active loses its rank
 DELAY_PROBABILITY = 0.2  # ms_inject_delay_probability while a delay fault lasts
 
 
@@ -138,45 +137,6 @@ class Cluster:
         return sorted(f[:-4] for f in os.listdir(run) if f.endswith(".pid"))
 
 
-def ranks_active(dump: dict | None, fs: str) -> bool:
-    """Every rank of `fs` up to max_mds is held by an up:active daemon, none failed and none
-    stopping (mds_thrash's wait_for_stable)."""
-    for f in (dump or {}).get("filesystems", []):
-        mdsmap = f["mdsmap"]
-        if mdsmap["fs_name"] != fs:
-            continue
-        actives = {i["rank"] for i in mdsmap["info"].values() if i["state"] == "up:active"}
-        ranks = set(range(mdsmap["max_mds"]))
-        return not mdsmap["failed"] and actives == ranks == set(mdsmap["in"])
-    return False
-
-
-def _holder(dump: dict | None, fs: str, name: str) -> tuple[int, int] | None:
-    """(rank, gid) if daemon `name` holds a rank as up:active."""
-    for f in (dump or {}).get("filesystems", []):
-        if f["mdsmap"]["fs_name"] == fs:
-            for i in f["mdsmap"]["info"].values():
-                if i["name"] == name and i["state"] == "up:active":
-                    return i["rank"], i["gid"]
-    return None
-
-
-def _rank_gid(dump: dict | None, fs: str, rank: int) -> int | None:
-    for f in (dump or {}).get("filesystems", []):
-        if f["mdsmap"]["fs_name"] == fs:
-            for i in f["mdsmap"]["info"].values():
-                if i["rank"] == rank and i["state"] == "up:active":
-                    return i["gid"]
-    return None
-
-
-def _max_mds(dump: dict | None, fs: str) -> int:
-    for f in (dump or {}).get("filesystems", []):
-        if f["mdsmap"]["fs_name"] == fs:
-            return f["mdsmap"]["max_mds"]
-    return 1
-
-
 # -- the run -------------------------------------------------------------------------------
 class Thrasher:
     def __init__(self, cluster: Cluster, seed: int, started: float) -> None:
@@ -214,22 +174,13 @@ class Thrasher:
         self.watch = still
 
     def _recovered(self, rec: dict, rank: int | None, gid: int | None, now: float) -> bool:
-        """Every rank active again, and the fault's effect seen: a daemon that held a rank
-        and cannot keep it (dead, failed, replaced after the grace) has a successor; a new
-        max_mds is in the map."""
-        fs = self.c.fs
-        if not ranks_active(self.dump, fs):
-            return False
-        if rank is not None and rec["kind"] in REPLACED:
-            return _rank_gid(self.dump, fs, rank) != gid
-        if rec["kind"] == nemesis.MAX_MDS:
-            return _max_mds(self.dump, fs) == rec["max_mds"]
-        return now >= rec["healed_at"]
+        return nemesis.recovered(rec["kind"], self.dump, self.c.fs, held=(rank, gid),
+                                 healed=now >= rec["healed_at"], new_max_mds=rec.get("max_mds"))
 
     def run_fault(self, f: nemesis.Fault) -> None:
         self.poll_until(f.at)
         target = nemesis.resolve(f, self.dump or {}, self.seed, self.c.fs)
-        held = _holder(self.dump, self.c.fs, target) if target else None
+        held = nemesis.holder(self.dump, self.c.fs, target) if target else None
         rec = {"index": f.index, "at": f.at, "kind": f.kind, "role": f.target,
                "target": target, "heal_at": f.heal_at, "applied_at": round(self.now(), 3),
                "healed_at": None, "recovered_after": None, "detail": ""}
@@ -265,7 +216,7 @@ class Thrasher:
                               strict=True):
                 c.command("config", "set", "mds", opt, str(v))
         elif k == nemesis.MAX_MDS:
-            n = nemesis.next_max_mds(f, _max_mds(self.dump, c.fs),
+            n = nemesis.next_max_mds(f, nemesis.max_mds_of(self.dump, c.fs),
                                      max(self.first_max_mds, 2), self.seed)
             rc = c.command("fs", "set", c.fs, "max_mds", str(n))[0]
             self.records[-1]["max_mds"] = n
@@ -335,7 +286,7 @@ def run(a: argparse.Namespace) -> int:
     if dump is None:
         print(f"mdsemu thrash: no monitor answers for {c.conf}", file=sys.stderr)
         return errno.ENOTCONN
-    first_max_mds = _max_mds(dump, a.fs)
+    first_max_mds = nemesis.max_mds_of(dump, a.fs)
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "big")
     faults = nemesis.schedule(dataclasses.replace(opts, seed=seed, grace=grace,
                                                   ranks=max(first_max_mds, 2)))
@@ -367,7 +318,7 @@ def run(a: argparse.Namespace) -> int:
     recovered = None
     while t.now() - healed_at < a.recovery_timeout:
         t.poll_until(t.now())
-        if ranks_active(t.dump, a.fs) and c.healthy():
+        if nemesis.ranks_active(t.dump, a.fs) and c.healthy():
             recovered = round(t.now() - healed_at, 3)
             break
         time.sleep(POLL)

@@ -122,3 +122,41 @@ def test_thrash_refuses_bad_options_with_einval_before_touching_a_cluster(argv, 
     conf = tmp_path / "missing" / "ceph.conf"  # never read: the options fail first
     assert thrash.main(["-c", str(conf), *argv]) == errno.EINVAL
     assert message in capsys.readouterr().err
+
+
+def fsdump(*infos: tuple[str, int, str, int], max_mds: int = 1, failed=()) -> dict:
+    """An `fs dump -f json` of cephfs with (name, rank, state, gid) infos."""
+    info = {f"gid_{g}": {"name": n, "rank": r, "state": s, "gid": g} for n, r, s, g in infos}
+    ranks = sorted({r for _, r, s, _ in infos if r >= 0 and s != "up:standby-replay"})
+    return {"standbys": [], "filesystems": [{"mdsmap": {
+        "fs_name": "cephfs", "max_mds": max_mds, "in": sorted(set(ranks) | set(failed)),
+        "failed": list(failed), "info": info}}]}
+
+
+def test_a_fault_is_recovered_once_every_rank_is_active_and_its_effect_is_seen():
+    from client.nemesis import ranks_active, recovered
+
+    before = fsdump(("a", 0, "up:active", 4101))
+    replaced = fsdump(("b", 0, "up:active", 4102))
+    replaying = fsdump(("b", 0, "up:replay", 4102))
+    # kill -9 of the active: right after it the map still shows it; recovered on a successor
+    assert not recovered("kill", before, "cephfs", held=(0, 4101), healed=True)
+    assert not recovered("kill", replaying, "cephfs", held=(0, 4101), healed=True)
+    assert recovered("kill", replaced, "cephfs", held=(0, 4101), healed=False)
+    # a short stop keeps the rank: recovered once healed (SIGCONT) with the rank active
+    assert not recovered("stop_short", before, "cephfs", held=(0, 4101), healed=False)
+    assert recovered("stop_short", before, "cephfs", held=(0, 4101), healed=True)
+    # a standby killed: nothing to replace; healed and every rank active
+    assert recovered("kill", before, "cephfs", held=(None, None), healed=True)
+    # max_mds: the new value must be in the map, its ranks active, none stopping
+    grown = fsdump(("a", 0, "up:active", 4101), max_mds=2)
+    assert not recovered("max_mds", before, "cephfs", (None, None), True, new_max_mds=2)
+    assert not recovered("max_mds", grown, "cephfs", (None, None), True, new_max_mds=2)
+    assert recovered("max_mds", fsdump(("a", 0, "up:active", 4101), ("c", 1, "up:active", 4103),
+                                       max_mds=2), "cephfs", (None, None), True, new_max_mds=2)
+    stopping = fsdump(("a", 0, "up:active", 4101), ("c", 1, "up:stopping", 4103))
+    assert not ranks_active(stopping, "cephfs")
+    assert not ranks_active(fsdump(("a", 0, "up:active", 4101), max_mds=2, failed=[1]), "cephfs")
+    assert ranks_active(fsdump(("a", 0, "up:active", 4101), ("d", 0, "up:standby-replay", 4104)),
+                        "cephfs")
+    assert not ranks_active(None, "cephfs") and not ranks_active(before, "other")
