@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from client import nemesis
 from tests.integration.cluster import active, info_by_name, proc_state, run_cli
 
 pytestmark = [pytest.mark.processes]
@@ -60,6 +61,10 @@ def test_seeded_thrash_on_vstart_recovers_and_loses_nothing(cluster_factory, tmp
     lines = res.stdout.splitlines()
     assert lines[0].startswith("mdsemu thrash: seed 1, 16 faults")
     schedule = lines[1:17]
+    # printed first, and the seeded schedule itself (fast profile: grace 1 s; 2 ranks possible)
+    assert schedule == [f.line() for f in nemesis.schedule(nemesis.Options(
+        seed=1, faults=16, delay=2, max_revive_delay=2, thrash_max_mds=0.15, grace=1.0,
+        ranks=2))]
     doc = json.loads((report / "report.json").read_text())
     assert doc["seed"] == 1 and doc["exit_status"] == 0
     faults = doc["faults"]
@@ -74,3 +79,15 @@ def test_seeded_thrash_on_vstart_recovers_and_loses_nothing(cluster_factory, tmp
     assert doc["verify"]["violations"] == [] and doc["verify"]["acknowledged"] > 100
     assert sum(t["count"] for t in doc["totals"].values()) == 16
     assert c.health()["status"] == "HEALTH_OK"
+
+
+@pytest.mark.timeout(60)
+def test_client_side_options_from_ceph_conf(cluster_factory):
+    """`[client] ms_blackhole_mds = true`: a filesystem client's messages to the MDS vanish
+    (the session is never opened), so the command times out cleanly; the monitor side of
+    the same client is untouched."""
+    c = cluster_factory(conf={"client": {"ms_blackhole_mds": "true"}}).start(("a",))
+    res = c.cli("client", "--timeout", "2", "mkdir", "/x", timeout=30)
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+    assert "mdsemu client:" in res.stderr
+    assert c.fs_dump()["epoch"] > 0  # the CLI still talks to the mon
