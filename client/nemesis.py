@@ -204,7 +204,7 @@ def next_max_mds(fault: Fault, current: int, ceiling: int, seed: int) -> int:
 
 
 # -- reading the map: when is a fault recovered ----------------------------------------------
-REPLACED = ("kill", "restart", "stop_long", "blackhole", "mds_fail")  # an active loses its rank
+GONE = ("kill", "restart", "mds_fail")  # an active that can never hold its rank again
 
 
 def ranks_active(dump: dict | None, fs: str) -> bool:
@@ -249,14 +249,17 @@ def max_mds_of(dump: dict | None, fs: str) -> int:
 def recovered(kind: str, dump: dict | None, fs: str, held: tuple[int | None, int | None],
               healed: bool, new_max_mds: int | None = None) -> bool:
     """Is a fault of `kind` over in this map? Every rank active again, and its effect seen:
-    an active that cannot keep its rank (dead, failed, replaced after the grace) has a
-    successor (`held`: the (rank, gid) it held); a new max_mds is in the map; otherwise the
-    fault has been healed."""
+    an active that cannot come back (dead, shut down, failed: `held` is the (rank, gid) it
+    held) has a successor; a new max_mds is in the map; otherwise the fault has been healed
+    (or, for a long stop or a blackhole, the active was replaced before that)."""
     if not ranks_active(dump, fs):
         return False
     rank, gid = held
-    if rank is not None and kind in REPLACED:
-        return rank_gid(dump, fs, rank) != gid
+    successor = rank is not None and rank_gid(dump, fs, rank) != gid
+    if rank is not None and kind in GONE:
+        return successor
+    if kind in ("stop_long", "blackhole") and successor:
+        return True
     if kind == MAX_MDS:
         return max_mds_of(dump, fs) == new_max_mds
     return healed

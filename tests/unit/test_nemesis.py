@@ -143,6 +143,10 @@ def test_a_fault_is_recovered_once_every_rank_is_active_and_its_effect_is_seen()
     assert not recovered("kill", before, "cephfs", held=(0, 4101), healed=True)
     assert not recovered("kill", replaying, "cephfs", held=(0, 4101), healed=True)
     assert recovered("kill", replaced, "cephfs", held=(0, 4101), healed=False)
+    # a long stop: replaced (the usual case) or, if the mon was slow, healed in place
+    assert recovered("stop_long", replaced, "cephfs", held=(0, 4101), healed=False)
+    assert not recovered("stop_long", before, "cephfs", held=(0, 4101), healed=False)
+    assert recovered("stop_long", before, "cephfs", held=(0, 4101), healed=True)
     # a short stop keeps the rank: recovered once healed (SIGCONT) with the rank active
     assert not recovered("stop_short", before, "cephfs", held=(0, 4101), healed=False)
     assert recovered("stop_short", before, "cephfs", held=(0, 4101), healed=True)
