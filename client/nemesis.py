@@ -263,3 +263,19 @@ def recovered(kind: str, dump: dict | None, fs: str, held: tuple[int | None, int
     if kind == MAX_MDS:
         return max_mds_of(dump, fs) == new_max_mds
     return healed
+
+
+def client_gaps(answers: dict[str, list[float]], windows: list[tuple[float, float]]
+                ) -> list[float | None]:
+    """For each window (a fault's time span), the longest time any client went without an
+    answer (ok or error) inside it; None without clients. `answers`: client -> answer
+    times, on the same clock as the windows."""
+    out: list[float | None] = []
+    for start, end in windows:
+        worst: float | None = None
+        for times in answers.values():
+            points = [start] + sorted(t for t in times if start < t < end) + [end]
+            gap = max(b - a for a, b in zip(points, points[1:], strict=False))
+            worst = gap if worst is None else max(worst, gap)
+        out.append(None if worst is None else round(max(worst, 0.0), 3))
+    return out

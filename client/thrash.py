@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import trio
 
@@ -265,11 +266,40 @@ def _totals(records: list[dict]) -> dict:
     for kind in sorted({r["kind"] for r in records}):
         times = [r["recovered_after"] for r in records
                  if r["kind"] == kind and r["recovered_after"] is not None]
+        gaps = [r["clients_unanswered"] for r in records
+                if r["kind"] == kind and r.get("clients_unanswered") is not None]
         out[kind] = {"count": sum(r["kind"] == kind for r in records),
                      "recovered": len(times),
                      "recovery_median": round(statistics.median(times), 3) if times else None,
-                     "recovery_worst": max(times) if times else None}
+                     "recovery_worst": max(times) if times else None,
+                     "clients_unanswered_worst": max(gaps) if gaps else None}
     return out
+
+
+def _note_client_gaps(records: list[dict], history: str, wall0: float) -> None:
+    """Each fault's `clients_unanswered`: the longest time a client got no answer between
+    this fault and the next (history times moved onto the thrash clock by the wall stamps)."""
+    answers: dict[str, list[float]] = {}
+    offset = None
+    try:
+        with open(history, encoding="utf-8") as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if rec.get("type") == "start":
+                    offset = datetime.fromisoformat(rec["wall"]).timestamp() - wall0
+                elif rec.get("type") == "complete" and rec.get("result") in ("ok", "error"):
+                    answers.setdefault(rec["client"], []).append(float(rec["time"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no usable history: verify says why
+    if offset is None or not answers or not records:
+        return
+    answers = {c: [x + offset for x in ts] for c, ts in answers.items()}
+    end = max(max(ts) for ts in answers.values())
+    starts = [r["applied_at"] for r in records] + [end]
+    gaps = nemesis.client_gaps(answers, [(a, min(b, end)) for a, b in
+                                         zip(starts, starts[1:], strict=False)])
+    for rec, gap in zip(records, gaps, strict=True):
+        rec["clients_unanswered"] = gap
 
 
 def run(a: argparse.Namespace) -> int:
@@ -306,7 +336,7 @@ def run(a: argparse.Namespace) -> int:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
     c.command("config", "set", "mds", "ms_inject_seed", str(seed))
-    t = Thrasher(c, seed, time.monotonic())
+    wall0, t = time.time(), Thrasher(c, seed, time.monotonic())
     t.first_max_mds = first_max_mds
     try:
         for f in faults:
@@ -339,6 +369,7 @@ def run(a: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             verdict = {"error": (res.stdout + res.stderr)[-2000:]}
         status = res.returncode if res.returncode in (0, 1) else 2
+    _note_client_gaps(t.records, history, wall0)
     report = {"seed": seed, "options": {k: v for k, v in vars(a).items()},
               "grace": grace, "faults": t.records, "totals": _totals(t.records),
               "recovery": {"bound": a.recovery_timeout, "seconds": recovered},
@@ -347,7 +378,8 @@ def run(a: argparse.Namespace) -> int:
         json.dump(report, fh, indent=2)
     for kind, s in report["totals"].items():
         print(f"  {kind:<15} {s['count']:4d} faults, recovered {s['recovered']}, median "
-              f"{s['recovery_median']}s, worst {s['recovery_worst']}s")
+              f"{s['recovery_median']}s, worst {s['recovery_worst']}s; clients unanswered "
+              f"at most {s['clients_unanswered_worst']}s")
     state = f"recovered in {recovered}s" if recovered is not None else \
         f"NOT recovered within {a.recovery_timeout:g}s"
     checked = "not run" if verdict is None else "ok" if status == 0 else \

@@ -75,6 +75,7 @@ def test_seeded_thrash_on_vstart_recovers_and_loses_nothing(cluster_factory, tmp
     for f in faults:
         assert f["target"] and f["applied_at"] >= f["at"] - 0.01, f
         assert f["recovered_after"] is not None and f["recovered_after"] < 30, f
+        assert f["clients_unanswered"] is not None and f["clients_unanswered"] < 30, f
     assert doc["recovery"]["seconds"] is not None
     assert doc["verify"]["violations"] == [] and doc["verify"]["acknowledged"] > 100
     assert sum(t["count"] for t in doc["totals"].values()) == 16

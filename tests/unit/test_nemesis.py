@@ -164,3 +164,12 @@ def test_a_fault_is_recovered_once_every_rank_is_active_and_its_effect_is_seen()
     assert ranks_active(fsdump(("a", 0, "up:active", 4101), ("d", 0, "up:standby-replay", 4104)),
                         "cephfs")
     assert not ranks_active(None, "cephfs") and not ranks_active(before, "other")
+
+
+def test_client_gaps_per_fault_window():
+    from client.nemesis import client_gaps
+
+    answers = {"c0": [0.5, 1.0, 1.5, 4.0, 4.5], "c1": [0.6, 1.1, 1.6, 2.1, 2.6, 3.1, 4.6]}
+    # the fault in [1.2, 4.2]: c0 unanswered from 1.5 to 4.0 (c1 kept being answered)
+    assert client_gaps(answers, [(1.2, 4.2), (0.0, 1.0)]) == [2.5, 0.6]
+    assert client_gaps({}, [(0.0, 1.0)]) == [None]
