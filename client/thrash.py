@@ -168,15 +168,16 @@ class Thrasher:
             return
         now, still = self.now(), []
         for rec, rank, gid in self.watch:
-            if self._recovered(rec, rank, gid, now):
+            if self._recovered(rec, rank, gid):
                 rec["recovered_after"] = round(now - rec["applied_at"], 3)
             else:
                 still.append((rec, rank, gid))
         self.watch = still
 
-    def _recovered(self, rec: dict, rank: int | None, gid: int | None, now: float) -> bool:
+    def _recovered(self, rec: dict, rank: int | None, gid: int | None) -> bool:
         return nemesis.recovered(rec["kind"], self.dump, self.c.fs, held=(rank, gid),
-                                 healed=now >= rec["healed_at"], new_max_mds=rec.get("max_mds"))
+                                 healed=rec["healed_at"] is not None,
+                                 new_max_mds=rec.get("max_mds"))
 
     def run_fault(self, f: nemesis.Fault) -> None:
         self.poll_until(f.at)
@@ -189,10 +190,10 @@ class Thrasher:
         rec["detail"] = self.apply(f, target)
         print(f"{rec['applied_at']:8.3f}s fault {f.index}: {f.kind} {target} {rec['detail']}",
               flush=True)
+        self.watch.append((rec, *(held or (None, None))))  # recovery may come before the heal
         self.poll_until(f.heal_at)
         self.heal(f, target)
         rec["healed_at"] = round(self.now(), 3)
-        self.watch.append((rec, *(held or (None, None))))
 
     def apply(self, f: nemesis.Fault, name: str | None) -> str:
         c, k = self.c, f.kind
