@@ -265,17 +265,25 @@ def recovered(kind: str, dump: dict | None, fs: str, held: tuple[int | None, int
     return healed
 
 
-def client_gaps(answers: dict[str, list[float]], windows: list[tuple[float, float]]
-                ) -> list[float | None]:
-    """For each window (a fault's time span), the longest time any client went without an
-    answer (ok or error) inside it; None without clients. `answers`: client -> answer
-    times, on the same clock as the windows."""
+def client_gaps(answers: dict[str, list[float]], windows: list[tuple[float, float]],
+                last: float) -> list[float | None]:
+    """For each window (from a fault to the next), the longest time any client went without
+    an answer (ok or error) counted from the window's start; a wait that began in the window
+    counts in full, also where it runs past its end. None without clients. `answers`: client
+    -> answer times, on the windows' clock; `last`: the end of the history."""
     out: list[float | None] = []
     for start, end in windows:
         worst: float | None = None
         for times in answers.values():
-            points = [start] + sorted(t for t in times if start < t < end) + [end]
-            gap = max(b - a for a, b in zip(points, points[1:], strict=False))
+            prev, gap = start, 0.0
+            for t in sorted(times):
+                if t <= start:
+                    continue
+                gap, prev = max(gap, t - prev), t
+                if t >= end:
+                    break
+            else:
+                gap = max(gap, last - prev)  # silent from its last answer on
             worst = gap if worst is None else max(worst, gap)
-        out.append(None if worst is None else round(max(worst, 0.0), 3))
+        out.append(None if worst is None else round(worst, 3))
     return out

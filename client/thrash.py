@@ -297,8 +297,7 @@ def _note_client_gaps(records: list[dict], history: str, wall0: float) -> None:
     answers = {c: [x + offset for x in ts] for c, ts in answers.items()}
     end = max(max(ts) for ts in answers.values())
     starts = [r["applied_at"] for r in records] + [end]
-    gaps = nemesis.client_gaps(answers, [(a, min(b, end)) for a, b in
-                                         zip(starts, starts[1:], strict=False)])
+    gaps = nemesis.client_gaps(answers, list(zip(starts, starts[1:], strict=False)), end)
     for rec, gap in zip(records, gaps, strict=True):
         rec["clients_unanswered"] = gap
 

@@ -171,5 +171,8 @@ def test_client_gaps_per_fault_window():
 
     answers = {"c0": [0.5, 1.0, 1.5, 4.0, 4.5], "c1": [0.6, 1.1, 1.6, 2.1, 2.6, 3.1, 4.6]}
     # the fault in [1.2, 4.2]: c0 unanswered from 1.5 to 4.0 (c1 kept being answered)
-    assert client_gaps(answers, [(1.2, 4.2), (0.0, 1.0)]) == [2.5, 0.6]
-    assert client_gaps({}, [(0.0, 1.0)]) == [None]
+    assert client_gaps(answers, [(1.2, 4.2), (0.0, 1.0)], 4.6) == [2.5, 0.6]
+    # a wait that begins in a fault's window counts in full there, past the window's end
+    assert client_gaps(answers, [(1.2, 2.0)], 4.6) == [2.5]
+    assert client_gaps({"c0": [0.5]}, [(0.0, 1.0)], 3.0) == [2.5]  # silent to the end
+    assert client_gaps({}, [(0.0, 1.0)], 1.0) == [None]
