@@ -43,7 +43,7 @@ commands (Ceph's grammar):
   osd pool create|ls|rm ...   rados [-p POOL] [-N NS] lspools|ls|stat|get|put|rm|
         listomapkeys|listomapvals|setomapval ...   (Ceph's rados tool)
   nfs-client --server HOST:PORT ls|stat|mkdir|touch|rm|open|lock|unlock|reclaim-complete ...
-  vstart -d DIR ...   vstop -d DIR   demo
+  vstart -d DIR ...   vstop -d DIR   demo   thrash -c CONF --faults N|--duration S ...
 """
 
 
@@ -234,6 +234,12 @@ def main(argv: list[str] | None = None) -> None:
         rest = list(argv)
         rest.remove("nfs-client")
         raise SystemExit(nfs_cli.main(rest))
+    if words and words[0] == "thrash":  # `mdsemu [-c CONF] thrash ...` (client/thrash.py)
+        from client import thrash
+
+        rest = list(argv)
+        rest.remove("thrash")
+        raise SystemExit(thrash.main(rest))
     if words and words[0] == "client":  # `mdsemu [-c CONF] client ...`: options anywhere
         from client import fscli
 

@@ -30,6 +30,7 @@ import trio
 from client.cli import auth_key, load_config, split_global_options
 from client.fsclient import FSClient, FSClientError, MonUnreachable
 from common import log as logsetup
+from common.net import use_messenger
 
 PROG = "mdsemu client"
 FORMATS = ("plain", "json", "json-pretty")
@@ -235,6 +236,7 @@ async def run_op(fs: FSClient, args: argparse.Namespace, out: TextIO | None = No
 
 
 async def run(config, args: argparse.Namespace) -> int:
+    use_messenger(config, config.name)  # ms_inject_* / ms_blackhole_* of [client] apply
     if args.op in ("load", "verify"):
         from client import load, verify
 

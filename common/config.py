@@ -110,6 +110,20 @@ _OPTION_LIST = [
            "and hunts for a monitor again.", 0),
     Option("mon_client_timeout", float, 30.0,
            "Seconds a command keeps trying to reach the monitor.", 0),
+    # Ceph's messenger fault injection (common/inject.py); ms_inject_seed is ours: Ceph's
+    # choices are unseeded, ours replay.
+    Option("ms_inject_socket_failures", int, 0,
+           "Shut a connection on about one in N socket reads or sends (0: never).", 0),
+    Option("ms_inject_delay_type", str, "",
+           "Peer types (e.g. 'mds osd') whose received messages may be delayed."),
+    Option("ms_inject_delay_probability", float, 0.0,
+           "Probability that a message from such a peer is delayed.", 0),
+    Option("ms_inject_delay_max", float, 1.0, "Longest injected delay in seconds.", 0),
+    Option("ms_blackhole_mon", bool, False, "Silently drop messages to and from monitors."),
+    Option("ms_blackhole_osd", bool, False, "Silently drop messages to and from osds."),
+    Option("ms_blackhole_mds", bool, False, "Silently drop messages to and from MDSs."),
+    Option("ms_blackhole_client", bool, False, "Silently drop messages to and from clients."),
+    Option("ms_inject_seed", int, 0, "Seed of every injected fault's random choice.", 0),
     Option("mdsemu_profile", str, "", "Timing profile.", choices=("", "ceph", "fast")),
 ]
 OPTIONS: dict[str, Option] = {o.name: o for o in _OPTION_LIST}
@@ -303,6 +317,7 @@ class Config:
         self._vars = {"cluster": cluster, "type": self.entity_type,
                       "id": self.entity_id, "name": self.name}
         self.runtime_errors: list[str] = []
+        self.generation = 0  # bumped on every runtime change (cheap change detection)
         self._runtime: dict[str, object] = {}
         self._overrides: dict[str, object] = {}
         self._file: dict[str, object] = {}
@@ -373,9 +388,11 @@ class Config:
                 except ValueError as e:
                     errors.append(str(e))
         self._runtime, self.runtime_errors = runtime, errors
+        self.generation += 1
         after = self.dump()
         return [key for key in OPTIONS if before[key] != after[key]]
 
     def set_override(self, option: str, value: object) -> None:
         """Set a command-line override (highest precedence)."""
         self._overrides[_option(option).name] = self._parse(option, value)
+        self.generation += 1

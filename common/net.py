@@ -6,13 +6,32 @@ the owner of the connection handles by logging the reason and closing that conne
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import re
 
+import structlog
 import trio
 
 from common import messages, wire
+from common.inject import Injector, Messenger
 from common.messages import Error, Hello, HelloOk
+
+log = structlog.get_logger("ms")
+
+# The fault injection of the daemon whose task opened the connection (`use_messenger`); a
+# context variable, so that daemons sharing a process (in-process tests) keep their own.
+_MESSENGER: contextvars.ContextVar[Messenger | None] = contextvars.ContextVar(
+    "mdsemu_messenger", default=None)
+_HANDSHAKE = (Hello, HelloOk)  # not messages in Ceph's sense: never injected
+
+
+def use_messenger(config, entity: str) -> Messenger:
+    """Make the connections opened or accepted from now on, by this task and the tasks it
+    starts, apply `config`'s ms_inject_* / ms_blackhole_* options as `entity`."""
+    msgr = Messenger(config, entity)
+    _MESSENGER.set(msgr)
+    return msgr
 
 
 class ProtocolError(Exception):
@@ -29,9 +48,33 @@ class Connection:
         self._decoder = wire.FrameDecoder(max_size)
         self._send_lock = trio.Lock()
         self.peer = _peer_name(stream)
+        self.peer_entity = ""
+        self._msgr = _MESSENGER.get()
+        self._inj: Injector | None = None
+
+    def attach(self, peer_entity: str) -> None:
+        """The handshake told us who the peer is: fault injection starts with the next
+        message (the hello itself is never dropped or delayed)."""
+        if not self.peer_entity:
+            self.peer_entity = peer_entity
+            if self._msgr is not None:
+                self._inj = self._msgr.injector(peer_entity)
+
+    async def _inject_socket_failure(self, sending: bool) -> None:
+        if self._inj is not None and \
+                self._inj.socket_failure(self._msgr.socket_failures(), sending):
+            log.info("injecting socket failure", peer=self.peer_entity)
+            await self.aclose()
+            raise ConnectionClosed("injected socket failure")
 
     async def send(self, msg) -> None:
         data = wire.encode(messages.encode(msg))
+        if self._inj is not None and not isinstance(msg, _HANDSHAKE):
+            if self._inj.blackholed(self._msgr.blackhole()):
+                log.debug("blackhole: dropping outgoing message", msg=msg.TYPE,
+                          peer=self.peer_entity)
+                return
+            await self._inject_socket_failure(sending=True)
         async with self._send_lock:
             try:
                 await self.stream.send_all(data)
@@ -39,7 +82,26 @@ class Connection:
                 raise ConnectionClosed(str(e)) from None
 
     async def recv(self):
-        """The next message. Raises ConnectionClosed at a clean EOF, ProtocolError otherwise."""
+        """The next message. Raises ConnectionClosed at a clean EOF, ProtocolError otherwise.
+        With injection on, drops blackholed messages and holds delayed ones (in order)."""
+        while True:
+            msg = await self._recv()
+            if isinstance(msg, Hello):
+                self.attach(msg.entity)
+            inj = self._inj
+            if inj is None or isinstance(msg, _HANDSHAKE):
+                return msg
+            if inj.blackholed(self._msgr.blackhole()):
+                log.debug("blackhole: dropping incoming message", msg=msg.TYPE,
+                          peer=self.peer_entity)
+                continue
+            now = trio.current_time()
+            at = inj.deliver_at(now, *self._msgr.delay())
+            if at > now:
+                await trio.sleep_until(at)
+            return msg
+
+    async def _recv(self):
         while True:
             try:
                 raw = self._decoder.next()
@@ -50,6 +112,7 @@ class Connection:
                     return messages.decode(raw)
                 except messages.MessageError as e:
                     raise ProtocolError(str(e)) from None
+            await self._inject_socket_failure(sending=False)
             try:
                 data = await self.stream.receive_some(65536)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
@@ -141,4 +204,5 @@ async def connect(
     if not isinstance(reply, HelloOk):
         await conn.aclose()
         raise HandshakeError(errno.EPROTO, f"expected hello_ok, got {reply.TYPE}")
+    conn.attach(reply.mon)
     return conn, reply

@@ -36,6 +36,7 @@ from common.net import (
     ProtocolError,
     connect,
     parse_hostport,
+    use_messenger,
 )
 from common.osdmap import OSDMap
 from mds import ophealth
@@ -127,6 +128,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled, or until the map removes us (see `_respawn`)."""
         self.started = trio.current_time()
+        use_messenger(self.config, f"mds.{self.name}")
         host = parse_hostport(self.config.get("public_addr") or "127.0.0.1", 0)[0]
         listener = (await trio.open_tcp_listeners(0, host=host))[0]
         port = listener.socket.getsockname()[1]

@@ -41,6 +41,7 @@ class RankData:
         self.store = RankStore(osd, pool, rank, events_per_segment, max_segments, min_epoch)
         self.ns: Namespace | None = None
         self.completed = CompletedRequests()  # what a resend is answered with
+        self.in_progress: dict[str, trio.Event] = {}  # writes being executed (reqid)
         self.lock = trio.Lock()
         self.requests = 0  # served, for `fs status` rates
         self._queue: list[list] = []
@@ -318,7 +319,7 @@ class RankData:
         self.requests += 1
         client, tid = split_reqid(reqid)
         self.completed.trim(client, oldest_tid)
-        done = self.completed.get(client, tid)
+        done = await self._answered(reqid, client, tid)
         if done is not None:
             return 0, done, ""
         try:
@@ -337,17 +338,21 @@ class RankData:
                     return 0, {"inode": ns.stat(node)}, ""
                 if op not in WRITE_OPS:
                     return -errno.EINVAL, {}, f"unknown operation '{op}'"
-                changed = self._xchanged
-                result = await self._mutate(reqid, op, args, early_reply, oldest_tid)
-                if result is not None:
-                    break
-                await changed.wait()
-                done = self.completed.get(client, tid)  # done meanwhile (a resend)
+                done = await self._answered(reqid, client, tid)  # done meanwhile (a resend)
                 if done is not None:
                     return 0, done, ""
-            if result[0] == 0:
-                self.completed.add(client, tid, result[1], oldest_tid)
-            return result
+                changed = self._xchanged
+                journaled = self.in_progress[reqid] = trio.Event()
+                try:
+                    result = await self._mutate(reqid, op, args, early_reply, oldest_tid)
+                    if result is not None and result[0] == 0:
+                        self.completed.add(client, tid, result[1], oldest_tid)
+                finally:
+                    del self.in_progress[reqid]
+                    journaled.set()
+                if result is not None:
+                    return result
+                await changed.wait()
         except FSError as e:
             return -e.code, {}, str(e)
         except (KeyError, TypeError, ValueError) as e:
@@ -386,6 +391,19 @@ class RankData:
             await early_reply(result)
         await self._journal(waiter)
         return 0, result, ""
+
+
+    async def _answered(self, reqid: str, client: str, tid: int) -> dict | None:
+        """The recorded result of a request done before. A resend that arrives while the
+        original is still being executed or journaled (its reply was lost with the
+        connection) waits for it, rather than doing it a second time (Ceph's Server answers
+        a dup from the session's completed requests once the original finishes)."""
+        while True:
+            done = self.completed.get(client, tid)
+            pending = self.in_progress.get(reqid)
+            if done is not None or pending is None:
+                return done
+            await pending.wait()
 
 
 def _arg(args: dict, key: str) -> str:

@@ -24,6 +24,7 @@ from common.net import (
     ProtocolError,
     guarded,
     parse_hostport,
+    use_messenger,
 )
 from common.osdmap import OSDMap
 from mon import commands
@@ -94,6 +95,7 @@ class MonServer:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self._open()
+        use_messenger(self.config, self.name)
         host, port = parse_hostport(self.config.get("public_addr") or
                                     self.config.get("mon_host").split(",")[0])
         listeners = await trio.open_tcp_listeners(port, host=host)

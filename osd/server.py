@@ -38,6 +38,7 @@ from common.net import (
     connect,
     guarded,
     parse_hostport,
+    use_messenger,
 )
 from common.osdmap import OSDMap
 from osd.store import Stat, Store, StoreError, locator
@@ -82,6 +83,7 @@ class OSDServer:
 
     # -- life cycle
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        use_messenger(self.config, self.entity)
         data_dir = self.config.get("osd_data")
         self.store = Store(data_dir)
         try:
@@ -123,7 +125,7 @@ class OSDServer:
             backoff = hunt
             log.info("connected to the monitor", mon=f"{host}:{port}")
             try:
-                await conn.send(m.Subscribe(what=["osdmap"]))
+                await conn.send(m.Subscribe(what=["osdmap", "config"]))  # config: ms_inject_*
                 if self._mon_knows_boot:
                     await conn.send(m.OSDBoot(osd_id=self.osd_id, addr=self.addr))
                 await self._mon_receive(conn)
@@ -142,6 +144,10 @@ class OSDServer:
                 except (KeyError, TypeError, ValueError) as e:
                     raise ProtocolError(f"bad osdmap: {e!r}") from None
                 self._on_osdmap(osdmap)
+            elif isinstance(msg, m.ConfigMsg):
+                changed = self.config.set_runtime(msg.values)
+                if changed:
+                    log.info("config changed", options=changed)
             elif isinstance(msg, m.Error):
                 if "osd_boot" in msg.message:  # an older mon: carry on without announcing
                     log.warning("the monitor does not accept osd_boot; not announcing our address")

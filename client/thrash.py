@@ -1,0 +1,400 @@
+"""`mdsemu thrash -c DIR/ceph.conf`: Ceph's MDS thrasher against a local `vstart` cluster.
+
+The schedule comes from `client.nemesis` (sans-IO, seeded) and is printed first; this module
+only applies it: signals to the pids in DIR/run/<type>.<id>.pid, revivals the way vstart
+starts a daemon, `mds fail`, `fs set max_mds` and `config set` of the messenger's injection
+options. At the end every fault is healed, the cluster must be HEALTH_OK within
+--recovery-timeout, and `verify` checks the client history. Exit status: 0 nothing lost and
+recovered, 1 a violation, 2 the cluster did not recover in the bound; EINVAL for bad options.
+report.json in --report DIR lists each fault with the time until the ranks were active again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import errno
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import trio
+
+from client import nemesis, vstart
+from client.admin import AdminClient, MonUnreachable
+from common import config as cfg
+from common import messages as m
+from common.auth import hello_key
+from common.net import Connection, ConnectionClosed, ProtocolError
+
+POLL = 0.2  # seconds between map polls
+INJECTED = ("ms_inject_socket_failures", "ms_inject_delay_type",
+            "ms_inject_delay_probability", "ms_inject_delay_max")
+DELAY_PROBABILITY = 0.2  # ms_inject_delay_probability while a delay fault lasts
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mdsemu thrash", description=__doc__.split("\n")[0])
+    p.add_argument("-c", "--conf", required=True, help="the vstart cluster's ceph.conf")
+    p.add_argument("--seed", type=int, default=None, help="replay a run (default: random)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--faults", type=int, help="inject this many faults")
+    how.add_argument("--duration", type=float, help="or inject faults for this many seconds")
+    p.add_argument("--delay", type=float, default=5.0,
+                   help="longest pause between faults, fractional seconds (5)")
+    p.add_argument("--max-revive-delay", type=float, default=5.0,
+                   help="longest time a killed daemon stays down (5)")
+    p.add_argument("--thrash-max-mds", type=float, default=0.05,
+                   help="probability that a fault is a max_mds change (0.05)")
+    p.add_argument("--thrash-weights", default="", help="KIND=W,... (unlisted kinds: 0)")
+    p.add_argument("--fs", default="cephfs")
+    p.add_argument("--clients", type=int, default=2, help="client load processes (2)")
+    p.add_argument("--history", default=None,
+                   help="check this history (of a load you run) instead of running one")
+    p.add_argument("--report", default=None, help="directory for report.json")
+    p.add_argument("--recovery-timeout", type=float, default=60.0,
+                   help="bound on reaching HEALTH_OK after the last fault (60)")
+    return p
+
+
+# -- talking to the cluster ----------------------------------------------------------------
+class Cluster:
+    def __init__(self, conf: str, fs: str) -> None:
+        self.conf = os.path.realpath(conf)
+        self.dir = os.path.dirname(self.conf)
+        self.fs = fs
+        self.config = cfg.Config("client.admin", cfg.load_conf(self.conf))
+
+    def command(self, *words: str, timeout: float = 2.0) -> tuple[int, str, str]:
+        async def go():
+            async with AdminClient.open(self.config.get("mon_host"), auth=hello_key(self.config),
+                                        timeout=timeout, hunt_interval=0.1) as admin:
+                with trio.fail_after(timeout):
+                    return await admin.command(list(words), "json")
+        try:
+            return trio.run(go)
+        except (MonUnreachable, trio.TooSlowError, OSError) as e:
+            return -errno.ETIMEDOUT, str(e), ""
+
+    def dump(self) -> dict | None:
+        rc, _, out = self.command("fs", "dump")
+        return json.loads(out) if rc == 0 else None
+
+    def healthy(self) -> bool:
+        rc, _, out = self.command("health")
+        return rc == 0 and json.loads(out)["status"] == "HEALTH_OK"
+
+    def asok(self, name: str, *words: str) -> int:
+        """`mdsemu daemon NAME WORDS` (the admin socket: works when the mon cannot reach it)."""
+        path = cfg.Config(name, cfg.load_conf(self.conf)).get("admin_socket")
+
+        async def go():
+            with trio.fail_after(2):
+                conn = Connection(await trio.open_unix_socket(path))
+                try:
+                    await conn.send(m.Command(tid=1, args=list(words), format="json"))
+                    return (await conn.recv()).rc
+                finally:
+                    await conn.aclose()
+        try:
+            return trio.run(go)
+        except (OSError, trio.TooSlowError, ConnectionClosed, ProtocolError):
+            return -errno.ENOTCONN
+
+    def pid(self, name: str) -> int | None:
+        pid = vstart.read_pid(vstart.pid_path(self.dir, name))
+        return pid if pid and vstart.ours(pid, self.dir) else None
+
+    def send_signal(self, name: str, sig: int) -> None:
+        pid = self.pid(name)
+        if pid is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, wait: float = 10.0) -> None:
+        pid = self.pid(name)
+        if pid is None:
+            return
+        self.send_signal(name, sig)
+        self.send_signal(name, signal.SIGCONT)  # a stopped daemon handles SIGTERM too
+        if vstart._wait_gone([pid], wait):
+            os.kill(pid, signal.SIGKILL)
+            vstart._wait_gone([pid], 5)
+
+    def start(self, name: str) -> None:
+        if self.pid(name) is None:
+            kind, _, ident = name.partition(".")
+            vstart.start_daemon(self.dir, kind, ident, self.conf)
+
+    def names(self) -> list[str]:
+        run = os.path.join(self.dir, "run")
+        return sorted(f[:-4] for f in os.listdir(run) if f.endswith(".pid"))
+
+
+# -- the run -------------------------------------------------------------------------------
+class Thrasher:
+    def __init__(self, cluster: Cluster, seed: int, started: float) -> None:
+        self.c = cluster
+        self.seed = seed
+        self.t0 = started
+        self.dump: dict | None = None
+        self.records: list[dict] = []
+        self.watch: list[tuple[dict, int | None, int | None]] = []  # (record, rank, old gid)
+        self.blackholed: set[str] = set()
+        self.first_max_mds = 1
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def poll_until(self, at: float) -> None:
+        """Follow the map until `at` (seconds into the run), noting recoveries."""
+        while True:
+            self.dump = self.c.dump() or self.dump
+            self._note_recoveries()
+            left = at - self.now()
+            if left <= 0:
+                return
+            time.sleep(min(POLL, left))
+
+    def _note_recoveries(self) -> None:
+        if self.dump is None:
+            return
+        now, still = self.now(), []
+        for rec, rank, gid in self.watch:
+            if self._recovered(rec, rank, gid):
+                rec["recovered_after"] = round(now - rec["applied_at"], 3)
+            else:
+                still.append((rec, rank, gid))
+        self.watch = still
+
+    def _recovered(self, rec: dict, rank: int | None, gid: int | None) -> bool:
+        return nemesis.recovered(rec["kind"], self.dump, self.c.fs, held=(rank, gid),
+                                 healed=rec["healed_at"] is not None,
+                                 new_max_mds=rec.get("max_mds"))
+
+    def run_fault(self, f: nemesis.Fault) -> None:
+        self.poll_until(f.at)
+        target = nemesis.resolve(f, self.dump or {}, self.seed, self.c.fs)
+        held = nemesis.holder(self.dump, self.c.fs, target) if target else None
+        rec = {"index": f.index, "at": f.at, "kind": f.kind, "role": f.target,
+               "target": target, "heal_at": f.heal_at, "applied_at": round(self.now(), 3),
+               "healed_at": None, "recovered_after": None, "detail": ""}
+        self.records.append(rec)
+        rec["detail"] = self.apply(f, target)
+        print(f"{rec['applied_at']:8.3f}s fault {f.index}: {f.kind} {target} {rec['detail']}",
+              flush=True)
+        self.watch.append((rec, *(held or (None, None))))  # recovery may come before the heal
+        self.poll_until(f.heal_at)
+        self.heal(f, target)
+        rec["healed_at"] = round(self.now(), 3)
+
+    def apply(self, f: nemesis.Fault, name: str | None) -> str:
+        c, k = self.c, f.kind
+        if name is None:
+            return "skipped: no daemon in that role"
+        mds = name if name.startswith(("mon.", "osd.")) else f"mds.{name}"
+        if k in ("kill", "mon_restart", "osd_restart"):
+            c.kill(mds)
+        elif k == "restart":
+            c.kill(mds, signal.SIGTERM)
+        elif k in ("stop_short", "stop_long", "osd_pause"):
+            c.send_signal(mds, signal.SIGSTOP)
+        elif k == "mds_fail":
+            return f"rc {c.command('mds', 'fail', name)[0]}"
+        elif k == "blackhole":
+            self.blackholed.add(mds)
+            return f"rc {c.command('config', 'set', mds, 'ms_blackhole_mon', 'true')[0]}"
+        elif k == "socket_failures":
+            return f"rc {c.command('config', 'set', 'mds', INJECTED[0], f'{f.param:g}')[0]}"
+        elif k == "delay":
+            for opt, v in zip(INJECTED[1:], ("client mds osd", DELAY_PROBABILITY, f.param),
+                              strict=True):
+                c.command("config", "set", "mds", opt, str(v))
+        elif k == nemesis.MAX_MDS:
+            n = nemesis.next_max_mds(f, nemesis.max_mds_of(self.dump, c.fs),
+                                     max(self.first_max_mds, 2), self.seed)
+            rc = c.command("fs", "set", c.fs, "max_mds", str(n))[0]
+            self.records[-1]["max_mds"] = n
+            return f"max_mds {n} (rc {rc})"
+        return ""
+
+    def heal(self, f: nemesis.Fault, name: str | None) -> None:
+        c, k = self.c, f.kind
+        if name is None:
+            return
+        mds = name if name.startswith(("mon.", "osd.")) else f"mds.{name}"
+        if k in ("kill", "restart", "mon_restart", "osd_restart"):
+            c.start(mds)
+        elif k in ("stop_short", "stop_long", "osd_pause"):
+            c.send_signal(mds, signal.SIGCONT)
+        elif k == "blackhole":
+            self._clear_blackhole(mds)
+        elif k in ("socket_failures", "delay"):
+            for opt in INJECTED:
+                c.command("config", "rm", "mds", opt)
+
+    def _clear_blackhole(self, mds: str) -> None:
+        # The mon can no longer tell the daemon: clear the db, then the daemon's admin socket.
+        self.c.command("config", "rm", mds, "ms_blackhole_mon")
+        self.c.asok(mds, "config", "set", "ms_blackhole_mon", "false")
+        self.blackholed.discard(mds)
+
+    def heal_all(self) -> None:
+        """Jepsen's final generator: every daemon running and resumed, every injection gone."""
+        c = self.c
+        for name in c.names():
+            c.send_signal(name, signal.SIGCONT)
+            c.start(name)
+        deadline = time.monotonic() + 30
+        while c.command("health")[0] != 0 and time.monotonic() < deadline:
+            time.sleep(POLL)  # a monitor just started: the clean-up must reach it
+        for mds in sorted(self.blackholed):
+            self._clear_blackhole(mds)
+        for opt in INJECTED + ("ms_inject_seed",):
+            c.command("config", "rm", "mds", opt)
+        c.command("fs", "set", c.fs, "max_mds", str(self.first_max_mds))
+
+
+def _totals(records: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for kind in sorted({r["kind"] for r in records}):
+        times = [r["recovered_after"] for r in records
+                 if r["kind"] == kind and r["recovered_after"] is not None]
+        gaps = [r["clients_unanswered"] for r in records
+                if r["kind"] == kind and r.get("clients_unanswered") is not None]
+        out[kind] = {"count": sum(r["kind"] == kind for r in records),
+                     "recovered": len(times),
+                     "recovery_median": round(statistics.median(times), 3) if times else None,
+                     "recovery_worst": max(times) if times else None,
+                     "clients_unanswered_worst": max(gaps) if gaps else None}
+    return out
+
+
+def _note_client_gaps(records: list[dict], history: str, wall0: float) -> None:
+    """Each fault's `clients_unanswered`: the longest time a client got no answer between
+    this fault and the next (history times moved onto the thrash clock by the wall stamps)."""
+    answers: dict[str, list[float]] = {}
+    offset = None
+    try:
+        with open(history, encoding="utf-8") as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if rec.get("type") == "start":
+                    offset = datetime.fromisoformat(rec["wall"]).timestamp() - wall0
+                elif rec.get("type") == "complete" and rec.get("result") in ("ok", "error"):
+                    answers.setdefault(rec["client"], []).append(float(rec["time"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no usable history: verify says why
+    if offset is None or not answers or not records:
+        return
+    answers = {c: [x + offset for x in ts] for c, ts in answers.items()}
+    end = max(max(ts) for ts in answers.values())
+    starts = [r["applied_at"] for r in records] + [end]
+    gaps = nemesis.client_gaps(answers, list(zip(starts, starts[1:], strict=False)), end)
+    for rec, gap in zip(records, gaps, strict=True):
+        rec["clients_unanswered"] = gap
+
+
+def run(a: argparse.Namespace) -> int:
+    weights = nemesis.parse_weights(a.thrash_weights) if a.thrash_weights else None
+    opts = nemesis.Options(seed=0, delay=a.delay, max_revive_delay=a.max_revive_delay,
+                           thrash_max_mds=a.thrash_max_mds, faults=a.faults,
+                           duration=a.duration, weights=weights)
+    opts.check()  # bad options are refused before the cluster is touched
+    if a.clients < 1 or not a.recovery_timeout > 0:
+        raise nemesis.ScheduleError("--clients must be >= 1 and --recovery-timeout positive")
+    c = Cluster(a.conf, a.fs)
+    grace = cfg.Config("mds.x", cfg.load_conf(c.conf)).get("mds_beacon_grace")
+    dump = c.dump()
+    if dump is None:
+        print(f"mdsemu thrash: no monitor answers for {c.conf}", file=sys.stderr)
+        return errno.ENOTCONN
+    first_max_mds = nemesis.max_mds_of(dump, a.fs)
+    seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "big")
+    faults = nemesis.schedule(dataclasses.replace(opts, seed=seed, grace=grace,
+                                                  ranks=max(first_max_mds, 2)))
+    print(f"mdsemu thrash: seed {seed}, {len(faults)} faults over {faults[-1].heal_at:.1f}s "
+          f"(replay: --seed {seed})")
+    for f in faults:
+        print(f.line())
+    report_dir = a.report or os.path.join(c.dir, "thrash")
+    os.makedirs(report_dir, exist_ok=True)
+    history = a.history or os.path.join(report_dir, "history.jsonl")
+    load = None
+    if a.history is None:
+        load = subprocess.Popen(
+            [sys.executable, "-m", "client", "-c", c.conf, "client", "load", "--clients",
+             str(a.clients), "--duration", f"{faults[-1].heal_at + 1:.3f}", "--history",
+             history, "--seed", str(seed), "--fs", a.fs],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+    c.command("config", "set", "mds", "ms_inject_seed", str(seed))
+    wall0, t = time.time(), Thrasher(c, seed, time.monotonic())
+    t.first_max_mds = first_max_mds
+    try:
+        for f in faults:
+            t.run_fault(f)
+    finally:
+        t.heal_all()
+    print(f"mdsemu thrash: all healed; waiting up to {a.recovery_timeout:g}s for HEALTH_OK")
+    healed_at = t.now()
+    recovered = None
+    while t.now() - healed_at < a.recovery_timeout:
+        t.poll_until(t.now())
+        if nemesis.ranks_active(t.dump, a.fs) and c.healthy():
+            recovered = round(t.now() - healed_at, 3)
+            break
+        time.sleep(POLL)
+    load_out = ""
+    if load is not None:
+        try:
+            load_out = load.communicate(timeout=120)[0]
+        except subprocess.TimeoutExpired:
+            load.kill()
+            load_out = load.communicate()[0]
+    verdict, status = None, 2  # 2: not recovered (or the history could not be checked)
+    if recovered is not None:
+        res = subprocess.run([sys.executable, "-m", "client", "-c", c.conf, "client", "verify",
+                              "--history", history, "--json", "--fs", a.fs],
+                             capture_output=True, text=True, timeout=180)
+        try:
+            verdict = json.loads(res.stdout)
+        except json.JSONDecodeError:
+            verdict = {"error": (res.stdout + res.stderr)[-2000:]}
+        status = res.returncode if res.returncode in (0, 1) else 2
+    _note_client_gaps(t.records, history, wall0)
+    report = {"seed": seed, "options": {k: v for k, v in vars(a).items()},
+              "grace": grace, "faults": t.records, "totals": _totals(t.records),
+              "recovery": {"bound": a.recovery_timeout, "seconds": recovered},
+              "load": load_out[-2000:], "verify": verdict, "exit_status": status}
+    with open(os.path.join(report_dir, "report.json"), "w") as fh:
+        json.dump(report, fh, indent=2)
+    for kind, s in report["totals"].items():
+        print(f"  {kind:<15} {s['count']:4d} faults, recovered {s['recovered']}, median "
+              f"{s['recovery_median']}s, worst {s['recovery_worst']}s; clients unanswered "
+              f"at most {s['clients_unanswered_worst']}s")
+    state = f"recovered in {recovered}s" if recovered is not None else \
+        f"NOT recovered within {a.recovery_timeout:g}s"
+    checked = "not run" if verdict is None else "ok" if status == 0 else \
+        (verdict.get("violations") or verdict)
+    print(f"mdsemu thrash: {state}; verify: {checked}; report {report_dir}/report.json")
+    return status
+
+
+def main(argv: list[str]) -> int:
+    try:
+        a = parser().parse_args(argv)
+    except SystemExit as e:  # argparse said why on stderr; 2 would read "not recovered"
+        return errno.EINVAL if e.code else 0
+    try:
+        return run(a)
+    except (nemesis.ScheduleError, cfg.ConfError) as e:
+        print(f"mdsemu thrash: {e}", file=sys.stderr)
+        return errno.EINVAL

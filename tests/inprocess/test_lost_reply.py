@@ -1,0 +1,56 @@
+"""A reply lost with its connection while the request is still being journaled (what
+ms_inject_socket_failures on an MDS does to its clients): the client's resend on a new
+connection waits for the original, as Ceph's Server does with a dup request in progress, and
+gets its answer; it is not done a second time (that gave EEXIST for a mkdir that worked)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from common.messages import ClientRequest
+from common.net import connect, parse_hostport
+from tests.inprocess.harness import Cluster
+from tests.inprocess.test_metadata import _cephfs_with, _session
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def cluster(nursery, tmp_path):
+    c = Cluster(nursery, str(tmp_path), profile="fast")
+    await c.start_mon()
+    await c.start_osd()
+    yield c
+    nursery.cancel_scope.cancel()
+
+
+def _pause(daemon, paused: bool) -> None:
+    daemon.config.set_override("mds_log_pause", str(paused).lower())
+    daemon.config_changed(["mds_log_pause"])
+
+
+async def test_resend_while_the_original_is_journaled_waits_for_it(cluster, autojump_clock):
+    c = cluster
+    await _cephfs_with(c, "a", "b")
+    await trio.sleep(3)
+    daemon = c.mds[c.holder_name()].daemon
+    first = await _session(c, "client.r", "open")
+    _pause(daemon, True)  # the journal write of the mkdir hangs: applied, not journaled
+    await first.send(ClientRequest(tid=9, op="mkdir", args={"path": "/x"}))
+    unsafe = await first.recv()
+    assert unsafe.rc == 0 and not unsafe.safe
+    await first.aclose()  # the reply path is gone; the client resends on a new connection
+
+    info = c.fsmap.fs_by_name("cephfs").holder(0)
+    second, _ = await connect(*parse_hostport(info.addr.split("/")[0]), "client.r")
+    await second.send(ClientRequest(tid=9, op="mkdir", args={"path": "/x"}, retry=1))
+    with trio.move_on_after(2):
+        early = await second.recv()
+        pytest.fail(f"the resend was answered before the original was journaled: {early}")
+    _pause(daemon, False)
+    again = await second.recv()
+    assert (again.rc, again.safe, again.result) == (0, True, unsafe.result)
+    await second.send(ClientRequest(tid=10, op="mkdir", args={"path": "/x"}))
+    assert (await second.recv()).rc == -17  # a new request: EEXIST
+    await second.aclose()

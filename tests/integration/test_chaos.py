@@ -1,0 +1,94 @@
+"""Fault injection and the thrasher with real processes (fast profile, grace 1 s).
+
+What users see: `mdsemu fs dump -f json`, the daemons' pids and logs, `mdsemu thrash`'s exit
+status and report.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from client import nemesis
+from tests.integration.cluster import active, info_by_name, proc_state, run_cli
+
+pytestmark = [pytest.mark.processes]
+
+WAIT = 15.0
+
+
+@pytest.mark.timeout(90)
+def test_ms_blackhole_mon_fails_the_active_over_and_clearing_it_brings_it_back(cluster):
+    """`config set mds.X ms_blackhole_mon true` at run time: the active's beacons vanish while
+    its process runs on (not stopped, same pid); the mon replaces it after the grace. Clearing
+    the option (`config rm` on the mon, which can no longer tell it; `daemon mds.X config set`
+    through the admin socket) lets it hear the map: it respawns in place as a standby."""
+    c = cluster
+    old = active(c.fs_dump())
+    name, pid = old["name"], c.pid_of(old["name"])
+    c.cli("config", "set", f"mds.{name}", "ms_blackhole_mon", "true", check=True)
+    replaced = c.wait_map(lambda d: active(d) and active(d)["gid"] != old["gid"], WAIT,
+                          "a standby to replace the blackholed active")
+    assert info_by_name(replaced, name) is None
+    assert c.mds(name).alive() and proc_state(pid) != "T"  # running, just unheard
+    assert f"marking {old['gid']} {old['addr']} mds.0.{old['incarnation']} up:active laggy" \
+        in c.mon.log()
+
+    c.cli("config", "rm", f"mds.{name}", "ms_blackhole_mon", check=True)
+    c.cli("daemon", f"mds.{name}", "config", "set", "ms_blackhole_mon", "false", check=True)
+    back = c.wait_map(lambda d: (i := info_by_name(d, name)) and i["state"] == "up:standby",
+                      WAIT, f"mds.{name} to come back as a standby")
+    assert info_by_name(back, name)["gid"] != old["gid"]
+    assert c.pid_of(name) == pid and "respawn" in c.mds(name).log()
+    assert active(c.fs_dump())["gid"] == active(replaced)["gid"]
+
+
+@pytest.mark.timeout(300)
+def test_seeded_thrash_on_vstart_recovers_and_loses_nothing(cluster_factory, tmp_path):
+    """`mdsemu thrash` on a vstart cluster with standby-replay: the schedule is printed first,
+    every fault kind of it is applied (kill -9, SIGSTOP, restarts, mds fail, max_mds, mon/osd
+    restarts, blackhole, socket failures, delays), everything is healed, the cluster is
+    HEALTH_OK within the bound and verify finds nothing lost: exit 0; report.json lists
+    every scheduled fault with its target and recovery time."""
+    c = cluster_factory()
+    c.vstart("--mds", "3", "--standby-replay")
+    report = tmp_path / "report"
+    res = run_cli(["-c", str(c.conf_path), "thrash", "--seed", "1", "--faults", "16",
+                   "--delay", "2", "--max-revive-delay", "2", "--thrash-max-mds", "0.15",
+                   "--clients", "2", "--report", str(report), "--recovery-timeout", "30"],
+                  timeout=240)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("mdsemu thrash: seed 1, 16 faults")
+    schedule = lines[1:17]
+    # printed first, and the seeded schedule itself (fast profile: grace 1 s; 2 ranks possible)
+    assert schedule == [f.line() for f in nemesis.schedule(nemesis.Options(
+        seed=1, faults=16, delay=2, max_revive_delay=2, thrash_max_mds=0.15, grace=1.0,
+        ranks=2))]
+    doc = json.loads((report / "report.json").read_text())
+    assert doc["seed"] == 1 and doc["exit_status"] == 0
+    faults = doc["faults"]
+    assert [f["index"] for f in faults] == list(range(16))
+    assert [f["kind"] for f in faults] == [s.split()[2] for s in schedule]
+    kinds = {f["kind"] for f in faults}
+    assert len(kinds) >= 8, kinds
+    for f in faults:
+        assert f["target"] and f["applied_at"] >= f["at"] - 0.01, f
+        assert f["recovered_after"] is not None and f["recovered_after"] < 30, f
+        assert f["clients_unanswered"] is not None and f["clients_unanswered"] < 30, f
+    assert doc["recovery"]["seconds"] is not None
+    assert doc["verify"]["violations"] == [] and doc["verify"]["acknowledged"] > 100
+    assert sum(t["count"] for t in doc["totals"].values()) == 16
+    assert c.health()["status"] == "HEALTH_OK"
+
+
+@pytest.mark.timeout(60)
+def test_client_side_options_from_ceph_conf(cluster_factory):
+    """`[client] ms_blackhole_mds = true`: a filesystem client's messages to the MDS vanish
+    (the session is never opened), so the command times out cleanly; the monitor side of
+    the same client is untouched."""
+    c = cluster_factory(conf={"client": {"ms_blackhole_mds": "true"}}).start(("a",))
+    res = c.cli("client", "--timeout", "2", "mkdir", "/x", timeout=30)
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+    assert "mdsemu client:" in res.stderr
+    assert c.fs_dump()["epoch"] > 0  # the CLI still talks to the mon
