@@ -32,18 +32,20 @@ import socket
 import structlog
 import trio
 
-from client.admin import MonUnreachable, hunt
 from common import messages as m
 from common import states
 from common.fsmap import FSMap, MDSInfo, MDSMap
+from common.monclient import MonClient, MonUnreachable
 from common.net import (
     Connection,
     ConnectionClosed,
     HandshakeError,
     ProtocolError,
+    background,
     connect,
     parse_hostport,
 )
+from common.replies import ReplyMux
 
 log = structlog.get_logger("client")
 
@@ -94,7 +96,7 @@ class _Session:
         self.name = f"mds.{info.name}"
         self.conn = conn
         self.owner = owner
-        self.waiters: dict[int, tuple[trio.MemorySendChannel, trio.MemoryReceiveChannel]] = {}
+        self.replies = ReplyMux()
         self.scope = trio.CancelScope()
         self.dead = False
         self.is_open = False
@@ -105,9 +107,7 @@ class _Session:
         """Mark the connection down: every request waiting on it is told so."""
         self.dead = True
         self.answered.set()
-        for send, _ in self.waiters.values():
-            send.close()
-        self.waiters.clear()
+        self.replies.close()
         self.scope.cancel()
 
     async def send(self, msg) -> bool:
@@ -118,30 +118,21 @@ class _Session:
             self.kill()
             return False
 
-    def expect(self, tid: int) -> None:
-        self.waiters.setdefault(tid, trio.open_memory_channel(math.inf))
-
     async def call(self, req: m.ClientRequest) -> m.ClientReply | None:
         """Send; return the first reply, or None if the connection went down meanwhile. A
         request already sent here (replayed during reconnect) is not sent again."""
         if self.dead:
             return None
-        if req.tid not in self.waiters:
-            self.expect(req.tid)
+        if req.tid not in self.replies:
+            self.replies.expect(req.tid)
             if not await self.send(req):
                 return None
         return await self.next_reply(req.tid)
 
     async def next_reply(self, tid: int) -> m.ClientReply | None:
-        pair = self.waiters.get(tid)
-        if pair is None:
-            return None
-        try:
-            reply = await pair[1].receive()  # replies already received come before the end
-        except trio.EndOfChannel:
-            return None
-        if reply.safe or reply.rc != 0:
-            self.waiters.pop(tid, None)
+        reply = await self.replies.receive(tid)  # those received come before the loss
+        if reply is not None and (reply.safe or reply.rc != 0):
+            self.replies.forget(tid)
         return reply
 
     def _on_session(self, msg: m.ClientSession) -> None:
@@ -165,12 +156,10 @@ class _Session:
                     if isinstance(msg, m.ClientSession):
                         self._on_session(msg)
                         continue
-                    pair = self.waiters.get(msg.tid) if isinstance(msg, m.ClientReply) else None
-                    if pair is None:
+                    if not (isinstance(msg, m.ClientReply) and
+                            self.replies.deliver(msg.tid, msg)):
                         log.debug("ignoring a message", mds=self.name, type=msg.TYPE,
                                   tid=getattr(msg, "tid", None))
-                    else:
-                        pair[0].send_nowait(msg)
         except (ConnectionClosed, ProtocolError) as e:
             log.info("lost the connection to the mds", mds=self.name, reason=str(e))
         finally:
@@ -187,15 +176,13 @@ class _Session:
 
 
 class FSClient:
-    def __init__(self, mon_host: str, global_id: int, auth: str, fs_name: str | None,
-                 timeout: float, hunt_interval: float, nursery: trio.Nursery) -> None:
-        self.mon_host = mon_host
+    def __init__(self, global_id: int, auth: str, fs_name: str | None, timeout: float,
+                 nursery: trio.Nursery) -> None:
         self.global_id = global_id
         self.entity = f"client.{global_id}"  # our name towards the MDS
         self.auth = auth
         self.fs_name = fs_name
         self.timeout = timeout
-        self.hunt_interval = hunt_interval
         self.nursery = nursery
         self.fsmap: FSMap | None = None
         self.log = log.bind(entity=self.entity)
@@ -225,39 +212,26 @@ class FSClient:
         fuse_require_active_mds) opening fails with EHOSTUNREACH when the map says the file
         system is stuck unavailable (`stuck_unavailable`)."""
         connect_timeout = timeout if connect_timeout is None else connect_timeout
-        mon_entity = entity or "client.admin"
-        conn, hello = await hunt(mon_host, mon_entity, auth, connect_timeout,
-                                         hunt_interval)
-        try:
-            async with trio.open_nursery() as nursery:
-                fs = cls(mon_host, hello.global_id, auth, fs_name, timeout, hunt_interval,
-                         nursery)
-                nursery.start_soon(fs._follow_mon, conn, mon_entity)
-                conn = None  # _follow_mon owns it now
-                try:
-                    with trio.move_on_after(connect_timeout):
-                        while fs.fsmap is None:
-                            await fs._map_changed.wait()
-                    if fs.fsmap is None:
-                        raise MonUnreachable(f"no fsmap from the monitor at {mon_host} "
-                                             f"within {connect_timeout:g}s")
-                    stuck = stuck_unavailable(fs._filesystem())  # ENOENT now, not later
-                    if stuck is not None and require_mds:
-                        # Client::mount fails at once rather than wait for its timeout; the
-                        # kernel client says EHOSTUNREACH, ceph-fuse "no MDS server is up"
-                        raise FSClientError(errno.EHOSTUNREACH, f"mds cluster unavailable: "
-                                            f"{stuck}; probably no MDS server is up?")
-                    yield fs
-                    await fs._close_session()
-                finally:
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:  # hand back what the caller's block raised
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
-        finally:
-            if conn is not None:
-                await conn.aclose()
+        async with MonClient.open(mon_host, entity or "client.admin", auth, connect_timeout,
+                                  hunt_interval, reconnect=True, log=log) as monc, \
+                background() as nursery:
+            fs = cls(monc.global_id, auth, fs_name, timeout, nursery)
+            monc.on_push = fs._on_mon
+            await monc.subscribe("fsmap")
+            with trio.move_on_after(connect_timeout):
+                while fs.fsmap is None:
+                    await fs._map_changed.wait()
+            if fs.fsmap is None:
+                raise MonUnreachable(f"no fsmap from the monitor at {mon_host} "
+                                     f"within {connect_timeout:g}s")
+            stuck = stuck_unavailable(fs._filesystem())  # ENOENT now, not later
+            if stuck is not None and require_mds:
+                # Client::mount fails at once rather than wait for its timeout; the kernel
+                # client says EHOSTUNREACH, ceph-fuse "no MDS server is up"
+                raise FSClientError(errno.EHOSTUNREACH, f"mds cluster unavailable: "
+                                    f"{stuck}; probably no MDS server is up?")
+            yield fs
+            await fs._close_session()
 
     # -- the file system operations (mutations return the inode when the MDS sends it, or {})
     async def mkdir(self, path: str, mode: int = 0o755) -> dict:
@@ -333,7 +307,7 @@ class FSClient:
             self._inflight.discard(tid)
             self._unsafe.pop(tid, None)
             if session is not None:
-                session.waiters.pop(tid, None)
+                session.replies.forget(tid)
         self._check_evicted(sent=True)
         raise FSClientError(errno.ETIMEDOUT, f"no reply to {op} within {self.timeout:g}s "
                                              f"({self._rank_status(rank)})")
@@ -446,7 +420,7 @@ class FSClient:
                 return
             replay = sorted((tid, req) for tid, (r, req) in self._unsafe.items() if r == rank)
             for tid, req in replay:
-                s.expect(tid)
+                s.replies.expect(tid)
                 await s.send(m.ClientRequest(tid, req.op, req.args, req.retry + 1, replay=True,
                                              oldest_tid=req.oldest_tid))
             self.log.info(f"reconnecting session to mds.{info.name}", rank=rank,
@@ -570,32 +544,12 @@ class FSClient:
         event, self._map_changed = self._map_changed, trio.Event()
         event.set()
 
-    async def _follow_mon(self, conn: Connection, mon_entity: str) -> None:
-        """Receive every map; if the monitor goes away, hunt for it again (forever)."""
-        while True:
+    def _on_mon(self, msg) -> None:
+        """What the monitor pushes: the FSMap (a bad one is ignored; a newer one follows)."""
+        if isinstance(msg, m.FSMapMsg):
             try:
-                await conn.send(m.Subscribe(what=["fsmap"]))
-                while True:
-                    msg = await conn.recv()
-                    if isinstance(msg, m.FSMapMsg):
-                        try:
-                            fsmap = FSMap.from_wire(msg.fsmap)
-                        except (KeyError, TypeError, ValueError) as e:
-                            self.log.warning("ignoring a bad fsmap", reason=repr(e))
-                            continue
-                        self._on_map(fsmap)
-            except (ConnectionClosed, ProtocolError) as e:
-                self.log.warning("lost the monitor session; hunting", reason=str(e))
-            finally:
-                await conn.aclose()
-            while True:
-                try:
-                    conn, _ = await hunt(self.mon_host, mon_entity, self.auth,
-                                                 math.inf, self.hunt_interval)
-                    break
-                except MonUnreachable as e:  # refused: keep trying, the mon may change its mind
-                    self.log.warning(str(e))
-                    await trio.sleep(self.hunt_interval)
-
-
-
+                fsmap = FSMap.from_wire(msg.fsmap)
+            except (KeyError, TypeError, ValueError) as e:
+                self.log.warning("ignoring a bad fsmap", reason=repr(e))
+                return
+            self._on_map(fsmap)

@@ -93,7 +93,7 @@ class MonClient:
                 except OSError as e:
                     reason = e.strerror or str(e)
                     delay = core.connect_failed(reason)
-                if self.log is not None:
+                if self._chatty():
                     self.log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",
                                      error=reason, retry_in=delay)
                 await trio.sleep(delay)
@@ -109,7 +109,7 @@ class MonClient:
             self._lost(conn, str(e))
             await self._close(conn)
             return False
-        if self.log is not None:
+        if self._chatty():
             self.log.info("connected to the monitor", mon=conn.peer)
         return True
 
@@ -150,6 +150,10 @@ class MonClient:
             self._lost(conn, str(e))
         finally:
             await self._close(conn)
+
+    def _chatty(self) -> bool:
+        """Log the hunt? Not a tool's first one, which has a deadline: its caller reports."""
+        return self.log is not None and self.core.deadline is None
 
     def _lost(self, conn: Connection, reason: str) -> None:
         if self.log is not None:
