@@ -277,7 +277,7 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
 
 async def cli(config, args) -> int:
     """`mdsemu client load --clients N --duration S --history FILE`."""
-    from client.cli import auth_key
+    from client.conf import auth_key
 
     if args.clients < 1 or args.duration < 0:
         print("mdsemu client: load: --clients must be >= 1 and --duration >= 0",

@@ -1,4 +1,4 @@
-"""`mdsemu vstart|vstop|demo`: a local cluster of real processes, like Ceph's vstart.sh.
+"""`mdsemu vstart|vstop`: a local cluster of real processes, like Ceph's vstart.sh.
 
 vstart writes DIR/ceph.conf, starts the daemons in the background with pid files
 DIR/run/<type>.<id>.pid and logs DIR/out/<type>.<id>.log, creates the file system and returns
@@ -271,15 +271,18 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str]) -> int:
+def parse(argv: list[str]) -> argparse.Namespace | None:
+    """The arguments of vstart, vstop or demo; None (the reason printed) if out of range."""
     a = parser().parse_args(argv)
-    if a.cmd == "vstop":
-        return vstop(a.dir)
-    if a.mds < 0 or a.mds > len(MDS_NAMES) or a.max_mds < 1:
+    if a.cmd != "vstop" and (a.mds < 0 or a.mds > len(MDS_NAMES) or a.max_mds < 1):
         print("vstart: --mds must be 0..26 and --max-mds at least 1", file=sys.stderr)
-        return errno.EINVAL
-    if a.cmd == "demo":
-        from client.demo import demo
+        return None
+    return a
 
-        return demo(a)
-    return vstart(a)
+
+def main(argv: list[str]) -> int:
+    """`mdsemu vstart|vstop ...` (`mdsemu demo` is client/demo.py, built on this module)."""
+    a = parse(argv)
+    if a is None:
+        return errno.EINVAL
+    return vstop(a.dir) if a.cmd == "vstop" else vstart(a)
