@@ -125,8 +125,9 @@ def test_mon_client_ping_timeout_marks_a_silent_session_dead() -> None:
     assert never.ping_deadline() is None and not never.silent_too_long(1e9)
 
 
-def test_the_monitor_client_cores_import_no_trio_and_read_no_clock() -> None:
-    for name in ("common/monclient_core.py", "common/backoff.py", "common/addr.py"):
+def test_the_client_cores_import_no_trio_and_read_no_clock() -> None:
+    for name in ("common/monclient_core.py", "common/backoff.py", "common/addr.py",
+                 "client/fscore.py"):
         tree = ast.parse((ROOT / name).read_text())
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
