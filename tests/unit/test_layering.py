@@ -60,6 +60,22 @@ def test_client_has_no_import_cycle() -> None:
     assert _cycle(_graph("client")) is None
 
 
+def test_bench_does_not_import_the_tests() -> None:
+    for path in (ROOT / "bench").glob("*.py"):
+        assert not any(i.split(".")[0] == "tests" for i in _imports(path)), path.name
+
+
+def test_one_module_starts_local_clusters() -> None:
+    """vstart, the integration tests and bench/ start daemons through client/procs.py."""
+    for name in ("client/vstart.py", "client/localcluster.py"):
+        assert "client.procs.spawn" in _imports(ROOT / name), name
+    assert "client.localcluster.Cluster" in _imports(ROOT / "tests/integration/cluster.py")
+    starters = {str(p.relative_to(ROOT)) for p in _production() + list((ROOT / "bench").glob(
+        "*.py")) + list((ROOT / "tests").rglob("*.py"))
+        if p.name != "test_layering.py" and '"--pid-file", str(' in p.read_text()}
+    assert starters == {"client/procs.py"}
+
+
 def _production() -> list[Path]:
     return [p for pkg in ("client", "osd", "common", "mon", "mds") for p in
             (ROOT / pkg).glob("*.py")]
