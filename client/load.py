@@ -247,7 +247,7 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
                                  hunt_interval=hunt_interval) as fs:
             await _setup(fs, root)
             if pin_ranks:  # spread the clients' subtrees over the active ranks (export pins)
-                max_mds = fs._filesystem().max_mds
+                max_mds = fs.core.filesystem().max_mds
                 await fs.setattr(root, xattrs={"ceph.dir.pin": str(k % max_mds)})
             ready.release()
             await go.wait()
