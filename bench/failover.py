@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.maps import FS, Watcher, rank0, ready, replaced  # noqa: E402
 from client.admin import AdminClient  # noqa: E402
+from client.localcluster import Cluster  # noqa: E402
+from client.procs import MDSEMU  # noqa: E402
 from common import config as cfg  # noqa: E402
 from common import states  # noqa: E402
-from tests.integration.cluster import MDSEMU, Cluster  # noqa: E402
 
 
 async def baseline(admin: AdminClient, n: int = 200) -> float:

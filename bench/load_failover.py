@@ -5,7 +5,7 @@ verify`. Prints figures, asserts nothing.
     .venv/bin/python bench/load_failover.py [--duration 60] [--clients 8] [--kills 5]
         [--standby-replay] [--client-log] [--profile fast] [--dir DIR]
 
-A Cluster (tests/integration/cluster.py) with mon, osd and MDS daemons a, b, c; with
+A Cluster (client/localcluster.py) with mon, osd and MDS daemons a, b, c; with
 --standby-replay, `fs set cephfs allow_standby_replay true` first, so a follower takes over.
 The load runs as its own process (`mdsemu -f json client load --clients N --duration S
 --history FILE`). The kills are spaced evenly over the load (60 s, 5 kills: 8, 18, 28, 38,
@@ -45,9 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.maps import FS, BenchError, Watcher, rank0, ready, replaced  # noqa: E402
 from client.admin import AdminClient  # noqa: E402
+from client.localcluster import Cluster  # noqa: E402
+from client.procs import MDSEMU, clean_env  # noqa: E402
 from common import config as cfg  # noqa: E402
 from common import states  # noqa: E402
-from tests.integration.cluster import MDSEMU, Cluster, _clean_env  # noqa: E402
 
 NAMES = ("a", "b", "c")
 
@@ -60,12 +61,12 @@ async def run_json(words: list[str], conf: Path,
     argv = MDSEMU + ["-c", str(conf), "-f", "json", *words]
     if stderr is None:
         res = await trio.run_process(argv, capture_stdout=True, capture_stderr=True,
-                                     check=False, stdin=b"", env=_clean_env())
+                                     check=False, stdin=b"", env=clean_env())
         err = res.stderr.decode(errors="replace")
     else:
         with open(stderr, "ab") as f:
             res = await trio.run_process(argv, capture_stdout=True, stderr=f, check=False,
-                                         stdin=b"", env=_clean_env())
+                                         stdin=b"", env=clean_env())
         err = "".join(line + "\n" for line in stderr.read_text(errors="replace").splitlines()
                       if not line.startswith("{"))  # what is not the JSON log
     out = res.stdout.decode(errors="replace")

@@ -28,11 +28,11 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from client.localcluster import Cluster  # noqa: E402
 from client.rados import Rados  # noqa: E402
 from common import config as cfg  # noqa: E402
 from nfs.client import NFSClient  # noqa: E402
 from nfs.grace_tool import read  # noqa: E402
-from tests.integration.cluster import Cluster  # noqa: E402
 
 POLL = 0.01
 

@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from client.admin import AdminClient  # noqa: E402
 from client.fsclient import FSClient  # noqa: E402
+from client.localcluster import Cluster  # noqa: E402
 from common import log as logsetup  # noqa: E402
 from common import messages as m  # noqa: E402
 from common import states  # noqa: E402
 from common.fsmap import FSMap  # noqa: E402
 from mds import journal as j  # noqa: E402
 from mds.namespace import Namespace  # noqa: E402
-from tests.integration.cluster import Cluster  # noqa: E402
 
 
 def baseline(n: int) -> float:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.vipnodes import Nodes, instance, server, who  # noqa: E402
+from client.vipnodes import Nodes, instance, server, who  # noqa: E402
 from vip.vrrp import master_down_interval, skew_time  # noqa: E402
 
 

@@ -8,16 +8,15 @@ prints the answer: output on stdout, the status line on stderr, exit status = er
 from __future__ import annotations
 
 import errno
-import os
 import sys
 
 import trio
 
 from client.admin import AdminClient, MonUnreachable
+from client.conf import auth_key, load_config, split_global_options
 from common import config as cfg
 from common import messages as m
 from common import render
-from common.auth import hello_key
 from common.fsmap import FSMap, MDSInfo
 from common.net import (
     Connection,
@@ -49,54 +48,6 @@ commands (Ceph's grammar):
 
 def _errname(code: int) -> str:
     return errno.errorcode.get(code, str(code))
-
-
-def default_conf() -> str:
-    if os.environ.get("CEPH_CONF"):
-        return os.environ["CEPH_CONF"]
-    return "ceph.conf" if os.path.exists("ceph.conf") else "/etc/ceph/ceph.conf"
-
-
-def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
-    """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w out of anywhere in argv."""
-    opts = {"conf": None, "format": "plain", "timeout": None}
-    words: list[str] = []
-    i = 0
-    takes = {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
-             "--connect-timeout": "timeout"}
-    while i < len(argv):
-        a = argv[i]
-        key, eq, val = a.partition("=")
-        if key in takes and a.startswith("--") and eq:
-            opts[takes[key]] = val
-        elif a in takes:
-            if i + 1 >= len(argv):
-                raise SystemExit(f"mdsemu: option {a} needs a value")
-            opts[takes[a]] = argv[i + 1]
-            i += 1
-        elif a == "-s":
-            words.append("status")
-        elif a in ("-w", "--watch"):
-            words.append("-w")
-        elif a in ("-h", "--help") and not words:
-            words.append("--help")
-        else:
-            words.append(a)
-        i += 1
-    return opts, words
-
-
-def load_config(conf_path: str | None, name: str = "client.admin") -> cfg.Config:
-    path = conf_path or default_conf()
-    try:
-        return cfg.Config(name, cfg.load_conf(path))
-    except cfg.ConfError as e:
-        print(f"mdsemu: {e}", file=sys.stderr)
-        raise SystemExit(errno.EINVAL) from None
-
-
-def auth_key(config: cfg.Config) -> str:
-    return hello_key(config)
 
 
 async def run_command(config: cfg.Config, words: list[str], fmt: str, timeout: float) -> int:
@@ -217,7 +168,11 @@ async def watch(config: cfg.Config, timeout: float) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("vstart", "vstop", "demo"):
+    if argv and argv[0] == "demo":
+        from client import demo
+
+        raise SystemExit(demo.main(argv))
+    if argv and argv[0] in ("vstart", "vstop"):
         from client import vstart
 
         raise SystemExit(vstart.main(argv))

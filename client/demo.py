@@ -7,6 +7,7 @@ and the latest cluster-log lines. Ctrl-C stops every daemon cleanly (vstop).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 
@@ -18,10 +19,10 @@ from rich.text import Text
 
 from client import vstart
 from client.admin import AdminClient
-from client.cli import format_log_entry
 from client.fsclient import FSClient, FSClientError
 from common import config as cfg
 from common import log as logsetup
+from common import render
 
 LOG_LINES = 12
 
@@ -46,7 +47,7 @@ async def live_view(conf: str, d: str) -> None:
             async for msg in admin.pushes:
                 for e in getattr(msg, "entries", []):
                     if e["level"] != "DBG":
-                        recent.append(format_log_entry(e))
+                        recent.append(render.log_line(e))
                 del recent[:-LOG_LINES]
                 _, _, status = await admin.command(["fs", "status"])
                 _, _, health = await admin.command(["health"])
@@ -103,3 +104,9 @@ def demo(a: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         vstart.vstop(a.dir)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """`mdsemu demo [vstart's options]`."""
+    a = vstart.parse(argv)
+    return errno.EINVAL if a is None else demo(a)

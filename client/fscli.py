@@ -27,7 +27,7 @@ from typing import TextIO
 
 import trio
 
-from client.cli import auth_key, load_config, split_global_options
+from client.conf import auth_key, load_config, split_global_options
 from client.fsclient import FSClient, FSClientError, MonUnreachable
 from common import log as logsetup
 from common.net import use_messenger

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import math
 import os
 import random
@@ -32,58 +31,37 @@ import socket
 import structlog
 import trio
 
-from client.admin import MonUnreachable, hunt
+from client.fscore import (
+    EBLOCKLISTED,
+    ClientCore,
+    FSClientError,
+    Outcome,
+    ident,
+    outcome,
+    stuck_unavailable,
+)
 from common import messages as m
 from common import states
-from common.fsmap import FSMap, MDSInfo, MDSMap
+from common.fsmap import FSMap, MDSInfo
+from common.monclient import MonClient, MonUnreachable
 from common.net import (
     Connection,
     ConnectionClosed,
     HandshakeError,
     ProtocolError,
+    background,
     connect,
     parse_hostport,
 )
+from common.replies import ReplyMux
 
 log = structlog.get_logger("client")
 
-SERVING = (states.ACTIVE, states.CLIENTREPLAY)
-EBLOCKLISTED = errno.ESHUTDOWN  # 108, as Ceph names it
 RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newer map, then retry
 MDS_CONNECT_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 1.0
 
-__all__ = ["FSClient", "FSClientError", "MonUnreachable"]
-
-
-def stuck_unavailable(fs: MDSMap) -> str | None:
-    """Why mounting `fs` cannot succeed now (Ceph's MDSMap::is_cluster_available says
-    STUCK_UNAVAILABLE), or None: a damaged rank, no rank at all, or a rank whose holder the
-    monitor has marked laggy (we cannot see whether a standby will replace it). A rank that is
-    merely failing over is transient: requests wait for it."""
-    if fs.damaged:
-        return f"rank {min(fs.damaged)} of {fs.fs_name} is damaged"
-    if not fs.in_:
-        return f"{fs.fs_name} has no MDS ranks (it is down)"
-    for rank in sorted(fs.in_):
-        info = fs.holder(rank)
-        if info is not None and info.laggy:
-            return f"rank {rank} of {fs.fs_name} is held by mds.{info.name}, which is laggy"
-    return None
-
-
-def _ident(info: MDSInfo) -> tuple:
-    return (info.gid, info.inc, info.addr)
-
-
-class FSClientError(Exception):
-    """A request failed: `code` is a positive errno."""
-
-    def __init__(self, code: int, message: str = "", unknown: bool = False) -> None:
-        super().__init__(message or os.strerror(code))
-        self.code = code
-        self.message = message or os.strerror(code)
-        self.unknown = unknown  # the request was sent: it may have taken effect
+__all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "MonUnreachable", "stuck_unavailable"]
 
 
 class _Session:
@@ -94,7 +72,7 @@ class _Session:
         self.name = f"mds.{info.name}"
         self.conn = conn
         self.owner = owner
-        self.waiters: dict[int, tuple[trio.MemorySendChannel, trio.MemoryReceiveChannel]] = {}
+        self.replies = ReplyMux()
         self.scope = trio.CancelScope()
         self.dead = False
         self.is_open = False
@@ -105,9 +83,7 @@ class _Session:
         """Mark the connection down: every request waiting on it is told so."""
         self.dead = True
         self.answered.set()
-        for send, _ in self.waiters.values():
-            send.close()
-        self.waiters.clear()
+        self.replies.close()
         self.scope.cancel()
 
     async def send(self, msg) -> bool:
@@ -118,30 +94,21 @@ class _Session:
             self.kill()
             return False
 
-    def expect(self, tid: int) -> None:
-        self.waiters.setdefault(tid, trio.open_memory_channel(math.inf))
-
     async def call(self, req: m.ClientRequest) -> m.ClientReply | None:
         """Send; return the first reply, or None if the connection went down meanwhile. A
         request already sent here (replayed during reconnect) is not sent again."""
         if self.dead:
             return None
-        if req.tid not in self.waiters:
-            self.expect(req.tid)
+        if req.tid not in self.replies:
+            self.replies.expect(req.tid)
             if not await self.send(req):
                 return None
         return await self.next_reply(req.tid)
 
     async def next_reply(self, tid: int) -> m.ClientReply | None:
-        pair = self.waiters.get(tid)
-        if pair is None:
-            return None
-        try:
-            reply = await pair[1].receive()  # replies already received come before the end
-        except trio.EndOfChannel:
-            return None
-        if reply.safe or reply.rc != 0:
-            self.waiters.pop(tid, None)
+        reply = await self.replies.receive(tid)  # those received come before the loss
+        if reply is not None and (reply.safe or reply.rc != 0):
+            self.replies.forget(tid)
         return reply
 
     def _on_session(self, msg: m.ClientSession) -> None:
@@ -165,12 +132,10 @@ class _Session:
                     if isinstance(msg, m.ClientSession):
                         self._on_session(msg)
                         continue
-                    pair = self.waiters.get(msg.tid) if isinstance(msg, m.ClientReply) else None
-                    if pair is None:
+                    if not (isinstance(msg, m.ClientReply) and
+                            self.replies.deliver(msg.tid, msg)):
                         log.debug("ignoring a message", mds=self.name, type=msg.TYPE,
                                   tid=getattr(msg, "tid", None))
-                    else:
-                        pair[0].send_nowait(msg)
         except (ConnectionClosed, ProtocolError) as e:
             log.info("lost the connection to the mds", mds=self.name, reason=str(e))
         finally:
@@ -187,31 +152,26 @@ class _Session:
 
 
 class FSClient:
-    def __init__(self, mon_host: str, global_id: int, auth: str, fs_name: str | None,
-                 timeout: float, hunt_interval: float, nursery: trio.Nursery) -> None:
-        self.mon_host = mon_host
+    def __init__(self, global_id: int, auth: str, fs_name: str | None, timeout: float,
+                 nursery: trio.Nursery) -> None:
         self.global_id = global_id
         self.entity = f"client.{global_id}"  # our name towards the MDS
         self.auth = auth
-        self.fs_name = fs_name
         self.timeout = timeout
-        self.hunt_interval = hunt_interval
         self.nursery = nursery
-        self.fsmap: FSMap | None = None
+        self.core = ClientCore(fs_name)
         self.log = log.bind(entity=self.entity)
         self._map_changed = trio.Event()  # set and replaced on every newer map
-        self._tids = itertools.count(1)
         self._sessions: dict[int, _Session] = {}  # rank -> session with its holder
         self._connect_locks: dict[int, trio.Lock] = {}
-        self._subtrees: dict[str, int] = {}  # subtree root path -> rank (learnt from forwards)
         self.addr = ""  # our instance "ip:0/nonce", as the MDS (and a blocklist) names us
         self._nonce = random.randint(1, 2**31 - 1)
         self.evicted: str | None = None  # why the MDS evicted us, once it has
-        self._had_session: set[int] = set()  # C4: ranks to reconnect to on a new incarnation
-        self._reconnecting: dict[int, tuple] = {}
         self._attempts: dict[int, tuple[tuple, trio.CancelScope]] = {}  # _open_unless_moved
-        self._unsafe: dict[int, tuple[int, m.ClientRequest]] = {}  # tid -> (rank, request)
-        self._inflight: set[int] = set()  # tids without a final reply yet (oldest_tid)
+
+    @property
+    def fsmap(self) -> FSMap | None:
+        return self.core.fsmap
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -225,39 +185,26 @@ class FSClient:
         fuse_require_active_mds) opening fails with EHOSTUNREACH when the map says the file
         system is stuck unavailable (`stuck_unavailable`)."""
         connect_timeout = timeout if connect_timeout is None else connect_timeout
-        mon_entity = entity or "client.admin"
-        conn, hello = await hunt(mon_host, mon_entity, auth, connect_timeout,
-                                         hunt_interval)
-        try:
-            async with trio.open_nursery() as nursery:
-                fs = cls(mon_host, hello.global_id, auth, fs_name, timeout, hunt_interval,
-                         nursery)
-                nursery.start_soon(fs._follow_mon, conn, mon_entity)
-                conn = None  # _follow_mon owns it now
-                try:
-                    with trio.move_on_after(connect_timeout):
-                        while fs.fsmap is None:
-                            await fs._map_changed.wait()
-                    if fs.fsmap is None:
-                        raise MonUnreachable(f"no fsmap from the monitor at {mon_host} "
-                                             f"within {connect_timeout:g}s")
-                    stuck = stuck_unavailable(fs._filesystem())  # ENOENT now, not later
-                    if stuck is not None and require_mds:
-                        # Client::mount fails at once rather than wait for its timeout; the
-                        # kernel client says EHOSTUNREACH, ceph-fuse "no MDS server is up"
-                        raise FSClientError(errno.EHOSTUNREACH, f"mds cluster unavailable: "
-                                            f"{stuck}; probably no MDS server is up?")
-                    yield fs
-                    await fs._close_session()
-                finally:
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:  # hand back what the caller's block raised
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
-        finally:
-            if conn is not None:
-                await conn.aclose()
+        async with MonClient.open(mon_host, entity or "client.admin", auth, connect_timeout,
+                                  hunt_interval, reconnect=True, log=log) as monc, \
+                background() as nursery:
+            fs = cls(monc.global_id, auth, fs_name, timeout, nursery)
+            monc.on_push = fs._on_mon
+            await monc.subscribe("fsmap")
+            with trio.move_on_after(connect_timeout):
+                while fs.fsmap is None:
+                    await fs._map_changed.wait()
+            if fs.fsmap is None:
+                raise MonUnreachable(f"no fsmap from the monitor at {mon_host} "
+                                     f"within {connect_timeout:g}s")
+            stuck = stuck_unavailable(fs.core.filesystem())  # ENOENT now, not later
+            if stuck is not None and require_mds:
+                # Client::mount fails at once rather than wait for its timeout; the kernel
+                # client says EHOSTUNREACH, ceph-fuse "no MDS server is up"
+                raise FSClientError(errno.EHOSTUNREACH, f"mds cluster unavailable: "
+                                    f"{stuck}; probably no MDS server is up?")
+            yield fs
+            await fs._close_session()
 
     # -- the file system operations (mutations return the inode when the MDS sends it, or {})
     async def mkdir(self, path: str, mode: int = 0o755) -> dict:
@@ -289,33 +236,29 @@ class FSClient:
     async def request(self, op: str, args: dict) -> dict:
         """Send one request to the rank holding the path until a safe reply comes back; return
         its result. A rank that does not hold the path names the one that does (a forward)."""
-        tid = next(self._tids)
+        core = self.core
+        tid, rank = core.start(op, args)
         retry = 0
         unsafe: m.ClientReply | None = None
         session: _Session | None = None
-        rank = self._route(op, args)
-        self._inflight.add(tid)
         try:
             with trio.move_on_after(self.timeout):
                 while True:
                     rank, session = await self._serving_session(rank, sent=retry > 0)
-                    req = m.ClientRequest(tid, op, args, retry,
-                                          oldest_tid=min(self._inflight))  # older: answered
+                    req = core.request(tid, op, args, retry)
                     reply = await session.call(req)
-                    while reply is not None and not reply.safe and reply.rc == 0:
+                    while outcome(reply) is Outcome.UNSAFE:
                         unsafe = reply  # applied, not yet journaled: wait for the safe reply
-                        self._unsafe[tid] = (rank, req)
+                        core.answered_unsafe(tid, rank, req)
                         self.log.debug("unsafe reply", tid=tid, mds=session.name)
                         reply = await session.next_reply(tid)
-                    if reply is not None and reply.rc == -errno.EREMOTE and \
-                            isinstance(reply.result.get("forward"), int):
-                        sub = str(reply.result.get("subtree", "/"))
-                        rank = self._subtrees[sub] = reply.result["forward"]
+                    what = outcome(reply)
+                    if what is Outcome.FORWARD:
+                        rank, sub = core.forwarded(reply)
                         self.log.debug("forwarded", tid=tid, to_rank=rank, subtree=sub)
                         retry += 1
                         continue
-                    if reply is None or reply.rc in (-errno.EAGAIN, -errno.ESTALE,
-                                                     -errno.ENOTCONN):
+                    if what in (Outcome.RETRY, Outcome.LOST):
                         self._check_evicted(sent=True)
                         if reply is not None:
                             self.log.info("mds is not serving the rank; waiting for a newer map",
@@ -330,37 +273,12 @@ class FSClient:
                         return unsafe.result  # a safe reply may come without the result
                     return reply.result
         finally:
-            self._inflight.discard(tid)
-            self._unsafe.pop(tid, None)
+            core.finish(tid)
             if session is not None:
-                session.waiters.pop(tid, None)
+                session.replies.forget(tid)
         self._check_evicted(sent=True)
         raise FSClientError(errno.ETIMEDOUT, f"no reply to {op} within {self.timeout:g}s "
-                                             f"({self._rank_status(rank)})")
-
-    def _route(self, op: str, args: dict) -> int:
-        """The rank to ask first: the deepest subtree root learnt that holds the directory the
-        request reads or changes; rank 0 (the root's) when none is known. A rename goes to
-        the destination's rank (Ceph's client sends it to the destination dentry's auth)."""
-        key = args.get("path") if op == "readdir" else args.get("dst", args.get("path"))
-        if not isinstance(key, str):
-            return 0
-        parts = [p for p in key.split("/") if p]
-        if op != "readdir":
-            parts = parts[:-1]
-        for n in range(len(parts), 0, -1):
-            rank = self._subtrees.get("/" + "/".join(parts[:n]))
-            if rank is not None:
-                return rank
-        return self._subtrees.get("/", 0)
-
-    def _usable(self, rank: int) -> int:
-        """A rank no longer in the file system (stopped) hands its subtrees to rank 0."""
-        try:
-            fs = self._filesystem()
-        except FSClientError:
-            return rank
-        return rank if rank in fs.in_ else 0
+                                             f"({core.rank_status(rank)})")
 
     # -- sessions with rank 0's holder (C1-C6)
     def _evicted(self, mds: str, reason: str) -> None:
@@ -381,12 +299,12 @@ class FSClient:
     async def _serving_session(self, rank: int, sent: bool = False) -> tuple[int, _Session]:
         while True:
             self._check_evicted(sent)
-            rank = self._usable(rank)
-            info = self._serving_holder(rank)
+            rank = self.core.usable(rank)
+            info = self.core.serving_holder(rank)
             if info is not None:
                 async with self._lock(rank):
                     s = self._sessions.get(rank)
-                    if s is None or s.dead or s.ident != _ident(info):
+                    if s is None or s.dead or s.ident != ident(info):
                         s = await self._open_unless_moved(info, rank)
                         if s is not None:
                             self._sessions[rank] = s
@@ -403,7 +321,7 @@ class FSClient:
         comes back, e.g. a killed container), and meanwhile the rank's lock would keep
         `_reconnect` from the new holder until its reconnect window has closed."""
         with trio.CancelScope() as scope:
-            self._attempts[rank] = (_ident(info), scope)
+            self._attempts[rank] = (ident(info), scope)
             try:
                 return await self._open(info, rank)
             finally:
@@ -431,7 +349,7 @@ class FSClient:
                 self.log.info(f"mds.{info.name} did not open our session", reason=s.close_reason)
             s.kill()
             return None
-        self._had_session.add(rank)
+        self.core.had_session.add(rank)
         self.nursery.start_soon(s.renew, self._renew_interval)
         return s
 
@@ -440,16 +358,15 @@ class FSClient:
         unsafe (replay), then reconnect our session."""
         async with self._lock(rank):
             old = self._sessions.get(rank)
-            if old is not None and not old.dead and old.ident == _ident(info):
+            if old is not None and not old.dead and old.ident == ident(info):
                 return
             s = await self._connect(info)
             if s is None:
                 return
-            replay = sorted((tid, req) for tid, (r, req) in self._unsafe.items() if r == rank)
-            for tid, req in replay:
-                s.expect(tid)
-                await s.send(m.ClientRequest(tid, req.op, req.args, req.retry + 1, replay=True,
-                                             oldest_tid=req.oldest_tid))
+            replay = self.core.replay(rank)
+            for req in replay:
+                s.replies.expect(req.tid)
+                await s.send(req)
             self.log.info(f"reconnecting session to mds.{info.name}", rank=rank,
                           replayed=len(replay))
             if await s.send(m.ClientReconnect(metadata={"addr": self.addr})):
@@ -477,14 +394,11 @@ class FSClient:
                         s.answered = trio.Event()
 
     def _renew_interval(self) -> float:
-        try:
-            return max(self._filesystem().session_timeout / 3, 0.05)
-        except FSClientError:
-            return 1.0
+        return self.core.renew_interval()
 
     async def _connect(self, info: MDSInfo) -> _Session | None:
         host, port = parse_hostport(info.addr.split("/")[0])
-        verb = "reconnecting" if self._had_session else "connecting"
+        verb = "reconnecting" if self.core.had_session else "connecting"
         self.log.info(f"{verb} to mds.{info.name}", addr=info.addr,
                       state=states.name(info.state))
         try:
@@ -503,45 +417,13 @@ class FSClient:
         self.nursery.start_soon(session.receive)
         return session
 
-    def _filesystem(self) -> MDSMap:
-        fsmap = self.fsmap
-        if self.fs_name:
-            fs = fsmap.fs_by_name(self.fs_name)
-            if fs is None:
-                raise FSClientError(errno.ENOENT, f"filesystem '{self.fs_name}' not found")
-        else:
-            fs = fsmap.filesystems.get(fsmap.legacy_client_fscid)
-            if fs is None:
-                raise FSClientError(errno.ENOENT, "no default filesystem (use --fs NAME)")
-        return fs
-
-    def _holder(self, rank: int) -> MDSInfo | None:
-        try:
-            return self._filesystem().holder(rank)
-        except FSClientError:
-            return None
-
-    def _serving_holder(self, rank: int) -> MDSInfo | None:
-        info = self._filesystem().holder(rank)
-        return info if info is not None and info.state in SERVING else None
-
-    def _rank_status(self, rank: int) -> str:
-        try:
-            fs = self._filesystem()
-        except FSClientError as e:
-            return e.message
-        info = fs.holder(rank)
-        where = f"rank {rank} of {fs.fs_name}"
-        return f"{where} is failed" if info is None else \
-            f"{where} is mds.{info.name} in {states.name(info.state)}"
-
     def _check_session(self) -> None:
         """C4: a session whose rank is now held by another daemon (or none) is marked down."""
         for rank, s in list(self._sessions.items()):
             if s.dead:
                 continue
-            info = self._holder(rank)
-            if info is None or _ident(info) != s.ident:
+            if self.core.moved(rank, s.ident):
+                info = self.core.holder(rank)
                 self.log.info("failover noticed", rank=rank, old=s.name, epoch=self.fsmap.epoch,
                               new=f"mds.{info.name}" if info else None,
                               state=states.name(info.state) if info else None)
@@ -554,49 +436,24 @@ class FSClient:
                 await self._map_changed.wait()
 
     def _on_map(self, fsmap: FSMap) -> None:
-        if self.fsmap is not None and fsmap.epoch <= self.fsmap.epoch:
+        if not self.core.newer(fsmap):
             return
-        self.fsmap = fsmap
         self._check_session()
-        for rank, (ident, scope) in list(self._attempts.items()):
-            info = self._holder(rank)
-            if info is None or _ident(info) != ident:
+        for rank, (incarnation, scope) in list(self._attempts.items()):
+            if self.core.moved(rank, incarnation):
                 scope.cancel()  # connecting to a holder the map has replaced
-        for rank in sorted(self._had_session):
-            info = self._holder(rank)
-            if info is not None and info.state == states.RECONNECT and \
-                    self.evicted is None and self._reconnecting.get(rank) != _ident(info):
-                self._reconnecting[rank] = _ident(info)
+        if self.evicted is None:
+            for rank, info in self.core.to_reconnect():
                 self.nursery.start_soon(self._reconnect, info, rank)
         event, self._map_changed = self._map_changed, trio.Event()
         event.set()
 
-    async def _follow_mon(self, conn: Connection, mon_entity: str) -> None:
-        """Receive every map; if the monitor goes away, hunt for it again (forever)."""
-        while True:
+    def _on_mon(self, msg) -> None:
+        """What the monitor pushes: the FSMap (a bad one is ignored; a newer one follows)."""
+        if isinstance(msg, m.FSMapMsg):
             try:
-                await conn.send(m.Subscribe(what=["fsmap"]))
-                while True:
-                    msg = await conn.recv()
-                    if isinstance(msg, m.FSMapMsg):
-                        try:
-                            fsmap = FSMap.from_wire(msg.fsmap)
-                        except (KeyError, TypeError, ValueError) as e:
-                            self.log.warning("ignoring a bad fsmap", reason=repr(e))
-                            continue
-                        self._on_map(fsmap)
-            except (ConnectionClosed, ProtocolError) as e:
-                self.log.warning("lost the monitor session; hunting", reason=str(e))
-            finally:
-                await conn.aclose()
-            while True:
-                try:
-                    conn, _ = await hunt(self.mon_host, mon_entity, self.auth,
-                                                 math.inf, self.hunt_interval)
-                    break
-                except MonUnreachable as e:  # refused: keep trying, the mon may change its mind
-                    self.log.warning(str(e))
-                    await trio.sleep(self.hunt_interval)
-
-
-
+                fsmap = FSMap.from_wire(msg.fsmap)
+            except (KeyError, TypeError, ValueError) as e:
+                self.log.warning("ignoring a bad fsmap", reason=repr(e))
+                return
+            self._on_map(fsmap)

@@ -251,7 +251,7 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
                                  hunt_interval=hunt_interval) as fs:
             await _setup(fs, root)
             if pin_ranks:  # spread the clients' subtrees over the active ranks (export pins)
-                max_mds = fs._filesystem().max_mds
+                max_mds = fs.core.filesystem().max_mds
                 await fs.setattr(root, xattrs={"ceph.dir.pin": str(k % max_mds)})
                 if max_mds > 1:  # and /x beneath it on the next rank: cross-rank renames
                     x = posixpath.join(root, "x")
@@ -287,7 +287,7 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
 
 async def cli(config, args) -> int:
     """`mdsemu client load --clients N --duration S --history FILE`."""
-    from client.cli import auth_key
+    from client.conf import auth_key
 
     if args.clients < 1 or args.duration < 0:
         print("mdsemu client: load: --clients must be >= 1 and --duration >= 0",

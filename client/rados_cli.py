@@ -16,6 +16,7 @@ from datetime import datetime
 
 import trio
 
+from client.conf import load_config
 from client.rados import Rados, RadosError, strerror
 from common import config as cfg
 
@@ -211,8 +212,6 @@ def main(argv: list[str]) -> int:
         if not args:
             print("rados: you must give an action. Try --help", file=sys.stderr)
             return 1
-        from client.cli import load_config
-
         config = load_config(opts["conf"])
         return trio.run(run, config, opts, args, sys.stdin.buffer, _Out())
     except Usage as e:

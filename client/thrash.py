@@ -25,7 +25,7 @@ from datetime import datetime
 
 import trio
 
-from client import nemesis, vstart
+from client import nemesis, procs, vstart
 from client.admin import AdminClient, MonUnreachable
 from common import config as cfg
 from common import messages as m
@@ -107,8 +107,8 @@ class Cluster:
             return -errno.ENOTCONN
 
     def pid(self, name: str) -> int | None:
-        pid = vstart.read_pid(vstart.pid_path(self.dir, name))
-        return pid if pid and vstart.ours(pid, self.dir) else None
+        pid = procs.read_pid(procs.pid_path(self.dir, name))
+        return pid if pid and procs.ours(pid, self.dir) else None
 
     def send_signal(self, name: str, sig: int) -> None:
         pid = self.pid(name)

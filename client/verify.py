@@ -451,7 +451,7 @@ async def cli(config, args) -> int:
     """`mdsemu client verify --history FILE [--json]`: 0 if no violation, 1 otherwise."""
     import sys
 
-    from client.cli import auth_key
+    from client.conf import auth_key
 
     try:
         summary = await verify(config.get("mon_host"), args.history, fs_name=args.fs,

@@ -1,4 +1,4 @@
-"""`mdsemu vstart|vstop|demo`: a local cluster of real processes, like Ceph's vstart.sh.
+"""`mdsemu vstart|vstop`: a local cluster of real processes, like Ceph's vstart.sh.
 
 vstart writes DIR/ceph.conf, starts the daemons in the background with pid files
 DIR/run/<type>.<id>.pid and logs DIR/out/<type>.<id>.log, creates the file system and returns
@@ -12,9 +12,7 @@ import errno
 import json
 import os
 import signal
-import socket
 import string
-import subprocess
 import sys
 import time
 import uuid
@@ -22,115 +20,18 @@ import uuid
 import trio
 
 from client.admin import AdminClient, MonUnreachable
+from client.procs import alive, free_port, pid_path, running, spawn, write_conf
 from common import config as cfg
 
 MDS_NAMES = string.ascii_lowercase
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pid_path(d: str, name: str) -> str:
-    return os.path.join(d, "run", f"{name}.pid")
-
-
-def read_pid(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as gone
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done != 0:
-            return False
-    except ChildProcessError:
-        pass
-    # A zombie that is not our child (vstop runs after vstart has exited, so the daemons are
-    # init's children, reaped whenever init gets round to it) is gone too.
-    return _proc_stat(pid)[0] not in ("Z", "X")
-
-
-def _proc_stat(pid: int) -> tuple[str, str]:
-    """(state letter, command line) from /proc; ("?", "") where /proc cannot tell."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        return state, cmd
-    except (OSError, IndexError):
-        return "?", ""
-
-
-def ours(pid: int, d: str) -> bool:
-    """The pid is alive and is a daemon of the cluster in `d` (its command line names the
-    cluster's ceph.conf), not an unrelated process that reuses a stale pid file's number."""
-    if not alive(pid):
-        return False
-    state, cmd = _proc_stat(pid)
-    return state == "?" or os.path.join(d, "ceph.conf") in cmd
-
-
-def write_conf(d: str, port: int, profile: str, extra: dict[str, str] | None = None) -> str:
-    lines = [
-        "[global]",
-        f"fsid = {uuid.uuid4()}",
-        f"mon_host = 127.0.0.1:{port}",
-        f"mdsemu_profile = {profile}",
-        "log_format = json",
-        f"admin_socket = {os.path.join(d, 'run', '$name.asok')}",
-        "",
-        "[mon]",
-        f"mon_data = {os.path.join(d, 'mon.$id')}",
-        "mon_allow_pool_delete = true",  # as Ceph's vstart.sh sets it
-        "",
-        "[osd]",
-        f"osd_data = {os.path.join(d, 'osd.$id')}",
-    ]
-    for k, v in (extra or {}).items():
-        lines.insert(5, f"{k} = {v}")
-    path = os.path.join(d, "ceph.conf")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
-
-
 def start_daemon(d: str, kind: str, ident: str, conf: str) -> int:
+    """A daemon of the cluster in `d`, detached from us; its pid file is written at once."""
     name = f"{kind}.{ident}"
-    out = open(os.path.join(d, "out", f"{name}.log"), "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", kind, "-c", conf, "-i", ident, "--pid-file", pid_path(d, name)],
-        stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-    )
-    out.close()
-    with open(pid_path(d, name), "w") as f:
-        f.write(f"{proc.pid}\n")
-    return proc.pid
-
-
-def running(d: str) -> dict[str, int]:
-    rundir = os.path.join(d, "run")
-    found = {}
-    if os.path.isdir(rundir):
-        for fn in sorted(os.listdir(rundir)):
-            if fn.endswith(".pid"):
-                pid = read_pid(os.path.join(rundir, fn))
-                if pid and ours(pid, d):
-                    found[fn[:-4]] = pid
-    return found
+    pid = spawn(d, kind, ident, conf, detach=True).pid
+    pid_path(d, name).write_text(f"{pid}\n")
+    return pid
 
 
 async def _admin(conf: str, words: list[str], fmt: str = "plain", timeout: float = 10.0):
@@ -176,7 +77,7 @@ def vstart(a: argparse.Namespace) -> int:
     conf = os.path.join(d, "ceph.conf")
     if a.new or not os.path.exists(conf):
         port = a.port or free_port()
-        conf = write_conf(d, port, a.profile)
+        conf = str(write_conf(d, port, a.profile, fsid=str(uuid.uuid4())))
     start_daemon(d, "mon", "a", conf)
     try:
         _, _, out = admin(conf, "fs", "ls", fmt="json", timeout=15)
@@ -281,19 +182,23 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str]) -> int:
+def parse(argv: list[str]) -> argparse.Namespace | None:
+    """The arguments of vstart, vstop or demo; None (the reason printed) if out of range."""
     a = parser().parse_args(argv)
-    if a.cmd == "vstop":
-        return vstop(a.dir)
-    if getattr(a, "nfs", 0) and (a.nfs > 26 or a.nfs < 0 or not a.fs or a.mds == 0):
+    if a.cmd != "vstop" and getattr(a, "nfs", 0) and (
+            a.nfs > 26 or a.nfs < 0 or not a.fs or a.mds == 0):
         print("vstart: --nfs must be 0..26 and needs a file system with MDS daemons",
               file=sys.stderr)
-        return errno.EINVAL
-    if a.mds < 0 or a.mds > len(MDS_NAMES) or a.max_mds < 1:
+        return None
+    if a.cmd != "vstop" and (a.mds < 0 or a.mds > len(MDS_NAMES) or a.max_mds < 1):
         print("vstart: --mds must be 0..26 and --max-mds at least 1", file=sys.stderr)
-        return errno.EINVAL
-    if a.cmd == "demo":
-        from client.demo import demo
+        return None
+    return a
 
-        return demo(a)
-    return vstart(a)
+
+def main(argv: list[str]) -> int:
+    """`mdsemu vstart|vstop ...` (`mdsemu demo` is client/demo.py, built on this module)."""
+    a = parse(argv)
+    if a is None:
+        return errno.EINVAL
+    return vstop(a.dir) if a.cmd == "vstop" else vstart(a)

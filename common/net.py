@@ -6,6 +6,7 @@ the owner of the connection handles by logging the reason and closing that conne
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import errno
 import re
@@ -14,6 +15,7 @@ import structlog
 import trio
 
 from common import messages, wire
+from common.addr import parse_hostport  # noqa: F401 (re-exported: many callers import it here)
 from common.inject import Injector, Messenger
 from common.messages import Error, Hello, HelloOk
 
@@ -140,18 +142,6 @@ def _peer_name(stream) -> str:
         return "?"
 
 
-def parse_hostport(text: str, default_port: int = 6789) -> tuple[str, int]:
-    """"127.0.0.1:6789", "[v2:127.0.0.1:3300/0,v1:...]" or "host" -> (host, port)."""
-    text = text.strip().strip("[]").split(",")[0]
-    for prefix in ("v2:", "v1:"):
-        text = text.removeprefix(prefix)
-    text = text.split("/")[0]
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        return text, default_port
-    return host, int(port)
-
-
 ENTITY_RE = re.compile(r"^(mds|client|osd|mon)\.[A-Za-z0-9_.\-]+$")
 
 
@@ -206,3 +196,23 @@ async def connect(
         raise HandshakeError(errno.EPROTO, f"expected hello_ok, got {reply.TYPE}")
     conn.attach(reply.mon)
     return conn, reply
+
+
+@contextlib.asynccontextmanager
+async def background(conn: Connection | None = None):
+    """A nursery for the tasks behind a client object (its receive task), cancelled when the
+    block ends; `conn` is closed then. What the block raises comes out as it was raised, not
+    wrapped in an exception group (the background tasks end quietly)."""
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                yield nursery
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    finally:
+        if conn is not None:
+            await conn.aclose()

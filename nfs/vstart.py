@@ -7,14 +7,13 @@ DIR/out/nfs.<id>.log), each waiting for the one before to settle, as the seed st
 from __future__ import annotations
 
 import os
-import socket
 import string
-import subprocess
 import sys
 import time
 
 import trio
 
+from client.procs import free_port, pid_path, spawn
 from client.rados import Rados, RadosError
 from common import config as cfg
 from nfs import grace
@@ -59,12 +58,6 @@ RADOS_KV {{
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def _db(conf: str, pool: str, nodes: list[str] | None) -> grace.GraceDB:
     """`add` the nodes (creating the database) when given; the database as it stands."""
     config = cfg.Config("client.admin", cfg.load_conf(conf))
@@ -91,19 +84,14 @@ def start_heads(d: str, conf: str, fs: str, n: int, profile: str, timeout: float
         print(f"vstart: cannot create the grace database: {e}", file=sys.stderr)
         return e.code
     for node in nodes:
-        port = _free_port()
+        port = free_port()
         gconf = os.path.join(d, f"ganesha.{node}.conf")
         with open(gconf, "w") as f:
             f.write(CONF.format(port=port, grace=grace_period, lease=lease, pool=pool,
                                 ns=NAMESPACE, node=node))
-        pid_file = os.path.join(d, "run", f"nfs.{node}.pid")
-        with open(os.path.join(d, "out", f"nfs.{node}.log"), "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "nfs.daemon", "-c", conf, "-f", gconf, "-i", node,
-                 "--pid-file", pid_file],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-        with open(pid_file, "w") as f:
-            f.write(f"{proc.pid}\n")
+        pid = spawn(d, "nfs", node, conf, "-f", gconf, detach=True).pid
+        with open(pid_path(d, f"nfs.{node}"), "w") as f:
+            f.write(f"{pid}\n")
         if not _settled(conf, pool, node, timeout):
             print(f"vstart: nfs.{node} did not settle within {timeout:g}s; see "
                   f"{d}/out/nfs.{node}.log", file=sys.stderr)

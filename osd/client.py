@@ -29,7 +29,15 @@ import trio
 
 from common import messages as m
 from common import wire
-from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
+from common.net import (
+    ConnectionClosed,
+    HandshakeError,
+    ProtocolError,
+    background,
+    connect,
+    parse_hostport,
+)
+from common.replies import ReplyMux
 
 EBLOCKLISTED = errno.ESHUTDOWN  # 108
 
@@ -57,7 +65,7 @@ class OSDClient:
         self.my_addr = my_addr
         self.epoch = 0  # the newest OSDMap epoch the osd has answered with
         self._tids = itertools.count(1)
-        self._waiting: dict[int, trio.MemorySendChannel] = {}
+        self._replies = ReplyMux()
         self._lost: str | None = None
         self._nursery = nursery
         self._cookies = itertools.count(1)
@@ -77,22 +85,15 @@ class OSDClient:
         except OSError as e:
             raise OSDError(e.errno or errno.ECONNREFUSED,
                            f"cannot reach the osd at {osd_addr}: {e.strerror or e}") from None
-        try:
-            async with trio.open_nursery() as nursery:
-                client = cls(conn, my_addr, nursery)
-                try:
-                    yield client
-                finally:
-                    nursery.cancel_scope.cancel()
-        finally:
-            await conn.aclose()
+        async with background(conn) as nursery:
+            yield cls(conn, my_addr, nursery)
 
     async def _receive(self) -> None:
         try:
             while True:
                 msg = await self.conn.recv()
-                if isinstance(msg, m.OSDOpReply) and msg.tid in self._waiting:
-                    self._waiting.pop(msg.tid).send_nowait(msg)
+                if isinstance(msg, m.OSDOpReply):
+                    self._replies.deliver(msg.tid, msg)  # the caller may have given up
                 elif isinstance(msg, m.WatchNotify) and msg.cookie in self._watches:
                     self._nursery.start_soon(self._on_notify, msg)
                 elif isinstance(msg, m.Error):
@@ -102,26 +103,24 @@ class OSDClient:
             self._lost = f"lost the connection to the osd: {e}"
         finally:
             self._lost = self._lost or "lost the connection to the osd"
-            for ch in self._waiting.values():
-                ch.close()
-            self._waiting.clear()
+            self._replies.close()
 
     async def _call(self, op: str, pool: int, name: str, min_epoch: int = 0,
                     **fields) -> m.OSDOpReply:
         if self._lost:
             raise OSDError(errno.ENOTCONN, self._lost)
         tid = next(self._tids)
-        send, recv = trio.open_memory_channel(1)
-        self._waiting[tid] = send
+        self._replies.expect(tid)
         try:
             await self.conn.send(m.OSDOp(tid=tid, pool=pool, name=name, op=op,
                                          addr=self.my_addr, min_epoch=min_epoch, **fields))
-            reply = await recv.receive()
-        except (trio.EndOfChannel, ConnectionClosed):
-            raise OSDError(errno.ENOTCONN, self._lost or "lost the connection to the osd") \
-                from None
+            reply = await self._replies.receive(tid)
+        except ConnectionClosed:
+            reply = None
         finally:
-            self._waiting.pop(tid, None)
+            self._replies.forget(tid)
+        if reply is None:
+            raise OSDError(errno.ENOTCONN, self._lost or "lost the connection to the osd")
         self.epoch = max(self.epoch, reply.epoch)
         if reply.rc < 0:
             kind = Blocklisted if reply.rc == -EBLOCKLISTED else OSDError

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import math
 import os
 import sqlite3
 
@@ -28,14 +29,14 @@ import trio
 
 from common import messages as m
 from common.auth import hello_key
+from common.backoff import Backoff
 from common.config import Config
+from common.monclient import MonClient
 from common.net import (
     ENTITY_RE,
     Connection,
     ConnectionClosed,
-    HandshakeError,
     ProtocolError,
-    connect,
     guarded,
     parse_hostport,
     use_messenger,
@@ -80,6 +81,7 @@ class OSDServer:
         self._conn_ids = itertools.count(1)
         self._conns: dict[int, Connection] = {}
         self._notified: dict[int, trio.Event] = {}  # notify id -> set when it completes
+        self._monc: MonClient | None = None
 
     # -- life cycle
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -105,54 +107,38 @@ class OSDServer:
         finally:
             self.store.close()
 
-    # -- the mon session: subscribe to the OSDMap, announce our address
+    # -- the mon session: subscribe to the OSDMap, announce our address on every session
     async def _mon_loop(self) -> None:
-        hosts = [parse_hostport(h) for h in self.config.get("mon_host").split(",") if h.strip()]
         hunt = self.config.get("mon_client_hunt_interval")
-        backoff, attempt = hunt, 0
-        while True:
-            host, port = hosts[attempt % len(hosts)]
-            attempt += 1
-            try:
-                conn, _ = await connect(host, port, self.entity, auth=hello_key(self.config),
-                                        max_size=self.config.get("ms_max_message_size"))
-            except (OSError, HandshakeError) as e:
-                log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",
-                            error=str(e), retry_in=backoff)
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, 10 * hunt)
-                continue
-            backoff = hunt
-            log.info("connected to the monitor", mon=f"{host}:{port}")
-            try:
-                await conn.send(m.Subscribe(what=["osdmap", "config"]))  # config: ms_inject_*
-                if self._mon_knows_boot:
-                    await conn.send(m.OSDBoot(osd_id=self.osd_id, addr=self.addr))
-                await self._mon_receive(conn)
-            except (ConnectionClosed, ProtocolError) as e:
-                log.warning("lost the monitor connection", error=str(e))
-            finally:
-                await conn.aclose()
-            await trio.sleep(hunt)
+        async with MonClient.open(self.config.get("mon_host"), self.entity,
+                                  auth=hello_key(self.config), timeout=math.inf,
+                                  backoff=Backoff(hunt, 10 * hunt), reconnect=True,
+                                  max_size=self.config.get("ms_max_message_size"), log=log,
+                                  on_push=self._mon_push) as monc:
+            self._monc = monc
+            await monc.subscribe("osdmap", "config")  # config: ms_inject_* at run time
+            if self._mon_knows_boot:
+                monc.set_session_msg("osd_boot", m.OSDBoot(osd_id=self.osd_id, addr=self.addr))
+                await monc.send(m.OSDBoot(osd_id=self.osd_id, addr=self.addr))
+            await trio.sleep_forever()
 
-    async def _mon_receive(self, conn: Connection) -> None:
-        while True:
-            msg = await conn.recv()
-            if isinstance(msg, m.OSDMapMsg):
-                try:
-                    osdmap = OSDMap.from_wire(msg.osdmap)
-                except (KeyError, TypeError, ValueError) as e:
-                    raise ProtocolError(f"bad osdmap: {e!r}") from None
-                self._on_osdmap(osdmap)
-            elif isinstance(msg, m.ConfigMsg):
-                changed = self.config.set_runtime(msg.values)
-                if changed:
-                    log.info("config changed", options=changed)
-            elif isinstance(msg, m.Error):
-                if "osd_boot" in msg.message:  # an older mon: carry on without announcing
-                    log.warning("the monitor does not accept osd_boot; not announcing our address")
-                    self._mon_knows_boot = False
-                raise ProtocolError(f"monitor said: {msg.message}")
+    def _mon_push(self, msg) -> None:
+        if isinstance(msg, m.OSDMapMsg):
+            try:
+                osdmap = OSDMap.from_wire(msg.osdmap)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ProtocolError(f"bad osdmap: {e!r}") from None
+            self._on_osdmap(osdmap)
+        elif isinstance(msg, m.ConfigMsg):
+            changed = self.config.set_runtime(msg.values)
+            if changed:
+                log.info("config changed", options=changed)
+        elif isinstance(msg, m.Error):
+            if "osd_boot" in msg.message:  # an older mon: carry on without announcing
+                log.warning("the monitor does not accept osd_boot; not announcing our address")
+                self._mon_knows_boot = False
+                self._monc.drop_session_msg("osd_boot")
+            raise ProtocolError(f"monitor said: {msg.message}")
 
     def _on_osdmap(self, osdmap: OSDMap) -> None:
         if osdmap.epoch <= self.osdmap.epoch:

@@ -133,3 +133,19 @@ async def test_verify_detects_tampered_history(cluster, autojump_clock, tmp_path
     summary = await verify(_mon(c), str(history))
     assert any("acknowledged, but the model says it must fail with ENOENT" in v
                and pair[1]["args"]["path"] in v for v in summary.violations), summary.text()
+
+
+async def test_pinned_load_pins_each_client_to_a_rank(cluster, autojump_clock, tmp_path):
+    """`load --pin-ranks` reads max_mds from the client's map and pins client k's directory to
+    rank k mod max_mds (one rank here: all to 0)."""
+    c = cluster
+    loaded = await run_load(_mon(c), 2, 2.0, str(tmp_path / "history.jsonl"), seed=5,
+                            pin_ranks=True)
+    assert loaded.acknowledged > 10 and loaded.unknown == 0
+    with trio.fail_after(30):
+        async with FSClient.open(_mon(c), fs_name="cephfs") as fs:
+            roots = [name for name, _ in await fs.ls("/load")]
+            assert roots == ["c0", "c1"]
+            for name in roots:
+                inode = await fs.stat(f"/load/{name}")
+                assert inode["xattrs"]["ceph.dir.pin"] == "0"

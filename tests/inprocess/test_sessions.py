@@ -107,7 +107,7 @@ async def test_R3_unsafe_request_comes_back_through_clientreplay(cluster, nurser
             done["inode"] = await fs.mkdir("/unsafe")
 
         nursery.start_soon(mkdir)
-        await c.wait_for(lambda: fs._unsafe, what="an unsafe reply")
+        await c.wait_for(lambda: fs.core.unsafe, what="an unsafe reply")
         c.mds[first].kill()  # dies with the mkdir applied and answered, but not journaled
         await c.wait_for(lambda: "inode" in done, what="the safe reply from the new active")
         assert done["inode"]["mode"] & 0o040000

@@ -63,7 +63,7 @@ async def test_R7_export_pin_moves_a_subtree_and_requests_follow_it(cluster, aut
     async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
         await _pinned_tree(c, fs)
         assert not _holds(c, 0, "/r1") and _holds(c, 0, "/r0")
-        assert fs._subtrees.get("/r1") == 1  # learnt from rank 0's forward
+        assert fs.core.subtrees.get("/r1") == 1  # learnt from rank 0's forward
         assert sorted(n for n, _ in await fs.ls("/")) == ["r0", "r1"]
         assert len(await fs.ls("/r1")) == 40
         assert _daemon(c, 1).data.requests >= 40

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
+from client.vipnodes import KEEPALIVED, Nodes, instance, server, who
 from tests.integration.cluster import wait_for
-from tests.integration.vipnodes import KEEPALIVED, Nodes, instance, server, who
 from vip import packet
 from vip.vrrp import master_down_interval, skew_time
 

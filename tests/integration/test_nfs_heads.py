@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from client.procs import spawn
 from nfs.client import NFSClient
 from nfs.nfs4 import NFS4Error
 from tests.integration.cluster import MDSEMU, free_port, pid_alive, wait_for
@@ -46,12 +47,8 @@ class Heads:
             (c.dir / f"ganesha.{n}.conf").write_text(GANESHA_CONF.format(port=port, node=n))
 
     def start(self, n: str) -> None:
-        log = open(self.c.dir / "out" / f"nfs.{n}.log", "a")  # noqa: SIM115
-        self.procs[n] = subprocess.Popen(
-            [*NFS, "-c", str(self.c.conf_path), "-f", str(self.c.dir / f"ganesha.{n}.conf"),
-             "-i", n, "--pid-file", str(self.c.dir / "run" / f"nfs.{n}.pid")],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
+        self.procs[n] = spawn(self.c.dir, "nfs", n, self.c.conf_path,
+                              "-f", str(self.c.dir / f"ganesha.{n}.conf"))
 
     def kill(self, n: str, sig: int = signal.SIGKILL) -> None:
         self.procs[n].send_signal(sig)

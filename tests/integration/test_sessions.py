@@ -86,7 +86,7 @@ def test_R3_unsafe_then_killed_request_comes_back_through_clientreplay(cluster_f
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(fs.mkdir, "/unsafe")
                 with trio.fail_after(20):
-                    while not fs._unsafe:  # the unsafe reply came; nothing is journaled
+                    while not fs.core.unsafe:  # the unsafe reply came; nothing is journaled
                         await trio.sleep(0.01)
                 os.kill(c.pid_of(old["name"]), signal.SIGKILL)
             return [name for name, _ in await fs.ls("/")]

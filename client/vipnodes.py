@@ -1,4 +1,4 @@
-"""Real mdsemu-keepalived processes for the VIP tests, and the local services they front.
+"""Real mdsemu-keepalived processes on loopback for the VIP tests and bench/, and the local services they front.
 
 Each test gets its own 127.A.B.0/24 corner of the loopback net (daemons on .2, .3, .4, VIPs
 from .10), a free UDP port for the adverts and free TCP ports, so tests and engineers running
@@ -23,7 +23,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.integration.cluster import ClusterError, wait_for
+from client.fsdump import ClusterError
+from client.procs import wait_for
 from vip import status as vipstatus
 
 BIN = Path(sys.executable).parent

@@ -1,0 +1,61 @@
+"""How a tool finds its cluster: the conf file, the options every `mdsemu` command takes
+anywhere on its line, and the key it says hello with. Shared by `mdsemu` (client/cli.py), its
+`client` commands (client/fscli.py) and the load and verify tools, which import nothing else
+of each other's front ends."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+from common import config as cfg
+from common.auth import hello_key
+
+
+def default_conf() -> str:
+    if os.environ.get("CEPH_CONF"):
+        return os.environ["CEPH_CONF"]
+    return "ceph.conf" if os.path.exists("ceph.conf") else "/etc/ceph/ceph.conf"
+
+
+def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
+    """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w out of anywhere in argv."""
+    opts = {"conf": None, "format": "plain", "timeout": None}
+    words: list[str] = []
+    i = 0
+    takes = {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
+             "--connect-timeout": "timeout"}
+    while i < len(argv):
+        a = argv[i]
+        key, eq, val = a.partition("=")
+        if key in takes and a.startswith("--") and eq:
+            opts[takes[key]] = val
+        elif a in takes:
+            if i + 1 >= len(argv):
+                raise SystemExit(f"mdsemu: option {a} needs a value")
+            opts[takes[a]] = argv[i + 1]
+            i += 1
+        elif a == "-s":
+            words.append("status")
+        elif a in ("-w", "--watch"):
+            words.append("-w")
+        elif a in ("-h", "--help") and not words:
+            words.append("--help")
+        else:
+            words.append(a)
+        i += 1
+    return opts, words
+
+
+def load_config(conf_path: str | None, name: str = "client.admin") -> cfg.Config:
+    path = conf_path or default_conf()
+    try:
+        return cfg.Config(name, cfg.load_conf(path))
+    except cfg.ConfError as e:
+        print(f"mdsemu: {e}", file=sys.stderr)
+        raise SystemExit(errno.EINVAL) from None
+
+
+def auth_key(config: cfg.Config) -> str:
+    return hello_key(config)
