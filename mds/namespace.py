@@ -2,9 +2,10 @@
 
 Every mutation is split in two, as a journaled MDS needs: `prepare(op, args, now)` checks the
 request against the current namespace and returns an event (a plain dict holding everything,
-allocated inode numbers and stamps included), and `apply(event)` changes the namespace. The
+allocated inode numbers and stamps included), and applying it changes the namespace. The
 active applies at once and journals the event; replay applies the same events from the journal
-and reaches the same state, because `apply` decides nothing. `apply` is also idempotent and
+and reaches the same state, because applying decides nothing (`mds.applier` applies every event
+type; `apply_update` here is the part for local updates). Applying is also idempotent and
 tolerant (it checks inode numbers before it unlinks), so replaying a journal tail onto directory
 objects written back after some of those events still converges on the live state; directory
 link counts are derived (2 + subdirectories), not counted.
@@ -17,8 +18,6 @@ import stat
 from dataclasses import dataclass, field
 
 ROOT_INO = 1
-SUBTREE_EVENTS = ("ESubtreeMap", "EImport", "EExport")
-XRANK_EVENTS, XRANK_OPS = ("EPeerUpdate", "ECommitted"), ("xrename", "xrmdir")  # mds.xrank
 FIRST_INO = 0x10000000000  # Ceph hands out client inode numbers from here
 
 
@@ -218,18 +217,12 @@ class Namespace:
         return {"op": "setattr", "ino": node.ino, "dir": self.parent[node.ino], "attrs": attrs,
                 "xattrs": dict(args.get("xattrs", {})), "stamp": now}
 
-    # -- apply an event (active after prepare; replay from the journal)
-    def apply(self, ev: dict) -> None:
-        if ev.get("op") in XRANK_OPS or ev.get("t") in XRANK_EVENTS:
-            from mds import xrank
-
-            xrank.apply(self, ev)
-        elif "op" in ev:
-            getattr(self, f"_apply_{ev['op']}")(ev)
-        elif ev.get("t") in SUBTREE_EVENTS:
-            from mds import subtree
-
-            subtree.apply(self, ev)
+    # -- apply an update (active after prepare; replay from the journal): see mds.applier
+    def apply_update(self, ev: dict) -> None:
+        """An EUpdate of a local operation onto the namespace."""
+        {"mkdir": self._apply_mkdir, "create": self._apply_create,
+         "unlink": self._apply_unlink, "rmdir": self._apply_unlink,
+         "rename": self._apply_rename, "setattr": self._apply_setattr}[ev["op"]](ev)
 
     def attach(self, parent: int, name: str, node: Inode) -> None:
         """Put an inode under a dentry as it was read back (directory objects)."""
@@ -303,8 +296,6 @@ class Namespace:
         self._unlink(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
         if self.parent.get(ev["ino"]) == ev["parent"]:
             self._forget(ev["ino"])
-
-    _apply_rmdir = _apply_unlink
 
     def _apply_rename(self, ev: dict) -> None:
         node = self.inodes.get(ev["ino"])

@@ -14,8 +14,8 @@ import time
 import structlog
 import trio
 
+from mds import applier, subtree, xrank
 from mds import journal as j
-from mds import subtree, xrank
 from mds.mdstore import RankStore, damaged_path
 from mds.namespace import FSError, Namespace
 from mds.sessionmap import CompletedRequests, split_reqid
@@ -181,7 +181,7 @@ class RankData:
         try:
             async with self.lock:
                 ev = {"t": j.EEXPORT, "root": root, "to": to, "export_id": export_id}
-                self.ns.apply(ev)
+                applier.apply(self.ns, ev)
                 waiter = self._enqueue(ev)
             await self._journal(waiter)
         finally:
@@ -195,7 +195,7 @@ class RankData:
         async with self.lock:
             if ev["export_id"] in subtree.imported_ids(self.ns):
                 return
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
         await self._journal(waiter)
 
@@ -211,7 +211,7 @@ class RankData:
             ev = {"t": j.EUPDATE, "op": "setattr", "ino": node.ino,
                   "dir": self.ns.parent[node.ino], "attrs": {},
                   "xattrs": {subtree.PIN_XATTR: value}, "stamp": node.ctime}
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
         await self._journal(waiter)
         return True
@@ -251,7 +251,7 @@ class RankData:
         async with self.lock:
             ev = xrank.master_event(self.ns, op, args, plan, reply, xid, time.time())
             ev.update(t=j.EUPDATE, reqid=reqid, oldest=oldest)
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             ino = ev["ino"]
             ev["result"] = {"inode": self.ns.stat(self.ns.inodes[ino])} \
                 if op == "rename" and ino in self.ns.inodes else {}
@@ -265,7 +265,7 @@ class RankData:
             if xid not in self.ns.xmaster:
                 return
             ev = {"t": j.ECOMMITTED, "id": xid}
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
         await self._journal(waiter)
 
@@ -275,7 +275,7 @@ class RankData:
             ev, reply = xrank.prepare(self.ns, master, xid, req, self.locked(), self.frozen)
             if not ev:
                 return reply
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
         await self._journal(waiter)
         return reply
@@ -287,7 +287,7 @@ class RankData:
             ev = xrank.finish_event(self.ns, xid, commit)
             if ev is None:
                 return
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
             self._xnotify()
         log.info("cross-rank operation " + ("committed" if commit else "rolled back"),
@@ -301,11 +301,7 @@ class RankData:
         if open_:
             ev.update(addr=addr, metadata=metadata)
         await self._journal(self._enqueue(ev))
-        if open_:
-            self.store.sessions[client] = {"addr": addr, "metadata": metadata}
-        else:
-            self.store.sessions.pop(client, None)
-            self.completed.forget(client)
+        applier.apply(self.ns, ev, self.store.sessions, self.completed)
 
     # -- requests
     async def handle(self, reqid: str, op: str, args: dict, early_reply=None,
@@ -369,7 +365,7 @@ class RankData:
                 ev["t"] = j.EUPDATE
                 ev["reqid"] = reqid
                 ev["oldest"] = oldest_tid
-                ns.apply(ev)
+                applier.apply(ns, ev)
                 result = {"inode": ns.stat(ns.inodes[ev["ino"]])} if ev["ino"] in ns.inodes \
                     and op != "unlink" and op != "rmdir" else {}
                 ev["result"] = result

@@ -22,10 +22,10 @@ from __future__ import annotations
 import errno
 import zlib
 
+from mds.events import EEXPORT, EIMPORT, ESUBTREEMAP
 from mds.namespace import ROOT_INO, FSError, Inode, Namespace, split
 
 PIN_XATTR = "ceph.dir.pin"
-ESUBTREEMAP, EIMPORT, EEXPORT = "ESubtreeMap", "EImport", "EExport"
 
 
 def _mark(ns: Namespace, ino: int) -> int | None:
@@ -203,7 +203,7 @@ def _forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset(),
 
 
 def apply(ns: Namespace, ev: dict) -> None:
-    """ESubtreeMap, EImport, EExport onto a namespace (live, replay and write-back alike)."""
+    """ESubtreeMap, EImport, EExport onto a namespace (called by mds.applier)."""
     t = ev["t"]
     if t == ESUBTREEMAP:
         if "auth" not in ev:

@@ -35,12 +35,10 @@ from __future__ import annotations
 import errno
 
 from mds import subtree
+from mds.events import ECOMMITTED, EPEERUPDATE
 from mds.namespace import ROOT_INO, FSError, Inode, Namespace, split
 
-EPEERUPDATE, ECOMMITTED = "EPeerUpdate", "ECommitted"
 PREPARE, COMMIT, ROLLBACK = "prepare", "commit", "rollback"
-EVENTS = (EPEERUPDATE, ECOMMITTED)
-OPS = ("xrename", "xrmdir")  # the master's EUpdates
 
 
 class Forward(Exception):
@@ -248,7 +246,7 @@ def dirty(ev: dict) -> set[int]:
     return out | ({c["ino"]} if c["kind"] == "rmdir" else set())
 
 
-# -- applying the events (live and replay)
+# -- applying the events (called by mds.applier: live, replay and write-back)
 def apply(ns: Namespace, ev: dict) -> None:
     t = ev.get("t")
     if t == EPEERUPDATE:
