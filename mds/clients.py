@@ -14,8 +14,7 @@ import trio
 from common import messages as m
 from common import states
 from common.net import Connection, ConnectionClosed, ProtocolError
-from mds import admin, ophealth, subtree
-from mds.peers import valid_pin
+from mds import admin, lifecycle, ophealth, pins, serving, subtree
 from mds.rankdata import Damaged, Fenced
 from mds.sessionmap import evicting_line
 from osd.client import OSDError
@@ -54,9 +53,9 @@ class ClientSide:
                 s.conn = None
             await conn.aclose()
 
-    def _laggy(self) -> bool:
-        return self.sm is not None and self.sm.state != states.BOOT and \
-            self.beacon.laggy(trio.current_time())
+    def _holding(self, is_command: bool) -> bool:
+        return lifecycle.hold_client_message(is_command, self.state,
+                                             self.beacon.laggy(trio.current_time()))
 
     async def _admin_conn(self, stream) -> None:
         """The admin socket (`mdsemu daemon mds.a ...`, Ceph's `ceph daemon`): commands only,
@@ -68,7 +67,7 @@ class ClientSide:
                 if not isinstance(msg, m.Command):
                     raise ProtocolError(f"expected a command on the admin socket, "
                                         f"not {msg.TYPE}")
-                rc, outs, outb = admin.run(msg.args, msg.format, self, trio.current_time())
+                rc, outs, outb = self.run_admin(msg.args, msg.format, trio.current_time())
                 await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
         except ProtocolError as e:
             log.warning("closing admin socket connection: bad input", reason=str(e))
@@ -77,18 +76,27 @@ class ClientSide:
         finally:
             await conn.aclose()
 
+    def run_admin(self, args: list[str], fmt: str, now: float) -> tuple[int, str, str]:
+        """A command (`tell`, the admin socket): the answer, then its effects."""
+        reply, effects = admin.run(args, fmt, self, now)
+        for e in effects:
+            if isinstance(e, admin.Evict):
+                self.nursery.start_soon(self.evict, e.session, e.message, e.blocklist)
+            elif isinstance(e, admin.ConfigChanged):
+                self.config_changed(e.names)
+        return reply
+
     async def _client_message(self, conn: Connection, client: str, msg) -> None:
-        if not isinstance(msg, m.Command) and self._laggy():
-            # B5: while our beacons go unacked, client messages wait (waiting_for_nolaggy)
+        if self._holding(isinstance(msg, m.Command)):  # B5
             log.info(f"laggy, deferring {msg.TYPE}", client=client)
-            while self._laggy() and self.respawn_reason is None:
+            while self._holding(False) and self.respawn_reason is None:
                 await self._unlaggy.wait()
         now = trio.current_time()
         s = self.sessionmap.get(client)
         if s is not None:  # as in Ceph, a session is its client's, whichever connection
             s.seen(now)
         if isinstance(msg, m.Command):  # `mdsemu tell mds.<who> ...`: no session needed
-            rc, outs, outb = admin.run(msg.args, msg.format, self, now)
+            rc, outs, outb = self.run_admin(msg.args, msg.format, now)
             await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
         elif isinstance(msg, m.ClientSession):
             await self._session_op(conn, client, msg, now)
@@ -96,12 +104,12 @@ class ClientSide:
             await self._client_reconnect(conn, client, msg, now)
         elif isinstance(msg, m.ClientRequest):
             if s is None:
-                await conn.send(m.ClientReply(tid=msg.tid, rc=-errno.ENOTCONN,
-                                              error=f"no session for {client}"))
+                rc, error = serving.no_session_reply(client)
+                await conn.send(m.ClientReply(tid=msg.tid, rc=rc, error=error))
                 return
             s.requests += 1
             s.conn = conn
-            if msg.replay and self.state == states.RECONNECT:
+            if serving.queue_for_clientreplay(msg.replay, self.state):
                 self.replay_queue.append((conn, client, msg))  # for up:clientreplay (R3 6)
                 return
             self.nursery.start_soon(self._client_request, conn, client, msg)
@@ -113,23 +121,24 @@ class ClientSide:
         s = self.sessionmap.get(client)
         if msg.op == "request_open":
             addr = msg.metadata.get("addr")
-            if not isinstance(addr, str) or not addr:
-                raise ProtocolError("request_open without the client's addr")
-            if addr in self.osdmap.blocklist:
+            known = self.data.store.sessions.get(client) if self.data is not None else None
+            verdict, why = serving.open_verdict(
+                addr, self.osdmap.blocklist, self.state,
+                self.data is not None and self.respawn_reason is None,
+                known.get("addr") if known is not None else None)
+            if verdict == "bad":
+                raise ProtocolError(why)
+            if verdict == "reject":
                 log.info("rejecting blocklisted client", client=client, addr=addr)
-                await conn.send(m.ClientSession("reject",
-                                                metadata={"error_string": "blocklisted"}))
+                await conn.send(m.ClientSession("reject", metadata={"error_string": why}))
                 return
-            if self.state not in (states.ACTIVE, states.CLIENTREPLAY) or self.data is None \
-                    or self.respawn_reason is not None:
-                await conn.send(m.ClientSession("close", metadata={
-                    "reason": f"mds is {states.name(self.state)}"}))
+            if verdict == "close":
+                await conn.send(m.ClientSession("close", metadata={"reason": why}))
                 return
             meta = {k: v for k, v in msg.metadata.items() if isinstance(v, (str, int))}
-            known = self.data.store.sessions.get(client)
             s = self.sessionmap.add(client, addr, meta, now)
             s.conn = conn
-            if known is None or known.get("addr") != addr:
+            if verdict == "journal":
                 if not await self._data_io(self.data.journal_session(client, addr, meta, True)):
                     return
             log.info("session opened", client=client, addr=addr)
@@ -158,17 +167,19 @@ class ClientSide:
         # Ceph: "we're almost in reconnect state (mdsmap delivery race?); waiting": the client
         # saw the map first, or our reconnect work has not begun yet
         with trio.move_on_after(timeout):
-            while self.sm is not None and self.sm.want_state == states.RECONNECT and \
-                    (self.state != states.RECONNECT or smap.reconnect_start is None) and \
-                    self.respawn_reason is None:
+            while self.sm is not None and serving.wait_for_reconnect_state(
+                    self.sm.want_state, self.state, smap.reconnect_start is not None,
+                    self.respawn_reason is not None):
                 with trio.move_on_after(0.05):
                     await self._map_seen.wait()
         now = trio.current_time()
-        if smap.get(client) is None:  # as Ceph, before anything else
+        verdict = serving.reconnect_verdict(smap.get(client) is not None, self.state,
+                                            smap.reconnect_start is not None,
+                                            self.config.get("mds_deny_all_reconnect"))
+        if verdict == "sessionless":
             await conn.send(m.ClientSession("reject", metadata={"error_string": "sessionless"}))
             return
-        if self.state != states.RECONNECT or smap.reconnect_start is None or \
-                self.config.get("mds_deny_all_reconnect"):
+        if verdict == "deny":
             addr = msg.metadata.get("addr") if isinstance(msg.metadata.get("addr"), str) \
                 else smap.get(client).addr
             self._clog("INF", smap.denied_reconnect(client, addr, states.name(self.state), now,
@@ -191,16 +202,13 @@ class ClientSide:
             self.requests_in_flight.done(op)
 
     async def _serve_request(self, conn: Connection, client: str, req) -> None:
-        if not req.replay and self.state in (states.REJOIN, states.CLIENTREPLAY):
-            # A client saw the map that makes us active before we did: the request waits for
-            # up:active (Ceph's wait_for_active) rather than bouncing.
+        if serving.waits_for_active(req.replay, self.state):
             with trio.move_on_after(self.config.get("mds_beacon_grace")):
                 while self.state != states.ACTIVE and self.respawn_reason is None:
                     await self._map_seen.wait()
         data = self.data
-        serving = self.state == states.ACTIVE or (self.state == states.CLIENTREPLAY
-                                                  and req.replay)
-        if not serving or data is None or self.respawn_reason is not None:
+        if not serving.serves(req.replay, self.state) or data is None or \
+                self.respawn_reason is not None:
             reply = m.ClientReply(tid=req.tid, rc=-errno.EAGAIN, error="not active")
         else:
             async def early_reply(result: dict) -> None:
@@ -208,9 +216,8 @@ class ClientSide:
                     await conn.send(m.ClientReply(tid=req.tid, rc=0, result=result, safe=False))
 
             early = early_reply if self.config.get("mds_early_reply") else None
-            pin = (req.args.get("xattrs") or {}).get(subtree.PIN_XATTR) \
-                if req.op == "setattr" and isinstance(req.args.get("xattrs"), dict) else None
-            if pin is not None and not valid_pin(pin):
+            pin = pins.pin_in_request(req.op, req.args)
+            if pin is not None and not pins.valid_pin(pin):
                 with contextlib.suppress(ConnectionClosed):
                     await conn.send(m.ClientReply(tid=req.tid, rc=-errno.EINVAL,
                                                   error=f"invalid {subtree.PIN_XATTR} value"))
@@ -336,7 +343,7 @@ class ClientSide:
             log.info("killing session of blocklisted client", client=s.client, addr=s.addr)
             await self._end_session(s, "evicted", journal=True)
         timeout = self.config.get("mds_reconnect_timeout")
-        tick = min(self.config.get("mds_tick_interval"), timeout / 4 or 0.05)
+        tick = serving.reconnect_tick(self.config.get("mds_tick_interval"), timeout)
         if not smap.reconnect_done():
             log.info(f"reconnect_clients -- {len(smap.gather)} sessions")
         while not smap.reconnect_done():

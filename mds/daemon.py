@@ -38,7 +38,7 @@ from common.net import (
     parse_hostport,
 )
 from common.osdmap import OSDMap
-from mds import ophealth
+from mds import lifecycle, ophealth
 from mds.beacon import BeaconState
 from mds.clients import ClientSide
 from mds.peers import SubtreePeers
@@ -146,15 +146,14 @@ class MDSDaemon(ClientSide, SubtreePeers):
     def _respawn(self, reason: str) -> None:
         """Re-execute (the process) or, with no hook (in-process), end `run` with the reason
         in `respawn_reason` so that a supervisor starts a fresh daemon with a new gid."""
-        if self._stopping or _termination_seen:
-            # B10: the map that drops us answers our down:dne beacon (the mon publishes it
-            # before the ack), or a stop signal is on its way to shutdown(); we are leaving,
-            # so this is the end, not a reason to respawn.
+        verdict = lifecycle.on_removed(self._stopping, bool(_termination_seen),
+                                       self.respawn_reason is not None)
+        if verdict == lifecycle.END:  # B10: the map that drops us answers our down:dne
             log.info("removed from the map while shutting down; not respawning")
             if self._acked_dne is not None:
                 self._acked_dne.set()
             return
-        if self.respawn_reason is not None:
+        if verdict == lifecycle.IGNORE:
             return  # already on the way out
         log.warning(reason)
         self.respawn_reason = reason
@@ -180,7 +179,6 @@ class MDSDaemon(ClientSide, SubtreePeers):
         self._stopping = True
         if self.conn is None or self.gid == 0 or self.state == states.BOOT:
             return
-        self.beacon.want_state = states.DNE
         self.sm.want_state = states.DNE
         with trio.move_on_after(1.0):
             self._acked_dne = trio.Event()
@@ -191,7 +189,8 @@ class MDSDaemon(ClientSide, SubtreePeers):
     # -- the mon session (reconnects with backoff, keeps its gid)
     async def _mon_session_loop(self) -> None:
         hosts = [parse_hostport(h) for h in self.config.get("mon_host").split(",") if h.strip()]
-        backoff = self.config.get("mon_client_hunt_interval")
+        backoff = lifecycle.mon_backoff(self.config.get("mon_client_hunt_interval"),
+                                        self.config.get("mds_beacon_grace"))
         attempt = 0
         while True:
             host, port = hosts[attempt % len(hosts)]
@@ -201,15 +200,12 @@ class MDSDaemon(ClientSide, SubtreePeers):
                                          auth=hello_key(self.config),
                                          max_size=self.config.get("ms_max_message_size"))
             except (OSError, HandshakeError) as e:
+                delay = backoff.next()
                 log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",
-                            error=str(e), retry_in=backoff)
-                await trio.sleep(backoff)
-                # Never wait longer than the grace between attempts: a restarted mon gives
-                # us mds_beacon_mon_down_grace to come back (T3), then fails us.
-                backoff = min(backoff * 2, 5 * self.config.get("mon_client_hunt_interval") + 2,
-                              max(self.config.get("mds_beacon_grace"), 0.1))
+                            error=str(e), retry_in=delay)
+                await trio.sleep(delay)
                 continue
-            backoff = self.config.get("mon_client_hunt_interval")
+            backoff.reset()
             self.fsid = ok.fsid
             if self.gid == 0:
                 self.gid = ok.global_id
@@ -251,18 +247,15 @@ class MDSDaemon(ClientSide, SubtreePeers):
             if self.beacon.laggy(now) and self.beacon.last_acked_stamp is not None:
                 log.warning(f"MDS connection to Monitors appears to be laggy; "
                             f"{self.beacon.since_acked(now):.3f}s since last acked beacon")
-            # A session whose beacons go unanswered this long is dead: a peer that vanished,
-            # or our own address that changed, sends no RST. Hunt for a monitor again, as
-            # Ceph's MonClient does after mon_client_ping_timeout.
-            silent = now - max(started, self.beacon.last_acked_stamp or started)
-            if silent > self.config.get("mon_client_ping_timeout"):
+            silent = lifecycle.ping_silence(now, started, self.beacon.last_acked_stamp,
+                                            self.config.get("mon_client_ping_timeout"))
+            if silent is not None:  # hunt for a monitor again, as Ceph's MonClient does
                 raise ConnectionClosed(f"no beacon acked for {silent:.1f}s; "
                                        f"hunting for a new monitor session")
 
     def _beacon_msg(self, seq: int) -> m.Beacon:
-        want = self.sm.want_state if self.sm else states.BOOT
-        if self._stopping:
-            want = states.DNE
+        want = lifecycle.beacon_state(self.sm.want_state if self.sm else states.BOOT,
+                                      self._stopping)
         c = self.config
         return m.Beacon(
             global_id=self.gid, name=self.name, state=want, seq=seq,
@@ -309,9 +302,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
                 self._on_ack(msg)
             elif isinstance(msg, m.FSMapMsg):
                 fsmap = FSMap.from_wire(msg.fsmap)
-                if self.sm is not None and self.sm.state != states.BOOT and \
-                        self.beacon.laggy(trio.current_time()):
-                    # B5: while our beacons go unacked, maps wait until the monitors answer
+                if lifecycle.hold_map(self.state, self.beacon.laggy(trio.current_time())):
                     log.info("laggy, deferring mdsmap", epoch=fsmap.epoch)
                     self._deferred_map = fsmap
                 else:
@@ -340,12 +331,11 @@ class MDSDaemon(ClientSide, SubtreePeers):
 
     def _on_ack(self, ack: m.BeaconAck) -> None:
         if ack.null_map:
-            if self._stopping:
+            if lifecycle.on_null_map_ack(self._stopping) == lifecycle.END:
                 if self._acked_dne is not None:
                     self._acked_dne.set()
                 return
-            self._respawn("Map removed me from cluster; respawning! See cluster/monitor logs "
-                          "for details.")
+            self._respawn(lifecycle.REMOVED)
         now = trio.current_time()
         if self.beacon.acked(ack.seq, now):
             log.info(" MDS is no longer laggy")
@@ -386,26 +376,31 @@ class MDSDaemon(ClientSide, SubtreePeers):
     async def _work(self, state: int) -> None:
         with trio.CancelScope() as scope:
             self._work_scope = scope
-            step = getattr(self, f"_work_{states.name(state).split(':')[1].replace('-', '_')}")
-            backoff = self.config.get("mon_client_hunt_interval")
+            step = self._work_table()[state]
+            backoff = lifecycle.work_backoff(self.config.get("mon_client_hunt_interval"))
             while True:
                 try:
                     await step()
                     break
                 except Fenced as e:
-                    self._respawn(str(e))
-                    return
+                    failure = lifecycle.work_failure("fenced", str(e))
                 except Damaged as e:
-                    await self._report_damaged(str(e))
-                    return
+                    failure = lifecycle.work_failure("damaged", str(e))
                 except OSDError as e:
-                    # The osd is down or restarting: wait and start the step over with a new
-                    # session (its address comes from the OSDMap), as Ceph's objecter waits.
-                    log.warning("metadata pool unreachable, retrying", error=str(e),
-                                state=states.name(state), retry_in=backoff)
-                    self._drop_osd()
-                    await trio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    failure = lifecycle.work_failure("osd", str(e))
+                if failure.action == lifecycle.RESPAWN:
+                    self._respawn(failure.reason)
+                    return
+                if failure.action == lifecycle.DAMAGED:
+                    await self._report_damaged(failure.reason)
+                    return
+                # The osd is down or restarting: start the step over with a new session
+                # (its address comes from the OSDMap), as Ceph's objecter waits.
+                delay = backoff.next()
+                log.warning("metadata pool unreachable, retrying", error=failure.reason,
+                            state=states.name(state), retry_in=delay)
+                self._drop_osd()
+                await trio.sleep(delay)
             if self.sm.state == state and self.fsmap is not None:
                 self._act(self.sm.step_done(state, self.fsmap,
                                             replay_queued=bool(self.replay_queue)))
@@ -429,7 +424,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
         an osd answers, as Ceph's objecter waits for the OSD to come back."""
         if self._osd_scope is not None:
             self._osd_scope.cancel()
-        backoff = 0.05
+        backoff = lifecycle.osd_backoff()
         while True:
             while not self.osdmap.osd_addrs:
                 await self._osdmap_changed.wait()
@@ -438,12 +433,11 @@ class MDSDaemon(ClientSide, SubtreePeers):
                 return await self.nursery.start(self._osd_session, addr)
             except (OSError, OSDError, HandshakeError, ConnectionClosed) as e:
                 log.warning("osd unreachable; waiting for it", addr=addr,
-                            error=str(e) or type(e).__name__, retry_in=backoff)
+                            error=str(e) or type(e).__name__, retry_in=backoff.delay)
             epoch = self.osdmap.epoch
-            with trio.move_on_after(backoff):
+            with trio.move_on_after(backoff.next()):
                 while self.osdmap.epoch == epoch:
                     await self._osdmap_changed.wait()
-            backoff = min(backoff * 2, 2.0)
 
     def _drop_osd(self) -> None:
         """Forget the osd session and what was loaded through it; the next step reloads."""
@@ -476,6 +470,14 @@ class MDSDaemon(ClientSide, SubtreePeers):
             while self.fsmap.info(self.gid) is not None:
                 await trio.sleep(0.05)
         self._respawn("respawning after reporting down:damaged")
+
+    def _work_table(self) -> dict:
+        """The work of each state the state machine starts (mds.rank.WORK_STATES)."""
+        return {states.STANDBY_REPLAY: self._work_standby_replay, states.REPLAY: self._work_replay,
+                states.CREATING: self._work_creating, states.STARTING: self._work_starting,
+                states.RESOLVE: self._work_resolve, states.RECONNECT: self._work_reconnect,
+                states.REJOIN: self._work_rejoin, states.CLIENTREPLAY: self._work_clientreplay,
+                states.ACTIVE: self._work_active, states.STOPPING: self._work_stopping}
 
     async def _work_standby_replay(self) -> None:
         log.info("replay_start")  # R5: follow the journal every mds_replay_interval

@@ -12,7 +12,7 @@ import trio
 from common import messages as m
 from common import states
 from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
-from mds import subtree, xrank
+from mds import lifecycle, pins, serving, subtree, xrank
 from mds.namespace import ROOT_INO, FSError
 from mds.rankdata import Damaged, Fenced
 from osd.client import OSDError
@@ -20,24 +20,18 @@ from osd.client import OSDError
 log = structlog.get_logger("mds")
 
 PEER_TIMEOUT = 5.0  # seconds for a question to a peer rank
-REPLAYED = (states.RESOLVE, states.RECONNECT, states.REJOIN, states.CLIENTREPLAY,
-            states.ACTIVE, states.STOPPING)
 
 
 class SubtreePeers:
     async def _peer_op(self, msg: m.MDSPeer) -> tuple[int, dict]:
         """A peer rank's export, pin or resolve question."""
         data = self.data
-        replayed = (states.RESOLVE, states.RECONNECT, states.REJOIN, states.CLIENTREPLAY,
-                    states.ACTIVE, states.STOPPING)
-        if data is None or data.ns is None or self.state not in replayed or \
+        if data is None or data.ns is None or not serving.peer_answers(msg.op, self.state) or \
                 self.respawn_reason is not None:
             return -errno.EAGAIN, {}
         a = msg.args
         try:
             if msg.op == "export":
-                if self.state not in (states.ACTIVE, states.CLIENTREPLAY):
-                    return -errno.EAGAIN, {}
                 ev = subtree.import_event(a["snapshot"], int(a["from"]), str(a["export_id"]))
                 if not await self._data_io(data.import_subtree(ev)):
                     return -errno.EAGAIN, {}
@@ -54,8 +48,6 @@ class SubtreePeers:
                            "committed": xrank.decide(data.ns, xids),
                            "prepared": xrank.prepared_for(data.ns, int(a["from"]))}
             if msg.op == "xprep":  # we are the witness of a cross-rank operation
-                if self.state not in (states.ACTIVE, states.CLIENTREPLAY):
-                    return -errno.EAGAIN, {}
                 try:
                     reply = await data.xrank_prepare(int(a["from"]), str(a["id"]), a["req"])
                 except xrank.Forward as f:
@@ -151,12 +143,11 @@ class SubtreePeers:
 
     async def _xfinish(self, data, rank: int, xid: str, commit: bool) -> None:
         """Tell the witness the outcome until it has heard it (idempotent there)."""
-        backoff = 0.05
+        backoff = lifecycle.peer_backoff()
         while data is self.data and self.respawn_reason is None:
             if await self._xfinish_once(data, rank, xid, commit):
                 return
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
+            await trio.sleep(backoff.next())
 
     async def _xrank_resolve(self, rank: int, result: dict) -> bool:
         """up:resolve with `rank`: settle the operations between us from both journals."""
@@ -165,9 +156,9 @@ class SubtreePeers:
         for xid in xrank.prepared_for(data.ns, rank):  # we were the witness: it decided
             if not await self._data_io(data.xrank_finish(xid, xid in committed)):
                 return False
-        theirs = [(x, x in data.ns.xmaster) for x in result.get("prepared", [])]
-        ours = [(x, True) for x, w in sorted(data.ns.xmaster.items()) if w == rank]
-        for xid, commit in dict(theirs + ours).items():  # we are the master: we decide
+        outcomes = pins.xrank_outcomes(result.get("prepared", []), data.ns.xmaster, rank,
+                                       data.ns.xmaster)
+        for xid, commit in outcomes.items():  # we are the master: we decide
             if not await self._xfinish_once(data, rank, xid, commit):
                 self.nursery.start_soon(self._xfinish, data, rank, xid, commit)
         return True
@@ -184,7 +175,7 @@ class SubtreePeers:
         log.info("export_dir", path=path, to_rank=target, export_id=export_id)
         try:
             snap = await data.export_prepare(root)
-            backoff = 0.05
+            backoff = lifecycle.peer_backoff()
             while True:
                 fs = self.fsmap.fs_of(self.gid)
                 if fs is None or target not in fs.in_ or self.respawn_reason is not None:
@@ -195,8 +186,7 @@ class SubtreePeers:
                     "export_id": export_id, "from": self.sm.rank, "snapshot": snap})
                 if reply is not None and reply.rc == 0:
                     break
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                await trio.sleep(backoff.next())
             await data.export_commit(root, target, export_id)
         except (Fenced, Damaged, OSDError) as e:
             self._respawn(str(e))
@@ -217,65 +207,52 @@ class SubtreePeers:
                 node = data.ns.resolve(path)
         except FSError:
             return
-        if not node.is_dir:
-            return
-        if node.ino in data.ns.exported:  # the contents are elsewhere: their holder moves
-            # them, and its copy of the inode shows the pin (journaled there) even if it stays;
-            # a holder being replaced hears it once it is back
-            await self._relay_pin(data, node, target)
-            return
-        if target < 0:
-            if node.ino in data.ns.auth_roots and parent_rank != self.sm.rank:
-                await self.export_subtree(node.ino, parent_rank)
-            return
-        if target == self.sm.rank:
-            return
         fs = self.fsmap.fs_of(self.gid)
-        holder = fs.holder(target) if fs is not None else None
-        if holder is None or holder.state != states.ACTIVE:
+        holder = fs.holder(target) if fs is not None and target >= 0 else None
+        active = holder is not None and holder.state == states.ACTIVE
+        action, to = pins.decide(is_dir=node.is_dir, exported=node.ino in data.ns.exported,
+                                 auth_root=node.ino in data.ns.auth_roots, target=target,
+                                 rank=self.sm.rank, parent_rank=parent_rank,
+                                 target_active=active)
+        if action == pins.RELAY:  # the contents are elsewhere: their holder moves them, and
+            # its copy of the inode shows the pin (journaled there) even if it stays; a
+            # holder being replaced hears it once it is back
+            await self._relay_pin(data, node, target)
+        elif action == pins.EXPORT:
+            await self.export_subtree(node.ino, to)
+        elif node.is_dir and 0 <= target != self.sm.rank and not active:
             log.info("export pin to a rank that is not active; the subtree stays",
                      path=path, rank=target)
-            return
-        await self.export_subtree(node.ino, target)
 
     async def _relay_pin(self, data, node, target: int) -> None:
-        backoff = 0.05
+        backoff = lifecycle.peer_backoff()
         while data is self.data and self.respawn_reason is None and \
                 node.ino in data.ns.exported and \
-                valid_pin(pin := node.xattrs.get(subtree.PIN_XATTR)) and int(pin) == target:
+                pins.valid_pin(pin := node.xattrs.get(pins.PIN_XATTR)) and int(pin) == target:
             reply = await self._peer_call(data.ns.exported[node.ino], "pin", {
                 "path": data.ns.path_of(node.ino), "target": target, "from": self.sm.rank})
             if reply is not None and reply.rc == 0:
                 return
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
+            await trio.sleep(backoff.next())
 
     async def _enforce_pins(self, ev: dict) -> None:
         """Pins travel with their directories: an imported directory pinned to another rank
         goes on there (e.g. pinned while an ancestor was being exported)."""
         data = self.data
-        for _, _, wire in [ev["chain"][-1]] + ev["entries"] if ev["chain"] else ev["entries"]:
-            pin = (wire.get("xattrs") or {}).get(subtree.PIN_XATTR)
-            if pin is None or not valid_pin(pin) or int(pin) < 0 or int(pin) == self.sm.rank:
+        for ino, target in pins.pins_to_enforce(ev, self.sm.rank):
+            if data is not self.data or ino not in data.ns.inodes:
                 continue
-            if data is not self.data or wire["ino"] not in data.ns.inodes:
-                continue
-            await self._apply_pin(data.ns.path_of(wire["ino"]), int(pin), self.sm.rank)
+            await self._apply_pin(data.ns.path_of(ino), target, self.sm.rank)
 
     def _after_request(self, req, rc: int) -> None:
         """Pins (ceph.dir.pin) and the default spread of new top-level directories."""
-        if rc != 0 or self.data is None:
+        if self.data is None:
             return
-        if req.op == "setattr" and subtree.PIN_XATTR in (req.args.get("xattrs") or {}):
-            target = int(req.args["xattrs"][subtree.PIN_XATTR])
-            self.nursery.start_soon(self._apply_pin, req.args["path"], target, self.sm.rank)
-        elif req.op == "mkdir" and self.sm.rank == 0:
-            parts = [p for p in str(req.args.get("path", "")).split("/") if p]
-            fs = self.fsmap.fs_of(self.gid)
-            if len(parts) == 1 and fs is not None and fs.max_mds > 1:
-                target = subtree.default_rank(parts[0], fs.max_mds)
-                if target != 0:
-                    self.nursery.start_soon(self._apply_pin, req.args["path"], target, 0)
+        fs = self.fsmap.fs_of(self.gid)
+        pin = pins.after_request(req.op, req.args, rc, self.sm.rank,
+                                 fs.max_mds if fs is not None else None)
+        if pin is not None:
+            self.nursery.start_soon(self._apply_pin, *pin)
 
     async def _work_resolve(self) -> None:
         """R3 step 3: ask every other rank, once it has replayed, which of our subtrees it
@@ -284,11 +261,9 @@ class SubtreePeers:
         asked: set[int] = set()
         while True:
             fs = self.fsmap.fs_of(self.gid)
-            others = sorted(r for r in fs.in_ if r != self.sm.rank) if fs else []
-            for rank in others:
-                info = fs.holder(rank)
-                if rank in asked or info is None or info.state not in REPLAYED:
-                    continue
+            others = {r: (fs.holder(r).state if fs.holder(r) is not None else None)
+                      for r in fs.in_ if r != self.sm.rank} if fs else {}
+            for rank in pins.resolve_next(others, asked, serving.REPLAYED):
                 reply = await self._peer_call(rank, "resolve", {
                     "from": self.sm.rank,
                     "prepared": xrank.prepared_for(self.data.ns, rank)})
@@ -300,7 +275,7 @@ class SubtreePeers:
                     if not await self._xrank_resolve(rank, reply.result):
                         return
                     asked.add(rank)
-            if all(r in asked for r in others):
+            if pins.resolve_done(others, asked):
                 break
             epoch = self.fsmap.epoch
             with trio.move_on_after(0.2):
@@ -325,9 +300,3 @@ class SubtreePeers:
             await data.flush_all()
         log.info("stopping_done")
 
-
-def valid_pin(value) -> bool:
-    try:
-        return int(value) >= -1
-    except (TypeError, ValueError):
-        return False

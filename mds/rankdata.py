@@ -14,7 +14,7 @@ import time
 import structlog
 import trio
 
-from mds import applier, subtree, xrank
+from mds import applier, serving, subtree, xrank
 from mds import journal as j
 from mds.mdstore import RankStore, damaged_path
 from mds.namespace import FSError, Namespace
@@ -22,9 +22,6 @@ from mds.sessionmap import CompletedRequests, split_reqid
 from osd.client import Blocklisted, OSDClient, OSDError
 
 log = structlog.get_logger("mds")
-
-READ_OPS = frozenset({"lookup", "getattr", "readdir"})
-WRITE_OPS = frozenset({"mkdir", "create", "unlink", "rmdir", "rename", "setattr"})
 
 
 class Fenced(Exception):
@@ -314,12 +311,13 @@ class RankData:
         self.requests += 1
         client, tid = split_reqid(reqid)
         self.completed.trim(client, oldest_tid)
-        done = self.completed.get(client, tid)
-        if done is not None:
-            return 0, done, ""
+        resent = serving.resend_answer(self.completed.get(client, tid))
+        if resent is not None:
+            return resent
+        kind = serving.op_kind(op)
         try:
             while True:  # until no cross-rank operation holds the directories (mds.xrank)
-                if op in READ_OPS:
+                if kind == "read":
                     redirect = self._redirect(op, args)
                     if redirect is not None:
                         return redirect
@@ -331,16 +329,16 @@ class RankData:
                         return 0, {"entries": [[n, ns.stat(i)] for n, i in
                                                ns.readdir(_arg(args, "path"))]}, ""
                     return 0, {"inode": ns.stat(node)}, ""
-                if op not in WRITE_OPS:
+                if kind is None:
                     return -errno.EINVAL, {}, f"unknown operation '{op}'"
                 changed = self._xchanged
                 result = await self._mutate(reqid, op, args, early_reply, oldest_tid)
                 if result is not None:
                     break
                 await changed.wait()
-                done = self.completed.get(client, tid)  # done meanwhile (a resend)
-                if done is not None:
-                    return 0, done, ""
+                resent = serving.resend_answer(self.completed.get(client, tid))
+                if resent is not None:  # done meanwhile (a resend)
+                    return resent
             if result[0] == 0:
                 self.completed.add(client, tid, result[1], oldest_tid)
             return result
