@@ -1,11 +1,13 @@
 """The MDS daemon's trio shell: the mon session, beacons, map handling and the work of each
-state. Decisions are in `mds.rank` (state machine) and `mds.beacon` (lagginess).
+state. Decisions are in sans-IO cores: `mds.rank` (state machine), `mds.beacon` (lagginess),
+`mds.lifecycle` (respawn, backoffs, B5 holds, work failures), `mds.serving`, `mds.pins`.
 
-The work of each rank state is a method `_work_<state>`: creating writes a new journal, replay
-waits for the fence (F3) and replays the journal from the osd, standby-replay follows it, active
-serves clients (`mds.rankdata`). Every state is reported to the monitor and logged with Ceph's
-wording. Clients and sessions are in the `mds.clients` mixin, the other ranks (subtrees) in
-`mds.peers`.
+The work of each rank state is found in a table keyed by state (`_work_table`): creating
+writes a new journal, replay waits for the fence (F3) and replays the journal from the osd,
+standby-replay follows it, active serves clients (`mds.rankdata`). Every state is reported to
+the monitor and logged with Ceph's wording. The daemon is composed of parts: `ClientServer`
+(`mds.clientserver`: clients and sessions) and `PeerLink` (`mds.peerlink`: the other ranks);
+each reports a fatal condition through `MDSDaemon.fatal`.
 """
 
 from __future__ import annotations
@@ -38,14 +40,14 @@ from common.net import (
     parse_hostport,
 )
 from common.osdmap import OSDMap
-from mds import lifecycle, ophealth
+from mds import admin, lifecycle, ophealth
 from mds.beacon import BeaconState
-from mds.clients import ClientSide
-from mds.peers import SubtreePeers
+from mds.clientserver import ClientServer
+from mds.peerlink import PeerLink
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
 from mds.rankdata import Damaged, Fenced, RankData
 from mds.sessionmap import SessionMap
-from osd.client import OSDClient, OSDError, ResendingOSD
+from osd.objecter import OSDClient, OSDError, ResendingOSD
 
 log = structlog.get_logger("mds")
 
@@ -83,7 +85,7 @@ def exec_respawn(reason: str) -> None:  # pragma: no cover - replaces the proces
     os.execv(sys.executable, sys.orig_argv)
 
 
-class MDSDaemon(ClientSide, SubtreePeers):
+class MDSDaemon:
     def __init__(self, config: Config, respawn: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.name = config.entity_id
@@ -110,14 +112,12 @@ class MDSDaemon(ClientSide, SubtreePeers):
         self._deferred_map: FSMap | None = None
         self.data: RankData | None = None
         self.sessionmap = SessionMap()
-        self.replay_queue: list = []  # (conn, client, request) replayed during reconnect
-        self._reconnect_changed = trio.Event()
-        self._mon_tid = 0
-        self._export_seq = 0
-        self._map_seen = trio.Event()  # set (and replaced) on every map
-        self._unlaggy = trio.Event()  # set (and replaced) on each ack that ends laggy
+        self.map_seen = trio.Event()  # set (and replaced) on every map
+        self.unlaggy = trio.Event()  # set (and replaced) on each ack that ends laggy
         self.started = 0.0
         self.fsid = ""
+        self.clients = ClientServer(self)  # sessions and requests
+        self.peers = PeerLink(self)  # the other ranks: subtrees, cross-rank operations
 
     @property
     def state(self) -> int:
@@ -135,16 +135,17 @@ class MDSDaemon(ClientSide, SubtreePeers):
             watch_termination_signals()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            nursery.start_soon(trio.serve_listeners, self._client_conn, [listener])
+            nursery.start_soon(trio.serve_listeners, self.clients.serve_conn, [listener])
             asok = admin_socket_listener(self.config.get("admin_socket"))
             if asok is not None:
-                nursery.start_soon(trio.serve_listeners, self._admin_conn, [asok])
+                nursery.start_soon(trio.serve_listeners, self.clients.serve_admin, [asok])
             nursery.start_soon(self._mon_session_loop)
             task_status.started(self)
 
     # -- respawn and shutdown
-    def _respawn(self, reason: str) -> None:
-        """Re-execute (the process) or, with no hook (in-process), end `run` with the reason
+    def fatal(self, reason: str) -> None:
+        """The one way to report a fatal condition (every part of the daemon uses it):
+        re-execute (the process) or, with no hook (in-process), end `run` with the reason
         in `respawn_reason` so that a supervisor starts a fresh daemon with a new gid."""
         verdict = lifecycle.on_removed(self._stopping, bool(_termination_seen),
                                        self.respawn_reason is not None)
@@ -162,6 +163,25 @@ class MDSDaemon(ClientSide, SubtreePeers):
                 self.respawn_hook(reason)
             return
         self.nursery.start_soon(self._respawn_after_settling, reason)
+
+    async def data_io(self, coro) -> bool:
+        """Run a metadata write outside a state's work; a fenced or damaged rank respawns."""
+        try:
+            await coro
+            return True
+        except (Fenced, Damaged, OSDError) as e:
+            self.fatal(str(e))
+            return False
+
+    def run_admin(self, args: list[str], fmt: str, now: float) -> tuple[int, str, str]:
+        """A command (`tell`, the admin socket): the answer, then its effects."""
+        reply, effects = admin.run(args, fmt, self, now)
+        for e in effects:
+            if isinstance(e, admin.Evict):
+                self.nursery.start_soon(self.clients.evict, e.session, e.message, e.blocklist)
+            elif isinstance(e, admin.ConfigChanged):
+                self.config_changed(e.names)
+        return reply
 
     async def _respawn_after_settling(self, reason: str) -> None:
         """Ceph's journal and objecter run in threads of their own: a write already released
@@ -313,7 +333,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
                 osdmap = OSDMap.from_wire(msg.osdmap)
                 if osdmap.epoch > self.osdmap.epoch:
                     self.osdmap = osdmap
-                    self._apply_blocklist()
+                    self.clients.apply_blocklist()
                     self._osdmap_changed.set()
                     self._osdmap_changed = trio.Event()
             elif isinstance(msg, m.Error):
@@ -335,13 +355,13 @@ class MDSDaemon(ClientSide, SubtreePeers):
                 if self._acked_dne is not None:
                     self._acked_dne.set()
                 return
-            self._respawn(lifecycle.REMOVED)
+            self.fatal(lifecycle.REMOVED)
         now = trio.current_time()
         if self.beacon.acked(ack.seq, now):
             log.info(" MDS is no longer laggy")
         if not self.beacon.laggy(now):
-            self._unlaggy.set()
-            self._unlaggy = trio.Event()
+            self.unlaggy.set()
+            self.unlaggy = trio.Event()
         if self._deferred_map is not None and not self.beacon.laggy(now):
             fsmap, self._deferred_map = self._deferred_map, None
             self._on_fsmap(fsmap)
@@ -353,8 +373,8 @@ class MDSDaemon(ClientSide, SubtreePeers):
         actions = self.sm.handle_map(fsmap)
         if fsmap.epoch >= self.sm.epoch:
             self.fsmap = fsmap
-            self._map_seen.set()
-            self._map_seen = trio.Event()
+            self.map_seen.set()
+            self.map_seen = trio.Event()
         if actions:
             log.info(f"Updating MDS map to version {fsmap.epoch} from mon")
         self._act(actions)
@@ -371,7 +391,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
                     self._work_scope.cancel()
                 self.nursery.start_soon(self._work, action.state)
             elif isinstance(action, Respawn):
-                self._respawn(action.reason)
+                self.fatal(action.reason)
 
     async def _work(self, state: int) -> None:
         with trio.CancelScope() as scope:
@@ -389,7 +409,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
                 except OSDError as e:
                     failure = lifecycle.work_failure("osd", str(e))
                 if failure.action == lifecycle.RESPAWN:
-                    self._respawn(failure.reason)
+                    self.fatal(failure.reason)
                     return
                 if failure.action == lifecycle.DAMAGED:
                     await self._report_damaged(failure.reason)
@@ -403,7 +423,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
                 await trio.sleep(delay)
             if self.sm.state == state and self.fsmap is not None:
                 self._act(self.sm.step_done(state, self.fsmap,
-                                            replay_queued=bool(self.replay_queue)))
+                                            replay_queued=bool(self.clients.replay_queue)))
 
     # -- the metadata pool
     async def _wait_osdmap(self, epoch: int) -> None:
@@ -458,7 +478,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
                              c.get("mds_log_events_per_segment"), c.get("mds_log_max_segments"),
                              min_epoch=fs.last_failure_osd_epoch)
         self.data.set_log_pause(c.get("mds_log_pause"))
-        self.data.xrank_master = self._xrank_master  # mds.peers: cross-rank operations
+        self.data.xrank_master = self.peers.xrank_master  # cross-rank operations
         return self.data
 
     async def _report_damaged(self, reason: str) -> None:
@@ -469,15 +489,20 @@ class MDSDaemon(ClientSide, SubtreePeers):
         with trio.move_on_after(self.config.get("mds_mon_shutdown_timeout")):
             while self.fsmap.info(self.gid) is not None:
                 await trio.sleep(0.05)
-        self._respawn("respawning after reporting down:damaged")
+        self.fatal("respawning after reporting down:damaged")
 
     def _work_table(self) -> dict:
         """The work of each state the state machine starts (mds.rank.WORK_STATES)."""
-        return {states.STANDBY_REPLAY: self._work_standby_replay, states.REPLAY: self._work_replay,
-                states.CREATING: self._work_creating, states.STARTING: self._work_starting,
-                states.RESOLVE: self._work_resolve, states.RECONNECT: self._work_reconnect,
-                states.REJOIN: self._work_rejoin, states.CLIENTREPLAY: self._work_clientreplay,
-                states.ACTIVE: self._work_active, states.STOPPING: self._work_stopping}
+        return {states.STANDBY_REPLAY: self._work_standby_replay,
+                states.REPLAY: self._work_replay,
+                states.CREATING: self._work_creating,
+                states.STARTING: self._work_starting,
+                states.RESOLVE: self.peers.work_resolve,
+                states.RECONNECT: self.clients.work_reconnect,
+                states.REJOIN: self._work_rejoin,
+                states.CLIENTREPLAY: self.clients.work_clientreplay,
+                states.ACTIVE: self._work_active,
+                states.STOPPING: self.peers.work_stopping}
 
     async def _work_standby_replay(self) -> None:
         log.info("replay_start")  # R5: follow the journal every mds_replay_interval
@@ -517,7 +542,7 @@ class MDSDaemon(ClientSide, SubtreePeers):
     async def _work_active(self) -> None:
         log.info("active_start")
         log.info("recovery_done -- successful recovery!")
-        await self._session_upkeep()
+        await self.clients.session_upkeep()
 
 def admin_socket_listener(path: str):
     """A listener on the unix socket `path` (replacing a stale file), or None: no path, or

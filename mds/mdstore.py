@@ -24,7 +24,7 @@ import structlog
 from mds import applier, subtree
 from mds import journal as j
 from mds.namespace import ROOT_INO, Inode, Namespace
-from osd.client import OSDClient, OSDError
+from osd.objecter import OSDClient, OSDError
 
 log = structlog.get_logger("mds")
 

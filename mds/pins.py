@@ -1,5 +1,5 @@
 """Export pins (ceph.dir.pin), the default spread of top-level directories, and up:resolve's
-bookkeeping, sans-IO (ref R3 step 3, R7). The shell (`mds.peers`) exports and asks.
+bookkeeping, sans-IO (ref R3 step 3, R7). The shell (`mds.peerlink`) exports and asks.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from mds import journal as j
 from mds.mdstore import RankStore, damaged_path
 from mds.namespace import FSError, Namespace
 from mds.sessionmap import CompletedRequests, split_reqid
-from osd.client import Blocklisted, OSDClient, OSDError
+from osd.objecter import Blocklisted, OSDClient, OSDError
 
 log = structlog.get_logger("mds")
 
@@ -50,7 +50,7 @@ class RankData:
         self.xlocks: dict[int, int] = {}
         self.xinflight: dict[str, trio.Event] = {}
         self._xchanged = trio.Event()
-        # The daemon's master side (mds.peers): (reqid, op, args, plan, oldest) -> reply
+        # The master side (mds.peerlink): (reqid, op, args, plan, oldest) -> reply
         self.xrank_master = None
         self.store.subtree_map = lambda: subtree.subtree_map(self.ns) if self.ns else {}
 

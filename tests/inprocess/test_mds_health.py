@@ -14,7 +14,7 @@ from client.fsclient import FSClient, FSClientError
 from common.messages import ClientSession
 from common.net import connect, parse_hostport
 from mds.mdstore import dir_object
-from osd.client import OSDClient
+from osd.objecter import OSDClient
 from tests.inprocess.harness import Cluster, cephfs_cluster, open_session
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,7 +11,7 @@ import trio
 from common.messages import ClientReconnect, ClientRequest
 from common.net import connect, parse_hostport
 from mds.rankdata import Fenced, RankData
-from osd.client import OSDClient
+from osd.objecter import OSDClient
 from tests.inprocess.harness import Cluster, mds_request, open_session
 
 pytestmark = pytest.mark.timeout(60)

@@ -238,7 +238,7 @@ async def test_a_crash_between_prepare_and_commit_leaves_the_entry_once(
         await _pinned_tree(c, fs)
         hit = trio.Event()
         daemon = _daemon(c, victim_rank)
-        _stuck_after(daemon if method.startswith("_") else daemon.data, method, hit,
+        _stuck_after(daemon.peers if method.startswith("_") else daemon.data, method, hit,
                      run_first)
         outcome: list = []
 
