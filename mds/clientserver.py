@@ -30,7 +30,6 @@ class ClientServer:
         self.mds = mds
         self.replay_queue: list = []  # (conn, client, request) replayed during reconnect
         self._reconnect_changed = trio.Event()
-        self._mon_tid = 0
 
     async def serve_conn(self, stream) -> None:
         """A filesystem client (or `mdsemu tell`): hello, then session control and requests."""
@@ -64,7 +63,7 @@ class ClientServer:
 
     def _holding(self, is_command: bool) -> bool:
         return lifecycle.hold_client_message(is_command, self.mds.state,
-                                             self.mds.beacon.laggy(trio.current_time()))
+                                             self.mds.mon.beacon.laggy(trio.current_time()))
 
     async def serve_admin(self, stream) -> None:
         """The admin socket (`mdsemu daemon mds.a ...`, Ceph's `ceph daemon`): commands only,
@@ -89,7 +88,7 @@ class ClientServer:
         if self._holding(isinstance(msg, m.Command)):  # B5
             log.info(f"laggy, deferring {msg.TYPE}", client=client)
             while self._holding(False) and self.mds.respawn_reason is None:
-                await self.mds.unlaggy.wait()
+                await self.mds.mon.unlaggy.wait()
         now = trio.current_time()
         s = self.mds.sessionmap.get(client)
         if s is not None:  # as in Ceph, a session is its client's, whichever connection
@@ -252,7 +251,7 @@ class ClientServer:
             return
         self.clog("WRN" if "unresponsive" in message else "INF", message)
         if blocklist:
-            await self._mon_command(["osd", "blocklist", "add", s.addr])
+            await self.mds.mon.command(["osd", "blocklist", "add", s.addr])
         await self._end_session(s, "evicted", journal=True)
 
     async def evict_all_if_last(self) -> None:
@@ -267,20 +266,9 @@ class ClientServer:
     def clog(self, level: str, message: str) -> None:
         """A cluster-log line, sent to the monitor (`ceph -w` shows it)."""
         (log.warning if level == "WRN" else log.info)(message, clog=level)
-        if self.mds.conn is not None:
-            self.mds.nursery.start_soon(self._send_quietly, m.LogMsg(entries=[
+        if self.mds.mon.conn is not None:
+            self.mds.nursery.start_soon(self.mds.mon.send, m.LogMsg(entries=[
                 {"level": level, "message": message, "stamp": time.time()}]))
-
-    async def _mon_command(self, args: list[str]) -> None:
-        self._mon_tid += 1
-        await self._send_quietly(m.Command(tid=self._mon_tid, args=args,
-                                           who=f"mds.{self.mds.name}"))
-
-    async def _send_quietly(self, msg) -> None:
-        conn = self.mds.conn
-        if conn is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await conn.send(msg)
 
     def apply_blocklist(self) -> None:
         """Sessions of clients the OSDMap now blocklists end (e.g. `osd blocklist add`)."""
@@ -295,7 +283,7 @@ class ClientServer:
         while True:
             await trio.sleep(self.mds.config.get("mds_tick_interval"))
             now = trio.current_time()
-            if self.mds.beacon.laggy(now):
+            if self.mds.mon.beacon.laggy(now):
                 if smap.last_cleared_laggy < now - 2 * self.mds.config.get("mds_tick_interval"):
                     log.info("skipping upkeep work because connection to Monitors appears "
                              "laggy")  # once when it starts, not every tick
@@ -342,7 +330,7 @@ class ClientServer:
                 await self._reconnect_changed.wait()
             self._reconnect_changed = trio.Event()
             now = trio.current_time()
-            if self.mds.beacon.laggy(now):
+            if self.mds.mon.beacon.laggy(now):
                 continue  # B5: no reconnect timeout while we are laggy ourselves
             verdict, evicts = smap.reconnect_tick(now, timeout)
             if verdict == "extend":

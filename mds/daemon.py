@@ -12,13 +12,9 @@ each reports a fatal condition through `MDSDaemon.fatal`.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import random
-import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 
@@ -29,20 +25,17 @@ import trio.testing
 from common import log as logsetup
 from common import messages as m
 from common import states
-from common.auth import hello_key
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
     ConnectionClosed,
     HandshakeError,
-    ProtocolError,
-    connect,
     parse_hostport,
 )
 from common.osdmap import OSDMap
-from mds import admin, lifecycle, ophealth
-from mds.beacon import BeaconState
+from mds import admin, lifecycle, ophealth, process
 from mds.clientserver import ClientServer
+from mds.monsession import MonSession
 from mds.peerlink import PeerLink
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
 from mds.rankdata import Damaged, Fenced, RankData
@@ -55,36 +48,6 @@ VERSION = "mdsemu 0.1.0"
 RESPAWN_SETTLE = 0.05  # seconds other tasks may run once a respawn is decided
 
 
-# SIGTERM/SIGINT seen by this process image (see watch_termination_signals).
-_termination_seen: list[int] = []
-
-
-def watch_termination_signals() -> None:
-    """Note SIGTERM/SIGINT the moment Python sees them, then call the handler already in place
-    (trio's signal receiver, which acts on it a few scheduler steps later). A respawn decided
-    in between (e.g. a daemon removed while it was stopped gets `kill -TERM; kill -CONT`)
-    must not re-execute the process: the signal would die with the old image (B10)."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        inner = signal.getsignal(signum)
-        if not callable(inner) or getattr(inner, "mdsemu_watch", False):
-            continue
-
-        def handler(sig, frame, inner=inner):
-            _termination_seen.append(sig)
-            inner(sig, frame)
-
-        handler.mdsemu_watch = True
-        signal.signal(signum, handler)
-
-
-def exec_respawn(reason: str) -> None:  # pragma: no cover - replaces the process image
-    """B8/B9: re-execute this very process (same pid, new gid), as ceph-mds does."""
-    log.warning("respawn!", reason=reason)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, sys.orig_argv)
-
-
 class MDSDaemon:
     def __init__(self, config: Config, respawn: Callable[[str], None] | None = None) -> None:
         self.config = config
@@ -93,12 +56,9 @@ class MDSDaemon:
         self.gid = 0
         self.nonce = random.randint(1, 2**31 - 1)
         self.addr = ""
-        self.beacon = BeaconState(config.get("mds_beacon_grace"))
         self.sm: RankStateMachine | None = None
         self.fsmap: FSMap | None = None
-        self.conn = None
-        self._wake = trio.Event()  # B3: send a beacon now
-        self._stopping = False
+        self.stopping = False
         self._acked_dne: trio.Event | None = None
         self._work_scope: trio.CancelScope | None = None
         self.nursery: trio.Nursery | None = None
@@ -109,13 +69,12 @@ class MDSDaemon:
         self.requests_in_flight = ophealth.InFlight()  # client requests (MDS_SLOW_REQUEST)
         self.osd = ResendingOSD(self._reopen_osd, self.ios)  # objecter-like: resends
         self._osd_scope: trio.CancelScope | None = None
-        self._deferred_map: FSMap | None = None
         self.data: RankData | None = None
         self.sessionmap = SessionMap()
         self.map_seen = trio.Event()  # set (and replaced) on every map
-        self.unlaggy = trio.Event()  # set (and replaced) on each ack that ends laggy
         self.started = 0.0
         self.fsid = ""
+        self.mon = MonSession(self)  # the monitors: beacons, maps
         self.clients = ClientServer(self)  # sessions and requests
         self.peers = PeerLink(self)  # the other ranks: subtrees, cross-rank operations
 
@@ -132,14 +91,14 @@ class MDSDaemon:
         port = listener.socket.getsockname()[1]
         self.addr = f"{host}:{port}/{self.nonce}"
         if self.respawn_hook is not None and threading.current_thread() is threading.main_thread():
-            watch_termination_signals()
+            process.watch_termination_signals()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             nursery.start_soon(trio.serve_listeners, self.clients.serve_conn, [listener])
-            asok = admin_socket_listener(self.config.get("admin_socket"))
+            asok = process.admin_socket_listener(self.config.get("admin_socket"))
             if asok is not None:
                 nursery.start_soon(trio.serve_listeners, self.clients.serve_admin, [asok])
-            nursery.start_soon(self._mon_session_loop)
+            nursery.start_soon(self.mon.run)
             task_status.started(self)
 
     # -- respawn and shutdown
@@ -147,7 +106,7 @@ class MDSDaemon:
         """The one way to report a fatal condition (every part of the daemon uses it):
         re-execute (the process) or, with no hook (in-process), end `run` with the reason
         in `respawn_reason` so that a supervisor starts a fresh daemon with a new gid."""
-        verdict = lifecycle.on_removed(self._stopping, bool(_termination_seen),
+        verdict = lifecycle.on_removed(self.stopping, process.signalled(),
                                        self.respawn_reason is not None)
         if verdict == lifecycle.END:  # B10: the map that drops us answers our down:dne
             log.info("removed from the map while shutting down; not respawning")
@@ -190,92 +149,49 @@ class MDSDaemon:
         until they block, briefly, then respawn."""
         with trio.move_on_after(RESPAWN_SETTLE):
             await trio.testing.wait_all_tasks_blocked()
-        if self.respawn_hook is not None and not (self._stopping or _termination_seen):
+        if self.respawn_hook is not None and not (self.stopping or process.signalled()):
             self.respawn_hook(reason)
         self.nursery.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
         """B10: tell the monitor we are going (down:dne) and wait up to 1 s for the ack."""
-        self._stopping = True
-        if self.conn is None or self.gid == 0 or self.state == states.BOOT:
+        self.stopping = True
+        if self.mon.conn is None or self.gid == 0 or self.state == states.BOOT:
             return
         self.sm.want_state = states.DNE
         with trio.move_on_after(1.0):
             self._acked_dne = trio.Event()
-            await self._send_beacon()
+            await self.mon.send_beacon()
             await self._acked_dne.wait()
             log.info("mon acknowledged our shutdown")
 
-    # -- the mon session (reconnects with backoff, keeps its gid)
-    async def _mon_session_loop(self) -> None:
-        hosts = [parse_hostport(h) for h in self.config.get("mon_host").split(",") if h.strip()]
-        backoff = lifecycle.mon_backoff(self.config.get("mon_client_hunt_interval"),
-                                        self.config.get("mds_beacon_grace"))
-        attempt = 0
-        while True:
-            host, port = hosts[attempt % len(hosts)]
-            attempt += 1
-            try:
-                conn, ok = await connect(host, port, f"mds.{self.name}", self.gid,
-                                         auth=hello_key(self.config),
-                                         max_size=self.config.get("ms_max_message_size"))
-            except (OSError, HandshakeError) as e:
-                delay = backoff.next()
-                log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",
-                            error=str(e), retry_in=delay)
-                await trio.sleep(delay)
-                continue
-            backoff.reset()
-            self.fsid = ok.fsid
-            if self.gid == 0:
-                self.gid = ok.global_id
-                self.sm = RankStateMachine(self.gid)
-                logsetup.bind(gid=self.gid)
-                log.info("mds starting", gid=self.gid, addr=self.addr, mon=f"{host}:{port}")
-            else:
-                log.info("reconnected to the monitor", mon=f"{host}:{port}")
-            self.conn = conn
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._guard, self._beacon_loop, nursery.cancel_scope)
-                    await conn.send(m.Subscribe(what=["fsmap", "osdmap", "config"]))
-                    await self._guard(functools.partial(self._receive_loop, conn),
-                                      nursery.cancel_scope)
-            finally:
-                self.conn = None
-                await conn.aclose()
-            await trio.sleep(self.config.get("mon_client_hunt_interval"))
+    # -- what the mon session asks of us (mds.monsession)
+    def connected(self, global_id: int, fsid: str, mon: str) -> None:
+        """A monitor session is open: the first one gives us our gid (kept on reconnects)."""
+        self.fsid = fsid
+        if self.gid == 0:
+            self.gid = global_id
+            self.sm = RankStateMachine(self.gid)
+            logsetup.bind(gid=self.gid)
+            log.info("mds starting", gid=self.gid, addr=self.addr, mon=mon)
+        else:
+            log.info("reconnected to the monitor", mon=mon)
 
-    async def _guard(self, fn, scope: trio.CancelScope) -> None:
-        """Run one half of the mon session; a network fault ends both halves, quietly."""
-        try:
-            await fn()
-        except (ConnectionClosed, ProtocolError) as e:
-            log.warning("lost the monitor connection", error=str(e))
-        scope.cancel()
+    def removed(self) -> None:
+        """The monitor acknowledged our down:dne (B10)."""
+        if self._acked_dne is not None:
+            self._acked_dne.set()
 
-    async def _beacon_loop(self) -> None:
-        """B2/B3: a beacon every mds_beacon_interval, or at once when the wanted state changes."""
-        started = trio.current_time()
-        while True:
-            await self._send_beacon()
-            with trio.move_on_after(self.config.get("mds_beacon_interval")):
-                await self._wake.wait()
-            self._wake = trio.Event()
-            now = trio.current_time()
-            self.beacon.grace = self.config.get("mds_beacon_grace")
-            if self.beacon.laggy(now) and self.beacon.last_acked_stamp is not None:
-                log.warning(f"MDS connection to Monitors appears to be laggy; "
-                            f"{self.beacon.since_acked(now):.3f}s since last acked beacon")
-            silent = lifecycle.ping_silence(now, started, self.beacon.last_acked_stamp,
-                                            self.config.get("mon_client_ping_timeout"))
-            if silent is not None:  # hunt for a monitor again, as Ceph's MonClient does
-                raise ConnectionClosed(f"no beacon acked for {silent:.1f}s; "
-                                       f"hunting for a new monitor session")
+    def on_osdmap(self, osdmap: OSDMap) -> None:
+        if osdmap.epoch > self.osdmap.epoch:
+            self.osdmap = osdmap
+            self.clients.apply_blocklist()
+            self._osdmap_changed.set()
+            self._osdmap_changed = trio.Event()
 
-    def _beacon_msg(self, seq: int) -> m.Beacon:
+    def beacon_msg(self, seq: int) -> m.Beacon:
         want = lifecycle.beacon_state(self.sm.want_state if self.sm else states.BOOT,
-                                      self._stopping)
+                                      self.stopping)
         c = self.config
         return m.Beacon(
             global_id=self.gid, name=self.name, state=want, seq=seq,
@@ -308,37 +224,6 @@ class MDSDaemon:
                   if self.state == states.ACTIVE else []),
             laggy_clients=[s.num for s in self.sessionmap.laggy_clients])
 
-    async def _send_beacon(self) -> None:
-        conn = self.conn
-        if conn is None:
-            return
-        seq = self.beacon.sent(trio.current_time())
-        await conn.send(self._beacon_msg(seq))
-
-    async def _receive_loop(self, conn) -> None:
-        while True:
-            msg = await conn.recv()
-            if isinstance(msg, m.BeaconAck):
-                self._on_ack(msg)
-            elif isinstance(msg, m.FSMapMsg):
-                fsmap = FSMap.from_wire(msg.fsmap)
-                if lifecycle.hold_map(self.state, self.beacon.laggy(trio.current_time())):
-                    log.info("laggy, deferring mdsmap", epoch=fsmap.epoch)
-                    self._deferred_map = fsmap
-                else:
-                    self._on_fsmap(fsmap)
-            elif isinstance(msg, m.ConfigMsg):
-                self.config_changed(self.config.set_runtime(msg.values))
-            elif isinstance(msg, m.OSDMapMsg):
-                osdmap = OSDMap.from_wire(msg.osdmap)
-                if osdmap.epoch > self.osdmap.epoch:
-                    self.osdmap = osdmap
-                    self.clients.apply_blocklist()
-                    self._osdmap_changed.set()
-                    self._osdmap_changed = trio.Event()
-            elif isinstance(msg, m.Error):
-                raise ProtocolError(f"monitor said: {msg.message}")
-
     def config_changed(self, changed: list[str]) -> None:
         """Act on options that changed at run time (mon config db or `tell ... config set`).
         Like Ceph's config observers, this runs even while laggy (B5 defers only messages)."""
@@ -347,27 +232,10 @@ class MDSDaemon:
         log.info("config changed", options=changed)
         if "mds_log_pause" in changed and self.data is not None:
             self.data.set_log_pause(self.config.get("mds_log_pause"))
-        self._wake.set()  # e.g. mds_join_fs: the mon hears of it now (S3)
-
-    def _on_ack(self, ack: m.BeaconAck) -> None:
-        if ack.null_map:
-            if lifecycle.on_null_map_ack(self._stopping) == lifecycle.END:
-                if self._acked_dne is not None:
-                    self._acked_dne.set()
-                return
-            self.fatal(lifecycle.REMOVED)
-        now = trio.current_time()
-        if self.beacon.acked(ack.seq, now):
-            log.info(" MDS is no longer laggy")
-        if not self.beacon.laggy(now):
-            self.unlaggy.set()
-            self.unlaggy = trio.Event()
-        if self._deferred_map is not None and not self.beacon.laggy(now):
-            fsmap, self._deferred_map = self._deferred_map, None
-            self._on_fsmap(fsmap)
+        self.mon.wake()  # e.g. mds_join_fs: the mon hears of it now (S3)
 
     # -- maps and the work of each state
-    def _on_fsmap(self, fsmap: FSMap) -> None:
+    def on_fsmap(self, fsmap: FSMap) -> None:
         if self.sm is None or self.respawn_reason is not None:
             return
         actions = self.sm.handle_map(fsmap)
@@ -385,7 +253,7 @@ class MDSDaemon:
                 log.info(action.message)
             elif isinstance(action, RequestState):
                 log.info("requesting state", state=states.name(action.state))
-                self._wake.set()
+                self.mon.wake()
             elif isinstance(action, Start):
                 if self._work_scope is not None:
                     self._work_scope.cancel()
@@ -485,7 +353,7 @@ class MDSDaemon:
         """F5: ask for down:damaged, wait (bounded) for the mon, then respawn as a standby."""
         log.error("metadata damaged; reporting down:damaged", reason=reason)
         self.sm.want_state = states.DAMAGED
-        self._wake.set()
+        self.mon.wake()
         with trio.move_on_after(self.config.get("mds_mon_shutdown_timeout")):
             while self.fsmap.info(self.gid) is not None:
                 await trio.sleep(0.05)
@@ -543,30 +411,3 @@ class MDSDaemon:
         log.info("active_start")
         log.info("recovery_done -- successful recovery!")
         await self.clients.session_upkeep()
-
-def admin_socket_listener(path: str):
-    """A listener on the unix socket `path` (replacing a stale file), or None: no path, or
-    the directory cannot be written (logged; the daemon runs without one)."""
-    if not path:
-        return None
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-            log.warning("admin socket in use by another process; none for us", path=path)
-            return None
-        except OSError:
-            pass  # stale: the daemon that made it is gone
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        sock.bind(path)
-        sock.listen(16)
-    except OSError as e:
-        sock.close()
-        log.info("no admin socket", path=path, error=e.strerror or str(e))
-        return None
-    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))

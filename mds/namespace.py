@@ -137,7 +137,9 @@ class Namespace:
     # -- requests: check and describe (no change yet)
     def prepare(self, op: str, args: dict, now: float) -> dict:
         """Validate a mutation and return its event. Raises FSError."""
-        fn = getattr(self, f"_prepare_{op}", None)
+        fn = {"mkdir": self._prepare_mkdir, "create": self._prepare_create,
+              "unlink": self._prepare_unlink, "rmdir": self._prepare_rmdir,
+              "rename": self._prepare_rename, "setattr": self._prepare_setattr}.get(op)
         if fn is None:
             raise FSError(errno.EINVAL, f"unknown operation '{op}'")
         return fn(args, now)

@@ -87,3 +87,50 @@ def test_R3_replay_remembers_the_result_of_a_masters_cross_rank_update() -> None
                        "name": "gone", "ino": 99, "stamp": 1.0, "reqid": "client.7:5",
                        "result": {}}, None, done)
     assert done.get("client.7", 5) == {} and ns.xmaster == {"m.x1": 1}
+
+
+SHELLS = {"daemon.py", "monsession.py", "runtime.py", "clientserver.py", "peerlink.py",
+          "rankdata.py", "mdstore.py", "process.py", "__main__.py"}  # the rest decides
+
+
+def test_the_mds_cores_import_no_trio_and_read_no_clock() -> None:
+    found = []
+    for name, tree in _modules():
+        if name in SHELLS:
+            continue
+        found += [f"{name}: import {m}" for m in _imports(tree)
+                  if m.split(".")[0] in ("trio", "time", "socket", "asyncio", "os")]
+        found += [f"{name}:{n.lineno} datetime.now" for n in ast.walk(tree)
+                  if isinstance(n, ast.Attribute) and n.attr in ("now", "monotonic", "utcnow")
+                  and isinstance(n.value, ast.Name) and n.value.id in ("datetime", "time")]
+    assert not found
+
+
+def test_no_mixins_in_the_mds() -> None:
+    """Composition: no class in mds/ derives from another class of mds/."""
+    from mds.daemon import MDSDaemon
+
+    ours = {n.name for _, tree in _modules() for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    derived = [f"{name}: {n.name}({ast.unparse(b)})" for name, tree in _modules()
+               for n in ast.walk(tree) if isinstance(n, ast.ClassDef)
+               for b in n.bases if ast.unparse(b).split(".")[-1] in ours]
+    assert not derived and MDSDaemon.__bases__ == (object,)
+
+
+def test_the_work_of_a_state_is_not_found_by_building_a_method_name() -> None:
+    found = [f"{name}:{n.lineno}" for name, tree in _modules() for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+             and n.func.id == "getattr" and len(n.args) > 1
+             and isinstance(n.args[1], ast.JoinedStr)]
+    assert not found
+
+
+def test_mds_modules_stay_under_500_lines() -> None:
+    sizes = {p.name: len(p.read_text().splitlines()) for p in MDS.glob("*.py")}
+    assert {n: s for n, s in sizes.items() if s > 500} == {}
+
+
+def test_misleading_names_are_gone() -> None:
+    root = MDS.parent
+    assert not (MDS / "clients.py").exists() and not (root / "osd" / "client.py").exists()
+    assert (root / "osd" / "objecter.py").exists()
