@@ -103,7 +103,7 @@ class Namespace:
             ino = child
         return self.inodes[ino]
 
-    def _parent_of(self, path: str) -> tuple[Inode, str]:
+    def parent_of(self, path: str) -> tuple[Inode, str]:
         parts = split(path)
         if not parts:
             raise FSError(errno.EEXIST if path.strip("/") == "" else errno.EINVAL, path)
@@ -145,7 +145,7 @@ class Namespace:
         return fn(args, now)
 
     def _new(self, args: dict, now: float, kind: int, default: int) -> dict:
-        parent, name = self._parent_of(args["path"])
+        parent, name = self.parent_of(args["path"])
         if name in self.dentries[parent.ino]:
             raise FSError(errno.EEXIST, args["path"])
         mode = kind | (int(args.get("mode", default)) & 0o7777)
@@ -163,7 +163,7 @@ class Namespace:
         node = self.resolve(args["path"])
         if node.is_dir:
             raise FSError(errno.EISDIR, args["path"])
-        parent, name = self._parent_of(args["path"])
+        parent, name = self.parent_of(args["path"])
         return {"op": "unlink", "parent": parent.ino, "name": name, "ino": node.ino,
                 "stamp": now}
 
@@ -175,14 +175,14 @@ class Namespace:
             raise FSError(errno.EBUSY, "/")
         if self.dentries[node.ino]:
             raise FSError(errno.ENOTEMPTY, args["path"])
-        parent, name = self._parent_of(args["path"])
+        parent, name = self.parent_of(args["path"])
         return {"op": "rmdir", "parent": parent.ino, "name": name, "ino": node.ino,
                 "stamp": now}
 
     def _prepare_rename(self, args: dict, now: float) -> dict:
         src = self.resolve(args["src"])
-        sparent, sname = self._parent_of(args["src"])
-        dparent, dname = self._parent_of(args["dst"])
+        sparent, sname = self.parent_of(args["src"])
+        dparent, dname = self.parent_of(args["dst"])
         if src.is_dir:  # no directory may move under itself
             ino = dparent.ino
             while True:
@@ -236,7 +236,7 @@ class Namespace:
             self.dentries.setdefault(node.ino, {})
         self._saw_ino(node.ino)
 
-    def _link(self, parent: int, name: str, ino: int, stamp: float,
+    def link_dentry(self, parent: int, name: str, ino: int, stamp: float,
               replaces: int | None = None) -> bool:
         """Point dentry (parent, name) at ino. During replay the dentry may already belong to
         an inode from later in the journal; then the later state wins and nothing changes."""
@@ -254,7 +254,7 @@ class Namespace:
         self._touch(parent, stamp)
         return True
 
-    def _unlink(self, parent: int, name: str, ino: int, stamp: float) -> None:
+    def unlink_dentry(self, parent: int, name: str, ino: int, stamp: float) -> None:
         entries = self.dentries.get(parent)
         if entries is not None and entries.get(name) == ino:
             del entries[name]
@@ -292,10 +292,10 @@ class Namespace:
             self.inodes[ev["ino"]] = Inode(ev["ino"], ev["mode"], ev["uid"], ev["gid"],
                                            mtime=ev["stamp"], ctime=ev["stamp"],
                                            nlink=2 if stat.S_ISDIR(ev["mode"]) else 1)
-        self._link(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
+        self.link_dentry(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
 
     def _apply_unlink(self, ev: dict) -> None:
-        self._unlink(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
+        self.unlink_dentry(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
         if self.parent.get(ev["ino"]) == ev["parent"]:
             self._forget(ev["ino"])
 
@@ -303,8 +303,8 @@ class Namespace:
         node = self.inodes.get(ev["ino"])
         if node is None or ev["dparent"] not in self.dentries:
             return
-        self._unlink(ev["sparent"], ev["sname"], ev["ino"], ev["stamp"])
-        if not self._link(ev["dparent"], ev["dname"], ev["ino"], ev["stamp"], ev["replaced"]):
+        self.unlink_dentry(ev["sparent"], ev["sname"], ev["ino"], ev["stamp"])
+        if not self.link_dentry(ev["dparent"], ev["dname"], ev["ino"], ev["stamp"], ev["replaced"]):
             ino = ev["ino"]
             linked = self.dentries.get(self.parent.get(ino), {}).get(self.dname.get(ino)) == ino
             if not linked:  # superseded by later events and linked nowhere: it is gone

@@ -134,3 +134,14 @@ def test_misleading_names_are_gone() -> None:
     root = MDS.parent
     assert not (MDS / "clients.py").exists() and not (root / "osd" / "client.py").exists()
     assert (root / "osd" / "objecter.py").exists()
+
+
+def test_no_mds_module_reaches_into_another_objects_private_names() -> None:
+    """Only `self` (or `cls`) is followed by a private name: the parts of the daemon and the
+    cores go through each other's public interface."""
+    found = [f"{name}:{node.lineno} .{node.attr}" for name, tree in _modules()
+             for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+             and not node.attr.startswith("__")
+             and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))]
+    assert not found
