@@ -1,13 +1,14 @@
-"""The MDS daemon's trio shell: the mon session, beacons, map handling and the work of each
-state. Decisions are in sans-IO cores: `mds.rank` (state machine), `mds.beacon` (lagginess),
+"""The MDS daemon's trio shell: maps and the work of each state, with its parts composed.
+Decisions are in sans-IO cores: `mds.rank` (state machine), `mds.beacon` (lagginess),
 `mds.lifecycle` (respawn, backoffs, B5 holds, work failures), `mds.serving`, `mds.pins`.
 
 The work of each rank state is found in a table keyed by state (`_work_table`): creating
 writes a new journal, replay waits for the fence (F3) and replays the journal from the osd,
 standby-replay follows it, active serves clients (`mds.rankdata`). Every state is reported to
-the monitor and logged with Ceph's wording. The daemon is composed of parts: `ClientServer`
-(`mds.clientserver`: clients and sessions) and `PeerLink` (`mds.peerlink`: the other ranks);
-each reports a fatal condition through `MDSDaemon.fatal`.
+the monitor and logged with Ceph's wording. The daemon is composed of parts: `MonSession`
+(`mds.monsession`: the monitors), `RankRuntime` (`mds.runtime`: the rank's data and replay),
+`ClientServer` (`mds.clientserver`: clients and sessions) and `PeerLink` (`mds.peerlink`: the
+other ranks); each reports a fatal condition through `MDSDaemon.fatal`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from common import states
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
-    ConnectionClosed,
-    HandshakeError,
     parse_hostport,
 )
 from common.osdmap import OSDMap
@@ -39,8 +38,9 @@ from mds.monsession import MonSession
 from mds.peerlink import PeerLink
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
 from mds.rankdata import Damaged, Fenced, RankData
+from mds.runtime import RankRuntime
 from mds.sessionmap import SessionMap
-from osd.objecter import OSDClient, OSDError, ResendingOSD
+from osd.objecter import OSDError
 
 log = structlog.get_logger("mds")
 
@@ -64,19 +64,22 @@ class MDSDaemon:
         self.nursery: trio.Nursery | None = None
         self.respawn_reason: str | None = None
         self.osdmap = OSDMap(epoch=0)
-        self._osdmap_changed = trio.Event()
+        self.osdmap_changed = trio.Event()
         self.ios = ophealth.InFlight()  # osd ops in flight (MDS_SLOW_METADATA_IO)
         self.requests_in_flight = ophealth.InFlight()  # client requests (MDS_SLOW_REQUEST)
-        self.osd = ResendingOSD(self._reopen_osd, self.ios)  # objecter-like: resends
-        self._osd_scope: trio.CancelScope | None = None
-        self.data: RankData | None = None
         self.sessionmap = SessionMap()
         self.map_seen = trio.Event()  # set (and replaced) on every map
         self.started = 0.0
         self.fsid = ""
+        self.runtime = RankRuntime(self)  # the rank's data, its osd session, replay
         self.mon = MonSession(self)  # the monitors: beacons, maps
         self.clients = ClientServer(self)  # sessions and requests
         self.peers = PeerLink(self)  # the other ranks: subtrees, cross-rank operations
+
+    @property
+    def data(self) -> RankData | None:
+        """The rank's data, once its work has loaded (or created) it."""
+        return self.runtime.data
 
     @property
     def state(self) -> int:
@@ -186,8 +189,8 @@ class MDSDaemon:
         if osdmap.epoch > self.osdmap.epoch:
             self.osdmap = osdmap
             self.clients.apply_blocklist()
-            self._osdmap_changed.set()
-            self._osdmap_changed = trio.Event()
+            self.osdmap_changed.set()
+            self.osdmap_changed = trio.Event()
 
     def beacon_msg(self, seq: int) -> m.Beacon:
         want = lifecycle.beacon_state(self.sm.want_state if self.sm else states.BOOT,
@@ -287,67 +290,11 @@ class MDSDaemon:
                 delay = backoff.next()
                 log.warning("metadata pool unreachable, retrying", error=failure.reason,
                             state=states.name(state), retry_in=delay)
-                self._drop_osd()
+                self.runtime.drop_osd()
                 await trio.sleep(delay)
             if self.sm.state == state and self.fsmap is not None:
                 self._act(self.sm.step_done(state, self.fsmap,
                                             replay_queued=bool(self.clients.replay_queue)))
-
-    # -- the metadata pool
-    async def _wait_osdmap(self, epoch: int) -> None:
-        """F3: wait for the OSDMap that blocklists the rank's previous instance."""
-        if self.osdmap.epoch < epoch:
-            log.info(f" waiting for osdmap {epoch} (which blocklists prior instance)")
-        while self.osdmap.epoch < epoch or not self.osdmap.osd_addrs:
-            await self._osdmap_changed.wait()
-
-    async def _osd_session(self, addr: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        with trio.CancelScope() as self._osd_scope:
-            async with OSDClient.open(addr, f"mds.{self.name}", self.addr) as osd:
-                task_status.started(osd)
-                await trio.sleep_forever()
-
-    async def _reopen_osd(self) -> OSDClient:
-        """A new osd session (the OSDMap gives its address), for ResendingOSD: retried until
-        an osd answers, as Ceph's objecter waits for the OSD to come back."""
-        if self._osd_scope is not None:
-            self._osd_scope.cancel()
-        backoff = lifecycle.osd_backoff()
-        while True:
-            while not self.osdmap.osd_addrs:
-                await self._osdmap_changed.wait()
-            addr = self.osdmap.osd_addrs[min(self.osdmap.osd_addrs)]
-            try:
-                return await self.nursery.start(self._osd_session, addr)
-            except (OSError, OSDError, HandshakeError, ConnectionClosed) as e:
-                log.warning("osd unreachable; waiting for it", addr=addr,
-                            error=str(e) or type(e).__name__, retry_in=backoff.delay)
-            epoch = self.osdmap.epoch
-            with trio.move_on_after(backoff.next()):
-                while self.osdmap.epoch == epoch:
-                    await self._osdmap_changed.wait()
-
-    def _drop_osd(self) -> None:
-        """Forget the osd session and what was loaded through it; the next step reloads."""
-        if self._osd_scope is not None:
-            self._osd_scope.cancel()
-        self._osd_scope = None
-        self.data = None
-
-    async def _rank_data(self) -> RankData:
-        """Open (once) the osd session and this rank's metadata, after the fence (F3)."""
-        fs = self.fsmap.fs_of(self.gid)
-        await self._wait_osdmap(fs.last_failure_osd_epoch)
-        if self.data is not None:
-            self.data.store.min_epoch = max(self.data.store.min_epoch, fs.last_failure_osd_epoch)
-            return self.data
-        c = self.config
-        self.data = RankData(self.osd, fs.metadata_pool, self.sm.rank,
-                             c.get("mds_log_events_per_segment"), c.get("mds_log_max_segments"),
-                             min_epoch=fs.last_failure_osd_epoch)
-        self.data.set_log_pause(c.get("mds_log_pause"))
-        self.data.xrank_master = self.peers.xrank_master  # cross-rank operations
-        return self.data
 
     async def _report_damaged(self, reason: str) -> None:
         """F5: ask for down:damaged, wait (bounded) for the mon, then respawn as a standby."""
@@ -361,47 +308,16 @@ class MDSDaemon:
 
     def _work_table(self) -> dict:
         """The work of each state the state machine starts (mds.rank.WORK_STATES)."""
-        return {states.STANDBY_REPLAY: self._work_standby_replay,
-                states.REPLAY: self._work_replay,
-                states.CREATING: self._work_creating,
-                states.STARTING: self._work_starting,
+        return {states.STANDBY_REPLAY: self.runtime.work_standby_replay,
+                states.REPLAY: self.runtime.work_replay,
+                states.CREATING: self.runtime.work_creating,
+                states.STARTING: self.runtime.work_starting,
                 states.RESOLVE: self.peers.work_resolve,
                 states.RECONNECT: self.clients.work_reconnect,
                 states.REJOIN: self._work_rejoin,
                 states.CLIENTREPLAY: self.clients.work_clientreplay,
                 states.ACTIVE: self._work_active,
                 states.STOPPING: self.peers.work_stopping}
-
-    async def _work_standby_replay(self) -> None:
-        log.info("replay_start")  # R5: follow the journal every mds_replay_interval
-        data = await self._rank_data()
-        await data.load()
-        while True:
-            await trio.sleep(self.config.get("mds_replay_interval"))
-            await data.follow()
-
-    async def _work_replay(self) -> None:
-        log.info("replay_start")
-        t0 = trio.current_time()
-        following = self.data is not None and self.data.ns is not None
-        data = await self._rank_data()
-        if following:  # R6: the final pass of a promoted follower
-            events = await data.follow()
-        else:
-            events = await data.load()
-        log.info("Finished replaying journal", events=events, inodes=len(data.ns),
-                 seconds=round(trio.current_time() - t0, 3))
-        log.info("making mds journal writeable")
-
-    async def _work_creating(self) -> None:
-        log.info("boot_create")
-        data = await self._rank_data()
-        await data.create()
-
-    async def _work_starting(self) -> None:
-        data = await self._rank_data()
-        await data.load()
-        log.info("starting_done")
 
     async def _work_rejoin(self) -> None:
         log.info("rejoin_start")
