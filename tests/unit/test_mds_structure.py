@@ -145,3 +145,11 @@ def test_no_mds_module_reaches_into_another_objects_private_names() -> None:
              and not node.attr.startswith("__")
              and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))]
     assert not found
+
+
+def test_R1_every_state_the_machine_starts_has_its_work_in_the_table() -> None:
+    from common.config import Config
+    from mds.daemon import MDSDaemon
+    from mds.rank import WORK_STATES
+
+    assert set(MDSDaemon(Config("mds.a"))._work_table()) == WORK_STATES
