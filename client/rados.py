@@ -20,7 +20,7 @@ from common import config as cfg
 from common import messages as m
 from common.auth import hello_key
 from common.osdmap import OSDMap
-from osd.client import OSDClient, OSDError
+from osd.objecter import OSDClient, OSDError
 
 
 class RadosError(Exception):

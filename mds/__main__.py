@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 
 from common import daemon
-from mds.daemon import MDSDaemon, exec_respawn
+from mds.daemon import MDSDaemon
+from mds.process import exec_respawn
 
 
 def main(argv: list[str] | None = None) -> None:

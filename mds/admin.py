@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+from dataclasses import dataclass
 
 from common import states
 from common.config import canonical
@@ -90,8 +91,35 @@ def config_client(args: list[str], smap) -> tuple[int, str]:
     return 0, ""
 
 
-def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
-    """Answer one command: (rc, outs, outb); rc is 0 or a negative errno."""
+@dataclass(frozen=True)
+class Evict:
+    """The shell evicts `session` (logging `message`, blocklisting if asked)."""
+
+    session: object
+    message: str
+    blocklist: bool
+
+
+@dataclass(frozen=True)
+class ConfigChanged:
+    """The shell acts on options changed at run time."""
+
+    names: list[str]
+
+
+Effect = Evict | ConfigChanged
+
+
+def run(args: list[str], fmt: str, daemon, now: float) -> tuple[tuple[int, str, str],
+                                                                 list[Effect]]:
+    """Answer one command from what the daemon holds: ((rc, outs, outb), what the shell must
+    do then); rc is 0 or a negative errno. Starts nothing itself."""
+    effects: list[Effect] = []
+    return _answer(args, fmt, daemon, now, effects), effects
+
+
+def _answer(args: list[str], fmt: str, daemon, now: float,
+            effects: list[Effect]) -> tuple[int, str, str]:
     words = " ".join(args)
     sm = daemon.sm
     if words == "status":
@@ -125,7 +153,7 @@ def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
         if s is None:
             return -(errno.EINVAL if error.startswith("usage") else errno.ENOENT), error, ""
         blocklist = daemon.config.get("mds_session_blocklist_on_evict")
-        daemon.nursery.start_soon(daemon.evict, s, evicting_line(s, blocklist), blocklist)
+        effects.append(Evict(s, evicting_line(s, blocklist), blocklist))
         return 0, "", ""
     elif args[:2] in (["session", "config"], ["client", "config"]):
         rc, error = config_client(args[2:], daemon.sessionmap)
@@ -145,7 +173,7 @@ def run(args: list[str], fmt: str, daemon, now: float) -> tuple[int, str, str]:
         except ValueError as e:
             return -errno.EINVAL, str(e), ""
         if daemon.config.get(args[2]) != before:
-            daemon.config_changed([canonical(args[2])])
+            effects.append(ConfigChanged([canonical(args[2])]))
         out = {"success": ""}
     else:
         return -errno.EINVAL, f"unrecognized command '{words}'", ""

@@ -6,13 +6,10 @@ reply; `laggy(now)` says whether the monitors have been silent for longer than t
 
 from __future__ import annotations
 
-from common import states
-
 
 class BeaconState:
     def __init__(self, grace: float) -> None:
         self.grace = grace
-        self.want_state = states.BOOT
         self.last_seq = 0
         self.seq_stamp: dict[int, float] = {}
         self.last_acked_stamp: float | None = None  # never acked counts as laggy (ref §17.8)

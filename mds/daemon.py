@@ -1,22 +1,21 @@
-"""The MDS daemon's trio shell: the mon session, beacons, map handling and the work of each
-state. Decisions are in `mds.rank` (state machine) and `mds.beacon` (lagginess).
+"""The MDS daemon's trio shell: maps and the work of each state, with its parts composed.
+Decisions are in sans-IO cores: `mds.rank` (state machine), `mds.beacon` (lagginess),
+`mds.lifecycle` (respawn, backoffs, B5 holds, work failures), `mds.serving`, `mds.pins`.
 
-The work of each rank state is a method `_work_<state>`: creating writes a new journal, replay
-waits for the fence (F3) and replays the journal from the osd, standby-replay follows it, active
-serves clients (`mds.rankdata`). Every state is reported to the monitor and logged with Ceph's
-wording. Clients and sessions are in the `mds.clients` mixin, the other ranks (subtrees) in
-`mds.peers`.
+The work of each rank state is found in a table keyed by state (`_work_table`): creating
+writes a new journal, replay waits for the fence (F3) and replays the journal from the osd,
+standby-replay follows it, active serves clients (`mds.rankdata`). Every state is reported to
+the monitor and logged with Ceph's wording. The daemon is composed of parts: `MonSession`
+(`mds.monsession`: the monitors), `RankRuntime` (`mds.runtime`: the rank's data and replay),
+`ClientServer` (`mds.clientserver`: clients and sessions) and `PeerLink` (`mds.peerlink`: the
+other ranks); each reports a fatal condition through `MDSDaemon.fatal`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import random
-import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 
@@ -27,26 +26,22 @@ import trio.testing
 from common import log as logsetup
 from common import messages as m
 from common import states
-from common.auth import hello_key
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
-    ConnectionClosed,
-    HandshakeError,
-    ProtocolError,
-    connect,
     parse_hostport,
     use_messenger,
 )
 from common.osdmap import OSDMap
-from mds import ophealth
-from mds.beacon import BeaconState
-from mds.clients import ClientSide
-from mds.peers import SubtreePeers
+from mds import admin, lifecycle, ophealth, process
+from mds.clientserver import ClientServer
+from mds.monsession import MonSession
+from mds.peerlink import PeerLink
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
 from mds.rankdata import Damaged, Fenced, RankData
+from mds.runtime import RankRuntime
 from mds.sessionmap import SessionMap
-from osd.client import OSDClient, OSDError, ResendingOSD
+from osd.objecter import OSDError
 
 log = structlog.get_logger("mds")
 
@@ -54,37 +49,7 @@ VERSION = "mdsemu 0.1.0"
 RESPAWN_SETTLE = 0.05  # seconds other tasks may run once a respawn is decided
 
 
-# SIGTERM/SIGINT seen by this process image (see watch_termination_signals).
-_termination_seen: list[int] = []
-
-
-def watch_termination_signals() -> None:
-    """Note SIGTERM/SIGINT the moment Python sees them, then call the handler already in place
-    (trio's signal receiver, which acts on it a few scheduler steps later). A respawn decided
-    in between (e.g. a daemon removed while it was stopped gets `kill -TERM; kill -CONT`)
-    must not re-execute the process: the signal would die with the old image (B10)."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        inner = signal.getsignal(signum)
-        if not callable(inner) or getattr(inner, "mdsemu_watch", False):
-            continue
-
-        def handler(sig, frame, inner=inner):
-            _termination_seen.append(sig)
-            inner(sig, frame)
-
-        handler.mdsemu_watch = True
-        signal.signal(signum, handler)
-
-
-def exec_respawn(reason: str) -> None:  # pragma: no cover - replaces the process image
-    """B8/B9: re-execute this very process (same pid, new gid), as ceph-mds does."""
-    log.warning("respawn!", reason=reason)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, sys.orig_argv)
-
-
-class MDSDaemon(ClientSide, SubtreePeers):
+class MDSDaemon:
     def __init__(self, config: Config, respawn: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.name = config.entity_id
@@ -92,33 +57,30 @@ class MDSDaemon(ClientSide, SubtreePeers):
         self.gid = 0
         self.nonce = random.randint(1, 2**31 - 1)
         self.addr = ""
-        self.beacon = BeaconState(config.get("mds_beacon_grace"))
         self.sm: RankStateMachine | None = None
         self.fsmap: FSMap | None = None
-        self.conn = None
-        self._wake = trio.Event()  # B3: send a beacon now
-        self._stopping = False
+        self.stopping = False
         self._acked_dne: trio.Event | None = None
         self._work_scope: trio.CancelScope | None = None
         self.nursery: trio.Nursery | None = None
         self.respawn_reason: str | None = None
         self.osdmap = OSDMap(epoch=0)
-        self._osdmap_changed = trio.Event()
+        self.osdmap_changed = trio.Event()
         self.ios = ophealth.InFlight()  # osd ops in flight (MDS_SLOW_METADATA_IO)
         self.requests_in_flight = ophealth.InFlight()  # client requests (MDS_SLOW_REQUEST)
-        self.osd = ResendingOSD(self._reopen_osd, self.ios)  # objecter-like: resends
-        self._osd_scope: trio.CancelScope | None = None
-        self._deferred_map: FSMap | None = None
-        self.data: RankData | None = None
         self.sessionmap = SessionMap()
-        self.replay_queue: list = []  # (conn, client, request) replayed during reconnect
-        self._reconnect_changed = trio.Event()
-        self._mon_tid = 0
-        self._export_seq = 0
-        self._map_seen = trio.Event()  # set (and replaced) on every map
-        self._unlaggy = trio.Event()  # set (and replaced) on each ack that ends laggy
+        self.map_seen = trio.Event()  # set (and replaced) on every map
         self.started = 0.0
         self.fsid = ""
+        self.runtime = RankRuntime(self)  # the rank's data, its osd session, replay
+        self.mon = MonSession(self)  # the monitors: beacons, maps
+        self.clients = ClientServer(self)  # sessions and requests
+        self.peers = PeerLink(self)  # the other ranks: subtrees, cross-rank operations
+
+    @property
+    def data(self) -> RankData | None:
+        """The rank's data, once its work has loaded (or created) it."""
+        return self.runtime.data
 
     @property
     def state(self) -> int:
@@ -134,29 +96,29 @@ class MDSDaemon(ClientSide, SubtreePeers):
         port = listener.socket.getsockname()[1]
         self.addr = f"{host}:{port}/{self.nonce}"
         if self.respawn_hook is not None and threading.current_thread() is threading.main_thread():
-            watch_termination_signals()
+            process.watch_termination_signals()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            nursery.start_soon(trio.serve_listeners, self._client_conn, [listener])
-            asok = admin_socket_listener(self.config.get("admin_socket"))
+            nursery.start_soon(trio.serve_listeners, self.clients.serve_conn, [listener])
+            asok = process.admin_socket_listener(self.config.get("admin_socket"))
             if asok is not None:
-                nursery.start_soon(trio.serve_listeners, self._admin_conn, [asok])
-            nursery.start_soon(self._mon_session_loop)
+                nursery.start_soon(trio.serve_listeners, self.clients.serve_admin, [asok])
+            nursery.start_soon(self.mon.run)
             task_status.started(self)
 
     # -- respawn and shutdown
-    def _respawn(self, reason: str) -> None:
-        """Re-execute (the process) or, with no hook (in-process), end `run` with the reason
+    def fatal(self, reason: str) -> None:
+        """The one way to report a fatal condition (every part of the daemon uses it):
+        re-execute (the process) or, with no hook (in-process), end `run` with the reason
         in `respawn_reason` so that a supervisor starts a fresh daemon with a new gid."""
-        if self._stopping or _termination_seen:
-            # B10: the map that drops us answers our down:dne beacon (the mon publishes it
-            # before the ack), or a stop signal is on its way to shutdown(); we are leaving,
-            # so this is the end, not a reason to respawn.
+        verdict = lifecycle.on_removed(self.stopping, process.signalled(),
+                                       self.respawn_reason is not None)
+        if verdict == lifecycle.END:  # B10: the map that drops us answers our down:dne
             log.info("removed from the map while shutting down; not respawning")
             if self._acked_dne is not None:
                 self._acked_dne.set()
             return
-        if self.respawn_reason is not None:
+        if verdict == lifecycle.IGNORE:
             return  # already on the way out
         log.warning(reason)
         self.respawn_reason = reason
@@ -166,6 +128,25 @@ class MDSDaemon(ClientSide, SubtreePeers):
             return
         self.nursery.start_soon(self._respawn_after_settling, reason)
 
+    async def data_io(self, coro) -> bool:
+        """Run a metadata write outside a state's work; a fenced or damaged rank respawns."""
+        try:
+            await coro
+            return True
+        except (Fenced, Damaged, OSDError) as e:
+            self.fatal(str(e))
+            return False
+
+    def run_admin(self, args: list[str], fmt: str, now: float) -> tuple[int, str, str]:
+        """A command (`tell`, the admin socket): the answer, then its effects."""
+        reply, effects = admin.run(args, fmt, self, now)
+        for e in effects:
+            if isinstance(e, admin.Evict):
+                self.nursery.start_soon(self.clients.evict, e.session, e.message, e.blocklist)
+            elif isinstance(e, admin.ConfigChanged):
+                self.config_changed(e.names)
+        return reply
+
     async def _respawn_after_settling(self, reason: str) -> None:
         """Ceph's journal and objecter run in threads of their own: a write already released
         (e.g. by clearing mds_log_pause) goes out while the dispatcher decides to respawn,
@@ -173,98 +154,49 @@ class MDSDaemon(ClientSide, SubtreePeers):
         until they block, briefly, then respawn."""
         with trio.move_on_after(RESPAWN_SETTLE):
             await trio.testing.wait_all_tasks_blocked()
-        if self.respawn_hook is not None and not (self._stopping or _termination_seen):
+        if self.respawn_hook is not None and not (self.stopping or process.signalled()):
             self.respawn_hook(reason)
         self.nursery.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
         """B10: tell the monitor we are going (down:dne) and wait up to 1 s for the ack."""
-        self._stopping = True
-        if self.conn is None or self.gid == 0 or self.state == states.BOOT:
+        self.stopping = True
+        if self.mon.conn is None or self.gid == 0 or self.state == states.BOOT:
             return
-        self.beacon.want_state = states.DNE
         self.sm.want_state = states.DNE
         with trio.move_on_after(1.0):
             self._acked_dne = trio.Event()
-            await self._send_beacon()
+            await self.mon.send_beacon()
             await self._acked_dne.wait()
             log.info("mon acknowledged our shutdown")
 
-    # -- the mon session (reconnects with backoff, keeps its gid)
-    async def _mon_session_loop(self) -> None:
-        hosts = [parse_hostport(h) for h in self.config.get("mon_host").split(",") if h.strip()]
-        backoff = self.config.get("mon_client_hunt_interval")
-        attempt = 0
-        while True:
-            host, port = hosts[attempt % len(hosts)]
-            attempt += 1
-            try:
-                conn, ok = await connect(host, port, f"mds.{self.name}", self.gid,
-                                         auth=hello_key(self.config),
-                                         max_size=self.config.get("ms_max_message_size"))
-            except (OSError, HandshakeError) as e:
-                log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",
-                            error=str(e), retry_in=backoff)
-                await trio.sleep(backoff)
-                # Never wait longer than the grace between attempts: a restarted mon gives
-                # us mds_beacon_mon_down_grace to come back (T3), then fails us.
-                backoff = min(backoff * 2, 5 * self.config.get("mon_client_hunt_interval") + 2,
-                              max(self.config.get("mds_beacon_grace"), 0.1))
-                continue
-            backoff = self.config.get("mon_client_hunt_interval")
-            self.fsid = ok.fsid
-            if self.gid == 0:
-                self.gid = ok.global_id
-                self.sm = RankStateMachine(self.gid)
-                logsetup.bind(gid=self.gid)
-                log.info("mds starting", gid=self.gid, addr=self.addr, mon=f"{host}:{port}")
-            else:
-                log.info("reconnected to the monitor", mon=f"{host}:{port}")
-            self.conn = conn
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._guard, self._beacon_loop, nursery.cancel_scope)
-                    await conn.send(m.Subscribe(what=["fsmap", "osdmap", "config"]))
-                    await self._guard(functools.partial(self._receive_loop, conn),
-                                      nursery.cancel_scope)
-            finally:
-                self.conn = None
-                await conn.aclose()
-            await trio.sleep(self.config.get("mon_client_hunt_interval"))
+    # -- what the mon session asks of us (mds.monsession)
+    def connected(self, global_id: int, fsid: str, mon: str) -> None:
+        """A monitor session is open: the first one gives us our gid (kept on reconnects)."""
+        self.fsid = fsid
+        if self.gid == 0:
+            self.gid = global_id
+            self.sm = RankStateMachine(self.gid)
+            logsetup.bind(gid=self.gid)
+            log.info("mds starting", gid=self.gid, addr=self.addr, mon=mon)
+        else:
+            log.info("reconnected to the monitor", mon=mon)
 
-    async def _guard(self, fn, scope: trio.CancelScope) -> None:
-        """Run one half of the mon session; a network fault ends both halves, quietly."""
-        try:
-            await fn()
-        except (ConnectionClosed, ProtocolError) as e:
-            log.warning("lost the monitor connection", error=str(e))
-        scope.cancel()
+    def removed(self) -> None:
+        """The monitor acknowledged our down:dne (B10)."""
+        if self._acked_dne is not None:
+            self._acked_dne.set()
 
-    async def _beacon_loop(self) -> None:
-        """B2/B3: a beacon every mds_beacon_interval, or at once when the wanted state changes."""
-        started = trio.current_time()
-        while True:
-            await self._send_beacon()
-            with trio.move_on_after(self.config.get("mds_beacon_interval")):
-                await self._wake.wait()
-            self._wake = trio.Event()
-            now = trio.current_time()
-            self.beacon.grace = self.config.get("mds_beacon_grace")
-            if self.beacon.laggy(now) and self.beacon.last_acked_stamp is not None:
-                log.warning(f"MDS connection to Monitors appears to be laggy; "
-                            f"{self.beacon.since_acked(now):.3f}s since last acked beacon")
-            # A session whose beacons go unanswered this long is dead: a peer that vanished,
-            # or our own address that changed, sends no RST. Hunt for a monitor again, as
-            # Ceph's MonClient does after mon_client_ping_timeout.
-            silent = now - max(started, self.beacon.last_acked_stamp or started)
-            if silent > self.config.get("mon_client_ping_timeout"):
-                raise ConnectionClosed(f"no beacon acked for {silent:.1f}s; "
-                                       f"hunting for a new monitor session")
+    def on_osdmap(self, osdmap: OSDMap) -> None:
+        if osdmap.epoch > self.osdmap.epoch:
+            self.osdmap = osdmap
+            self.clients.apply_blocklist()
+            self.osdmap_changed.set()
+            self.osdmap_changed = trio.Event()
 
-    def _beacon_msg(self, seq: int) -> m.Beacon:
-        want = self.sm.want_state if self.sm else states.BOOT
-        if self._stopping:
-            want = states.DNE
+    def beacon_msg(self, seq: int) -> m.Beacon:
+        want = lifecycle.beacon_state(self.sm.want_state if self.sm else states.BOOT,
+                                      self.stopping)
         c = self.config
         return m.Beacon(
             global_id=self.gid, name=self.name, state=want, seq=seq,
@@ -297,39 +229,6 @@ class MDSDaemon(ClientSide, SubtreePeers):
                   if self.state == states.ACTIVE else []),
             laggy_clients=[s.num for s in self.sessionmap.laggy_clients])
 
-    async def _send_beacon(self) -> None:
-        conn = self.conn
-        if conn is None:
-            return
-        seq = self.beacon.sent(trio.current_time())
-        await conn.send(self._beacon_msg(seq))
-
-    async def _receive_loop(self, conn) -> None:
-        while True:
-            msg = await conn.recv()
-            if isinstance(msg, m.BeaconAck):
-                self._on_ack(msg)
-            elif isinstance(msg, m.FSMapMsg):
-                fsmap = FSMap.from_wire(msg.fsmap)
-                if self.sm is not None and self.sm.state != states.BOOT and \
-                        self.beacon.laggy(trio.current_time()):
-                    # B5: while our beacons go unacked, maps wait until the monitors answer
-                    log.info("laggy, deferring mdsmap", epoch=fsmap.epoch)
-                    self._deferred_map = fsmap
-                else:
-                    self._on_fsmap(fsmap)
-            elif isinstance(msg, m.ConfigMsg):
-                self.config_changed(self.config.set_runtime(msg.values))
-            elif isinstance(msg, m.OSDMapMsg):
-                osdmap = OSDMap.from_wire(msg.osdmap)
-                if osdmap.epoch > self.osdmap.epoch:
-                    self.osdmap = osdmap
-                    self._apply_blocklist()
-                    self._osdmap_changed.set()
-                    self._osdmap_changed = trio.Event()
-            elif isinstance(msg, m.Error):
-                raise ProtocolError(f"monitor said: {msg.message}")
-
     def config_changed(self, changed: list[str]) -> None:
         """Act on options that changed at run time (mon config db or `tell ... config set`).
         Like Ceph's config observers, this runs even while laggy (B5 defers only messages)."""
@@ -338,35 +237,17 @@ class MDSDaemon(ClientSide, SubtreePeers):
         log.info("config changed", options=changed)
         if "mds_log_pause" in changed and self.data is not None:
             self.data.set_log_pause(self.config.get("mds_log_pause"))
-        self._wake.set()  # e.g. mds_join_fs: the mon hears of it now (S3)
-
-    def _on_ack(self, ack: m.BeaconAck) -> None:
-        if ack.null_map:
-            if self._stopping:
-                if self._acked_dne is not None:
-                    self._acked_dne.set()
-                return
-            self._respawn("Map removed me from cluster; respawning! See cluster/monitor logs "
-                          "for details.")
-        now = trio.current_time()
-        if self.beacon.acked(ack.seq, now):
-            log.info(" MDS is no longer laggy")
-        if not self.beacon.laggy(now):
-            self._unlaggy.set()
-            self._unlaggy = trio.Event()
-        if self._deferred_map is not None and not self.beacon.laggy(now):
-            fsmap, self._deferred_map = self._deferred_map, None
-            self._on_fsmap(fsmap)
+        self.mon.wake()  # e.g. mds_join_fs: the mon hears of it now (S3)
 
     # -- maps and the work of each state
-    def _on_fsmap(self, fsmap: FSMap) -> None:
+    def on_fsmap(self, fsmap: FSMap) -> None:
         if self.sm is None or self.respawn_reason is not None:
             return
         actions = self.sm.handle_map(fsmap)
         if fsmap.epoch >= self.sm.epoch:
             self.fsmap = fsmap
-            self._map_seen.set()
-            self._map_seen = trio.Event()
+            self.map_seen.set()
+            self.map_seen = trio.Event()
         if actions:
             log.info(f"Updating MDS map to version {fsmap.epoch} from mon")
         self._act(actions)
@@ -377,138 +258,68 @@ class MDSDaemon(ClientSide, SubtreePeers):
                 log.info(action.message)
             elif isinstance(action, RequestState):
                 log.info("requesting state", state=states.name(action.state))
-                self._wake.set()
+                self.mon.wake()
             elif isinstance(action, Start):
                 if self._work_scope is not None:
                     self._work_scope.cancel()
                 self.nursery.start_soon(self._work, action.state)
             elif isinstance(action, Respawn):
-                self._respawn(action.reason)
+                self.fatal(action.reason)
 
     async def _work(self, state: int) -> None:
         with trio.CancelScope() as scope:
             self._work_scope = scope
-            step = getattr(self, f"_work_{states.name(state).split(':')[1].replace('-', '_')}")
-            backoff = self.config.get("mon_client_hunt_interval")
+            step = self._work_table()[state]
+            backoff = lifecycle.work_backoff(self.config.get("mon_client_hunt_interval"))
             while True:
                 try:
                     await step()
                     break
                 except Fenced as e:
-                    self._respawn(str(e))
-                    return
+                    failure = lifecycle.work_failure("fenced", str(e))
                 except Damaged as e:
-                    await self._report_damaged(str(e))
-                    return
+                    failure = lifecycle.work_failure("damaged", str(e))
                 except OSDError as e:
-                    # The osd is down or restarting: wait and start the step over with a new
-                    # session (its address comes from the OSDMap), as Ceph's objecter waits.
-                    log.warning("metadata pool unreachable, retrying", error=str(e),
-                                state=states.name(state), retry_in=backoff)
-                    self._drop_osd()
-                    await trio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    failure = lifecycle.work_failure("osd", str(e))
+                if failure.action == lifecycle.RESPAWN:
+                    self.fatal(failure.reason)
+                    return
+                if failure.action == lifecycle.DAMAGED:
+                    await self._report_damaged(failure.reason)
+                    return
+                # The osd is down or restarting: start the step over with a new session
+                # (its address comes from the OSDMap), as Ceph's objecter waits.
+                delay = backoff.next()
+                log.warning("metadata pool unreachable, retrying", error=failure.reason,
+                            state=states.name(state), retry_in=delay)
+                self.runtime.drop_osd()
+                await trio.sleep(delay)
             if self.sm.state == state and self.fsmap is not None:
                 self._act(self.sm.step_done(state, self.fsmap,
-                                            replay_queued=bool(self.replay_queue)))
-
-    # -- the metadata pool
-    async def _wait_osdmap(self, epoch: int) -> None:
-        """F3: wait for the OSDMap that blocklists the rank's previous instance."""
-        if self.osdmap.epoch < epoch:
-            log.info(f" waiting for osdmap {epoch} (which blocklists prior instance)")
-        while self.osdmap.epoch < epoch or not self.osdmap.osd_addrs:
-            await self._osdmap_changed.wait()
-
-    async def _osd_session(self, addr: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        with trio.CancelScope() as self._osd_scope:
-            async with OSDClient.open(addr, f"mds.{self.name}", self.addr) as osd:
-                task_status.started(osd)
-                await trio.sleep_forever()
-
-    async def _reopen_osd(self) -> OSDClient:
-        """A new osd session (the OSDMap gives its address), for ResendingOSD: retried until
-        an osd answers, as Ceph's objecter waits for the OSD to come back."""
-        if self._osd_scope is not None:
-            self._osd_scope.cancel()
-        backoff = 0.05
-        while True:
-            while not self.osdmap.osd_addrs:
-                await self._osdmap_changed.wait()
-            addr = self.osdmap.osd_addrs[min(self.osdmap.osd_addrs)]
-            try:
-                return await self.nursery.start(self._osd_session, addr)
-            except (OSError, OSDError, HandshakeError, ConnectionClosed) as e:
-                log.warning("osd unreachable; waiting for it", addr=addr,
-                            error=str(e) or type(e).__name__, retry_in=backoff)
-            epoch = self.osdmap.epoch
-            with trio.move_on_after(backoff):
-                while self.osdmap.epoch == epoch:
-                    await self._osdmap_changed.wait()
-            backoff = min(backoff * 2, 2.0)
-
-    def _drop_osd(self) -> None:
-        """Forget the osd session and what was loaded through it; the next step reloads."""
-        if self._osd_scope is not None:
-            self._osd_scope.cancel()
-        self._osd_scope = None
-        self.data = None
-
-    async def _rank_data(self) -> RankData:
-        """Open (once) the osd session and this rank's metadata, after the fence (F3)."""
-        fs = self.fsmap.fs_of(self.gid)
-        await self._wait_osdmap(fs.last_failure_osd_epoch)
-        if self.data is not None:
-            self.data.store.min_epoch = max(self.data.store.min_epoch, fs.last_failure_osd_epoch)
-            return self.data
-        c = self.config
-        self.data = RankData(self.osd, fs.metadata_pool, self.sm.rank,
-                             c.get("mds_log_events_per_segment"), c.get("mds_log_max_segments"),
-                             min_epoch=fs.last_failure_osd_epoch)
-        self.data.set_log_pause(c.get("mds_log_pause"))
-        self.data.xrank_master = self._xrank_master  # mds.peers: cross-rank operations
-        return self.data
+                                            replay_queued=bool(self.clients.replay_queue)))
 
     async def _report_damaged(self, reason: str) -> None:
         """F5: ask for down:damaged, wait (bounded) for the mon, then respawn as a standby."""
         log.error("metadata damaged; reporting down:damaged", reason=reason)
         self.sm.want_state = states.DAMAGED
-        self._wake.set()
+        self.mon.wake()
         with trio.move_on_after(self.config.get("mds_mon_shutdown_timeout")):
             while self.fsmap.info(self.gid) is not None:
                 await trio.sleep(0.05)
-        self._respawn("respawning after reporting down:damaged")
+        self.fatal("respawning after reporting down:damaged")
 
-    async def _work_standby_replay(self) -> None:
-        log.info("replay_start")  # R5: follow the journal every mds_replay_interval
-        data = await self._rank_data()
-        await data.load()
-        while True:
-            await trio.sleep(self.config.get("mds_replay_interval"))
-            await data.follow()
-
-    async def _work_replay(self) -> None:
-        log.info("replay_start")
-        t0 = trio.current_time()
-        following = self.data is not None and self.data.ns is not None
-        data = await self._rank_data()
-        if following:  # R6: the final pass of a promoted follower
-            events = await data.follow()
-        else:
-            events = await data.load()
-        log.info("Finished replaying journal", events=events, inodes=len(data.ns),
-                 seconds=round(trio.current_time() - t0, 3))
-        log.info("making mds journal writeable")
-
-    async def _work_creating(self) -> None:
-        log.info("boot_create")
-        data = await self._rank_data()
-        await data.create()
-
-    async def _work_starting(self) -> None:
-        data = await self._rank_data()
-        await data.load()
-        log.info("starting_done")
+    def _work_table(self) -> dict:
+        """The work of each state the state machine starts (mds.rank.WORK_STATES)."""
+        return {states.STANDBY_REPLAY: self.runtime.work_standby_replay,
+                states.REPLAY: self.runtime.work_replay,
+                states.CREATING: self.runtime.work_creating,
+                states.STARTING: self.runtime.work_starting,
+                states.RESOLVE: self.peers.work_resolve,
+                states.RECONNECT: self.clients.work_reconnect,
+                states.REJOIN: self._work_rejoin,
+                states.CLIENTREPLAY: self.clients.work_clientreplay,
+                states.ACTIVE: self._work_active,
+                states.STOPPING: self.peers.work_stopping}
 
     async def _work_rejoin(self) -> None:
         log.info("rejoin_start")
@@ -517,31 +328,4 @@ class MDSDaemon(ClientSide, SubtreePeers):
     async def _work_active(self) -> None:
         log.info("active_start")
         log.info("recovery_done -- successful recovery!")
-        await self._session_upkeep()
-
-def admin_socket_listener(path: str):
-    """A listener on the unix socket `path` (replacing a stale file), or None: no path, or
-    the directory cannot be written (logged; the daemon runs without one)."""
-    if not path:
-        return None
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-            log.warning("admin socket in use by another process; none for us", path=path)
-            return None
-        except OSError:
-            pass  # stale: the daemon that made it is gone
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        sock.bind(path)
-        sock.listen(16)
-    except OSError as e:
-        sock.close()
-        log.info("no admin socket", path=path, error=e.strerror or str(e))
-        return None
-    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        await self.clients.session_upkeep()

@@ -17,20 +17,23 @@ from dataclasses import dataclass, field
 
 import msgpack
 
+from mds.events import (  # noqa: F401 - the event types, named here for the journal's users
+    ECOMMITTED,
+    EEXPORT,
+    EIMPORT,
+    EPEERUPDATE,
+    ESEGMENT,
+    ESESSION,
+    ESUBTREEMAP,
+    EUPDATE,
+    SEGMENT_OPENERS,
+    WRITE_BACK,
+)
+
 MAGIC = "mdsemu journal v1"
 RECORD = struct.Struct(">II")
 MAX_EVENT = 16 * 1024 * 1024
 OBJECT_SIZE = 4 * 1024 * 1024  # bytes of stream per data object
-
-# Event types (J3).
-EUPDATE = "EUpdate"
-ESESSION = "ESession"
-ESUBTREEMAP = "ESubtreeMap"
-ESEGMENT = "ESegment"
-EIMPORT = "EImport"  # a subtree handed to this rank (multi-active, mds.subtree)
-EEXPORT = "EExport"  # a subtree handed away
-EPEERUPDATE = "EPeerUpdate"  # a witness's side of a cross-rank operation (mds.xrank)
-ECOMMITTED = "ECommitted"  # the master's: the witness has committed too
 
 
 class JournalDamaged(Exception):
@@ -134,12 +137,12 @@ class SegmentLog:
 
     def note(self, pos: int, ev: dict, dirty: set[int] | tuple = ()) -> None:
         """Record an event written (or replayed) at `pos`."""
-        if ev.get("t") in (ESUBTREEMAP, ESEGMENT) or not self.segments:
+        if ev.get("t") in SEGMENT_OPENERS or not self.segments:
             self.segments.append(Segment(pos))
         seg = self.segments[-1]
         seg.events += 1
         seg.dirty.update(dirty)
-        if ev.get("t") in (EUPDATE, ESESSION, EIMPORT, EEXPORT, EPEERUPDATE, ECOMMITTED):
+        if ev.get("t") in WRITE_BACK:
             seg.updates.append(ev)
 
     def expirable(self) -> list[Segment]:

@@ -21,11 +21,10 @@ from collections.abc import Callable
 import msgpack
 import structlog
 
+from mds import applier, subtree
 from mds import journal as j
-from mds import subtree, xrank
 from mds.namespace import ROOT_INO, Inode, Namespace
-from mds.sessionmap import MAX_COMPLETED_PER_CLIENT, split_reqid
-from osd.client import OSDClient, OSDError
+from osd.objecter import OSDClient, OSDError
 
 log = structlog.get_logger("mds")
 
@@ -38,32 +37,6 @@ def sessionmap_object(rank: int) -> str:
     return f"mds{rank}_sessionmap"
 
 
-def apply_session(table: dict[str, dict], ev: dict) -> None:
-    """An ESession event: a client's session opened or closed."""
-    if ev.get("open"):
-        done = table.get(ev["client"], {}).get("completed")  # a re-open keeps them
-        table[ev["client"]] = {"addr": ev.get("addr", ""), "metadata": ev.get("metadata", {})}
-        if done:
-            table[ev["client"]]["completed"] = done
-    else:
-        table.pop(ev["client"], None)
-
-
-def note_completed(table: dict[str, dict], ev: dict) -> None:
-    """An EUpdate being written back: its result joins its client's completed requests in
-    the sessionmap object (Ceph keeps them with the session), trimmed by `oldest`."""
-    client, tid = split_reqid(ev["reqid"])
-    entry = table.get(client)
-    if entry is None:
-        return  # no session (a test's raw request, or closed since): nothing to keep
-    done = {t: r for t, r in entry.get("completed", {}).items()
-            if int(t) >= ev.get("oldest", 0)}
-    done[str(tid)] = ev.get("result", {})
-    while len(done) > MAX_COMPLETED_PER_CLIENT:
-        del done[min(done, key=int)]
-    entry["completed"] = done
-
-
 def _deep(d: dict) -> dict:
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
 
@@ -74,15 +47,6 @@ def _pack(obj) -> bytes:
 
 def _unpack(data: bytes):
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
-
-
-def _dirty_dirs(ev: dict) -> set[int]:
-    """Directory inodes whose objects an event changes (the parent dentries it touches)."""
-    if ev.get("t") == j.EPEERUPDATE:
-        return xrank.dirty(ev)
-    if ev.get("t") != j.EUPDATE:
-        return set()
-    return {ev[k] for k in ("parent", "sparent", "dparent", "dir") if ev.get(k) is not None}
 
 
 class RankStore:
@@ -151,7 +115,7 @@ class RankStore:
         events, end = j.decode_events(await self._read_stream(pos), pos)
         ns = Namespace(rank=self.rank)
         if events and events[0][1].get("t") == j.ESUBTREEMAP:
-            ns.apply(events[0][1])
+            applier.apply(ns, events[0][1])
         await self.read_dirs(ns)
         self.flushed = Namespace.from_wire(ns.to_wire())
         stored = {c: _unpack(v) for c, v in
@@ -233,23 +197,14 @@ class RankStore:
                       completed: dict | None) -> int:
         for pos, ev in events:
             self._note(pos, ev)
-            if ev["t"] == j.EUPDATE:
-                ns.apply(ev)
-                if completed is not None:
-                    completed.note_event(ev)
-            elif ev["t"] == j.ESESSION:
-                apply_session(self.sessions, ev)
-                if completed is not None and not ev.get("open"):
-                    completed.forget(ev["client"])
-            elif ev["t"] in (j.ESUBTREEMAP, j.EIMPORT, j.EEXPORT, j.EPEERUPDATE, j.ECOMMITTED):
-                ns.apply(ev)
+            applier.apply(ns, ev, self.sessions, completed)
         self.read_pos = end
         self.header.write_pos = max(self.header.write_pos, end)
         self.replayed_total += len(events)
         return len(events)
 
     def _note(self, pos: int, ev: dict) -> None:
-        self.segments.note(pos, ev, _dirty_dirs(ev))
+        self.segments.note(pos, ev, applier.dirty_dirs(ev))
 
     # -- write path (J5)
     async def append(self, events: list[dict]) -> None:
@@ -318,12 +273,7 @@ class RankStore:
         for seg in old:
             dirty |= seg.dirty
             for ev in seg.updates:
-                if ev["t"] == j.ESESSION:
-                    apply_session(self.flushed_sessions, ev)
-                else:
-                    self.flushed.apply(ev)
-                    if ev.get("reqid"):
-                        note_completed(self.flushed_sessions, ev)
+                applier.write_back(self.flushed, self.flushed_sessions, ev)
         await self.write_dirs(self.flushed, dirty)
         if self.flushed_sessions != sessions_before:
             await self.write_sessionmap(sessions_before)

@@ -2,9 +2,10 @@
 
 Every mutation is split in two, as a journaled MDS needs: `prepare(op, args, now)` checks the
 request against the current namespace and returns an event (a plain dict holding everything,
-allocated inode numbers and stamps included), and `apply(event)` changes the namespace. The
+allocated inode numbers and stamps included), and applying it changes the namespace. The
 active applies at once and journals the event; replay applies the same events from the journal
-and reaches the same state, because `apply` decides nothing. `apply` is also idempotent and
+and reaches the same state, because applying decides nothing (`mds.applier` applies every event
+type; `apply_update` here is the part for local updates). Applying is also idempotent and
 tolerant (it checks inode numbers before it unlinks), so replaying a journal tail onto directory
 objects written back after some of those events still converges on the live state; directory
 link counts are derived (2 + subdirectories), not counted.
@@ -17,8 +18,6 @@ import stat
 from dataclasses import dataclass, field
 
 ROOT_INO = 1
-SUBTREE_EVENTS = ("ESubtreeMap", "EImport", "EExport")
-XRANK_EVENTS, XRANK_OPS = ("EPeerUpdate", "ECommitted"), ("xrename", "xrmdir")  # mds.xrank
 FIRST_INO = 0x10000000000  # Ceph hands out client inode numbers from here
 
 
@@ -104,7 +103,7 @@ class Namespace:
             ino = child
         return self.inodes[ino]
 
-    def _parent_of(self, path: str) -> tuple[Inode, str]:
+    def parent_of(self, path: str) -> tuple[Inode, str]:
         parts = split(path)
         if not parts:
             raise FSError(errno.EEXIST if path.strip("/") == "" else errno.EINVAL, path)
@@ -138,13 +137,15 @@ class Namespace:
     # -- requests: check and describe (no change yet)
     def prepare(self, op: str, args: dict, now: float) -> dict:
         """Validate a mutation and return its event. Raises FSError."""
-        fn = getattr(self, f"_prepare_{op}", None)
+        fn = {"mkdir": self._prepare_mkdir, "create": self._prepare_create,
+              "unlink": self._prepare_unlink, "rmdir": self._prepare_rmdir,
+              "rename": self._prepare_rename, "setattr": self._prepare_setattr}.get(op)
         if fn is None:
             raise FSError(errno.EINVAL, f"unknown operation '{op}'")
         return fn(args, now)
 
     def _new(self, args: dict, now: float, kind: int, default: int) -> dict:
-        parent, name = self._parent_of(args["path"])
+        parent, name = self.parent_of(args["path"])
         if name in self.dentries[parent.ino]:
             raise FSError(errno.EEXIST, args["path"])
         mode = kind | (int(args.get("mode", default)) & 0o7777)
@@ -162,7 +163,7 @@ class Namespace:
         node = self.resolve(args["path"])
         if node.is_dir:
             raise FSError(errno.EISDIR, args["path"])
-        parent, name = self._parent_of(args["path"])
+        parent, name = self.parent_of(args["path"])
         return {"op": "unlink", "parent": parent.ino, "name": name, "ino": node.ino,
                 "stamp": now}
 
@@ -174,14 +175,14 @@ class Namespace:
             raise FSError(errno.EBUSY, "/")
         if self.dentries[node.ino]:
             raise FSError(errno.ENOTEMPTY, args["path"])
-        parent, name = self._parent_of(args["path"])
+        parent, name = self.parent_of(args["path"])
         return {"op": "rmdir", "parent": parent.ino, "name": name, "ino": node.ino,
                 "stamp": now}
 
     def _prepare_rename(self, args: dict, now: float) -> dict:
         src = self.resolve(args["src"])
-        sparent, sname = self._parent_of(args["src"])
-        dparent, dname = self._parent_of(args["dst"])
+        sparent, sname = self.parent_of(args["src"])
+        dparent, dname = self.parent_of(args["dst"])
         if src.is_dir:  # no directory may move under itself
             ino = dparent.ino
             while True:
@@ -218,18 +219,12 @@ class Namespace:
         return {"op": "setattr", "ino": node.ino, "dir": self.parent[node.ino], "attrs": attrs,
                 "xattrs": dict(args.get("xattrs", {})), "stamp": now}
 
-    # -- apply an event (active after prepare; replay from the journal)
-    def apply(self, ev: dict) -> None:
-        if ev.get("op") in XRANK_OPS or ev.get("t") in XRANK_EVENTS:
-            from mds import xrank
-
-            xrank.apply(self, ev)
-        elif "op" in ev:
-            getattr(self, f"_apply_{ev['op']}")(ev)
-        elif ev.get("t") in SUBTREE_EVENTS:
-            from mds import subtree
-
-            subtree.apply(self, ev)
+    # -- apply an update (active after prepare; replay from the journal): see mds.applier
+    def apply_update(self, ev: dict) -> None:
+        """An EUpdate of a local operation onto the namespace."""
+        {"mkdir": self._apply_mkdir, "create": self._apply_create,
+         "unlink": self._apply_unlink, "rmdir": self._apply_unlink,
+         "rename": self._apply_rename, "setattr": self._apply_setattr}[ev["op"]](ev)
 
     def attach(self, parent: int, name: str, node: Inode) -> None:
         """Put an inode under a dentry as it was read back (directory objects)."""
@@ -241,7 +236,7 @@ class Namespace:
             self.dentries.setdefault(node.ino, {})
         self._saw_ino(node.ino)
 
-    def _link(self, parent: int, name: str, ino: int, stamp: float,
+    def link_dentry(self, parent: int, name: str, ino: int, stamp: float,
               replaces: int | None = None) -> bool:
         """Point dentry (parent, name) at ino. During replay the dentry may already belong to
         an inode from later in the journal; then the later state wins and nothing changes."""
@@ -259,7 +254,7 @@ class Namespace:
         self._touch(parent, stamp)
         return True
 
-    def _unlink(self, parent: int, name: str, ino: int, stamp: float) -> None:
+    def unlink_dentry(self, parent: int, name: str, ino: int, stamp: float) -> None:
         entries = self.dentries.get(parent)
         if entries is not None and entries.get(name) == ino:
             del entries[name]
@@ -297,21 +292,19 @@ class Namespace:
             self.inodes[ev["ino"]] = Inode(ev["ino"], ev["mode"], ev["uid"], ev["gid"],
                                            mtime=ev["stamp"], ctime=ev["stamp"],
                                            nlink=2 if stat.S_ISDIR(ev["mode"]) else 1)
-        self._link(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
+        self.link_dentry(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
 
     def _apply_unlink(self, ev: dict) -> None:
-        self._unlink(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
+        self.unlink_dentry(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
         if self.parent.get(ev["ino"]) == ev["parent"]:
             self._forget(ev["ino"])
-
-    _apply_rmdir = _apply_unlink
 
     def _apply_rename(self, ev: dict) -> None:
         node = self.inodes.get(ev["ino"])
         if node is None or ev["dparent"] not in self.dentries:
             return
-        self._unlink(ev["sparent"], ev["sname"], ev["ino"], ev["stamp"])
-        if not self._link(ev["dparent"], ev["dname"], ev["ino"], ev["stamp"], ev["replaced"]):
+        self.unlink_dentry(ev["sparent"], ev["sname"], ev["ino"], ev["stamp"])
+        if not self.link_dentry(ev["dparent"], ev["dname"], ev["ino"], ev["stamp"], ev["replaced"]):
             ino = ev["ino"]
             linked = self.dentries.get(self.parent.get(ino), {}).get(self.dname.get(ino)) == ino
             if not linked:  # superseded by later events and linked nowhere: it is gone

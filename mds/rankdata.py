@@ -14,17 +14,14 @@ import time
 import structlog
 import trio
 
+from mds import applier, serving, subtree, xrank
 from mds import journal as j
-from mds import subtree, xrank
 from mds.mdstore import RankStore, damaged_path
 from mds.namespace import FSError, Namespace
 from mds.sessionmap import CompletedRequests, split_reqid
-from osd.client import Blocklisted, OSDClient, OSDError
+from osd.objecter import Blocklisted, OSDClient, OSDError
 
 log = structlog.get_logger("mds")
-
-READ_OPS = frozenset({"lookup", "getattr", "readdir"})
-WRITE_OPS = frozenset({"mkdir", "create", "unlink", "rmdir", "rename", "setattr"})
 
 
 class Fenced(Exception):
@@ -54,7 +51,7 @@ class RankData:
         self.xlocks: dict[int, int] = {}
         self.xinflight: dict[str, trio.Event] = {}
         self._xchanged = trio.Event()
-        # The daemon's master side (mds.peers): (reqid, op, args, plan, oldest) -> reply
+        # The master side (mds.peerlink): (reqid, op, args, plan, oldest) -> reply
         self.xrank_master = None
         self.store.subtree_map = lambda: subtree.subtree_map(self.ns) if self.ns else {}
 
@@ -182,7 +179,7 @@ class RankData:
         try:
             async with self.lock:
                 ev = {"t": j.EEXPORT, "root": root, "to": to, "export_id": export_id}
-                self.ns.apply(ev)
+                applier.apply(self.ns, ev)
                 waiter = self._enqueue(ev)
             await self._journal(waiter)
         finally:
@@ -196,7 +193,7 @@ class RankData:
         async with self.lock:
             if ev["export_id"] in subtree.imported_ids(self.ns):
                 return
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
         await self._journal(waiter)
 
@@ -212,7 +209,7 @@ class RankData:
             ev = {"t": j.EUPDATE, "op": "setattr", "ino": node.ino,
                   "dir": self.ns.parent[node.ino], "attrs": {},
                   "xattrs": {subtree.PIN_XATTR: value}, "stamp": node.ctime}
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
         await self._journal(waiter)
         return True
@@ -252,7 +249,7 @@ class RankData:
         async with self.lock:
             ev = xrank.master_event(self.ns, op, args, plan, reply, xid, time.time())
             ev.update(t=j.EUPDATE, reqid=reqid, oldest=oldest)
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             ino = ev["ino"]
             ev["result"] = {"inode": self.ns.stat(self.ns.inodes[ino])} \
                 if op == "rename" and ino in self.ns.inodes else {}
@@ -266,7 +263,7 @@ class RankData:
             if xid not in self.ns.xmaster:
                 return
             ev = {"t": j.ECOMMITTED, "id": xid}
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
         await self._journal(waiter)
 
@@ -276,7 +273,7 @@ class RankData:
             ev, reply = xrank.prepare(self.ns, master, xid, req, self.locked(), self.frozen)
             if not ev:
                 return reply
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
         await self._journal(waiter)
         return reply
@@ -288,7 +285,7 @@ class RankData:
             ev = xrank.finish_event(self.ns, xid, commit)
             if ev is None:
                 return
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             waiter = self._enqueue(ev)
             self._xnotify()
         log.info("cross-rank operation " + ("committed" if commit else "rolled back"),
@@ -302,11 +299,7 @@ class RankData:
         if open_:
             ev.update(addr=addr, metadata=metadata)
         await self._journal(self._enqueue(ev))
-        if open_:
-            self.store.sessions[client] = {"addr": addr, "metadata": metadata}
-        else:
-            self.store.sessions.pop(client, None)
-            self.completed.forget(client)
+        applier.apply(self.ns, ev, self.store.sessions, self.completed)
 
     # -- requests
     async def handle(self, reqid: str, op: str, args: dict, early_reply=None,
@@ -319,12 +312,13 @@ class RankData:
         self.requests += 1
         client, tid = split_reqid(reqid)
         self.completed.trim(client, oldest_tid)
-        done = await self._answered(reqid, client, tid)
-        if done is not None:
-            return 0, done, ""
+        resent = serving.resend_answer(await self._answered(reqid, client, tid))
+        if resent is not None:
+            return resent
+        kind = serving.op_kind(op)
         try:
             while True:  # until no cross-rank operation holds the directories (mds.xrank)
-                if op in READ_OPS:
+                if kind == "read":
                     redirect = self._redirect(op, args)
                     if redirect is not None:
                         return redirect
@@ -336,11 +330,11 @@ class RankData:
                         return 0, {"entries": [[n, ns.stat(i)] for n, i in
                                                ns.readdir(_arg(args, "path"))]}, ""
                     return 0, {"inode": ns.stat(node)}, ""
-                if op not in WRITE_OPS:
+                if kind is None:
                     return -errno.EINVAL, {}, f"unknown operation '{op}'"
-                done = await self._answered(reqid, client, tid)  # done meanwhile (a resend)
-                if done is not None:
-                    return 0, done, ""
+                resent = serving.resend_answer(await self._answered(reqid, client, tid))
+                if resent is not None:  # done meanwhile (a resend)
+                    return resent
                 changed = self._xchanged
                 journaled = self.in_progress[reqid] = trio.Event()
                 try:
@@ -374,7 +368,7 @@ class RankData:
                 ev["t"] = j.EUPDATE
                 ev["reqid"] = reqid
                 ev["oldest"] = oldest_tid
-                ns.apply(ev)
+                applier.apply(ns, ev)
                 result = {"inode": ns.stat(ns.inodes[ev["ino"]])} if ev["ino"] in ns.inodes \
                     and op != "unlink" and op != "rmdir" else {}
                 ev["result"] = result

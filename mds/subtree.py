@@ -22,10 +22,10 @@ from __future__ import annotations
 import errno
 import zlib
 
+from mds.events import EEXPORT, EIMPORT, ESUBTREEMAP
 from mds.namespace import ROOT_INO, FSError, Inode, Namespace, split
 
 PIN_XATTR = "ceph.dir.pin"
-ESUBTREEMAP, EIMPORT, EEXPORT = "ESubtreeMap", "EImport", "EExport"
 
 
 def _mark(ns: Namespace, ino: int) -> int | None:
@@ -160,7 +160,7 @@ def subtree_map(ns: Namespace) -> dict:
             "xpeer": ns.xpeer, "xmaster": ns.xmaster}  # mds.xrank, carried across segments
 
 
-def _graft_chain(ns: Namespace, links: list[list]) -> None:
+def graft_chain(ns: Namespace, links: list[list]) -> None:
     for parent, name, wire in links:
         node = Inode.from_wire(wire)
         if node.ino in ns.inodes or parent not in ns.dentries:
@@ -178,17 +178,17 @@ def _prune(ns: Namespace, root: int, keep: frozenset[int] = frozenset()) -> None
             way.add(ino)
             ino = ns.parent.get(ino)
     for name, child in list(ns.dentries.get(root, {}).items()):
-        _forget(ns, child, keep, frozenset(way))
+        forget(ns, child, keep, frozenset(way))
         if child not in keep and child not in way:
             del ns.dentries[root][name]
 
 
-def _forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset(),
+def forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset(),
             way: frozenset[int] = frozenset()) -> None:
     if ino in keep:
         return
     for name, child in list(ns.dentries.get(ino, {}).items()):
-        _forget(ns, child, keep, way)
+        forget(ns, child, keep, way)
         if ino in way and child not in keep and child not in way:
             del ns.dentries[ino][name]
     if ino in way:
@@ -203,13 +203,13 @@ def _forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset(),
 
 
 def apply(ns: Namespace, ev: dict) -> None:
-    """ESubtreeMap, EImport, EExport onto a namespace (live, replay and write-back alike)."""
+    """ESubtreeMap, EImport, EExport onto a namespace (called by mds.applier)."""
     t = ev["t"]
     if t == ESUBTREEMAP:
         if "auth" not in ev:
             return  # a journal from before subtrees: rank 0 holds everything
         for _, links in ev["auth"]:
-            _graft_chain(ns, links)
+            graft_chain(ns, links)
         ns.auth_roots = {r for r, _ in ev["auth"]}
         ns.exported = {int(k): v for k, v in ev["exported"]}
         ns.imported = {int(k): list(v) for k, v in ev["imported"]}
@@ -217,7 +217,7 @@ def apply(ns: Namespace, ev: dict) -> None:
         ns.xmaster = dict(ev.get("xmaster", {}))
     elif t == EIMPORT:
         root = ev["root"]
-        _graft_chain(ns, ev["chain"])
+        graft_chain(ns, ev["chain"])
         if root not in ns.inodes:
             return
         parent_rank = owner(ns, split(ns.path_of(root))[:-1])[0]

@@ -35,12 +35,10 @@ from __future__ import annotations
 import errno
 
 from mds import subtree
+from mds.events import ECOMMITTED, EPEERUPDATE
 from mds.namespace import ROOT_INO, FSError, Inode, Namespace, split
 
-EPEERUPDATE, ECOMMITTED = "EPeerUpdate", "ECommitted"
 PREPARE, COMMIT, ROLLBACK = "prepare", "commit", "rollback"
-EVENTS = (EPEERUPDATE, ECOMMITTED)
-OPS = ("xrename", "xrmdir")  # the master's EUpdates
 
 
 class Forward(Exception):
@@ -69,7 +67,7 @@ def plan(ns: Namespace, op: str, args: dict, now: float) -> dict | None:
                 "req": {"kind": "rmdir", "ino": node.ino, "path": args["path"]}}
     if op != "rename":
         return None
-    dparent, dname = ns._parent_of(args["dst"])
+    dparent, dname = ns.parent_of(args["dst"])
     sparts = split(args["src"])
     if not sparts:
         raise FSError(errno.EBUSY, "/")
@@ -248,7 +246,7 @@ def dirty(ev: dict) -> set[int]:
     return out | ({c["ino"]} if c["kind"] == "rmdir" else set())
 
 
-# -- applying the events (live and replay)
+# -- applying the events (called by mds.applier: live, replay and write-back)
 def apply(ns: Namespace, ev: dict) -> None:
     t = ev.get("t")
     if t == EPEERUPDATE:
@@ -261,7 +259,7 @@ def apply(ns: Namespace, ev: dict) -> None:
     elif t == ECOMMITTED:
         ns.xmaster.pop(ev["id"], None)
     elif ev.get("op") == "xrmdir":
-        ns._unlink(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
+        ns.unlink_dentry(ev["parent"], ev["name"], ev["ino"], ev["stamp"])
         if ns.parent.get(ev["ino"]) == ev["parent"]:
             _drop(ns, ev["ino"])
         ns.exported.pop(ev["ino"], None)
@@ -278,14 +276,14 @@ def _apply_rename_in(ns: Namespace, ev: dict) -> None:
     if ev["dparent"] not in ns.dentries:
         return
     if ev.get("sparent") is not None:
-        ns._unlink(ev["sparent"], ev["sname"], ino, ev["stamp"])
+        ns.unlink_dentry(ev["sparent"], ev["sname"], ino, ev["stamp"])
     node = Inode.from_wire(ev["inode"])
     ns.inodes[ino] = node
     if node.is_dir:
         ns.dentries.setdefault(ino, {})
     if ev["replaced"] is not None and ev["replaced"] != ino:
         ns.exported.pop(ev["replaced"], None)
-    if not ns._link(ev["dparent"], ev["dname"], ino, ev["stamp"], ev["replaced"]):
+    if not ns.link_dentry(ev["dparent"], ev["dname"], ino, ev["stamp"], ev["replaced"]):
         linked = ns.dentries.get(ns.parent.get(ino), {}).get(ns.dname.get(ino)) == ino
         if not linked:  # superseded by later events (replay): it is gone
             _drop(ns, ino)
@@ -306,7 +304,7 @@ def _drop(ns: Namespace, ino: int) -> None:
     parent, name = ns.parent.get(ino), ns.dname.get(ino)
     if ns.dentries.get(parent, {}).get(name) == ino:
         del ns.dentries[parent][name]
-    subtree._forget(ns, ino)
+    subtree.forget(ns, ino)
 
 
 def _held_below(ns: Namespace, ino: int) -> list[int]:
@@ -326,18 +324,18 @@ def _apply_change(ns: Namespace, c: dict) -> None:
         return
     below = _held_below(ns, ino)
     if c.get("sparent") is not None:
-        ns._unlink(c["sparent"], c["sname"], ino, c["stamp"])
+        ns.unlink_dentry(c["sparent"], c["sname"], ino, c["stamp"])
     if not c["keep"] and not below:
         _drop(ns, ino)
         return
     # Our contents stay (a subtree root of ours under its new name), or subtrees of ours
     # beneath it do (it stays as a stub above them, at its new place).
-    subtree._graft_chain(ns, c["chain"])
+    subtree.graft_chain(ns, c["chain"])
     if c["dparent"] in ns.dentries:
         occupant = ns.dentries[c["dparent"]].get(c["dname"])
         if occupant is not None and occupant != ino:
             _drop(ns, occupant)  # a stale stub of what the rename replaced
             ns.dentries[c["dparent"]].pop(c["dname"], None)
-        ns._link(c["dparent"], c["dname"], ino, c["stamp"])
+        ns.link_dentry(c["dparent"], c["dname"], ino, c["stamp"])
     if c["keep"]:
         ns.auth_roots.add(ino)

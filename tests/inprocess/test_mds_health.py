@@ -13,9 +13,8 @@ import trio
 from client.fsclient import FSClient, FSClientError
 from common.messages import ClientSession
 from common.net import connect, parse_hostport
-from mds import admin
 from mds.mdstore import dir_object
-from osd.client import OSDClient
+from osd.objecter import OSDClient
 from tests.inprocess.harness import Cluster, cephfs_cluster, open_session
 
 pytestmark = pytest.mark.timeout(60)
@@ -104,7 +103,7 @@ async def test_H8_MDS_DAMAGE_a_damaged_directory_is_served_around(cluster, autoj
         assert len(await fs.ls("/good")) == 60
         await fs.mkdir("/new")
     daemon = c.mds["b"].daemon
-    rc, _, out = admin.run(["damage", "ls"], "json", daemon, 0.0)
+    rc, _, out = daemon.run_admin(["damage", "ls"], "json", 0.0)
     assert rc == 0 and json.loads(out) == [{"damage_type": "dir_frag", "id": bad_ino,
                                             "ino": bad_ino, "frag": "*", "path": "/bad"}]
 
@@ -128,23 +127,23 @@ async def test_session_config_timeout_evicts_a_session_at_its_own_timeout(cluste
     own = await _raw_session(c, "client.81", "127.0.0.1:0/8181")  # neither ever renews
     other = await _raw_session(c, "client.82", "127.0.0.1:0/8282")
     t0 = trio.current_time()
-    assert admin.run(["session", "config", "81", "timeout", "4"], "json", daemon, t0) == \
+    assert daemon.run_admin(["session", "config", "81", "timeout", "4"], "json", t0) == \
         (0, "", "")
-    assert admin.run(["session", "config", "99", "timeout", "4"], "json", daemon, t0) == \
+    assert daemon.run_admin(["session", "config", "99", "timeout", "4"], "json", t0) == \
         (-errno.ENOENT, "session 99 not in sessionmap", "")
-    assert admin.run(["session", "config", "81", "timeout", "4.5"], "json", daemon, t0) == \
+    assert daemon.run_admin(["session", "config", "81", "timeout", "4.5"], "json", t0) == \
         (-errno.EINVAL, "Invalid config for timeout: 4.5", "")
-    assert admin.run(["session", "config", "81", "color", "red"], "json", daemon, t0) == \
+    assert daemon.run_admin(["session", "config", "81", "color", "red"], "json", t0) == \
         (-errno.EINVAL, "Invalid config option: color", "")
-    assert admin.run(["session", "config", "82", "timeout"], "json", daemon, t0)[0] == \
+    assert daemon.run_admin(["session", "config", "82", "timeout"], "json", t0)[0] == \
         -errno.ENODATA  # nothing to remove
-    [s81, _] = json.loads(admin.run(["session", "ls"], "json", daemon, t0)[2])
+    [s81, _] = json.loads(daemon.run_admin(["session", "ls"], "json", t0)[2])
     assert s81["id"] == 81 and s81["client_metadata"]["timeout"] == "4"
     msg = await own.recv()  # evicted at its own 4 s, without going stale first
     assert isinstance(msg, ClientSession) and msg.op == "close"
     assert 4.0 <= trio.current_time() - t0 < 5.0
-    assert [s["id"] for s in json.loads(admin.run(["session", "ls"], "json", daemon,
-                                                  trio.current_time())[2])] == [82]
+    assert [s["id"] for s in json.loads(daemon.run_admin(["session", "ls"], "json",
+                                                         trio.current_time())[2])] == [82]
     assert daemon.sessionmap.get("client.82").state == "stale"  # session_timeout 3 s
     await own.aclose()
     await other.aclose()
@@ -159,10 +158,10 @@ async def test_status_in_up_reconnect_shows_the_clients_still_awaited(cluster, a
     await trio.sleep(3)
     conns = [await _raw_session(c, f"client.{n}", f"127.0.0.1:0/{n}") for n in (91, 90)]
     daemon = c.mds["a"].daemon
-    assert "reconnect_status" not in json.loads(admin.run(["status"], "json", daemon, 0.0)[2])
+    assert "reconnect_status" not in json.loads(daemon.run_admin(["status"], "json", 0.0)[2])
     c.mds["a"].kill()
     await c.wait_for(lambda: c.holder_name(state="up:reconnect") == "b", what="reconnect")
-    status = json.loads(admin.run(["status"], "json", c.mds["b"].daemon, 0.0)[2])
+    status = json.loads(c.mds["b"].daemon.run_admin(["status"], "json", 0.0)[2])
     assert status["state"] == "up:reconnect"
     assert status["reconnect_status"] == {"client_reconnect_gather": "90,91"}
     keys = list(status)

@@ -11,7 +11,7 @@ import trio
 from common.messages import ClientReconnect, ClientRequest
 from common.net import connect, parse_hostport
 from mds.rankdata import Fenced, RankData
-from osd.client import OSDClient
+from osd.objecter import OSDClient
 from tests.inprocess.harness import Cluster, mds_request, open_session
 
 pytestmark = pytest.mark.timeout(60)
@@ -223,7 +223,6 @@ async def test_R5_follower_that_falls_behind_the_trim_point_respawns(cluster, au
 
 
 async def test_tell_status_and_session_ls(cluster, autojump_clock):
-    from mds import admin
 
     c = cluster
     await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
@@ -239,14 +238,14 @@ async def test_tell_status_and_session_ls(cluster, autojump_clock):
     await open_session(conn, "127.0.0.1:0/77")
     await conn.send(ClientRequest(tid=1, op="mkdir", args={"path": "/s"}))
     assert (await conn.recv()).rc == 0
-    rc, _, out = admin.run(["status"], "json", daemon, trio.current_time())
+    rc, _, out = daemon.run_admin(["status"], "json", trio.current_time())
     status = json.loads(out)
     assert rc == 0 and status["state"] == "up:active" and status["whoami"] == 0
-    rc, _, out = admin.run(["session", "ls"], "json", daemon, trio.current_time())
+    rc, _, out = daemon.run_admin(["session", "ls"], "json", trio.current_time())
     sessions = json.loads(out)
     assert [s["id"] for s in sessions] == [7] and sessions[0]["state"] == "open"
     assert sessions[0]["inst"] == "client.7 v1:127.0.0.1:0/77"
-    assert admin.run(["frob"], "json", daemon, 0.0)[0] == -22
+    assert daemon.run_admin(["frob"], "json", 0.0)[0] == -22
     await conn.aclose()
 
 

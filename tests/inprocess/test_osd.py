@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from common import messages as m
 from common.config import Config
 from common.net import Connection, parse_hostport
-from osd.client import Blocklisted, OSDClient, OSDError
+from osd.objecter import Blocklisted, OSDClient, OSDError
 from osd.server import OSDServer
 from tests.inprocess.harness import Cluster
 

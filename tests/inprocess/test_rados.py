@@ -9,7 +9,7 @@ import errno
 import pytest
 import trio
 
-from osd.client import OSDClient, OSDError
+from osd.objecter import OSDClient, OSDError
 from tests.inprocess.test_osd import OSDRunner, cluster, mon_epoch  # noqa: F401
 
 pytestmark = pytest.mark.timeout(30)

@@ -17,7 +17,6 @@ from common import states
 from common.fsmap import FSMap
 from common.messages import ClientReconnect, ClientSession, FSMapMsg, Subscribe
 from common.net import connect, parse_hostport
-from mds import admin
 from tests.inprocess.harness import Cluster, cephfs_cluster, open_session
 
 pytestmark = pytest.mark.timeout(60)
@@ -157,13 +156,13 @@ async def test_C2_session_evict_ends_the_reconnect_wait_at_once(cluster, nursery
     await c.wait_for(lambda: c.holder_name(state="up:reconnect") == other, what="reconnect")
     t0 = trio.current_time()
     daemon = c.mds[other].daemon
-    sessions = json.loads(admin.run(["session", "ls"], "json", daemon, t0)[2])
+    sessions = json.loads(daemon.run_admin(["session", "ls"], "json", t0)[2])
     assert [(s["id"], s["reconnecting"]) for s in sessions] == [(78, True)]
-    assert admin.run(["session", "evict", "78"], "json", daemon, t0)[0] == 0
+    assert daemon.run_admin(["session", "evict", "78"], "json", t0)[0] == 0
     await c.wait_for(lambda: c.holder_name() == other, what="active")
     assert trio.current_time() - t0 < 1.0
     assert "127.0.0.1:0/7878" in await _blocklist(c)  # mds_session_blocklist_on_evict
-    assert admin.run(["session", "evict", "78"], "json", daemon, t0)[0] == -2  # gone
+    assert daemon.run_admin(["session", "evict", "78"], "json", t0)[0] == -2  # gone
     await conn.aclose()
 
 
@@ -212,7 +211,7 @@ async def test_C6_evicted_client_reports_it_and_its_requests_fail(cluster, autoj
         await fs.mkdir("/m")
         daemon = c.mds["a"].daemon
         num = next(iter(daemon.sessionmap.sessions.values())).num
-        assert admin.run(["session", "evict", str(num)], "json", daemon, 0.0)[0] == 0
+        assert daemon.run_admin(["session", "evict", str(num)], "json", 0.0)[0] == 0
         await c.wait_for(lambda: fs.evicted is not None, what="the client to hear of it")
         with pytest.raises(FSClientError) as e:
             await fs.mkdir("/m/n")

@@ -13,7 +13,7 @@ from client.fsclient import FSClient, FSClientError
 from client.load import run_load
 from client.verify import read_history, verify
 from common import states
-from mds import admin, subtree
+from mds import subtree
 from tests.inprocess.harness import Cluster, cephfs_cluster
 from tests.inprocess.test_sessions import StateLog
 
@@ -128,7 +128,7 @@ async def test_default_spread_of_top_level_directories(cluster, autojump_clock):
 
 def _subtrees(c: Cluster, rank: int) -> dict[str, dict]:
     """`tell mds.<rank> get subtrees`, by path."""
-    out = admin.run(["get", "subtrees"], "json", _daemon(c, rank), trio.current_time())
+    out = _daemon(c, rank).run_admin(["get", "subtrees"], "json", trio.current_time())
     assert out[0] == 0, out
     return {s["dir"]["path"]: s for s in json.loads(out[2])}
 
@@ -238,7 +238,7 @@ async def test_a_crash_between_prepare_and_commit_leaves_the_entry_once(
         await _pinned_tree(c, fs)
         hit = trio.Event()
         daemon = _daemon(c, victim_rank)
-        _stuck_after(daemon if method.startswith("_") else daemon.data, method, hit,
+        _stuck_after(daemon.peers if method.startswith("_") else daemon.data, method, hit,
                      run_first)
         outcome: list = []
 

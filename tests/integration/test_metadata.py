@@ -244,7 +244,7 @@ def test_failover_while_the_osd_is_down_waits_for_it(cluster_factory):
 def test_corrupt_journal_damages_the_rank_until_repaired(cluster_factory):
     """F5 with real processes: a checksum failure in replay reports down:damaged; the rank
     is never assigned while damaged; once the object is fixed, `mds repaired` brings it back."""
-    from osd.client import OSDClient
+    from osd.objecter import OSDClient
 
     c = cluster_factory().start(("a", "b"))
     mkdir(c, "/d")

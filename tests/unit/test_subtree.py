@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mds import subtree
+from mds import applier, subtree
 from mds.namespace import ROOT_INO, Namespace, ino_range
 
 
@@ -10,15 +10,15 @@ def _ns0() -> Namespace:
     ns = Namespace(now=1.0, rank=0)
     for op, path in [("mkdir", "/a"), ("mkdir", "/a/b"), ("create", "/a/b/f"),
                      ("mkdir", "/c"), ("create", "/c/g")]:
-        ns.apply(ns.prepare(op, {"path": path}, 2.0))
+        applier.apply(ns, ns.prepare(op, {"path": path}, 2.0))
     return ns
 
 
 def _move(src: Namespace, dst: Namespace, path: str, export_id: str = "x.1") -> int:
     root = src.resolve(path).ino
     snap = subtree.snapshot(src, root)
-    dst.apply(subtree.import_event(snap, src.rank, export_id))
-    src.apply({"t": subtree.EEXPORT, "root": root, "to": dst.rank, "export_id": export_id})
+    applier.apply(dst, subtree.import_event(snap, src.rank, export_id))
+    applier.apply(src, {"t": subtree.EEXPORT, "root": root, "to": dst.rank, "export_id": export_id})
     return root
 
 
@@ -60,11 +60,11 @@ def test_subtree_map_restores_the_state_for_load():
     ns0, ns1 = _ns0(), Namespace(rank=1)
     root = _move(ns0, ns1, "/a")
     fresh = Namespace(rank=1)
-    fresh.apply({"t": subtree.ESUBTREEMAP, "rank": 1, **subtree.subtree_map(ns1)})
+    applier.apply(fresh, {"t": subtree.ESUBTREEMAP, "rank": 1, **subtree.subtree_map(ns1)})
     assert fresh.auth_roots == {root} and fresh.path_of(root) == "/a"  # with its stubs
     assert fresh.imported[root] == [0, "x.1"]
     again = Namespace(rank=0)
-    again.apply({"t": subtree.ESUBTREEMAP, "rank": 0, **subtree.subtree_map(ns0)})
+    applier.apply(again, {"t": subtree.ESUBTREEMAP, "rank": 0, **subtree.subtree_map(ns0)})
     assert again.auth_roots == {ROOT_INO} and again.exported == {root: 1}
 
 
@@ -72,7 +72,7 @@ def test_an_import_records_its_export_id_for_resends_and_resolve():
     ns0, ns1 = _ns0(), Namespace(rank=1)
     snap = subtree.snapshot(ns0, ns0.resolve("/a").ino)
     ev = subtree.import_event(snap, 0, "x.9")
-    ns1.apply(ev)
+    applier.apply(ns1, ev)
     assert "x.9" in subtree.imported_ids(ns1)
 
 
@@ -83,7 +83,7 @@ def test_importing_a_parent_keeps_and_merges_the_subtrees_already_held():
     a = _move(ns0, ns1, "/a", "x.1")
     b = _move(ns1, ns0, "/a/b", "y.1")
     assert b in ns0.auth_roots and ns1.exported == {b: 0}
-    ns1.apply(ns1.prepare("create", {"path": "/a/h"}, 3.0))
+    applier.apply(ns1, ns1.prepare("create", {"path": "/a/h"}, 3.0))
     _move(ns1, ns0, "/a", "z.1")
     assert sorted(n for n, _ in ns0.readdir("/a")) == ["b", "h"]
     assert sorted(n for n, _ in ns0.readdir("/a/b")) == ["f"]
@@ -95,10 +95,10 @@ def test_exporting_a_parent_keeps_the_subtrees_held_beneath_an_exported_boundary
     """Rank 1 holds /a and, beneath /a/b (rank 0's), /a/b/x. Handing /a to rank 0 (e.g. it
     stops, X4) must not forget /a/b/x: it goes on its own, later."""
     ns0, ns1 = _ns0(), Namespace(rank=1)
-    ns0.apply(ns0.prepare("mkdir", {"path": "/a/b/x"}, 3.0))
+    applier.apply(ns0, ns0.prepare("mkdir", {"path": "/a/b/x"}, 3.0))
     _move(ns0, ns1, "/a", "x.1")
     _move(ns1, ns0, "/a/b", "y.1")
-    ns0.apply(ns0.prepare("create", {"path": "/a/b/x/f"}, 3.0))
+    applier.apply(ns0, ns0.prepare("create", {"path": "/a/b/x/f"}, 3.0))
     x = _move(ns0, ns1, "/a/b/x", "z.1")
     _move(ns1, ns0, "/a", "w.1")
     assert ns1.auth_roots == {x} and ns1.path_of(x) == "/a/b/x"
@@ -115,14 +115,14 @@ def test_resolve_finishes_only_exports_whose_contents_we_still_hold():
     record of that import), and holds /a/b/x itself. In resolve rank 1 names /a/b: rank 0
     must not "finish" that export (it would forget /a/b/x, which it holds)."""
     ns0, ns1 = _ns0(), Namespace(rank=1)
-    ns0.apply(ns0.prepare("mkdir", {"path": "/a/b/x"}, 3.0))
+    applier.apply(ns0, ns0.prepare("mkdir", {"path": "/a/b/x"}, 3.0))
     b = ns0.resolve("/a/b").ino
     a = _move(ns0, ns1, "/a", "x.1")
     ns1.imported[b] = [0, "x.2"]  # the merged import's record
     x = _move(ns1, ns0, "/a/b/x", "y.1")
     assert not subtree.unfinished_export(ns0, b) and subtree.holds(ns0, x)
-    ns0.apply(ns0.prepare("mkdir", {"path": "/c/d"}, 3.0))
+    applier.apply(ns0, ns0.prepare("mkdir", {"path": "/c/d"}, 3.0))
     d = ns0.resolve("/c/d").ino
     snap = subtree.snapshot(ns0, d)  # the peer journaled the EImport; we died before EExport
-    ns1.apply(subtree.import_event(snap, 0, "x.3"))
+    applier.apply(ns1, subtree.import_event(snap, 0, "x.3"))
     assert subtree.unfinished_export(ns0, d) and not subtree.unfinished_export(ns0, a)

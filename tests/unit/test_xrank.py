@@ -8,8 +8,8 @@ import errno
 
 import pytest
 
+from mds import applier, subtree, xrank
 from mds import journal as j
-from mds import subtree, xrank
 from mds.namespace import FSError, Namespace
 
 
@@ -23,14 +23,14 @@ class Rank:
 
     def log(self, ev: dict | None) -> None:
         if ev:
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
             self.journal.append(ev)
 
     def crash(self) -> None:
         """Restart: what the journal holds, nothing held in memory only (R3 replay)."""
         self.ns = Namespace.from_wire(self.base)
         for ev in self.journal:
-            self.ns.apply(ev)
+            applier.apply(self.ns, ev)
 
 
 def _cluster() -> tuple[Rank, Rank]:
@@ -38,11 +38,11 @@ def _cluster() -> tuple[Rank, Rank]:
     ns0 = Namespace(now=1.0, rank=0)
     for op, path in [("mkdir", "/a"), ("mkdir", "/a/b"), ("mkdir", "/c"), ("create", "/c/g"),
                      ("mkdir", "/d"), ("mkdir", "/d/e"), ("create", "/d/e/f")]:
-        ns0.apply(ns0.prepare(op, {"path": path}, 2.0))
+        applier.apply(ns0, ns0.prepare(op, {"path": path}, 2.0))
     ns1 = Namespace(rank=1)
     root = ns0.resolve("/a").ino
-    ns1.apply(subtree.import_event(subtree.snapshot(ns0, root), 0, "x.1"))
-    ns0.apply({"t": subtree.EEXPORT, "root": root, "to": 1, "export_id": "x.1"})
+    applier.apply(ns1, subtree.import_event(subtree.snapshot(ns0, root), 0, "x.1"))
+    applier.apply(ns0, {"t": subtree.EEXPORT, "root": root, "to": 1, "export_id": "x.1"})
     return Rank(ns0), Rank(ns1)
 
 
@@ -130,7 +130,7 @@ def test_a_directory_renamed_to_another_rank_keeps_its_contents_where_they_are()
     assert subtree.route(r1.ns, "create", {"path": "/a/e/h"}) == (0, "/a/e")
     assert subtree.route(r0.ns, "create", {"path": "/a/e/h"}) is None
     fresh = Namespace(rank=0)  # the next segment's ESubtreeMap knows the new root
-    fresh.apply({"t": j.ESUBTREEMAP, **subtree.subtree_map(r0.ns)})
+    applier.apply(fresh, {"t": j.ESUBTREEMAP, **subtree.subtree_map(r0.ns)})
     assert fresh.path_of(e) == "/a/e" and e in fresh.auth_roots
 
 
@@ -146,7 +146,7 @@ def test_a_directory_held_by_the_master_merges_into_its_subtree():
     assert ls(ranks, "/") == ["a2", "c", "d"] and ls(ranks, "/a2") == ["b"]
     assert r1.ns.path_of(a) == "/a2" and r0.ns.exported == {a: 1}
     assert subtree.route(r1.ns, "create", {"path": "/a2/x"}) is None
-    r1.ns.apply(r1.ns.prepare("mkdir", {"path": "/a2/b/m"}, 6.0))
+    applier.apply(r1.ns, r1.ns.prepare("mkdir", {"path": "/a2/b/m"}, 6.0))
     for _ in _steps(r1, r0, 1, 0, "rename", {"src": "/c", "dst": "/a2/b/m/c"}):
         pass
     assert ls(ranks, "/a2/b/m/c") == ["g"]  # still rank 0's contents
@@ -160,7 +160,7 @@ def test_rmdir_of_an_exported_root_asks_its_holder_and_survives_crashes():
         xrank.prepare(r1.ns, 0, "x", xrank.plan(r0.ns, "rmdir", {"path": "/a"}, 1.0)["req"],
                       set(), set())
     assert e.value.code == errno.ENOTEMPTY
-    r1.ns.apply(r1.ns.prepare("rmdir", {"path": "/a/b"}, 3.0))
+    applier.apply(r1.ns, r1.ns.prepare("rmdir", {"path": "/a/b"}, 3.0))
     r1.base = r1.ns.to_wire()
     for point in ("prepared", "master committed"):
         for step in _steps(r0, r1, 0, 1, "rmdir", {"path": "/a"}):
@@ -188,7 +188,7 @@ def test_the_witness_checks_what_only_it_can_see():
 
     assert refused({"src": "/c/missing", "dst": "/a/x"}) == errno.ENOENT
     assert refused({"src": "/c/g", "dst": "/a/b"}) == errno.EISDIR
-    r1.ns.apply(r1.ns.prepare("create", {"path": "/a/b/file"}, 3.0))
+    applier.apply(r1.ns, r1.ns.prepare("create", {"path": "/a/b/file"}, 3.0))
     assert refused({"src": "/d/e", "dst": "/a/b/file"}) == errno.ENOTDIR
     assert refused({"src": "/d/e", "dst": "/a/b"}) == errno.ENOTEMPTY
     assert refused({"src": "/a", "dst": "/a/b/a"}, r1, r0) == errno.EINVAL  # into itself
@@ -204,7 +204,7 @@ def test_the_witness_checks_what_only_it_can_see():
     assert e.value.code == errno.EAGAIN
     assert xrank.prepare(r0.ns, 1, "x1", plan["req"], set(), set())[0] == {}  # a resend
     fresh = Namespace(rank=0)  # the prepared update survives the segment's end
-    fresh.apply({"t": j.ESUBTREEMAP, **subtree.subtree_map(r0.ns)})
+    applier.apply(fresh, {"t": j.ESUBTREEMAP, **subtree.subtree_map(r0.ns)})
     assert xrank.prepared_for(fresh, 1) == ["x1"] and xrank.locks(fresh) == xrank.locks(r0.ns)
 
 
@@ -222,8 +222,8 @@ def test_a_rank_holding_subtrees_beneath_a_renamed_directory_moves_its_stub():
     r0, r1 = _cluster()
     ranks = _ranks(r0, r1)
     e = r0.ns.resolve("/d/e").ino
-    r1.ns.apply(subtree.import_event(subtree.snapshot(r0.ns, e), 0, "x.2"))
-    r0.ns.apply({"t": subtree.EEXPORT, "root": e, "to": 1, "export_id": "x.2"})
+    applier.apply(r1.ns, subtree.import_event(subtree.snapshot(r0.ns, e), 0, "x.2"))
+    applier.apply(r0.ns, {"t": subtree.EEXPORT, "root": e, "to": 1, "export_id": "x.2"})
     r0.base, r1.base = r0.ns.to_wire(), r1.ns.to_wire()
     plan = xrank.plan(r0.ns, "rename", {"src": "/d", "dst": "/z"}, 1.0)
     assert plan["witness"] == 1 and plan["req"]["keep"] is False
@@ -245,14 +245,14 @@ def test_a_rank_holding_subtrees_beneath_a_renamed_directory_moves_its_stub():
 def test_a_rename_over_an_empty_directory_another_rank_holds_asks_it():
     r0, r1 = _cluster()
     ranks = _ranks(r0, r1)
-    r0.ns.apply(r0.ns.prepare("mkdir", {"path": "/m"}, 3.0))
+    applier.apply(r0.ns, r0.ns.prepare("mkdir", {"path": "/m"}, 3.0))
     a, m = r0.ns.resolve("/a").ino, r0.ns.resolve("/m").ino
     plan = xrank.plan(r0.ns, "rename", {"src": "/m", "dst": "/a"}, 4.0)
     assert plan["witness"] == 1 and plan["req"]["drop"] == a
     with pytest.raises(FSError) as e:  # rank 1 holds /a/b: not empty
         xrank.prepare(r1.ns, 0, "x", plan["req"], set(), set())
     assert e.value.code == errno.ENOTEMPTY
-    r1.ns.apply(r1.ns.prepare("rmdir", {"path": "/a/b"}, 3.0))
+    applier.apply(r1.ns, r1.ns.prepare("rmdir", {"path": "/a/b"}, 3.0))
     r0.base, r1.base = r0.ns.to_wire(), r1.ns.to_wire()
     for _ in _steps(r0, r1, 0, 1, "rename", {"src": "/m", "dst": "/a"}):
         pass

@@ -1,4 +1,4 @@
-"""Subtrees across active ranks (a mixin of MDSDaemon): questions between ranks, exports,
+"""Subtrees across active ranks (`PeerLink`, a part of MDSDaemon): questions between ranks, exports,
 export pins (ceph.dir.pin) and the default spread, up:resolve, and a stopping rank handing its
 subtrees over (X4). The decisions are in `mds.subtree`; this is the trio layer."""
 
@@ -12,38 +12,39 @@ import trio
 from common import messages as m
 from common import states
 from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
-from mds import subtree, xrank
+from mds import lifecycle, pins, serving, subtree, xrank
 from mds.namespace import ROOT_INO, FSError
 from mds.rankdata import Damaged, Fenced
-from osd.client import OSDError
+from osd.objecter import OSDError
 
 log = structlog.get_logger("mds")
 
 PEER_TIMEOUT = 5.0  # seconds for a question to a peer rank
-REPLAYED = (states.RESOLVE, states.RECONNECT, states.REJOIN, states.CLIENTREPLAY,
-            states.ACTIVE, states.STOPPING)
 
 
-class SubtreePeers:
-    async def _peer_op(self, msg: m.MDSPeer) -> tuple[int, dict]:
+class PeerLink:
+    """Talks to the other ranks. Reads the daemon's state through `mds`; reports a fatal
+    condition with `mds.fatal`."""
+
+    def __init__(self, mds) -> None:
+        self.mds = mds
+        self._export_seq = 0
+
+    async def peer_op(self, msg: m.MDSPeer) -> tuple[int, dict]:
         """A peer rank's export, pin or resolve question."""
-        data = self.data
-        replayed = (states.RESOLVE, states.RECONNECT, states.REJOIN, states.CLIENTREPLAY,
-                    states.ACTIVE, states.STOPPING)
-        if data is None or data.ns is None or self.state not in replayed or \
-                self.respawn_reason is not None:
+        data = self.mds.data
+        if data is None or data.ns is None or not serving.peer_answers(msg.op, self.mds.state) or \
+                self.mds.respawn_reason is not None:
             return -errno.EAGAIN, {}
         a = msg.args
         try:
             if msg.op == "export":
-                if self.state not in (states.ACTIVE, states.CLIENTREPLAY):
-                    return -errno.EAGAIN, {}
                 ev = subtree.import_event(a["snapshot"], int(a["from"]), str(a["export_id"]))
-                if not await self._data_io(data.import_subtree(ev)):
+                if not await self.mds.data_io(data.import_subtree(ev)):
                     return -errno.EAGAIN, {}
                 log.info("import_dir", path=data.ns.path_of(ev["root"]), from_rank=ev["from"],
                          entries=len(ev["entries"]))
-                self.nursery.start_soon(self._enforce_pins, ev)
+                self.mds.nursery.start_soon(self._enforce_pins, ev)
                 return 0, {}
             if msg.op == "resolve":
                 xids = [str(x) for x in a.get("prepared", [])]
@@ -54,8 +55,6 @@ class SubtreePeers:
                            "committed": xrank.decide(data.ns, xids),
                            "prepared": xrank.prepared_for(data.ns, int(a["from"]))}
             if msg.op == "xprep":  # we are the witness of a cross-rank operation
-                if self.state not in (states.ACTIVE, states.CLIENTREPLAY):
-                    return -errno.EAGAIN, {}
                 try:
                     reply = await data.xrank_prepare(int(a["from"]), str(a["id"]), a["req"])
                 except xrank.Forward as f:
@@ -63,18 +62,18 @@ class SubtreePeers:
                 except FSError as e:
                     return -e.code, {"error": str(e)}
                 except (Fenced, Damaged, OSDError) as e:
-                    self._respawn(str(e))
+                    self.mds.fatal(str(e))
                     return -errno.EAGAIN, {}
                 return 0, reply
             if msg.op == "xfinish":
-                ok = await self._data_io(data.xrank_finish(str(a["id"]), bool(a["commit"])))
+                ok = await self.mds.data_io(data.xrank_finish(str(a["id"]), bool(a["commit"])))
                 return (0 if ok else -errno.EAGAIN), {}
             if msg.op == "pin":
                 # Our copy of the inode shows the new pin, durably (journaled here too).
-                if not await self._data_io(data.journal_pin(str(a["path"]),
+                if not await self.mds.data_io(data.journal_pin(str(a["path"]),
                                                             str(int(a["target"])))):
                     return -errno.EAGAIN, {}
-                self.nursery.start_soon(self._apply_pin, str(a["path"]), int(a["target"]),
+                self.mds.nursery.start_soon(self._apply_pin, str(a["path"]), int(a["target"]),
                                         int(a["from"]))
                 return 0, {}
         except (KeyError, TypeError, ValueError, IndexError) as e:
@@ -84,14 +83,14 @@ class SubtreePeers:
 
     async def _peer_call(self, rank: int, op: str, args: dict) -> m.MDSPeerReply | None:
         """Ask the holder of `rank` (one connection per question); None if it cannot answer."""
-        fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
+        fs = self.mds.fsmap.fs_of(self.mds.gid) if self.mds.fsmap else None
         info = fs.holder(rank) if fs is not None else None
         if info is None:
             return None
         host, port = parse_hostport(info.addr.split("/")[0])
         try:
             with trio.fail_after(PEER_TIMEOUT):
-                conn, _ = await connect(host, port, f"mds.{self.name}", global_id=self.gid)
+                conn, _ = await connect(host, port, f"mds.{self.mds.name}", global_id=self.mds.gid)
                 try:
                     await conn.send(m.MDSPeer(op=op, args=args))
                     reply = await conn.recv()
@@ -104,23 +103,23 @@ class SubtreePeers:
         return reply if isinstance(reply, m.MDSPeerReply) else None
 
     # -- cross-rank operations (mds.xrank): the master's side
-    async def _xrank_master(self, reqid: str, op: str, args: dict, plan: dict,
+    async def xrank_master(self, reqid: str, op: str, args: dict, plan: dict,
                             oldest: int) -> tuple[int, dict, str]:
         """Ask the witness to prepare, journal our EUpdate, tell the witness to commit.
         The caller (RankData) holds our directories locked meanwhile."""
-        data = self.data
+        data = self.mds.data
         self._export_seq += 1
-        xid = f"{self.gid}.x{self._export_seq}"
+        xid = f"{self.mds.gid}.x{self._export_seq}"
         witness = plan["witness"]
         done = data.xinflight[xid] = trio.Event()
         result = None
         try:
             for _ in range(4):  # the witness may name the rank that holds the source
                 reply = await self._peer_call(witness, "xprep", {
-                    "id": xid, "from": self.sm.rank, "req": plan["req"]})
+                    "id": xid, "from": self.mds.sm.rank, "req": plan["req"]})
                 forward = reply.result.get("forward") if reply is not None and \
                     reply.rc == -errno.EREMOTE else None
-                if not isinstance(forward, int) or forward == self.sm.rank:
+                if not isinstance(forward, int) or forward == self.mds.sm.rank:
                     break
                 witness = plan["witness"] = forward
             if reply is None or reply.rc == -errno.EREMOTE:
@@ -132,13 +131,13 @@ class SubtreePeers:
         finally:
             done.set()
             data.xinflight.pop(xid, None)
-            if result is None and xid not in data.ns.xmaster and self.respawn_reason is None:
+            if result is None and xid not in data.ns.xmaster and self.mds.respawn_reason is None:
                 # Not committed, and never will be: a witness that prepared (its answer
                 # may have been lost) rolls back, now or in its up:resolve.
-                self.nursery.start_soon(self._xfinish, data, witness, xid, False)
+                self.mds.nursery.start_soon(self._xfinish, data, witness, xid, False)
         # The witness commits before the client hears: a read there next sees the change.
         if not await self._xfinish_once(data, witness, xid, True):
-            self.nursery.start_soon(self._xfinish, data, witness, xid, True)
+            self.mds.nursery.start_soon(self._xfinish, data, witness, xid, True)
         return 0, result, ""
 
     async def _xfinish_once(self, data, rank: int, xid: str, commit: bool) -> bool:
@@ -146,60 +145,58 @@ class SubtreePeers:
         if reply is None or reply.rc != 0:
             return False
         if commit:
-            await self._data_io(data.xrank_committed(xid))
+            await self.mds.data_io(data.xrank_committed(xid))
         return True
 
     async def _xfinish(self, data, rank: int, xid: str, commit: bool) -> None:
         """Tell the witness the outcome until it has heard it (idempotent there)."""
-        backoff = 0.05
-        while data is self.data and self.respawn_reason is None:
+        backoff = lifecycle.peer_backoff()
+        while data is self.mds.data and self.mds.respawn_reason is None:
             if await self._xfinish_once(data, rank, xid, commit):
                 return
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
+            await trio.sleep(backoff.next())
 
     async def _xrank_resolve(self, rank: int, result: dict) -> bool:
         """up:resolve with `rank`: settle the operations between us from both journals."""
-        data = self.data
+        data = self.mds.data
         committed = set(result.get("committed", []))
         for xid in xrank.prepared_for(data.ns, rank):  # we were the witness: it decided
-            if not await self._data_io(data.xrank_finish(xid, xid in committed)):
+            if not await self.mds.data_io(data.xrank_finish(xid, xid in committed)):
                 return False
-        theirs = [(x, x in data.ns.xmaster) for x in result.get("prepared", [])]
-        ours = [(x, True) for x, w in sorted(data.ns.xmaster.items()) if w == rank]
-        for xid, commit in dict(theirs + ours).items():  # we are the master: we decide
+        outcomes = pins.xrank_outcomes(result.get("prepared", []), data.ns.xmaster, rank,
+                                       data.ns.xmaster)
+        for xid, commit in outcomes.items():  # we are the master: we decide
             if not await self._xfinish_once(data, rank, xid, commit):
-                self.nursery.start_soon(self._xfinish, data, rank, xid, commit)
+                self.mds.nursery.start_soon(self._xfinish, data, rank, xid, commit)
         return True
 
     async def export_subtree(self, root: int, target: int) -> bool:
         """Hand the subtree at `root` to rank `target`: freeze, flush, send until the
         importer has journaled it, then journal the EExport. False if abandoned."""
-        data = self.data
+        data = self.mds.data
         if data is None or root in data.frozen:
             return False
         self._export_seq += 1
-        export_id = f"{self.gid}.{self._export_seq}"
+        export_id = f"{self.mds.gid}.{self._export_seq}"
         path = data.ns.path_of(root)
         log.info("export_dir", path=path, to_rank=target, export_id=export_id)
         try:
             snap = await data.export_prepare(root)
-            backoff = 0.05
+            backoff = lifecycle.peer_backoff()
             while True:
-                fs = self.fsmap.fs_of(self.gid)
-                if fs is None or target not in fs.in_ or self.respawn_reason is not None:
+                fs = self.mds.fsmap.fs_of(self.mds.gid)
+                if fs is None or target not in fs.in_ or self.mds.respawn_reason is not None:
                     data.export_abort(root)
                     log.warning("export abandoned", path=path, to_rank=target)
                     return False
                 reply = await self._peer_call(target, "export", {
-                    "export_id": export_id, "from": self.sm.rank, "snapshot": snap})
+                    "export_id": export_id, "from": self.mds.sm.rank, "snapshot": snap})
                 if reply is not None and reply.rc == 0:
                     break
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                await trio.sleep(backoff.next())
             await data.export_commit(root, target, export_id)
         except (Fenced, Damaged, OSDError) as e:
-            self._respawn(str(e))
+            self.mds.fatal(str(e))
             return False
         log.info("export_finish", path=path, to_rank=target)
         return True
@@ -207,7 +204,7 @@ class SubtreePeers:
     async def _apply_pin(self, path: str, target: int, parent_rank: int) -> None:
         """ceph.dir.pin on `path` (set through the rank holding its parent, `parent_rank`):
         move the directory's contents to rank `target` (-1: back to the parent's rank)."""
-        data = self.data
+        data = self.mds.data
         if data is None or data.ns is None:
             return
         try:
@@ -217,101 +214,86 @@ class SubtreePeers:
                 node = data.ns.resolve(path)
         except FSError:
             return
-        if not node.is_dir:
-            return
-        if node.ino in data.ns.exported:  # the contents are elsewhere: their holder moves
-            # them, and its copy of the inode shows the pin (journaled there) even if it stays;
-            # a holder being replaced hears it once it is back
+        fs = self.mds.fsmap.fs_of(self.mds.gid)
+        holder = fs.holder(target) if fs is not None and target >= 0 else None
+        active = holder is not None and holder.state == states.ACTIVE
+        action, to = pins.decide(is_dir=node.is_dir, exported=node.ino in data.ns.exported,
+                                 auth_root=node.ino in data.ns.auth_roots, target=target,
+                                 rank=self.mds.sm.rank, parent_rank=parent_rank,
+                                 target_active=active)
+        if action == pins.RELAY:  # the contents are elsewhere: their holder moves them, and
+            # its copy of the inode shows the pin (journaled there) even if it stays; a
+            # holder being replaced hears it once it is back
             await self._relay_pin(data, node, target)
-            return
-        if target < 0:
-            if node.ino in data.ns.auth_roots and parent_rank != self.sm.rank:
-                await self.export_subtree(node.ino, parent_rank)
-            return
-        if target == self.sm.rank:
-            return
-        fs = self.fsmap.fs_of(self.gid)
-        holder = fs.holder(target) if fs is not None else None
-        if holder is None or holder.state != states.ACTIVE:
+        elif action == pins.EXPORT:
+            await self.export_subtree(node.ino, to)
+        elif node.is_dir and 0 <= target != self.mds.sm.rank and not active:
             log.info("export pin to a rank that is not active; the subtree stays",
                      path=path, rank=target)
-            return
-        await self.export_subtree(node.ino, target)
 
     async def _relay_pin(self, data, node, target: int) -> None:
-        backoff = 0.05
-        while data is self.data and self.respawn_reason is None and \
+        backoff = lifecycle.peer_backoff()
+        while data is self.mds.data and self.mds.respawn_reason is None and \
                 node.ino in data.ns.exported and \
-                valid_pin(pin := node.xattrs.get(subtree.PIN_XATTR)) and int(pin) == target:
+                pins.valid_pin(pin := node.xattrs.get(pins.PIN_XATTR)) and int(pin) == target:
             reply = await self._peer_call(data.ns.exported[node.ino], "pin", {
-                "path": data.ns.path_of(node.ino), "target": target, "from": self.sm.rank})
+                "path": data.ns.path_of(node.ino), "target": target, "from": self.mds.sm.rank})
             if reply is not None and reply.rc == 0:
                 return
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
+            await trio.sleep(backoff.next())
 
     async def _enforce_pins(self, ev: dict) -> None:
         """Pins travel with their directories: an imported directory pinned to another rank
         goes on there (e.g. pinned while an ancestor was being exported)."""
-        data = self.data
-        for _, _, wire in [ev["chain"][-1]] + ev["entries"] if ev["chain"] else ev["entries"]:
-            pin = (wire.get("xattrs") or {}).get(subtree.PIN_XATTR)
-            if pin is None or not valid_pin(pin) or int(pin) < 0 or int(pin) == self.sm.rank:
+        data = self.mds.data
+        for ino, target in pins.pins_to_enforce(ev, self.mds.sm.rank):
+            if data is not self.mds.data or ino not in data.ns.inodes:
                 continue
-            if data is not self.data or wire["ino"] not in data.ns.inodes:
-                continue
-            await self._apply_pin(data.ns.path_of(wire["ino"]), int(pin), self.sm.rank)
+            await self._apply_pin(data.ns.path_of(ino), target, self.mds.sm.rank)
 
-    def _after_request(self, req, rc: int) -> None:
+    def after_request(self, req, rc: int) -> None:
         """Pins (ceph.dir.pin) and the default spread of new top-level directories."""
-        if rc != 0 or self.data is None:
+        if self.mds.data is None:
             return
-        if req.op == "setattr" and subtree.PIN_XATTR in (req.args.get("xattrs") or {}):
-            target = int(req.args["xattrs"][subtree.PIN_XATTR])
-            self.nursery.start_soon(self._apply_pin, req.args["path"], target, self.sm.rank)
-        elif req.op == "mkdir" and self.sm.rank == 0:
-            parts = [p for p in str(req.args.get("path", "")).split("/") if p]
-            fs = self.fsmap.fs_of(self.gid)
-            if len(parts) == 1 and fs is not None and fs.max_mds > 1:
-                target = subtree.default_rank(parts[0], fs.max_mds)
-                if target != 0:
-                    self.nursery.start_soon(self._apply_pin, req.args["path"], target, 0)
+        fs = self.mds.fsmap.fs_of(self.mds.gid)
+        pin = pins.after_request(req.op, req.args, rc, self.mds.sm.rank,
+                                 fs.max_mds if fs is not None else None)
+        if pin is not None:
+            self.mds.nursery.start_soon(self._apply_pin, *pin)
 
-    async def _work_resolve(self) -> None:
+    async def work_resolve(self) -> None:
         """R3 step 3: ask every other rank, once it has replayed, which of our subtrees it
         imported; finish those exports (we died between its EImport and our EExport)."""
         log.info("resolve_start")
         asked: set[int] = set()
         while True:
-            fs = self.fsmap.fs_of(self.gid)
-            others = sorted(r for r in fs.in_ if r != self.sm.rank) if fs else []
-            for rank in others:
-                info = fs.holder(rank)
-                if rank in asked or info is None or info.state not in REPLAYED:
-                    continue
+            fs = self.mds.fsmap.fs_of(self.mds.gid)
+            others = {r: (fs.holder(r).state if fs.holder(r) is not None else None)
+                      for r in fs.in_ if r != self.mds.sm.rank} if fs else {}
+            for rank in pins.resolve_next(others, asked, serving.REPLAYED):
                 reply = await self._peer_call(rank, "resolve", {
-                    "from": self.sm.rank,
-                    "prepared": xrank.prepared_for(self.data.ns, rank)})
+                    "from": self.mds.sm.rank,
+                    "prepared": xrank.prepared_for(self.mds.data.ns, rank)})
                 if reply is not None and reply.rc == 0:
                     for ino, export_id in reply.result.get("imports", []):
-                        if not await self._data_io(
-                                self.data.forget_exported(ino, rank, export_id)):
+                        if not await self.mds.data_io(
+                                self.mds.data.forget_exported(ino, rank, export_id)):
                             return
                     if not await self._xrank_resolve(rank, reply.result):
                         return
                     asked.add(rank)
-            if all(r in asked for r in others):
+            if pins.resolve_done(others, asked):
                 break
-            epoch = self.fsmap.epoch
+            epoch = self.mds.fsmap.epoch
             with trio.move_on_after(0.2):
-                while self.fsmap.epoch == epoch:
-                    await self._map_seen.wait()
+                while self.mds.fsmap.epoch == epoch:
+                    await self.mds.map_seen.wait()
 
-    async def _work_stopping(self) -> None:
+    async def work_stopping(self) -> None:
         """X4: hand every subtree to rank 0, then write everything back and trim."""
         log.info("stopping_start")
-        await self._evict_all_if_last()
-        data = self.data
+        await self.mds.clients.evict_all_if_last()
+        data = self.mds.data
         if data is not None and data.ns is not None:
             for root in sorted(data.ns.auth_roots - {ROOT_INO}):
                 while root in data.ns.auth_roots:
@@ -325,9 +307,3 @@ class SubtreePeers:
             await data.flush_all()
         log.info("stopping_done")
 
-
-def valid_pin(value) -> bool:
-    try:
-        return int(value) >= -1
-    except (TypeError, ValueError):
-        return False

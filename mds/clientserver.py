@@ -1,6 +1,6 @@
-"""The MDS's side of its clients (a mixin of MDSDaemon): connections, sessions (C1-C6),
-requests with early and safe replies, reconnect (C1-C3) and clientreplay (R3 step 6), and
-eviction. The decisions about sessions are in `mds.sessionmap`; this is the trio layer."""
+"""The MDS's side of its clients (`ClientServer`, a part of MDSDaemon): connections, sessions
+(C1-C6), requests with early and safe replies, reconnect (C1-C3), clientreplay (R3 step 6) and
+eviction. The decisions are in `mds.sessionmap` and `mds.serving`; this is the trio layer."""
 
 from __future__ import annotations
 
@@ -14,32 +14,39 @@ import trio
 from common import messages as m
 from common import states
 from common.net import Connection, ConnectionClosed, ProtocolError
-from mds import admin, ophealth, subtree
-from mds.peers import valid_pin
+from mds import lifecycle, ophealth, pins, serving, subtree
 from mds.rankdata import Damaged, Fenced
 from mds.sessionmap import evicting_line
-from osd.client import OSDError
+from osd.objecter import OSDError
 
 log = structlog.get_logger("mds")
 
 
-class ClientSide:
-    async def _client_conn(self, stream) -> None:
+class ClientServer:
+    """Serves the rank's clients. Reads the daemon's state (its rank, maps, session map and
+    the rank's data) through `mds`; reports a fatal condition with `mds.fatal`."""
+
+    def __init__(self, mds) -> None:
+        self.mds = mds
+        self.replay_queue: list = []  # (conn, client, request) replayed during reconnect
+        self._reconnect_changed = trio.Event()
+
+    async def serve_conn(self, stream) -> None:
         """A filesystem client (or `mdsemu tell`): hello, then session control and requests."""
-        conn = Connection(stream, self.config.get("ms_max_message_size"))
+        conn = Connection(stream, self.mds.config.get("ms_max_message_size"))
         client = ""
         try:
             hello = await conn.recv()
             if not isinstance(hello, m.Hello) or not hello.entity.startswith(("client.",
                                                                               "mds.")):
                 raise ProtocolError("expected a hello from a client or an MDS")
-            await conn.send(m.HelloOk(global_id=0, fsid="", mon=f"mds.{self.name}"))
+            await conn.send(m.HelloOk(global_id=0, fsid="", mon=f"mds.{self.mds.name}"))
             if hello.entity.startswith("mds."):  # a peer rank (subtrees)
                 while True:
                     msg = await conn.recv()
                     if not isinstance(msg, m.MDSPeer):
                         raise ProtocolError(f"unexpected {msg.TYPE} from {hello.entity}")
-                    rc, result = await self._peer_op(msg)
+                    rc, result = await self.mds.peers.peer_op(msg)
                     await conn.send(m.MDSPeerReply(rc=rc, result=result))
             client = hello.entity
             while True:
@@ -49,26 +56,26 @@ class ClientSide:
         except ConnectionClosed:
             pass
         finally:
-            s = self.sessionmap.get(client)
+            s = self.mds.sessionmap.get(client)
             if s is not None and s.conn is conn:
                 s.conn = None
             await conn.aclose()
 
-    def _laggy(self) -> bool:
-        return self.sm is not None and self.sm.state != states.BOOT and \
-            self.beacon.laggy(trio.current_time())
+    def _holding(self, is_command: bool) -> bool:
+        return lifecycle.hold_client_message(is_command, self.mds.state,
+                                             self.mds.mon.beacon.laggy(trio.current_time()))
 
-    async def _admin_conn(self, stream) -> None:
+    async def serve_admin(self, stream) -> None:
         """The admin socket (`mdsemu daemon mds.a ...`, Ceph's `ceph daemon`): commands only,
         answered in any state, also once the map no longer names this daemon."""
-        conn = Connection(stream, self.config.get("ms_max_message_size"))
+        conn = Connection(stream, self.mds.config.get("ms_max_message_size"))
         try:
             while True:
                 msg = await conn.recv()
                 if not isinstance(msg, m.Command):
                     raise ProtocolError(f"expected a command on the admin socket, "
                                         f"not {msg.TYPE}")
-                rc, outs, outb = admin.run(msg.args, msg.format, self, trio.current_time())
+                rc, outs, outb = self.mds.run_admin(msg.args, msg.format, trio.current_time())
                 await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
         except ProtocolError as e:
             log.warning("closing admin socket connection: bad input", reason=str(e))
@@ -78,17 +85,16 @@ class ClientSide:
             await conn.aclose()
 
     async def _client_message(self, conn: Connection, client: str, msg) -> None:
-        if not isinstance(msg, m.Command) and self._laggy():
-            # B5: while our beacons go unacked, client messages wait (waiting_for_nolaggy)
+        if self._holding(isinstance(msg, m.Command)):  # B5
             log.info(f"laggy, deferring {msg.TYPE}", client=client)
-            while self._laggy() and self.respawn_reason is None:
-                await self._unlaggy.wait()
+            while self._holding(False) and self.mds.respawn_reason is None:
+                await self.mds.mon.unlaggy.wait()
         now = trio.current_time()
-        s = self.sessionmap.get(client)
+        s = self.mds.sessionmap.get(client)
         if s is not None:  # as in Ceph, a session is its client's, whichever connection
             s.seen(now)
         if isinstance(msg, m.Command):  # `mdsemu tell mds.<who> ...`: no session needed
-            rc, outs, outb = admin.run(msg.args, msg.format, self, now)
+            rc, outs, outb = self.mds.run_admin(msg.args, msg.format, now)
             await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
         elif isinstance(msg, m.ClientSession):
             await self._session_op(conn, client, msg, now)
@@ -96,41 +102,43 @@ class ClientSide:
             await self._client_reconnect(conn, client, msg, now)
         elif isinstance(msg, m.ClientRequest):
             if s is None:
-                await conn.send(m.ClientReply(tid=msg.tid, rc=-errno.ENOTCONN,
-                                              error=f"no session for {client}"))
+                rc, error = serving.no_session_reply(client)
+                await conn.send(m.ClientReply(tid=msg.tid, rc=rc, error=error))
                 return
             s.requests += 1
             s.conn = conn
-            if msg.replay and self.state == states.RECONNECT:
+            if serving.queue_for_clientreplay(msg.replay, self.mds.state):
                 self.replay_queue.append((conn, client, msg))  # for up:clientreplay (R3 6)
                 return
-            self.nursery.start_soon(self._client_request, conn, client, msg)
+            self.mds.nursery.start_soon(self._client_request, conn, client, msg)
         else:
             raise ProtocolError(f"unexpected {msg.TYPE} from a client")
 
     async def _session_op(self, conn: Connection, client: str, msg: m.ClientSession,
                           now: float) -> None:
-        s = self.sessionmap.get(client)
+        s = self.mds.sessionmap.get(client)
         if msg.op == "request_open":
             addr = msg.metadata.get("addr")
-            if not isinstance(addr, str) or not addr:
-                raise ProtocolError("request_open without the client's addr")
-            if addr in self.osdmap.blocklist:
+            known = self.mds.data.store.sessions.get(client) if self.mds.data is not None else None
+            verdict, why = serving.open_verdict(
+                addr, self.mds.osdmap.blocklist, self.mds.state,
+                self.mds.data is not None and self.mds.respawn_reason is None,
+                known.get("addr") if known is not None else None)
+            if verdict == "bad":
+                raise ProtocolError(why)
+            if verdict == "reject":
                 log.info("rejecting blocklisted client", client=client, addr=addr)
-                await conn.send(m.ClientSession("reject",
-                                                metadata={"error_string": "blocklisted"}))
+                await conn.send(m.ClientSession("reject", metadata={"error_string": why}))
                 return
-            if self.state not in (states.ACTIVE, states.CLIENTREPLAY) or self.data is None \
-                    or self.respawn_reason is not None:
-                await conn.send(m.ClientSession("close", metadata={
-                    "reason": f"mds is {states.name(self.state)}"}))
+            if verdict == "close":
+                await conn.send(m.ClientSession("close", metadata={"reason": why}))
                 return
             meta = {k: v for k, v in msg.metadata.items() if isinstance(v, (str, int))}
-            known = self.data.store.sessions.get(client)
-            s = self.sessionmap.add(client, addr, meta, now)
+            s = self.mds.sessionmap.add(client, addr, meta, now)
             s.conn = conn
-            if known is None or known.get("addr") != addr:
-                if not await self._data_io(self.data.journal_session(client, addr, meta, True)):
+            if verdict == "journal":
+                data = self.mds.data
+                if not await self.mds.data_io(data.journal_session(client, addr, meta, True)):
                     return
             log.info("session opened", client=client, addr=addr)
             await conn.send(m.ClientSession("open", seq=msg.seq))
@@ -153,26 +161,28 @@ class ClientSide:
     async def _client_reconnect(self, conn: Connection, client: str, msg: m.ClientReconnect,
                                 now: float) -> None:
         """C1-C3: a client's reconnect to this rank's new holder."""
-        smap = self.sessionmap
-        timeout = self.config.get("mds_reconnect_timeout")
+        smap = self.mds.sessionmap
+        timeout = self.mds.config.get("mds_reconnect_timeout")
         # Ceph: "we're almost in reconnect state (mdsmap delivery race?); waiting": the client
         # saw the map first, or our reconnect work has not begun yet
         with trio.move_on_after(timeout):
-            while self.sm is not None and self.sm.want_state == states.RECONNECT and \
-                    (self.state != states.RECONNECT or smap.reconnect_start is None) and \
-                    self.respawn_reason is None:
+            while self.mds.sm is not None and serving.wait_for_reconnect_state(
+                    self.mds.sm.want_state, self.mds.state, smap.reconnect_start is not None,
+                    self.mds.respawn_reason is not None):
                 with trio.move_on_after(0.05):
-                    await self._map_seen.wait()
+                    await self.mds.map_seen.wait()
         now = trio.current_time()
-        if smap.get(client) is None:  # as Ceph, before anything else
+        verdict = serving.reconnect_verdict(smap.get(client) is not None, self.mds.state,
+                                            smap.reconnect_start is not None,
+                                            self.mds.config.get("mds_deny_all_reconnect"))
+        if verdict == "sessionless":
             await conn.send(m.ClientSession("reject", metadata={"error_string": "sessionless"}))
             return
-        if self.state != states.RECONNECT or smap.reconnect_start is None or \
-                self.config.get("mds_deny_all_reconnect"):
+        if verdict == "deny":
             addr = msg.metadata.get("addr") if isinstance(msg.metadata.get("addr"), str) \
                 else smap.get(client).addr
-            self._clog("INF", smap.denied_reconnect(client, addr, states.name(self.state), now,
-                                                    timeout, self.started))
+            self.clog("INF", smap.denied_reconnect(client, addr, states.name(self.mds.state), now,
+                                                    timeout, self.mds.started))
             await conn.send(m.ClientSession("close", metadata={"reason": "denied reconnect"}))
             return
         s = smap.get(client)
@@ -184,33 +194,29 @@ class ClientSide:
         self._reconnect_changed.set()
 
     async def _client_request(self, conn: Connection, client: str, req) -> None:
-        op = self.requests_in_flight.start(trio.current_time())  # MDS_SLOW_REQUEST
+        op = self.mds.requests_in_flight.start(trio.current_time())  # MDS_SLOW_REQUEST
         try:
             await self._serve_request(conn, client, req)
         finally:
-            self.requests_in_flight.done(op)
+            self.mds.requests_in_flight.done(op)
 
     async def _serve_request(self, conn: Connection, client: str, req) -> None:
-        if not req.replay and self.state in (states.REJOIN, states.CLIENTREPLAY):
-            # A client saw the map that makes us active before we did: the request waits for
-            # up:active (Ceph's wait_for_active) rather than bouncing.
-            with trio.move_on_after(self.config.get("mds_beacon_grace")):
-                while self.state != states.ACTIVE and self.respawn_reason is None:
-                    await self._map_seen.wait()
-        data = self.data
-        serving = self.state == states.ACTIVE or (self.state == states.CLIENTREPLAY
-                                                  and req.replay)
-        if not serving or data is None or self.respawn_reason is not None:
+        if serving.waits_for_active(req.replay, self.mds.state):
+            with trio.move_on_after(self.mds.config.get("mds_beacon_grace")):
+                while self.mds.state != states.ACTIVE and self.mds.respawn_reason is None:
+                    await self.mds.map_seen.wait()
+        data = self.mds.data
+        if not serving.serves(req.replay, self.mds.state) or data is None or \
+                self.mds.respawn_reason is not None:
             reply = m.ClientReply(tid=req.tid, rc=-errno.EAGAIN, error="not active")
         else:
             async def early_reply(result: dict) -> None:
                 with contextlib.suppress(ConnectionClosed):
                     await conn.send(m.ClientReply(tid=req.tid, rc=0, result=result, safe=False))
 
-            early = early_reply if self.config.get("mds_early_reply") else None
-            pin = (req.args.get("xattrs") or {}).get(subtree.PIN_XATTR) \
-                if req.op == "setattr" and isinstance(req.args.get("xattrs"), dict) else None
-            if pin is not None and not valid_pin(pin):
+            early = early_reply if self.mds.config.get("mds_early_reply") else None
+            pin = pins.pin_in_request(req.op, req.args)
+            if pin is not None and not pins.valid_pin(pin):
                 with contextlib.suppress(ConnectionClosed):
                     await conn.send(m.ClientReply(tid=req.tid, rc=-errno.EINVAL,
                                                   error=f"invalid {subtree.PIN_XATTR} value"))
@@ -219,97 +225,77 @@ class ClientSide:
                 rc, result, error = await data.handle(f"{client}:{req.tid}", req.op, req.args,
                                                       early, req.oldest_tid)
             except (Fenced, Damaged, OSDError) as e:
-                self._respawn(str(e))
+                self.mds.fatal(str(e))
                 return
             reply = m.ClientReply(tid=req.tid, rc=rc, result=result, error=error)
-            self._after_request(req, rc)
+            self.mds.peers.after_request(req, rc)
         with contextlib.suppress(ConnectionClosed):
             await conn.send(reply)
 
-    async def _data_io(self, coro) -> bool:
-        """Run a metadata write outside a state's work; a fenced or damaged rank respawns."""
-        try:
-            await coro
-            return True
-        except (Fenced, Damaged, OSDError) as e:
-            self._respawn(str(e))
-            return False
-
     async def _end_session(self, s, reason: str, journal: bool) -> None:
         """Close a session: tell the client (if connected) why, and journal the close."""
-        self.sessionmap.remove(s.client)
+        self.mds.sessionmap.remove(s.client)
         conn, s.conn = s.conn, None
         if conn is not None:
             with contextlib.suppress(ConnectionClosed):
                 await conn.send(m.ClientSession("close", metadata={"reason": reason}))
             await conn.aclose()
-        if journal and self.data is not None and s.client in self.data.store.sessions:
-            await self._data_io(self.data.journal_session(s.client, "", {}, False))
+        if journal and self.mds.data is not None and s.client in self.mds.data.store.sessions:
+            await self.mds.data_io(self.mds.data.journal_session(s.client, "", {}, False))
         self._reconnect_changed.set()
 
     async def evict(self, s, message: str, blocklist: bool) -> None:
         """C2/C6 and `session evict`: blocklist the client (osd blocklist add, through the
         monitor), then end its session; it finds out when it next talks to us."""
-        if self.sessionmap.get(s.client) is not s:
+        if self.mds.sessionmap.get(s.client) is not s:
             return
-        self._clog("WRN" if "unresponsive" in message else "INF", message)
+        self.clog("WRN" if "unresponsive" in message else "INF", message)
         if blocklist:
-            await self._mon_command(["osd", "blocklist", "add", s.addr])
+            await self.mds.mon.command(["osd", "blocklist", "add", s.addr])
         await self._end_session(s, "evicted", journal=True)
 
-    async def _evict_all_if_last(self) -> None:
+    async def evict_all_if_last(self) -> None:
         """MDSRank::stopping_start: the last rank to stop evicts every client session first
         (blocklisting as mds_session_blocklist_on_evict says); nobody is left to serve them."""
-        fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
-        victims = self.sessionmap.last_rank_stopping(len(fs.in_) if fs else 0)
-        blocklist = self.config.get("mds_session_blocklist_on_evict")
+        fs = self.mds.fsmap.fs_of(self.mds.gid) if self.mds.fsmap else None
+        victims = self.mds.sessionmap.last_rank_stopping(len(fs.in_) if fs else 0)
+        blocklist = self.mds.config.get("mds_session_blocklist_on_evict")
         for s in victims:
             await self.evict(s, evicting_line(s, blocklist), blocklist)
 
-    def _clog(self, level: str, message: str) -> None:
+    def clog(self, level: str, message: str) -> None:
         """A cluster-log line, sent to the monitor (`ceph -w` shows it)."""
         (log.warning if level == "WRN" else log.info)(message, clog=level)
-        if self.conn is not None:
-            self.nursery.start_soon(self._send_quietly, m.LogMsg(entries=[
+        if self.mds.mon.conn is not None:
+            self.mds.nursery.start_soon(self.mds.mon.send, m.LogMsg(entries=[
                 {"level": level, "message": message, "stamp": time.time()}]))
 
-    async def _mon_command(self, args: list[str]) -> None:
-        self._mon_tid += 1
-        await self._send_quietly(m.Command(tid=self._mon_tid, args=args,
-                                           who=f"mds.{self.name}"))
-
-    async def _send_quietly(self, msg) -> None:
-        conn = self.conn
-        if conn is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await conn.send(msg)
-
-    def _apply_blocklist(self) -> None:
+    def apply_blocklist(self) -> None:
         """Sessions of clients the OSDMap now blocklists end (e.g. `osd blocklist add`)."""
-        for s in list(self.sessionmap.sessions.values()):
-            if s.addr in self.osdmap.blocklist:
-                self.nursery.start_soon(self._end_session, s, "evicted", True)
+        for s in list(self.mds.sessionmap.sessions.values()):
+            if s.addr in self.mds.osdmap.blocklist:
+                self.mds.nursery.start_soon(self._end_session, s, "evicted", True)
 
-    async def _session_upkeep(self) -> None:
+    async def session_upkeep(self) -> None:
         """C5/C6 on an active rank's tick: stale and autoclose (skipped while laggy, B5)."""
-        smap = self.sessionmap
+        smap = self.mds.sessionmap
         had_laggy = False
         while True:
-            await trio.sleep(self.config.get("mds_tick_interval"))
+            await trio.sleep(self.mds.config.get("mds_tick_interval"))
             now = trio.current_time()
-            if self.beacon.laggy(now):
-                if smap.last_cleared_laggy < now - 2 * self.config.get("mds_tick_interval"):
+            if self.mds.mon.beacon.laggy(now):
+                if smap.last_cleared_laggy < now - 2 * self.mds.config.get("mds_tick_interval"):
                     log.info("skipping upkeep work because connection to Monitors appears "
                              "laggy")  # once when it starts, not every tick
                 smap.last_cleared_laggy = now
                 continue
-            fs = self.fsmap.fs_of(self.gid) if self.fsmap else None
+            fs = self.mds.fsmap.fs_of(self.mds.gid) if self.mds.fsmap else None
             if fs is None:
                 continue
-            osd_laggy = self.config.get("defer_client_eviction_on_laggy_osds") and \
-                ophealth.osd_laggy(self.ios, now, self.config.get("osd_op_complaint_time"))
+            osd_laggy = self.mds.config.get("defer_client_eviction_on_laggy_osds") and \
+                ophealth.osd_laggy(self.mds.ios, now, self.mds.config.get("osd_op_complaint_time"))
             stale, evicts = smap.idle(now, fs.session_timeout, fs.session_autoclose,
-                                      self.config.get("mds_defer_session_stale"), osd_laggy)
+                                      self.mds.config.get("mds_defer_session_stale"), osd_laggy)
             if smap.laggy_clients and not had_laggy:
                 log.info(f"Detected {len(smap.laggy_clients)} laggy clients, possibly due to "
                          f"laggy OSDs. Eviction is skipped until the OSDs return to normal.")
@@ -320,23 +306,23 @@ class ClientSide:
                     await self._send_to(s.conn, m.ClientSession("stale"))
             for e in evicts:
                 await self.evict(e.session, e.message,
-                                 self.config.get("mds_session_blocklist_on_timeout"))
+                                 self.mds.config.get("mds_session_blocklist_on_timeout"))
 
     async def _send_to(self, conn: Connection, msg) -> None:
         with contextlib.suppress(ConnectionClosed):
             await conn.send(msg)
 
-    async def _work_reconnect(self) -> None:
+    async def work_reconnect(self) -> None:
         """C1/C2: wait for every replayed session to reconnect, up to mds_reconnect_timeout
         (extended while a missing client was seen recently); then evict the missing."""
         log.info("reconnect_start")
-        smap, now = self.sessionmap, trio.current_time()
-        smap.load(self.data.store.sessions if self.data else {}, now)
-        for s in smap.start_reconnect(now, set(self.osdmap.blocklist)):
+        smap, now = self.mds.sessionmap, trio.current_time()
+        smap.load(self.mds.data.store.sessions if self.mds.data else {}, now)
+        for s in smap.start_reconnect(now, set(self.mds.osdmap.blocklist)):
             log.info("killing session of blocklisted client", client=s.client, addr=s.addr)
             await self._end_session(s, "evicted", journal=True)
-        timeout = self.config.get("mds_reconnect_timeout")
-        tick = min(self.config.get("mds_tick_interval"), timeout / 4 or 0.05)
+        timeout = self.mds.config.get("mds_reconnect_timeout")
+        tick = serving.reconnect_tick(self.mds.config.get("mds_tick_interval"), timeout)
         if not smap.reconnect_done():
             log.info(f"reconnect_clients -- {len(smap.gather)} sessions")
         while not smap.reconnect_done():
@@ -344,18 +330,18 @@ class ClientSide:
                 await self._reconnect_changed.wait()
             self._reconnect_changed = trio.Event()
             now = trio.current_time()
-            if self.beacon.laggy(now):
+            if self.mds.mon.beacon.laggy(now):
                 continue  # B5: no reconnect timeout while we are laggy ourselves
             verdict, evicts = smap.reconnect_tick(now, timeout)
             if verdict == "extend":
                 log.info("extending reconnect interval")
             for e in evicts:
                 await self.evict(e.session, e.message,
-                                 self.config.get("mds_session_blocklist_on_timeout"))
+                                 self.mds.config.get("mds_session_blocklist_on_timeout"))
         smap.reconnect_start = None
         log.info("reconnect_done")
 
-    async def _work_clientreplay(self) -> None:
+    async def work_clientreplay(self) -> None:
         """R3 step 6: re-execute, in order, the requests clients had unsafe replies for."""
         log.info("clientreplay_start", requests=len(self.replay_queue))
         while self.replay_queue:

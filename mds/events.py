@@ -1,0 +1,20 @@
+"""The journal's event types, defined once (ref J3). A leaf module: the namespace, the subtree
+and cross-rank cores, the journal and the applier (`mds.applier`) all name events from here."""
+
+from __future__ import annotations
+
+EUPDATE = "EUpdate"  # a metadata change (a client request, or a master's cross-rank op)
+ESESSION = "ESession"  # a client's session opened or closed (C1)
+ESUBTREEMAP = "ESubtreeMap"  # opens a segment: the subtrees the rank holds there
+ESEGMENT = "ESegment"  # opens a segment (older journals)
+EIMPORT = "EImport"  # a subtree handed to this rank (multi-active, mds.subtree)
+EEXPORT = "EExport"  # a subtree handed away
+EPEERUPDATE = "EPeerUpdate"  # a witness's side of a cross-rank operation (mds.xrank)
+ECOMMITTED = "ECommitted"  # the master's: the witness has committed too
+
+SEGMENT_OPENERS = (ESUBTREEMAP, ESEGMENT)
+SUBTREE_EVENTS = (ESUBTREEMAP, EIMPORT, EEXPORT)
+XRANK_EVENTS = (EPEERUPDATE, ECOMMITTED)
+XRANK_OPS = ("xrename", "xrmdir")  # the ops of a master's cross-rank EUpdate
+# What a segment keeps to write back when it expires (J3).
+WRITE_BACK = (EUPDATE, ESESSION, EIMPORT, EEXPORT, EPEERUPDATE, ECOMMITTED)

@@ -1,0 +1,112 @@
+"""The rank's runtime (`RankRuntime`, a part of MDSDaemon): the rank's data (`mds.rankdata`),
+the osd session it is read and written through (an objecter that resends, `osd.objecter`),
+and the work of the states that build it: creating, starting, replay and standby-replay. The
+daemon finds that work in its table keyed by state; a failure reaches the daemon's work-retry
+policy (`mds.lifecycle.work_failure`) as the exception it is.
+"""
+
+from __future__ import annotations
+
+import structlog
+import trio
+
+from common.net import ConnectionClosed, HandshakeError
+from mds import lifecycle
+from mds.rankdata import RankData
+from osd.objecter import OSDClient, OSDError, ResendingOSD
+
+log = structlog.get_logger("mds")
+
+
+class RankRuntime:
+    def __init__(self, mds) -> None:
+        self.mds = mds
+        self.data: RankData | None = None
+        self.osd = ResendingOSD(self._reopen_osd, mds.ios)  # objecter-like: resends
+        self._osd_scope: trio.CancelScope | None = None
+
+    async def _wait_osdmap(self, epoch: int) -> None:
+        """F3: wait for the OSDMap that blocklists the rank's previous instance."""
+        if self.mds.osdmap.epoch < epoch:
+            log.info(f" waiting for osdmap {epoch} (which blocklists prior instance)")
+        while self.mds.osdmap.epoch < epoch or not self.mds.osdmap.osd_addrs:
+            await self.mds.osdmap_changed.wait()
+
+    async def _osd_session(self, addr: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as self._osd_scope:
+            async with OSDClient.open(addr, f"mds.{self.mds.name}", self.mds.addr) as osd:
+                task_status.started(osd)
+                await trio.sleep_forever()
+
+    async def _reopen_osd(self) -> OSDClient:
+        """A new osd session (the OSDMap gives its address), for ResendingOSD: retried until
+        an osd answers, as Ceph's objecter waits for the OSD to come back."""
+        if self._osd_scope is not None:
+            self._osd_scope.cancel()
+        backoff = lifecycle.osd_backoff()
+        while True:
+            while not self.mds.osdmap.osd_addrs:
+                await self.mds.osdmap_changed.wait()
+            addr = self.mds.osdmap.osd_addrs[min(self.mds.osdmap.osd_addrs)]
+            try:
+                return await self.mds.nursery.start(self._osd_session, addr)
+            except (OSError, OSDError, HandshakeError, ConnectionClosed) as e:
+                log.warning("osd unreachable; waiting for it", addr=addr,
+                            error=str(e) or type(e).__name__, retry_in=backoff.delay)
+            epoch = self.mds.osdmap.epoch
+            with trio.move_on_after(backoff.next()):
+                while self.mds.osdmap.epoch == epoch:
+                    await self.mds.osdmap_changed.wait()
+
+    def drop_osd(self) -> None:
+        """Forget the osd session and what was loaded through it; the next step reloads."""
+        if self._osd_scope is not None:
+            self._osd_scope.cancel()
+        self._osd_scope = None
+        self.data = None
+
+    async def _rank_data(self) -> RankData:
+        """Open (once) the osd session and this rank's metadata, after the fence (F3)."""
+        fs = self.mds.fsmap.fs_of(self.mds.gid)
+        await self._wait_osdmap(fs.last_failure_osd_epoch)
+        if self.data is not None:
+            self.data.store.min_epoch = max(self.data.store.min_epoch, fs.last_failure_osd_epoch)
+            return self.data
+        c = self.mds.config
+        self.data = RankData(self.osd, fs.metadata_pool, self.mds.sm.rank,
+                             c.get("mds_log_events_per_segment"), c.get("mds_log_max_segments"),
+                             min_epoch=fs.last_failure_osd_epoch)
+        self.data.set_log_pause(c.get("mds_log_pause"))
+        self.data.xrank_master = self.mds.peers.xrank_master  # cross-rank operations
+        return self.data
+
+    async def work_standby_replay(self) -> None:
+        log.info("replay_start")  # R5: follow the journal every mds_replay_interval
+        data = await self._rank_data()
+        await data.load()
+        while True:
+            await trio.sleep(self.mds.config.get("mds_replay_interval"))
+            await data.follow()
+
+    async def work_replay(self) -> None:
+        log.info("replay_start")
+        t0 = trio.current_time()
+        following = self.data is not None and self.data.ns is not None
+        data = await self._rank_data()
+        if following:  # R6: the final pass of a promoted follower
+            events = await data.follow()
+        else:
+            events = await data.load()
+        log.info("Finished replaying journal", events=events, inodes=len(data.ns),
+                 seconds=round(trio.current_time() - t0, 3))
+        log.info("making mds journal writeable")
+
+    async def work_creating(self) -> None:
+        log.info("boot_create")
+        data = await self._rank_data()
+        await data.create()
+
+    async def work_starting(self) -> None:
+        data = await self._rank_data()
+        await data.load()
+        log.info("starting_done")
