@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(usage())
         raise SystemExit(1) from None
     cmd, nodes = (args[0], args[1:]) if args else ("dump", [])
-    from client.cli import default_conf
+    from client.conf import default_conf
 
     path = opts["cephconf"] or default_conf()
     try:
