@@ -43,6 +43,7 @@ commands (Ceph's grammar):
   osd pool create|ls|rm ...   rados [-p POOL] [-N NS] lspools|ls|stat|get|put|rm|
         listomapkeys|listomapvals|setomapval ...   (Ceph's rados tool)
   nfs-client --server HOST:PORT ls|stat|mkdir|touch|rm|open|lock|unlock|reclaim-complete ...
+  nfs-client load --servers A,B --clients N --duration S --history FILE   nfs-client verify ...
   vstart -d DIR ...   vstop -d DIR   demo
 """
 
