@@ -43,6 +43,7 @@ class LocalBackend:
         self.grace_period = grace_period
         self.graceless = graceless
         self.wake = trio.Event()
+        self.wake_report = trio.Event()
 
     async def start(self, now: float) -> None:
         if not self.graceless:
@@ -53,6 +54,9 @@ class LocalBackend:
 
     async def client_gone(self, clientid: int) -> None:
         pass
+
+    def grace_view(self) -> dict:
+        return {}
 
     async def reap(self, now: float) -> None:
         if self.state.in_grace and now - self.state.grace_started >= self.grace_period:
@@ -74,12 +78,29 @@ class RadosClusterBackend:
         self.graceless = graceless
         self.current_db = ""  # rec-C:nodeid, where confirmed clients are recorded
         self.wake = trio.Event()
+        self.last_db: grace.GraceDB | None = None  # as last read: what the head reports
+        self.wake_report = trio.Event()  # the grace database changed: report it now
 
     def _notified(self, notify_id, notifier, payload) -> None:
         self.wake.set()  # the reaper looks at the grace database now
 
     async def _update(self, command) -> grace.GraceDB:
-        return await update(self.io, self.oid, command)
+        return self._seen(await update(self.io, self.oid, command))
+
+    def _seen(self, db: grace.GraceDB) -> grace.GraceDB:
+        if db != self.last_db:
+            self.wake_report.set()
+        self.last_db = db
+        return db
+
+    def grace_view(self) -> dict:
+        """The grace database as last read, for the monitor's report (the live view)."""
+        db = self.last_db
+        if db is None:
+            return {}
+        return {"cur": db.cur, "rec": db.rec,
+                "flags": {n: ("N" if f & grace.NEED_GRACE else "") +
+                          ("E" if f & grace.ENFORCING else "") for n, f in db.flags.items()}}
 
     async def start(self, now: float) -> None:
         try:
@@ -131,7 +152,7 @@ class RadosClusterBackend:
     async def reap(self, now: float) -> None:
         if self.graceless:
             return  # it neither enforces others' grace periods nor needs one
-        db, _ = await read(self.io, self.oid)
+        db = self._seen((await read(self.io, self.oid))[0])
         s = self.state
         if recovery.survivor_must_enforce(db, s.in_grace):
             self.current_db = recovery.db_name(db.cur, self.nodeid)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import socket
 import sys
@@ -28,6 +29,7 @@ import time
 import structlog
 import trio
 
+from client.admin import MonUnreachable, hunt
 from client.fsclient import FSClient, FSClientError
 from client.rados import Rados, RadosError
 from common import config as cfg
@@ -43,6 +45,7 @@ from nfs.state import Client, NFSState
 
 log = structlog.get_logger("nfs")
 
+REPORT_INTERVAL = 5.0  # to the monitor (mon/nfs_services.py), or at once on a grace change
 REAPER_DELAY = 10.0  # nfs_reaper_thread.c: every 10 s, or lease/2 when the lease is < 20 s
 SESSION_OPS = {"sequence", "destroy_session", "reclaim_complete", "open", "close", "lock",
                "locku", "getattr", "lookup", "readdir", "mkdir", "create", "unlink", "rmdir",
@@ -62,6 +65,8 @@ class NFSServer:
         self.backend = None
         self.fs: FSClient | None = None
         self.addr = ""
+        # cephadm names the service nfs.<cluster_id> and uses it as the RADOS namespace
+        self.cluster_id = gconf.namespace or "nfs"
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         g = self.gconf
@@ -91,6 +96,7 @@ class NFSServer:
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, self._handle, listeners)
             nursery.start_soon(self._reaper)
+            nursery.start_soon(self._report)
             task_status.started(self)
 
     async def shutdown(self) -> None:
@@ -112,6 +118,32 @@ class NFSServer:
                 await self.backend.reap(now)
             except Exception as e:  # the cluster is unreachable for now: try again later
                 log.warning("grace database unreachable", error=str(e))
+
+    async def _report(self) -> None:
+        """Tell the monitor where this head serves (mon/nfs_services.py: `nfs cluster
+        info`), and the grace database as last read, every REPORT_INTERVAL seconds."""
+        host, port = self.addr.rsplit(":", 1)
+        while True:
+            try:
+                conn, _ = await hunt(self.config.get("mon_host"), self.config.name,
+                                     hello_key(self.config), math.inf, REPORT_INTERVAL)
+            except MonUnreachable as e:
+                log.warning("cannot report to the monitor", error=str(e))
+                await trio.sleep(REPORT_INTERVAL)
+                continue
+            try:
+                while True:
+                    await conn.send(m.NFSReport(
+                        cluster_id=self.cluster_id, nodeid=self.nodeid,
+                        hostname=socket.gethostname(), ip=host, port=int(port),
+                        grace=self.backend.grace_view()))
+                    with trio.move_on_after(REPORT_INTERVAL):
+                        await self.backend.wake_report.wait()
+                    self.backend.wake_report = trio.Event()
+            except (ConnectionClosed, OSError):
+                pass
+            finally:
+                await conn.aclose()
 
     # -- connections
     async def _handle(self, stream: trio.SocketStream) -> None:
