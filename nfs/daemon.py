@@ -86,9 +86,9 @@ class NFSServer:
 
     async def _serve(self, task_status) -> None:
         await self.backend.start(trio.current_time())
-        listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1"
-                                                  if not self.config.get("public_addr")
-                                                  else self.config.get("public_addr"))
+        addr = str(self.config.get("public_addr") or "127.0.0.1")  # "IP" or "IP:PORT"
+        host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 else addr
+        listeners = await trio.open_tcp_listeners(self.port, host=host)
         self.port = listeners[0].socket.getsockname()[1]
         self.addr = f"{listeners[0].socket.getsockname()[0]}:{self.port}"
         log.info("nfs head serving", nodeid=self.nodeid, addr=self.addr,
@@ -247,11 +247,15 @@ def main(argv: list[str] | None = None) -> None:
                                                    "the hostname)")
     ap.add_argument("--port", type=int, default=None, help="instead of NFS_Port")
     ap.add_argument("--pid-file", default="")
+    ap.add_argument("--public_addr", "--public-addr", default="",
+                    help="the address to serve at and report (default 127.0.0.1)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         gconf = ganesha_conf.load(args.ganesha_conf)
         nodeid = args.id or gconf.nodeid or socket.gethostname()
-        config = cfg.Config(f"client.nfs.{nodeid}", cfg.load_conf(args.conf))
+        overrides = {"public_addr": args.public_addr} if args.public_addr else None
+        config = cfg.Config(f"client.nfs.{nodeid}", cfg.load_conf(args.conf),
+                            overrides=overrides)
     except (ganesha_conf.GaneshaConfError, cfg.ConfError) as e:
         print(f"mdsemu-nfs: {e}", file=sys.stderr)
         raise SystemExit(errno.EINVAL) from None
