@@ -44,6 +44,7 @@ commands (Ceph's grammar):
         listomapkeys|listomapvals|setomapval ...   (Ceph's rados tool)
   nfs-client --server HOST:PORT ls|stat|mkdir|touch|rm|open|lock|unlock|reclaim-complete ...
   nfs-client load --servers A,B --clients N --duration S --history FILE   nfs-client verify ...
+  nfs cluster ls   nfs cluster info [<cluster_id>]   (the NFS heads, as the mgr nfs module)
   vstart -d DIR ...   vstop -d DIR   demo
 """
 

@@ -198,7 +198,8 @@ def _grace_grant(g: dict, obs: list[dict]) -> str:
 
 def render(v: Verdict, name: str) -> str:
     lines = [f"{name}: {v.events} events, {v.clients} clients, {v.grants} locks granted, "
-             f"{v.reclaims} reclaimed, {v.lost} reported lost, {v.restarts} restarts seen"]
+             f"{v.reclaims} reclaimed, {v.lost} reported lost, {v.restarts} restarts seen "
+             f"by clients"]
     lines += [f"conflict: {c}" for c in v.conflicts]
     lines += [f"unresolved: {u}" for u in v.unresolved]
     lines += [f"grace: {g}" for g in v.grace]
