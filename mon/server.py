@@ -233,6 +233,8 @@ class MonServer:
                     raise ProtocolError(f"osd_boot from {session.entity}")
                 self.carry_out(self.core.osd_boot(msg.osd_id, msg.addr, now, wall))
             elif isinstance(msg, m.NFSReport):  # an NFS head: mon/nfs_services.py
+                if not session.entity.startswith("client."):
+                    raise ProtocolError(f"nfs_report from {session.entity}")
                 self.nfs.report(msg.cluster_id, msg.nodeid, msg.hostname, msg.ip, msg.port,
                                 msg.grace, now)
             elif isinstance(msg, m.Subscribe):
