@@ -69,9 +69,10 @@ class LocalBackend:
 
 class RadosClusterBackend:
     def __init__(self, state: NFSState, io: IoCtx, oid: str, nodeid: str,
-                 grace_period: float, graceless: bool) -> None:
+                 grace_period: float, graceless: bool, enable_nlm: bool = False) -> None:
         self.state = state
         self.io = io
+        self.enable_nlm = enable_nlm  # Enable_NLM: no early lift
         self.oid = oid
         self.nodeid = nodeid
         self.grace_period = grace_period
@@ -164,7 +165,7 @@ class RadosClusterBackend:
             await self._update(lambda d: grace.enforce(d, [self.nodeid], True))
             log.info("enforcing another head's grace period", cur=db.cur, rec=db.rec)
             return
-        if s.in_grace and s.grace_over(now, self.grace_period):
+        if s.in_grace and s.grace_over(now, self.grace_period, early=not self.enable_nlm):
             db = await self._update(lambda d: grace.lift(d, [self.nodeid]))
             if not db.flags.get(self.nodeid, 0) & grace.NEED_GRACE:
                 s.stop_reclaims()  # N cleared: no more reclaims here (design doc)

@@ -78,7 +78,8 @@ class NFSServer:
                 async with Rados.connect(self.config, self.config.name, timeout) as rados:
                     io = rados.ioctx(g.pool, g.namespace)
                     self.backend = RadosClusterBackend(self.state, io, g.grace_oid,
-                                                       self.nodeid, g.grace_period, g.graceless)
+                                                       self.nodeid, g.grace_period, g.graceless,
+                                                       g.enable_nlm)
                     await self._serve(task_status)
             else:
                 self.backend = LocalBackend(self.state, g.grace_period, g.graceless)
