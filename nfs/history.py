@@ -96,7 +96,13 @@ def _need(ev: dict, *keys: str) -> None:
 
 def verify(events: list[dict]) -> Verdict:
     v = Verdict(events=len(events))
-    order = sorted(range(len(events)), key=lambda i: (float(events[i].get("t", 0)), i))
+    for ev in events:
+        if not isinstance(ev, dict):
+            raise HistoryError(f"event {ev!r} is not an object")
+        _need(ev, "ev", "client", "t")
+        if not isinstance(ev["t"], (int, float)) or isinstance(ev["t"], bool):
+            raise HistoryError(f"event {ev!r}: t is not a number")
+    order = sorted(range(len(events)), key=lambda i: (float(events[i]["t"]), i))
     holds: list[Hold] = []
     held: dict[tuple[str, str], Hold] = {}  # (client, path) -> the hold in progress
     boots: dict[tuple[str, str], int] = {}  # (client, server) -> incarnation last seen
@@ -105,7 +111,6 @@ def verify(events: list[dict]) -> Verdict:
     clients = set()
     for i in order:
         ev = events[i]
-        _need(ev, "ev", "client", "t")
         kind, client, t = ev["ev"], ev["client"], float(ev["t"])
         clients.add(client)
         if kind == "mount":

@@ -102,3 +102,7 @@ def test_a_new_lock_between_two_in_grace_observations_is_granted_in_grace():
 def test_a_bad_event_is_refused():
     with pytest.raises(HistoryError, match="lacks path"):
         verify([{"ev": "grant", "client": "c1", "t": 1, "server": S, "boot": 1}])
+    with pytest.raises(HistoryError, match="not an object"):
+        verify([[1]])
+    with pytest.raises(HistoryError, match="t is not a number"):
+        verify([{"ev": "lost", "client": "c1", "t": "soon", "path": "/f"}])
