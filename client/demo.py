@@ -1,7 +1,7 @@
 """`make demo` / `mdsemu demo`: a local cluster in the foreground with a live view.
 
-The view redraws on every new map or cluster-log line: the `fs status` table, the health line
-and the latest cluster-log lines. Ctrl-C stops every daemon cleanly (vstop).
+The view redraws on every new map or cluster-log line: the `fs status` table, the grace
+database of the NFS heads (`--nfs N`), the health line and the latest cluster-log lines. Ctrl-C stops every daemon cleanly (vstop).
 """
 
 from __future__ import annotations
@@ -20,9 +20,13 @@ from rich.text import Text
 from client import vstart
 from client.admin import AdminClient
 from client.fsclient import FSClient, FSClientError
+from client.rados import Rados, RadosError
 from common import config as cfg
 from common import log as logsetup
 from common import render
+from nfs import grace
+from nfs.grace_tool import read as read_grace
+from nfs.vstart import NAMESPACE as NFS_NAMESPACE
 
 LOG_LINES = 12
 
@@ -39,7 +43,9 @@ async def live_view(conf: str, d: str) -> None:
         "[dim]Ctrl-C stops the cluster.[/]"
     )
     async with AdminClient.open(config.get("mon_host"), timeout=10) as admin, \
-            trio.open_nursery() as nursery:
+            Rados.connect(config) as rados, trio.open_nursery() as nursery:
+        # the grace database of `vstart --nfs N` (nfs/vstart.py): shown once it exists
+        grace_io = rados.ioctx("cephfs_metadata", NFS_NAMESPACE)
         nursery.start_soon(client_load, config.get("mon_host"))
         nursery.start_soon(_tick, admin)
         await admin.subscribe("fsmap", "log")
@@ -51,8 +57,17 @@ async def live_view(conf: str, d: str) -> None:
                 del recent[:-LOG_LINES]
                 _, _, status = await admin.command(["fs", "status"])
                 _, _, health = await admin.command(["health"])
+                nfs = []
+                with trio.move_on_after(1.0):  # the osd may be down: redraw without it
+                    try:
+                        db, _ = await read_grace(grace_io, grace.DEFAULT_OID)
+                        nfs = [Panel(Text(grace.dump(db) + grace.summary(db)),
+                                     title="nfs grace database (cephfs_metadata/ganesha)")]
+                    except RadosError:
+                        pass  # no NFS heads
                 live.update(Group(
                     Panel(Text(status), title="fs status"),
+                    *nfs,
                     Text(health, style="bold"),
                     Panel(Text("\n".join(recent)), title="cluster log"),
                     hint,

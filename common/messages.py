@@ -233,6 +233,17 @@ class NFSReply:
     result: dict = field(default_factory=dict)
 
 
+@message("nfs_report")
+class NFSReport:
+    """An NFS head tells the monitor where it serves (mon/nfs_services.py), every few s."""
+    cluster_id: str
+    nodeid: str
+    hostname: str
+    ip: str
+    port: int
+    grace: dict = field(default_factory=dict)  # {cur, rec, flags: {nodeid: "NE"}} as read
+
+
 @message("osd_boot")
 class OSDBoot:
     osd_id: int

@@ -14,6 +14,7 @@ gets Docker's SIGTERM itself (B10's clean stop).
                             script, which finds the container's address again (a container
                             cut off and reconnected with `docker network connect` may have
                             been given another one).
+    mdsemu-nfs -f F -i a    an NFS head (nfs/daemon.py), serving at this container's address
     mdsemu-setup            one shot: create the file system on first start (see setup_fs.py)
     mdsemu-clog             the cluster log (`mdsemu -w`) as JSON lines (see clog.py)
     mdsemu ..., bash, ...   any program in PATH, as is
@@ -115,7 +116,7 @@ def command(argv: list[str]) -> list[str]:
     if prog == "mdsemu-mon":
         # The monitor listens on every interface: its name (mon_host) is what clients use.
         return [prog, "-c", CONF, "--public_addr", f"0.0.0.0:{mon_hostport()[1]}", *rest]
-    if prog in ("mdsemu-osd", "mdsemu-mds"):
+    if prog in ("mdsemu-osd", "mdsemu-mds", "mdsemu-nfs"):
         # Daemons advertise the address they bind to; the others connect to it.
         return [prog, "-c", CONF, "--public_addr", my_address(), *rest]
     if prog.startswith("-") or shutil.which(prog) is None:

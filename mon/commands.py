@@ -18,6 +18,7 @@ from mon import fs_commands as fsc
 from mon import mds_commands as mdsc
 from mon.cmdbase import CommandError, Context, Result, _err, _float
 from mon.mds_monitor import MDSMonitor
+from mon.nfs_services import nfs_cluster
 from mon.proposal import Effects
 
 
@@ -272,6 +273,7 @@ COMMANDS: dict[tuple[str, ...], Callable[[Context], Result]] = {
     ("osd", "blocklist"): osd_blocklist,
     ("osd", "dump"): osd_dump,
     ("osd", "pool"): osd_pool,
+    ("nfs", "cluster"): nfs_cluster,
 }
 
 

@@ -29,6 +29,7 @@ from common.net import (
 from common.osdmap import OSDMap
 from mon import commands
 from mon.mds_monitor import FIRST_GID, MDSMonitor
+from mon.nfs_services import NFSServices
 from mon.proposal import Effects
 from mon.stats import DaemonStats
 from mon.store import MonStore
@@ -69,6 +70,7 @@ class MonServer:
         self.started_at = 0.0
         self.log_seq = 0
         self.stats = DaemonStats()
+        self.nfs = NFSServices()
 
     # -- start-up
     def _open(self) -> None:
@@ -232,6 +234,11 @@ class MonServer:
                 if not session.entity.startswith("osd."):
                     raise ProtocolError(f"osd_boot from {session.entity}")
                 self.carry_out(self.core.osd_boot(msg.osd_id, msg.addr, now, wall))
+            elif isinstance(msg, m.NFSReport):  # an NFS head: mon/nfs_services.py
+                if not session.entity.startswith("client."):
+                    raise ProtocolError(f"nfs_report from {session.entity}")
+                self.nfs.report(msg.cluster_id, msg.nodeid, msg.hostname, msg.ip, msg.port,
+                                msg.grace, now)
             elif isinstance(msg, m.Subscribe):
                 self._subscribe(session, msg)
             elif isinstance(msg, m.LogMsg):
@@ -284,6 +291,7 @@ class MonServer:
                        "mon_age": _age(age), "osd": None},
             "stats": self.stats.view(self.core.fsmap.mds_roles),
             "log": self.store.recent_log,
+            "nfs": self.nfs,
         }
 
 

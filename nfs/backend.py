@@ -43,6 +43,7 @@ class LocalBackend:
         self.grace_period = grace_period
         self.graceless = graceless
         self.wake = trio.Event()
+        self.wake_report = trio.Event()
 
     async def start(self, now: float) -> None:
         if not self.graceless:
@@ -53,6 +54,9 @@ class LocalBackend:
 
     async def client_gone(self, clientid: int) -> None:
         pass
+
+    def grace_view(self) -> dict:
+        return {}
 
     async def reap(self, now: float) -> None:
         if self.state.in_grace and now - self.state.grace_started >= self.grace_period:
@@ -65,21 +69,39 @@ class LocalBackend:
 
 class RadosClusterBackend:
     def __init__(self, state: NFSState, io: IoCtx, oid: str, nodeid: str,
-                 grace_period: float, graceless: bool) -> None:
+                 grace_period: float, graceless: bool, enable_nlm: bool = False) -> None:
         self.state = state
         self.io = io
+        self.enable_nlm = enable_nlm  # Enable_NLM: no early lift
         self.oid = oid
         self.nodeid = nodeid
         self.grace_period = grace_period
         self.graceless = graceless
         self.current_db = ""  # rec-C:nodeid, where confirmed clients are recorded
         self.wake = trio.Event()
+        self.last_db: grace.GraceDB | None = None  # as last read: what the head reports
+        self.wake_report = trio.Event()  # the grace database changed: report it now
 
     def _notified(self, notify_id, notifier, payload) -> None:
         self.wake.set()  # the reaper looks at the grace database now
 
     async def _update(self, command) -> grace.GraceDB:
-        return await update(self.io, self.oid, command)
+        return self._seen(await update(self.io, self.oid, command))
+
+    def _seen(self, db: grace.GraceDB) -> grace.GraceDB:
+        if db != self.last_db:
+            self.wake_report.set()
+        self.last_db = db
+        return db
+
+    def grace_view(self) -> dict:
+        """The grace database as last read, for the monitor's report (the live view)."""
+        db = self.last_db
+        if db is None:
+            return {}
+        return {"cur": db.cur, "rec": db.rec,
+                "flags": {n: ("N" if f & grace.NEED_GRACE else "") +
+                          ("E" if f & grace.ENFORCING else "") for n, f in db.flags.items()}}
 
     async def start(self, now: float) -> None:
         try:
@@ -89,6 +111,12 @@ class RadosClusterBackend:
             raise NotAMember(f"{self.nodeid} is not a member of the grace database "
                              f"({self.io.pool}/{self.oid}): {e}") from None
         await self.io.watch(self.oid, self._notified, timeout=30.0)
+        if self.graceless:  # nfs_start_grace: "skipping GRACE (Graceless is true)"
+            db, _ = await read(self.io, self.oid)
+            self.current_db = recovery.db_name(db.cur, self.nodeid)
+            await self.io.operate(self.current_db, [["create", False], ["omap_clear"]])
+            log.warning("Graceless is true: serving at once, no grace period")
+            return
         await self._update(lambda db: grace.enforce(db, [self.nodeid], True))
         db = await self._update(lambda db: grace.join(db, [self.nodeid], True))
         self.current_db = recovery.db_name(db.cur, self.nodeid)
@@ -123,7 +151,9 @@ class RadosClusterBackend:
                 raise
 
     async def reap(self, now: float) -> None:
-        db, _ = await read(self.io, self.oid)
+        if self.graceless:
+            return  # it neither enforces others' grace periods nor needs one
+        db = self._seen((await read(self.io, self.oid))[0])
         s = self.state
         if recovery.survivor_must_enforce(db, s.in_grace):
             self.current_db = recovery.db_name(db.cur, self.nodeid)
@@ -135,7 +165,7 @@ class RadosClusterBackend:
             await self._update(lambda d: grace.enforce(d, [self.nodeid], True))
             log.info("enforcing another head's grace period", cur=db.cur, rec=db.rec)
             return
-        if s.in_grace and s.grace_over(now, self.grace_period):
+        if s.in_grace and s.grace_over(now, self.grace_period, early=not self.enable_nlm):
             db = await self._update(lambda d: grace.lift(d, [self.nodeid]))
             if not db.flags.get(self.nodeid, 0) & grace.NEED_GRACE:
                 s.stop_reclaims()  # N cleared: no more reclaims here (design doc)

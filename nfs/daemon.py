@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import socket
 import sys
@@ -28,6 +29,7 @@ import time
 import structlog
 import trio
 
+from client.admin import MonUnreachable, hunt
 from client.fsclient import FSClient, FSClientError
 from client.rados import Rados, RadosError
 from common import config as cfg
@@ -43,6 +45,7 @@ from nfs.state import Client, NFSState
 
 log = structlog.get_logger("nfs")
 
+REPORT_INTERVAL = 5.0  # to the monitor (mon/nfs_services.py), or at once on a grace change
 REAPER_DELAY = 10.0  # nfs_reaper_thread.c: every 10 s, or lease/2 when the lease is < 20 s
 SESSION_OPS = {"sequence", "destroy_session", "reclaim_complete", "open", "close", "lock",
                "locku", "getattr", "lookup", "readdir", "mkdir", "create", "unlink", "rmdir",
@@ -62,6 +65,8 @@ class NFSServer:
         self.backend = None
         self.fs: FSClient | None = None
         self.addr = ""
+        # cephadm names the service nfs.<cluster_id> and uses it as the RADOS namespace
+        self.cluster_id = gconf.namespace or "nfs"
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         g = self.gconf
@@ -73,7 +78,8 @@ class NFSServer:
                 async with Rados.connect(self.config, self.config.name, timeout) as rados:
                     io = rados.ioctx(g.pool, g.namespace)
                     self.backend = RadosClusterBackend(self.state, io, g.grace_oid,
-                                                       self.nodeid, g.grace_period, g.graceless)
+                                                       self.nodeid, g.grace_period, g.graceless,
+                                                       g.enable_nlm)
                     await self._serve(task_status)
             else:
                 self.backend = LocalBackend(self.state, g.grace_period, g.graceless)
@@ -81,9 +87,9 @@ class NFSServer:
 
     async def _serve(self, task_status) -> None:
         await self.backend.start(trio.current_time())
-        listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1"
-                                                  if not self.config.get("public_addr")
-                                                  else self.config.get("public_addr"))
+        addr = str(self.config.get("public_addr") or "127.0.0.1")  # "IP" or "IP:PORT"
+        host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 else addr
+        listeners = await trio.open_tcp_listeners(self.port, host=host)
         self.port = listeners[0].socket.getsockname()[1]
         self.addr = f"{listeners[0].socket.getsockname()[0]}:{self.port}"
         log.info("nfs head serving", nodeid=self.nodeid, addr=self.addr,
@@ -91,6 +97,7 @@ class NFSServer:
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, self._handle, listeners)
             nursery.start_soon(self._reaper)
+            nursery.start_soon(self._report)
             task_status.started(self)
 
     async def shutdown(self) -> None:
@@ -112,6 +119,32 @@ class NFSServer:
                 await self.backend.reap(now)
             except Exception as e:  # the cluster is unreachable for now: try again later
                 log.warning("grace database unreachable", error=str(e))
+
+    async def _report(self) -> None:
+        """Tell the monitor where this head serves (mon/nfs_services.py: `nfs cluster
+        info`), and the grace database as last read, every REPORT_INTERVAL seconds."""
+        host, port = self.addr.rsplit(":", 1)
+        while True:
+            try:
+                conn, _ = await hunt(self.config.get("mon_host"), self.config.name,
+                                     hello_key(self.config), math.inf, REPORT_INTERVAL)
+            except MonUnreachable as e:
+                log.warning("cannot report to the monitor", error=str(e))
+                await trio.sleep(REPORT_INTERVAL)
+                continue
+            try:
+                while True:
+                    await conn.send(m.NFSReport(
+                        cluster_id=self.cluster_id, nodeid=self.nodeid,
+                        hostname=socket.gethostname(), ip=host, port=int(port),
+                        grace=self.backend.grace_view()))
+                    with trio.move_on_after(REPORT_INTERVAL):
+                        await self.backend.wake_report.wait()
+                    self.backend.wake_report = trio.Event()
+            except (ConnectionClosed, OSError):
+                pass
+            finally:
+                await conn.aclose()
 
     # -- connections
     async def _handle(self, stream: trio.SocketStream) -> None:
@@ -215,11 +248,15 @@ def main(argv: list[str] | None = None) -> None:
                                                    "the hostname)")
     ap.add_argument("--port", type=int, default=None, help="instead of NFS_Port")
     ap.add_argument("--pid-file", default="")
+    ap.add_argument("--public_addr", "--public-addr", default="",
+                    help="the address to serve at and report (default 127.0.0.1)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         gconf = ganesha_conf.load(args.ganesha_conf)
         nodeid = args.id or gconf.nodeid or socket.gethostname()
-        config = cfg.Config(f"client.nfs.{nodeid}", cfg.load_conf(args.conf))
+        overrides = {"public_addr": args.public_addr} if args.public_addr else None
+        config = cfg.Config(f"client.nfs.{nodeid}", cfg.load_conf(args.conf),
+                            overrides=overrides)
     except (ganesha_conf.GaneshaConfError, cfg.ConfError) as e:
         print(f"mdsemu-nfs: {e}", file=sys.stderr)
         raise SystemExit(errno.EINVAL) from None

@@ -179,3 +179,14 @@ def dump(db: GraceDB) -> str:
     lines += [f"{k}\t{'N' if f & NEED_GRACE else ' '}{'E' if f & ENFORCING else ' '}"
               for k, f in db.flags.items()]
     return "\n".join(lines) + "\n"
+
+
+def summary(db: GraceDB) -> str:
+    """One line for the live view (client/demo.py): is a grace period in force, who needs it
+    (N) and who enforces it (E)."""
+    need = [k for k, f in db.flags.items() if f & NEED_GRACE]
+    enforcing = [k for k, f in db.flags.items() if f & ENFORCING]
+    if not db.rec:
+        return f"no grace period (epoch {db.cur})"
+    return (f"grace period in force (epoch {db.cur}, recovering {db.rec}): needed by "
+            f"{' '.join(need) or 'nobody'}; enforced by {' '.join(enforcing) or 'nobody'}")

@@ -100,10 +100,16 @@ class NFSState:
         done = {c.owner for c in self.clients.values() if c.allow_reclaim and c.reclaim_complete}
         return self.reclaimable <= done
 
-    def grace_over(self, now: float, grace_period: float) -> bool:
+    def grace_over(self, now: float, grace_period: float, early: bool = True) -> bool:
         """This head no longer needs its grace period (reclaims done or its time is up): it
-        may lift its N. It keeps enforcing until the cluster's grace period ends (R=0)."""
-        return self.in_grace and (self.reclaims_done() or now - self.grace_started >= grace_period)
+        may lift its N. It keeps enforcing until the cluster's grace period ends (R=0).
+        `early` is false with NLM enabled (nfs_try_lift_grace): NLM clients send no
+        RECLAIM_COMPLETE, so only the time ends it."""
+        if not self.in_grace:
+            return False
+        if now - self.grace_started >= grace_period or self.reclaimable is None:
+            return True  # a survivor needs nothing itself: R=0 ends its enforcement
+        return early and self.reclaims_done()
 
     def _may_reclaim(self, owner: str) -> bool:
         return self.in_grace and self.reclaimable is not None and owner in self.reclaimable

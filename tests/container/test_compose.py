@@ -331,6 +331,49 @@ def test_network_cut_of_the_active_then_it_respawns_as_standby(cluster: Cluster)
     cluster.wait("HEALTH_OK after the network cut", cluster.healthy, 60)
 
 
+def _grace(cluster: Cluster) -> str:
+    return docker_cmd("exec", cluster.container("watch"), "mdsemu-grace", "-p",
+                      "cephfs_metadata", "-n", "ganesha", check=False).stdout
+
+
+def _settled(cluster: Cluster) -> str | None:
+    """The grace database once no grace period is in force and no head has a flag."""
+    out = _grace(cluster)
+    lines = out.splitlines()
+    if len(lines) == 4 and lines[0].endswith(" rec=0") and \
+            [ln.split("\t")[0] for ln in lines[2:]] == ["a", "b"] and \
+            all(ln.endswith("\t  ") for ln in lines[2:]):
+        return out
+    return None
+
+
+@pytest.mark.timeout(180)
+def test_nfs_heads_register_and_recover_a_kill(cluster: Cluster) -> None:
+    """nfs-a and nfs-b (issue 11 item 7): members of the grace database, shown by `nfs
+    cluster info` with their host names and addresses; a kill -9 and start of nfs-a runs a
+    grace period that lifts again."""
+    def info():
+        p = cluster.mdsemu("nfs", "cluster", "info", "ganesha")
+        try:
+            backends = json.loads(p.stdout)["ganesha"]["backend"]
+        except (ValueError, KeyError):
+            return None
+        return backends if [b["hostname"] for b in backends] == ["nfs-a", "nfs-b"] else None
+
+    backends = cluster.wait("nfs-a and nfs-b in nfs cluster info", info, 90,
+                            services=("nfs-a", "nfs-b"))
+    for b, service in zip(backends, ("nfs-a", "nfs-b"), strict=True):
+        nets = cluster.inspect(service)["NetworkSettings"]["Networks"]
+        assert b["port"] == 2049 and b["ip"] in {n["IPAddress"] for n in nets.values()}, b
+    before = cluster.wait("the heads to settle", lambda: _settled(cluster), 60,
+                          services=("nfs-a", "nfs-b"))
+    cluster.compose("kill", "nfs-a")
+    cluster.compose("start", "nfs-a")
+    cluster.wait("a grace period after nfs-a's restart, then its lift", lambda: (
+        (s := _settled(cluster)) and s.splitlines()[0] != before.splitlines()[0]), 90,
+        services=("nfs-a", "nfs-b"))
+
+
 @pytest.mark.timeout(180)
 def test_verify_finds_no_lost_acknowledged_operation(cluster: Cluster) -> None:
     cluster.compose("stop", "-t", "10", "client")

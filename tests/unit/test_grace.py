@@ -153,3 +153,10 @@ def test_the_seed_settles_at_cur_3_rec_0():
     assert d.rec == 1  # b still needs its grace period
     d = apply(d, grace.lift(d, ["b"]))
     assert (d.cur, d.rec) == (2, 0)
+
+
+def test_summary_for_the_live_view_says_who_needs_and_who_enforces():
+    db = grace.GraceDB(4, 3, {"a": grace.NEED_GRACE | grace.ENFORCING, "b": grace.ENFORCING})
+    assert grace.summary(db) == ("grace period in force (epoch 4, recovering 3): needed by a; "
+                                 "enforced by a b")
+    assert grace.summary(grace.GraceDB(4, 0, {"a": 0, "b": 0})) == "no grace period (epoch 4)"

@@ -95,6 +95,18 @@ def test_grace_period_of_a_restarted_head():
     assert s.open(new, "/g", "null") and err(s.open, b, "/x", "previous") == "NFS4ERR_NO_GRACE"
 
 
+def test_with_nlm_enabled_the_grace_period_runs_its_full_time():
+    """nfs_try_lift_grace: the early lift needs Enable_NLM = false (NLM clients never send
+    RECLAIM_COMPLETE); with it, only Grace_Period ends a head's need for grace."""
+    s = NFSState(lease=60, boot=2)
+    s.start_grace(now=0, reclaimable={"a"})
+    a = session(s, "a")
+    s.reclaim_complete(a)
+    assert s.reclaims_done() and s.grace_over(now=1, grace_period=90)
+    assert not s.grace_over(now=1, grace_period=90, early=False)
+    assert s.grace_over(now=90, grace_period=90, early=False)
+
+
 def test_a_survivor_enforcing_allows_no_reclaim():
     s = NFSState(lease=60)
     c = session(s, "a")
