@@ -81,7 +81,8 @@ def ours(pid: int, d: str) -> bool:
     if not alive(pid):
         return False
     state, cmd = _proc_stat(pid)
-    return state == "?" or os.path.join(d, "ceph.conf") in cmd
+    return state == "?" or any(os.path.join(d, f) in cmd
+                               for f in ("ceph.conf", "keepalived."))  # keepalived: no ceph.conf
 
 
 def write_conf(d: str, port: int, profile: str, extra: dict[str, str] | None = None) -> str:
@@ -209,6 +210,13 @@ def vstart(a: argparse.Namespace) -> int:
                 rc = start_heads(d, conf, a.fs, a.nfs, a.profile, a.timeout)
                 if rc:
                     return rc
+            if getattr(a, "ingress", ""):  # keepalived in front of the heads (vip/ingress.py)
+                from vip import ingress
+
+                rc = ingress.start(d, list(MDS_NAMES[:a.nfs]), a.ingress, a.profile,
+                                   a.timeout)
+                if rc:
+                    return rc
             print(f"  export CEPH_CONF={conf}; mdsemu fs status")
             return 0
         time.sleep(0.2)
@@ -222,9 +230,9 @@ def vstop(d: str, timeout: float = 10.0) -> int:
     procs = running(d)
     # MDS daemons first, so each says down:dne to a live monitor (B10) while the osd still
     # serves a standby that the mon promotes meanwhile; then the osd; the mon last.
-    stages = [[n for n in procs if n.startswith("nfs.")],  # heads first: they need the rest
+    stages = [[n for n in procs if n.startswith(("nfs.", "keepalived."))],  # heads first
               [n for n in procs if n.startswith("mds.")],
-              [n for n in procs if not n.startswith(("mds.", "mon.", "nfs."))],
+              [n for n in procs if not n.startswith(("mds.", "mon.", "nfs.", "keepalived."))],
               [n for n in procs if n.startswith("mon.")]]
     for stage in stages:
         for name in sorted(stage):
@@ -276,6 +284,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--timeout", type=float, default=60.0)
         if name == "vstart":
             p.add_argument("--nfs", type=int, default=0, help="NFS heads a, b, ... (seed 004)")
+            p.add_argument("--ingress", default="", metavar="VIP[:PORT]",
+                           help="keepalived in front of the NFS heads (cephadm's ingress)")
     p = sub.add_parser("vstop")
     p.add_argument("-d", "--dir", default="run/vstart")
     return ap
@@ -289,6 +299,18 @@ def main(argv: list[str]) -> int:
         print("vstart: --nfs must be 0..26 and needs a file system with MDS daemons",
               file=sys.stderr)
         return errno.EINVAL
+    if getattr(a, "ingress", ""):
+        from vip import ingress
+
+        try:
+            vip, _ = ingress.parse_vip(a.ingress)
+            ingress.daemon_ips(vip, max(a.nfs, 1))
+        except ingress.IngressError as e:
+            print(f"vstart: {e}", file=sys.stderr)
+            return e.errno
+        if a.nfs < 1:
+            print("vstart: --ingress needs NFS heads (--nfs N)", file=sys.stderr)
+            return errno.EINVAL
     if a.mds < 0 or a.mds > len(MDS_NAMES) or a.max_mds < 1:
         print("vstart: --mds must be 0..26 and --max-mds at least 1", file=sys.stderr)
         return errno.EINVAL
