@@ -22,6 +22,7 @@ from client.cli import format_log_entry
 from client.fsclient import FSClient, FSClientError
 from common import config as cfg
 from common import log as logsetup
+from vip import view as vipview
 
 LOG_LINES = 12
 
@@ -50,9 +51,12 @@ async def live_view(conf: str, d: str) -> None:
                 del recent[:-LOG_LINES]
                 _, _, status = await admin.command(["fs", "status"])
                 _, _, health = await admin.command(["health"])
+                parts = [Panel(Text(status), title="fs status"), Text(health, style="bold")]
+                vips = vipview.rows(await trio.to_thread.run_sync(vipview.collect, d))
+                if vips:  # keepalived daemons run (vstart --ingress): who holds each VIP
+                    parts.append(Panel(Text("\n".join(vips)), title="virtual IPs"))
                 live.update(Group(
-                    Panel(Text(status), title="fs status"),
-                    Text(health, style="bold"),
+                    *parts,
                     Panel(Text("\n".join(recent)), title="cluster log"),
                     hint,
                 ), refresh=True)

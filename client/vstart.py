@@ -282,10 +282,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, default=0)
         p.add_argument("--new", action="store_true", help="write a fresh ceph.conf")
         p.add_argument("--timeout", type=float, default=60.0)
-        if name == "vstart":
-            p.add_argument("--nfs", type=int, default=0, help="NFS heads a, b, ... (seed 004)")
-            p.add_argument("--ingress", default="", metavar="VIP[:PORT]",
-                           help="keepalived in front of the NFS heads (cephadm's ingress)")
+        p.add_argument("--nfs", type=int, default=0, help="NFS heads a, b, ... (seed 004)")
+        p.add_argument("--ingress", default="", metavar="VIP[:PORT]",
+                       help="keepalived in front of the NFS heads (cephadm's ingress)")
     p = sub.add_parser("vstop")
     p.add_argument("-d", "--dir", default="run/vstart")
     return ap

@@ -22,7 +22,7 @@ from common.net import ConnectionClosed
 from nfs.client import NFSClient
 from nfs.nfs4 import NFS4Error
 from tests.integration.cluster import free_port, run_cli, wait_for
-from vip import ingress
+from vip import ingress, view
 from vip import status as vipstatus
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(150)]
@@ -61,6 +61,10 @@ def test_ingress_nfs_client_moves_to_the_other_head_through_the_vip(cluster_fact
     assert ingress.read_ingress(str(d)) == {"virtual_ip": vip, "port": port,
                                             "daemons": ["a", "b"]}
     assert (_state(d, "a"), _state(d, "b")) == ("MASTER", "BACKUP")
+    # the live view's line (mdsemu demo): who holds the VIP
+    assert view.rows(view.collect(str(d))) == [
+        f"{vip}:{port}  held by a ({ingress.daemon_ips(vip, 1)[0]}, priority 100)  "
+        "[a MASTER 100, b BACKUP 90]"]
     head_a = int((d / "run" / "nfs.a.pid").read_text())
 
     async def scenario() -> float:
@@ -103,6 +107,7 @@ def test_ingress_nfs_client_moves_to_the_other_head_through_the_vip(cluster_fact
     assert 2 < served < 20, served
     wait_for(lambda: (_state(d, "a"), _state(d, "b")) == ("BACKUP", "MASTER"), 10,
              "keepalived.b to be master")
+    assert view.rows(view.collect(str(d)))[0].startswith(f"{vip}:{port}  held by b (")
     log_a = (d / "out" / "keepalived.a.log").read_text()
     assert "(VI_0) Changing effective priority from 100 to 80" in log_a
     assert re.search(r"VRRP_Script\(check_backend\) failed", log_a)
