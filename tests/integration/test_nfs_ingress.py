@@ -103,6 +103,7 @@ def test_ingress_nfs_client_moves_to_the_other_head_through_the_vip(cluster_fact
                     await trio.sleep(0.1)
 
     served = trio.run(scenario)
+    print(f"clients served again through the VIP {served:.2f}s after the kill")
     # fall 2 × interval 2 s of the check, then b's down interval (3 × 0.2 + skew)
     assert 2 < served < 20, served
     wait_for(lambda: (_state(d, "a"), _state(d, "b")) == ("BACKUP", "MASTER"), 10,
