@@ -21,7 +21,7 @@ import trio
 from common.net import ConnectionClosed
 from nfs.client import NFSClient
 from nfs.nfs4 import NFS4Error
-from tests.integration.cluster import free_port, run_cli, wait_for
+from tests.integration.cluster import free_port, pid_alive, run_cli, wait_for
 from vip import ingress, view
 from vip import status as vipstatus
 
@@ -112,6 +112,11 @@ def test_ingress_nfs_client_moves_to_the_other_head_through_the_vip(cluster_fact
     log_a = (d / "out" / "keepalived.a.log").read_text()
     assert "(VI_0) Changing effective priority from 100 to 80" in log_a
     assert re.search(r"VRRP_Script\(check_backend\) failed", log_a)
+    # vstop stops the keepalived daemons with the heads
+    ka = [int((d / "run" / f"keepalived.{n}.pid").read_text()) for n in "ab"]
+    res = run_cli(["vstop", "-d", str(d)], timeout=60)
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: not any(pid_alive(p) for p in ka), 15, "the keepalived daemons to exit")
 
 
 @pytest.mark.parametrize("spec, message", [
