@@ -27,6 +27,7 @@ from common import render
 from nfs import grace
 from nfs.grace_tool import read as read_grace
 from nfs.vstart import NAMESPACE as NFS_NAMESPACE
+from vip import view as vipview
 
 LOG_LINES = 12
 
@@ -65,10 +66,13 @@ async def live_view(conf: str, d: str) -> None:
                                      title="nfs grace database (cephfs_metadata/ganesha)")]
                     except RadosError:
                         pass  # no NFS heads
+                parts = [Panel(Text(status), title="fs status"), *nfs,
+                         Text(health, style="bold")]
+                vips = vipview.rows(await trio.to_thread.run_sync(vipview.collect, d))
+                if vips:  # keepalived daemons run (vstart --ingress): who holds each VIP
+                    parts.append(Panel(Text("\n".join(vips)), title="virtual IPs"))
                 live.update(Group(
-                    Panel(Text(status), title="fs status"),
-                    *nfs,
-                    Text(health, style="bold"),
+                    *parts,
                     Panel(Text("\n".join(recent)), title="cluster log"),
                     hint,
                 ), refresh=True)

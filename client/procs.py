@@ -146,7 +146,9 @@ def ours(pid: int, d: str) -> bool:
     cluster's ceph.conf), not an unrelated process that reuses a stale pid file's number."""
     if not alive(pid):
         return False
-    return proc_state(pid) == "" or os.path.join(d, "ceph.conf") in cmdline(pid)
+    cmd = cmdline(pid)
+    return proc_state(pid) == "" or any(os.path.join(str(d), f) in cmd
+                                        for f in ("ceph.conf", "keepalived."))  # no ceph.conf
 
 
 def running(d: str) -> dict[str, int]:

@@ -110,6 +110,13 @@ def vstart(a: argparse.Namespace) -> int:
                 rc = start_heads(d, conf, a.fs, a.nfs, a.profile, a.timeout)
                 if rc:
                     return rc
+            if getattr(a, "ingress", ""):  # keepalived in front of the heads (vip/ingress.py)
+                from vip import ingress
+
+                rc = ingress.start(d, list(MDS_NAMES[:a.nfs]), a.ingress, a.profile,
+                                   a.timeout)
+                if rc:
+                    return rc
             print(f"  export CEPH_CONF={conf}; mdsemu fs status")
             return 0
         time.sleep(0.2)
@@ -123,9 +130,9 @@ def vstop(d: str, timeout: float = 10.0) -> int:
     procs = running(d)
     # MDS daemons first, so each says down:dne to a live monitor (B10) while the osd still
     # serves a standby that the mon promotes meanwhile; then the osd; the mon last.
-    stages = [[n for n in procs if n.startswith("nfs.")],  # heads first: they need the rest
+    stages = [[n for n in procs if n.startswith(("nfs.", "keepalived."))],  # heads first
               [n for n in procs if n.startswith("mds.")],
-              [n for n in procs if not n.startswith(("mds.", "mon.", "nfs."))],
+              [n for n in procs if not n.startswith(("mds.", "mon.", "nfs.", "keepalived."))],
               [n for n in procs if n.startswith("mon.")]]
     for stage in stages:
         for name in sorted(stage):
@@ -176,6 +183,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--new", action="store_true", help="write a fresh ceph.conf")
         p.add_argument("--timeout", type=float, default=60.0)
         p.add_argument("--nfs", type=int, default=0, help="NFS heads a, b, ... (seed 004)")
+        p.add_argument("--ingress", default="", metavar="VIP[:PORT]",
+                       help="keepalived in front of the NFS heads (cephadm's ingress)")
     p = sub.add_parser("vstop")
     p.add_argument("-d", "--dir", default="run/vstart")
     return ap
@@ -189,6 +198,18 @@ def parse(argv: list[str]) -> argparse.Namespace | None:
         print("vstart: --nfs must be 0..26 and needs a file system with MDS daemons",
               file=sys.stderr)
         return None
+    if a.cmd != "vstop" and getattr(a, "ingress", ""):
+        from vip import ingress
+
+        try:
+            vip, _ = ingress.parse_vip(a.ingress)
+            ingress.daemon_ips(vip, max(a.nfs, 1))
+        except ingress.IngressError as e:
+            print(f"vstart: {e}", file=sys.stderr)
+            return None
+        if a.nfs < 1:
+            print("vstart: --ingress needs NFS heads (--nfs N)", file=sys.stderr)
+            return None
     if a.cmd != "vstop" and (a.mds < 0 or a.mds > len(MDS_NAMES) or a.max_mds < 1):
         print("vstart: --mds must be 0..26 and --max-mds at least 1", file=sys.stderr)
         return None

@@ -51,6 +51,7 @@ class InstanceSpec:
     peers: list[str]
     vips: list[str]
     notify: dict[str, str] = field(default_factory=dict)  # master/backup/fault/stop/"" → cmd
+    devs: dict[str, tuple[str, int]] = field(default_factory=dict)  # real VIP → (dev, plen)
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,8 @@ def _instance(r: _Reader, node: Node, version: int,
     track: dict[str, int] = {}
     notify: dict[str, str] = {}
     adver_node = None
+    real: dict[str, tuple[Node, tuple[str | None, int]]] = {}
+    iface: tuple[Node, str, int] | None = None  # node, name, where its warning would go
     for n in r.block(node):
         k = n.key
         if k == "state":
@@ -315,13 +318,14 @@ def _instance(r: _Reader, node: Node, version: int,
         elif k == "virtual_ipaddress":
             for item in _items(r, n):
                 addr = r.ipv4(item, item.key)
-                if not ipaddress.IPv4Address(addr).is_loopback:
-                    raise r.err(Node(k, [], item.line),
-                                f"{item.key}: only loopback VIPs (127.0.0.0/8) are supported "
-                                "for now (see docs/keepalived.md)")
-                if item.args:
-                    r.warn(item, f"'{' '.join(item.args)}' after {addr} is ignored")
+                if ipaddress.IPv4Address(addr).is_loopback:  # held by listening on it
+                    if item.args:
+                        r.warn(item, f"'{' '.join(item.args)}' after {addr} is ignored")
+                else:  # a real address: added to an interface (needs NET_ADMIN)
+                    real[addr] = (item, _real_vip(r, item))
                 vips.append(addr)
+        elif k == "interface":
+            iface = (n, r.arg(n), len(r.warnings))
         elif k == "track_script":
             for item in _items(r, n):
                 if item.key not in scripts:
@@ -352,7 +356,32 @@ def _instance(r: _Reader, node: Node, version: int,
         r.warn(node, f"({name}) Warning - nopreempt will not work with initial state MASTER"
                " - clearing")
         kw["nopreempt"] = False
-    return InstanceSpec(InstanceConfig(track=track, **kw), peers, vips, notify)
+    devs: dict[str, tuple[str, int]] = {}
+    for addr, (item, (dev, plen)) in real.items():
+        dev = dev or (iface[1] if iface else None)
+        if dev is None:
+            raise r.err(Node("virtual_ipaddress", [], item.line),
+                        f"{item.key}: a VIP outside 127.0.0.0/8 is added to an interface: "
+                        "give 'dev IFACE' or the instance's 'interface'")
+        devs[addr] = (dev, plen)
+    if iface is not None and not real:  # loopback VIPs only: the interface is unused
+        r.other("vrrp_instance", iface[0])
+        r.warnings.insert(iface[2], r.warnings.pop())  # in line order
+    return InstanceSpec(InstanceConfig(track=track, **kw), peers, vips, notify, devs)
+
+
+def _real_vip(r: _Reader, item: Node) -> tuple[str | None, int]:
+    """`A.B.C.D[/N] [dev IFACE]` → (dev or None, prefix length, default 32 as keepalived)."""
+    _, slash, plen_s = item.key.partition("/")
+    plen = int(r.number(Node("prefix", [plen_s], item.line), 0, 32)) if slash else 32
+    args = list(item.args)
+    dev = None
+    if args[:1] == ["dev"] and len(args) >= 2:
+        dev = args[1]
+        args = args[2:]
+    if args:
+        r.warn(item, f"'{' '.join(args)}' after {item.key} is ignored")
+    return dev, plen
 
 
 def _server(r: _Reader, node: Node) -> VirtualServer:

@@ -24,7 +24,7 @@ import time
 import structlog
 import trio
 
-from vip import packet
+from vip import netaddr, packet
 from vip.conf import Config, InstanceSpec, VirtualServer
 from vip.track import ScriptTracker
 from vip.vrrp import (
@@ -51,6 +51,7 @@ class Keepalived:
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._holds: dict[str, trio.CancelScope] = {}  # vip → scope of its listeners
+        self._devs = {v: d for s in config.instances for v, d in s.devs.items()}  # real VIPs
         self._notify_send: dict[str, trio.MemorySendChannel] = {}
         self._last_transition: dict[str, float] = {}  # wall clock, as keepalived shows it
 
@@ -222,12 +223,36 @@ class Keepalived:
         scope = self._holds.pop(vip, None)
         if scope is not None:
             scope.cancel()
+            if vip in self._devs:  # a real address: off the interface, as keepalived does
+                dev, plen = self._devs[vip]
+                try:
+                    netaddr.delete(vip, plen, dev)
+                    log.info(f"deleted {vip}/{plen} from {dev}")
+                except OSError as e:
+                    log.error(f"cannot delete {vip}/{plen} from {dev}: {e.strerror or e}")
 
     async def _hold(self, vip: str, servers: list[VirtualServer], scope) -> None:
         with scope:
+            if vip in self._devs:  # a real address: on the interface, then gratuitous ARP
+                dev, plen = self._devs[vip]
+                try:
+                    netaddr.add(vip, plen, dev)
+                    log.info(f"added {vip}/{plen} to {dev}")
+                    netaddr.send_garp(vip, dev)
+                    log.info(f"Sending/queueing gratuitous ARPs on {dev} for {vip}")
+                except OSError as e:
+                    log.error(f"cannot hold {vip} on {dev}: {e.strerror or e}")
             async with trio.open_nursery() as nursery:
+                if vip in self._devs:  # keepalived repeats them after garp_master_delay 5 s
+                    nursery.start_soon(self._garp_again, vip)
                 for s in servers:
                     nursery.start_soon(self._listen, s)
+
+    async def _garp_again(self, vip: str) -> None:
+        await trio.sleep(5)
+        dev, _ = self._devs[vip]
+        with contextlib.suppress(OSError):
+            netaddr.send_garp(vip, dev)
 
     async def _listen(self, s: VirtualServer) -> None:
         warned = False

@@ -108,7 +108,8 @@ def test_defaults_are_keepalived_s():
      "x.conf:1: vrrp_instance: VI_1: virtual_router_id is required"),
     ("vrrp_instance VI_1 {\n virtual_router_id 1\n unicast_src_ip 127.0.0.2\n"
      " unicast_peer { 127.0.0.3 }\n virtual_ipaddress {\n  10.0.0.5/24\n }\n}\n",
-     "x.conf:6: virtual_ipaddress: 10.0.0.5/24: only loopback VIPs"),
+     "x.conf:6: virtual_ipaddress: 10.0.0.5/24: a VIP outside 127.0.0.0/8 is added to an "
+     "interface: give 'dev IFACE' or the instance's 'interface'"),
     ("vrrp_instance VI_1 {\n virtual_router_id 1\n track_script {\n  nope\n }\n}\n",
      "x.conf:4: nope: script 'nope' is not defined"),
     ("vrrp_instance VI_1 {\n", "x.conf: missing '}' at end of file"),
@@ -216,3 +217,16 @@ def test_config_test_prints_warnings_and_bad_config_exits_einval(tmp_path, capsy
         main(["-f", str(tmp_path / "missing.conf"), "-t"])
     assert e.value.code == 2  # ENOENT
     assert "No such file or directory" in capsys.readouterr().err
+
+
+def test_real_vip_goes_to_its_dev_or_the_instance_interface(tmp_path):
+    """Issue 12 item 2 (containers): `A.B.C.D[/N] dev IFACE`, /32 by default as keepalived."""
+    p = tmp_path / "real.conf"
+    p.write_text("vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n"
+                 " unicast_src_ip 172.20.0.2\n unicast_peer { 172.20.0.3 }\n"
+                 " virtual_ipaddress {\n  172.20.0.100/24 dev eth1\n  172.20.0.101\n }\n}\n")
+    c = conf.load(str(p))
+    (spec,) = c.instances
+    assert spec.vips == ["172.20.0.100", "172.20.0.101"]
+    assert spec.devs == {"172.20.0.100": ("eth1", 24), "172.20.0.101": ("eth0", 32)}
+    assert c.warnings == []
