@@ -25,7 +25,7 @@ from datetime import datetime
 
 import trio
 
-from client import nemesis, vstart
+from client import nemesis, timeline, vstart
 from client.admin import AdminClient, MonUnreachable
 from common import config as cfg
 from common import messages as m
@@ -33,6 +33,7 @@ from common.auth import hello_key
 from common.net import Connection, ConnectionClosed, ProtocolError
 
 POLL = 0.2  # seconds between map polls
+HEALTH_POLL = 1.0  # seconds between health polls (the timeline's health band)
 INJECTED = ("ms_inject_socket_failures", "ms_inject_delay_type",
             "ms_inject_delay_probability", "ms_inject_delay_max")
 DELAY_PROBABILITY = 0.2  # ms_inject_delay_probability while a delay fault lasts
@@ -149,6 +150,8 @@ class Thrasher:
         self.watch: list[tuple[dict, int | None, int | None]] = []  # (record, rank, old gid)
         self.blackholed: set[str] = set()
         self.first_max_mds = 1
+        self.tl = timeline.Timeline(end=0.0, title=f"mdsemu thrash --seed {seed}")
+        self.health_at = -HEALTH_POLL
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -156,12 +159,27 @@ class Thrasher:
     def poll_until(self, at: float) -> None:
         """Follow the map until `at` (seconds into the run), noting recoveries."""
         while True:
-            self.dump = self.c.dump() or self.dump
+            dump = self.c.dump()
+            self.dump = dump or self.dump
+            self._note_states(dump)
             self._note_recoveries()
             left = at - self.now()
             if left <= 0:
                 return
             time.sleep(min(POLL, left))
+
+    def _note_states(self, dump: dict | None) -> None:
+        """The timeline's lanes: each MDS's state in this map, and health now and then."""
+        now = round(self.now(), 3)
+        if dump is not None:
+            states = timeline.mds_states(dump, self.c.fs)
+            for name in set(states) | set(self.tl.mds):
+                self.tl.note(name, now, states.get(name, "absent"))
+        if now - self.health_at >= HEALTH_POLL:
+            self.health_at = now
+            rc, _, out = self.c.command("health")
+            timeline.changed(self.tl.health, now,
+                             json.loads(out)["status"] if rc == 0 else "no answer")
 
     def _note_recoveries(self) -> None:
         if self.dump is None:
@@ -277,9 +295,9 @@ def _totals(records: list[dict]) -> dict:
     return out
 
 
-def _note_client_gaps(records: list[dict], history: str, wall0: float) -> None:
-    """Each fault's `clients_unanswered`: the longest time a client got no answer between
-    this fault and the next (history times moved onto the thrash clock by the wall stamps)."""
+def _answers(history: str, wall0: float) -> tuple[dict[str, list[float]], float | None]:
+    """Each client's answer times (ok or error) on the thrash clock, and the load's start,
+    from the history (its times moved onto the thrash clock by the wall stamps)."""
     answers: dict[str, list[float]] = {}
     offset = None
     try:
@@ -291,15 +309,36 @@ def _note_client_gaps(records: list[dict], history: str, wall0: float) -> None:
                 elif rec.get("type") == "complete" and rec.get("result") in ("ok", "error"):
                     answers.setdefault(rec["client"], []).append(float(rec["time"]))
     except (OSError, ValueError, KeyError, TypeError):
-        return  # no usable history: verify says why
-    if offset is None or not answers or not records:
+        return {}, None  # no usable history: verify says why
+    if offset is None:
+        return {}, None
+    return {c: [x + offset for x in ts] for c, ts in answers.items()}, offset
+
+
+def _note_client_gaps(records: list[dict], answers: dict[str, list[float]]) -> None:
+    """Each fault's `clients_unanswered`: the longest time a client got no answer between
+    this fault and the next."""
+    if not answers or not records:
         return
-    answers = {c: [x + offset for x in ts] for c, ts in answers.items()}
     end = max(max(ts) for ts in answers.values())
     starts = [r["applied_at"] for r in records] + [end]
     gaps = nemesis.client_gaps(answers, list(zip(starts, starts[1:], strict=False)), end)
     for rec, gap in zip(records, gaps, strict=True):
         rec["clients_unanswered"] = gap
+
+
+def _write_timeline(t: Thrasher, answers: dict[str, list[float]], load_start: float | None,
+                    path: str) -> None:
+    tl, end = t.tl, round(t.now(), 3)
+    tl.end, tl.faults = end, t.records
+    tl.processes = timeline.process_lanes(
+        t.records, [n for n in t.c.names() if not n.startswith("mds.")], end)
+    every = [x for ts in answers.values() for x in ts]
+    if load_start is not None and every:
+        tl.load = (load_start, max(every))
+        tl.gaps = timeline.unanswered(every, load_start, max(every))
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(timeline.render(tl))
 
 
 def run(a: argparse.Namespace) -> int:
@@ -369,7 +408,9 @@ def run(a: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             verdict = {"error": (res.stdout + res.stderr)[-2000:]}
         status = res.returncode if res.returncode in (0, 1) else 2
-    _note_client_gaps(t.records, history, wall0)
+    answers, load_start = _answers(history, wall0)
+    _note_client_gaps(t.records, answers)
+    _write_timeline(t, answers, load_start, os.path.join(report_dir, "timeline.html"))
     report = {"seed": seed, "options": {k: v for k, v in vars(a).items()},
               "grace": grace, "faults": t.records, "totals": _totals(t.records),
               "recovery": {"bound": a.recovery_timeout, "seconds": recovered},
@@ -384,7 +425,8 @@ def run(a: argparse.Namespace) -> int:
         f"NOT recovered within {a.recovery_timeout:g}s"
     checked = "not run" if verdict is None else "ok" if status == 0 else \
         (verdict.get("violations") or verdict)
-    print(f"mdsemu thrash: {state}; verify: {checked}; report {report_dir}/report.json")
+    print(f"mdsemu thrash: {state}; verify: {checked}; report {report_dir}/report.json "
+          f"and timeline.html")
     return status
 
 
