@@ -265,6 +265,14 @@ def recovered(kind: str, dump: dict | None, fs: str, held: tuple[int | None, int
     return healed
 
 
+def settled(dump: dict | None, fs: str, pending: list[str]) -> bool:
+    """After the final heal: every rank active and no fault still waiting for a successor
+    (`pending`: the kinds of the faults not yet recovered). A dead active can hold its rank
+    in the map for a while (a monitor that just restarted waits a grace before it marks
+    anyone laggy), so "all ranks active" alone can be a dead daemon's rank."""
+    return ranks_active(dump, fs) and not any(k in GONE for k in pending)
+
+
 def client_gaps(answers: dict[str, list[float]], windows: list[tuple[float, float]],
                 last: float) -> list[float | None]:
     """For each window (from a fault to the next), the longest time any client went without

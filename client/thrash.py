@@ -387,7 +387,7 @@ def run(a: argparse.Namespace) -> int:
     recovered = None
     while t.now() - healed_at < a.recovery_timeout:
         t.poll_until(t.now())
-        if nemesis.ranks_active(t.dump, a.fs) and c.healthy():
+        if nemesis.settled(t.dump, a.fs, [r["kind"] for r, *_ in t.watch]) and c.healthy():
             recovered = round(t.now() - healed_at, 3)
             break
         time.sleep(POLL)
