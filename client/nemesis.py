@@ -295,3 +295,12 @@ def client_gaps(answers: dict[str, list[float]], windows: list[tuple[float, floa
             worst = gap if worst is None else max(worst, gap)
         out.append(None if worst is None else round(worst, 3))
     return out
+
+
+def answered_after(answers: dict[str, list[float]], at: float) -> float | None:
+    """Seconds from `at` (a fault) until every client had an answer again: the latest of
+    each client's first answer after `at`; None if a client never answered again."""
+    firsts = [min((t for t in times if t > at), default=None) for times in answers.values()]
+    if not firsts or None in firsts:
+        return None
+    return round(max(firsts) - at, 3)

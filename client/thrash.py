@@ -287,11 +287,14 @@ def _totals(records: list[dict]) -> dict:
                  if r["kind"] == kind and r["recovered_after"] is not None]
         gaps = [r["clients_unanswered"] for r in records
                 if r["kind"] == kind and r.get("clients_unanswered") is not None]
+        again = [r["clients_answered_after"] for r in records
+                 if r["kind"] == kind and r.get("clients_answered_after") is not None]
         out[kind] = {"count": sum(r["kind"] == kind for r in records),
                      "recovered": len(times),
                      "recovery_median": round(statistics.median(times), 3) if times else None,
                      "recovery_worst": max(times) if times else None,
-                     "clients_unanswered_worst": max(gaps) if gaps else None}
+                     "clients_unanswered_worst": max(gaps) if gaps else None,
+                     "clients_answered_after_worst": max(again) if again else None}
     return out
 
 
@@ -325,6 +328,7 @@ def _note_client_gaps(records: list[dict], answers: dict[str, list[float]]) -> N
     gaps = nemesis.client_gaps(answers, list(zip(starts, starts[1:], strict=False)), end)
     for rec, gap in zip(records, gaps, strict=True):
         rec["clients_unanswered"] = gap
+        rec["clients_answered_after"] = nemesis.answered_after(answers, rec["applied_at"])
 
 
 def _write_timeline(t: Thrasher, answers: dict[str, list[float]], load_start: float | None,

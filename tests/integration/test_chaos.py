@@ -83,6 +83,9 @@ def test_seeded_thrash_of_every_kind_recovers_loses_nothing_and_draws_the_timeli
         assert f["target"] and f["applied_at"] >= f["at"] - 0.01, f
         assert f["recovered_after"] is not None and f["recovered_after"] < 30, f
         assert f["clients_unanswered"] is not None and f["clients_unanswered"] < 30, f
+    answered = [f["clients_answered_after"] for f in faults
+                if f["clients_answered_after"] is not None]  # None: the load ended first
+    assert len(answered) >= FAULTS // 2 and max(answered) < 30
     assert doc["recovery"]["seconds"] is not None
     assert doc["verify"]["violations"] == [] and doc["verify"]["acknowledged"] > 100
     assert sum(t["count"] for t in doc["totals"].values()) == FAULTS

@@ -180,6 +180,15 @@ def test_the_end_waits_for_the_successor_of_a_dead_active_the_map_still_shows():
     assert not settled(fsdump(("b", 0, "up:replay", 4102)), "cephfs", [])
 
 
+def test_clients_answered_again_after_a_fault():
+    from client.nemesis import answered_after
+
+    answers = {"c0": [1.0, 2.0, 7.5], "c1": [1.5, 6.0]}
+    assert answered_after(answers, 2.0) == 5.5  # c0 answered at 7.5, c1 at 6.0
+    assert answered_after(answers, 6.5) is None  # c1 never answered again
+    assert answered_after({}, 1.0) is None
+
+
 def test_client_gaps_per_fault_window():
     from client.nemesis import client_gaps
 
