@@ -27,6 +27,7 @@ import trio
 
 from client import nemesis, timeline, vstart
 from client.admin import AdminClient, MonUnreachable
+from client.thrash_compose import ComposeCluster, ComposeError
 from common import config as cfg
 from common import messages as m
 from common.auth import hello_key
@@ -41,7 +42,10 @@ DELAY_PROBABILITY = 0.2  # ms_inject_delay_probability while a delay fault lasts
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mdsemu thrash", description=__doc__.split("\n")[0])
-    p.add_argument("-c", "--conf", required=True, help="the vstart cluster's ceph.conf")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-c", "--conf", help="the vstart cluster's ceph.conf")
+    where.add_argument("--compose", metavar="PROJECT",
+                       help="thrash the containers of this compose project of compose.yaml")
     p.add_argument("--seed", type=int, default=None, help="replay a run (default: random)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--faults", type=int, help="inject this many faults")
@@ -134,6 +138,14 @@ class Cluster:
             kind, _, ident = name.partition(".")
             vstart.start_daemon(self.dir, kind, ident, self.conf)
 
+    def grace(self) -> float:
+        return cfg.Config("mds.x", cfg.load_conf(self.conf)).get("mds_beacon_grace")
+
+    def verify(self, history: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "client", "-c", self.conf, "client",
+                               "verify", "--history", history, "--json", "--fs", self.fs],
+                              capture_output=True, text=True, timeout=180)
+
     def names(self) -> list[str]:
         run = os.path.join(self.dir, "run")
         return sorted(f[:-4] for f in os.listdir(run) if f.endswith(".pid"))
@@ -149,6 +161,7 @@ class Thrasher:
         self.records: list[dict] = []
         self.watch: list[tuple[dict, int | None, int | None]] = []  # (record, rank, old gid)
         self.blackholed: set[str] = set()
+        self.disconnected: set[str] = set()  # compose: cut from the network
         self.first_max_mds = 1
         self.tl = timeline.Timeline(end=0.0, title=f"mdsemu thrash --seed {seed}")
         self.health_at = -HEALTH_POLL
@@ -226,6 +239,9 @@ class Thrasher:
             c.send_signal(mds, signal.SIGSTOP)
         elif k == "mds_fail":
             return f"rc {c.command('mds', 'fail', name)[0]}"
+        elif k == "disconnect":
+            self.disconnected.add(mds)
+            c.disconnect(mds)
         elif k == "blackhole":
             self.blackholed.add(mds)
             return f"rc {c.command('config', 'set', mds, 'ms_blackhole_mon', 'true')[0]}"
@@ -252,6 +268,9 @@ class Thrasher:
             c.start(mds)
         elif k in ("stop_short", "stop_long", "osd_pause"):
             c.send_signal(mds, signal.SIGCONT)
+        elif k == "disconnect":
+            c.disconnect(mds, connect=True)
+            self.disconnected.discard(mds)
         elif k == "blackhole":
             self._clear_blackhole(mds)
         elif k in ("socket_failures", "delay"):
@@ -267,6 +286,8 @@ class Thrasher:
     def heal_all(self) -> None:
         """Jepsen's final generator: every daemon running and resumed, every injection gone."""
         c = self.c
+        for mds in sorted(self.disconnected):
+            c.disconnect(mds, connect=True)
         for name in c.names():
             c.send_signal(name, signal.SIGCONT)
             c.start(name)
@@ -346,18 +367,19 @@ def _write_timeline(t: Thrasher, answers: dict[str, list[float]], load_start: fl
 
 
 def run(a: argparse.Namespace) -> int:
-    weights = nemesis.parse_weights(a.thrash_weights) if a.thrash_weights else None
+    compose = a.compose is not None
+    weights = nemesis.parse_weights(a.thrash_weights, compose) if a.thrash_weights else None
     opts = nemesis.Options(seed=0, delay=a.delay, max_revive_delay=a.max_revive_delay,
                            thrash_max_mds=a.thrash_max_mds, faults=a.faults,
-                           duration=a.duration, weights=weights)
+                           duration=a.duration, weights=weights, compose=compose)
     opts.check()  # bad options are refused before the cluster is touched
     if a.clients < 1 or not a.recovery_timeout > 0:
         raise nemesis.ScheduleError("--clients must be >= 1 and --recovery-timeout positive")
-    c = Cluster(a.conf, a.fs)
-    grace = cfg.Config("mds.x", cfg.load_conf(c.conf)).get("mds_beacon_grace")
+    c = ComposeCluster(a.compose, a.fs) if compose else Cluster(a.conf, a.fs)
+    grace = c.grace()
     dump = c.dump()
     if dump is None:
-        print(f"mdsemu thrash: no monitor answers for {c.conf}", file=sys.stderr)
+        print(f"mdsemu thrash: no monitor answers for {a.compose or c.conf}", file=sys.stderr)
         return errno.ENOTCONN
     first_max_mds = nemesis.max_mds_of(dump, a.fs)
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "big")
@@ -371,7 +393,7 @@ def run(a: argparse.Namespace) -> int:
     os.makedirs(report_dir, exist_ok=True)
     history = a.history or os.path.join(report_dir, "history.jsonl")
     load = None
-    if a.history is None:
+    if a.history is None and not compose:  # in compose the client service runs the load
         load = subprocess.Popen(
             [sys.executable, "-m", "client", "-c", c.conf, "client", "load", "--clients",
              str(a.clients), "--duration", f"{faults[-1].heal_at + 1:.3f}", "--history",
@@ -403,10 +425,10 @@ def run(a: argparse.Namespace) -> int:
             load.kill()
             load_out = load.communicate()[0]
     verdict, status = None, 2  # 2: not recovered (or the history could not be checked)
+    if compose and a.history is None:
+        history = c.collect_history(history)
     if recovered is not None:
-        res = subprocess.run([sys.executable, "-m", "client", "-c", c.conf, "client", "verify",
-                              "--history", history, "--json", "--fs", a.fs],
-                             capture_output=True, text=True, timeout=180)
+        res = c.verify(history)
         try:
             verdict = json.loads(res.stdout)
         except json.JSONDecodeError:
@@ -444,3 +466,6 @@ def main(argv: list[str]) -> int:
     except (nemesis.ScheduleError, cfg.ConfError) as e:
         print(f"mdsemu thrash: {e}", file=sys.stderr)
         return errno.EINVAL
+    except ComposeError as e:
+        print(f"mdsemu thrash: {e}", file=sys.stderr)
+        return errno.ENOTCONN
