@@ -55,7 +55,7 @@ fi
 # A clean copy of the sources: an in-tree build would reuse build/ (files since deleted too).
 src=$(mktemp -d "${TMPDIR:-/tmp}/mdsemu-src.XXXXXX")
 trap 'rm -rf "$src"' EXIT
-cp -r pyproject.toml README.md common mon mds osd client "$src"/
+cp -r pyproject.toml README.md common mon mds osd client nfs vip "$src"/
 find "$src" -name __pycache__ -prune -exec rm -rf {} +
 mkdir -p docker/wheels
 rm -f docker/wheels/mdsemu-*.whl
