@@ -33,11 +33,11 @@ PROCESS_COLOURS = {"running": "#a5d6a7", "down": "#c62828", "paused": "#4a148c"}
 HEALTH_COLOURS = {"HEALTH_OK": "#43a047", "HEALTH_WARN": "#fdd835", "HEALTH_ERR": "#e53935",
                   "no answer": "#9e9e9e"}
 CLIENT_COLOURS = {"answered": "#c8e6c9", "no client answered": "#d32f2f", "no load": "#eeeeee"}
-FAULT_COLOURS = {  # one per kind of client/nemesis.py
+FAULT_COLOURS = {  # one per kind of client/nemesis.py (disconnect: compose only)
     "kill": "#d50000", "stop_short": "#6a1b9a", "stop_long": "#311b92", "restart": "#ef6c00",
     "mds_fail": "#c51162", "blackhole": "#212121", "socket_failures": "#0277bd",
     "delay": "#00838f", "mon_restart": "#5d4037", "osd_restart": "#827717",
-    "osd_pause": "#33691e", "max_mds": "#1565c0",
+    "osd_pause": "#33691e", "max_mds": "#1565c0", "disconnect": "#ffab00",
 }
 GAP_MIN = 1.0  # seconds without any answer that make a visible client gap
 PX_PER_S_MIN = 2.0  # a long run scrolls rather than squeezes

@@ -39,6 +39,13 @@ def test_the_page_is_self_contained_svg_with_a_lane_per_daemon_and_a_legend():
     assert f'stroke="{FAULT_COLOURS[f["kind"]]}"' in page
 
 
+def test_every_fault_kind_has_its_own_colour():
+    from client.nemesis import COMPOSE_KINDS, KINDS, MAX_MDS
+
+    assert set(FAULT_COLOURS) == set(KINDS) | set(COMPOSE_KINDS) | {MAX_MDS}
+    assert len(set(FAULT_COLOURS.values())) == len(FAULT_COLOURS)
+
+
 def test_a_30_minute_run_scrolls_at_2px_a_second_with_minute_ticks():
     tl = synthetic(minutes=30)
     assert len(tl.faults) > 300 and len(tl.gaps) > 50
