@@ -1,4 +1,5 @@
-"""`mdsemu thrash -c DIR/ceph.conf`: Ceph's MDS thrasher against a local `vstart` cluster.
+"""`mdsemu thrash -c DIR/ceph.conf`: Ceph's MDS thrasher against a local `vstart` cluster
+(or `--compose PROJECT`: its containers, through `client.thrash_compose`).
 
 The schedule comes from `client.nemesis` (sans-IO, seeded) and is printed first; this module
 only applies it: signals to the pids in DIR/run/<type>.<id>.pid, revivals the way vstart
@@ -61,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=2, help="client load processes (2)")
     p.add_argument("--history", default=None,
                    help="check this history (of a load you run) instead of running one")
-    p.add_argument("--report", default=None, help="directory for report.json")
+    p.add_argument("--report", default=None,
+                   help="directory for report.json and timeline.html")
     p.add_argument("--recovery-timeout", type=float, default=60.0,
                    help="bound on reaching HEALTH_OK after the last fault (60)")
     return p
