@@ -453,6 +453,10 @@ def run(a: argparse.Namespace) -> int:
         f"NOT recovered within {a.recovery_timeout:g}s"
     checked = "not run" if verdict is None else "ok" if status == 0 else \
         (verdict.get("violations") or verdict)
+    if verdict and "acknowledged" in verdict:
+        worst = max((verdict.get("longest_unavailability") or {}).values(), default=0.0)
+        print(f"  load: {verdict.get('ops')} operations, {verdict['acknowledged']} "
+              f"acknowledged; the longest a client went unanswered: {worst:.3f}s")
     print(f"mdsemu thrash: {state}; verify: {checked}; report {report_dir}/report.json "
           f"and timeline.html")
     return status

@@ -98,6 +98,8 @@ def test_seeded_thrash_of_every_kind_recovers_loses_nothing_and_draws_the_timeli
     assert "<title>mds.a: up:active " in page or "<title>mds.b: up:active " in page
     assert "<title>health: HEALTH_WARN " in page  # a failover is seen in the health band
     assert "and timeline.html" in lines[-1]
+    assert lines[-2].startswith(f"  load: {doc['verify']['ops']} operations, "
+                                f"{doc['verify']['acknowledged']} acknowledged; the longest")
 
 
 @pytest.mark.timeout(60)
