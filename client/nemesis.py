@@ -28,8 +28,13 @@ KINDS: dict[str, float] = {
     "osd_restart": 0.3,  # kill -9 of the osd, started again after a random delay
     "osd_pause": 0.3,    # SIGSTOP of the osd, then SIGCONT
 }
+# Compose mode only (the targets are containers): kept apart so that the kinds, and so the
+# schedules, of a local cluster are the same as before for every seed.
+COMPOSE_KINDS: dict[str, float] = {
+    "disconnect": 0.3,   # `docker network disconnect` of an active, then connect
+}
 MAX_MDS = "max_mds"  # chosen with probability --thrash-max-mds (mds_thrash's thrash_max_mds)
-ONE_MDS = ("kill", "stop_short", "stop_long", "restart", "blackhole")
+ONE_MDS = ("kill", "stop_short", "stop_long", "restart", "blackhole", "disconnect")
 ROLE_WEIGHTS = (("active", 0.5), ("follower", 0.25), ("standby", 0.25))
 SOCKET_FAILURES_EVERY = 200  # ms_inject_socket_failures while that fault lasts
 
@@ -38,17 +43,18 @@ class ScheduleError(ValueError):
     """Bad thrasher options; str() is the message for the user (EINVAL)."""
 
 
-def parse_weights(text: str) -> dict[str, float]:
+def parse_weights(text: str, compose: bool = False) -> dict[str, float]:
     """"kill=2,mds_fail=1": as in mds_thrash, kinds not listed get weight 0."""
-    weights = dict.fromkeys(KINDS, 0.0)
+    known = {**KINDS, **COMPOSE_KINDS} if compose else KINDS
+    weights = dict.fromkeys(known, 0.0)
     for item in (p.strip() for p in text.split(",")):
         if not item:
             continue
         kind, eq, value = item.partition("=")
         kind = kind.strip().replace("-", "_")
-        if not eq or kind not in KINDS:
+        if not eq or kind not in known:
             raise ScheduleError(f"bad --thrash-weights item '{item}': expected KIND=WEIGHT "
-                                f"with KIND one of {', '.join(KINDS)}")
+                                f"with KIND one of {', '.join(known)}")
         try:
             weights[kind] = float(value)
         except ValueError:
@@ -89,6 +95,7 @@ class Options:
     grace: float = 15.0          # mds_beacon_grace of the cluster (stop, blackhole lengths)
     ranks: int = 1               # ranks the file system may have (roles "active of rank r")
     weights: dict[str, float] | None = None
+    compose: bool = False        # the targets are containers: COMPOSE_KINDS too
 
     def check(self) -> None:
         if (self.faults is None) == (self.duration is None):
@@ -108,8 +115,9 @@ def schedule(o: Options) -> list[Fault]:
     """The faults for these options: the same options (seed included) give the same list."""
     o.check()
     rng = random.Random(o.seed)
-    weights = o.weights or KINDS
-    kinds = [k for k in KINDS if weights.get(k, 0) > 0]
+    known = {**KINDS, **COMPOSE_KINDS} if o.compose else KINDS
+    weights = o.weights or known
+    kinds = [k for k in known if weights.get(k, 0) > 0]
     out: list[Fault] = []
     t = 0.0
     while True:
@@ -132,9 +140,11 @@ def _shape(kind: str, rng: random.Random, o: Options) -> tuple[str, float, float
     """(target, how long the fault lasts, parameter) of one fault."""
     g = o.grace
     if kind in ONE_MDS or kind == "mds_fail":
-        role = "active" if kind in ("blackhole", "mds_fail") else \
+        role = "active" if kind in ("blackhole", "mds_fail", "disconnect") else \
             rng.choices([r for r, _ in ROLE_WEIGHTS], [w for _, w in ROLE_WEIGHTS])[0]
         target = f"active of rank {rng.randrange(o.ranks)}" if role == "active" else f"a {role}"
+        if kind == "disconnect":  # not in the table: its every draw shapes the schedules
+            return target, rng.uniform(1.5, 3.0) * g, 0.0
         length = {"kill": rng.uniform(0, o.max_revive_delay),
                   "restart": rng.uniform(0, o.max_revive_delay),
                   "stop_short": rng.uniform(0.1, 0.6) * g,
@@ -258,11 +268,19 @@ def recovered(kind: str, dump: dict | None, fs: str, held: tuple[int | None, int
     successor = rank is not None and rank_gid(dump, fs, rank) != gid
     if rank is not None and kind in GONE:
         return successor
-    if kind in ("stop_long", "blackhole") and successor:
+    if kind in ("stop_long", "blackhole", "disconnect") and successor:
         return True
     if kind == MAX_MDS:
         return max_mds_of(dump, fs) == new_max_mds
     return healed
+
+
+def settled(dump: dict | None, fs: str, pending: list[str]) -> bool:
+    """After the final heal: every rank active and no fault still waiting for a successor
+    (`pending`: the kinds of the faults not yet recovered). A dead active can hold its rank
+    in the map for a while (a monitor that just restarted waits a grace before it marks
+    anyone laggy), so "all ranks active" alone can be a dead daemon's rank."""
+    return ranks_active(dump, fs) and not any(k in GONE for k in pending)
 
 
 def client_gaps(answers: dict[str, list[float]], windows: list[tuple[float, float]],
@@ -287,3 +305,12 @@ def client_gaps(answers: dict[str, list[float]], windows: list[tuple[float, floa
             worst = gap if worst is None else max(worst, gap)
         out.append(None if worst is None else round(worst, 3))
     return out
+
+
+def answered_after(answers: dict[str, list[float]], at: float) -> float | None:
+    """Seconds from `at` (a fault) until every client had an answer again: the latest of
+    each client's first answer after `at`; None if a client never answered again."""
+    firsts = [min((t for t in times if t > at), default=None) for times in answers.values()]
+    if not firsts or None in firsts:
+        return None
+    return round(max(firsts) - at, 3)

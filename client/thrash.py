@@ -1,4 +1,5 @@
-"""`mdsemu thrash -c DIR/ceph.conf`: Ceph's MDS thrasher against a local `vstart` cluster.
+"""`mdsemu thrash -c DIR/ceph.conf`: Ceph's MDS thrasher against a local `vstart` cluster
+(or `--compose PROJECT`: its containers, through `client.thrash_compose`).
 
 The schedule comes from `client.nemesis` (sans-IO, seeded) and is printed first; this module
 only applies it: signals to the pids in DIR/run/<type>.<id>.pid, revivals the way vstart
@@ -25,14 +26,16 @@ from datetime import datetime
 
 import trio
 
-from client import nemesis, procs, vstart
+from client import nemesis, procs, timeline, vstart
 from client.admin import AdminClient, MonUnreachable
+from client.thrash_compose import ComposeCluster, ComposeError
 from common import config as cfg
 from common import messages as m
 from common.auth import hello_key
 from common.net import Connection, ConnectionClosed, ProtocolError
 
 POLL = 0.2  # seconds between map polls
+HEALTH_POLL = 1.0  # seconds between health polls (the timeline's health band)
 INJECTED = ("ms_inject_socket_failures", "ms_inject_delay_type",
             "ms_inject_delay_probability", "ms_inject_delay_max")
 DELAY_PROBABILITY = 0.2  # ms_inject_delay_probability while a delay fault lasts
@@ -40,7 +43,10 @@ DELAY_PROBABILITY = 0.2  # ms_inject_delay_probability while a delay fault lasts
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mdsemu thrash", description=__doc__.split("\n")[0])
-    p.add_argument("-c", "--conf", required=True, help="the vstart cluster's ceph.conf")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-c", "--conf", help="the vstart cluster's ceph.conf")
+    where.add_argument("--compose", metavar="PROJECT",
+                       help="thrash the containers of this compose project of compose.yaml")
     p.add_argument("--seed", type=int, default=None, help="replay a run (default: random)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--faults", type=int, help="inject this many faults")
@@ -56,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=2, help="client load processes (2)")
     p.add_argument("--history", default=None,
                    help="check this history (of a load you run) instead of running one")
-    p.add_argument("--report", default=None, help="directory for report.json")
+    p.add_argument("--report", default=None,
+                   help="directory for report.json and timeline.html")
     p.add_argument("--recovery-timeout", type=float, default=60.0,
                    help="bound on reaching HEALTH_OK after the last fault (60)")
     return p
@@ -133,6 +140,14 @@ class Cluster:
             kind, _, ident = name.partition(".")
             vstart.start_daemon(self.dir, kind, ident, self.conf)
 
+    def grace(self) -> float:
+        return cfg.Config("mds.x", cfg.load_conf(self.conf)).get("mds_beacon_grace")
+
+    def verify(self, history: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "client", "-c", self.conf, "client",
+                               "verify", "--history", history, "--json", "--fs", self.fs],
+                              capture_output=True, text=True, timeout=180)
+
     def names(self) -> list[str]:
         run = os.path.join(self.dir, "run")
         return sorted(f[:-4] for f in os.listdir(run) if f.endswith(".pid"))
@@ -148,7 +163,10 @@ class Thrasher:
         self.records: list[dict] = []
         self.watch: list[tuple[dict, int | None, int | None]] = []  # (record, rank, old gid)
         self.blackholed: set[str] = set()
+        self.disconnected: set[str] = set()  # compose: cut from the network
         self.first_max_mds = 1
+        self.tl = timeline.Timeline(end=0.0, title=f"mdsemu thrash --seed {seed}")
+        self.health_at = -HEALTH_POLL
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -156,12 +174,27 @@ class Thrasher:
     def poll_until(self, at: float) -> None:
         """Follow the map until `at` (seconds into the run), noting recoveries."""
         while True:
-            self.dump = self.c.dump() or self.dump
+            dump = self.c.dump()
+            self.dump = dump or self.dump
+            self._note_states(dump)
             self._note_recoveries()
             left = at - self.now()
             if left <= 0:
                 return
             time.sleep(min(POLL, left))
+
+    def _note_states(self, dump: dict | None) -> None:
+        """The timeline's lanes: each MDS's state in this map, and health now and then."""
+        now = round(self.now(), 3)
+        if dump is not None:
+            states = timeline.mds_states(dump, self.c.fs)
+            for name in set(states) | set(self.tl.mds):
+                self.tl.note(name, now, states.get(name, "absent"))
+        if now - self.health_at >= HEALTH_POLL:
+            self.health_at = now
+            rc, _, out = self.c.command("health")
+            timeline.changed(self.tl.health, now,
+                             json.loads(out)["status"] if rc == 0 else "no answer")
 
     def _note_recoveries(self) -> None:
         if self.dump is None:
@@ -208,6 +241,9 @@ class Thrasher:
             c.send_signal(mds, signal.SIGSTOP)
         elif k == "mds_fail":
             return f"rc {c.command('mds', 'fail', name)[0]}"
+        elif k == "disconnect":
+            self.disconnected.add(mds)
+            c.disconnect(mds)
         elif k == "blackhole":
             self.blackholed.add(mds)
             return f"rc {c.command('config', 'set', mds, 'ms_blackhole_mon', 'true')[0]}"
@@ -234,6 +270,9 @@ class Thrasher:
             c.start(mds)
         elif k in ("stop_short", "stop_long", "osd_pause"):
             c.send_signal(mds, signal.SIGCONT)
+        elif k == "disconnect":
+            c.disconnect(mds, connect=True)
+            self.disconnected.discard(mds)
         elif k == "blackhole":
             self._clear_blackhole(mds)
         elif k in ("socket_failures", "delay"):
@@ -249,6 +288,8 @@ class Thrasher:
     def heal_all(self) -> None:
         """Jepsen's final generator: every daemon running and resumed, every injection gone."""
         c = self.c
+        for mds in sorted(self.disconnected):
+            c.disconnect(mds, connect=True)
         for name in c.names():
             c.send_signal(name, signal.SIGCONT)
             c.start(name)
@@ -269,17 +310,20 @@ def _totals(records: list[dict]) -> dict:
                  if r["kind"] == kind and r["recovered_after"] is not None]
         gaps = [r["clients_unanswered"] for r in records
                 if r["kind"] == kind and r.get("clients_unanswered") is not None]
+        again = [r["clients_answered_after"] for r in records
+                 if r["kind"] == kind and r.get("clients_answered_after") is not None]
         out[kind] = {"count": sum(r["kind"] == kind for r in records),
                      "recovered": len(times),
                      "recovery_median": round(statistics.median(times), 3) if times else None,
                      "recovery_worst": max(times) if times else None,
-                     "clients_unanswered_worst": max(gaps) if gaps else None}
+                     "clients_unanswered_worst": max(gaps) if gaps else None,
+                     "clients_answered_after_worst": max(again) if again else None}
     return out
 
 
-def _note_client_gaps(records: list[dict], history: str, wall0: float) -> None:
-    """Each fault's `clients_unanswered`: the longest time a client got no answer between
-    this fault and the next (history times moved onto the thrash clock by the wall stamps)."""
+def _answers(history: str, wall0: float) -> tuple[dict[str, list[float]], float | None]:
+    """Each client's answer times (ok or error) on the thrash clock, and the load's start,
+    from the history (its times moved onto the thrash clock by the wall stamps)."""
     answers: dict[str, list[float]] = {}
     offset = None
     try:
@@ -291,30 +335,53 @@ def _note_client_gaps(records: list[dict], history: str, wall0: float) -> None:
                 elif rec.get("type") == "complete" and rec.get("result") in ("ok", "error"):
                     answers.setdefault(rec["client"], []).append(float(rec["time"]))
     except (OSError, ValueError, KeyError, TypeError):
-        return  # no usable history: verify says why
-    if offset is None or not answers or not records:
+        return {}, None  # no usable history: verify says why
+    if offset is None:
+        return {}, None
+    return {c: [x + offset for x in ts] for c, ts in answers.items()}, offset
+
+
+def _note_client_gaps(records: list[dict], answers: dict[str, list[float]]) -> None:
+    """Each fault's `clients_unanswered`: the longest time a client got no answer between
+    this fault and the next."""
+    if not answers or not records:
         return
-    answers = {c: [x + offset for x in ts] for c, ts in answers.items()}
     end = max(max(ts) for ts in answers.values())
     starts = [r["applied_at"] for r in records] + [end]
     gaps = nemesis.client_gaps(answers, list(zip(starts, starts[1:], strict=False)), end)
     for rec, gap in zip(records, gaps, strict=True):
         rec["clients_unanswered"] = gap
+        rec["clients_answered_after"] = nemesis.answered_after(answers, rec["applied_at"])
+
+
+def _write_timeline(t: Thrasher, answers: dict[str, list[float]], load_start: float | None,
+                    path: str) -> None:
+    tl, end = t.tl, round(t.now(), 3)
+    tl.end, tl.faults = end, t.records
+    tl.processes = timeline.process_lanes(
+        t.records, [n for n in t.c.names() if not n.startswith("mds.")], end)
+    every = [x for ts in answers.values() for x in ts]
+    if load_start is not None and every:
+        tl.load = (load_start, max(every))
+        tl.gaps = timeline.unanswered(every, load_start, max(every))
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(timeline.render(tl))
 
 
 def run(a: argparse.Namespace) -> int:
-    weights = nemesis.parse_weights(a.thrash_weights) if a.thrash_weights else None
+    compose = a.compose is not None
+    weights = nemesis.parse_weights(a.thrash_weights, compose) if a.thrash_weights else None
     opts = nemesis.Options(seed=0, delay=a.delay, max_revive_delay=a.max_revive_delay,
                            thrash_max_mds=a.thrash_max_mds, faults=a.faults,
-                           duration=a.duration, weights=weights)
+                           duration=a.duration, weights=weights, compose=compose)
     opts.check()  # bad options are refused before the cluster is touched
     if a.clients < 1 or not a.recovery_timeout > 0:
         raise nemesis.ScheduleError("--clients must be >= 1 and --recovery-timeout positive")
-    c = Cluster(a.conf, a.fs)
-    grace = cfg.Config("mds.x", cfg.load_conf(c.conf)).get("mds_beacon_grace")
+    c = ComposeCluster(a.compose, a.fs) if compose else Cluster(a.conf, a.fs)
+    grace = c.grace()
     dump = c.dump()
     if dump is None:
-        print(f"mdsemu thrash: no monitor answers for {c.conf}", file=sys.stderr)
+        print(f"mdsemu thrash: no monitor answers for {a.compose or c.conf}", file=sys.stderr)
         return errno.ENOTCONN
     first_max_mds = nemesis.max_mds_of(dump, a.fs)
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "big")
@@ -328,7 +395,7 @@ def run(a: argparse.Namespace) -> int:
     os.makedirs(report_dir, exist_ok=True)
     history = a.history or os.path.join(report_dir, "history.jsonl")
     load = None
-    if a.history is None:
+    if a.history is None and not compose:  # in compose the client service runs the load
         load = subprocess.Popen(
             [sys.executable, "-m", "client", "-c", c.conf, "client", "load", "--clients",
              str(a.clients), "--duration", f"{faults[-1].heal_at + 1:.3f}", "--history",
@@ -348,7 +415,7 @@ def run(a: argparse.Namespace) -> int:
     recovered = None
     while t.now() - healed_at < a.recovery_timeout:
         t.poll_until(t.now())
-        if nemesis.ranks_active(t.dump, a.fs) and c.healthy():
+        if nemesis.settled(t.dump, a.fs, [r["kind"] for r, *_ in t.watch]) and c.healthy():
             recovered = round(t.now() - healed_at, 3)
             break
         time.sleep(POLL)
@@ -360,16 +427,18 @@ def run(a: argparse.Namespace) -> int:
             load.kill()
             load_out = load.communicate()[0]
     verdict, status = None, 2  # 2: not recovered (or the history could not be checked)
+    if compose and a.history is None:
+        history = c.collect_history(history)
     if recovered is not None:
-        res = subprocess.run([sys.executable, "-m", "client", "-c", c.conf, "client", "verify",
-                              "--history", history, "--json", "--fs", a.fs],
-                             capture_output=True, text=True, timeout=180)
+        res = c.verify(history)
         try:
             verdict = json.loads(res.stdout)
         except json.JSONDecodeError:
             verdict = {"error": (res.stdout + res.stderr)[-2000:]}
         status = res.returncode if res.returncode in (0, 1) else 2
-    _note_client_gaps(t.records, history, wall0)
+    answers, load_start = _answers(history, wall0)
+    _note_client_gaps(t.records, answers)
+    _write_timeline(t, answers, load_start, os.path.join(report_dir, "timeline.html"))
     report = {"seed": seed, "options": {k: v for k, v in vars(a).items()},
               "grace": grace, "faults": t.records, "totals": _totals(t.records),
               "recovery": {"bound": a.recovery_timeout, "seconds": recovered},
@@ -384,7 +453,12 @@ def run(a: argparse.Namespace) -> int:
         f"NOT recovered within {a.recovery_timeout:g}s"
     checked = "not run" if verdict is None else "ok" if status == 0 else \
         (verdict.get("violations") or verdict)
-    print(f"mdsemu thrash: {state}; verify: {checked}; report {report_dir}/report.json")
+    if verdict and "acknowledged" in verdict:
+        worst = max((verdict.get("longest_unavailability") or {}).values(), default=0.0)
+        print(f"  load: {verdict.get('ops')} operations, {verdict['acknowledged']} "
+              f"acknowledged; the longest a client went unanswered: {worst:.3f}s")
+    print(f"mdsemu thrash: {state}; verify: {checked}; report {report_dir}/report.json "
+          f"and timeline.html")
     return status
 
 
@@ -398,3 +472,6 @@ def main(argv: list[str]) -> int:
     except (nemesis.ScheduleError, cfg.ConfError) as e:
         print(f"mdsemu thrash: {e}", file=sys.stderr)
         return errno.EINVAL
+    except ComposeError as e:
+        print(f"mdsemu thrash: {e}", file=sys.stderr)
+        return errno.ENOTCONN

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 
@@ -372,6 +373,42 @@ def test_nfs_heads_register_and_recover_a_kill(cluster: Cluster) -> None:
     cluster.wait("a grace period after nfs-a's restart, then its lift", lambda: (
         (s := _settled(cluster)) and s.splitlines()[0] != before.splitlines()[0]), 90,
         services=("nfs-a", "nfs-b"))
+
+
+THRASH_KINDS = "kill=1,stop_long=1,disconnect=1,restart=1,mon_restart=1,osd_pause=1"
+
+
+@pytest.mark.timeout(300)
+def test_thrash_compose_applies_a_seeded_schedule_to_the_containers(cluster: Cluster,
+                                                                    tmp_path) -> None:
+    """`mdsemu thrash --compose PROJECT` (issue 13): seed 4's 8 faults, of six kinds (docker
+    kill, stop, pause, network disconnect of an active; the mon killed; the osd paused), are
+    applied to the project's containers and healed; the cluster is HEALTH_OK again, the client
+    service's history verifies (exit 0), and the report has every fault and the timeline."""
+    from client import nemesis
+
+    report = tmp_path / "report"
+    p = subprocess.run(
+        [sys.executable, "-m", "client", "thrash", "--compose", cluster.project, "--seed", "4",
+         "--faults", "8", "--delay", "2", "--max-revive-delay", "2", "--thrash-max-mds", "0",
+         "--thrash-weights", THRASH_KINDS, "--report", str(report),
+         "--recovery-timeout", "60"],
+        capture_output=True, text=True, timeout=280, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    expected = nemesis.schedule(nemesis.Options(
+        seed=4, faults=8, delay=2, max_revive_delay=2, thrash_max_mds=0, grace=1.0, ranks=2,
+        compose=True, weights=nemesis.parse_weights(THRASH_KINDS, compose=True)))
+    assert p.stdout.splitlines()[1:9] == [f.line() for f in expected]
+    doc = json.loads((report / "report.json").read_text())
+    assert doc["exit_status"] == 0 and doc["verify"]["violations"] == []
+    assert {f["kind"] for f in doc["faults"]} == {k.split("=")[0]
+                                                  for k in THRASH_KINDS.split(",")}
+    assert all(f["target"] and f["recovered_after"] is not None for f in doc["faults"])
+    assert "<title>fault 7: " in (report / "timeline.html").read_text()
+    cluster.wait("HEALTH_OK after the thrash", cluster.healthy, 60)
+    assert not cluster.inspect("mds-a")["State"]["Paused"]
+    # the thrasher started the client service again: its new history grows
+    cluster.wait("the client load to go on", lambda: cluster.ok_ops() > 150, 60)
 
 
 @pytest.mark.timeout(180)

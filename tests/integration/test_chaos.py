@@ -6,6 +6,7 @@ status and report.json."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -43,43 +44,62 @@ def test_ms_blackhole_mon_fails_the_active_over_and_clearing_it_brings_it_back(c
     assert active(c.fs_dump())["gid"] == active(replaced)["gid"]
 
 
-@pytest.mark.timeout(300)
-def test_seeded_thrash_on_vstart_recovers_and_loses_nothing(cluster_factory, tmp_path):
-    """`mdsemu thrash` on a vstart cluster with standby-replay: the schedule is printed first,
-    every fault kind of it is applied (kill -9, SIGSTOP, restarts, mds fail, max_mds, mon/osd
-    restarts, blackhole, socket failures, delays), everything is healed, the cluster is
-    HEALTH_OK within the bound and verify finds nothing lost: exit 0; report.json lists
-    every scheduled fault with its target and recovery time."""
+# A seed whose 22 faults use every kind (max_mds included) in about 26 s of schedule.
+SEED, FAULTS = 820, 22
+THRASH = ["--delay", "1", "--max-revive-delay", "1.5", "--thrash-max-mds", "0.1"]
+
+
+@pytest.mark.timeout(200)
+def test_seeded_thrash_of_every_kind_recovers_loses_nothing_and_draws_the_timeline(
+        cluster_factory, tmp_path):
+    """`mdsemu thrash` on a vstart cluster with standby-replay (issue 13 item 5): the seeded
+    schedule is printed first, 22 faults of every kind (kill -9, SIGSTOP below and beyond the
+    grace, clean restarts, mds fail, max_mds, mon/osd restarts, osd pause, blackhole, socket
+    failures, delays) are applied and healed, the cluster is HEALTH_OK within the bound and
+    verify finds nothing lost: exit 0. report.json lists every fault with its target and
+    recovery time; timeline.html has a lane per daemon and a marker per fault."""
     c = cluster_factory()
     c.vstart("--mds", "3", "--standby-replay")
     report = tmp_path / "report"
-    res = run_cli(["-c", str(c.conf_path), "thrash", "--seed", "1", "--faults", "16",
-                   "--delay", "2", "--max-revive-delay", "2", "--thrash-max-mds", "0.15",
-                   "--clients", "2", "--report", str(report), "--recovery-timeout", "30"],
-                  timeout=240)
+    res = run_cli(["-c", str(c.conf_path), "thrash", "--seed", str(SEED), "--faults",
+                   str(FAULTS), *THRASH, "--clients", "2", "--report", str(report),
+                   "--recovery-timeout", "30"], timeout=170)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     lines = res.stdout.splitlines()
-    assert lines[0].startswith("mdsemu thrash: seed 1, 16 faults")
-    schedule = lines[1:17]
+    assert lines[0].startswith(f"mdsemu thrash: seed {SEED}, {FAULTS} faults")
+    schedule = lines[1:FAULTS + 1]
     # printed first, and the seeded schedule itself (fast profile: grace 1 s; 2 ranks possible)
-    assert schedule == [f.line() for f in nemesis.schedule(nemesis.Options(
-        seed=1, faults=16, delay=2, max_revive_delay=2, thrash_max_mds=0.15, grace=1.0,
-        ranks=2))]
+    expected = nemesis.schedule(nemesis.Options(
+        seed=SEED, faults=FAULTS, delay=1, max_revive_delay=1.5, thrash_max_mds=0.1,
+        grace=1.0, ranks=2))
+    assert schedule == [f.line() for f in expected]
     doc = json.loads((report / "report.json").read_text())
-    assert doc["seed"] == 1 and doc["exit_status"] == 0
+    assert doc["seed"] == SEED and doc["exit_status"] == 0
     faults = doc["faults"]
-    assert [f["index"] for f in faults] == list(range(16))
-    assert [f["kind"] for f in faults] == [s.split()[2] for s in schedule]
-    kinds = {f["kind"] for f in faults}
-    assert len(kinds) >= 8, kinds
+    assert [f["index"] for f in faults] == list(range(FAULTS))
+    assert [f["kind"] for f in faults] == [f.kind for f in expected]
+    assert {f["kind"] for f in faults} == set(nemesis.KINDS) | {nemesis.MAX_MDS}
     for f in faults:
         assert f["target"] and f["applied_at"] >= f["at"] - 0.01, f
         assert f["recovered_after"] is not None and f["recovered_after"] < 30, f
         assert f["clients_unanswered"] is not None and f["clients_unanswered"] < 30, f
+    answered = [f["clients_answered_after"] for f in faults
+                if f["clients_answered_after"] is not None]  # None: the load ended first
+    assert len(answered) >= FAULTS // 2 and max(answered) < 30
     assert doc["recovery"]["seconds"] is not None
     assert doc["verify"]["violations"] == [] and doc["verify"]["acknowledged"] > 100
-    assert sum(t["count"] for t in doc["totals"].values()) == 16
+    assert sum(t["count"] for t in doc["totals"].values()) == FAULTS
     assert c.health()["status"] == "HEALTH_OK"
+    page = (report / "timeline.html").read_text()
+    labels = re.findall(r'text-anchor="end" font-size="12">([^<]+)<', page)
+    assert labels == ["health", "clients", "faults", "mds.a", "mds.b", "mds.c", "mon.a",
+                      "osd.0"]
+    assert page.count("<title>fault ") == 2 * FAULTS and "<script" not in page
+    assert "<title>mds.a: up:active " in page or "<title>mds.b: up:active " in page
+    assert "<title>health: HEALTH_WARN " in page  # a failover is seen in the health band
+    assert "and timeline.html" in lines[-1]
+    assert lines[-2].startswith(f"  load: {doc['verify']['ops']} operations, "
+                                f"{doc['verify']['acknowledged']} acknowledged; the longest")
 
 
 @pytest.mark.timeout(60)

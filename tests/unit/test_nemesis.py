@@ -166,6 +166,29 @@ def test_a_fault_is_recovered_once_every_rank_is_active_and_its_effect_is_seen()
     assert not ranks_active(None, "cephfs") and not ranks_active(before, "other")
 
 
+def test_the_end_waits_for_the_successor_of_a_dead_active_the_map_still_shows():
+    """After the final heal, a map whose ranks are all active is not yet recovered while a
+    killed or shut-down active has no successor (a restarted mon waits a grace before it
+    marks the dead one laggy; seed 820's run ended "recovered" with rank 0 on a dead MDS)."""
+    from client.nemesis import settled
+
+    dead_still_shown = fsdump(("a", 0, "up:active", 4101))
+    assert not settled(dead_still_shown, "cephfs", ["restart"])
+    assert not settled(dead_still_shown, "cephfs", ["kill", "delay"])
+    assert settled(dead_still_shown, "cephfs", ["delay", "max_mds"])  # recovered on the heal
+    assert settled(fsdump(("b", 0, "up:active", 4102)), "cephfs", [])
+    assert not settled(fsdump(("b", 0, "up:replay", 4102)), "cephfs", [])
+
+
+def test_clients_answered_again_after_a_fault():
+    from client.nemesis import answered_after
+
+    answers = {"c0": [1.0, 2.0, 7.5], "c1": [1.5, 6.0]}
+    assert answered_after(answers, 2.0) == 5.5  # c0 answered at 7.5, c1 at 6.0
+    assert answered_after(answers, 6.5) is None  # c1 never answered again
+    assert answered_after({}, 1.0) is None
+
+
 def test_client_gaps_per_fault_window():
     from client.nemesis import client_gaps
 
