@@ -31,7 +31,10 @@ class Connection:
         self.peer = _peer_name(stream)
 
     async def send(self, msg) -> None:
-        data = wire.encode(messages.encode(msg))
+        await self.send_frame(wire.encode(messages.encode(msg)))
+
+    async def send_frame(self, data: bytes) -> None:
+        """Send a frame already encoded (a map encoded once for all its subscribers)."""
         async with self._send_lock:
             try:
                 await self.stream.send_all(data)

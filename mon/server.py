@@ -26,35 +26,47 @@ from common.net import (
     parse_hostport,
 )
 from common.osdmap import OSDMap
+from common.outqueue import OutQueue
 from mon import commands
 from mon.mds_monitor import FIRST_GID, MDSMonitor
 from mon.proposal import Effects
 from mon.stats import DaemonStats
 from mon.store import MonStore
+from mon.subscriptions import BadSubscription, Frames, Subs, frame
 
 log = structlog.get_logger("mon")
 
 HELLO_TIMEOUT = 10.0
-OUTQUEUE = 1000
 RECENT_LOG = 20
 
 
 class Session:
-    def __init__(self, conn: Connection, entity: str, gid: int) -> None:
+    """One peer's session: its subscriptions and what waits to be sent to it (bounded, maps
+    coalesced: see common/outqueue.py)."""
+
+    def __init__(self, conn: Connection, entity: str, gid: int, max_queued: int) -> None:
         self.conn = conn
         self.entity = entity
         self.gid = gid
-        self.subs: set[str] = set()
-        self.send_ch, self.recv_ch = trio.open_memory_channel(OUTQUEUE)
+        self.subs = Subs(entity, gid)
+        self.out = OutQueue(max_queued)
+        self.wake = trio.Event()
+        self.scope: trio.CancelScope | None = None
 
     def queue(self, msg) -> None:
-        try:
-            self.send_ch.send_nowait(msg)
-        except trio.WouldBlock:  # a consumer this slow is cut off rather than waited for
-            log.warning("closing slow subscriber", peer=self.conn.peer, entity=self.entity)
-            self.send_ch.close()
-        except trio.ClosedResourceError:
-            pass
+        self.queue_frame(frame(msg))
+
+    def queue_frame(self, data: bytes, key: str | None = None) -> None:
+        if not self.out.put(data, key):  # a consumer this slow is cut off, not waited for
+            log.warning("closing connection: peer too slow, send queue full", peer=self.conn.peer,
+                        entity=self.entity, queued=len(self.out))
+            self.close()
+            return
+        self.wake.set()
+
+    def close(self) -> None:
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 class MonServer:
@@ -68,6 +80,7 @@ class MonServer:
         self.started_at = 0.0
         self.log_seq = 0
         self.stats = DaemonStats()
+        self.frames = Frames()
 
     # -- start-up
     def _open(self) -> None:
@@ -131,17 +144,23 @@ class MonServer:
         if out.config:  # the core has applied it already
             kv["config_db"] = self.core.config_db
         self.store.commit(fsmaps=out.fsmaps, osdmap=out.osdmap, kv=kv, log=entries)
-        wires = [m.FSMapMsg(fsmap=f.to_wire()) for f in out.fsmaps]
+        osd_frame = frame(m.OSDMapMsg(osdmap=out.osdmap.to_wire())) if out.osdmap else None
+        log_frame = frame(m.LogMsg(entries=entries)) if entries else None
         for s in list(self.sessions):
-            if "fsmap" in s.subs:
-                for msg in wires:
-                    s.queue(msg)
-            if out.osdmap is not None and "osdmap" in s.subs:
-                s.queue(m.OSDMapMsg(osdmap=out.osdmap.to_wire()))
+            if out.fsmaps:
+                self._send_maps(s)
+            if osd_frame is not None and "osdmap" in s.subs:
+                s.queue_frame(osd_frame, "osdmap")
             if out.config and "config" in s.subs:
-                s.queue(self._config_for(s))
-            if entries and "log" in s.subs:
-                s.queue(m.LogMsg(entries=entries))
+                s.queue_frame(frame(self._config_for(s)), "config")
+            if log_frame is not None and "log" in s.subs:
+                s.queue_frame(log_frame)
+
+    def _send_maps(self, s: Session) -> None:
+        """Ceph's check_sub: each FSMap or MDSMap the session has not seen, encoded once for
+        all its subscribers, replacing one of the same subscription still waiting."""
+        for key, data in s.subs.due_maps(self.core.fsmap, self.frames):
+            s.queue_frame(data, key)
 
     def _config_for(self, s: Session) -> m.ConfigMsg:
         return m.ConfigMsg(values=self.core.configs.values_for(s.entity))
@@ -161,7 +180,8 @@ class MonServer:
         error: Exception | None = None
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._sender, session, nursery.cancel_scope)
+                session.scope = nursery.cancel_scope
+                nursery.start_soon(self._sender, session)
                 try:
                     await self._receive_loop(session)
                 except (ProtocolError, ConnectionClosed) as e:
@@ -194,7 +214,7 @@ class MonServer:
             self.store.commit(kv={"next_gid": self.core.next_gid})
             await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name))
             log.debug("session opened", peer=conn.peer, entity=hello.entity, gid=gid)
-            return Session(conn, hello.entity, gid)
+            return Session(conn, hello.entity, gid, self.config.get("ms_max_queued_messages"))
         log.warning("closing connection: no hello in time", peer=conn.peer)
         return None
 
@@ -204,13 +224,26 @@ class MonServer:
         key = read_keyring_key(self.config.get("keyring"))
         return bool(key) and hello.auth == key
 
-    async def _sender(self, session: Session, scope: trio.CancelScope) -> None:
+    async def _sender(self, session: Session) -> None:
+        """Send what the session queued; a peer that leaves one send blocked past
+        ms_send_timeout (it does not read) is disconnected."""
+        timeout = self.config.get("ms_send_timeout")
         try:
-            async for msg in session.recv_ch:
-                await session.conn.send(msg)
+            while True:
+                data = session.out.pop()
+                if data is None:
+                    session.wake = trio.Event()
+                    await session.wake.wait()
+                    continue
+                with trio.move_on_after(timeout) as scope:
+                    await session.conn.send_frame(data)
+                if scope.cancelled_caught:
+                    log.warning("closing connection: peer stuck, not reading", peer=session.conn.peer,
+                                entity=session.entity, timeout=timeout, queued=len(session.out))
+                    break
         except ConnectionClosed:
             pass
-        scope.cancel()
+        session.close()
 
     async def _receive_loop(self, session: Session) -> None:
         while True:
@@ -263,15 +296,18 @@ class MonServer:
 
     def _subscribe(self, session: Session, msg: m.Subscribe) -> None:
         for what in msg.what:
-            if what not in ("fsmap", "osdmap", "config", "log"):
+            if not isinstance(what, str):
                 raise ProtocolError(f"cannot subscribe to {what!r}")
-            session.subs.add(what)
-            if what == "fsmap":
-                session.queue(m.FSMapMsg(fsmap=self.core.fsmap.to_wire()))
+            try:
+                session.subs.add(what)
+            except BadSubscription as e:
+                raise ProtocolError(str(e)) from None
+            if what == "fsmap" or what.startswith("mdsmap"):
+                self._send_maps(session)
             elif what == "osdmap":
-                session.queue(m.OSDMapMsg(osdmap=self.core.osdmap.to_wire()))
+                session.queue_frame(frame(m.OSDMapMsg(osdmap=self.core.osdmap.to_wire())), what)
             elif what == "config":
-                session.queue(self._config_for(session))
+                session.queue_frame(frame(self._config_for(session)), what)
             elif what == "log":
                 session.queue(m.LogMsg(entries=self.store.recent_log(RECENT_LOG)))
 
