@@ -3,6 +3,8 @@ bounded, coalescing send queue of a connection."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgpack
 import pytest
 
@@ -97,3 +99,30 @@ def test_the_send_queue_is_bounded_but_maps_always_coalesce() -> None:
     assert q.put(b"a") and q.put(b"m1", "osdmap")
     assert not q.put(b"b")  # full: the owner disconnects the peer
     assert q.put(b"m2", "osdmap") and len(q) == 2  # a newer map replaces the waiting one
+
+
+def _mutables(obj, path="map"):
+    """(path, object) of every list, dict, set and dataclass reachable from obj."""
+    if dataclasses.is_dataclass(obj):
+        yield path, obj
+        for f in dataclasses.fields(obj):
+            yield from _mutables(getattr(obj, f.name), f"{path}.{f.name}")
+    elif isinstance(obj, dict):
+        yield path, obj
+        for k, v in obj.items():
+            yield from _mutables(v, f"{path}[{k}]")
+    elif isinstance(obj, list | set):
+        yield path, obj
+        for i, v in enumerate(obj):
+            yield from _mutables(v, f"{path}[{i}]")
+
+
+def test_a_map_copy_is_equal_and_shares_nothing_mutable() -> None:
+    """The hand-made FSMap.copy (deepcopy was most of a proposal's time at scale)."""
+    c = healthy("a", "b", "c", max_mds=2, standby_replay=True)
+    c.cmd("osd", "blocklist", "add", "10.0.0.1:0/1")
+    original = c.mon.fsmap
+    copied = original.copy()
+    assert copied == original and copied.to_wire() == original.to_wire()
+    theirs = {id(o) for _, o in _mutables(original)}
+    assert [p for p, o in _mutables(copied) if id(o) in theirs] == []
