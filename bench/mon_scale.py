@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from client.admin import AdminClient  # noqa: E402
 from common import messages as m  # noqa: E402
 from common import states  # noqa: E402
-from common.net import Connection, connect  # noqa: E402
+from common.net import Connection, HandshakeError, connect  # noqa: E402
 from tests.integration.cluster import Cluster  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -67,10 +67,17 @@ class Fleet:
         self.booted = 0
         self.all_booted = trio.Event()
         self.beacons = 0
+        self.retries = 0  # handshakes the monitor dropped (its hello timeout, under load)
 
 
 async def fake_mds(host: str, port: int, i: int, fleet: Fleet) -> None:
-    conn, ok = await connect(host, port, f"mds.f{i}")
+    while True:  # as an MDS does, try again when a busy monitor drops the handshake
+        try:
+            conn, ok = await connect(host, port, f"mds.f{i}")
+            break
+        except (HandshakeError, OSError):
+            fleet.retries += 1
+            await trio.sleep(1.0)
     gid, name, addr = ok.global_id, f"f{i}", f"127.0.0.1:{10000 + i}/{i}"
     epoch, seq = 0, 1
     await conn.send(m.Beacon(global_id=gid, name=name, state=states.BOOT, seq=seq, version=0,
@@ -189,6 +196,7 @@ async def scale_run(c: Cluster, n: int) -> dict:
                 await fleet.all_booted.wait()
             out["boot"] = time.perf_counter() - t0 if fleet.all_booted.is_set() else None
             out["booted"] = fleet.booted
+            out["retries"] = fleet.retries
             await trio.sleep(2.0)  # every daemon beaconing
             cpu0, b0, w0 = cpu_seconds(pid), fleet.beacons, time.perf_counter()
             await trio.sleep(10.0)
@@ -255,8 +263,8 @@ def main() -> None:
     loop = trio.run(loopback_rate)
     print(f"baseline: raw trio+msgpack loopback {loop:,.0f} round trips/s", flush=True)
     print("| daemons | booted | boot | mon CPU (1 s beacons) | beacons/s | epoch → N mdsmap subs"
-          " | epoch → 10 fsmap subs | mon RSS | cmd RTT |", flush=True)
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+          " | epoch → 10 fsmap subs | mon RSS | cmd RTT | hellos retried |", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for n in [int(x) for x in args.n.split(",")]:
         c = Cluster(base / f"n{n}", conf={"mon": {"log_level": "warning"}})
         try:
@@ -268,7 +276,7 @@ def main() -> None:
         print(f"| {n:,} | {r['booted']:,} | {fmt(r['boot'], ' s')} | {r['cpu'] * 100:.1f} % | "
               f"{r['beacons_s']:,.0f} | {fmt(r['epoch_mdsmap'], ' ms', 1000, 0)} | "
               f"{fmt(r['epoch_fsmap10'], ' ms', 1000, 0)} | {r['rss']:.0f} MB | "
-              f"{rtt * 1000:.2f} ms |", flush=True)
+              f"{rtt * 1000:.2f} ms | {r['retries']} |", flush=True)
     if args.slow:
         c = Cluster(base / "slow", conf={"mon": {"ms_send_timeout": "600",
                                                  "log_level": "warning"}})

@@ -390,11 +390,16 @@ class FSMap:
     # -- invariants (ref §1.2)
     def sanity(self) -> None:
         seen: set[int] = set()
+        roles = self.mds_roles
         for gid, info in self.standby_daemons.items():
-            _check(info.gid == gid, f"standby {gid} has gid {info.gid}")
-            _check(info.state == states.STANDBY, f"standby {gid} in {states.name(info.state)}")
-            _check(info.rank == MDS_RANK_NONE, f"standby {gid} has rank {info.rank}")
-            _check(self.mds_roles.get(gid) == FS_CLUSTER_ID_NONE, f"standby {gid} role")
+            # the message is built only on failure: this runs for every daemon at every commit
+            if not (info.gid == gid and info.state == states.STANDBY
+                    and info.rank == MDS_RANK_NONE and roles.get(gid) == FS_CLUSTER_ID_NONE):
+                _check(info.gid == gid, f"standby {gid} has gid {info.gid}")
+                _check(info.state == states.STANDBY,
+                       f"standby {gid} in {states.name(info.state)}")
+                _check(info.rank == MDS_RANK_NONE, f"standby {gid} has rank {info.rank}")
+                _check(False, f"standby {gid} role")
             seen.add(gid)
         for fscid, fs in self.filesystems.items():
             _check(fs.fscid == fscid, f"fs {fscid} has fscid {fs.fscid}")

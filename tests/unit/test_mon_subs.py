@@ -8,7 +8,7 @@ import dataclasses
 import msgpack
 import pytest
 
-from common.fsmap import FS_CLUSTER_ID_NONE
+from common.fsmap import FS_CLUSTER_ID_NONE, FSMapError
 from common.outqueue import OutQueue
 from mon.subscriptions import BadSubscription, Frames, Subs
 from tests.unit.monsim import healthy
@@ -126,3 +126,17 @@ def test_a_map_copy_is_equal_and_shares_nothing_mutable() -> None:
     assert copied == original and copied.to_wire() == original.to_wire()
     theirs = {id(o) for _, o in _mutables(original)}
     assert [p for p, o in _mutables(copied) if id(o) in theirs] == []
+
+
+def test_sanity_still_names_a_bad_standby() -> None:
+    """The standby checks build their message only on failure (sanity runs at every commit)."""
+    c = healthy("a", "b")
+    bad = c.mon.fsmap.copy()
+    gid = c.daemons[c.standbys()[0]].gid
+    bad.standby_daemons[gid].rank = 3
+    with pytest.raises(FSMapError, match=f"standby {gid} has rank 3"):
+        bad.sanity()
+    bad.standby_daemons[gid].rank = -1
+    bad.mds_roles[gid] = 1
+    with pytest.raises(FSMapError, match=f"standby {gid} role"):
+        bad.sanity()
