@@ -9,7 +9,8 @@ they stay standbys). Figures:
   boot      time until every daemon's boot beacon is acknowledged (it is in the map);
   cpu       the monitor's CPU (user + system, /proc) over 10 s while all of them beacon;
   epoch     time for one new epoch (`fs set cephfs session_timeout`) to reach N client
-            subscribers of `mdsmap.<fscid>`, and 10 subscribers of the whole `fsmap`;
+            subscribers of `mdsmap.<fscid>`, and 10 subscribers of the whole `fsmap` (the
+            subscribers run in a process of their own, apart from the fake daemons);
   rss       the monitor's resident memory then.
 With --slow, the slow-subscriber run: 1,000 epochs committed with no stuck subscriber (the
 baseline), then 1,000 more with 100 subscribers of `fsmap` that never read (ms_send_timeout
@@ -28,6 +29,7 @@ import os
 import random
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -108,42 +110,74 @@ async def fake_mds(host: str, port: int, i: int, fleet: Fleet) -> None:
                 epoch = msg.mdsmap["epoch"]
 
 
-async def subscriber(host: str, port: int, i: int, what: str, want: list, arrivals: list,
-                     ready: list) -> None:
-    conn, _ = await connect(host, port, f"client.sub{i}")
-    await conn.send(m.Subscribe(what=[what]))
-    ready.append(i)
-    while True:
-        msg = await conn.recv()
-        epoch = msg.mdsmap["epoch"] if isinstance(msg, m.MDSMapMsg) else msg.fsmap["epoch"]
-        if want and epoch >= want[0]:
-            arrivals.append(time.perf_counter())
-            want_seen = want[0]
-            while want and want[0] == want_seen:  # wait for the next measure
-                await trio.sleep(0.05)
-
-
-async def epoch_reach(admin: AdminClient, host: str, port: int, k: int, what: str,
-                      value: int, nursery: trio.Nursery) -> float | None:
-    """Seconds from the command that commits a new epoch until all k subscribers have it."""
-    want: list[int] = []
+async def subscribers_main(port: int, k: int, what: str) -> None:
+    """The child process of `epoch_reach`: k subscribers; prints "ready" once each has its
+    first map, then reads a target epoch on stdin and prints the perf_counter at which the
+    last of them received it (CLOCK_MONOTONIC: comparable with the parent's)."""
+    got_first: list[int] = []
     arrivals: list[float] = []
-    ready: list[int] = []
-    for i in range(k):
-        nursery.start_soon(subscriber, host, port, i + 100000 * (what == "fsmap"), what, want,
-                           arrivals, ready)
-    with trio.move_on_after(PHASE_TIMEOUT):
-        while len(ready) < k:
-            await trio.sleep(0.05)
-        await trio.sleep(0.5)  # their first map is in
-        _, _, dump = await admin.command(["fs", "dump"], "json")
-        want.append(json.loads(dump)["epoch"] + 1)
-        t0 = time.perf_counter()
-        await admin.command(["fs", "set", "cephfs", "session_timeout", str(value)])
+    target: list[int] = []
+
+    async def one(i: int) -> None:
+        conn, _ = await connect("127.0.0.1", port, f"client.sub{i}")
+        await conn.send(m.Subscribe(what=[what]))
+        first = True
+        while True:
+            msg = await conn.recv()
+            epoch = msg.mdsmap["epoch"] if isinstance(msg, m.MDSMapMsg) else msg.fsmap["epoch"]
+            if first:
+                first = False
+                got_first.append(i)
+            if target and epoch >= target[0]:
+                arrivals.append(time.perf_counter())
+                return
+
+    async with trio.open_nursery() as nursery:
+        for i in range(k):
+            nursery.start_soon(one, i)
+        while len(got_first) < k:
+            await trio.sleep(0.01)
+        print("ready", flush=True)
+        line = await trio.to_thread.run_sync(sys.stdin.readline)
+        target.append(int(line))
         while len(arrivals) < k:
-            await trio.sleep(0.005)
-        return max(arrivals) - t0
-    return None
+            await trio.sleep(0.001)
+        print(repr(max(arrivals)), flush=True)
+        nursery.cancel_scope.cancel()
+
+
+async def epoch_reach(admin: AdminClient, port: int, k: int, what: str,
+                      value: int) -> float | None:
+    """Seconds from the command that commits a new epoch until all k subscribers (in their
+    own process, so the fake daemons' CPU does not slow them) have it."""
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, __file__, "--subscribers", f"{port}:{k}:{what}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    lines = _lines(proc.stdout)
+    try:
+        with trio.move_on_after(PHASE_TIMEOUT):
+            assert await lines.__anext__() == "ready"
+            _, _, dump = await admin.command(["fs", "dump"], "json")
+            await proc.stdin.send_all(b"%d\n" % (json.loads(dump)["epoch"] + 1))
+            t0 = time.perf_counter()
+            await admin.command(["fs", "set", "cephfs", "session_timeout", str(value)])
+            return float(await lines.__anext__()) - t0
+        return None
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+async def _lines(stream):
+    buf = b""
+    while True:
+        while b"\n" not in buf:
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                return
+            buf += chunk
+        line, buf = buf.split(b"\n", 1)
+        yield line.decode().strip()
 
 
 async def baseline_rtt(admin: AdminClient, n: int = 200) -> float:
@@ -203,8 +237,8 @@ async def scale_run(c: Cluster, n: int) -> dict:
             wall = time.perf_counter() - w0
             out["cpu"] = (cpu_seconds(pid) - cpu0) / wall
             out["beacons_s"] = (fleet.beacons - b0) / wall
-            out["epoch_mdsmap"] = await epoch_reach(admin, host, port, n, "mdsmap.1", 61, nursery)
-            out["epoch_fsmap10"] = await epoch_reach(admin, host, port, 10, "fsmap", 62, nursery)
+            out["epoch_mdsmap"] = await epoch_reach(admin, port, n, "mdsmap.1", 61)
+            out["epoch_fsmap10"] = await epoch_reach(admin, port, 10, "fsmap", 62)
             out["rss"] = rss_mb(pid)
             nursery.cancel_scope.cancel()
     return out
@@ -258,7 +292,12 @@ def main() -> None:
     ap.add_argument("--n", default="100,300,1000,3000")
     ap.add_argument("--slow", action="store_true", help="the slow-subscriber run too")
     ap.add_argument("--dir", default="")
+    ap.add_argument("--subscribers", default="", help=argparse.SUPPRESS)  # PORT:K:WHAT
     args = ap.parse_args()
+    if args.subscribers:
+        port, k, what = args.subscribers.split(":")
+        trio.run(subscribers_main, int(port), int(k), what)
+        return
     base = Path(args.dir or tempfile.mkdtemp(prefix="mon_scale."))
     loop = trio.run(loopback_rate)
     print(f"baseline: raw trio+msgpack loopback {loop:,.0f} round trips/s", flush=True)
