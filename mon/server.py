@@ -7,6 +7,7 @@ that makes them durable: persist a commit, then publish it, then reply.
 from __future__ import annotations
 
 import errno
+import select
 import time
 import uuid
 
@@ -52,6 +53,7 @@ class Session:
         self.out = OutQueue(max_queued)
         self.wake = trio.Event()
         self.scope: trio.CancelScope | None = None
+        self.blocked_since: float | None = None  # when the send in progress began
 
     def queue(self, msg) -> None:
         self.queue_frame(frame(msg))
@@ -117,6 +119,7 @@ class MonServer:
             async with trio.open_nursery() as nursery:
                 await nursery.start(trio.serve_listeners, self._handle, listeners)
                 nursery.start_soon(self._tick_loop)
+                nursery.start_soon(self._watch_stuck)
                 task_status.started(self.port)
         finally:
             self.store.close()
@@ -225,9 +228,8 @@ class MonServer:
         return bool(key) and hello.auth == key
 
     async def _sender(self, session: Session) -> None:
-        """Send what the session queued; a peer that leaves one send blocked past
-        ms_send_timeout (it does not read) is disconnected."""
-        timeout = self.config.get("ms_send_timeout")
+        """Send what the session queued. A send is never cancelled half way (that would cut a
+        frame); `_watch_stuck` closes a session whose send stays blocked."""
         try:
             while True:
                 data = session.out.pop()
@@ -235,15 +237,27 @@ class MonServer:
                     session.wake = trio.Event()
                     await session.wake.wait()
                     continue
-                with trio.move_on_after(timeout) as scope:
-                    await session.conn.send_frame(data)
-                if scope.cancelled_caught:
-                    log.warning("closing connection: peer stuck, not reading", peer=session.conn.peer,
-                                entity=session.entity, timeout=timeout, queued=len(session.out))
-                    break
+                session.blocked_since = trio.current_time()
+                await session.conn.send_frame(data)
+                session.blocked_since = None
         except ConnectionClosed:
             pass
         session.close()
+
+    async def _watch_stuck(self) -> None:
+        """A peer that leaves one send blocked past ms_send_timeout, with its socket still not
+        writable (so the peer does not read, rather than this monitor being too busy to
+        send), is disconnected and logged."""
+        while True:
+            timeout = self.config.get("ms_send_timeout")
+            await trio.sleep(timeout / 4)
+            now = trio.current_time()
+            for s in list(self.sessions):
+                if s.blocked_since is not None and now - s.blocked_since > timeout \
+                        and not writable(s.conn):
+                    log.warning("closing connection: peer stuck, not reading", peer=s.conn.peer,
+                                entity=s.entity, timeout=timeout, queued=len(s.out))
+                    s.close()
 
     async def _receive_loop(self, session: Session) -> None:
         while True:
@@ -319,6 +333,16 @@ class MonServer:
             "stats": self.stats.view(self.core.fsmap.mds_roles),
             "log": self.store.recent_log,
         }
+
+
+def writable(conn: Connection) -> bool:
+    """The socket would take more bytes now (its send buffer is not full)."""
+    try:
+        poller = select.poll()
+        poller.register(conn.stream.socket.fileno(), select.POLLOUT)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
 
 
 def _age(secs: int) -> str:
