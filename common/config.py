@@ -124,6 +124,11 @@ _OPTION_LIST = [
     Option("ms_blackhole_mds", bool, False, "Silently drop messages to and from MDSs."),
     Option("ms_blackhole_client", bool, False, "Silently drop messages to and from clients."),
     Option("ms_inject_seed", int, 0, "Seed of every injected fault's random choice.", 0),
+    Option("ms_send_timeout", float, 30.0,
+           "Seconds one send to a peer that does not read may block before the peer is "
+           "disconnected (its queued messages are bounded meanwhile).", 0),
+    Option("ms_max_queued_messages", int, 1000,
+           "Messages queued for one peer (maps coalesced) before it is disconnected.", 1),
     Option("mdsemu_profile", str, "", "Timing profile.", choices=("", "ceph", "fast")),
 ]
 OPTIONS: dict[str, Option] = {o.name: o for o in _OPTION_LIST}
@@ -146,6 +151,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "mds_beacon_mon_down_grace": 2.0,
         "mds_op_complaint_time": 2.0,
         "osd_op_complaint_time": 2.0,
+        "ms_send_timeout": 3.0,
     },
 }
 

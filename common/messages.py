@@ -127,12 +127,17 @@ class BeaconAck:
 # -- subscriptions: the mon pushes every new map to subscribers
 @message("subscribe")
 class Subscribe:
-    what: list  # of "fsmap", "osdmap", "config", "log"
+    what: list  # of "fsmap", "mdsmap", "mdsmap.<fscid>", "osdmap", "config", "log"
 
 
 @message("fsmap")
 class FSMapMsg:
     fsmap: dict
+
+
+@message("mdsmap")
+class MDSMapMsg:
+    mdsmap: dict  # one file system's MDSMap (Ceph's MMDSMap, see mon/subscriptions.py)
 
 
 @message("osdmap")

@@ -70,10 +70,16 @@ class Connection:
             raise ConnectionClosed("injected socket failure")
 
     async def send(self, msg) -> None:
-        data = wire.encode(messages.encode(msg))
-        if self._inj is not None and not isinstance(msg, _HANDSHAKE):
+        await self.send_frame(wire.encode(messages.encode(msg)),
+                              handshake=isinstance(msg, _HANDSHAKE), what=msg.TYPE)
+
+    async def send_frame(self, data: bytes, *, handshake: bool = False,
+                         what: str = "frame") -> None:
+        """Send a frame already encoded (a map encoded once for all its subscribers); fault
+        injection applies to it as to any message but the handshake."""
+        if self._inj is not None and not handshake:
             if self._inj.blackholed(self._msgr.blackhole()):
-                log.debug("blackhole: dropping outgoing message", msg=msg.TYPE,
+                log.debug("blackhole: dropping outgoing message", msg=what,
                           peer=self.peer_entity)
                 return
             await self._inject_socket_failure(sending=True)

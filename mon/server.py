@@ -7,6 +7,7 @@ that makes them durable: persist a commit, then publish it, then reply.
 from __future__ import annotations
 
 import errno
+import select
 import time
 import uuid
 
@@ -27,36 +28,49 @@ from common.net import (
     use_messenger,
 )
 from common.osdmap import OSDMap
+from common.outqueue import OutQueue
 from mon import commands
 from mon.mds_monitor import FIRST_GID, MDSMonitor
 from mon.nfs_services import NFSServices
 from mon.proposal import Effects
 from mon.stats import DaemonStats
 from mon.store import MonStore
+from mon.subscriptions import BadSubscription, Frames, Subs, frame
 
 log = structlog.get_logger("mon")
 
 HELLO_TIMEOUT = 10.0
-OUTQUEUE = 1000
 RECENT_LOG = 20
 
 
 class Session:
-    def __init__(self, conn: Connection, entity: str, gid: int) -> None:
+    """One peer's session: its subscriptions and what waits to be sent to it (bounded, maps
+    coalesced: see common/outqueue.py)."""
+
+    def __init__(self, conn: Connection, entity: str, gid: int, max_queued: int) -> None:
         self.conn = conn
         self.entity = entity
         self.gid = gid
-        self.subs: set[str] = set()
-        self.send_ch, self.recv_ch = trio.open_memory_channel(OUTQUEUE)
+        self.subs = Subs(entity, gid)
+        self.out = OutQueue(max_queued)
+        self.wake = trio.Event()
+        self.scope: trio.CancelScope | None = None
+        self.blocked_since: float | None = None  # when the send in progress began
 
     def queue(self, msg) -> None:
-        try:
-            self.send_ch.send_nowait(msg)
-        except trio.WouldBlock:  # a consumer this slow is cut off rather than waited for
-            log.warning("closing slow subscriber", peer=self.conn.peer, entity=self.entity)
-            self.send_ch.close()
-        except trio.ClosedResourceError:
-            pass
+        self.queue_frame(frame(msg))
+
+    def queue_frame(self, data: bytes, key: str | None = None) -> None:
+        if not self.out.put(data, key):  # a consumer this slow is cut off, not waited for
+            log.warning("closing connection: peer too slow, send queue full", peer=self.conn.peer,
+                        entity=self.entity, queued=len(self.out))
+            self.close()
+            return
+        self.wake.set()
+
+    def close(self) -> None:
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 class MonServer:
@@ -71,6 +85,7 @@ class MonServer:
         self.log_seq = 0
         self.stats = DaemonStats()
         self.nfs = NFSServices()
+        self.frames = Frames()
 
     # -- start-up
     def _open(self) -> None:
@@ -108,6 +123,7 @@ class MonServer:
             async with trio.open_nursery() as nursery:
                 await nursery.start(trio.serve_listeners, self._handle, listeners)
                 nursery.start_soon(self._tick_loop)
+                nursery.start_soon(self._watch_stuck)
                 task_status.started(self.port)
         finally:
             self.store.close()
@@ -135,17 +151,23 @@ class MonServer:
         if out.config:  # the core has applied it already
             kv["config_db"] = self.core.config_db
         self.store.commit(fsmaps=out.fsmaps, osdmap=out.osdmap, kv=kv, log=entries)
-        wires = [m.FSMapMsg(fsmap=f.to_wire()) for f in out.fsmaps]
+        osd_frame = frame(m.OSDMapMsg(osdmap=out.osdmap.to_wire())) if out.osdmap else None
+        log_frame = frame(m.LogMsg(entries=entries)) if entries else None
         for s in list(self.sessions):
-            if "fsmap" in s.subs:
-                for msg in wires:
-                    s.queue(msg)
-            if out.osdmap is not None and "osdmap" in s.subs:
-                s.queue(m.OSDMapMsg(osdmap=out.osdmap.to_wire()))
+            if out.fsmaps:
+                self._send_maps(s)
+            if osd_frame is not None and "osdmap" in s.subs:
+                s.queue_frame(osd_frame, "osdmap")
             if out.config and "config" in s.subs:
-                s.queue(self._config_for(s))
-            if entries and "log" in s.subs:
-                s.queue(m.LogMsg(entries=entries))
+                s.queue_frame(frame(self._config_for(s)), "config")
+            if log_frame is not None and "log" in s.subs:
+                s.queue_frame(log_frame)
+
+    def _send_maps(self, s: Session) -> None:
+        """Ceph's check_sub: each FSMap or MDSMap the session has not seen, encoded once for
+        all its subscribers, replacing one of the same subscription still waiting."""
+        for key, data in s.subs.due_maps(self.core.fsmap, self.frames):
+            s.queue_frame(data, key)
 
     def _config_for(self, s: Session) -> m.ConfigMsg:
         return m.ConfigMsg(values=self.core.configs.values_for(s.entity))
@@ -165,7 +187,8 @@ class MonServer:
         error: Exception | None = None
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._sender, session, nursery.cancel_scope)
+                session.scope = nursery.cancel_scope
+                nursery.start_soon(self._sender, session)
                 try:
                     await self._receive_loop(session)
                 except (ProtocolError, ConnectionClosed) as e:
@@ -198,7 +221,7 @@ class MonServer:
             self.store.commit(kv={"next_gid": self.core.next_gid})
             await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name))
             log.debug("session opened", peer=conn.peer, entity=hello.entity, gid=gid)
-            return Session(conn, hello.entity, gid)
+            return Session(conn, hello.entity, gid, self.config.get("ms_max_queued_messages"))
         log.warning("closing connection: no hello in time", peer=conn.peer)
         return None
 
@@ -208,13 +231,37 @@ class MonServer:
         key = read_keyring_key(self.config.get("keyring"))
         return bool(key) and hello.auth == key
 
-    async def _sender(self, session: Session, scope: trio.CancelScope) -> None:
+    async def _sender(self, session: Session) -> None:
+        """Send what the session queued. A send is never cancelled half way (that would cut a
+        frame); `_watch_stuck` closes a session whose send stays blocked."""
         try:
-            async for msg in session.recv_ch:
-                await session.conn.send(msg)
+            while True:
+                data = session.out.pop()
+                if data is None:
+                    session.wake = trio.Event()
+                    await session.wake.wait()
+                    continue
+                session.blocked_since = trio.current_time()
+                await session.conn.send_frame(data)
+                session.blocked_since = None
         except ConnectionClosed:
             pass
-        scope.cancel()
+        session.close()
+
+    async def _watch_stuck(self) -> None:
+        """A peer that leaves one send blocked past ms_send_timeout, with its socket still not
+        writable (so the peer does not read, rather than this monitor being too busy to
+        send), is disconnected and logged."""
+        while True:
+            timeout = self.config.get("ms_send_timeout")
+            await trio.sleep(timeout / 4)
+            now = trio.current_time()
+            for s in list(self.sessions):
+                if s.blocked_since is not None and now - s.blocked_since > timeout \
+                        and not writable(s.conn):
+                    log.warning("closing connection: peer stuck, not reading", peer=s.conn.peer,
+                                entity=s.entity, timeout=timeout, queued=len(s.out))
+                    s.close()
 
     async def _receive_loop(self, session: Session) -> None:
         while True:
@@ -272,15 +319,18 @@ class MonServer:
 
     def _subscribe(self, session: Session, msg: m.Subscribe) -> None:
         for what in msg.what:
-            if what not in ("fsmap", "osdmap", "config", "log"):
+            if not isinstance(what, str):
                 raise ProtocolError(f"cannot subscribe to {what!r}")
-            session.subs.add(what)
-            if what == "fsmap":
-                session.queue(m.FSMapMsg(fsmap=self.core.fsmap.to_wire()))
+            try:
+                session.subs.add(what)
+            except BadSubscription as e:
+                raise ProtocolError(str(e)) from None
+            if what == "fsmap" or what.startswith("mdsmap"):
+                self._send_maps(session)
             elif what == "osdmap":
-                session.queue(m.OSDMapMsg(osdmap=self.core.osdmap.to_wire()))
+                session.queue_frame(frame(m.OSDMapMsg(osdmap=self.core.osdmap.to_wire())), what)
             elif what == "config":
-                session.queue(self._config_for(session))
+                session.queue_frame(frame(self._config_for(session)), what)
             elif what == "log":
                 session.queue(m.LogMsg(entries=self.store.recent_log(RECENT_LOG)))
 
@@ -293,6 +343,16 @@ class MonServer:
             "log": self.store.recent_log,
             "nfs": self.nfs,
         }
+
+
+def writable(conn: Connection) -> bool:
+    """The socket would take more bytes now (its send buffer is not full)."""
+    try:
+        poller = select.poll()
+        poller.register(conn.stream.socket.fileno(), select.POLLOUT)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
 
 
 def _age(secs: int) -> str:

@@ -201,7 +201,7 @@ class OSDServer:
                 if msg.op == "notify":
                     self._nursery.start_soon(self._answer_notify, conn, entity, msg, cid)
                 else:
-                    await conn.send(await self._execute(entity, msg, cid))
+                    await self._send(conn, await self._execute(entity, msg, cid))
         finally:
             del self._conns[cid]
             self.watches.disconnect(cid, trio.current_time())
@@ -210,9 +210,19 @@ class OSDServer:
                              cid: int) -> None:
         reply = await self._execute(entity, op, cid)
         try:
-            await conn.send(reply)
+            await self._send(conn, reply)
         except (ConnectionClosed, trio.ClosedResourceError, trio.BrokenResourceError, OSError):
             pass  # the notifier went away meanwhile
+
+    async def _send(self, conn: Connection, msg) -> None:
+        """A reply the peer does not read for ms_send_timeout closes its connection: a peer
+        that stopped reading holds no more than one reply here (issue 14)."""
+        with trio.move_on_after(self.config.get("ms_send_timeout")) as scope:
+            await conn.send(msg)
+        if scope.cancelled_caught:
+            log.warning("closing connection: peer stuck, not reading", peer=conn.peer)
+            await conn.aclose()
+            raise ConnectionClosed("peer stuck, not reading")
 
     # -- watch/notify
     async def _notify(self, entity: str, op: m.OSDOp, key: str) -> dict:

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from common import messages as m
 from common.config import Config
-from common.net import Connection, parse_hostport
+from common.net import Connection, ConnectionClosed, ProtocolError, parse_hostport
 from osd.objecter import Blocklisted, OSDClient, OSDError
 from osd.server import OSDServer
 from tests.inprocess.harness import Cluster
@@ -293,3 +293,31 @@ async def test_client_reports_an_unreachable_osd(autojump_clock):
         async with OSDClient.open("127.0.0.1:1", "mds.a", A):
             pass
     assert e.value.code == errno.ECONNREFUSED
+
+
+async def test_a_peer_that_stops_reading_is_disconnected_after_ms_send_timeout(
+        cluster, osd, autojump_clock):
+    """Issue 14 item 3: replies a peer does not read wait at most ms_send_timeout (30 s)."""
+    big = b"x" * (1 << 20)
+    async with OSDClient.open(osd.server.addr, "mds.a", A) as good:
+        await good.append(1, "big", big)
+        sock = trio.socket.socket()
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+        await sock.connect(parse_hostport(osd.server.addr))
+        stuck = Connection(trio.SocketStream(sock))
+        await stuck.send(m.Hello(entity="client.stuck"))
+        assert isinstance(await stuck.recv(), m.HelloOk)
+        with capture_logs() as logs:
+            start = trio.current_time()
+            for tid in range(8):  # 8 MB of replies, never read
+                await stuck.send(m.OSDOp(tid=tid, pool=1, name="big", op="read", addr=B))
+            await cluster.wait_for(lambda: any("peer stuck" in e["event"] for e in logs),
+                                   what="the osd to give up on the stuck peer")
+        assert 30 <= trio.current_time() - start < 40
+        with trio.fail_after(5):  # the osd closed it: what was sent, then EOF
+            with pytest.raises((ConnectionClosed, ProtocolError)):  # EOF, or a cut frame
+                while True:
+                    await stuck.recv()
+        await good.append(1, "o", b"after;")  # the osd carries on
+        assert await good.read(1, "o") == b"after;"
+        await stuck.aclose()
