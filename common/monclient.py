@@ -13,11 +13,19 @@ raises MonUnreachable with a one-line reason (at once if a monitor refuses us). 
 `reconnect`, a lost session (or one silent for `ping_timeout`) is followed by a new hunt that
 goes on forever, with `backoff` between attempts; pending commands are sent again. Without
 it, a lost session ends `pushes` and pending commands raise MonUnreachable.
+
+For a daemon (the MDS): `keep_gid` says hello with the gid the first monitor gave, so that a
+restarted monitor sees the same gid (T1/T2); `heard_on_receive=False` leaves liveness to the
+owner, who calls `heard` (the MDS counts only its beacon acks); `on_session(hello, peer)` runs
+as each session starts, before its first message is sent; `session_task()` runs beside the
+session's receive loop and ends with it (ConnectionClosed or ProtocolError from either one
+ends the session).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 
 import trio
@@ -41,7 +49,8 @@ __all__ = ["MonClient", "MonUnreachable", "hunt"]
 
 class MonClient:
     def __init__(self, core: MonClientCore, entity: str, auth: str, max_size: int,
-                 reconnect: bool, log=None, on_push=None) -> None:
+                 reconnect: bool, log=None, on_push=None, *, keep_gid: bool = False,
+                 heard_on_receive: bool = True, on_session=None, session_task=None) -> None:
         self.core = core
         self.entity = entity
         self.auth = auth
@@ -49,6 +58,10 @@ class MonClient:
         self.reconnect = reconnect
         self.log = log  # None: a tool, which stays quiet (its caller reports)
         self.on_push = on_push
+        self.keep_gid = keep_gid
+        self.heard_on_receive = heard_on_receive
+        self.on_session = on_session
+        self.session_task = session_task
         self.conn: Connection | None = None
         self.mux = ReplyMux()
         self.push_send, self.pushes = trio.open_memory_channel(10000)
@@ -61,12 +74,16 @@ class MonClient:
                    timeout: float = 5.0, hunt_interval: float = 0.2, *,
                    reconnect: bool = False, backoff: Backoff | None = None,
                    ping_timeout: float | None = None,
-                   max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE, log=None, on_push=None):
+                   max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE, log=None, on_push=None,
+                   keep_gid: bool = False, heard_on_receive: bool = True, on_session=None,
+                   session_task=None):
         """`backoff` defaults to a constant `hunt_interval`; `timeout` bounds the first hunt
         (math.inf: hunt until a monitor answers)."""
         core = MonClientCore(mon_host, backoff or Backoff.constant(hunt_interval),
                              None if math.isinf(timeout) else timeout, ping_timeout)
-        client = cls(core, entity, auth, max_size, reconnect, log, on_push)
+        client = cls(core, entity, auth, max_size, reconnect, log, on_push, keep_gid=keep_gid,
+                     heard_on_receive=heard_on_receive, on_session=on_session,
+                     session_task=session_task)
         conn, hello = await client._hunt()
         try:
             started = await client._start(conn, hello)
@@ -85,7 +102,8 @@ class MonClient:
             while True:
                 host, port = core.target()
                 try:
-                    return await connect(host, port, self.entity, global_id=0, auth=self.auth,
+                    gid = self.core.global_id if self.keep_gid else 0
+                    return await connect(host, port, self.entity, global_id=gid, auth=self.auth,
                                          max_size=self.max_size)
                 except HandshakeError as e:
                     delay = core.connect_failed(str(e), refused=True)
@@ -102,6 +120,8 @@ class MonClient:
     async def _start(self, conn: Connection, hello: m.HelloOk) -> bool:
         """A new session: send what it starts with. False if it broke meanwhile."""
         self.conn = conn
+        if self.on_session is not None:
+            self.on_session(hello, conn.peer)
         try:
             for msg in self.core.connected(trio.current_time(), hello.global_id):
                 await conn.send(msg)
@@ -131,25 +151,42 @@ class MonClient:
             self.push_send.close()
 
     async def _receive(self, conn: Connection) -> None:
-        core = self.core
+        """The session: its receive loop (and the owner's `session_task`) until it breaks or
+        the monitor stays silent for the ping timeout."""
+        why: list[str] = []
+
+        async def until_broken(fn) -> None:
+            try:
+                await fn()
+            except (ConnectionClosed, ProtocolError) as e:
+                why.append(str(e))
+                scope.cancel()
+
         try:
-            with trio.CancelScope() as self._scope:
+            with trio.CancelScope() as scope:
+                self._scope = scope
                 self._rearm()
-                while True:
-                    msg = await conn.recv()
-                    self.heard()
-                    if isinstance(msg, m.CommandReply) and core.reply(msg):
-                        self.mux.deliver(msg.tid, msg)
-                    elif self.on_push is not None:
-                        self.on_push(msg)
-                    else:
-                        self.push_send.send_nowait(msg)
-            self._lost(conn, f"nothing heard for {core.ping_timeout:g}s "
-                             f"(mon_client_ping_timeout); hunting")
-        except (ConnectionClosed, ProtocolError) as e:
-            self._lost(conn, str(e))
+                async with trio.open_nursery() as nursery:
+                    if self.session_task is not None:
+                        nursery.start_soon(until_broken, self.session_task)
+                    await until_broken(functools.partial(self._receive_loop, conn))
+            self._lost(conn, why[0] if why else f"nothing heard for {self.core.ping_timeout:g}s"
+                                                f" (mon_client_ping_timeout); hunting")
         finally:
             await self._close(conn)
+
+    async def _receive_loop(self, conn: Connection) -> None:
+        core = self.core
+        while True:
+            msg = await conn.recv()
+            if self.heard_on_receive:
+                self.heard()
+            if isinstance(msg, m.CommandReply) and core.reply(msg):
+                self.mux.deliver(msg.tid, msg)
+            elif self.on_push is not None:
+                self.on_push(msg)
+            else:
+                self.push_send.send_nowait(msg)
 
     def _chatty(self) -> bool:
         """Log the hunt? Not a tool's first one, which has a deadline: its caller reports."""
@@ -163,10 +200,10 @@ class MonClient:
         self.conn = self._scope = None
         await conn.aclose()
 
-    def heard(self) -> None:
-        """The monitor is alive: push the ping deadline back (an owner may count its own
-        acknowledgements this way)."""
-        self.core.heard(trio.current_time())
+    def heard(self, at: float | None = None) -> None:
+        """The monitor is alive (as of `at`, by default now): push the ping deadline back
+        (an owner may count its own acknowledgements this way)."""
+        self.core.heard(trio.current_time() if at is None else at)
         self._rearm()
 
     def _rearm(self) -> None:

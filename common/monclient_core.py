@@ -118,8 +118,10 @@ class MonClientCore:
 
     # -- liveness (mon_client_ping_timeout)
     def heard(self, now: float) -> None:
-        """The monitor showed it is alive (a message, or an ack the owner counts)."""
-        self._heard = now
+        """The monitor showed it is alive (a message, or an ack the owner counts); never
+        earlier than already heard (an ack may date from when its beacon left)."""
+        if self._heard is None or now > self._heard:
+            self._heard = now
 
     def ping_deadline(self) -> float | None:
         """When the session counts as dead unless the monitor is heard from again."""

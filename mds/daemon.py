@@ -6,9 +6,10 @@ The work of each rank state is found in a table keyed by state (`_work_table`): 
 writes a new journal, replay waits for the fence (F3) and replays the journal from the osd,
 standby-replay follows it, active serves clients (`mds.rankdata`). Every state is reported to
 the monitor and logged with Ceph's wording. The daemon is composed of parts: `MonSession`
-(`mds.monsession`: the monitors), `RankRuntime` (`mds.runtime`: the rank's data and replay),
-`ClientServer` (`mds.clientserver`: clients and sessions) and `PeerLink` (`mds.peerlink`: the
-other ranks); each reports a fatal condition through `MDSDaemon.fatal`.
+(`mds.monsession`: the monitors), `RankRuntime` (`mds.runtime`: created when the daemon takes
+a rank; its data, client sessions and replay), `ClientServer` (`mds.clientserver`: clients
+and requests) and `PeerLink` (`mds.peerlink`: the other ranks); each reports a fatal condition
+through `MDSDaemon.fatal`.
 """
 
 from __future__ import annotations
@@ -68,11 +69,11 @@ class MDSDaemon:
         self.osdmap_changed = trio.Event()
         self.ios = ophealth.InFlight()  # osd ops in flight (MDS_SLOW_METADATA_IO)
         self.requests_in_flight = ophealth.InFlight()  # client requests (MDS_SLOW_REQUEST)
-        self.sessionmap = SessionMap()
+        self._no_sessions = SessionMap()  # what a daemon without a rank serves: nothing
         self.map_seen = trio.Event()  # set (and replaced) on every map
         self.started = 0.0
         self.fsid = ""
-        self.runtime = RankRuntime(self)  # the rank's data, its osd session, replay
+        self.runtime: RankRuntime | None = None  # once we take a rank: its data, sessions
         self.mon = MonSession(self)  # the monitors: beacons, maps
         self.clients = ClientServer(self)  # sessions and requests
         self.peers = PeerLink(self)  # the other ranks: subtrees, cross-rank operations
@@ -80,7 +81,12 @@ class MDSDaemon:
     @property
     def data(self) -> RankData | None:
         """The rank's data, once its work has loaded (or created) it."""
-        return self.runtime.data
+        return self.runtime.data if self.runtime is not None else None
+
+    @property
+    def sessionmap(self) -> SessionMap:
+        """The rank's client sessions (none without a rank)."""
+        return self.runtime.sessionmap if self.runtime is not None else self._no_sessions
 
     @property
     def state(self) -> int:
@@ -260,6 +266,8 @@ class MDSDaemon:
                 log.info("requesting state", state=states.name(action.state))
                 self.mon.wake()
             elif isinstance(action, Start):
+                if self.runtime is None:  # we take a rank (or follow one, standby-replay)
+                    self.runtime = RankRuntime(self)
                 if self._work_scope is not None:
                     self._work_scope.cancel()
                 self.nursery.start_soon(self._work, action.state)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import backoff as common_backoff
 from common import states
 
 REMOVED = "Map removed me from cluster; respawning! See cluster/monitor logs for details."
@@ -32,10 +33,12 @@ class Backoff:
         self.delay = self.initial
 
 
-def mon_backoff(hunt_interval: float, beacon_grace: float) -> Backoff:
-    """Reconnecting to a monitor: never wait longer than the grace between attempts, since a
-    restarted mon gives us mds_beacon_mon_down_grace to come back (T3), then fails us."""
-    return Backoff(hunt_interval, min(5 * hunt_interval + 2, max(beacon_grace, 0.1)))
+def mon_backoff(hunt_interval: float, beacon_grace: float) -> common_backoff.Backoff:
+    """Reconnecting to a monitor (the shared MonClient's backoff): never wait longer than the
+    grace between attempts, since a restarted mon gives us mds_beacon_mon_down_grace to come
+    back (T3), then fails us."""
+    return common_backoff.Backoff(hunt_interval,
+                                  min(5 * hunt_interval + 2, max(beacon_grace, 0.1)))
 
 
 def work_backoff(hunt_interval: float) -> Backoff:
@@ -80,14 +83,6 @@ def hold_map(state: int, laggy: bool) -> bool:
 def hold_client_message(is_command: bool, state: int, laggy: bool) -> bool:
     """B5: client messages wait while laggy (waiting_for_nolaggy); commands do not."""
     return not is_command and hold_map(state, laggy)
-
-
-def ping_silence(now: float, started: float, last_acked: float | None,
-                 ping_timeout: float) -> float | None:
-    """Seconds without an acked beacon if beyond `mon_client_ping_timeout` (the session is
-    dead: a vanished peer or our own changed address sends no RST; hunt again), else None."""
-    silent = now - max(started, last_acked or started)
-    return silent if silent > ping_timeout else None
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,20 @@
-"""The daemon's link to the monitors (`MonSession`, a part of MDSDaemon): hunting for a monitor
-with backoff (T3), the subscriptions, the beacons (B2-B5) and what the monitors send. The
-decisions are in `mds.beacon` (lagginess) and `mds.lifecycle` (backoff, ping timeout, B5 holds,
-null maps); this is the trio layer.
+"""The daemon's link to the monitors (`MonSession`, a part of MDSDaemon): the beacons (B2-B5)
+and what the monitors send, over the shared MonClient (`common.monclient`), which hunts for a
+monitor with backoff (T3), keeps our gid across sessions and sends the subscriptions again.
+The decisions are in `mds.beacon` (lagginess) and `mds.lifecycle` (backoff cap, B5 holds, null
+maps); this is the trio layer. Liveness is our beacon acks only: a monitor that answers
+nothing else for `mon_client_ping_timeout` is left (the MonClient hunts again).
 
 Its interface to the daemon: `run()` (the session, until cancelled), `wake()` (B3: a beacon
 now), `send_beacon()`, `send(msg)` and `command(args)` (quietly dropped without a session),
 `laggy(now)` and `unlaggy` (an event set when an ack ends a laggy period). It calls back
 `mds.connected`, `mds.beacon_msg`, `mds.on_fsmap`, `mds.on_osdmap`, `mds.config_changed`,
-`mds.removed` and `mds.fatal`. Connecting and receiving are apart from the beacons, so that
-a MonClient shared with the osd and the tools can take them over.
+`mds.removed` and `mds.fatal`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import math
 
 import structlog
 import trio
@@ -22,7 +22,8 @@ import trio
 from common import messages as m
 from common.auth import hello_key
 from common.fsmap import FSMap
-from common.net import ConnectionClosed, HandshakeError, ProtocolError, connect, parse_hostport
+from common.monclient import MonClient
+from common.net import ProtocolError
 from common.osdmap import OSDMap
 from mds import lifecycle
 from mds.beacon import BeaconState
@@ -35,7 +36,7 @@ class MonSession:
         self.mds = mds
         self.config = mds.config
         self.beacon = BeaconState(self.config.get("mds_beacon_grace"))
-        self.conn = None
+        self.monc: MonClient | None = None
         self.unlaggy = trio.Event()  # set (and replaced) on each ack that ends laggy
         self._wake = trio.Event()  # B3: send a beacon now
         self._deferred_map: FSMap | None = None
@@ -47,60 +48,40 @@ class MonSession:
     def laggy(self, now: float) -> bool:
         return self.beacon.laggy(now)
 
+    @property
+    def conn(self):
+        """The current monitor session's connection (None while hunting)."""
+        return self.monc.conn if self.monc is not None else None
+
     async def send(self, msg) -> None:
-        conn = self.conn
-        if conn is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await conn.send(msg)
+        if self.monc is not None:
+            await self.monc.send(msg)
 
     async def command(self, args: list[str]) -> None:
         self._tid += 1
         await self.send(m.Command(tid=self._tid, args=args, who=f"mds.{self.mds.name}"))
 
-    # -- the session (reconnects with backoff, keeps its gid)
+    # -- the session: the shared MonClient hunts (T3 backoff), keeps our gid, resubscribes
     async def run(self) -> None:
         c = self.config
-        hosts = [parse_hostport(h) for h in c.get("mon_host").split(",") if h.strip()]
-        backoff = lifecycle.mon_backoff(c.get("mon_client_hunt_interval"),
-                                        c.get("mds_beacon_grace"))
-        attempt = 0
-        while True:
-            host, port = hosts[attempt % len(hosts)]
-            attempt += 1
-            try:
-                conn, ok = await connect(host, port, f"mds.{self.mds.name}", self.mds.gid,
-                                         auth=hello_key(c), max_size=c.get("ms_max_message_size"))
-            except (OSError, HandshakeError) as e:
-                delay = backoff.next()
-                log.warning("cannot reach the monitor, retrying", mon=f"{host}:{port}",
-                            error=str(e), retry_in=delay)
-                await trio.sleep(delay)
-                continue
-            backoff.reset()
-            self.mds.connected(ok.global_id, ok.fsid, f"{host}:{port}")
-            self.conn = conn
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._guard, self._beacon_loop, nursery.cancel_scope)
-                    await conn.send(m.Subscribe(what=["fsmap", "osdmap", "config"]))
-                    await self._guard(functools.partial(self._receive_loop, conn),
-                                      nursery.cancel_scope)
-            finally:
-                self.conn = None
-                await conn.aclose()
-            await trio.sleep(c.get("mon_client_hunt_interval"))
+        hunt = c.get("mon_client_hunt_interval")
+        async with MonClient.open(
+                c.get("mon_host"), f"mds.{self.mds.name}", auth=hello_key(c), timeout=math.inf,
+                backoff=lifecycle.mon_backoff(hunt, c.get("mds_beacon_grace")), reconnect=True,
+                ping_timeout=c.get("mon_client_ping_timeout"), max_size=c.get(
+                    "ms_max_message_size"), log=log, on_push=self._on_push, keep_gid=True,
+                heard_on_receive=False, on_session=self._on_session,
+                session_task=self._beacon_loop) as monc:
+            self.monc = monc
+            await monc.subscribe("fsmap", "osdmap", "config")
+            await trio.sleep_forever()
 
-    async def _guard(self, fn, scope: trio.CancelScope) -> None:
-        """Run one half of the mon session; a network fault ends both halves, quietly."""
-        try:
-            await fn()
-        except (ConnectionClosed, ProtocolError) as e:
-            log.warning("lost the monitor connection", error=str(e))
-        scope.cancel()
+    def _on_session(self, hello: m.HelloOk, peer: str) -> None:
+        self.mds.connected(hello.global_id, hello.fsid, peer)
 
     async def _beacon_loop(self) -> None:
-        """B2/B3: a beacon every mds_beacon_interval, or at once when the wanted state changes."""
-        started = trio.current_time()
+        """B2/B3: a beacon every mds_beacon_interval, or at once when the wanted state changes;
+        it runs for one session (the MonClient ends it with the session)."""
         while True:
             await self.send_beacon()
             with trio.move_on_after(self.config.get("mds_beacon_interval")):
@@ -111,11 +92,6 @@ class MonSession:
             if self.beacon.laggy(now) and self.beacon.last_acked_stamp is not None:
                 log.warning(f"MDS connection to Monitors appears to be laggy; "
                             f"{self.beacon.since_acked(now):.3f}s since last acked beacon")
-            silent = lifecycle.ping_silence(now, started, self.beacon.last_acked_stamp,
-                                            self.config.get("mon_client_ping_timeout"))
-            if silent is not None:  # hunt for a monitor again, as Ceph's MonClient does
-                raise ConnectionClosed(f"no beacon acked for {silent:.1f}s; "
-                                       f"hunting for a new monitor session")
 
     async def send_beacon(self) -> None:
         conn = self.conn
@@ -124,24 +100,23 @@ class MonSession:
         seq = self.beacon.sent(trio.current_time())
         await conn.send(self.mds.beacon_msg(seq))
 
-    async def _receive_loop(self, conn) -> None:
-        while True:
-            msg = await conn.recv()
-            if isinstance(msg, m.BeaconAck):
-                self._on_ack(msg)
-            elif isinstance(msg, m.FSMapMsg):
-                fsmap = FSMap.from_wire(msg.fsmap)
-                if lifecycle.hold_map(self.mds.state, self.beacon.laggy(trio.current_time())):
-                    log.info("laggy, deferring mdsmap", epoch=fsmap.epoch)
-                    self._deferred_map = fsmap
-                else:
-                    self.mds.on_fsmap(fsmap)
-            elif isinstance(msg, m.ConfigMsg):
-                self.mds.config_changed(self.config.set_runtime(msg.values))
-            elif isinstance(msg, m.OSDMapMsg):
-                self.mds.on_osdmap(OSDMap.from_wire(msg.osdmap))
-            elif isinstance(msg, m.Error):
-                raise ProtocolError(f"monitor said: {msg.message}")
+    def _on_push(self, msg) -> None:
+        """What the monitor sends, other than replies to the MonClient's own commands."""
+        if isinstance(msg, m.BeaconAck):
+            self._on_ack(msg)
+        elif isinstance(msg, m.FSMapMsg):
+            fsmap = FSMap.from_wire(msg.fsmap)
+            if lifecycle.hold_map(self.mds.state, self.beacon.laggy(trio.current_time())):
+                log.info("laggy, deferring mdsmap", epoch=fsmap.epoch)
+                self._deferred_map = fsmap
+            else:
+                self.mds.on_fsmap(fsmap)
+        elif isinstance(msg, m.ConfigMsg):
+            self.mds.config_changed(self.config.set_runtime(msg.values))
+        elif isinstance(msg, m.OSDMapMsg):
+            self.mds.on_osdmap(OSDMap.from_wire(msg.osdmap))
+        elif isinstance(msg, m.Error):
+            raise ProtocolError(f"monitor said: {msg.message}")
 
     def _on_ack(self, ack: m.BeaconAck) -> None:
         if ack.null_map:
@@ -152,6 +127,8 @@ class MonSession:
         now = trio.current_time()
         if self.beacon.acked(ack.seq, now):
             log.info(" MDS is no longer laggy")
+        if self.beacon.last_acked_stamp is not None and self.monc is not None:
+            self.monc.heard(self.beacon.last_acked_stamp)  # liveness: acked beacons only
         if not self.beacon.laggy(now):
             self.unlaggy.set()
             self.unlaggy = trio.Event()

@@ -1,4 +1,5 @@
-"""The rank's runtime (`RankRuntime`, a part of MDSDaemon): the rank's data (`mds.rankdata`),
+"""The rank's runtime (`RankRuntime`, a part of MDSDaemon, created when the daemon takes a rank
+or starts to follow one): the rank's data (`mds.rankdata`), its client sessions (`SessionMap`),
 the osd session it is read and written through (an objecter that resends, `osd.objecter`),
 and the work of the states that build it: creating, starting, replay and standby-replay. The
 daemon finds that work in its table keyed by state; a failure reaches the daemon's work-retry
@@ -13,6 +14,7 @@ import trio
 from common.net import ConnectionClosed, HandshakeError
 from mds import lifecycle
 from mds.rankdata import RankData
+from mds.sessionmap import SessionMap
 from osd.objecter import OSDClient, OSDError, ResendingOSD
 
 log = structlog.get_logger("mds")
@@ -22,6 +24,7 @@ class RankRuntime:
     def __init__(self, mds) -> None:
         self.mds = mds
         self.data: RankData | None = None
+        self.sessionmap = SessionMap()
         self.osd = ResendingOSD(self._reopen_osd, mds.ios)  # objecter-like: resends
         self._osd_scope: trio.CancelScope | None = None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import math
 
 import pytest
 import trio
@@ -112,3 +113,47 @@ async def test_a_silent_monitor_is_left_and_pending_commands_are_resent(nursery,
     first, second = sessions
     assert first == [m.Subscribe(what=["fsmap"]), m.Command(tid=1, args=["status"])]
     assert second[:2] == [m.Subscribe(what=["fsmap"]), m.Command(tid=1, args=["status"])]
+
+
+async def test_a_daemon_keeps_its_gid_and_counts_only_its_own_acks(nursery, autojump_clock):
+    """The MDS's use (T1/T2, mon_client_ping_timeout): hello with the gid the first monitor
+    gave; pushes do not keep a session alive with `heard_on_receive=False`; `on_session`
+    sees each session start and `session_task` lives exactly as long as its session."""
+    hellos: list[int] = []
+
+    async def fake_mon(stream) -> None:
+        conn = Connection(stream)
+        hello = await conn.recv()
+        hellos.append(hello.global_id)
+        await conn.send(m.HelloOk(global_id=4100 + len(hellos), fsid="f"))
+        with contextlib.suppress(ConnectionClosed):
+            while True:  # chatty, but never acknowledges anything the owner counts
+                await conn.send(m.CommandReply(tid=77, rc=0, outs="", outb=""))
+                await trio.sleep(0.5)
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, fake_mon, 0,
+                                                      host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    started: list[tuple[int, float]] = []
+    tasks: list[str] = []
+
+    async def session_task() -> None:
+        tasks.append("running")
+        try:
+            await trio.sleep_forever()
+        finally:
+            tasks[-1] = "ended"
+
+    with trio.fail_after(60):
+        async with MonClient.open(f"127.0.0.1:{port}", "mds.a", timeout=math.inf,
+                                  reconnect=True, ping_timeout=2.0, keep_gid=True,
+                                  heard_on_receive=False, on_push=lambda msg: None,
+                                  on_session=lambda hello, peer: started.append(
+                                      (hello.global_id, trio.current_time())),
+                                  session_task=session_task):
+            while len(started) < 3:
+                await trio.sleep(0.1)
+    assert hellos == [0, 4101, 4101]  # the first gid, every time
+    assert [gid for gid, _ in started] == [4101, 4102, 4103]
+    assert 2.0 <= started[1][1] - started[0][1] < 2.5  # the ping timeout, pushes or not
+    assert tasks[:2] == ["ended", "ended"]

@@ -265,3 +265,21 @@ async def test_C3_reconnect_without_a_session_is_rejected_as_sessionless(cluster
     assert reply.op == "reject" and reply.metadata == {"error_string": "sessionless"}
     await conn.aclose()
     assert "client.83" not in (await c.command("log", "last", "20"))[2]
+
+
+async def test_a_rank_runtime_exists_from_taking_a_rank_and_owns_its_sessions(
+        cluster, autojump_clock):
+    """Issue 10 item 2: a standby holds no rank, so no RankRuntime and no sessions (`session
+    ls` is empty); the active's runtime holds the client's session."""
+    c = cluster
+    active = await _up(c, "a", "b")
+    standby = c.mds["b" if active == "a" else "a"].daemon
+    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+        await fs.mkdir("/rt")
+        daemon = c.mds[active].daemon
+        assert daemon.runtime is not None and daemon.sessionmap is daemon.runtime.sessionmap
+        listed = json.loads(daemon.run_admin(["session", "ls"], "json", 0.0)[2])
+        assert [s["id"] for s in listed] == [s.num for s in daemon.sessionmap.sessions.values()]
+        assert len(listed) == 1
+        assert standby.runtime is None and standby.data is None
+        assert json.loads(standby.run_admin(["session", "ls"], "json", 0.0)[2]) == []

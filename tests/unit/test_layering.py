@@ -8,7 +8,6 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MDS_PENDING = {"mds/monsession.py"}  # the MDS keeps its own monitor link until it adopts MonClient
 
 
 def _imports(path: Path) -> set[str]:
@@ -87,7 +86,7 @@ def test_one_monclient_hunts_over_mon_host() -> None:
     hunting = {str(p.relative_to(ROOT)) for p in _production()
                if 'get("mon_host").split(",")' in p.read_text().replace(" ", "")
                or "mon_host.split(" in p.read_text()}
-    assert hunting - MDS_PENDING == {"common/monclient_core.py", "mon/server.py"}
+    assert hunting == {"common/monclient_core.py", "mon/server.py"}
     for name in ("osd/server.py", "client/fsclient.py", "client/admin.py"):
         assert "common.monclient" in _imports(ROOT / name), name
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 
 from common import states
+from common.monclient_core import MonClientCore
 from mds import lifecycle, pins, serving, subtree
 from mds.beacon import BeaconState
 
@@ -13,11 +14,9 @@ from mds.beacon import BeaconState
 # -- lifecycle
 def test_T3_mon_reconnect_backoff_doubles_and_never_exceeds_the_beacon_grace() -> None:
     b = lifecycle.mon_backoff(0.5, 2.0)
-    assert [b.next() for _ in range(5)] == [0.5, 1.0, 2.0, 2.0, 2.0]
-    b.reset()
-    assert b.next() == 0.5
+    assert [b.delay(i) for i in range(5)] == [0.5, 1.0, 2.0, 2.0, 2.0]
     long_grace = lifecycle.mon_backoff(1.0, 60.0)
-    assert [long_grace.next() for _ in range(5)] == [1.0, 2.0, 4.0, 7.0, 7.0]  # 5*hunt+2
+    assert [long_grace.delay(i) for i in range(5)] == [1.0, 2.0, 4.0, 7.0, 7.0]  # 5*hunt+2
 
 
 def test_work_osd_and_peer_backoffs() -> None:
@@ -50,10 +49,14 @@ def test_B5_maps_and_client_messages_wait_while_laggy_but_not_at_boot_or_for_com
 
 
 def test_the_ping_timeout_counts_from_the_last_acked_beacon_or_the_session_start() -> None:
-    assert lifecycle.ping_silence(now=25.0, started=10.0, last_acked=None, ping_timeout=10) == 15
-    assert lifecycle.ping_silence(now=25.0, started=10.0, last_acked=20.0, ping_timeout=10) \
-        is None
-    assert lifecycle.ping_silence(now=25.0, started=0.0, last_acked=12.0, ping_timeout=10) == 13
+    """The MDS's MonClient hears only acked beacons, stamped when the beacon left."""
+    core = MonClientCore("127.0.0.1:1", lifecycle.mon_backoff(0.2, 1.0), ping_timeout=10)
+    core.connected(10.0, 4100)
+    assert core.silent_too_long(25.0)  # nothing acked since the session began
+    core.heard(20.0)
+    assert not core.silent_too_long(25.0) and core.ping_deadline() == 30.0
+    core.heard(12.0)  # an older beacon's ack arriving late does not move the deadline back
+    assert core.ping_deadline() == 30.0
 
 
 def test_F4_F5_fenced_respawns_damaged_reports_and_osd_errors_retry() -> None:
