@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 
 from common import render
+from common.fs_status import fs_status_json, fs_status_plain
 from common.fsmap import (
     ALLOW_STANDBY_REPLAY,
     BALANCE_AUTOMATE,
@@ -121,9 +122,9 @@ def fs_status(c: Context) -> Result:
     pools = c.mon.view_osd.pool_names()
     stats = c.extra.get("stats", {})
     if c.json:
-        return 0, "", c.out(render.fs_status_json(c.mon.fsmap, names, pools, stats))
+        return 0, "", c.out(fs_status_json(c.mon.fsmap, names, pools, stats))
     try:
-        return 0, "", render.fs_status_plain(c.mon.fsmap, names, pools, stats)
+        return 0, "", fs_status_plain(c.mon.fsmap, names, pools, stats)
     except ValueError as e:  # "Invalid filesystem: X"
         raise _err(errno.EINVAL, str(e)) from None
 

@@ -7,21 +7,18 @@ import os
 import pytest
 
 from common import states
+from common.fs_status import format_bytes, format_dimless, fs_status_json, fs_status_plain
 from common.fsmap import ALLOW_STANDBY_REPLAY, INFO_FROZEN, FSMap, MDSInfo, MDSMap
 from common.health import fs_health_checks
 from common.render import (
     addrvec_plain,
     compat_dict,
     compat_plain,
-    format_bytes,
-    format_dimless,
     format_stamp,
     fs_get_json,
     fs_get_plain,
     fs_ls_json,
     fs_ls_plain,
-    fs_status_json,
-    fs_status_plain,
     fsmap_json,
     fsmap_plain,
     info_json,
