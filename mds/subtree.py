@@ -192,7 +192,14 @@ def forget(ns: Namespace, ino: int, keep: frozenset[int] = frozenset(),
         if ino in way and child not in keep and child not in way:
             del ns.dentries[ino][name]
     if ino in way:
-        return  # a stub above a subtree we keep: it stays, with only the way down
+        # A stub above a subtree we keep: it stays, with only the way down. Its contents
+        # went with the export (`snapshot` stops only at directories exported elsewhere), so
+        # a subtree root of ours here is ours no more: exporting the bare stub again would
+        # make the importer drop the contents it was just given.
+        if ino not in ns.exported:
+            ns.auth_roots.discard(ino)
+            ns.imported.pop(ino, None)
+        return
     ns.dentries.pop(ino, None)
     ns.inodes.pop(ino, None)
     ns.parent.pop(ino, None)

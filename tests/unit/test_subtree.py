@@ -126,3 +126,32 @@ def test_resolve_finishes_only_exports_whose_contents_we_still_hold():
     snap = subtree.snapshot(ns0, d)  # the peer journaled the EImport; we died before EExport
     applier.apply(ns1, subtree.import_event(snap, 0, "x.3"))
     assert subtree.unfinished_export(ns0, d) and not subtree.unfinished_export(ns0, a)
+
+
+def test_exporting_a_parent_ships_a_nested_subtree_of_ours_once():
+    """Rank 1 holds /a and, as a separate (pinned) subtree, /a/c; /a/c/x is rank 0's and
+    rank 1 holds /a/c/x/r beneath it. Rank 1 stops (X4) and hands everything to rank 0, one
+    subtree root at a time: /a's export carries /a/c's contents, so /a/c must stop being a
+    subtree of rank 1's (else a second export of the bare stub would wipe them at rank 0,
+    with /a/c/x's: acknowledged metadata lost, seen under load in test_subtrees.py)."""
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    for op, path in [("mkdir", "/a/c"), ("mkdir", "/a/c/x"), ("mkdir", "/a/c/x/r")]:
+        applier.apply(ns0, ns0.prepare(op, {"path": path}, 3.0))
+    _move(ns0, ns1, "/a", "x.1")
+    c = ns1.resolve("/a/c").ino
+    ns1.auth_roots.add(c)  # a pinned subtree of its own, as `ceph.dir.pin` makes it
+    _move(ns1, ns0, "/a/c/x", "y.1")
+    applier.apply(ns0, ns0.prepare("create", {"path": "/a/c/x/f"}, 4.0))
+    r = _move(ns0, ns1, "/a/c/x/r", "z.1")
+    applier.apply(ns1, ns1.prepare("create", {"path": "/a/c/g"}, 5.0))
+    applier.apply(ns1, ns1.prepare("create", {"path": "/a/c/x/r/h"}, 5.0))
+    n = 0
+    while ns1.auth_roots:  # stopping: export each subtree root, parents first
+        root = min(ns1.auth_roots, key=lambda i: ns1.path_of(i).count("/"))
+        n += 1
+        _move(ns1, ns0, ns1.path_of(root), f"w.{n}")
+    assert n == 2 and r not in ns1.auth_roots  # /a (with /a/c), then /a/c/x/r
+    assert sorted(name for name, _ in ns0.readdir("/a/c")) == ["g", "x"]
+    assert sorted(name for name, _ in ns0.readdir("/a/c/x")) == ["f", "r"]
+    assert sorted(name for name, _ in ns0.readdir("/a/c/x/r")) == ["h"]
+    assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
