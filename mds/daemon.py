@@ -278,7 +278,7 @@ class MDSDaemon:
         with trio.CancelScope() as scope:
             self._work_scope = scope
             step = self._work_table()[state]
-            backoff = lifecycle.work_backoff(self.config.get("mon_client_hunt_interval"))
+            delays = lifecycle.work_backoff(self.config.get("mon_client_hunt_interval")).delays()
             while True:
                 try:
                     await step()
@@ -297,7 +297,7 @@ class MDSDaemon:
                     return
                 # The osd is down or restarting: start the step over with a new session
                 # (its address comes from the OSDMap), as Ceph's objecter waits.
-                delay = backoff.next()
+                delay = next(delays)
                 log.warning("metadata pool unreachable, retrying", error=failure.reason,
                             state=states.name(state), retry_in=delay)
                 self.runtime.drop_osd()

@@ -46,7 +46,7 @@ class RankRuntime:
         an osd answers, as Ceph's objecter waits for the OSD to come back."""
         if self._osd_scope is not None:
             self._osd_scope.cancel()
-        backoff = lifecycle.osd_backoff()
+        delays = lifecycle.osd_backoff().delays()
         while True:
             while not self.mds.osdmap.osd_addrs:
                 await self.mds.osdmap_changed.wait()
@@ -54,10 +54,11 @@ class RankRuntime:
             try:
                 return await self.mds.nursery.start(self._osd_session, addr)
             except (OSError, OSDError, HandshakeError, ConnectionClosed) as e:
+                wait = next(delays)
                 log.warning("osd unreachable; waiting for it", addr=addr,
-                            error=str(e) or type(e).__name__, retry_in=backoff.delay)
+                            error=str(e) or type(e).__name__, retry_in=wait)
             epoch = self.mds.osdmap.epoch
-            with trio.move_on_after(backoff.next()):
+            with trio.move_on_after(wait):
                 while self.mds.osdmap.epoch == epoch:
                     await self.mds.osdmap_changed.wait()
 
