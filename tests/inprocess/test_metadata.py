@@ -271,3 +271,32 @@ async def test_completed_requests_outlive_the_journal_segments_they_were_in(clus
     new = c.mds[c.holder_name()].daemon.data
     assert new.completed.get("client.q", 1) is None and new.completed.get("client.q", 2)
     await conn.aclose()
+
+
+async def test_a_task_started_for_a_state_ends_with_that_state(cluster, autojump_clock):
+    """RankRuntime's nursery per state (issue 10 item 2): a follower's task started in
+    up:standby-replay is cancelled when the monitor promotes it (R6), not left running."""
+    c = cluster
+    await _cephfs_with(c, "a", "b")
+    await c.ok("fs", "set", "cephfs", "allow_standby_replay", "true")
+    follower = await c.wait_for(lambda: c.fsmap.fs_by_name("cephfs").follower(0),
+                                what="a follower")
+    await c.past_new_quorum()  # T3
+    runtime = c.mds[follower.name].daemon.runtime
+    running, ended = trio.Event(), trio.Event()
+
+    async def for_this_state():
+        running.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            ended.set()
+
+    runtime.spawn(for_this_state)
+    await running.wait()
+    await trio.sleep(5)
+    assert not ended.is_set()  # it lives as long as the state
+    c.mds[c.holder_name()].kill()
+    await c.wait_for(lambda: ended.is_set(), what="the task to end with up:standby-replay")
+    await c.wait_for(lambda: c.holder_name() == follower.name, what="the follower active")
+    assert c.mds[follower.name].daemon.runtime is runtime  # the rank's runtime stays
