@@ -144,7 +144,7 @@ class Cluster:
                 if value:
                     return value
                 await trio.sleep(0.05)
-        from common.render import mds_stat_plain
+        from common.summary import mds_stat_plain
 
         raise AssertionError(f"timed out waiting for {what}; mds stat: "
                              f"{mds_stat_plain(self.fsmap)}")
