@@ -226,15 +226,19 @@ class Cluster:
             table.pop(client, None)
         return True
 
-    def mount(self, client: str, rank: int = 0, fs: str = "cephfs") -> str:
-        """A client opens a session on the holder of `rank`: the holder's verdict (C1)."""
+    def mount(self, client: str, rank: int = 0, fs: str = "cephfs", via: str = "") -> str:
+        """A client opens a session on the holder of `rank` (or on `via`, a daemon it still
+        believes holds it): the daemon's verdict (C1), or "fenced" if its journal refused."""
         cl = self.clients.setdefault(client, SimClient(
             client, f"192.168.0.{len(self.clients) + 1}:0/{len(self.clients) + 1}", fs, rank))
-        d = self.daemons[self.holder(rank, fs)]
+        d = self.daemons[via or self.holder(rank, fs)]
         s = d.sessions.get(client)
         verdict, _ = serving.open_verdict(cl.addr, set(self.mon.osdmap.blocklist), d.state,
                                           True, s.addr if s else None)
-        if verdict == "journal" and self.journal(d, "open", client, cl.addr):
+        if verdict == "journal":
+            if not self.journal(d, "open", client, cl.addr):
+                self._drain()
+                return "fenced"
             d.sessions.add(client, cl.addr, {}, self.t)
         return verdict
 

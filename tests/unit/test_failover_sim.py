@@ -102,3 +102,18 @@ def test_B10_a_clean_shutdown_of_the_holder_is_taken_over_without_fencing_it() -
     assert c.daemons[holder].respawns == 0  # its null map ends it, no respawn (B10)
     c.until(lambda: c.holder() == spare and c.all_active(), within=30)
     assert c.sessions() == ["client.4200"]
+
+
+def test_F4_a_replaced_holder_that_still_believes_it_is_active_cannot_journal() -> None:
+    c = healthy("a", "b")
+    old, spare = c.holder(), c.standbys()[0]
+    c.pause(old)  # it hears nothing (and is heard by nobody) while it is replaced
+    c.until(lambda: c.holder() == spare and c.all_active(), within=60)
+    d = c.daemons[old]
+    assert d.state == states.ACTIVE and c.mon.osdmap.is_blocklisted(d.addr)  # fenced (F1)
+    # a client with an old map still talks to it: its ESession is refused by the osd
+    assert c.mount("client.4300", via=old) == "fenced"
+    assert d.respawns == 1 and d.respawn_reasons[-1] == f"mds.{old} is blocklisted"
+    assert "client.4300" not in c.journal_of(c.fs().fscid, 0)
+    c.resume(old)
+    c.until(lambda: c.state(old) == "up:standby", within=30)
