@@ -19,13 +19,12 @@ def default_conf() -> str:
     return "ceph.conf" if os.path.exists("ceph.conf") else "/etc/ceph/ceph.conf"
 
 
-def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
-    """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w out of anywhere in argv."""
-    opts = {"conf": None, "format": "plain", "timeout": None}
-    words: list[str] = []
+def take_options(argv: list[str], takes: dict[str, str], opts: dict, other,
+                 missing) -> None:
+    """The one option walker of the tools: an option named in `takes` (`-c x`, `--conf x`,
+    `--conf=x`) sets `opts[takes[option]]`, wherever it stands; an option without its value
+    raises `missing(option)`; every other word goes to `other(word)` in order."""
     i = 0
-    takes = {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
-             "--connect-timeout": "timeout"}
     while i < len(argv):
         a = argv[i]
         key, eq, val = a.partition("=")
@@ -33,10 +32,21 @@ def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
             opts[takes[key]] = val
         elif a in takes:
             if i + 1 >= len(argv):
-                raise SystemExit(f"mdsemu: option {a} needs a value")
+                raise missing(a)
             opts[takes[a]] = argv[i + 1]
             i += 1
-        elif a == "-s":
+        else:
+            other(a)
+        i += 1
+
+
+def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
+    """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w out of anywhere in argv."""
+    opts = {"conf": None, "format": "plain", "timeout": None}
+    words: list[str] = []
+
+    def other(a: str) -> None:
+        if a == "-s":
             words.append("status")
         elif a in ("-w", "--watch"):
             words.append("-w")
@@ -44,7 +54,10 @@ def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
             words.append("--help")
         else:
             words.append(a)
-        i += 1
+
+    take_options(argv, {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
+                        "--connect-timeout": "timeout"}, opts, other,
+                 lambda a: SystemExit(f"mdsemu: option {a} needs a value"))
     return opts, words
 
 

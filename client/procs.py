@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from client.fsdump import ClusterError
+from common.ports import free_tcp_port
 
 POLL = 0.05
 PYTHON = sys.executable
@@ -23,9 +23,8 @@ MDSEMU = [_MDSEMU] if _MDSEMU else [PYTHON, "-m", "client"]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free TCP port on 127.0.0.1."""
+    return free_tcp_port("127.0.0.1")
 
 
 def pid_alive(pid: int) -> bool:

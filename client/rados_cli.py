@@ -16,7 +16,7 @@ from datetime import datetime
 
 import trio
 
-from client.conf import load_config
+from client.conf import load_config, take_options
 from client.rados import Rados, RadosError, strerror
 from common import config as cfg
 
@@ -85,21 +85,10 @@ def hexdump(data: bytes) -> str:
 
 def parse(argv: list[str]) -> tuple[dict, list[str]]:
     opts = {"conf": None, "pool": None, "ns": "", "all": False}
-    takes = {"-c": "conf", "--conf": "conf", "-p": "pool", "--pool": "pool",
-             "-N": "ns", "--namespace": "ns"}
     args: list[str] = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        key, eq, val = a.partition("=")
-        if key in takes and a.startswith("--") and eq:
-            opts[takes[key]] = val
-        elif a in takes:
-            if i + 1 >= len(argv):
-                raise Usage(f"Option {a} requires an argument.")
-            opts[takes[a]] = argv[i + 1]
-            i += 1
-        elif a == "--all":
+
+    def other(a: str) -> None:
+        if a == "--all":
             opts["all"] = True
         elif a in ("-h", "--help"):
             raise Usage("")
@@ -107,7 +96,10 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
             raise Usage(f"unrecognized option {a}")
         else:
             args.append(a)
-        i += 1
+
+    take_options(argv, {"-c": "conf", "--conf": "conf", "-p": "pool", "--pool": "pool",
+                        "-N": "ns", "--namespace": "ns"}, opts, other,
+                 lambda a: Usage(f"Option {a} requires an argument."))
     return opts, args
 
 

@@ -1,5 +1,5 @@
 """`mdsemu thrash -c DIR/ceph.conf`: Ceph's MDS thrasher against a local `vstart` cluster
-(or `--compose PROJECT`: its containers, through `client.thrash_compose`).
+(`client.thrash_local`), or `--compose PROJECT`: its containers (`client.thrash_compose`).
 
 The schedule comes from `client.nemesis` (sans-IO, seeded) and is printed first; this module
 only applies it: signals to the pids in DIR/run/<type>.<id>.pid, revivals the way vstart
@@ -24,15 +24,10 @@ import sys
 import time
 from datetime import datetime
 
-import trio
-
-from client import nemesis, procs, timeline, vstart
-from client.admin import AdminClient, MonUnreachable
+from client import nemesis, timeline
 from client.thrash_compose import ComposeCluster, ComposeError
+from client.thrash_local import LocalCluster
 from common import config as cfg
-from common import messages as m
-from common.auth import hello_key
-from common.net import Connection, ConnectionClosed, ProtocolError
 
 POLL = 0.2  # seconds between map polls
 HEALTH_POLL = 1.0  # seconds between health polls (the timeline's health band)
@@ -70,92 +65,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 # -- talking to the cluster ----------------------------------------------------------------
-class Cluster:
-    def __init__(self, conf: str, fs: str) -> None:
-        self.conf = os.path.realpath(conf)
-        self.dir = os.path.dirname(self.conf)
-        self.fs = fs
-        self.config = cfg.Config("client.admin", cfg.load_conf(self.conf))
-
-    def command(self, *words: str, timeout: float = 2.0) -> tuple[int, str, str]:
-        async def go():
-            async with AdminClient.open(self.config.get("mon_host"), auth=hello_key(self.config),
-                                        timeout=timeout, hunt_interval=0.1) as admin:
-                with trio.fail_after(timeout):
-                    return await admin.command(list(words), "json")
-        try:
-            return trio.run(go)
-        except (MonUnreachable, trio.TooSlowError, OSError) as e:
-            return -errno.ETIMEDOUT, str(e), ""
-
-    def dump(self) -> dict | None:
-        rc, _, out = self.command("fs", "dump")
-        return json.loads(out) if rc == 0 else None
-
-    def healthy(self) -> bool:
-        rc, _, out = self.command("health")
-        return rc == 0 and json.loads(out)["status"] == "HEALTH_OK"
-
-    def asok(self, name: str, *words: str) -> int:
-        """`mdsemu daemon NAME WORDS` (the admin socket: works when the mon cannot reach it)."""
-        path = cfg.Config(name, cfg.load_conf(self.conf)).get("admin_socket")
-
-        async def go():
-            with trio.fail_after(2):
-                conn = Connection(await trio.open_unix_socket(path))
-                try:
-                    await conn.send(m.Command(tid=1, args=list(words), format="json"))
-                    return (await conn.recv()).rc
-                finally:
-                    await conn.aclose()
-        try:
-            return trio.run(go)
-        except (OSError, trio.TooSlowError, ConnectionClosed, ProtocolError):
-            return -errno.ENOTCONN
-
-    def pid(self, name: str) -> int | None:
-        pid = procs.read_pid(procs.pid_path(self.dir, name))
-        return pid if pid and procs.ours(pid, self.dir) else None
-
-    def send_signal(self, name: str, sig: int) -> None:
-        pid = self.pid(name)
-        if pid is not None:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def kill(self, name: str, sig: int = signal.SIGKILL, wait: float = 10.0) -> None:
-        pid = self.pid(name)
-        if pid is None:
-            return
-        self.send_signal(name, sig)
-        self.send_signal(name, signal.SIGCONT)  # a stopped daemon handles SIGTERM too
-        if vstart._wait_gone([pid], wait):
-            os.kill(pid, signal.SIGKILL)
-            vstart._wait_gone([pid], 5)
-
-    def start(self, name: str) -> None:
-        if self.pid(name) is None:
-            kind, _, ident = name.partition(".")
-            vstart.start_daemon(self.dir, kind, ident, self.conf)
-
-    def grace(self) -> float:
-        return cfg.Config("mds.x", cfg.load_conf(self.conf)).get("mds_beacon_grace")
-
-    def verify(self, history: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "client", "-c", self.conf, "client",
-                               "verify", "--history", history, "--json", "--fs", self.fs],
-                              capture_output=True, text=True, timeout=180)
-
-    def names(self) -> list[str]:
-        run = os.path.join(self.dir, "run")
-        return sorted(f[:-4] for f in os.listdir(run) if f.endswith(".pid"))
-
-
 # -- the run -------------------------------------------------------------------------------
 class Thrasher:
-    def __init__(self, cluster: Cluster, seed: int, started: float) -> None:
+    def __init__(self, cluster: LocalCluster | ComposeCluster, seed: int, started: float) -> None:
         self.c = cluster
         self.seed = seed
         self.t0 = started
@@ -377,7 +289,7 @@ def run(a: argparse.Namespace) -> int:
     opts.check()  # bad options are refused before the cluster is touched
     if a.clients < 1 or not a.recovery_timeout > 0:
         raise nemesis.ScheduleError("--clients must be >= 1 and --recovery-timeout positive")
-    c = ComposeCluster(a.compose, a.fs) if compose else Cluster(a.conf, a.fs)
+    c = ComposeCluster(a.compose, a.fs) if compose else LocalCluster(a.conf, a.fs)
     grace = c.grace()
     dump = c.dump()
     if dump is None:

@@ -1,5 +1,5 @@
 """`mdsemu thrash --compose PROJECT`: the thrasher's cluster shell for a compose project of
-compose.yaml. Same methods as `thrash.Cluster`, done with `docker`: the daemons are the
+compose.yaml. Same methods as `thrash_local.LocalCluster`, done with `docker`: the daemons are the
 containers of services mon, osd and mds-*, the monitor is asked from the `watch` service's
 container, the load is the `client` service's (its history is copied out at the end and
 checked by `verify` inside the watch container). What to run comes from `client.containers`.
@@ -67,7 +67,7 @@ class ComposeCluster:
         for argv in argvs:
             docker(*argv)
 
-    # -- what the Thrasher asks (thrash.Cluster's interface)
+    # -- what the Thrasher asks (thrash_local.LocalCluster's interface)
     def command(self, *words: str, timeout: float = 2.0) -> tuple[int, str, str]:
         res = docker("exec", self.container(containers.ASK), "mdsemu", "--connect-timeout",
                      f"{timeout:g}", "-f", "json", *words, timeout=timeout + 10)

@@ -25,31 +25,11 @@ from pathlib import Path
 
 from client.fsdump import ClusterError
 from client.procs import wait_for
+from common.ports import free_tcp_port, free_udp_port
 from vip import status as vipstatus
 
 BIN = Path(sys.executable).parent
 KEEPALIVED = [str(BIN / "mdsemu-keepalived")]
-
-
-def free_udp_port(*hosts: str) -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
-            try:
-                for h in hosts[1:]:
-                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as t:
-                        t.bind((h, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free UDP port")
-
-
-def free_tcp_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class Service:

@@ -7,7 +7,8 @@ injected random source (a callable returning a float in [0, 1)), so tests stay e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 _MAX_DOUBLINGS = 64  # beyond this every policy is at its cap (and floats stay finite)
@@ -40,6 +41,12 @@ class Backoff:
         if self.jitter and rand is not None:
             base *= 1.0 - self.jitter * rand()
         return base
+
+    def delays(self, rand: Callable[[], float] | None = None) -> Iterator[float]:
+        """The waits of one retry loop, one per failure in a row: `next(delays)` before each
+        retry (a loop that succeeds and fails again starts a new iterator)."""
+        for attempt in itertools.count():
+            yield self.delay(attempt, rand)
 
     def next(self, last: float | None, rand: Callable[[], float] | None = None) -> float:
         """The wait after one that lasted `last` (None: this is the first)."""

@@ -62,7 +62,6 @@ class MDSDaemon:
         self.fsmap: FSMap | None = None
         self.stopping = False
         self._acked_dne: trio.Event | None = None
-        self._work_scope: trio.CancelScope | None = None
         self.nursery: trio.Nursery | None = None
         self.respawn_reason: str | None = None
         self.osdmap = OSDMap(epoch=0)
@@ -268,43 +267,41 @@ class MDSDaemon:
             elif isinstance(action, Start):
                 if self.runtime is None:  # we take a rank (or follow one, standby-replay)
                     self.runtime = RankRuntime(self)
-                if self._work_scope is not None:
-                    self._work_scope.cancel()
-                self.nursery.start_soon(self._work, action.state)
+                self.runtime.enter(action.state, self._work)  # the last state's tasks end
             elif isinstance(action, Respawn):
                 self.fatal(action.reason)
 
     async def _work(self, state: int) -> None:
-        with trio.CancelScope() as scope:
-            self._work_scope = scope
-            step = self._work_table()[state]
-            backoff = lifecycle.work_backoff(self.config.get("mon_client_hunt_interval"))
-            while True:
-                try:
-                    await step()
-                    break
-                except Fenced as e:
-                    failure = lifecycle.work_failure("fenced", str(e))
-                except Damaged as e:
-                    failure = lifecycle.work_failure("damaged", str(e))
-                except OSDError as e:
-                    failure = lifecycle.work_failure("osd", str(e))
-                if failure.action == lifecycle.RESPAWN:
-                    self.fatal(failure.reason)
-                    return
-                if failure.action == lifecycle.DAMAGED:
-                    await self._report_damaged(failure.reason)
-                    return
-                # The osd is down or restarting: start the step over with a new session
-                # (its address comes from the OSDMap), as Ceph's objecter waits.
-                delay = backoff.next()
-                log.warning("metadata pool unreachable, retrying", error=failure.reason,
-                            state=states.name(state), retry_in=delay)
-                self.runtime.drop_osd()
-                await trio.sleep(delay)
-            if self.sm.state == state and self.fsmap is not None:
-                self._act(self.sm.step_done(state, self.fsmap,
-                                            replay_queued=bool(self.clients.replay_queue)))
+        """The work of `state`, in the state's nursery (RankRuntime.enter), retried as the
+        work-failure policy says; once done, what the state machine asks for next."""
+        step = self._work_table()[state]
+        delays = lifecycle.work_backoff(self.config.get("mon_client_hunt_interval")).delays()
+        while True:
+            try:
+                await step()
+                break
+            except Fenced as e:
+                failure = lifecycle.work_failure("fenced", str(e))
+            except Damaged as e:
+                failure = lifecycle.work_failure("damaged", str(e))
+            except OSDError as e:
+                failure = lifecycle.work_failure("osd", str(e))
+            if failure.action == lifecycle.RESPAWN:
+                self.fatal(failure.reason)
+                return
+            if failure.action == lifecycle.DAMAGED:
+                await self._report_damaged(failure.reason)
+                return
+            # The osd is down or restarting: start the step over with a new session
+            # (its address comes from the OSDMap), as Ceph's objecter waits.
+            delay = next(delays)
+            log.warning("metadata pool unreachable, retrying", error=failure.reason,
+                        state=states.name(state), retry_in=delay)
+            self.runtime.drop_osd()
+            await trio.sleep(delay)
+        if self.sm.state == state and self.fsmap is not None:
+            self._act(self.sm.step_done(state, self.fsmap,
+                                        replay_queued=bool(self.clients.replay_queue)))
 
     async def _report_damaged(self, reason: str) -> None:
         """F5: ask for down:damaged, wait (bounded) for the mon, then respawn as a standby."""

@@ -7,43 +7,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common import backoff as common_backoff
 from common import states
+from common.backoff import Backoff
 
 REMOVED = "Map removed me from cluster; respawning! See cluster/monitor logs for details."
 # What the shell does once the map (or a null-map ack) no longer names us.
 IGNORE, END, RESPAWN = "ignore", "end", "respawn"
 
 
-class Backoff:
-    """A retry delay that doubles from `initial` up to `cap`; `reset` after a success."""
-
-    def __init__(self, initial: float, cap: float) -> None:
-        self.initial = initial
-        self.cap = cap
-        self.delay = initial
-
-    def next(self) -> float:
-        """The delay to wait now; the one after it is doubled (bounded by the cap)."""
-        delay = self.delay
-        self.delay = min(self.delay * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.initial
-
-
-def mon_backoff(hunt_interval: float, beacon_grace: float) -> common_backoff.Backoff:
+def mon_backoff(hunt_interval: float, beacon_grace: float) -> Backoff:
     """Reconnecting to a monitor (the shared MonClient's backoff): never wait longer than the
     grace between attempts, since a restarted mon gives us mds_beacon_mon_down_grace to come
     back (T3), then fails us."""
-    return common_backoff.Backoff(hunt_interval,
+    return Backoff(hunt_interval,
                                   min(5 * hunt_interval + 2, max(beacon_grace, 0.1)))
 
 
 def work_backoff(hunt_interval: float) -> Backoff:
-    """Retrying a state's work while the metadata pool is unreachable."""
-    return Backoff(hunt_interval, 5.0)
+    """Retrying a state's work while the metadata pool is unreachable: from the hunt
+    interval, doubling, at most 5 s."""
+    return Backoff(min(hunt_interval, 5.0), 5.0)
 
 
 def osd_backoff() -> Backoff:

@@ -150,11 +150,11 @@ class PeerLink:
 
     async def _xfinish(self, data, rank: int, xid: str, commit: bool) -> None:
         """Tell the witness the outcome until it has heard it (idempotent there)."""
-        backoff = lifecycle.peer_backoff()
+        delays = lifecycle.peer_backoff().delays()
         while data is self.mds.data and self.mds.respawn_reason is None:
             if await self._xfinish_once(data, rank, xid, commit):
                 return
-            await trio.sleep(backoff.next())
+            await trio.sleep(next(delays))
 
     async def _xrank_resolve(self, rank: int, result: dict) -> bool:
         """up:resolve with `rank`: settle the operations between us from both journals."""
@@ -182,7 +182,7 @@ class PeerLink:
         log.info("export_dir", path=path, to_rank=target, export_id=export_id)
         try:
             snap = await data.export_prepare(root)
-            backoff = lifecycle.peer_backoff()
+            delays = lifecycle.peer_backoff().delays()
             while True:
                 fs = self.mds.fsmap.fs_of(self.mds.gid)
                 if fs is None or target not in fs.in_ or self.mds.respawn_reason is not None:
@@ -193,7 +193,7 @@ class PeerLink:
                     "export_id": export_id, "from": self.mds.sm.rank, "snapshot": snap})
                 if reply is not None and reply.rc == 0:
                     break
-                await trio.sleep(backoff.next())
+                await trio.sleep(next(delays))
             await data.export_commit(root, target, export_id)
         except (Fenced, Damaged, OSDError) as e:
             self.mds.fatal(str(e))
@@ -232,7 +232,7 @@ class PeerLink:
                      path=path, rank=target)
 
     async def _relay_pin(self, data, node, target: int) -> None:
-        backoff = lifecycle.peer_backoff()
+        delays = lifecycle.peer_backoff().delays()
         while data is self.mds.data and self.mds.respawn_reason is None and \
                 node.ino in data.ns.exported and \
                 pins.valid_pin(pin := node.xattrs.get(pins.PIN_XATTR)) and int(pin) == target:
@@ -240,7 +240,7 @@ class PeerLink:
                 "path": data.ns.path_of(node.ino), "target": target, "from": self.mds.sm.rank})
             if reply is not None and reply.rc == 0:
                 return
-            await trio.sleep(backoff.next())
+            await trio.sleep(next(delays))
 
     async def _enforce_pins(self, ev: dict) -> None:
         """Pins travel with their directories: an imported directory pinned to another rank

@@ -4,6 +4,11 @@ the osd session it is read and written through (an objecter that resends, `osd.o
 and the work of the states that build it: creating, starting, replay and standby-replay. The
 daemon finds that work in its table keyed by state; a failure reaches the daemon's work-retry
 policy (`mds.lifecycle.work_failure`) as the exception it is.
+
+A nursery per state: `enter(state, work)` runs a state's work in a nursery of its own, and
+`spawn` starts a task in the current state's nursery; the next `enter` cancels that nursery,
+so the work and every task started for a state die with it (a follower's replay loop when it
+is promoted, R6). The nursery outlives the work itself until the state changes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,38 @@ class RankRuntime:
         self.sessionmap = SessionMap()
         self.osd = ResendingOSD(self._reopen_osd, mds.ios)  # objecter-like: resends
         self._osd_scope: trio.CancelScope | None = None
+        self.state: int | None = None  # the state whose nursery is open
+        self._state_scope: trio.CancelScope | None = None
+        self._state_nursery: trio.Nursery | None = None
+        self._pending: list = []  # spawned before the state's nursery opened
+
+    # -- a nursery per state
+    def enter(self, state: int, work) -> None:
+        """Cancel the previous state's nursery, then run `work(state)` in a new one. The scope
+        is made here, not in the task, so two states entered in a row cannot both run."""
+        if self._state_scope is not None:
+            self._state_scope.cancel()
+        self.state, self._state_nursery, self._pending = state, None, []
+        self._state_scope = scope = trio.CancelScope()
+        self.mds.nursery.start_soon(self._run_state, scope, state, work)
+
+    async def _run_state(self, scope: trio.CancelScope, state: int, work) -> None:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                if scope is self._state_scope:
+                    self._state_nursery = nursery
+                    for fn, args in self._pending:
+                        nursery.start_soon(fn, *args)
+                    self._pending = []
+                await work(state)
+                await trio.sleep_forever()  # what the state started lives until it ends
+
+    def spawn(self, fn, *args) -> None:
+        """A task of the current state: cancelled when the state ends."""
+        if self._state_nursery is None:
+            self._pending.append((fn, args))  # its nursery opens when its task starts
+        else:
+            self._state_nursery.start_soon(fn, *args)
 
     async def _wait_osdmap(self, epoch: int) -> None:
         """F3: wait for the OSDMap that blocklists the rank's previous instance."""
@@ -46,7 +83,7 @@ class RankRuntime:
         an osd answers, as Ceph's objecter waits for the OSD to come back."""
         if self._osd_scope is not None:
             self._osd_scope.cancel()
-        backoff = lifecycle.osd_backoff()
+        delays = lifecycle.osd_backoff().delays()
         while True:
             while not self.mds.osdmap.osd_addrs:
                 await self.mds.osdmap_changed.wait()
@@ -54,10 +91,11 @@ class RankRuntime:
             try:
                 return await self.mds.nursery.start(self._osd_session, addr)
             except (OSError, OSDError, HandshakeError, ConnectionClosed) as e:
+                wait = next(delays)
                 log.warning("osd unreachable; waiting for it", addr=addr,
-                            error=str(e) or type(e).__name__, retry_in=backoff.delay)
+                            error=str(e) or type(e).__name__, retry_in=wait)
             epoch = self.mds.osdmap.epoch
-            with trio.move_on_after(backoff.next()):
+            with trio.move_on_after(wait):
                 while self.mds.osdmap.epoch == epoch:
                     await self.mds.osdmap_changed.wait()
 

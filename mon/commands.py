@@ -12,7 +12,7 @@ import errno
 from collections.abc import Callable
 
 from common import config as cfg
-from common import health, render
+from common import health, render, summary
 from common.fsmap import FSMap
 from mon import fs_commands as fsc
 from mon import mds_commands as mdsc
@@ -50,8 +50,8 @@ def status_cmd(c: Context) -> Result:
     checks = c.mon.health_checks()
     extra = dict(c.extra.get("status", {}))
     if c.json:
-        return 0, "", c.out(render.status_json(c.mon.fsmap, checks, extra))
-    return 0, "", render.status_plain(c.mon.fsmap, checks, extra)
+        return 0, "", c.out(summary.status_json(c.mon.fsmap, checks, extra))
+    return 0, "", summary.status_plain(c.mon.fsmap, checks, extra)
 
 
 # -- config database (precedence: defaults < conf file < this < command line)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-from common import render, states
+from common import states, summary
 from mon.cmdbase import YES, Context, Result, _bool, _err, _format
 from mon.mds_monitor import MDSMonitor
 
@@ -38,8 +38,8 @@ def mds_fail(c: Context) -> Result:
 
 def mds_stat(c: Context) -> Result:
     if c.json:
-        return 0, "", c.out(render.mds_stat_json(c.mon.fsmap))
-    return 0, "", render.mds_stat_plain(c.mon.fsmap)
+        return 0, "", c.out(summary.mds_stat_json(c.mon.fsmap))
+    return 0, "", summary.mds_stat_plain(c.mon.fsmap)
 
 
 def _not_found(who: str) -> str:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import structlog
 
-from common import render, states
+from common import states, summary
 from common.config import Config
 from common.fsmap import FS_CLUSTER_ID_NONE, FSMap, MDSInfo
 from common.health import HealthCheck, fs_health_checks
@@ -89,7 +89,7 @@ class MDSMonitor:
             yield effects
             self._commit(now, wall)
             for fsmap in effects.fsmaps:  # on_active logs each committed map, at DBG
-                effects.clog.append((wall, "DBG", f"fsmap {render.mds_stat_plain(fsmap)}"))
+                effects.clog.append((wall, "DBG", f"fsmap {summary.mds_stat_plain(fsmap)}"))
         finally:
             self._proposal = self._effects = None
 

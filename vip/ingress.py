@@ -21,11 +21,11 @@ import glob
 import ipaddress
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 
+from common.ports import free_udp_port
 from vip import status as vipstatus
 
 DEFAULT_PORT = 2049  # cephadm's ingress frontend_port for NFS
@@ -122,21 +122,6 @@ def read_ingress(d: str) -> dict | None:
     return {"virtual_ip": m.group(1), "port": int(m.group(2)), "daemons": names}
 
 
-def _free_udp_port(ips: list[str]) -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((ips[0], 0))
-            port = s.getsockname()[1]
-            try:
-                for ip in ips[1:]:
-                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as t:
-                        t.bind((ip, port))
-            except OSError:
-                continue
-            return port
-    raise IngressError("no UDP port free on all daemon addresses")
-
-
 def start(d: str, nodes: list[str], vip_spec: str, profile: str, timeout: float) -> int:
     """Start the daemons in front of the heads `nodes`; 0 once the first (priority 100)
     holds the VIP (another may hold it for a moment before it preempts), else an errno after
@@ -145,7 +130,7 @@ def start(d: str, nodes: list[str], vip_spec: str, profile: str, timeout: float)
         vip, port = parse_vip(vip_spec)
         ips = daemon_ips(vip, len(nodes))
         ports = [head_port(os.path.join(d, f"ganesha.{n}.conf")) for n in nodes]
-        vrrp_port = _free_udp_port(ips)
+        vrrp_port = free_udp_port(*ips)
     except (IngressError, OSError) as e:
         print(f"vstart: {e}", file=sys.stderr)
         return IngressError.errno

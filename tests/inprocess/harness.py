@@ -113,6 +113,11 @@ class Cluster:
         return json.loads(outb) if outb else None
 
     @property
+    def mon_host(self) -> str:
+        """The monitor's address, as a conf's mon_host gives it."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
     def fsmap(self) -> FSMap:
         return self.mon.core.fsmap
 
@@ -123,6 +128,14 @@ class Cluster:
             return None
         return info.name
 
+    async def past_new_quorum(self) -> None:
+        """T3: wait until the monitor's new-quorum window (mds_beacon_mon_down_grace from its
+        start) is over, so that a silent daemon is failed after the ordinary grace."""
+        down_grace = self.mon.config.get("mds_beacon_mon_down_grace")
+        await self.wait_for(
+            lambda: trio.current_time() - self.mon.core.beacons.quorum_since >= down_grace,
+            what="the end of the new-quorum window (T3)")
+
     async def wait_for(self, predicate, timeout: float = 120.0, what: str = "condition"):
         """Poll (in virtual time under autojump) until predicate() is truthy."""
         with trio.move_on_after(timeout):
@@ -131,7 +144,7 @@ class Cluster:
                 if value:
                     return value
                 await trio.sleep(0.05)
-        from common.render import mds_stat_plain
+        from common.summary import mds_stat_plain
 
         raise AssertionError(f"timed out waiting for {what}; mds stat: "
                              f"{mds_stat_plain(self.fsmap)}")
@@ -155,7 +168,7 @@ async def cephfs_cluster(nursery: trio.Nursery, data_dir: str, mds: str = "",
         await c.start_mds(name, **options)
     if mds:
         await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
-        await trio.sleep(3)
+        await c.past_new_quorum()
     return c
 
 

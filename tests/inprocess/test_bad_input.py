@@ -12,21 +12,11 @@ from structlog.testing import capture_logs
 from common import wire
 from common.messages import Command, Hello
 from common.net import Connection, ConnectionClosed, ProtocolError
-from tests.inprocess.harness import Cluster
 
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path), mon_options={"ms_max_message_size": 4096})
-    await c.start_mon()
-    await c.start_osd()
-    await c.ok("fs", "new", "cephfs", "m", "d")
-    await c.start_mds("a")
-    await c.wait_for(lambda: c.holder_name(), what="an active rank 0")
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {"mon_options": {"ms_max_message_size": 4096}, "fs": True, "mds": "a"}  # what conftest.cluster builds
 
 
 def frame(obj) -> bytes:

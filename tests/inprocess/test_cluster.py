@@ -14,13 +14,7 @@ from tests.inprocess.harness import Cluster
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path))
-    await c.start_mon()
-    await c.start_osd()
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {}  # what conftest.cluster builds
 
 
 async def _fs_with(c: Cluster, *names: str, **fs_set) -> None:
@@ -30,8 +24,7 @@ async def _fs_with(c: Cluster, *names: str, **fs_set) -> None:
     for name in names:
         await c.start_mds(name)
     await c.wait_for(lambda: c.holder_name(), what="an active rank 0")
-    # T3: a new quorum defers removals for mds_beacon_mon_down_grace (60 s); let it pass.
-    await trio.sleep(61)
+    await c.past_new_quorum()  # T3: a new quorum defers removals (60 s)
 
 
 async def test_T5_T6_failover_after_grace_with_ceph_timings(cluster, autojump_clock):

@@ -16,13 +16,7 @@ from tests.inprocess.harness import Cluster
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path))
-    await c.start_mon()
-    await c.start_osd()
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {}  # what conftest.cluster builds
 
 
 def config(c: Cluster) -> Config:

@@ -10,28 +10,19 @@ import trio
 from client.fsclient import FSClient
 from client.load import run_load
 from client.verify import read_history, verify
-from tests.inprocess.harness import Cluster, cephfs_cluster
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = await cephfs_cluster(nursery, str(tmp_path), "ab")
-    yield c
-    nursery.cancel_scope.cancel()
-
-
-def _mon(c: Cluster) -> str:
-    return f"127.0.0.1:{c.port}"
+CLUSTER = {"profile": "fast", "fs": True, "mds": "ab"}  # what conftest.cluster builds
 
 
 async def test_load_then_verify_finds_no_violation(cluster, autojump_clock, tmp_path):
     c = cluster
     history = str(tmp_path / "history.jsonl")
-    loaded = await run_load(_mon(c), 3, 3.0, history, seed=1)
+    loaded = await run_load(c.mon_host, 3, 3.0, history, seed=1)
     assert loaded.acknowledged > 50 and loaded.unknown == 0
-    summary = await verify(_mon(c), history)
+    summary = await verify(c.mon_host, history)
     assert summary.violations == [], summary.text()
     assert summary.failed > 0  # the load also makes operations that must fail
     assert (summary.ops, summary.acknowledged) == (loaded.ops, loaded.acknowledged)
@@ -56,10 +47,10 @@ async def test_failover_during_load(cluster, autojump_clock, tmp_path):
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(kill_after, 1.0)
-        loaded = await run_load(_mon(c), 3, 6.0, history, seed=2)
+        loaded = await run_load(c.mon_host, 3, 6.0, history, seed=2)
     outage = killed[1] - killed[0]
     assert outage >= 0.5  # beacons stop; the mon waits for mds_beacon_grace (1 s, fast)
-    summary = await verify(_mon(c), history)
+    summary = await verify(c.mon_host, history)
     assert summary.violations == [], summary.text()
     assert summary.acknowledged == loaded.acknowledged > 50
     # every client waited through the failover: the longest silence covers it
@@ -79,9 +70,9 @@ async def test_operations_with_unknown_outcome(cluster, autojump_clock, tmp_path
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(kill_after, 1.0)
-        loaded = await run_load(_mon(c), 3, 5.0, history, seed=4, op_timeout=0.3)
+        loaded = await run_load(c.mon_host, 3, 5.0, history, seed=4, op_timeout=0.3)
     assert loaded.unknown >= 3
-    summary = await verify(_mon(c), history)
+    summary = await verify(c.mon_host, history)
     assert summary.violations == [], summary.text()
     assert summary.unknown == loaded.unknown
     done = [json.loads(line) for line in open(history)]
@@ -91,8 +82,8 @@ async def test_operations_with_unknown_outcome(cluster, autojump_clock, tmp_path
 async def test_verify_detects_tampered_history(cluster, autojump_clock, tmp_path):
     c = cluster
     history = tmp_path / "history.jsonl"
-    await run_load(_mon(c), 2, 2.0, str(history), seed=3)
-    assert (await verify(_mon(c), str(history))).violations == []
+    await run_load(c.mon_host, 2, 2.0, str(history), seed=3)
+    assert (await verify(c.mon_host, str(history))).violations == []
     roots, records = read_history(str(history))
     root = roots["c0"]
     t = records[-1]["time"] + 1
@@ -107,11 +98,11 @@ async def test_verify_detects_tampered_history(cluster, autojump_clock, tmp_path
     lines = fake(10**6, "mkdir", {"path": ghost, "mode": 0o755}, result="ok")
     lines += fake(10**6 + 1, "mkdir", {"path": sneaky, "mode": 0o755}, result="error",
                   errno=5, error="EIO")
-    async with FSClient.open(_mon(c), timeout=10) as fs:
+    async with FSClient.open(c.mon_host, timeout=10) as fs:
         await fs.mkdir(sneaky)
     with open(history, "a") as f:
         f.write("\n".join(lines) + "\n")
-    summary = await verify(_mon(c), str(history))
+    summary = await verify(c.mon_host, str(history))
     assert not summary.ok
     text = summary.text()
     assert f"{ghost}: missing" in text, text
@@ -130,7 +121,7 @@ async def test_verify_detects_tampered_history(cluster, autojump_clock, tmp_path
     i, j = lines.index(pair[0]), lines.index(pair[1])
     lines[i], lines[j] = lines[j], lines[i]
     history.write_text("".join(json.dumps(r) + "\n" for r in lines))
-    summary = await verify(_mon(c), str(history))
+    summary = await verify(c.mon_host, str(history))
     assert any("acknowledged, but the model says it must fail with ENOENT" in v
                and pair[1]["args"]["path"] in v for v in summary.violations), summary.text()
 
@@ -139,11 +130,11 @@ async def test_pinned_load_pins_each_client_to_a_rank(cluster, autojump_clock, t
     """`load --pin-ranks` reads max_mds from the client's map and pins client k's directory to
     rank k mod max_mds (one rank here: all to 0)."""
     c = cluster
-    loaded = await run_load(_mon(c), 2, 2.0, str(tmp_path / "history.jsonl"), seed=5,
+    loaded = await run_load(c.mon_host, 2, 2.0, str(tmp_path / "history.jsonl"), seed=5,
                             pin_ranks=True)
     assert loaded.acknowledged > 10 and loaded.unknown == 0
     with trio.fail_after(30):
-        async with FSClient.open(_mon(c), fs_name="cephfs") as fs:
+        async with FSClient.open(c.mon_host, fs_name="cephfs") as fs:
             roots = [name for name, _ in await fs.ls("/load")]
             assert roots == ["c0", "c1"]
             for name in roots:

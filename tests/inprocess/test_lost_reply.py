@@ -10,19 +10,12 @@ import trio
 
 from common.messages import ClientRequest
 from common.net import connect, parse_hostport
-from tests.inprocess.harness import Cluster
 from tests.inprocess.test_metadata import _cephfs_with, _session
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path), profile="fast")
-    await c.start_mon()
-    await c.start_osd()
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {"profile": "fast"}  # what conftest.cluster builds
 
 
 def _pause(daemon, paused: bool) -> None:
@@ -33,7 +26,7 @@ def _pause(daemon, paused: bool) -> None:
 async def test_resend_while_the_original_is_journaled_waits_for_it(cluster, autojump_clock):
     c = cluster
     await _cephfs_with(c, "a", "b")
-    await trio.sleep(3)
+    await c.past_new_quorum()  # T3
     daemon = c.mds[c.holder_name()].daemon
     first = await _session(c, "client.r", "open")
     _pause(daemon, True)  # the journal write of the mkdir hangs: applied, not journaled

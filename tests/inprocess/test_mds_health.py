@@ -15,20 +15,12 @@ from common.messages import ClientSession
 from common.net import connect, parse_hostport
 from mds.mdstore import dir_object
 from osd.objecter import OSDClient
-from tests.inprocess.harness import Cluster, cephfs_cluster, open_session
+from tests.inprocess.harness import Cluster, open_session
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = await cephfs_cluster(nursery, str(tmp_path))
-    yield c
-    nursery.cancel_scope.cancel()
-
-
-def _mon(c: Cluster) -> str:
-    return f"127.0.0.1:{c.port}"
+CLUSTER = {"profile": "fast", "fs": True}  # what conftest.cluster builds
 
 
 async def _check(c: Cluster, code: str, present: bool = True, timeout: float = 10.0):
@@ -46,7 +38,7 @@ async def test_H8_MDS_SLOW_REQUEST_while_a_request_waits_for_the_journal(cluster
     c = cluster
     await c.start_mds("a")
     await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=60) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=60) as fs:
         await fs.mkdir("/before")
         await c.ok("config", "set", "mds.a", "mds_log_pause", "true")
         done = trio.Event()
@@ -74,7 +66,7 @@ async def test_H8_MDS_DAMAGE_a_damaged_directory_is_served_around(cluster, autoj
     await c.start_mds("a", **opts)
     await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
     await c.start_mds("b", **opts)
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/bad")
         await fs.create("/bad/f")
         await fs.mkdir("/bad/sub")
@@ -96,7 +88,7 @@ async def test_H8_MDS_DAMAGE_a_damaged_directory_is_served_around(cluster, autoj
     assert check["summary"]["message"] == "1 MDSs report damaged metadata"
     assert check["detail"] == [{"message": "mds.b(mds.0): Metadata damage detected"}]
     assert c.fsmap.fs_by_name("cephfs").damaged == set()  # the rank stays up:active
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         with pytest.raises(FSClientError) as e:
             await fs.ls("/bad")
         assert e.value.code == errno.EIO
@@ -122,7 +114,7 @@ async def test_session_config_timeout_evicts_a_session_at_its_own_timeout(cluste
     c = cluster
     await c.start_mds("a", mds_defer_session_stale=False)
     await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
-    await trio.sleep(3)  # past the new-quorum window (T3)
+    await c.past_new_quorum()
     daemon = c.mds["a"].daemon
     own = await _raw_session(c, "client.81", "127.0.0.1:0/8181")  # neither ever renews
     other = await _raw_session(c, "client.82", "127.0.0.1:0/8282")
@@ -155,7 +147,7 @@ async def test_status_in_up_reconnect_shows_the_clients_still_awaited(cluster, a
     await c.start_mds("a", mds_reconnect_timeout=45)
     await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
     await c.start_mds("b", mds_reconnect_timeout=45)
-    await trio.sleep(3)
+    await c.past_new_quorum()  # T3
     conns = [await _raw_session(c, f"client.{n}", f"127.0.0.1:0/{n}") for n in (91, 90)]
     daemon = c.mds["a"].daemon
     assert "reconnect_status" not in json.loads(daemon.run_admin(["status"], "json", 0.0)[2])

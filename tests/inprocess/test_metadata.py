@@ -17,13 +17,7 @@ from tests.inprocess.harness import Cluster, mds_request, open_session
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path), profile="fast")
-    await c.start_mon()
-    await c.start_osd()
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {"profile": "fast"}  # what conftest.cluster builds
 
 
 async def _create(c: Cluster, n: int) -> None:
@@ -70,7 +64,7 @@ async def test_every_acknowledged_entry_survives_failover(cluster, autojump_cloc
     if standby_replay:
         await c.ok("fs", "set", "cephfs", "allow_standby_replay", "true")
         await c.wait_for(lambda: c.fsmap.fs_by_name("cephfs").follower(0), what="a follower")
-    await trio.sleep(3)  # past the new-quorum window (T3)
+    await c.past_new_quorum()
     await _create(c, 300)
     follower = c.fsmap.fs_by_name("cephfs").follower(0)
     active = c.holder_name()
@@ -131,7 +125,7 @@ async def test_resent_request_is_answered_not_redone(cluster, autojump_clock):
     recorded answer (completed requests replayed from the journal), not a second mkdir."""
     c = cluster
     await _cephfs_with(c, "a", "b")
-    await trio.sleep(3)
+    await c.past_new_quorum()  # T3
 
     conn = await _session(c, "client.r", "open")
     first = await _mkdir(conn, 7, "/x")
@@ -153,7 +147,7 @@ async def test_resent_request_is_answered_not_redone(cluster, autojump_clock):
 async def test_F5_corrupt_journal_makes_rank_damaged_until_repaired(cluster, autojump_clock):
     c = cluster
     await _cephfs_with(c, "a", "b")
-    await trio.sleep(3)
+    await c.past_new_quorum()  # T3
     await _create(c, 20)
     fs = c.fsmap.fs_by_name("cephfs")
     osd_addr = c.mon.core.osdmap.osd_addrs[0]
@@ -214,7 +208,8 @@ async def test_R5_follower_that_falls_behind_the_trim_point_respawns(cluster, au
     await c.start_mds("b", mds_replay_interval=30, **opts)  # a slow follower
     await c.ok("fs", "set", "cephfs", "allow_standby_replay", "true")
     await c.wait_for(lambda: c.fsmap.fs_by_name("cephfs").follower(0), what="a follower")
-    await trio.sleep(1)
+    await c.wait_for(lambda: c.mds["b"].daemon.data is not None
+                     and c.mds["b"].daemon.data.ns is not None, what="the follower's first read")
     await _create(c, 200)  # the active trims far past what the follower has read
     await c.wait_for(lambda: c.mds["b"].respawns >= 1, what="the follower to respawn")
     assert "fell behind active MDS journal's expire_pos" in c.mds["b"].reasons[0]
@@ -255,7 +250,7 @@ async def test_completed_requests_outlive_the_journal_segments_they_were_in(clus
     is trimmed, the sessionmap object still answers its resend after a failover."""
     c = cluster
     await _cephfs_with(c, "a", "b", mds_log_events_per_segment=16, mds_log_max_segments=8)
-    await trio.sleep(3)
+    await c.past_new_quorum()  # T3
     conn = await _session(c, "client.q", "open")
     first = await _mkdir(conn, 1, "/q", oldest=1)
     assert first.rc == 0
@@ -276,3 +271,32 @@ async def test_completed_requests_outlive_the_journal_segments_they_were_in(clus
     new = c.mds[c.holder_name()].daemon.data
     assert new.completed.get("client.q", 1) is None and new.completed.get("client.q", 2)
     await conn.aclose()
+
+
+async def test_a_task_started_for_a_state_ends_with_that_state(cluster, autojump_clock):
+    """RankRuntime's nursery per state (issue 10 item 2): a follower's task started in
+    up:standby-replay is cancelled when the monitor promotes it (R6), not left running."""
+    c = cluster
+    await _cephfs_with(c, "a", "b")
+    await c.ok("fs", "set", "cephfs", "allow_standby_replay", "true")
+    follower = await c.wait_for(lambda: c.fsmap.fs_by_name("cephfs").follower(0),
+                                what="a follower")
+    await c.past_new_quorum()  # T3
+    runtime = c.mds[follower.name].daemon.runtime
+    running, ended = trio.Event(), trio.Event()
+
+    async def for_this_state():
+        running.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            ended.set()
+
+    runtime.spawn(for_this_state)
+    await running.wait()
+    await trio.sleep(5)
+    assert not ended.is_set()  # it lives as long as the state
+    c.mds[c.holder_name()].kill()
+    await c.wait_for(lambda: ended.is_set(), what="the task to end with up:standby-replay")
+    await c.wait_for(lambda: c.holder_name() == follower.name, what="the follower active")
+    assert c.mds[follower.name].daemon.runtime is runtime  # the rank's runtime stays

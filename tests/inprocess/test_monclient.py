@@ -17,15 +17,8 @@ from common import messages as m
 from common.backoff import Backoff
 from common.monclient import MonClient, MonUnreachable
 from common.net import Connection, ConnectionClosed
-from tests.inprocess.harness import Cluster
 
-
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path))
-    await c.start_mon()
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {"osd": False}  # what conftest.cluster builds
 
 
 async def _next_fsmap(monc: MonClient) -> m.FSMapMsg:

@@ -21,16 +21,7 @@ Graceless = {graceless}; }}
 EXPORT {{ Export_ID = 1; Path = /; Pseudo = /; FSAL {{ Name = CEPH; }} }}"""
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path), profile="fast")
-    await c.start_mon()
-    await c.start_osd()
-    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
-    await c.start_mds("a")
-    await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {"profile": "fast", "fs": True, "mds": "a"}  # what conftest.cluster builds
 
 
 async def head(c: Cluster, graceless: bool) -> NFSServer:

@@ -52,12 +52,7 @@ class OSDRunner:
                                     what=f"osdmap epoch {epoch} on the osd")
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path))
-    await c.start_mon()
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {"osd": False}  # what conftest.cluster builds
 
 
 @pytest.fixture

@@ -10,22 +10,23 @@ import pytest
 import trio
 
 from osd.objecter import OSDClient, OSDError
-from tests.inprocess.test_osd import OSDRunner, cluster, mon_epoch  # noqa: F401
+from tests.inprocess.test_osd import OSDRunner, mon_epoch
 
 pytestmark = pytest.mark.timeout(30)
+CLUSTER = {"osd": False}  # what conftest.cluster builds: the tests start their osd
 
 A, B = "127.0.0.1:0/1111", "127.0.0.1:0/2222"
 
 
 @pytest.fixture
-async def osd(cluster, tmp_path):  # noqa: F811
+async def osd(cluster, tmp_path):
     runner = OSDRunner(cluster, str(tmp_path / "osd.0"))
     await runner.start()
     await runner.wait_epoch(1)
     return runner
 
 
-async def test_namespaces_and_compound_ops(cluster, osd, autojump_clock):  # noqa: F811
+async def test_namespaces_and_compound_ops(cluster, osd, autojump_clock):
     async with OSDClient.open(osd.server.addr, "client.a", A) as c:
         await c.write_full(1, "grace", b"ns", ns="ganesha")
         await c.write_full(1, "grace", b"default")
@@ -41,7 +42,7 @@ async def test_namespaces_and_compound_ops(cluster, osd, autojump_clock):  # noq
         assert (r.data, r.values, r.version) == (b"\0" * 16, {}, 1)
 
 
-async def test_assert_version_retry_loop_with_two_writers(cluster, osd, autojump_clock):  # noqa: F811
+async def test_assert_version_retry_loop_with_two_writers(cluster, osd, autojump_clock):
     """Two clients increment one counter by read-modify-write: the loser of each race gets
     ERANGE and retries, so no increment is lost."""
     async with OSDClient.open(osd.server.addr, "client.a", A) as a, \
@@ -68,7 +69,7 @@ async def test_assert_version_retry_loop_with_two_writers(cluster, osd, autojump
         assert await a.read(1, "counter") == b"20" and conflicts
 
 
-async def test_notify_waits_for_every_ack(cluster, osd, autojump_clock):  # noqa: F811
+async def test_notify_waits_for_every_ack(cluster, osd, autojump_clock):
     async with OSDClient.open(osd.server.addr, "client.a", A) as a, \
             OSDClient.open(osd.server.addr, "client.b", B) as b:
         await a.write_full(1, "grace", b"", ns="ganesha")
@@ -90,7 +91,7 @@ async def test_notify_waits_for_every_ack(cluster, osd, autojump_clock):  # noqa
         assert [w[0] for w in (await a.notify(1, "grace", ns="ganesha"))[0]] == ["client.a"]
 
 
-async def test_notify_times_out_a_watcher_that_went_away(cluster, osd, autojump_clock):  # noqa: F811
+async def test_notify_times_out_a_watcher_that_went_away(cluster, osd, autojump_clock):
     async with OSDClient.open(osd.server.addr, "client.a", A) as a:
         await a.write_full(1, "grace", b"")
         await a.watch(1, "grace", lambda *x: None)
@@ -100,13 +101,16 @@ async def test_notify_times_out_a_watcher_that_went_away(cluster, osd, autojump_
         acks, timeouts = await a.notify(1, "grace", timeout=3)
         assert len(acks) == 1 and timeouts == [["client.b", cb]]
         assert 3 <= trio.current_time() - t0 < 4  # rados_notify2's timeout, 3000 ms in Ganesha
-        await trio.sleep(31)  # past the watch timeout the dead watcher is dropped
+        # past the watch timeout (30 s) the dead watcher is dropped
+        await cluster.wait_for(
+            lambda: [w.entity for w in osd.server.watches.watches.values()] == ["client.a"],
+            timeout=40, what="the dead watcher to be dropped")
         t0 = trio.current_time()
         acks, timeouts = await a.notify(1, "grace", timeout=3)
         assert len(acks) == 1 and timeouts == [] and trio.current_time() - t0 < 1
 
 
-async def test_pool_rm_removes_its_objects(cluster, osd, autojump_clock):  # noqa: F811
+async def test_pool_rm_removes_its_objects(cluster, osd, autojump_clock):
     await cluster.ok("config", "set", "mon", "mon_allow_pool_delete", "true")
     await cluster.ok("osd", "pool", "create", "scratch")
     pool = cluster.mon.core.osdmap.pool_by_name("scratch").id

@@ -17,23 +17,19 @@ from common import states
 from common.fsmap import FSMap
 from common.messages import ClientReconnect, ClientSession, FSMapMsg, Subscribe
 from common.net import connect, parse_hostport
-from tests.inprocess.harness import Cluster, cephfs_cluster, open_session
+from tests.inprocess.harness import Cluster, open_session
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = await cephfs_cluster(nursery, str(tmp_path))
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {"profile": "fast", "fs": True}  # what conftest.cluster builds
 
 
 async def _up(c: Cluster, *names: str, **opts) -> str:
     for name in names:
         await c.start_mds(name, **opts)
     await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
-    await trio.sleep(3)  # past the new-quorum window (T3)
+    await c.past_new_quorum()
     return c.holder_name()
 
 
@@ -44,10 +40,6 @@ async def _pair_watched(c: Cluster, nursery) -> tuple[str, str, StateLog]:
     nursery.start_soon(watch.run)
     await c.wait_for(lambda: watch.seen, what="the first map")
     return first, "b" if first == "a" else "a", watch
-
-
-def _mon(c: Cluster) -> str:
-    return f"127.0.0.1:{c.port}"
 
 
 async def _raw_session(c: Cluster, client: str, addr: str, **metadata):
@@ -68,7 +60,7 @@ class StateLog:
         self.seen: list[tuple[float, str, str]] = []  # (time, name, state)
 
     async def run(self) -> None:
-        conn, _ = await hunt(_mon(self.c), "client.admin", "", 5, 0.1)
+        conn, _ = await hunt(self.c.mon_host, "client.admin", "", 5, 0.1)
         await conn.send(Subscribe(what=["fsmap"]))
         while True:
             msg = await conn.recv()
@@ -96,7 +88,7 @@ async def test_R3_unsafe_request_comes_back_through_clientreplay(cluster, nurser
                                                                  autojump_clock):
     c = cluster
     first, other, watch = await _pair_watched(c, nursery)
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/before")
         await c.ok("config", "set", f"mds.{first}", "mds_log_pause", "true")
         await c.wait_for(lambda: c.mds[first].daemon.data._log_paused, what="log paused")
@@ -119,7 +111,7 @@ async def test_R3_unsafe_request_comes_back_through_clientreplay(cluster, nurser
 async def test_C4_client_reconnects_so_reconnect_ends_early(cluster, nursery, autojump_clock):
     c = cluster
     first, other, watch = await _pair_watched(c, nursery)
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/d")
         c.mds[first].kill()
         await c.wait_for(lambda: c.holder_name() == other, what="takeover")
@@ -196,7 +188,7 @@ async def test_C6_idle_session_is_evicted_after_autoclose_and_refused_after(
 async def test_C5_a_renewing_client_outlives_autoclose(cluster, autojump_clock):
     c = cluster
     await _up(c, "a")
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/k")
         await trio.sleep(20)  # > session_autoclose; renewals every session_timeout/3
         await fs.mkdir("/k/l")
@@ -207,7 +199,7 @@ async def test_C5_a_renewing_client_outlives_autoclose(cluster, autojump_clock):
 async def test_C6_evicted_client_reports_it_and_its_requests_fail(cluster, autojump_clock):
     c = cluster
     await _up(c, "a")
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/m")
         daemon = c.mds["a"].daemon
         num = next(iter(daemon.sessionmap.sessions.values())).num
@@ -238,7 +230,7 @@ async def test_X4_the_last_rank_stopping_evicts_and_blocklists_its_clients(clust
     # MDSRank::stopping_start (fs set <fs> down true: max_mds 0, the last rank stops)
     c = cluster
     await _up(c, "a")
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/x")
         num = fs.global_id
         assert (await c.command("fs", "set", "cephfs", "down", "true"))[0] == 0
@@ -274,7 +266,7 @@ async def test_a_rank_runtime_exists_from_taking_a_rank_and_owns_its_sessions(
     c = cluster
     active = await _up(c, "a", "b")
     standby = c.mds["b" if active == "a" else "a"].daemon
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/rt")
         daemon = c.mds[active].daemon
         assert daemon.runtime is not None and daemon.sessionmap is daemon.runtime.sessionmap

@@ -14,23 +14,21 @@ from client.load import run_load
 from client.verify import read_history, verify
 from common import states
 from mds import subtree
-from tests.inprocess.harness import Cluster, cephfs_cluster
+from tests.inprocess.harness import Cluster
 from tests.inprocess.test_sessions import StateLog
 
 pytestmark = pytest.mark.timeout(60)
 
 
+CLUSTER = {"profile": "fast", "fs": True, "mds": "abc"}  # what conftest.cluster builds
+
+
 @pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = await cephfs_cluster(nursery, str(tmp_path), "abc")
-    await c.ok("fs", "set", "cephfs", "max_mds", "2")
-    await c.wait_for(lambda: c.holder_name(rank=1), what="rank 1 active")
-    yield c
-    nursery.cancel_scope.cancel()
-
-
-def _mon(c: Cluster) -> str:
-    return f"127.0.0.1:{c.port}"
+async def cluster(cluster):
+    """Two active ranks (and a standby)."""
+    await cluster.ok("fs", "set", "cephfs", "max_mds", "2")
+    await cluster.wait_for(lambda: cluster.holder_name(rank=1), what="rank 1 active")
+    return cluster
 
 
 def _daemon(c: Cluster, rank: int):
@@ -60,7 +58,7 @@ async def _pinned_tree(c: Cluster, fs: FSClient) -> None:
 
 async def test_R7_export_pin_moves_a_subtree_and_requests_follow_it(cluster, autojump_clock):
     c = cluster
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await _pinned_tree(c, fs)
         assert not _holds(c, 0, "/r1") and _holds(c, 0, "/r0")
         assert fs.core.subtrees.get("/r1") == 1  # learnt from rank 0's forward
@@ -78,7 +76,7 @@ async def test_failed_rank_waits_while_the_other_serves_then_resolve(cluster, nu
     c = cluster
     watch = StateLog(c, rank=1)
     nursery.start_soon(watch.run)
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await _pinned_tree(c, fs)
         victim = c.holder_name(rank=1)
         c.mds[victim].kill()
@@ -101,7 +99,7 @@ async def test_failed_rank_waits_while_the_other_serves_then_resolve(cluster, nu
 async def test_X4_shrinking_hands_subtrees_to_rank_0_and_keeps_every_entry(cluster,
                                                                            autojump_clock):
     c = cluster
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await _pinned_tree(c, fs)
         await c.ok("fs", "set", "cephfs", "max_mds", "1")
         await c.wait_for(lambda: 1 not in c.fsmap.fs_by_name("cephfs").in_,
@@ -117,7 +115,7 @@ async def test_default_spread_of_top_level_directories(cluster, autojump_clock):
     c = cluster
     assert {subtree.default_rank(n, 2) for n in ("left", "one")} == {0, 1}
     assert subtree.default_rank("one", 1) == 0
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/left")
         await fs.mkdir("/one")
         await c.wait_for(lambda: _holds(c, 1, "/one"), what="/one spread to rank 1")
@@ -138,7 +136,7 @@ async def test_a_relayed_pin_is_durable_on_the_rank_holding_the_subtree(cluster,
     """The pin is set through rank 0 (the inode's auth) and relayed to rank 1 (holding the
     contents); rank 1 journals it, so its replacement still shows it after replay."""
     c = cluster
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await _pinned_tree(c, fs)
         assert _subtrees(c, 1)["/r1"]["export_pin"] == 1
         await fs.setattr("/r1", xattrs={subtree.PIN_XATTR: "2"})  # no rank 2: it stays
@@ -156,7 +154,7 @@ async def test_a_relayed_pin_is_durable_on_the_rank_holding_the_subtree(cluster,
 # -- cross-rank operations (mds.xrank): rename between ranks, rmdir of an exported root
 async def _names(c: Cluster, path: str) -> list[str]:
     """ls as a new client sees it (it learns the subtrees from forwards)."""
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fresh:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fresh:
         return sorted(n for n, _ in await fresh.ls(path))
 
 
@@ -172,7 +170,7 @@ def _has(c: Cluster, rank: int, path: str) -> bool:
 
 async def test_rename_across_ranks_moves_files_and_directories(cluster, autojump_clock):
     c = cluster
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await _pinned_tree(c, fs)
         await fs.rename("/r0/f1", "/r1/g1")  # a file: rank 1 is master, rank 0 witness
         await fs.rename("/r1/f2", "/r0/g2")  # and the other way
@@ -195,7 +193,7 @@ async def test_rename_across_ranks_moves_files_and_directories(cluster, autojump
 
 async def test_rmdir_of_an_exported_subtree_root(cluster, autojump_clock):
     c = cluster
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await _pinned_tree(c, fs)
         with pytest.raises(FSClientError) as e:  # rank 1 holds its 40 files
             await fs.rmdir("/r1")
@@ -234,7 +232,7 @@ def _stuck_after(obj, method: str, hit: trio.Event, run_first: bool) -> None:
 async def test_a_crash_between_prepare_and_commit_leaves_the_entry_once(
         cluster, nursery, autojump_clock, victim_rank, method, run_first, committed):
     c = cluster
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=60) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=60) as fs:
         await _pinned_tree(c, fs)
         hit = trio.Event()
         daemon = _daemon(c, victim_rank)
@@ -274,8 +272,8 @@ async def test_load_with_renames_across_ranks_verifies(cluster, autojump_clock, 
     cross ranks, and the checker finds every acknowledged one."""
     c = cluster
     history = str(tmp_path / "history.jsonl")
-    loaded = await run_load(_mon(c), 2, 4.0, history, seed=3, pin_ranks=True)
-    summary = await verify(_mon(c), history)
+    loaded = await run_load(c.mon_host, 2, 4.0, history, seed=3, pin_ranks=True)
+    summary = await verify(c.mon_host, history)
     assert summary.violations == [], summary.text()
     assert loaded.unknown == 0 and summary.acknowledged == loaded.acknowledged > 50
     _, records = read_history(history)
@@ -289,7 +287,7 @@ async def test_load_with_renames_across_ranks_verifies(cluster, autojump_clock, 
 async def test_a_pin_set_while_the_holder_is_down_reaches_its_replacement(cluster,
                                                                          autojump_clock):
     c = cluster
-    async with FSClient.open(_mon(c), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await _pinned_tree(c, fs)
         victim = c.holder_name(rank=1)
         c.mds[victim].kill()

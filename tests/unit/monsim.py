@@ -1,77 +1,36 @@
-"""A virtual-time simulation of well-behaved MDS daemons against the sans-IO monitor core.
+"""A virtual-time cluster: the sans-IO monitor core and MDS daemons made of the MDS's own
+cores (`tests.unit.mdssim.SimMDS`), without sockets or trio, so failovers run in milliseconds.
 
-Each `SimMDS` boots (up:boot, version 0), then echoes the map it last saw: its beacon's
-`version` is `fsmap.effective_epoch(gid)` and its wanted state is the one the map gives it, or
-the next one it asks for (replay → reconnect or resolve, resolve → reconnect once every rank has
-got there, reconnect → rejoin → active, creating/starting → active, stopping → down:stopped).
-A request for a new state is sent at once (B3); otherwise a daemon beacons every
-`mds_beacon_interval`. Every committed map reaches every live daemon at once; a daemon that is
-no longer in the map, or gets a null map, respawns with a new gid (B8). The monitor ticks every
-`mon_tick_interval`, and also right after every FSMap commit (T0, inside the core). After every
-call into the core the cluster checks the map invariants and that no rank is ever held by two
-daemons without the older one being fenced.
+Each daemon boots (up:boot, version 0) and then acts as its cores say (`mds.rank`,
+`mds.beacon`, `mds.lifecycle`, `mds.serving`, `mds.pins`, `mds.sessionmap`). A request for a
+new state is sent at once (B3); otherwise a daemon beacons every `mds_beacon_interval`. Every
+committed map reaches every live daemon at once (a laggy one holds it, B5); a daemon that is no
+longer in the map, or gets a null map, respawns with a new gid (B8). The monitor ticks every
+`mon_tick_interval`, and also right after every FSMap commit (T0, inside the core). Clients
+(`mount`) hold sessions journaled per rank: a new holder replays them and waits for them in
+up:reconnect; a dead client is evicted (and blocklisted) after `mds_reconnect_timeout`. After
+every call into the core the cluster checks the map invariants and that no rank is ever held
+by two daemons without the older one being fenced; a fenced daemon's journal write is refused
+and it respawns (F4).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
 
 from common import states
 from common.config import Config
 from common.fsmap import FSMap
-from common.messages import Beacon, BeaconAck
+from common.messages import BeaconAck
 from common.osdmap import OSDMap
+from mds import lifecycle, serving
 from mon import commands
 from mon.mds_monitor import MDSMonitor
 from mon.proposal import Effects
+from tests.unit.mdssim import SimClient, SimMDS
 
 WALL0 = 1_700_000_000.0  # wall clock at t = 0
-
-_NEXT = {  # R3/R4/X4: what a daemon asks for once the work of a state is done
-    states.CREATING: states.ACTIVE,
-    states.STARTING: states.ACTIVE,
-    states.RECONNECT: states.REJOIN,
-    states.REJOIN: states.ACTIVE,
-    states.CLIENTREPLAY: states.ACTIVE,
-    states.STOPPING: states.STOPPED,
-}
-
-
-@dataclass
-class SimMDS:
-    name: str
-    gid: int
-    addr: str
-    fs: str = ""  # mds_join_fs
-    legacy: dict = field(default_factory=dict)  # standby_for_rank/name/fscid, standby_replay
-    hold: set[int] = field(default_factory=set)  # states whose work never finishes
-    health: list = field(default_factory=list)
-    state: int = states.BOOT  # as the last map seen says
-    want: int = states.BOOT
-    seq: int = 0
-    version: int = 0
-    last_sent: float = float("-inf")
-    alive: bool = True
-    paused: bool = False
-    respawns: int = 0
-    fscid: int = -1  # the role the daemon believes it has
-    rank: int = -1
-    history: list[str] = field(default_factory=list)  # states seen, "up:boot" on each start
-
-    def next_want(self, fsmap: FSMap) -> int:
-        info = fsmap.info(self.gid)
-        cur = info.state
-        if cur in self.hold:
-            return cur
-        fs = fsmap.fs_of(self.gid)
-        if cur == states.REPLAY:
-            alone = len(fs.in_) == 1 and not fs.failed
-            return states.RECONNECT if alone else states.RESOLVE
-        if cur == states.RESOLVE:
-            return states.RECONNECT if fs.is_resolving() else states.RESOLVE
-        return _NEXT.get(cur, cur)
 
 
 class Cluster:
@@ -84,6 +43,8 @@ class Cluster:
         self.mon = MDSMonitor(self.config, FSMap(epoch=1, btime=WALL0), OSDMap(epoch=1),
                               now=self.t - mon_age)
         self.daemons: dict[str, SimMDS] = {}
+        self.clients: dict[str, SimClient] = {}
+        self.journals: dict[tuple[int, int], dict[str, dict]] = {}  # (fscid, rank): sessions
         self.clog: list[tuple[str, str]] = []  # (level, message)
         self.maps: list[FSMap] = []  # every FSMap committed, in order
         self.last_effects: Effects | None = None  # what the last call into the core returned
@@ -101,18 +62,23 @@ class Cluster:
         return self.config.get(name)
 
     def advance(self, seconds: float) -> None:
-        """Let `seconds` of virtual time pass: periodic beacons, ticks, reactions."""
+        """Let `seconds` of virtual time pass: periodic beacons, ticks, work, reactions."""
         end = self.t + seconds
         interval = self.opt("mds_beacon_interval")
         while True:
             live = [d for d in self.daemons.values() if d.alive and not d.paused]
-            due = min([self.next_tick] + [d.last_sent + interval for d in live])
+            due = min([self.next_tick] + [d.last_sent + interval for d in live]
+                      + [d.wake_at for d in live])
             if due > end:
                 break
             self.t = max(self.t, due)
             for d in live:
                 if d.alive and not d.paused and d.last_sent + interval <= self.t:
                     self._send(d)
+            for d in live:
+                if d.alive and not d.paused and d.wake_at <= self.t:
+                    d.work_tick(self, self.t)
+                    self._drain()
             if self.next_tick <= self.t:
                 self.next_tick = self.t + self.opt("mon_tick_interval")
                 self._after(self.mon.tick(self.t, self.wall))
@@ -134,9 +100,9 @@ class Cluster:
     # -- daemons
     def add(self, name: str, fs: str = "", hold=(), **legacy) -> SimMDS:
         """Start a daemon: it boots at once."""
-        d = SimMDS(name=name, gid=0, addr="", fs=fs, legacy=legacy, hold=set(hold))
+        d = SimMDS(name=name, fs=fs, legacy=legacy, hold=set(hold))
         self.daemons[name] = d
-        self._respawn(d, count=False)
+        self._boot(d)
         self._drain()
         return d
 
@@ -147,94 +113,68 @@ class Cluster:
         self.daemons[name].paused = True
 
     def resume(self, name: str) -> None:
+        """The paused daemon runs again: the newest map waits in its socket (held while it is
+        laggy, B5), its beacon timer fires."""
         d = self.daemons[name]
         d.paused = False
-        self._see(d, self.mon.fsmap)
+        d.on_map(self.mon.fsmap, self, self.t)
         if d.alive and not d.paused:
             self._send(d)
         self._drain()
 
     def release(self, name: str) -> None:
         """The daemon's held work finishes: it asks for its next state at once."""
-        d = self.daemons[name]
-        d.hold = set()
-        self._see(d, self.mon.fsmap)
+        self.daemons[name].release(self, self.t)
         self._drain()
 
     def restart(self, name: str) -> SimMDS:
         """A killed daemon's process is started again: a new gid, same name."""
         d = self.daemons[name]
         d.alive, d.paused = True, False
-        self._respawn(d, count=False)
+        self._boot(d)
         self._drain()
         return d
 
     def shutdown(self, name: str) -> BeaconAck | None:
         """SIGTERM (B10): one down:dne beacon, then the process exits."""
         d = self.daemons[name]
-        d.want = states.DNE
+        d.stopping = True
         reply = self._send(d)
         d.alive = False
         self._drain()
         return reply
 
-    def _respawn(self, d: SimMDS, count: bool = True) -> None:
-        d.gid = self.mon.allocate_gid()
-        d.addr = f"10.0.0.{self._index(d)}:6800/{d.gid}"
-        d.state = d.want = states.BOOT
-        d.seq = d.version = 0
-        d.fscid = d.rank = -1
-        d.history.append("up:boot")
-        d.respawns += count
+    # -- what a daemon asks of the cluster (its shell's effects)
+    def respawn(self, d: SimMDS) -> None:
+        d.respawns += 1
+        self._boot(d)
+
+    def request(self, d: SimMDS) -> None:
+        """B3: a beacon goes out at once."""
         self.urgent.append(d)
 
-    def _index(self, d: SimMDS) -> int:
-        return list(self.daemons).index(d.name) + 1
+    def _boot(self, d: SimMDS) -> None:
+        gid = self.mon.allocate_gid()
+        d.boot(gid, f"10.0.0.{list(self.daemons).index(d.name) + 1}:6800/{gid}",
+               self.opt("mds_beacon_grace"))
+        self.urgent.append(d)
 
-    def _beacon(self, d: SimMDS) -> Beacon:
-        legacy = {k: v for k, v in d.legacy.items()
-                  if k in ("standby_for_rank", "standby_for_name", "standby_for_fscid",
-                           "standby_replay")}
-        return Beacon(global_id=d.gid, name=d.name, state=d.want, seq=d.seq,
-                      version=0 if d.want == states.BOOT else d.version, addr=d.addr,
-                      fs=d.fs, health=list(d.health), **legacy)
+    def _send(self, d: SimMDS) -> BeaconAck | None:
+        d.last_sent = self.t
+        gid = d.gid
+        seq = d.beacon.sent(self.t)
+        effects = self.mon.handle_beacon(d.beacon_msg(seq), self.t, self.wall)
+        self.replies.append((d.name, effects.reply))
+        reply = self._after(effects)
+        if reply is not None and d.gid == gid and d.alive:
+            d.on_ack(reply, self, self.t)
+        return reply
 
     def beacon(self, name: str, **fields) -> BeaconAck | None:
         """A hand-made beacon from `name` (its current gid, next seq; `fields` override)."""
         d = self.daemons[name]
-        d.seq += 1
-        b = dataclasses.replace(self._beacon(d), **fields)
+        b = dataclasses.replace(d.beacon_msg(d.beacon.sent(self.t)), **fields)
         return self._after(self.mon.handle_beacon(b, self.t, self.wall))
-
-    def _send(self, d: SimMDS) -> BeaconAck | None:
-        d.seq += 1
-        d.last_sent = self.t
-        gid = d.gid
-        effects = self.mon.handle_beacon(self._beacon(d), self.t, self.wall)
-        self.replies.append((d.name, effects.reply))
-        reply = self._after(effects)
-        if (reply is not None and reply.null_map and d.gid == gid and d.alive
-                and d.want != states.DNE):
-            self._respawn(d)  # B8 (the null map)
-        return reply
-
-    def _see(self, d: SimMDS, fsmap: FSMap) -> None:
-        info = fsmap.info(d.gid)
-        if info is None:
-            if d.state != states.BOOT and d.want != states.DNE:  # B8: the map removed me
-                self._respawn(d)
-            return
-        if info.state != d.state:
-            d.history.append(states.name(info.state))
-        d.state = info.state
-        d.version = fsmap.effective_epoch(d.gid)
-        fs = fsmap.fs_of(d.gid)
-        d.fscid, d.rank = (fs.fscid, info.rank) if fs else (-1, -1)
-        want = d.next_want(fsmap)
-        if want != d.want:
-            d.want = want
-            if states.DRIVER.get(want) == "mds":  # B3: a request goes out at once
-                self.urgent.append(d)
 
     def _after(self, out: Effects):
         """Publish what a call into the core committed, as the shell does; return its reply."""
@@ -247,7 +187,9 @@ class Cluster:
             for fsmap in out.fsmaps:  # each committed map is published, in order
                 for d in list(self.daemons.values()):
                     if d.alive and not d.paused:
-                        self._see(d, fsmap)
+                        d.on_map(fsmap, self, self.t)
+        if out.osdmap is not None:
+            self._apply_blocklist()
         self._drain()
         return out.reply
 
@@ -265,6 +207,69 @@ class Cluster:
             raise AssertionError("daemons and mon never settle")
         finally:
             self._draining = False
+
+    # -- clients and the ranks' journals (sessions only)
+    def journal_of(self, fscid: int, rank: int) -> dict[str, dict]:
+        return self.journals.setdefault((fscid, rank), {})
+
+    def journal(self, d: SimMDS, what: str, client: str, addr: str = "") -> bool:
+        """An ESession from `d`: refused when `d` is fenced (F4: it respawns)."""
+        if self.mon.osdmap.is_blocklisted(d.addr):
+            failure = lifecycle.work_failure("fenced", f"mds.{d.name} is blocklisted")
+            if failure.action == lifecycle.RESPAWN:
+                d.fatal(failure.reason, self)
+            return False
+        table = self.journal_of(d.fscid, d.rank)
+        if what == "open":
+            table[client] = {"addr": addr, "metadata": {}}
+        else:
+            table.pop(client, None)
+        return True
+
+    def mount(self, client: str, rank: int = 0, fs: str = "cephfs", via: str = "") -> str:
+        """A client opens a session on the holder of `rank` (or on `via`, a daemon it still
+        believes holds it): the daemon's verdict (C1), or "fenced" if its journal refused."""
+        cl = self.clients.setdefault(client, SimClient(
+            client, f"192.168.0.{len(self.clients) + 1}:0/{len(self.clients) + 1}", fs, rank))
+        d = self.daemons[via or self.holder(rank, fs)]
+        s = d.sessions.get(client)
+        verdict, _ = serving.open_verdict(cl.addr, set(self.mon.osdmap.blocklist), d.state,
+                                          True, s.addr if s else None)
+        if verdict == "journal":
+            if not self.journal(d, "open", client, cl.addr):
+                self._drain()
+                return "fenced"
+            d.sessions.add(client, cl.addr, {}, self.t)
+        return verdict
+
+    def kill_client(self, client: str) -> None:
+        self.clients[client].alive = False
+
+    def clients_reconnect(self, d: SimMDS, now: float) -> None:
+        """Live clients of `d`'s rank see it in up:reconnect and reconnect (C1)."""
+        fs = self.mon.fsmap.filesystems.get(d.fscid)
+        for cl in self.clients.values():
+            if cl.alive and fs is not None and cl.fs == fs.fs_name and cl.rank == d.rank:
+                d.reconnect(cl, now)
+
+    def evict(self, d: SimMDS, session, message: str) -> None:
+        """C2: a cluster-log line, the client's blocklisting, then the end of its session."""
+        self.clog.append(("WRN" if "unresponsive" in message else "INF", message))
+        if self.opt("mds_session_blocklist_on_timeout"):
+            self.cmd("osd", "blocklist", "add", session.addr, who=f"mds.{d.name}")
+        if self.journal(d, "close", session.client):
+            d.sessions.remove(session.client)
+
+    def _apply_blocklist(self) -> None:
+        """Sessions of blocklisted clients end on every daemon (MDS apply_blocklist)."""
+        for d in self.daemons.values():
+            for s in [s for s in d.sessions.sessions.values()
+                      if s.addr in self.mon.osdmap.blocklist]:
+                d.sessions.remove(s.client)
+
+    def sessions(self, rank: int = 0, fs: str = "cephfs") -> list[str]:
+        """The clients with a session on the rank's holder."""
+        return sorted(self.daemons[self.holder(rank, fs)].sessions.sessions)
 
     # -- invariants
     def check_invariants(self) -> None:

@@ -99,3 +99,24 @@ def test_one_reply_multiplexer_by_tid() -> None:
     # the replies' channels and the MonClient's pushes (the monitor's outgoing queue is an
     # OutQueue, common/outqueue.py)
     assert channels == {"common/replies.py", "common/monclient.py"}
+
+
+def test_unit_tests_open_no_sockets():
+    """A test that starts servers or opens connections lives in tests/inprocess (or
+    tests/integration): the unit tests import neither trio nor the networked shells."""
+    shells = ("trio", "common.net", "common.monclient", "mon.server", "osd.server",
+              "tests.inprocess")
+    for path in sorted((ROOT / "tests" / "unit").glob("*.py")):
+        bad = [i for i in _imports(path) if any(i == s or i.startswith(s + ".") for s in shells)]
+        assert not bad, f"{path.name} imports {bad}"
+
+
+def test_one_backoff():
+    """Every retry loop asks common.backoff.Backoff; no module keeps a backoff class of its
+    own (issue 10 item 4)."""
+    owners = []
+    for package in ("common", "mon", "mds", "osd", "client", "nfs", "vip"):
+        for path in (ROOT / package).glob("*.py"):
+            owners += [f"{package}/{path.name}" for node in ast.walk(ast.parse(path.read_text()))
+                       if isinstance(node, ast.ClassDef) and "backoff" in node.name.lower()]
+    assert owners == ["common/backoff.py"]

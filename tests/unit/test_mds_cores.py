@@ -20,10 +20,12 @@ def test_T3_mon_reconnect_backoff_doubles_and_never_exceeds_the_beacon_grace() -
 
 
 def test_work_osd_and_peer_backoffs() -> None:
-    w, o, p = lifecycle.work_backoff(3.0), lifecycle.osd_backoff(), lifecycle.peer_backoff()
-    assert [w.next() for _ in range(3)] == [3.0, 5.0, 5.0]
-    assert [o.next() for _ in range(7)][-2:] == [1.6, 2.0]
-    assert [p.next() for _ in range(6)][-2:] == [0.8, 1.0]
+    w, o, p = (b.delays() for b in (lifecycle.work_backoff(3.0), lifecycle.osd_backoff(),
+                                     lifecycle.peer_backoff()))
+    assert [next(w) for _ in range(3)] == [3.0, 5.0, 5.0]
+    assert [next(o) for _ in range(8)][-3:] == [1.6, 2.0, 2.0]
+    assert [next(p) for _ in range(7)][-3:] == [0.8, 1.0, 1.0]
+    assert [next(lifecycle.work_backoff(9.0).delays()) for _ in range(2)] == [5.0, 5.0]
 
 
 def test_B10_removed_while_shutting_down_ends_instead_of_respawning() -> None:

@@ -141,8 +141,11 @@ def test_M7_laggy_daemon_beaconing_again_is_cleared() -> None:
     c.advance(30)
     assert all(i.laggy for i in c.mon.fsmap.all_infos())
     c.resume("b")
-    # b's beacon clears its laggy flag; the tick after that commit (T0) sees b getting
-    # through again (T4), so the dead standby a is dropped at once
+    # b holds the map that marked it laggy until its beacon is acked (B5), so that beacon
+    # reports an old epoch (M4); its next beacon clears its laggy flag, and the tick after
+    # that commit (T0) sees b getting through again (T4), so the dead standby a is dropped
+    assert c.info("b").laggy
+    c.advance(c.opt("mds_beacon_interval"))
     assert not c.info("b").laggy and c.info("a") is None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common import render, states
+from common import states, summary
 from common.messages import Beacon, BeaconAck
 from mon import commands
 from mon.mds_monitor import MDSMonitor
@@ -157,7 +157,7 @@ def test_each_committed_fsmap_is_logged_at_DBG_after_the_calls_other_lines() -> 
     holder = c.holder()
     effects = commands.run(c.mon, ["mds", "fail", holder], "plain", "client.admin", c.t, c.wall)
     debug = [m for _, lvl, m in effects.clog if lvl == "DBG"]
-    assert debug == [f"fsmap {render.mds_stat_plain(m)}" for m in effects.fsmaps]
+    assert debug == [f"fsmap {summary.mds_stat_plain(m)}" for m in effects.fsmaps]
     assert all(lvl == "DBG" for _, lvl, _ in effects.clog[-len(debug):])
 
 

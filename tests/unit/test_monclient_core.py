@@ -22,6 +22,9 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     assert b.delay(10_000) == 2.0  # no overflow however long a monitor stays away
     assert b.next(None) == 0.2 and b.next(0.8) == pytest.approx(1.6) and b.next(1.9) == 2.0
     assert [Backoff.constant(0.5).delay(n) for n in range(3)] == [0.5, 0.5, 0.5]
+    delays = b.delays()  # one retry loop's waits, as the MDS's work, osd and peer loops use
+    assert [next(delays) for _ in range(6)] == pytest.approx([0.2, 0.4, 0.8, 1.6, 2.0, 2.0])
+    assert next(b.delays()) == 0.2  # a new loop starts over
 
 
 def test_backoff_jitter_comes_from_the_injected_source() -> None:

@@ -23,12 +23,9 @@ from common.render import (
     fsmap_plain,
     info_json,
     info_plain,
-    mds_stat_json,
-    mds_stat_plain,
     mdsmap_json,
-    status_json,
-    status_plain,
 )
+from common.summary import mds_stat_json, mds_stat_plain, status_json, status_plain
 
 WALL = 1728368691.587651  # 2024-10-08T06:24:51.587651+0000
 POOLS = {1: "cephfs_metadata", 2: "cephfs_data", 3: "b_meta", 4: "b_data"}

@@ -223,13 +223,7 @@ def set_state(c: Cluster, fake: FakeMDS, state: int) -> None:
     publish(c, lambda core, p, wall: setattr(p.modify_daemon(fake.gid, wall), "state", state))
 
 
-@pytest.fixture
-async def cluster(nursery, tmp_path):
-    c = Cluster(nursery, str(tmp_path), mon_options={"mds_beacon_grace": 1e9})
-    await c.start_mon()
-    await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
-    yield c
-    nursery.cancel_scope.cancel()
+CLUSTER = {"mon_options": {"mds_beacon_grace": 1e9}, "osd": False, "fs": True}  # what conftest.cluster builds
 
 
 @pytest.fixture
@@ -244,10 +238,6 @@ async def mds_a(cluster, nursery, ns):
     return fake
 
 
-def mon_host(c: Cluster) -> str:
-    return f"127.0.0.1:{c.port}"
-
-
 async def wait_until(predicate) -> None:
     while not predicate():
         await trio.sleep(0.01)
@@ -255,7 +245,7 @@ async def wait_until(predicate) -> None:
 
 # -- requests
 async def test_operations(cluster, mds_a, autojump_clock):
-    async with FSClient.open(mon_host(cluster)) as fs:
+    async with FSClient.open(cluster.mon_host) as fs:
         d = await fs.mkdir("/d", 0o700)
         assert d["mode"] == stat.S_IFDIR | 0o700
         await fs.create("/d/f")
@@ -273,7 +263,7 @@ async def test_operations(cluster, mds_a, autojump_clock):
 
 
 async def test_each_client_has_its_own_entity(cluster, mds_a, autojump_clock):
-    async with FSClient.open(mon_host(cluster)) as one, FSClient.open(mon_host(cluster)) as two:
+    async with FSClient.open(cluster.mon_host) as one, FSClient.open(cluster.mon_host) as two:
         await one.stat("/")
         await two.stat("/")
         assert one.entity != two.entity
@@ -291,7 +281,7 @@ async def test_each_client_has_its_own_entity(cluster, mds_a, autojump_clock):
 async def test_errors_carry_the_errno(cluster, mds_a, ns, op, args, code, autojump_clock):
     ns.run("mkdir", {"path": "/full"})
     ns.run("create", {"path": "/full/f"})
-    async with FSClient.open(mon_host(cluster)) as fs:
+    async with FSClient.open(cluster.mon_host) as fs:
         with pytest.raises(FSClientError) as info:
             await getattr(fs, op)(*args)
     assert info.value.code == code
@@ -301,7 +291,7 @@ async def test_concurrent_requests_are_matched_by_tid(cluster, mds_a, autojump_c
     names = [f"/d{i}" for i in range(8)]
     mds_a.delays = {n: 1.0 - i / 10 for i, n in enumerate(names)}  # answered in reverse order
     results = {}
-    async with FSClient.open(mon_host(cluster)) as fs:
+    async with FSClient.open(cluster.mon_host) as fs:
         async def one(path):
             results[path] = await fs.mkdir(path)
             results[path]["stat"] = await fs.stat(path)
@@ -322,7 +312,7 @@ async def test_concurrent_requests_are_matched_by_tid(cluster, mds_a, autojump_c
 async def test_waits_for_the_safe_reply(cluster, mds_a, autojump_clock):
     mds_a.safe_gate = trio.Event()
     done = []
-    async with FSClient.open(mon_host(cluster)) as fs:
+    async with FSClient.open(cluster.mon_host) as fs:
         async def mkdir():
             done.append(await fs.mkdir("/x"))
 
@@ -337,7 +327,7 @@ async def test_waits_for_the_safe_reply(cluster, mds_a, autojump_clock):
 # -- failover
 async def test_holder_change_resends_in_flight_request_with_same_tid(
         cluster, mds_a, ns, nursery, autojump_clock):
-    async with FSClient.open(mon_host(cluster)) as fs:
+    async with FSClient.open(cluster.mon_host) as fs:
         await fs.stat("/")
         mds_a.hold = trio.Event()  # a never answers now
         result = []
@@ -371,7 +361,7 @@ async def test_reply_lost_after_apply_is_answered_from_completed_requests(
         mds_a.stop()
         make_holder(cluster, mds_b)
 
-    async with FSClient.open(mon_host(cluster)) as fs:
+    async with FSClient.open(cluster.mon_host) as fs:
         mds_a.after_apply = failover
         inode = await fs.mkdir("/x")
     assert inode["ino"] == ns.inodes["/x"]["ino"]
@@ -381,7 +371,7 @@ async def test_reply_lost_after_apply_is_answered_from_completed_requests(
 
 async def test_dropped_connection_reconnects_to_the_same_holder(
         cluster, mds_a, nursery, autojump_clock):
-    async with FSClient.open(mon_host(cluster)) as fs:
+    async with FSClient.open(cluster.mon_host) as fs:
         mds_a.hold = trio.Event()
 
         async def drop_then_answer():
@@ -396,14 +386,14 @@ async def test_dropped_connection_reconnects_to_the_same_holder(
 
 async def test_eagain_is_retried(cluster, mds_a, autojump_clock):
     mds_a.eagain = 2
-    async with FSClient.open(mon_host(cluster)) as fs:
+    async with FSClient.open(cluster.mon_host) as fs:
         await fs.mkdir("/x")
     assert [(tid, retry) for _, tid, retry, _ in mds_a.seen] == [(1, 0), (1, 1), (1, 2)]
 
 
 async def test_follows_the_map_across_a_mon_restart(cluster, mds_a, ns, nursery,
                                                     autojump_clock):
-    async with FSClient.open(mon_host(cluster)) as fs:
+    async with FSClient.open(cluster.mon_host) as fs:
         await fs.mkdir("/x")
         cluster.stop_mon()
         await trio.sleep(10)
@@ -416,7 +406,7 @@ async def test_follows_the_map_across_a_mon_restart(cluster, mds_a, ns, nursery,
 
 
 async def test_no_active_holder_times_out(cluster, mds_a, autojump_clock):
-    async with FSClient.open(mon_host(cluster), timeout=30) as fs:
+    async with FSClient.open(cluster.mon_host, timeout=30) as fs:
         publish(cluster, lambda core, p, wall: core.fail_mds_gid(mds_a.gid, wall))
         start = trio.current_time()
         with pytest.raises(FSClientError) as info:
@@ -428,10 +418,10 @@ async def test_no_active_holder_times_out(cluster, mds_a, autojump_clock):
 
 async def test_unknown_fs_and_unreachable_mon(cluster, mds_a, autojump_clock):
     with pytest.raises(FSClientError) as info:
-        async with FSClient.open(mon_host(cluster), fs_name="other"):
+        async with FSClient.open(cluster.mon_host, fs_name="other"):
             pass
     assert info.value.code == errno.ENOENT
-    async with FSClient.open(mon_host(cluster), fs_name="cephfs") as fs:
+    async with FSClient.open(cluster.mon_host, fs_name="cephfs") as fs:
         await fs.stat("/")
     with pytest.raises(MonUnreachable):
         async with FSClient.open("127.0.0.1:1", connect_timeout=3):
@@ -449,16 +439,16 @@ async def test_mount_fails_at_once_while_the_rank_holder_is_laggy(cluster, mds_a
     _set_laggy(cluster, mds_a, True)
     start = trio.current_time()
     with pytest.raises(FSClientError) as info:
-        async with FSClient.open(mon_host(cluster), fs_name="cephfs", timeout=30):
+        async with FSClient.open(cluster.mon_host, fs_name="cephfs", timeout=30):
             pass
     assert info.value.code == errno.EHOSTUNREACH
     assert info.value.message == ("mds cluster unavailable: rank 0 of cephfs is held by mds.a, "
                                   "which is laggy; probably no MDS server is up?")
     assert trio.current_time() - start < 1.0  # not the 30 s request timeout
-    async with FSClient.open(mon_host(cluster), timeout=30, require_mds=False):
+    async with FSClient.open(cluster.mon_host, timeout=30, require_mds=False):
         pass  # libcephfs's ceph_mount does not require an MDS
     _set_laggy(cluster, mds_a, False)
-    async with FSClient.open(mon_host(cluster), fs_name="cephfs", timeout=30) as fs:
+    async with FSClient.open(cluster.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.stat("/")
 
 
@@ -479,38 +469,13 @@ def _args(*argv: str):
     return fscli.parse_args(list(argv))
 
 
-def test_cli_parsing():
-    a = _args("-c", "x.conf", "mkdir", "-p", "/a/b", "/c", "-f", "json")
-    assert (a.op, a.parents, a.paths, a.conf, a.format) == ("mkdir", True, ["/a/b", "/c"],
-                                                            "x.conf", "json")
-    assert (a.fs, a.timeout, a.connect_timeout) == (None, 60.0, 5.0)
-    a = _args("--fs", "cephfs", "setfattr", "-n", "user.k", "-v", "v", "/f", "--timeout", "3")
-    assert (a.op, a.name, a.value, a.paths, a.fs, a.timeout) == (
-        "setfattr", "user.k", "v", ["/f"], "cephfs", 3.0)
-    assert _args("ls").paths == ["/"]
-    a = _args("mv", "/a", "/b")
-    assert (a.src, a.dst) == ("/a", "/b")
-    for bad in (["mv", "/a"], ["frob", "/a"], ["-f", "xml", "ls"], ["setfattr", "/f"], []):
-        with pytest.raises(fscli.UsageError):
-            _args(*bad)
-
-
-def test_cli_formatting():
-    assert fscli.error_line("mkdir /a", errno.EEXIST) == "mdsemu client: mkdir /a: File exists"
-    inode = {"ino": 7, "mode": stat.S_IFREG | 0o644, "uid": 1, "gid": 2, "size": 0,
-             "mtime": 0.0, "ctime": 0.0, "nlink": 1, "xattrs": {"user.a": "b"}}
-    text = fscli.stat_plain("/f", inode)
-    assert "  File: /f" in text and "regular empty file" in text
-    assert "Access: (0644/-rw-r--r--)" in text and "Xattrs: user.a=b" in text
-
-
 async def test_cli_ops(cluster, mds_a, capsys, autojump_clock):
     out = io.StringIO()
 
     async def run(*argv: str) -> int:
         out.seek(0)
         out.truncate()
-        async with FSClient.open(mon_host(cluster)) as fs:
+        async with FSClient.open(cluster.mon_host) as fs:
             return await fscli.run_op(fs, _args(*argv), out)
 
     assert await run("mkdir", "-p", "/a/b") == 0
@@ -547,7 +512,7 @@ def test_cli_unreachable_mon_exits_110(tmp_path):
 async def test_cli_process(cluster, mds_a, tmp_path):
     """The whole command (`mdsemu client ...` through client.cli), in real time."""
     conf = tmp_path / "ceph.conf"
-    conf.write_text(f"[global]\nmon_host = {mon_host(cluster)}\n")
+    conf.write_text(f"[global]\nmon_host = {cluster.mon_host}\n")
 
     async def run(*argv: str):
         proc = await trio.run_process(

@@ -1,0 +1,31 @@
+"""The tools' one option walker (client.conf.take_options) as `mdsemu` and `mdsemu rados`
+use it: options anywhere on the line, `--opt=value`, and each tool's own errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from client import rados_cli
+from client.conf import split_global_options
+
+
+def test_mdsemu_global_options_anywhere_on_the_line():
+    opts, words = split_global_options(["fs", "-c", "x.conf", "dump", "--format=json", "-s"])
+    assert opts == {"conf": "x.conf", "format": "json", "timeout": None}
+    assert words == ["fs", "dump", "status"]
+    assert split_global_options(["--connect-timeout", "3", "-w"]) == (
+        {"conf": None, "format": "plain", "timeout": "3"}, ["-w"])
+    assert split_global_options(["-h"])[1] == ["--help"]
+    assert split_global_options(["fs", "-h"])[1] == ["fs", "-h"]  # a command's own help
+    with pytest.raises(SystemExit, match="option -c needs a value"):
+        split_global_options(["status", "-c"])
+
+
+def test_rados_options_and_its_errors():
+    opts, args = rados_cli.parse(["-p", "meta", "put", "--namespace=ganesha", "obj", "-", "--all"])
+    assert opts == {"conf": None, "pool": "meta", "ns": "ganesha", "all": True}
+    assert args == ["put", "obj", "-"]
+    with pytest.raises(rados_cli.Usage, match="Option -p requires an argument."):
+        rados_cli.parse(["ls", "-p"])
+    with pytest.raises(rados_cli.Usage, match="unrecognized option --frob"):
+        rados_cli.parse(["ls", "--frob"])
