@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import json
 
+import pytest
+
 from common.config import Config
 from mon import commands
 from mon.mds_monitor import MDSMonitor
@@ -76,3 +78,14 @@ def test_an_ingress_reported_by_the_heads_shows_its_virtual_ip_and_port():
     assert info["ganesha"]["virtual_ip"] == "10.0.0.250"
     # the ingress goes with the heads that report it
     assert "port" not in svc.info("ganesha", 1.0 + SERVICE_GRACE + 1.0 + 3.0)
+
+
+def test_a_heads_ingress_option():
+    from nfs.daemon import _ingress
+
+    assert _ingress("") == {}
+    assert _ingress("127.0.0.10") == {"virtual_ip": "127.0.0.10", "port": 2049}
+    assert _ingress("172.19.0.240:12049") == {"virtual_ip": "172.19.0.240", "port": 12049}
+    for bad in ("nope", "127.0.0.10:0", "127.0.0.10:x", "127.0.0.10:70000"):
+        with pytest.raises(ValueError):
+            _ingress(bad)
