@@ -123,14 +123,14 @@ async def rounds(c: Cluster, hosts: Hosts | None, kills: int) -> list[dict]:
             if hosts is not None:
                 await trio.to_thread.run_sync(hosts.wait_master, old.name)
             await fs.mkdir(f"/before{i}")
-            wall0, t0 = time.time(), trio.current_time()
+            wall0, t0, mono0 = time.time(), trio.current_time(), time.monotonic()
             os.kill(c.pid_of(old.name), signal.SIGKILL)
             # reap it at once: a zombie child would still pass the track script's `kill -0`
             nursery.start_soon(trio.to_thread.run_sync, c.mds(old.name).wait_exit, 10)
             await fs.mkdir(f"/after{i}")
             served = trio.current_time() - t0
             t_assign, _ = await w.until(replaced(old.gid), 60, "a new rank 0 holder")
-            row = {"served": served, "assign": t_assign - t0}
+            row = {"served": served, "assign": t_assign - t0, "at": mono0}
             if hosts is not None:
                 def notified(since=wall0):
                     return [n for n in hosts.notifications() if n["time"] >= since] or None
@@ -149,12 +149,16 @@ def run_setup(base: Path, label: str, profile: str, kills: int, keepalived: bool
               conf: dict) -> tuple[list[dict], float]:
     c = Cluster(base / label, profile=profile, conf=conf)
     hosts = None
+    started = time.monotonic()  # the monitor's age at each kill: see main
     try:
         c.start(NAMES)
         grace = cfg.Config("mon.a", cfg.load_conf(str(c.conf_path))).get("mds_beacon_grace")
         if keepalived:
             hosts = Hosts(c)
-        return trio.run(rounds, c, hosts, kills), grace
+        rows = trio.run(rounds, c, hosts, kills)
+        for r in rows:
+            r["mon_age"] = r["at"] - started
+        return rows, grace
     finally:
         if hosts is not None:
             hosts.close()
@@ -195,6 +199,9 @@ def main() -> int:
                 acted = f"{sum(r['acted'] for r in rows)}/{len(rows)}"
             print(f"{label:<11} {grace:>5g}s  {served:<34} {assign:>6.2f}s"
                   f"{notify:>22}   {acted:>12}", flush=True)
+            # a kill in the monitor's first minute waits mds_beacon_mon_down_grace (60 s)
+            print("            rounds: " + ", ".join(
+                f"{r['served']:.2f}s (mon up {r['mon_age']:.0f}s)" for r in rows), flush=True)
     print(f"formulas: native ≈ mds_beacon_grace + tick + replay; keepalived ≈ ≤ {FALL} × "
           f"{INTERVAL:g}s (track) + {skew:.3f}s (skew) + notify (2 CLI runs) + replay; "
           f"a dead host: {master_down_interval(90, ADVERT, 2):.3f}s instead of the skew")

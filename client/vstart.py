@@ -107,7 +107,13 @@ def vstart(a: argparse.Namespace) -> int:
             if getattr(a, "nfs", 0):  # NFS heads as seed 004 deploys them (nfs/vstart.py)
                 from nfs.vstart import start_heads
 
-                rc = start_heads(d, conf, a.fs, a.nfs, a.profile, a.timeout)
+                ingress_spec = ""
+                if getattr(a, "ingress", ""):  # validated in main: the heads report it
+                    from vip import ingress
+
+                    vip, port = ingress.parse_vip(a.ingress)
+                    ingress_spec = f"{vip}:{port}"
+                rc = start_heads(d, conf, a.fs, a.nfs, a.profile, a.timeout, ingress_spec)
                 if rc:
                     return rc
             if getattr(a, "ingress", ""):  # keepalived in front of the heads (vip/ingress.py)

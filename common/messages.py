@@ -247,6 +247,7 @@ class NFSReport:
     ip: str
     port: int
     grace: dict = field(default_factory=dict)  # {cur, rec, flags: {nodeid: "NE"}} as read
+    ingress: dict = field(default_factory=dict)  # {virtual_ip, port} in front of it, if any
 
 
 @message("osd_boot")

@@ -14,7 +14,9 @@ gets Docker's SIGTERM itself (B10's clean stop).
                             script, which finds the container's address again (a container
                             cut off and reconnected with `docker network connect` may have
                             been given another one).
-    mdsemu-nfs -f F -i a    an NFS head (nfs/daemon.py), serving at this container's address
+    mdsemu-nfs -f F -i a    an NFS head (nfs/daemon.py), serving at this container's address;
+                            it reports the ingress in front of it (MDSEMU_NFS_VIP, port 2049)
+                            for `nfs cluster info`, as keepalived-a/-b hold it
     mdsemu-setup            one shot: create the file system on first start (see setup_fs.py)
     mdsemu-clog             the cluster log (`mdsemu -w`) as JSON lines (see clog.py)
     mdsemu ..., bash, ...   any program in PATH, as is
@@ -27,6 +29,8 @@ Variables (compose.yaml passes them on, with these defaults):
     MDSEMU_OPTIONS          more [global] options: "mds_beacon_grace=3 mon_tick_interval=0.5"
     MDSEMU_PUBLIC_ADDR      the address an osd or MDS advertises (default: this container's
                             address on its first network, from its host name)
+    MDSEMU_NFS_VIP          the NFS ingress's VIP: auto (the network's .240, vip/compose.py),
+                            an address, or none
 A conf file that does not start with this script's marker line is left as it is (mount your
 own ceph.conf at /etc/ceph/ceph.conf to use it).
 """
@@ -118,7 +122,13 @@ def command(argv: list[str]) -> list[str]:
         return [prog, "-c", CONF, "--public_addr", f"0.0.0.0:{mon_hostport()[1]}", *rest]
     if prog in ("mdsemu-osd", "mdsemu-mds", "mdsemu-nfs"):
         # Daemons advertise the address they bind to; the others connect to it.
-        return [prog, "-c", CONF, "--public_addr", my_address(), *rest]
+        addr = my_address()
+        if prog == "mdsemu-nfs" and "--ingress" not in rest:
+            from vip.compose import nfs_vip
+
+            vip = nfs_vip(addr)
+            rest = [*rest, "--ingress", f"{vip}:2049"] if vip else rest
+        return [prog, "-c", CONF, "--public_addr", addr, *rest]
     if prog.startswith("-") or shutil.which(prog) is None:
         return ["mdsemu", *argv]
     return argv

@@ -7,6 +7,11 @@ every REPORT_INTERVAL seconds and the monitor keeps the latest, like the mgr's s
 which forgets a daemon silent for `mgr_service_beacon_grace` (60 s). The cluster id is the
 head's RADOS_KV namespace, as cephadm makes them one. Nothing here is persisted: the heads
 report again after a monitor restart.
+
+The ingress: Ceph's mgr reads cephadm's `ingress.nfs.<cluster_id>` service (its virtual_ip,
+and its ports: frontend_port, then monitor_port). Here a head started with `--ingress
+VIP:PORT` (vstart --ingress, compose.yaml) reports the ingress in front of it, and `info`
+shows what the cluster's live heads report.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Head:
     port: int
     last_seen: float
     grace: dict = field(default_factory=dict)  # {cur, rec, flags: {nodeid: "NE"}} as read
+    ingress: dict = field(default_factory=dict)  # {virtual_ip, port[, monitor_port]}
 
 
 class NFSServices:
@@ -38,9 +44,9 @@ class NFSServices:
         self.heads: dict[tuple[str, str], Head] = {}
 
     def report(self, cluster_id: str, nodeid: str, hostname: str, ip: str, port: int,
-               grace: dict, now: float) -> None:
+               grace: dict, now: float, ingress: dict | None = None) -> None:
         self.heads[(cluster_id, nodeid)] = Head(cluster_id, nodeid, hostname, ip, port, now,
-                                                dict(grace))
+                                                dict(grace), dict(ingress or {}))
 
     def live(self, now: float) -> list[Head]:
         """The heads heard from within the grace, dropping the others."""
@@ -53,14 +59,24 @@ class NFSServices:
         return sorted({h.cluster_id for h in self.live(now)})
 
     def info(self, cluster_id: str, now: float) -> dict:
-        """One cluster as `show_nfs_cluster_info` shows it without an ingress: no virtual
-        IP, the backends sorted by hostname (then nodeid, which cephadm puts in the daemon
-        name), each with its hostname, ip and port."""
+        """One cluster as `show_nfs_cluster_info` shows it: `virtual_ip` (null without an
+        ingress), the backends sorted by hostname (then nodeid, which cephadm puts in the
+        daemon name), each with its hostname, ip and port; with an ingress, then `port` (its
+        frontend port) and `monitor_port` when it has one (Ceph: the ingress service's
+        ports[0] and ports[1], haproxy's monitor; mdsemu's ingress has no haproxy)."""
         backends = [h for h in self.live(now) if h.cluster_id == cluster_id]
         backends.sort(key=lambda h: (h.hostname, h.nodeid))
-        return {"virtual_ip": None,
-                "backend": [{"hostname": h.hostname, "ip": h.ip, "port": h.port}
-                            for h in backends]}
+        out: dict = {"virtual_ip": None,
+                     "backend": [{"hostname": h.hostname, "ip": h.ip, "port": h.port}
+                                 for h in backends]}
+        ingress = next((h.ingress for h in sorted(backends, key=lambda h: h.nodeid)
+                        if h.ingress.get("virtual_ip")), None)
+        if ingress is not None:
+            out["virtual_ip"] = str(ingress["virtual_ip"]).split("/")[0]
+            for key in ("port", "monitor_port"):
+                if isinstance(ingress.get(key), int):
+                    out[key] = ingress[key]
+        return out
 
 
 def nfs_cluster(c: Context) -> Result:

@@ -285,7 +285,7 @@ class MonServer:
                 if not session.entity.startswith("client."):
                     raise ProtocolError(f"nfs_report from {session.entity}")
                 self.nfs.report(msg.cluster_id, msg.nodeid, msg.hostname, msg.ip, msg.port,
-                                msg.grace, now)
+                                msg.grace, now, ingress=msg.ingress)
             elif isinstance(msg, m.Subscribe):
                 self._subscribe(session, msg)
             elif isinstance(msg, m.LogMsg):

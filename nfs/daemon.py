@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import math
 import os
 import socket
@@ -67,6 +68,7 @@ class NFSServer:
         self.addr = ""
         # cephadm names the service nfs.<cluster_id> and uses it as the RADOS namespace
         self.cluster_id = gconf.namespace or "nfs"
+        self.ingress: dict = {}  # {virtual_ip, port} of keepalived in front (--ingress)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         g = self.gconf
@@ -137,7 +139,7 @@ class NFSServer:
                     await conn.send(m.NFSReport(
                         cluster_id=self.cluster_id, nodeid=self.nodeid,
                         hostname=socket.gethostname(), ip=host, port=int(port),
-                        grace=self.backend.grace_view()))
+                        grace=self.backend.grace_view(), ingress=self.ingress))
                     with trio.move_on_after(REPORT_INTERVAL):
                         await self.backend.wake_report.wait()
                     self.backend.wake_report = trio.Event()
@@ -250,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pid-file", default="")
     ap.add_argument("--public_addr", "--public-addr", default="",
                     help="the address to serve at and report (default 127.0.0.1)")
+    ap.add_argument("--ingress", default="", metavar="VIP[:PORT]",
+                    help="the ingress (keepalived's VIP) in front of this head, reported to "
+                         "the monitor for `nfs cluster info` (port default 2049)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         gconf = ganesha_conf.load(args.ganesha_conf)
@@ -257,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides = {"public_addr": args.public_addr} if args.public_addr else None
         config = cfg.Config(f"client.nfs.{nodeid}", cfg.load_conf(args.conf),
                             overrides=overrides)
-    except (ganesha_conf.GaneshaConfError, cfg.ConfError) as e:
+        ingress = _ingress(args.ingress)
+    except (ganesha_conf.GaneshaConfError, cfg.ConfError, ValueError) as e:
         print(f"mdsemu-nfs: {e}", file=sys.stderr)
         raise SystemExit(errno.EINVAL) from None
     logsetup.setup(config.get("log_format"), config.get("log_file"), config.get("log_level"))
@@ -268,8 +274,20 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.pid_file, "w") as f:
             f.write(f"{os.getpid()}\n")
     server = NFSServer(config, gconf, nodeid, args.port)
+    server.ingress = ingress
     daemon_common.run_foreground(server.run, "nfs", on_signal=server.shutdown,
                                  fatal=(OSError, NotAMember))
+
+
+def _ingress(spec: str) -> dict:
+    """`VIP[:PORT]` -> {virtual_ip, port}; {} for none."""
+    if not spec:
+        return {}
+    vip, _, port = spec.partition(":")
+    ipaddress.IPv4Address(vip)  # ValueError names the bad address
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"--ingress: bad port '{port}'")
+    return {"virtual_ip": vip, "port": int(port or 2049)}
 
 
 if __name__ == "__main__":

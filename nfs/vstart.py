@@ -73,8 +73,10 @@ async def _db(conf: str, pool: str, nodes: list[str] | None) -> grace.GraceDB:
         return (await read(io, grace.DEFAULT_OID))[0]
 
 
-def start_heads(d: str, conf: str, fs: str, n: int, profile: str, timeout: float) -> int:
-    """Returns 0, or an errno after a message on stderr."""
+def start_heads(d: str, conf: str, fs: str, n: int, profile: str, timeout: float,
+                ingress: str = "") -> int:
+    """Returns 0, or an errno after a message on stderr. `ingress` (VIP:PORT): the heads
+    report it to the monitor (vstart --ingress puts keepalived in front of them)."""
     pool = f"{fs}_metadata"
     nodes = list(string.ascii_lowercase[:n])
     grace_period, lease = TIMINGS.get(profile, TIMINGS["ceph"])
@@ -89,7 +91,8 @@ def start_heads(d: str, conf: str, fs: str, n: int, profile: str, timeout: float
         with open(gconf, "w") as f:
             f.write(CONF.format(port=port, grace=grace_period, lease=lease, pool=pool,
                                 ns=NAMESPACE, node=node))
-        pid = spawn(d, "nfs", node, conf, "-f", gconf, detach=True).pid
+        more = ["--ingress", ingress] if ingress else []
+        pid = spawn(d, "nfs", node, conf, "-f", gconf, *more, detach=True).pid
         with open(pid_path(d, f"nfs.{node}"), "w") as f:
             f.write(f"{pid}\n")
         if not _settled(conf, pool, node, timeout):

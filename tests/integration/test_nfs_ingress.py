@@ -61,6 +61,19 @@ def test_ingress_nfs_client_moves_to_the_other_head_through_the_vip(cluster_fact
     assert ingress.read_ingress(str(d)) == {"virtual_ip": vip, "port": port,
                                             "daemons": ["a", "b"]}
     assert (_state(d, "a"), _state(d, "b")) == ("MASTER", "BACKUP")
+    # `nfs cluster info` as Ceph's mgr module shows a cluster behind an ingress: the VIP,
+    # then the ingress's frontend port (no monitor_port: no haproxy, docs/nfs.md)
+    head_ports = sorted(ingress.head_port(str(d / f"ganesha.{n}.conf")) for n in "ab")
+
+    def info():
+        return c.cli_json("nfs", "cluster", "info")
+
+    wait_for(lambda: len(info().get("ganesha", {}).get("backend", [])) == 2, 30,
+             "both heads in nfs cluster info", info)
+    shown = info()["ganesha"]
+    assert list(shown) == ["virtual_ip", "backend", "port"]
+    assert (shown["virtual_ip"], shown["port"]) == (vip, port)
+    assert sorted(b["port"] for b in shown["backend"]) == head_ports
     # the live view's line (mdsemu demo): who holds the VIP
     assert view.rows(view.collect(str(d))) == [
         f"{vip}:{port}  held by a ({ingress.daemon_ips(vip, 1)[0]}, priority 100)  "

@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import json
 
+import pytest
+
 from common.config import Config
 from mon import commands
 from mon.mds_monitor import MDSMonitor
@@ -47,3 +49,43 @@ def test_a_silent_head_is_forgotten_after_the_service_grace():
     svc.report("ganesha", "a", "h", "127.0.0.1", 2049, {}, now=0.0)
     assert svc.clusters(SERVICE_GRACE) == ["ganesha"]
     assert svc.clusters(SERVICE_GRACE + 0.1) == []
+
+
+def test_an_ingress_reported_by_the_heads_shows_its_virtual_ip_and_port():
+    # Ceph (cluster.py): virtual_ip from the ingress service, then `port` (its frontend port)
+    # and `monitor_port` only when the service has a second port (haproxy's monitor)
+    svc = NFSServices()
+    ingress = {"virtual_ip": "127.0.0.10", "port": 2049}
+    svc.report("ganesha", "b", "h", "127.0.0.1", 4002, {}, now=1.0, ingress=ingress)
+    svc.report("ganesha", "a", "h", "127.0.0.1", 4001, {}, now=1.0, ingress=ingress)
+    svc.report("other", "x", "h", "127.0.0.1", 4003, {}, now=1.0)
+    rc, _, out = cmd(svc, ["nfs", "cluster", "info"], 2.0)
+    assert rc == 0
+    assert out.startswith('{\n    "ganesha": {\n        "virtual_ip": "127.0.0.10",\n'
+                          '        "backend": [')
+    info = json.loads(out)
+    assert info["ganesha"] == {"virtual_ip": "127.0.0.10", "port": 2049, "backend": [
+        {"hostname": "h", "ip": "127.0.0.1", "port": 4001},
+        {"hostname": "h", "ip": "127.0.0.1", "port": 4002}]}
+    assert list(info["ganesha"]) == ["virtual_ip", "backend", "port"]
+    assert info["other"] == {"virtual_ip": None, "backend": [
+        {"hostname": "h", "ip": "127.0.0.1", "port": 4003}]}
+    # a monitor port, when an ingress has one, comes after `port`; a prefix is dropped
+    svc.report("ganesha", "a", "h", "127.0.0.1", 4001, {}, now=3.0,
+               ingress={"virtual_ip": "10.0.0.250/24", "port": 2049, "monitor_port": 9049})
+    info = json.loads(cmd(svc, ["nfs", "cluster", "info", "ganesha"], 3.0, "json")[2])
+    assert list(info["ganesha"].items())[2:] == [("port", 2049), ("monitor_port", 9049)]
+    assert info["ganesha"]["virtual_ip"] == "10.0.0.250"
+    # the ingress goes with the heads that report it
+    assert "port" not in svc.info("ganesha", 1.0 + SERVICE_GRACE + 1.0 + 3.0)
+
+
+def test_a_heads_ingress_option():
+    from nfs.daemon import _ingress
+
+    assert _ingress("") == {}
+    assert _ingress("127.0.0.10") == {"virtual_ip": "127.0.0.10", "port": 2049}
+    assert _ingress("172.19.0.240:12049") == {"virtual_ip": "172.19.0.240", "port": 12049}
+    for bad in ("nope", "127.0.0.10:0", "127.0.0.10:x", "127.0.0.10:70000"):
+        with pytest.raises(ValueError):
+            _ingress(bad)
