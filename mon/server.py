@@ -7,6 +7,7 @@ that makes them durable: persist a commit, then publish it, then reply.
 from __future__ import annotations
 
 import errno
+import math
 import select
 import time
 import uuid
@@ -86,6 +87,7 @@ class MonServer:
         self.stats = DaemonStats()
         self.nfs = NFSServices()
         self.frames = Frames()
+        self.propose_wake = trio.Event()  # the core has batched something to propose
 
     # -- start-up
     def _open(self) -> None:
@@ -124,6 +126,7 @@ class MonServer:
                 await nursery.start(trio.serve_listeners, self._handle, listeners)
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._watch_stuck)
+                nursery.start_soon(self._proposer)
                 task_status.started(self.port)
         finally:
             self.store.close()
@@ -133,12 +136,25 @@ class MonServer:
             await trio.sleep(self.config.get("mon_tick_interval"))
             self.carry_out(self.core.tick(trio.current_time(), time.time()))
 
+    async def _proposer(self) -> None:
+        """Commit the beacons the core batched when it says (Ceph's propose timer)."""
+        while True:
+            self.propose_wake = trio.Event()
+            due = self.core.propose_due
+            if due is not None and due <= trio.current_time():
+                self.carry_out(self.core.propose_pending(trio.current_time(), time.time()))
+                continue
+            with trio.move_on_at(due if due is not None else math.inf):
+                await self.propose_wake.wait()
+
     # -- commit, then publish, then reply
     def carry_out(self, out: Effects):
         """Persist what a call into the core committed, publish it, and return the reply to
         send: the one way from a core's Effects to the wire."""
         if out.changed:
             self._persist_and_publish(out)
+        for session, ack in out.acks:  # beacons that waited for this commit (B4)
+            session.queue(ack)
         return out.reply
 
     def _persist_and_publish(self, out: Effects) -> None:
@@ -272,7 +288,10 @@ class MonServer:
                     raise ProtocolError(
                         f"beacon for gid {msg.global_id} on the session of {session.entity} "
                         f"(gid {session.gid})")
-                reply = self.carry_out(self.core.handle_beacon(msg, now, wall))
+                due = self.core.propose_due
+                reply = self.carry_out(self.core.prepare_beacon(msg, now, wall, session))
+                if self.core.propose_due != due:
+                    self.propose_wake.set()
                 if msg.stats:
                     self.stats.note(msg.global_id, now, msg.stats)
                 if reply is not None:
