@@ -105,6 +105,7 @@ class BeaconRules:
         self.mon.beacons.note(b.global_id, now, b.seq)
         self.mon.metadata[b.global_id] = dict(b.sys_info, addr=b.addr, name=b.name)
         self.mon.daemon_health[b.global_id] = list(b.health)
+        self.mon.health_changed = True
         log.info("mds boot", name=b.name, gid=b.global_id, addr=b.addr)
 
     def _evict(self, b: Beacon, info: MDSInfo, why: str, wall: float) -> str:
@@ -163,6 +164,7 @@ class BeaconRules:
                     f"MDS health message cleared (mds.{info.name}): {h.get('message', '')}",
                 )
         self.mon.daemon_health[gid] = [h for h in health if isinstance(h, dict)]
+        self.mon.health_changed = True
 
     def _stopped(self, gid: int, wall: float) -> None:
         """X4: the rank has finished stopping."""

@@ -58,6 +58,7 @@ class MDSMonitor:
         self.fsmap = fsmap or FSMap()
         self.osdmap = osdmap or OSDMap()
         self.next_gid = next_gid
+        self.gid_reserved = next_gid  # the stored bound (see _reserve_gids)
         self.configs = ConfigMonitor(config, config_db)
         self.beacons = BeaconTimes(now)
         self.daemon_health: dict[int, list] = {}
@@ -68,6 +69,7 @@ class MDSMonitor:
         self.propose_due: float | None = None  # when the shell is to call propose_pending
         self.last_commit = -1e9  # `now` of the last commit (Ceph's paxos last_commit_time)
         self.health_log = HealthLog(self.health_checks())
+        self.health_changed = False  # daemon_health or options changed since health_checks
         self.rules = BeaconRules(self)
 
     # -- options (read on use, so `config set` applies at once)
@@ -82,11 +84,12 @@ class MDSMonitor:
         """`config set`: applied at once, stored and published with the open proposal."""
         effects = self._open()[1]
         self.configs.set(who, name, value)
-        effects.config = True
+        effects.config = self.health_changed = True  # health reads options too
 
     def config_rm(self, who: str, name: str) -> None:
         effects = self._open()[1]
         effects.config = self.configs.rm(who, name) or effects.config
+        self.health_changed = self.health_changed or effects.config
 
     # -- proposals: every entry point opens one, commits it, and returns its Effects
     @contextmanager
@@ -164,11 +167,14 @@ class MDSMonitor:
             self.last_commit = now
         for reply_to, b, kind in proposal.waiters:  # B4: acked once the map has it
             effects.acks.append((reply_to, self.rules.deferred_reply(b, kind)))
-        # Ceph logs health changes as each proposal encodes its checks (log_health)
-        period = self.opt("mon_health_log_update_period")
-        for level, message in self.health_log.update(self.health_checks(), now, period):
-            log_cluster(level, message)
-            effects.clog.append((wall, level, message))
+        # Ceph logs health changes as each proposal encodes its checks (log_health); they are
+        # computed again only when the map or a daemon's health changed (same lines)
+        if pending_fs is not None or self.health_changed:
+            self.health_changed = False
+            period = self.opt("mon_health_log_update_period")
+            for level, message in self.health_log.update(self.health_checks(), now, period):
+                log_cluster(level, message)
+                effects.clog.append((wall, level, message))
         return pending_fs is not None
 
     def clog(self, wall: float, level: str, message: str) -> None:
@@ -178,15 +184,24 @@ class MDSMonitor:
     def allocate_gid(self) -> int:
         gid = self.next_gid
         self.next_gid += 1
+        self._reserve_gids()
         return gid
 
     def note_gid(self, gid: int) -> None:
         self.next_gid = max(self.next_gid, gid + 1)
+        self._reserve_gids()
+
+    def _reserve_gids(self) -> None:
+        """As Ceph's AuthMonitor preallocates global ids: the store keeps a bound above every
+        gid handed out (`gid_reserved`, where a restarted monitor starts), moved on by
+        mon_globalid_prealloc at a time, so a session costs no write of its own."""
+        if self.next_gid > self.gid_reserved:
+            self.gid_reserved = self.next_gid + self.opt("mon_globalid_prealloc")
 
     def session_gid(self, entity: str, global_id: int) -> int:
         """The gid of a new session (given at `hello`): an MDS reconnecting with the gid of an
         earlier session keeps it, so a restarted mon sees the same daemons; anyone else gets
-        a new one. The shell persists `next_gid` before it answers."""
+        a new one. The shell persists `gid_reserved`, if it moved, before it answers."""
         if global_id > 0 and entity.startswith("mds."):
             self.note_gid(global_id)
             return global_id
@@ -218,7 +233,8 @@ class MDSMonitor:
     def forget(self, gid: int) -> None:
         """A daemon left the map: drop its beacon stamp, health and metadata (F1)."""
         self.beacons.forget(gid)
-        self.daemon_health.pop(gid, None)
+        if self.daemon_health.pop(gid, None):
+            self.health_changed = True
         self.metadata.pop(gid, None)
 
     def fscid_for(self, fs_name: str) -> int:
@@ -244,7 +260,7 @@ class MDSMonitor:
                 effects.reply = reply
         finally:
             self._proposal = self._effects = None
-        if proposal.dirty and self._pending is None:
+        if (proposal.dirty or self.health_changed) and self._pending is None:
             self._pending = proposal
             # Ceph's PaxosService::should_propose
             interval = self.opt("paxos_propose_interval")
@@ -308,11 +324,9 @@ class MDSMonitor:
             info = self.view.info(gid)
             if info is None:
                 continue
-            log.info(
-                f"no beacon from mds.{info.rank}.{info.inc} (gid: {gid} addr: {info.addr} "
-                f"state: {states.name(info.state)}) since {since:.3f}"
-            )
-            if not info.laggy:  # T5
+            if not info.laggy:  # T5; logged once, as it becomes laggy, not at every tick
+                log.info(f"no beacon from mds.{info.rank}.{info.inc} (gid: {gid} addr: "
+                         f"{info.addr} state: {states.name(info.state)}) since {since:.3f}")
                 log.info(f" marking {gid} {info.addr} mds.{info.rank}.{info.inc} "
                          f"{states.name(info.state)} laggy")
                 self.pfs.modify_daemon(gid, wall).laggy_since = wall

@@ -107,6 +107,7 @@ class MonServer:
         self.core = MDSMonitor(self.config, fsmap, osdmap, self.store.get("next_gid", FIRST_GID),
                                config_db, now=now)
         self.core.configs.apply()
+        self.gids_stored = self.core.gid_reserved  # next_gid in the store: see _reserve_gids
         recent = self.store.recent_log(1)
         self.log_seq = recent[0]["seq"] if recent else 0
         self.fsid = self.store.get("fsid")
@@ -163,7 +164,8 @@ class MonServer:
             self.log_seq += 1
             entries.append({"seq": self.log_seq, "stamp": wall, "who": self.name,
                             "level": level, "message": message})
-        kv = {"next_gid": self.core.next_gid}
+        kv = {"next_gid": self.core.gid_reserved}
+        self.gids_stored = self.core.gid_reserved
         if out.config:  # the core has applied it already
             kv["config_db"] = self.core.config_db
         self.store.commit(fsmaps=out.fsmaps, osdmap=out.osdmap, kv=kv, log=entries)
@@ -234,7 +236,9 @@ class MonServer:
                 await conn.send(m.Error(code=break_reason[0], message=break_reason[1]))
                 return None
             gid = self.core.session_gid(hello.entity, hello.global_id)
-            self.store.commit(kv={"next_gid": self.core.next_gid})
+            if self.core.gid_reserved != self.gids_stored:
+                self.store.commit(kv={"next_gid": self.core.gid_reserved})
+                self.gids_stored = self.core.gid_reserved
             await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name))
             log.debug("session opened", peer=conn.peer, entity=hello.entity, gid=gid)
             return Session(conn, hello.entity, gid, self.config.get("ms_max_queued_messages"))

@@ -89,3 +89,17 @@ def test_a_state_change_is_acked_with_the_epoch_that_has_it() -> None:
     (to, ack), = out.acks
     assert to == "holder" and c.mon.fsmap.info(holder.gid).state == states.STOPPING
     assert ack.version == c.mon.fsmap.effective_epoch(holder.gid)
+
+
+def test_H8_a_health_report_alone_is_proposed_and_logged() -> None:
+    c = healthy("a", "b")
+    holder = c.daemons[c.holder()]
+    b = dataclasses.replace(holder.beacon_msg(holder.beacon.sent(c.t)), health=[
+        {"type": "MDS_TRIM", "message": "Behind on trimming (300/128)", "severity": "warning"}])
+    out = c.mon.prepare_beacon(b, c.t, c.wall, reply_to="holder")
+    assert out.reply is not None  # M5: acked at once, the map is unchanged
+    assert c.mon.propose_due is not None
+    out = c.mon.propose_pending(c.t + 1, c.wall)
+    assert not out.fsmaps
+    assert any("Health check failed" in msg and "MDS_TRIM" in msg for _, _, msg in out.clog)
+    assert not c.mon.tick(c.t + 1, c.wall).changed  # health is not computed again for nothing
