@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import errno
 import math
+import os
 import re
 
 import structlog
@@ -111,6 +112,22 @@ class Connection:
             self._pending_sends -= 1
         if scope.cancelled_caught:
             await self._give_up("peer stuck, not reading")
+
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes now, without waiting or yielding: the bytes written (0
+        if none, or if this connection injects faults or a send is in progress). The caller
+        sends the rest in order (the monitor publishing a map to a thousand subscribers does
+        not wake a thousand tasks for it). ConnectionClosed if the peer is gone."""
+        if self._inj is not None or self._send_lock.locked() or self._given_up:
+            return 0
+        try:
+            return os.write(self.stream.socket.fileno(), data)
+        except BlockingIOError:
+            return 0
+        except (AttributeError, ValueError):  # not a socket stream
+            return 0
+        except OSError as e:
+            raise ConnectionClosed(str(e)) from None
 
     async def _give_up(self, why: str) -> None:
         if not self._given_up:

@@ -62,6 +62,18 @@ class Session:
         self.queue_frame(frame(msg))
 
     def queue_frame(self, data: bytes, key: str | None = None) -> None:
+        if not self.out and self.blocked_since is None:  # the sender is idle: write now
+            try:
+                sent = self.conn.send_nowait(data)
+            except ConnectionClosed:
+                self.close()
+                return
+            if sent == len(data):
+                return
+            if sent:  # the rest first, then whatever comes next
+                self.out.push_front(data[sent:])
+                self.wake.set()
+                return
         if not self.out.put(data, key):  # a consumer this slow is cut off, not waited for
             log.warning("closing connection: peer too slow, send queue full", peer=self.conn.peer,
                         entity=self.entity, queued=len(self.out))
