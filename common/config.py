@@ -123,6 +123,9 @@ _OPTION_LIST = [
     Option("ms_blackhole_osd", bool, False, "Silently drop messages to and from osds."),
     Option("ms_blackhole_mds", bool, False, "Silently drop messages to and from MDSs."),
     Option("ms_blackhole_client", bool, False, "Silently drop messages to and from clients."),
+    Option("ms_blackhole_from", str, "",
+           "Entity names or types (e.g. 'mds.a client') whose messages are dropped on "
+           "receipt: a one-way partition (ours; Ceph's ms_blackhole_* drop both ways)."),
     Option("ms_inject_seed", int, 0, "Seed of every injected fault's random choice.", 0),
     Option("ms_send_timeout", float, 30.0,
            "Seconds one send to a peer that does not read may block before the peer is "
