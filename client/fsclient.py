@@ -97,8 +97,9 @@ class _Session:
     async def call(self, req: m.ClientRequest, resend=None,
                    after: float = math.inf) -> m.ClientReply | None:
         """Send; return the first reply, or None if the connection went down meanwhile. A
-        request already sent here (replayed during reconnect) is not sent again."""
-        if self.dead:
+        request already sent here (replayed during reconnect) is not sent again; its reply,
+        if it came before the connection was lost, is still handed out."""
+        if self.dead and not self.replies.pending(req.tid):
             return None
         if req.tid not in self.replies:
             self.replies.expect(req.tid)
