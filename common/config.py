@@ -99,6 +99,9 @@ _OPTION_LIST = [
     Option("mds_op_complaint_time", float, 30.0, "Seconds before a request is slow.", 0),
     Option("osd_op_complaint_time", float, 30.0,
            "Seconds before an osd op (a metadata IO) is slow.", 0),
+    Option("objecter_timeout", float, 10.0,
+           "Seconds an osd op may go unanswered before its session counts as lost and its "
+           "ops are resent, in issue order, on a new one.", 0.01),
     Option("defer_client_eviction_on_laggy_osds", bool, True,
            "Do not evict unresponsive clients while the osd is laggy."),
     Option("mds_health_summarize_threshold", int, 10,
@@ -154,6 +157,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "mds_beacon_mon_down_grace": 2.0,
         "mds_op_complaint_time": 2.0,
         "osd_op_complaint_time": 2.0,
+        "objecter_timeout": 3.0,
         "ms_send_timeout": 3.0,
     },
 }
