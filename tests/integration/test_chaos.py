@@ -6,12 +6,24 @@ status and report.json."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
 
 import pytest
 
 from client import nemesis
-from tests.integration.cluster import active, info_by_name, proc_state, run_cli
+from tests.integration.cluster import (
+    MDSEMU,
+    active,
+    clean_env,
+    info_by_name,
+    pids_mentioning,
+    proc_state,
+    run_cli,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.processes]
 
@@ -114,3 +126,62 @@ def test_client_side_options_from_ceph_conf(cluster_factory):
     assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
     assert "mdsemu client:" in res.stderr
     assert c.fs_dump()["epoch"] > 0  # the CLI still talks to the mon
+
+
+def _thrash(c, report, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        MDSEMU + ["-c", str(c.conf_path), "thrash", "--seed", "5", "--delay", "0",
+                  "--report", str(report), *extra],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=clean_env())
+
+
+def _stopped(c) -> list[str]:
+    return [n for n in ("a", "b") if proc_state(c.pid_of(n)) == "T"]
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_heals_every_fault_and_exits_130(cluster_factory, tmp_path):
+    """Ctrl-C (SIGINT) in the middle of a long SIGSTOP: the thrasher resumes the daemon, stops
+    its load and exits 130, as Jepsen's final generator heals before it gives up."""
+    c = cluster_factory()
+    c.vstart("--mds", "2")
+    p = _thrash(c, tmp_path / "r", "--faults", "3", "--thrash-weights", "stop_long=1")
+    try:
+        wait_for(lambda: _stopped(c), 30, "a daemon stopped by the thrasher")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130, out[-2000:] + err[-2000:]
+    assert "interrupted; every fault healed" in err
+    assert _stopped(c) == []
+    load = f"{tmp_path / 'r'}/history.jsonl"
+    assert pids_mentioning(load) == []  # the load went with it
+
+
+@pytest.mark.timeout(90)
+def test_a_load_that_dies_stops_the_faults_heals_and_exits_2(cluster_factory, tmp_path):
+    """The client load killed mid-run: the thrasher notices within seconds, heals, says why
+    and exits 2 (nothing could be checked), rather than thrash on without a load."""
+    c = cluster_factory()
+    c.vstart("--mds", "2")
+    p = _thrash(c, tmp_path / "r", "--faults", "200", "--thrash-weights", "stop_short=1")
+    load = f"{tmp_path / 'r'}/history.jsonl"
+    try:
+        pids = wait_for(lambda: pids_mentioning(load), 30, "the client load")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 2, out[-2000:] + err[-2000:]
+    assert "the client load died: exit status -9" in err
+    assert _stopped(c) == []
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert doc["exit_status"] == 2 and "the client load died" in doc["verify"]["error"]
+    assert len(doc["faults"]) < 200
