@@ -51,6 +51,11 @@ class MDSMonitor:
         self.next_gid = next_gid
         self.configs = ConfigMonitor(config, config_db)
         self.beacons = BeaconTimes(now)
+        # gids whose beacon showed they have seen themselves up:active: only those are asked
+        # to stop (X2). Committing "active" and, a tick later, "stopping" at once would let
+        # the daemon see only the second map (maps are coalesced), go rejoin -> stopping,
+        # which is invalid, and respawn; its successor would do the same, forever.
+        self.seen_active: set[int] = set()
         self.daemon_health: dict[int, list] = {}
         self.metadata: dict[int, dict] = {}
         self._proposal: Proposal | None = None  # open while a call builds one
@@ -198,6 +203,7 @@ class MDSMonitor:
     def _forget(self, gid: int) -> None:
         """A daemon left the map: drop its beacon stamp, health and metadata (F1)."""
         self.beacons.forget(gid)
+        self.seen_active.discard(gid)
         self.daemon_health.pop(gid, None)
         self.metadata.pop(gid, None)
 
@@ -241,6 +247,8 @@ class MDSMonitor:
         self.beacons.note(gid, now, b.seq)
         if b.version != self.fsmap.effective_epoch(gid):  # M4: has not seen the latest map
             return self._ack(b, gid)
+        if info.state == states.ACTIVE and b.state == states.ACTIVE:
+            self.seen_active.add(gid)  # it has processed a map that shows it active
         join_fscid = self._fscid_for(b.fs)
         legacy = (b.standby_for_rank, b.standby_for_name, b.standby_for_fscid, b.standby_replay)
         unchanged = (
@@ -385,7 +393,7 @@ class MDSMonitor:
         self._rebalance_affinity(wall)
         proposal, force = self._open()[0], self.opt("mon_force_standby_active")
         for fscid in sorted(self.view.filesystems):
-            rf.resize(proposal, fscid, force, wall)
+            rf.resize(proposal, fscid, force, wall, self.seen_active)
         for fscid in sorted(self.view.filesystems):
             rf.promote_standbys(proposal, fscid, force, wall)
         self._expire_blocklist(wall)
