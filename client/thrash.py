@@ -448,6 +448,7 @@ def run(a: argparse.Namespace) -> int:
               f"{s['recovery_median']}s, worst {s['recovery_worst']}s; clients unanswered "
               f"at most {s['clients_unanswered_worst']}s")
     state = f"recovered in {recovered}s" if recovered is not None else \
+        "stopped early, everything healed" if stopped is not None else \
         f"NOT recovered within {a.recovery_timeout:g}s"
     checked = "not run" if verdict is None else "ok" if status == 0 else \
         (verdict.get("violations") or verdict)
