@@ -6,7 +6,9 @@ only applies it: signals to the pids in DIR/run/<type>.<id>.pid, revivals the wa
 starts a daemon, `mds fail`, `fs set max_mds` and `config set` of the messenger's injection
 options. At the end every fault is healed, the cluster must be HEALTH_OK within
 --recovery-timeout, and `verify` checks the client history. Exit status: 0 nothing lost and
-recovered, 1 a violation, 2 the cluster did not recover in the bound; EINVAL for bad options.
+recovered, 1 a violation, 2 the cluster did not recover in the bound or the client load died
+(the faults stop and everything is healed first), 130 after Ctrl-C (healed first, no report);
+EINVAL for bad options.
 report.json in --report DIR lists each fault with the time until the ranks were active again.
 """
 
