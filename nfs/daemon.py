@@ -109,6 +109,9 @@ class NFSServer:
             task_status.started(self)
 
     async def shutdown(self) -> None:
+        """SIGTERM: ask for a grace period; the CephFS session is then left open, not closed
+        (the run is cancelled before FSClient's unmount), as FSAL_CEPH's ceph_abort_conn
+        leaves "state intact on the MDS": its locks wait for the next incarnation's reset."""
         if self.backend is not None:
             await self.backend.shutdown()
 
