@@ -247,7 +247,12 @@ class NFSServer:
                     bool(a.get("reclaim", False)))
             o = s.check_lock(c, *args)
             await self.fsal.lock(o.path, c.clientid, *args[1:])
-            return {"lock_stateid": s.lock(c, *args).stateid}
+            try:  # checked again: a grace period may have begun meanwhile
+                return {"lock_stateid": s.lock(c, *args).stateid}
+            except NFS4Error:  # undo it in CephFS, unless that would cut an older lock
+                if not any(lk.clientid == c.clientid for lk in s.locks_of(o.path)):
+                    await self.fsal.unlock(o.path, c.clientid, 0, TO_EOF)
+                raise
         if op == "locku":
             offset, length = int(a["offset"]), int(a["length"])
             path = s.locku(c, int(a["lock_stateid"]), offset, length)

@@ -128,7 +128,8 @@ async def test_a_killed_heads_lock_is_denied_then_reclaimed_after_the_reset(clus
         b.kill()
 
 
-async def test_a_head_down_past_its_session_timeout_loses_its_locks(cluster, autojump_clock):
+async def test_a_head_down_past_its_session_timeout_loses_its_locks_and_reclaims_conflict(
+        cluster, autojump_clock):
     c = cluster
     async with Rados.connect(Config("client.admin", overrides=c.options())) as r:
         await r.pool_create(grace.DEFAULT_POOL)
@@ -159,8 +160,19 @@ async def test_a_head_down_past_its_session_timeout_loses_its_locks(cluster, aut
                     assert e.name == "NFS4ERR_DENIED"
                 await trio.sleep(5)
                 await y.call("sequence")
-        # ... its own 20 s (mdsemu_nfs_session_timeout), before the autoclose (60 s)
-        assert 18 < trio.current_time() - t0 < 30
-        log = (await c.command("log", "last", "20"))[2]
-        assert "evicting unresponsive client" in log
+            # ... its own 20 s (mdsemu_nfs_session_timeout), before the autoclose (60 s)
+            assert 18 < trio.current_time() - t0 < 30
+            log = (await c.command("log", "last", "20"))[2]
+            assert "evicting unresponsive client" in log
+            # a comes back too late: its client may reclaim (a's old database), but the
+            # lock is another's now
+            await a.start()
+            async with NFSClient.connect(a.addr) as x:
+                await x.mount("client-x")
+                sx = (await x.call("open", path="/g", claim="previous"))["stateid"]
+                await expect("NFS4ERR_RECLAIM_CONFLICT", x.call(
+                    "lock", stateid=sx, type="write", offset=0, length=TO_EOF, reclaim=True))
+                await x.call("reclaim_complete")
+                await out_of_grace([a, b], [x, y])
+        a.kill()
         b.kill()
