@@ -93,6 +93,9 @@ _OPTION_LIST = [
            "session_timeout of a new file system (then `fs set`).", 1),
     Option("mds_session_autoclose", int, 300,
            "session_autoclose of a new file system (then `fs set`).", 1),
+    Option("mdsemu_nfs_session_timeout", int, 300,
+           "The CephFS session timeout an NFS head asks for (Ganesha's 300 s): a dead head's "
+           "session, and its locks, last that long unless its next incarnation resets it.", 0),
     Option("mds_log_pause", bool, False, "Hold journal writes (a test aid, as in Ceph)."),
     Option("mds_deny_all_reconnect", bool, False, "Refuse every client reconnect."),
     Option("mds_log_warn_factor", float, 2.0, "Journal trim warning threshold multiplier.", 0),
@@ -142,6 +145,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "mds_reconnect_timeout": 2.0,
         "mds_session_timeout": 3,  # renew every second
         "mds_session_autoclose": 6,
+        "mdsemu_nfs_session_timeout": 5,
         "mds_replay_interval": 0.1,
         "mds_tick_interval": 0.25,
         "mds_mon_shutdown_timeout": 1.0,
