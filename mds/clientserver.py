@@ -32,8 +32,13 @@ class ClientServer:
         self._reconnect_changed = trio.Event()
 
     async def serve_conn(self, stream) -> None:
-        """A filesystem client (or `mdsemu tell`): hello, then session control and requests."""
-        conn = Connection(stream, self.mds.config.get("ms_max_message_size"))
+        """A filesystem client (or `mdsemu tell`): hello, then session control and requests.
+        A client that stops reading is disconnected after ms_send_timeout, or once
+        ms_max_queued_messages replies wait for it (each request is a task: unbounded else)."""
+        c = self.mds.config
+        conn = Connection(stream, c.get("ms_max_message_size"),
+                          send_timeout=c.get("ms_send_timeout"),
+                          max_pending_sends=c.get("ms_max_queued_messages"))
         client = ""
         try:
             hello = await conn.recv()
