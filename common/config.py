@@ -51,6 +51,15 @@ _OPTION_LIST = [
     Option("mds_beacon_mon_down_grace", float, 60.0,
            "Seconds after a monitor outage before laggy MDSs are replaced.", 0),
     Option("mon_tick_interval", float, 5.0, "Seconds between monitor ticks.", 0),
+    Option("paxos_propose_interval", float, 1.0,
+           "Seconds a monitor service gathers changes (beacons) into one proposal after the "
+           "previous commit; commands and the tick's decisions are proposed at once.", 0),
+    Option("paxos_min_wait", float, 0.05,
+           "Seconds changes wait to be batched when nothing was committed for "
+           "paxos_propose_interval.", 0),
+    Option("mon_globalid_prealloc", int, 10000,
+           "Global ids the monitor reserves in its store at a time (one write per this many "
+           "sessions).", 1),
     Option("mon_health_log_update_period", float, 5.0,
            "Least seconds between cluster-log updates of a health check of the same severity.",
            0),
@@ -93,6 +102,9 @@ _OPTION_LIST = [
            "session_timeout of a new file system (then `fs set`).", 1),
     Option("mds_session_autoclose", int, 300,
            "session_autoclose of a new file system (then `fs set`).", 1),
+    Option("mdsemu_nfs_session_timeout", int, 300,
+           "The CephFS session timeout an NFS head asks for (Ganesha's 300 s): a dead head's "
+           "session, and its locks, last that long unless its next incarnation resets it.", 0),
     Option("mds_log_pause", bool, False, "Hold journal writes (a test aid, as in Ceph)."),
     Option("mds_deny_all_reconnect", bool, False, "Refuse every client reconnect."),
     Option("mds_log_warn_factor", float, 2.0, "Journal trim warning threshold multiplier.", 0),
@@ -145,9 +157,12 @@ PROFILES: dict[str, dict[str, object]] = {
         "mds_beacon_interval": 0.25,
         "mds_beacon_grace": 1.0,
         "mon_tick_interval": 0.1,
+        "paxos_propose_interval": 0.02,
+        "paxos_min_wait": 0.001,
         "mds_reconnect_timeout": 2.0,
         "mds_session_timeout": 3,  # renew every second
         "mds_session_autoclose": 6,
+        "mdsemu_nfs_session_timeout": 5,
         "mds_replay_interval": 0.1,
         "mds_tick_interval": 0.25,
         "mds_mon_shutdown_timeout": 1.0,
