@@ -98,22 +98,34 @@ class _Session:
             self.kill()
             return False
 
-    async def call(self, req: m.ClientRequest) -> m.ClientReply | None:
+    async def call(self, req: m.ClientRequest, resend=None,
+                   after: float = math.inf) -> m.ClientReply | None:
         """Send; return the first reply, or None if the connection went down meanwhile. A
-        request already sent here (replayed during reconnect) is not sent again."""
-        if self.dead:
+        request already sent here (replayed during reconnect) is not sent again; its reply,
+        if it came before the connection was lost, is still handed out."""
+        if self.dead and not self.replies.pending(req.tid):
             return None
         if req.tid not in self.replies:
             self.replies.expect(req.tid)
             if not await self.send(req):
                 return None
-        return await self.next_reply(req.tid)
+        return await self.next_reply(req.tid, resend, after)
 
-    async def next_reply(self, tid: int) -> m.ClientReply | None:
-        reply = await self.replies.receive(tid)  # those received come before the loss
-        if reply is not None and (reply.safe or reply.rc != 0):
-            self.replies.forget(tid)
-        return reply
+    async def next_reply(self, tid: int, resend=None,
+                         after: float = math.inf) -> m.ClientReply | None:
+        """The next reply for `tid`; every `after` seconds without one, `resend()` (the
+        request again, same tid) is sent on this session: the MDS answers a repeat from its
+        completed requests, or once the original is done, never executing it twice."""
+        while True:
+            with trio.move_on_after(after if resend is not None else math.inf):
+                reply = await self.replies.receive(tid)  # those received come before the loss
+                if reply is not None and (reply.safe or reply.rc != 0):
+                    self.replies.forget(tid)
+                return reply
+            log.info("no reply; sending the request again", mds=self.name, tid=tid,
+                     after=after)
+            if not await self.send(resend()):
+                return None
 
     def _on_session(self, msg: m.ClientSession) -> None:
         if msg.op == "open":
@@ -300,12 +312,17 @@ class FSClient:
                 while True:
                     rank, session = await self._serving_session(rank, sent=retry > 0)
                     req = core.request(tid, op, args, retry)
-                    reply = await session.call(req)
+
+                    def again(req=req) -> m.ClientRequest:  # same tid: the MDS knows a repeat
+                        return core.request(tid, op, args, req.retry + 1)
+
+                    after = core.resend_after()
+                    reply = await session.call(req, again, after)
                     while outcome(reply) is Outcome.UNSAFE:
                         unsafe = reply  # applied, not yet journaled: wait for the safe reply
                         core.answered_unsafe(tid, rank, req)
                         self.log.debug("unsafe reply", tid=tid, mds=session.name)
-                        reply = await session.next_reply(tid)
+                        reply = await session.next_reply(tid, again, after)
                     what = outcome(reply)
                     if what is Outcome.FORWARD:
                         rank, sub = core.forwarded(reply)

@@ -111,6 +111,9 @@ _OPTION_LIST = [
     Option("mds_op_complaint_time", float, 30.0, "Seconds before a request is slow.", 0),
     Option("osd_op_complaint_time", float, 30.0,
            "Seconds before an osd op (a metadata IO) is slow.", 0),
+    Option("objecter_timeout", float, 10.0,
+           "Seconds an osd op may go unanswered before its session counts as lost and its "
+           "ops are resent, in issue order, on a new one.", 0.01),
     Option("defer_client_eviction_on_laggy_osds", bool, True,
            "Do not evict unresponsive clients while the osd is laggy."),
     Option("mds_health_summarize_threshold", int, 10,
@@ -135,6 +138,9 @@ _OPTION_LIST = [
     Option("ms_blackhole_osd", bool, False, "Silently drop messages to and from osds."),
     Option("ms_blackhole_mds", bool, False, "Silently drop messages to and from MDSs."),
     Option("ms_blackhole_client", bool, False, "Silently drop messages to and from clients."),
+    Option("ms_blackhole_from", str, "",
+           "Entity names or types (e.g. 'mds.a client') whose messages are dropped on "
+           "receipt: a one-way partition (ours; Ceph's ms_blackhole_* drop both ways)."),
     Option("ms_inject_seed", int, 0, "Seed of every injected fault's random choice.", 0),
     Option("ms_send_timeout", float, 30.0,
            "Seconds one send to a peer that does not read may block before the peer is "
@@ -166,6 +172,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "mds_beacon_mon_down_grace": 2.0,
         "mds_op_complaint_time": 2.0,
         "osd_op_complaint_time": 2.0,
+        "objecter_timeout": 3.0,
         "ms_send_timeout": 3.0,
     },
 }
