@@ -293,9 +293,11 @@ class ClientReply:
 
 @message("client_session")
 class ClientSession:
-    """Session control, both ways (C1-C6). Client: request_open (metadata carries its "addr"),
-    request_renewcaps, request_close. MDS: open, renewcaps, stale, close (metadata "reason"),
-    reject (metadata "error_string")."""
+    """Session control, both ways (C1-C6). Client: request_open (metadata carries its "addr",
+    and may carry a reclaim "uuid" and its own session "timeout"), request_renewcaps,
+    request_close, request_reclaim (metadata {uuid, flags: "reset"}: Ceph's MClientReclaim).
+    MDS: open, renewcaps, stale, close (metadata "reason"), reject (metadata "error_string"),
+    reclaim_reply (metadata {result: 0 or -errno, sessions: how many were reset})."""
 
     op: str
     seq: int = 0
@@ -304,9 +306,12 @@ class ClientSession:
 
 @message("client_reconnect")
 class ClientReconnect:
-    """C4: sent to a rank's new holder in up:reconnect, after the client's replayed requests."""
+    """C4: sent to a rank's new holder in up:reconnect, after the client's replayed requests,
+    with the file locks it holds (`locks`: mds.filelocks wire form), as Ceph's client re-sends
+    its fcntl/flock locks."""
 
     metadata: dict = field(default_factory=dict)
+    locks: list = field(default_factory=list)
 
 
 @message("mds_peer")

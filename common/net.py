@@ -148,7 +148,8 @@ class Connection:
             inj = self._inj
             if inj is None or isinstance(msg, _HANDSHAKE):
                 return msg
-            if inj.blackholed(self._msgr.blackhole()):
+            if inj.blackholed(self._msgr.blackhole()) or \
+                    inj.deaf_to(self._msgr.blackhole_from()):
                 log.debug("blackhole: dropping incoming message", msg=msg.TYPE,
                           peer=self.peer_entity)
                 continue

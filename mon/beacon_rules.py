@@ -70,6 +70,9 @@ class BeaconRules:
         self.mon.beacons.note(gid, now, b.seq)
         if b.version != self.mon.fsmap.effective_epoch(gid):  # M4: has not seen the latest map
             return self._ack(b, gid)
+        seen = self.mon.fsmap.info(gid)  # the committed map, which this daemon has seen
+        if seen is not None and seen.state == states.ACTIVE and b.state == states.ACTIVE:
+            self.mon.seen_active.add(gid)  # X2: it may be asked to stop now
         join_fscid = self.mon.fscid_for(b.fs)
         legacy = (b.standby_for_rank, b.standby_for_name, b.standby_for_fscid, b.standby_replay)
         unchanged = (

@@ -61,6 +61,11 @@ class MDSMonitor:
         self.gid_reserved = next_gid  # the stored bound (see _reserve_gids)
         self.configs = ConfigMonitor(config, config_db)
         self.beacons = BeaconTimes(now)
+        # gids whose beacon showed they have seen themselves up:active: only those are asked
+        # to stop (X2). Committing "active" and, a tick later, "stopping" at once would let
+        # the daemon see only the second map (maps are coalesced), go rejoin -> stopping,
+        # which is invalid, and respawn; its successor would do the same, forever.
+        self.seen_active: set[int] = set()
         self.daemon_health: dict[int, list] = {}
         self.metadata: dict[int, dict] = {}
         self._proposal: Proposal | None = None  # open while a call builds one
@@ -233,6 +238,7 @@ class MDSMonitor:
     def forget(self, gid: int) -> None:
         """A daemon left the map: drop its beacon stamp, health and metadata (F1)."""
         self.beacons.forget(gid)
+        self.seen_active.discard(gid)
         if self.daemon_health.pop(gid, None):
             self.health_changed = True
         self.metadata.pop(gid, None)
@@ -311,7 +317,7 @@ class MDSMonitor:
         self._rebalance_affinity(wall)
         proposal, force = self._open()[0], self.opt("mon_force_standby_active")
         for fscid in sorted(self.view.filesystems):
-            rf.resize(proposal, fscid, force, wall)
+            rf.resize(proposal, fscid, force, wall, self.seen_active)
         for fscid in sorted(self.view.filesystems):
             rf.promote_standbys(proposal, fscid, force, wall)
         self._expire_blocklist(wall)
