@@ -10,7 +10,7 @@ import os
 import sys
 
 from common import config as cfg
-from common.auth import hello_key
+from common.auth import NoKeyring, hello_key
 
 
 def default_conf() -> str:
@@ -70,5 +70,11 @@ def load_config(conf_path: str | None, name: str = "client.admin") -> cfg.Config
         raise SystemExit(errno.EINVAL) from None
 
 
-def auth_key(config: cfg.Config) -> str:
-    return hello_key(config)
+def auth_key(config: cfg.Config):
+    """This tool's cephx credentials (None with auth off); exits with Ceph's complaint when
+    cephx is required and the keyring has no key for it."""
+    try:
+        return hello_key(config)
+    except NoKeyring as e:
+        print(f"mdsemu: {e}", file=sys.stderr)
+        raise SystemExit(errno.ENOENT) from None

@@ -1,26 +1,39 @@
-"""cephx, as far as mdsemu goes: one shared cluster key from a Ceph-style keyring file, sent in
-`hello` and checked by the monitor when `auth_cluster_required = cephx`."""
+"""Which credentials a process authenticates with: with `auth_cluster_required = cephx`, its
+entity's key from the keyring (common/keyring.py), as a cephx_net.CephxClient shared by every
+connection the process opens as that entity (one per entity and keyring)."""
 
 from __future__ import annotations
 
+from common import keyring
 from common.config import Config
 
-
-def read_keyring_key(path: str) -> str:
-    """The first `key = ...` in a keyring file ("" if there is none or it cannot be read)."""
-    try:
-        with open(path) as f:
-            for line in f:
-                k, sep, v = line.partition("=")
-                if sep and k.strip() == "key":
-                    return v.strip()
-    except OSError:
-        return ""
-    return ""
+_CLIENTS: dict[tuple[str, str], object] = {}
 
 
-def hello_key(config: Config) -> str:
-    """What this process sends as `auth` in its hello."""
-    if config.get("auth_cluster_required") != "cephx":
-        return ""
-    return read_keyring_key(config.get("keyring"))
+class NoKeyring(Exception):
+    """cephx is on and the keyring has no key for this entity (Ceph: "unable to find a
+    keyring on ...")."""
+
+
+def cephx_on(config: Config) -> bool:
+    return config.get("auth_cluster_required") == "cephx"
+
+
+def hello_key(config: Config, entity: str | None = None):
+    """This process's credentials as `entity` (default: the config's name): a CephxClient, or
+    None with cephx off. NoKeyring when cephx is on and there is no key."""
+    if not cephx_on(config):
+        return None
+    from common.cephx_net import CephxClient  # trio: not for sans-IO importers of this module
+
+    entity = entity or config.name
+    path = config.get("keyring")
+    found = _CLIENTS.get((entity, path))
+    if found is None:
+        secret = keyring.secret_for(path, entity) if path else None
+        if secret is None:
+            raise NoKeyring(f"unable to find a keyring for {entity} on {path or '(none)'}: "
+                            f"cephx is required (auth_cluster_required = cephx)")
+        found = _CLIENTS[(entity, path)] = CephxClient(entity, secret,
+                                                       config.get("cephx_sign_messages"))
+    return found

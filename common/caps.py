@@ -158,6 +158,12 @@ class MonCaps:
             have |= g.perms | set(MON_PROFILES.get(g.profile, ""))
         return need <= have
 
+    def allows(self, need: set[str]) -> bool:
+        have: set[str] = set()
+        for g in self.grants:
+            have |= g.perms | set(MON_PROFILES.get(g.profile, ""))
+        return need <= have
+
     def has_profile(self, profile: str) -> bool:
         return any(g.profile == profile for g in self.grants) or \
             all(p in self._perms() for p in "rwx")

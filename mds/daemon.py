@@ -27,10 +27,12 @@ import trio.testing
 from common import log as logsetup
 from common import messages as m
 from common import states
+from common.auth import hello_key
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
     parse_hostport,
+    use_auth,
     use_messenger,
 )
 from common.osdmap import OSDMap
@@ -96,6 +98,7 @@ class MDSDaemon:
         """Serve until cancelled, or until the map removes us (see `_respawn`)."""
         self.started = trio.current_time()
         use_messenger(self.config, f"mds.{self.name}")
+        use_auth(hello_key(self.config))  # cephx: its osd and peer connections too
         host = parse_hostport(self.config.get("public_addr") or "127.0.0.1", 0)[0]
         listener = (await trio.open_tcp_listeners(0, host=host))[0]
         port = listener.socket.getsockname()[1]

@@ -79,7 +79,7 @@ class OSDClient:
         """Connect and say hello; OSDError(ECONNREFUSED...) if the osd is unreachable."""
         host, port = parse_hostport(osd_addr, 0)
         try:
-            conn, _ = await connect(host, port, entity, max_size=max_size)
+            conn, _ = await connect(host, port, entity, max_size=max_size, addr=my_addr)
         except HandshakeError as e:
             raise OSDError(e.code, f"osd {osd_addr} refused us: {e}") from None
         except OSError as e:
