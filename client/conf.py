@@ -41,8 +41,10 @@ def take_options(argv: list[str], takes: dict[str, str], opts: dict, other,
 
 
 def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
-    """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w out of anywhere in argv."""
-    opts = {"conf": None, "format": "plain", "timeout": None}
+    """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w, and who we are (-n/--name,
+    --id, -k/--keyring) out of anywhere in argv."""
+    opts = {"conf": None, "format": "plain", "timeout": None, "name": None, "id": None,
+            "keyring": None}
     words: list[str] = []
 
     def other(a: str) -> None:
@@ -56,15 +58,25 @@ def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
             words.append(a)
 
     take_options(argv, {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
-                        "--connect-timeout": "timeout"}, opts, other,
+                        "--connect-timeout": "timeout", "-n": "name", "--name": "name",
+                        "--id": "id", "-k": "keyring", "--keyring": "keyring"}, opts, other,
                  lambda a: SystemExit(f"mdsemu: option {a} needs a value"))
     return opts, words
 
 
-def load_config(conf_path: str | None, name: str = "client.admin") -> cfg.Config:
+def entity_name(opts: dict) -> str:
+    """Ceph's -n/--name client.x, or --id x; client.admin by default."""
+    if opts.get("name"):
+        return opts["name"]
+    return f"client.{opts['id']}" if opts.get("id") else "client.admin"
+
+
+def load_config(conf_path: str | None, name: str = "client.admin",
+                keyring: str | None = None) -> cfg.Config:
     path = conf_path or default_conf()
     try:
-        return cfg.Config(name, cfg.load_conf(path))
+        return cfg.Config(name, cfg.load_conf(path),
+                          overrides={"keyring": keyring} if keyring else None)
     except cfg.ConfError as e:
         print(f"mdsemu: {e}", file=sys.stderr)
         raise SystemExit(errno.EINVAL) from None

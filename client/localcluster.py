@@ -103,8 +103,9 @@ class Daemon:
 # -- the cluster ----------------------------------------------------------------------------
 class Cluster:
     def __init__(self, path: Path | str, profile: str = "fast",
-                 conf: dict[str, dict[str, str]] | None = None) -> None:
+                 conf: dict[str, dict[str, str]] | None = None, cephx: bool = False) -> None:
         self.dir = Path(path).resolve()
+        self.cephx = cephx  # vstart --cephx: DIR/keyring, every daemon with its own key
         self.profile = profile
         self.conf_sections = conf or {}
         self.conf_path = self.dir / "ceph.conf"
@@ -117,7 +118,8 @@ class Cluster:
     # -- configuration
     def write_conf(self, port: int | None = None) -> Path:
         self.port = port or free_port()
-        return write_conf(self.dir, self.port, self.profile, self.conf_sections)
+        return write_conf(self.dir, self.port, self.profile, self.conf_sections,
+                          cephx=self.cephx)
 
     def pid_file(self, name: str) -> Path:
         return pid_path(self.dir, name)

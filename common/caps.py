@@ -77,6 +77,9 @@ def parse(service: str, text: str) -> tuple[Grant, ...]:
                 raise CapsError(f"bad profile grant '{' '.join(words)}'")
             out.append(Grant(frozenset(), profile=words[1]))
             continue
+        if words == ["allow"]:  # Ceph's old spelling of `allow *` (MDS daemons have it)
+            out.append(Grant(frozenset("rwx")))
+            continue
         if words[0] != "allow" or len(words) < 2:
             raise CapsError(f"expected 'allow' or 'profile', got '{' '.join(words)}'")
         if words[1] == "command":

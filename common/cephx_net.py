@@ -101,8 +101,6 @@ class CephxClient:
             for d in msg.tickets:
                 t = cephx.open_ticket_reply(key, d, time.time())
                 self.tickets[t.service] = t
-            log.debug("got service tickets", entity=self.entity,
-                      services=[d.get("service") for d in msg.tickets])
             self._notify()
             return True
         if isinstance(msg, m.AuthRotating) and key is not None:

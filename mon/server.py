@@ -17,7 +17,7 @@ import trio
 from common import keyring
 from common import messages as m
 from common.auth import cephx_on
-from common.caps import MonCaps
+from common.caps import CapsError, MonCaps
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
@@ -132,7 +132,7 @@ class MonServer:
         path = self.config.get("keyring")
         try:
             entries = keyring.load(path)
-        except (OSError, keyring.KeyringError) as e:
+        except (OSError, keyring.KeyringError, CapsError) as e:
             raise SystemExit(f"mon: cephx is required but the keyring {path!r} cannot be "
                              f"read: {e}") from None
         self.auth.import_entries(entries)
