@@ -40,9 +40,10 @@ def take_options(argv: list[str], takes: dict[str, str], opts: dict, other,
         i += 1
 
 
-def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
+def split_global_options(argv: list[str], identity: bool = True) -> tuple[dict, list[str]]:
     """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w, and who we are (-n/--name,
-    --id, -k/--keyring) out of anywhere in argv."""
+    --id, -k/--keyring; not with `identity` False, for `client setfattr -n`) out of anywhere
+    in argv."""
     opts = {"conf": None, "format": "plain", "timeout": None, "name": None, "id": None,
             "keyring": None}
     words: list[str] = []
@@ -57,9 +58,12 @@ def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
         else:
             words.append(a)
 
-    take_options(argv, {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
-                        "--connect-timeout": "timeout", "-n": "name", "--name": "name",
-                        "--id": "id", "-k": "keyring", "--keyring": "keyring"}, opts, other,
+    takes = {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
+             "--connect-timeout": "timeout"}
+    if identity:
+        takes |= {"-n": "name", "--name": "name", "--id": "id", "-k": "keyring",
+                  "--keyring": "keyring"}
+    take_options(argv, takes, opts, other,
                  lambda a: SystemExit(f"mdsemu: option {a} needs a value"))
     return opts, words
 

@@ -186,7 +186,8 @@ class FSClient:
         system is stuck unavailable (`stuck_unavailable`)."""
         connect_timeout = timeout if connect_timeout is None else connect_timeout
         async with MonClient.open(mon_host, entity or "client.admin", auth, connect_timeout,
-                                  hunt_interval, reconnect=True, log=log) as monc, \
+                                  hunt_interval, reconnect=True, log=log,
+                                  keep_gid=True) as monc, \
                 background() as nursery:
             fs = cls(monc.global_id, auth, fs_name, timeout, nursery)
             monc.on_push = fs._on_mon

@@ -208,13 +208,15 @@ def service_accept(service: str, rotating: RotatingSecrets, entity: str, server_
         raise AuthError(errno.EACCES, f"ticket sealed with unknown rotating secret {sid} "
                                       f"(too old, or forged)")
     t = unseal(secret, auth.get("ticket"), service.encode(), "ticket")
-    if t["entity"] != entity:
+    # the peer says hello as its auth name (client.admin) or, like a filesystem client, as
+    # its instance name (client.<gid>, Ceph's entity_name_t): either must be the ticket's
+    if entity not in (t["entity"], f"{t['entity'].split('.', 1)[0]}.{t['gid']}"):
         raise AuthError(errno.EACCES, f"ticket of {t['entity']} presented by {entity}")
     if t["expires"] <= now:
         raise AuthError(errno.EKEYEXPIRED, f"ticket of {entity} expired")
     _check(proof(t["key"], b"cephx authorizer", entity.encode(), server_chal),
            auth.get("proof"), f"authorizer of {entity}")
-    ident = Identity(entity, int(t["gid"]), t["caps"], t["key"])
+    ident = Identity(t["entity"], int(t["gid"]), t["caps"], t["key"])
     return ident, proof(t["key"], b"cephx service", server_chal)
 
 

@@ -262,6 +262,9 @@ class MonServer:
                 await conn.send(m.Error(code=break_reason[0], message=break_reason[1]))
                 return None
             gid = self.core.session_gid(hello.entity, hello.global_id)
+            if key is not None and hello.global_id > 0 and self._may_reclaim(hello):
+                gid = hello.global_id  # cephx global_id reclaim: a client keeps its gid
+                self.core.note_gid(gid)
             self.store.commit(kv={"next_gid": self.core.next_gid})
             await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name,
                                       auth=getattr(conn, "auth_reply", b"")))
@@ -273,6 +276,12 @@ class MonServer:
             return session
         log.warning("closing connection: no hello in time", peer=conn.peer)
         return None
+
+    def _may_reclaim(self, hello: m.Hello) -> bool:
+        """An authenticated client may keep the gid of its earlier session, its tickets' (and
+        its MDS sessions') name, unless another entity's live session holds it."""
+        return hello.entity.startswith("client.") and not any(
+            s.gid == hello.global_id and s.entity != hello.entity for s in self.sessions)
 
     async def _sender(self, session: Session) -> None:
         """Send what the session queued. A send is never cancelled half way (that would cut a
