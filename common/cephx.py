@@ -118,23 +118,27 @@ def client_finish(secret: bytes, entity: str, client_chal: bytes, reply: bytes) 
 # -- 2. rotating secrets and tickets
 @dataclass
 class RotatingSecrets:
-    """One service's rotating secrets: id -> (secret, expires). The newest whose time has come
-    seals new tickets; older ones still open tickets issued before a rotation."""
+    """One service's rotating secrets: id -> (secret, until when it seals new tickets). As
+    Ceph's, the previous, current and next: the daemons get the next one before any ticket
+    is sealed with it, and keep the previous one for tickets sealed before a rotation."""
 
     secrets: dict[int, tuple[bytes, float]] = field(default_factory=dict)
 
     def rotate(self, now: float, ttl: float) -> bool:
-        """Keep a secret valid for the next ttl; True if one was added (tell the daemons)."""
-        newest = max(self.secrets, default=0)
-        if newest and self.secrets[newest][1] - ttl / 2 > now:
-            return False
-        self.secrets[newest + 1] = (new_key(), now + 2 * ttl)
+        """Move on what is due; True if anything changed (tell the daemons)."""
+        changed = False
+        while len(self.secrets) < 2 or self.secrets[self.current()[0]][1] <= now:
+            newest = max(self.secrets, default=0)
+            until = self.secrets[newest][1] + ttl if newest else now + ttl
+            self.secrets[newest + 1] = (new_key(), until)
+            changed = True
         for old in sorted(self.secrets)[:-ROTATING_KEEP]:
             del self.secrets[old]
-        return True
+        return changed
 
     def current(self) -> tuple[int, bytes]:
-        sid = max(self.secrets)
+        """The secret that seals new tickets (the newest is the next one)."""
+        sid = sorted(self.secrets)[-2] if len(self.secrets) > 1 else max(self.secrets)
         return sid, self.secrets[sid][0]
 
     def get(self, secret_id: int) -> bytes | None:
@@ -194,8 +198,10 @@ class Identity:
 
 
 def authorizer(ticket: Ticket, entity: str, server_chal: bytes) -> dict:
+    """`entity` (the name the hello gives) is checked against the ticket by the service; the
+    proof covers the challenge, which makes it good for this connection only."""
     return {"secret_id": ticket.secret_id, "ticket": ticket.blob,
-            "proof": proof(ticket.key, b"cephx authorizer", entity.encode(), server_chal)}
+            "proof": proof(ticket.key, b"cephx authorizer", server_chal)}
 
 
 def service_accept(service: str, rotating: RotatingSecrets, entity: str, server_chal: bytes,
@@ -214,7 +220,7 @@ def service_accept(service: str, rotating: RotatingSecrets, entity: str, server_
         raise AuthError(errno.EACCES, f"ticket of {t['entity']} presented by {entity}")
     if t["expires"] <= now:
         raise AuthError(errno.EKEYEXPIRED, f"ticket of {entity} expired")
-    _check(proof(t["key"], b"cephx authorizer", entity.encode(), server_chal),
+    _check(proof(t["key"], b"cephx authorizer", server_chal),
            auth.get("proof"), f"authorizer of {entity}")
     ident = Identity(t["entity"], int(t["gid"]), t["caps"], t["key"])
     return ident, proof(t["key"], b"cephx service", server_chal)

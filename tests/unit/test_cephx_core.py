@@ -167,16 +167,17 @@ def test_forged_ticket_and_other_service_ticket_are_refused():
         cephx.service_accept("osd", rot, "client.bob", sc, auth, 1001.0)
 
 
-def test_rotation_keeps_old_tickets_valid_for_a_while():
+def test_rotation_hands_out_the_next_secret_early_and_keeps_the_previous():
     rot = cephx.RotatingSecrets()
     assert rot.rotate(0.0, 60.0)
-    first = rot.current()[0]
-    assert not rot.rotate(10.0, 60.0)
-    assert rot.rotate(95.0, 60.0) and rot.current()[0] == first + 1
-    assert rot.get(first) is not None
-    rot.rotate(200.0, 60.0)
-    rot.rotate(300.0, 60.0)
-    assert rot.get(first) is None and len(rot.secrets) == cephx.ROTATING_KEEP
+    assert sorted(rot.secrets) == [1, 2] and rot.current()[0] == 1  # 2 is the next one
+    assert not rot.rotate(30.0, 60.0)
+    assert rot.rotate(60.0, 60.0) and rot.current()[0] == 2
+    assert rot.get(1) is not None  # tickets sealed with it before the rotation still open
+    rot.rotate(121.0, 60.0)
+    assert rot.get(1) is None and sorted(rot.secrets) == [2, 3, 4]
+    assert rot.rotate(1000.0, 60.0) and rot.secrets[rot.current()[0]][1] > 1000.0
+    assert len(rot.secrets) == cephx.ROTATING_KEEP
     assert cephx.RotatingSecrets.from_wire(rot.to_wire()) == rot
 
 
