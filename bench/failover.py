@@ -122,7 +122,8 @@ def main() -> int:
     ap.add_argument("--dir", default=None, help="cluster directory (default: a temp dir)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mdsemu-bench-") as tmp:
-        c = Cluster(Path(a.dir or tmp), profile=a.profile)
+        c = Cluster(Path(a.dir or tmp), profile=a.profile,
+                    cephx=False)  # auth none: comparable with earlier runs
         try:
             c.start(("a", "b", "c"))
             trio.run(main_async, c, a.kills)

@@ -105,7 +105,8 @@ async def tell(config: cfg.Config, words: list[str], fmt: str, timeout: float) -
         print("Error EINVAL: usage: tell mds.<name|gid|rank|fs:rank> <command>",
               file=sys.stderr)
         return errno.EINVAL
-    async with AdminClient.open(config.get("mon_host"), config.name, auth_key(config),
+    auth = auth_key(config)  # the tickets of this session open the MDS connection
+    async with AdminClient.open(config.get("mon_host"), config.name, auth,
                                 timeout=timeout,
                                 hunt_interval=config.get("mon_client_hunt_interval")) as admin:
         await admin.subscribe("fsmap")
@@ -118,7 +119,7 @@ async def tell(config: cfg.Config, words: list[str], fmt: str, timeout: float) -
         host, port = parse_hostport(info.addr.split("/")[0])
 
         async def open_conn() -> Connection:  # cephx: with the ticket this session fetched
-            return (await connect(host, port, config.name, auth=auth_key(config)))[0]
+            return (await connect(host, port, config.name, auth=auth))[0]
 
         return await _ask_daemon(open_conn, words[1:], fmt, timeout, errno.ETIMEDOUT,
                                  f"cannot reach mds.{info.name} at {info.addr}")

@@ -20,7 +20,7 @@ import uuid
 import trio
 
 from client.admin import AdminClient, MonUnreachable
-from client.procs import alive, free_port, pid_path, running, spawn, write_conf
+from client.procs import CEPHX_DEFAULT, alive, free_port, pid_path, running, spawn, write_conf
 from common import config as cfg
 from common.auth import hello_key
 
@@ -190,7 +190,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--new", action="store_true", help="write a fresh ceph.conf")
         p.add_argument("--timeout", type=float, default=60.0)
         p.add_argument("--nfs", type=int, default=0, help="NFS heads a, b, ... (seed 004)")
-        p.add_argument("--cephx", action=argparse.BooleanOptionalAction, default=False,
+        p.add_argument("--cephx", action=argparse.BooleanOptionalAction, default=CEPHX_DEFAULT,
                        help="cephx: DIR/keyring with a key per daemon (--no-cephx: auth none)")
         p.add_argument("--ingress", default="", metavar="VIP[:PORT]",
                        help="keepalived in front of the NFS heads (cephadm's ingress)")

@@ -1,13 +1,13 @@
 """Which credentials a process authenticates with: with `auth_cluster_required = cephx`, its
-entity's key from the keyring (common/keyring.py), as a cephx_net.CephxClient shared by every
-connection the process opens as that entity (one per entity and keyring)."""
+entity's key from the keyring (common/keyring.py), as a cephx_net.CephxClient. Each call
+gives a new one: its tickets are those of the monitor session it is used with (they name
+that session's gid), so a daemon makes one and shares it between its monitor session and
+the connections it opens and accepts; a tool makes one per monitor session."""
 
 from __future__ import annotations
 
 from common import keyring
 from common.config import Config
-
-_CLIENTS: dict[tuple[str, str], object] = {}
 
 
 class NoKeyring(Exception):
@@ -28,12 +28,8 @@ def hello_key(config: Config, entity: str | None = None):
 
     entity = entity or config.name
     path = config.get("keyring")
-    found = _CLIENTS.get((entity, path))
-    if found is None:
-        secret = keyring.secret_for(path, entity) if path else None
-        if secret is None:
-            raise NoKeyring(f"unable to find a keyring for {entity} on {path or '(none)'}: "
-                            f"cephx is required (auth_cluster_required = cephx)")
-        found = _CLIENTS[(entity, path)] = CephxClient(entity, secret,
-                                                       config.get("cephx_sign_messages"))
-    return found
+    secret = keyring.secret_for(path, entity) if path else None
+    if secret is None:
+        raise NoKeyring(f"unable to find a keyring for {entity} on {path or '(none)'}: "
+                        f"cephx is required (auth_cluster_required = cephx)")
+    return CephxClient(entity, secret, config.get("cephx_sign_messages"))

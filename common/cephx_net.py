@@ -27,6 +27,7 @@ log = structlog.get_logger("auth")
 TICKET_WAIT = 10.0  # how long a connection waits for the monitor session's first tickets
 ROTATING_WAIT = 10.0  # how long a fresh daemon waits for its service's rotating secrets
 RETRY_RENEWAL = 5.0
+POLL = 0.02  # waits poll: one CephxClient may serve several trio runs (threads) at once
 
 
 class CephxClient:
@@ -36,11 +37,6 @@ class CephxClient:
         self.sign = sign
         self.tickets: dict[str, Ticket] = {}
         self.rotating: dict[str, RotatingSecrets] = {}
-        self._changed = trio.Event()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
 
     # -- the client's side of a handshake
     async def handshake(self, conn, chal: m.AuthChallenge, addr: str = ""):
@@ -74,7 +70,7 @@ class CephxClient:
                 t = self.tickets.get(service)
                 if t is not None and t.expires > time.time():
                     return t
-                await self._changed.wait()
+                await trio.sleep(POLL)
         raise AuthError(errno.EACCES, f"no valid {service} ticket for {self.entity} (is the "
                                       f"monitor session up?)")
 
@@ -91,8 +87,7 @@ class CephxClient:
                 continue
             wake = min((t.expires - t.ttl / 4 for t in self.tickets.values()),
                        default=now + RETRY_RENEWAL)
-            with trio.move_on_after(max(wake - now, 0.05)):
-                await self._changed.wait()
+            await trio.sleep(min(max(wake - now, POLL), RETRY_RENEWAL))
 
     def on_mon_message(self, conn, msg) -> bool:
         """Take the monitor's `auth_tickets` / `auth_rotating`; False for anything else."""
@@ -101,19 +96,17 @@ class CephxClient:
             for d in msg.tickets:
                 t = cephx.open_ticket_reply(key, d, time.time())
                 self.tickets[t.service] = t
-            self._notify()
             return True
         if isinstance(msg, m.AuthRotating) and key is not None:
             opened = cephx.unseal(key, msg.sealed, msg.service.encode(), "rotating secrets")
             self.rotating[msg.service] = RotatingSecrets.from_wire(opened)
-            self._notify()
             return True
         return False
 
     async def rotating_for(self, service: str) -> RotatingSecrets | None:
         with trio.move_on_after(ROTATING_WAIT):
             while service not in self.rotating:
-                await self._changed.wait()
+                await trio.sleep(POLL)
         return self.rotating.get(service)
 
 

@@ -13,7 +13,7 @@ import trio
 
 from common import messages as m
 from common import states
-from common.auth import cephx_on, hello_key
+from common.auth import cephx_on
 from common.cephx_net import accept_service, peer_ip
 from common.net import Connection, ConnectionClosed, ProtocolError
 from mds import authcaps, lifecycle, ophealth, pins, serving, subtree
@@ -71,7 +71,7 @@ class ClientServer:
         if not cephx_on(self.mds.config):
             await conn.send(m.HelloOk(global_id=0, fsid="", mon=me))
             return True
-        got = await accept_service(conn, hello, "mds", hello_key(self.mds.config),
+        got = await accept_service(conn, hello, "mds", self.mds.auth,
                                    lambda proof: m.HelloOk(global_id=0, fsid="", mon=me,
                                                            auth=proof), log)
         if got is not None:

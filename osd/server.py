@@ -84,11 +84,13 @@ class OSDServer:
         self._conns: dict[int, Connection] = {}
         self._notified: dict[int, trio.Event] = {}  # notify id -> set when it completes
         self._monc: MonClient | None = None
+        self.auth = None  # cephx: a cephx_net.CephxClient (from `run`)
         self.fenced_gids = opcaps.GidAddrs()  # cephx: every address each gid was seen at
 
     # -- life cycle
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         use_messenger(self.config, self.entity)
+        self.auth = hello_key(self.config)  # cephx: its mon session's and its clients' side
         data_dir = self.config.get("osd_data")
         self.store = Store(data_dir)
         try:
@@ -114,7 +116,7 @@ class OSDServer:
     async def _mon_loop(self) -> None:
         hunt = self.config.get("mon_client_hunt_interval")
         async with MonClient.open(self.config.get("mon_host"), self.entity,
-                                  auth=hello_key(self.config), timeout=math.inf,
+                                  auth=self.auth, timeout=math.inf,
                                   backoff=Backoff(hunt, 10 * hunt), reconnect=True,
                                   max_size=self.config.get("ms_max_message_size"), log=log,
                                   on_push=self._mon_push) as monc:
@@ -190,7 +192,7 @@ class OSDServer:
                 return None
             if cephx_on(self.config):
                 got = await accept_service(
-                    conn, hello, "osd", hello_key(self.config),
+                    conn, hello, "osd", self.auth,
                     lambda proof: m.HelloOk(global_id=0, fsid=self.osdmap.fsid, mon=self.entity,
                                             auth=proof), log)
                 if got is None:

@@ -126,7 +126,7 @@ def test_paused_active_is_fenced_and_its_late_writes_never_appear(cluster_factor
     resumes, and are refused there (EBLOCKLISTED); it respawns and they never appear.
     As in Ceph's own tests, `mds_log_pause` holds the journal so that some writes are
     pending when the daemon is stopped."""
-    c = cluster_factory().start(("a", "b"))
+    c = cluster_factory(cephx=False).start(("a", "b"))  # raw protocol sessions: auth none
     mkdir(c, "/before")
     dump = c.fs_dump()
     old = active(dump)
@@ -253,11 +253,11 @@ def test_corrupt_journal_damages_the_rank_until_repaired(cluster_factory):
     osd_addr = (c.dir / "osd.0" / "addr").read_text().strip()
 
     async def read():
-        async with OSDClient.open(osd_addr, "client.admin", "127.0.0.1:1/1") as osd:
+        async with c.session(), OSDClient.open(osd_addr, "client.admin", "127.0.0.1:1/1") as osd:
             return await osd.read(pool, "200.00000001")
 
     async def write(data: bytes):
-        async with OSDClient.open(osd_addr, "client.admin", "127.0.0.1:1/1") as osd:
+        async with c.session(), OSDClient.open(osd_addr, "client.admin", "127.0.0.1:1/1") as osd:
             await osd.write_full(pool, "200.00000001", data)
 
     good = trio.run(read)
@@ -332,7 +332,8 @@ def test_partitioned_active_is_fenced_and_its_held_write_refused(cluster_factory
     nor one a client sent it after the fence is in the namespace."""
     # mon_client_ping_timeout: the cut-off daemon would otherwise open a new mon session (a
     # new port, which the cut does not cover) after 3 s and respawn on the null map first.
-    c = cluster_factory(conf={"mds": {"mon_client_ping_timeout": "30"}}).start(("a", "b"))
+    c = cluster_factory(conf={"mds": {"mon_client_ping_timeout": "30"}},
+                        cephx=False).start(("a", "b"))  # raw protocol sessions: auth none
     mkdir(c, "/before")
     old = active(c.fs_dump())
     who = f"mds.{old['name']}"
