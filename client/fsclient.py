@@ -51,6 +51,7 @@ from common.net import (
     ProtocolError,
     background,
     connect,
+    current_auth,
     parse_hostport,
 )
 from common.replies import ReplyMux
@@ -191,6 +192,9 @@ class FSClient:
         fuse_require_active_mds) opening fails with EHOSTUNREACH when the map says the file
         system is stuck unavailable (`stuck_unavailable`)."""
         connect_timeout = timeout if connect_timeout is None else connect_timeout
+        auth = auth or current_auth()
+        if auth:  # cephx: this instance's tickets name its own gid
+            auth = auth.fork()
         async with MonClient.open(mon_host, entity or "client.admin", auth, connect_timeout,
                                   hunt_interval, reconnect=True, log=log,
                                   keep_gid=True) as monc, \

@@ -38,6 +38,11 @@ class CephxClient:
         self.tickets: dict[str, Ticket] = {}
         self.rotating: dict[str, RotatingSecrets] = {}
 
+    def fork(self) -> CephxClient:
+        """The same credentials with tickets of their own: for another client instance
+        (another monitor session, another gid) in the same process."""
+        return CephxClient(self.entity, self.secret, self.sign)
+
     # -- the client's side of a handshake
     async def handshake(self, conn, chal: m.AuthChallenge, addr: str = ""):
         """Answer `chal` on `conn`; return the peer's next message (hello_ok or an error).

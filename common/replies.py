@@ -33,7 +33,10 @@ class ReplyMux:
         pair = self._waiting.get(tid)
         if pair is None:
             return False
-        pair[0].send_nowait(msg)
+        try:
+            pair[0].send_nowait(msg)
+        except trio.ClosedResourceError:  # a frame already buffered when the session died
+            return False
         return True
 
     async def receive(self, tid: int):
