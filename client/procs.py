@@ -163,7 +163,7 @@ def running(d: str) -> dict[str, int]:
     return found
 
 
-CEPHX_DEFAULT = False  # vstart, demo and the test harness: auth none unless --cephx
+CEPHX_DEFAULT = True  # vstart, demo and the test harness run with cephx, as Ceph's vstart.sh
 MDS_KEYS = "abcdefghijklmnopqrstuvwxyz"  # vstart's MDS names: each gets its key up front
 OSD_KEYS = 4
 
@@ -173,6 +173,7 @@ def write_keyring(d: Path | str) -> Path:
     every daemon vstart may start, each with its caps (0600). Kept if it exists."""
     from common import keyring
     from mon.auth_monitor import ADMIN_CAPS, DAEMON_CAPS
+    from nfs.vstart import nfs_caps
 
     path = Path(d) / "keyring"
     if path.exists():
@@ -183,6 +184,10 @@ def write_keyring(d: Path | str) -> Path:
         entries[f"osd.{i}"] = keyring.Entry(keyring.new_key(), dict(DAEMON_CAPS["osd"]))
     for name in MDS_KEYS:
         entries[f"mds.{name}"] = keyring.Entry(keyring.new_key(), dict(DAEMON_CAPS["mds"]))
+    for name in MDS_KEYS:  # NFS heads (vstart --nfs): the grace database of the default fs
+        caps = nfs_caps("cephfs_metadata")
+        entries[f"client.nfs.{name}"] = keyring.Entry(keyring.new_key(),
+                                                      dict(zip(caps[::2], caps[1::2], strict=True)))
     keyring.write(str(path), entries)
     return path
 

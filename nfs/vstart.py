@@ -116,7 +116,8 @@ def nfs_caps(pool: str) -> list[str]:
 
 
 def _nfs_users(conf: str, pool: str, nodes: list[str]) -> int:
-    """With cephx: a user client.nfs.<node> per head, added to the cluster keyring."""
+    """With cephx: a user client.nfs.<node> per head with the caps for `pool`, in the
+    cluster keyring (vstart's keyring has them for the default fs already)."""
     config = cfg.Config("client.admin", cfg.load_conf(conf))
     if not cephx_on(config):
         return 0
@@ -125,11 +126,13 @@ def _nfs_users(conf: str, pool: str, nodes: list[str]) -> int:
     path = config.get("keyring")
     entries = keyring.load(path)
     for node in nodes:
-        rc, outs, out = admin(conf, "auth", "get-or-create", f"client.nfs.{node}",
-                              *nfs_caps(pool))
-        if rc != 0:
-            print(f"vstart: cannot create client.nfs.{node}: {outs}", file=sys.stderr)
-            return -rc
+        who = f"client.nfs.{node}"
+        for words in (["auth", "get-or-create", who], ["auth", "caps", who, *nfs_caps(pool)],
+                      ["auth", "get", who]):
+            rc, outs, out = admin(conf, *words)
+            if rc != 0:
+                print(f"vstart: cannot set up {who}: {outs}", file=sys.stderr)
+                return -rc
         entries.update(keyring.parse(out))
     keyring.write(path, entries)
     return 0

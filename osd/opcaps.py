@@ -15,6 +15,8 @@ from common.caps import CapsError, OSDCaps
 
 READ_OPS = frozenset({"read", "stat", "omap_get", "list", "list_all", "watch", "unwatch",
                       "notify", "notify_ack"})
+# these name no object: they act on this connection's own watches and notifies
+CONNECTION_OPS = frozenset({"notify_ack", "unwatch"})
 ALL_NAMESPACES = "\0*"  # list_all: only a grant for every namespace covers it
 EBLOCKLISTED = errno.ESHUTDOWN
 
@@ -61,6 +63,8 @@ def check(ident, bound_addr: str, caps: OSDCaps | None, op, osdmap,
         if addr != bound_addr and _fenced(osdmap, addr):
             return EBLOCKLISTED, (f"{ident.entity} (gid {ident.gid}) is blocklisted at {addr}; "
                                   f"refused under {op.addr or bound_addr} too")
+    if op.op in CONNECTION_OPS:
+        return None
     pool = osdmap.pools.get(op.pool)
     name = pool.name if pool is not None else str(op.pool)
     ns = ALL_NAMESPACES if op.op == "list_all" else op.ns
