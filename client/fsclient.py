@@ -31,6 +31,7 @@ import socket
 import structlog
 import trio
 
+from client.filelock import HeldLocks, LockDenied, setlk_args
 from client.fscore import (
     EBLOCKLISTED,
     ClientCore,
@@ -63,7 +64,8 @@ RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newe
 MDS_CONNECT_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 1.0
 
-__all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "MonUnreachable", "stuck_unavailable"]
+__all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "LockDenied", "MonUnreachable",
+           "stuck_unavailable"]
 
 
 class _Session:
@@ -80,6 +82,8 @@ class _Session:
         self.is_open = False
         self.answered = trio.Event()  # the MDS said open, close or reject
         self.close_reason = ""
+        self.reclaim_reply: dict | None = None  # request_reclaim's answer
+        self.reclaim_answered = trio.Event()
 
     def kill(self) -> None:
         """Mark the connection down: every request waiting on it is told so."""
@@ -96,27 +100,42 @@ class _Session:
             self.kill()
             return False
 
-    async def call(self, req: m.ClientRequest) -> m.ClientReply | None:
+    async def call(self, req: m.ClientRequest, resend=None,
+                   after: float = math.inf) -> m.ClientReply | None:
         """Send; return the first reply, or None if the connection went down meanwhile. A
-        request already sent here (replayed during reconnect) is not sent again."""
-        if self.dead:
+        request already sent here (replayed during reconnect) is not sent again; its reply,
+        if it came before the connection was lost, is still handed out."""
+        if self.dead and not self.replies.pending(req.tid):
             return None
         if req.tid not in self.replies:
             self.replies.expect(req.tid)
             if not await self.send(req):
                 return None
-        return await self.next_reply(req.tid)
+        return await self.next_reply(req.tid, resend, after)
 
-    async def next_reply(self, tid: int) -> m.ClientReply | None:
-        reply = await self.replies.receive(tid)  # those received come before the loss
-        if reply is not None and (reply.safe or reply.rc != 0):
-            self.replies.forget(tid)
-        return reply
+    async def next_reply(self, tid: int, resend=None,
+                         after: float = math.inf) -> m.ClientReply | None:
+        """The next reply for `tid`; every `after` seconds without one, `resend()` (the
+        request again, same tid) is sent on this session: the MDS answers a repeat from its
+        completed requests, or once the original is done, never executing it twice."""
+        while True:
+            with trio.move_on_after(after if resend is not None else math.inf):
+                reply = await self.replies.receive(tid)  # those received come before the loss
+                if reply is not None and (reply.safe or reply.rc != 0):
+                    self.replies.forget(tid)
+                return reply
+            log.info("no reply; sending the request again", mds=self.name, tid=tid,
+                     after=after)
+            if not await self.send(resend()):
+                return None
 
     def _on_session(self, msg: m.ClientSession) -> None:
         if msg.op == "open":
             self.is_open = True
             self.answered.set()
+        elif msg.op == "reclaim_reply":
+            self.reclaim_reply = dict(msg.metadata)
+            self.reclaim_answered.set()
         elif msg.op == "stale":
             log.warning("mds marked our session stale", mds=self.name)
         elif msg.op in ("close", "reject"):
@@ -174,6 +193,9 @@ class FSClient:
         self._attempts: dict[int, tuple[tuple, trio.CancelScope]] = {}  # _open_unless_moved
         self.root = "/"
         self.refused: str | None = None  # the MDS rejected our session for good (caps)
+        # sent at session open, libcephfs's ceph_set_uuid / ceph_set_session_timeout
+        self.metadata: dict[str, str] = {}
+        self.held = HeldLocks()  # file locks, re-sent at reconnect
 
     @property
     def fsmap(self) -> FSMap | None:
@@ -245,6 +267,50 @@ class FSClient:
         return [(name, inode) for name, inode in
                 (await self.request("readdir", {"path": path}))["entries"]]
 
+    # -- file locks (client.filelock; the MDS's table is mds.filelocks)
+    async def setlk(self, path: str, owner: str, type_: str, start: int = 0,
+                    length: int = 0) -> None:
+        """Take a read or write lock on [start, start+length) (length 0: to EOF) for
+        `owner`, or release it with type "unlock"; LockDenied if another owner holds a
+        conflicting one (F_SETLK, no waiting)."""
+        args = setlk_args(path, owner, type_, start, length)
+        result = await self.request("setfilelock", args)
+        ino = int(result.get("ino", 0))
+        if type_ == "unlock":
+            self.held.unlocked(ino, owner, start, length)
+        elif result.get("granted"):
+            self.held.granted(ino, owner, type_, start, length)
+        else:
+            raise LockDenied(path, result.get("holder", {}))
+
+    async def getlk(self, path: str, owner: str, type_: str, start: int = 0,
+                    length: int = 0) -> dict:
+        """The lock that would stop `owner` from taking this one ({} if none; F_GETLK)."""
+        return (await self.request("getfilelock", setlk_args(path, owner, type_, start,
+                                                             length))).get("holder", {})
+
+    async def reclaim_reset(self, uuid: str) -> int:
+        """libcephfs's ceph_start_reclaim(uuid, CEPH_RECLAIM_RESET) then
+        ceph_finish_reclaim: the MDS ends the sessions of our previous incarnation (same
+        uuid), evicting them and releasing their locks. Returns how many it reset (0 when
+        there was none: -ENOENT, which the caller may ignore, as Ganesha does)."""
+        with trio.move_on_after(self.timeout):
+            while True:
+                _, s = await self._serving_session(0)
+                s.reclaim_reply, s.reclaim_answered = None, trio.Event()
+                if await s.send(m.ClientSession("request_reclaim", metadata={
+                        "uuid": uuid, "flags": "reset"})):
+                    with trio.move_on_after(MDS_CONNECT_TIMEOUT):
+                        await s.reclaim_answered.wait()
+                reply = s.reclaim_reply
+                if reply is not None and reply.get("result") != -errno.EAGAIN:
+                    rc = int(reply.get("result", 0))
+                    if rc not in (0, -errno.ENOENT):
+                        raise FSClientError(-rc, f"reclaim of {uuid} failed")
+                    return int(reply.get("sessions", 0))
+                await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
+        raise FSClientError(errno.ETIMEDOUT, f"no reclaim reply within {self.timeout:g}s")
+
     async def request(self, op: str, args: dict) -> dict:
         """Send one request to the rank holding the path until a safe reply comes back; return
         its result. A rank that does not hold the path names the one that does (a forward)."""
@@ -258,12 +324,17 @@ class FSClient:
                 while True:
                     rank, session = await self._serving_session(rank, sent=retry > 0)
                     req = core.request(tid, op, args, retry)
-                    reply = await session.call(req)
+
+                    def again(req=req) -> m.ClientRequest:  # same tid: the MDS knows a repeat
+                        return core.request(tid, op, args, req.retry + 1)
+
+                    after = core.resend_after()
+                    reply = await session.call(req, again, after)
                     while outcome(reply) is Outcome.UNSAFE:
                         unsafe = reply  # applied, not yet journaled: wait for the safe reply
                         core.answered_unsafe(tid, rank, req)
                         self.log.debug("unsafe reply", tid=tid, mds=session.name)
-                        reply = await session.next_reply(tid)
+                        reply = await session.next_reply(tid, again, after)
                     what = outcome(reply)
                     if what is Outcome.FORWARD:
                         rank, sub = core.forwarded(reply)
@@ -296,6 +367,7 @@ class FSClient:
     def _evicted(self, mds: str, reason: str) -> None:
         if self.evicted is None:
             self.evicted = reason
+            self.held.forget()
             self.log.error(f"{self.entity} was evicted by {mds} ({reason}); its requests fail",
                            addr=self.addr)
 
@@ -351,7 +423,7 @@ class FSClient:
         if s is None:
             return None
         meta = {"addr": self.addr, "entity_id": self.entity, "hostname": socket.gethostname(),
-                "pid": os.getpid(), "root": self.root}
+                "pid": os.getpid(), "root": self.root, **self.metadata}
         try:
             if await s.send(m.ClientSession("request_open", metadata=meta)):
                 with trio.move_on_after(MDS_CONNECT_TIMEOUT):
@@ -384,7 +456,8 @@ class FSClient:
                 await s.send(req)
             self.log.info(f"reconnecting session to mds.{info.name}", rank=rank,
                           replayed=len(replay))
-            if await s.send(m.ClientReconnect(metadata={"addr": self.addr})):
+            if await s.send(m.ClientReconnect(metadata={"addr": self.addr},
+                                              locks=self.held.to_wire())):
                 with trio.move_on_after(MDS_CONNECT_TIMEOUT):
                     await s.answered.wait()
             if s.is_open:

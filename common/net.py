@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import math
+import os
 import re
 
 import structlog
@@ -59,8 +61,18 @@ class ConnectionClosed(Exception):
 
 
 class Connection:
-    def __init__(self, stream: trio.abc.Stream, max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE):
+    """A framed, typed connection. With `send_timeout`, a send that stays blocked that long
+    (the peer does not read) closes the connection, logged; with `max_pending_sends`, so does
+    one more send while that many wait (Ceph's messenger throttles; issue 14 item 3). Either
+    way the sender gets ConnectionClosed and nothing more is buffered for that peer."""
+
+    def __init__(self, stream: trio.abc.Stream, max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE,
+                 *, send_timeout: float = 0.0, max_pending_sends: int = 0):
         self.stream = stream
+        self.send_timeout = send_timeout
+        self.max_pending_sends = max_pending_sends
+        self._pending_sends = 0
+        self._given_up = ""
         self._decoder = wire.FrameDecoder(max_size)
         self._send_lock = trio.Lock()
         self.peer = _peer_name(stream)
@@ -106,13 +118,51 @@ class Connection:
                           peer=self.peer_entity)
                 return
             await self._inject_socket_failure(sending=True)
-        async with self._send_lock:
-            if self._signer is not None:  # in send order: signatures count frames
-                data = wire.frame(self._signer.sign(data[wire.HEADER.size:]))
-            try:
-                await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
-                raise ConnectionClosed(str(e)) from None
+        if self._given_up:
+            raise ConnectionClosed(self._given_up)
+        if self.max_pending_sends and self._pending_sends >= self.max_pending_sends:
+            await self._give_up("peer too slow, send queue full")
+        self._pending_sends += 1
+        try:
+            # a send cut half way leaves a broken stream: the connection is closed then
+            with trio.move_on_after(self.send_timeout or math.inf) as scope:
+                async with self._send_lock:
+                    if self._signer is not None:  # in send order: signatures count frames
+                        data = wire.frame(self._signer.sign(data[wire.HEADER.size:]))
+                    try:
+                        await self.stream.send_all(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+                        raise ConnectionClosed(self._given_up or str(e)) from None
+        finally:
+            self._pending_sends -= 1
+        if scope.cancelled_caught:
+            await self._give_up("peer stuck, not reading")
+
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes now, without waiting or yielding: the bytes written (0
+        if none, or if this connection injects faults or a send is in progress). The caller
+        sends the rest in order (the monitor publishing a map to a thousand subscribers does
+        not wake a thousand tasks for it). ConnectionClosed if the peer is gone."""
+        if self._inj is not None or self._send_lock.locked() or self._given_up or \
+                self._signer is not None:  # signed frames go through `send_frame`
+            return 0
+        try:
+            return os.write(self.stream.socket.fileno(), data)
+        except BlockingIOError:
+            return 0
+        except (AttributeError, ValueError):  # not a socket stream
+            return 0
+        except OSError as e:
+            raise ConnectionClosed(str(e)) from None
+
+    async def _give_up(self, why: str) -> None:
+        if not self._given_up:
+            self._given_up = why
+            log.warning(f"closing connection: {why}", peer=self.peer,
+                        entity=self.peer_entity, send_timeout=self.send_timeout,
+                        waiting=self._pending_sends)
+            await self.aclose()
+        raise ConnectionClosed(why)
 
     async def recv(self):
         """The next message. Raises ConnectionClosed at a clean EOF, ProtocolError otherwise.
@@ -124,7 +174,8 @@ class Connection:
             inj = self._inj
             if inj is None or isinstance(msg, _HANDSHAKE):
                 return msg
-            if inj.blackholed(self._msgr.blackhole()):
+            if inj.blackholed(self._msgr.blackhole()) or \
+                    inj.deaf_to(self._msgr.blackhole_from()):
                 log.debug("blackhole: dropping incoming message", msg=msg.TYPE,
                           peer=self.peer_entity)
                 continue

@@ -29,15 +29,23 @@ class ReplyMux:
             self._waiting[tid] = pair
 
     def deliver(self, tid: int, msg) -> bool:
-        """Hand `msg` to whoever waits for `tid`; False if nobody does."""
+        """Hand `msg` to whoever waits for `tid`; False if nobody does, or if the connection
+        was already declared lost: a reply read from the same segment as a session close
+        comes after `close` without a checkpoint between, and must not crash the receiver
+        (which would lose every other caller's replies with it)."""
         pair = self._waiting.get(tid)
         if pair is None:
             return False
         try:
             pair[0].send_nowait(msg)
-        except trio.ClosedResourceError:  # a frame already buffered when the session died
+        except trio.ClosedResourceError:
             return False
         return True
+
+    def pending(self, tid: int) -> bool:
+        """A reply for `tid` is waiting to be received (also after `close`)."""
+        pair = self._waiting.get(tid)
+        return pair is not None and pair[1].statistics().current_buffer_used > 0
 
     async def receive(self, tid: int):
         """The next reply for `tid`, or None once the connection is lost (replies that came

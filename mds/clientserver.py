@@ -16,7 +16,7 @@ from common import states
 from common.auth import cephx_on
 from common.cephx_net import accept_service, peer_ip
 from common.net import Connection, ConnectionClosed, ProtocolError
-from mds import authcaps, lifecycle, ophealth, pins, serving, subtree
+from mds import authcaps, filelocks, lifecycle, ophealth, pins, serving, subtree
 from mds.rankdata import Damaged, Fenced
 from mds.sessionmap import evicting_line
 from osd.objecter import OSDError
@@ -34,8 +34,13 @@ class ClientServer:
         self._reconnect_changed = trio.Event()
 
     async def serve_conn(self, stream) -> None:
-        """A filesystem client (or `mdsemu tell`): hello, then session control and requests."""
-        conn = Connection(stream, self.mds.config.get("ms_max_message_size"))
+        """A filesystem client (or `mdsemu tell`): hello, then session control and requests.
+        A client that stops reading is disconnected after ms_send_timeout, or once
+        ms_max_queued_messages replies wait for it (each request is a task: unbounded else)."""
+        c = self.mds.config
+        conn = Connection(stream, c.get("ms_max_message_size"),
+                          send_timeout=c.get("ms_send_timeout"),
+                          max_pending_sends=c.get("ms_max_queued_messages"))
         client = ""
         try:
             hello = await conn.recv()
@@ -188,6 +193,8 @@ class ClientServer:
             s.renewed(now)
             s.conn = conn
             await conn.send(m.ClientSession("renewcaps", seq=msg.seq))
+        elif msg.op == "request_reclaim":
+            await self._reclaim(conn, client, msg)
         elif msg.op == "request_close":
             if s is not None:
                 s.conn = conn
@@ -209,6 +216,27 @@ class ClientServer:
         if isinstance(addr, str) and addr.split("/")[0].rpartition(":")[0] != peer_ip(conn):
             return f"address {addr} is not the connection's ({conn.peer})"
         return None
+
+    async def _reclaim(self, conn: Connection, client: str, msg: m.ClientSession) -> None:
+        """Ceph's Server::handle_client_reclaim with CEPH_RECLAIM_RESET: the sessions of
+        other clients that carry the same reclaim uuid (the previous incarnation of an NFS
+        head) are ended, evicted and blocklisted as `session evict` would, releasing their
+        file locks. -ENOENT when there were none; -EAGAIN until this rank is active."""
+        uuid = msg.metadata.get("uuid")
+        if not isinstance(uuid, str) or not uuid or msg.metadata.get("flags") != "reset":
+            raise ProtocolError("request_reclaim needs a uuid and flags 'reset'")
+        if self.mds.state not in (states.ACTIVE, states.CLIENTREPLAY) or self.mds.data is None:
+            result, old = -errno.EAGAIN, []
+        else:
+            old = [s for s in self.mds.sessionmap.sessions.values()
+                   if s.client != client and s.metadata.get("uuid") == uuid]
+            result = 0 if old else -errno.ENOENT
+        blocklist = self.mds.config.get("mds_session_blocklist_on_evict")
+        for s in old:
+            log.info("reclaim reset", uuid=uuid, by=client, old=s.client)
+            await self.evict(s, evicting_line(s, blocklist), blocklist)
+        await self._send_to(conn, m.ClientSession("reclaim_reply", seq=msg.seq, metadata={
+            "result": result, "sessions": len(old)}))
 
     async def _client_reconnect(self, conn: Connection, client: str, msg: m.ClientReconnect,
                                 now: float) -> None:
@@ -242,6 +270,16 @@ class ClientServer:
         if smap.reconnected(client, now):
             log.info("reconnect by client", client=client,
                      after=round(now - smap.reconnect_start, 3))
+        if msg.locks and self.mds.data is not None:
+            try:
+                lost = await self.mds.data.reinstall_locks(client, msg.locks)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ProtocolError(f"bad locks in a reconnect: {e}") from None
+            except (Fenced, Damaged, OSDError) as e:
+                self.mds.fatal(str(e))
+                return
+            if lost:
+                log.warning("reconnect: locks lost to a conflict", client=client, lost=lost)
         await conn.send(m.ClientSession("open"))
         self._reconnect_changed.set()
 
@@ -346,8 +384,10 @@ class ClientServer:
                 continue
             osd_laggy = self.mds.config.get("defer_client_eviction_on_laggy_osds") and \
                 ophealth.osd_laggy(self.mds.ios, now, self.mds.config.get("osd_op_complaint_time"))
+            busy = filelocks.holders(self.mds.data.store.sessions) if self.mds.data else set()
             stale, evicts = smap.idle(now, fs.session_timeout, fs.session_autoclose,
-                                      self.mds.config.get("mds_defer_session_stale"), osd_laggy)
+                                      self.mds.config.get("mds_defer_session_stale"), osd_laggy,
+                                      busy)
             if smap.laggy_clients and not had_laggy:
                 log.info(f"Detected {len(smap.laggy_clients)} laggy clients, possibly due to "
                          f"laggy OSDs. Eviction is skipped until the OSDs return to normal.")

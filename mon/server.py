@@ -7,6 +7,7 @@ that makes them durable: persist a commit, then publish it, then reply.
 from __future__ import annotations
 
 import errno
+import math
 import select
 import time
 import uuid
@@ -74,6 +75,18 @@ class Session:
         self.queue_frame(frame(msg))
 
     def queue_frame(self, data: bytes, key: str | None = None) -> None:
+        if not self.out and self.blocked_since is None:  # the sender is idle: write now
+            try:
+                sent = self.conn.send_nowait(data)
+            except ConnectionClosed:
+                self.close()
+                return
+            if sent == len(data):
+                return
+            if sent:  # the rest first, then whatever comes next
+                self.out.push_front(data[sent:])
+                self.wake.set()
+                return
         if not self.out.put(data, key):  # a consumer this slow is cut off, not waited for
             log.warning("closing connection: peer too slow, send queue full", peer=self.conn.peer,
                         entity=self.entity, queued=len(self.out))
@@ -99,6 +112,7 @@ class MonServer:
         self.stats = DaemonStats()
         self.nfs = NFSServices()
         self.frames = Frames()
+        self.propose_wake = trio.Event()  # the core has batched something to propose
 
     # -- start-up
     def _open(self) -> None:
@@ -118,6 +132,7 @@ class MonServer:
         self.core = MDSMonitor(self.config, fsmap, osdmap, self.store.get("next_gid", FIRST_GID),
                                config_db, now=now)
         self.core.configs.apply()
+        self.gids_stored = self.core.gid_reserved  # next_gid in the store: see _reserve_gids
         recent = self.store.recent_log(1)
         self.log_seq = recent[0]["seq"] if recent else 0
         self.fsid = self.store.get("fsid")
@@ -158,6 +173,7 @@ class MonServer:
                 await nursery.start(trio.serve_listeners, self._handle, listeners)
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._watch_stuck)
+                nursery.start_soon(self._proposer)
                 task_status.started(self.port)
         finally:
             self.store.close()
@@ -171,12 +187,25 @@ class MonServer:
                 self._persist_auth()
                 auth_session.rotated(list(self.sessions), rotated, self.auth)
 
+    async def _proposer(self) -> None:
+        """Commit the beacons the core batched when it says (Ceph's propose timer)."""
+        while True:
+            self.propose_wake = trio.Event()
+            due = self.core.propose_due
+            if due is not None and due <= trio.current_time():
+                self.carry_out(self.core.propose_pending(trio.current_time(), time.time()))
+                continue
+            with trio.move_on_at(due if due is not None else math.inf):
+                await self.propose_wake.wait()
+
     # -- commit, then publish, then reply
     def carry_out(self, out: Effects):
         """Persist what a call into the core committed, publish it, and return the reply to
         send: the one way from a core's Effects to the wire."""
         if out.changed:
             self._persist_and_publish(out)
+        for session, ack in out.acks:  # beacons that waited for this commit (B4)
+            session.queue(ack)
         return out.reply
 
     def _persist_and_publish(self, out: Effects) -> None:
@@ -185,7 +214,8 @@ class MonServer:
             self.log_seq += 1
             entries.append({"seq": self.log_seq, "stamp": wall, "who": self.name,
                             "level": level, "message": message})
-        kv = {"next_gid": self.core.next_gid}
+        kv = {"next_gid": self.core.gid_reserved}
+        self.gids_stored = self.core.gid_reserved
         if out.config:  # the core has applied it already
             kv["config_db"] = self.core.config_db
         self.store.commit(fsmaps=out.fsmaps, osdmap=out.osdmap, kv=kv, log=entries)
@@ -265,7 +295,9 @@ class MonServer:
             if key is not None and hello.global_id > 0 and self._may_reclaim(hello):
                 gid = hello.global_id  # cephx global_id reclaim: a client keeps its gid
                 self.core.note_gid(gid)
-            self.store.commit(kv={"next_gid": self.core.next_gid})
+            if self.core.gid_reserved != self.gids_stored:
+                self.store.commit(kv={"next_gid": self.core.gid_reserved})
+                self.gids_stored = self.core.gid_reserved
             await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name,
                                       auth=getattr(conn, "auth_reply", b"")))
             session = Session(conn, hello.entity, gid, self.config.get("ms_max_queued_messages"))
@@ -325,7 +357,10 @@ class MonServer:
                     raise ProtocolError(
                         f"beacon for gid {msg.global_id} on the session of {session.entity} "
                         f"(gid {session.gid})")
-                reply = self.carry_out(self.core.handle_beacon(msg, now, wall))
+                due = self.core.propose_due
+                reply = self.carry_out(self.core.prepare_beacon(msg, now, wall, session))
+                if self.core.propose_due != due:
+                    self.propose_wake.set()
                 if msg.stats:
                     self.stats.note(msg.global_id, now, msg.stats)
                 if reply is not None:

@@ -166,7 +166,9 @@ class OSDServer:
 
     # -- client connections
     async def _handle(self, stream: trio.SocketStream) -> None:
-        await guarded(Connection(stream, self.config.get("ms_max_message_size")),
+        await guarded(Connection(stream, self.config.get("ms_max_message_size"),
+                                 send_timeout=self.config.get("ms_send_timeout"),
+                                 max_pending_sends=self.config.get("ms_max_queued_messages")),
                       self._serve_conn, log)
 
     async def _serve_conn(self, conn: Connection) -> None:
@@ -246,14 +248,10 @@ class OSDServer:
             pass  # the notifier went away meanwhile
 
     async def _send(self, conn: Connection, msg) -> None:
-        """A reply the peer does not read for ms_send_timeout closes its connection: a peer
-        that stopped reading holds no more than one reply here (issue 14)."""
-        with trio.move_on_after(self.config.get("ms_send_timeout")) as scope:
-            await conn.send(msg)
-        if scope.cancelled_caught:
-            log.warning("closing connection: peer stuck, not reading", peer=conn.peer)
-            await conn.aclose()
-            raise ConnectionClosed("peer stuck, not reading")
+        """A reply the peer does not read for ms_send_timeout closes its connection (the
+        Connection's send_timeout): a peer that stopped reading holds no more than one reply
+        here, and watch notifies no more than ms_max_queued_messages (issue 14)."""
+        await conn.send(msg)
 
     # -- watch/notify
     async def _notify(self, entity: str, op: m.OSDOp, key: str) -> dict:
