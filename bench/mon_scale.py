@@ -327,7 +327,8 @@ def main() -> None:
           "| hellos retried |", flush=True)
     print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for n in [int(x) for x in args.n.split(",")]:
-        c = Cluster(base / f"n{n}", conf={"mon": {"log_level": "warning"}})
+        c = Cluster(base / f"n{n}", conf={"mon": {"log_level": "warning"}},
+                    cephx=False)  # auth none: comparable with earlier runs
         try:
             c.start_mon()
             r = trio.run(scale_run, c, n)
@@ -341,7 +342,7 @@ def main() -> None:
               f"{rtt * 1000:.2f} ms | {r['retries']} |", flush=True)
     if args.slow:
         c = Cluster(base / "slow", conf={"mon": {"ms_send_timeout": "600",
-                                                 "log_level": "warning"}})
+                                                 "log_level": "warning"}}, cephx=False)
         try:
             c.start_mon()
             r = trio.run(slow_run, c)

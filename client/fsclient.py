@@ -52,10 +52,12 @@ from common.net import (
     ProtocolError,
     background,
     connect,
+    current_auth,
     parse_hostport,
 )
 from common.replies import ReplyMux
 
+NON_ALLOWABLE_ROOT = "non-allowable root"  # mds/authcaps.py: what the MDS says
 log = structlog.get_logger("client")
 
 RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newer map, then retry
@@ -141,6 +143,8 @@ class _Session:
             self.close_reason = reason
             if reason in ("evicted", "blocklisted"):
                 self.owner._evicted(self.name, reason)
+            elif msg.op == "reject" and reason == NON_ALLOWABLE_ROOT:  # our caps (cephx)
+                self.owner.refused = reason
             self.kill()
 
     async def receive(self) -> None:
@@ -187,6 +191,8 @@ class FSClient:
         self._nonce = random.randint(1, 2**31 - 1)
         self.evicted: str | None = None  # why the MDS evicted us, once it has
         self._attempts: dict[int, tuple[tuple, trio.CancelScope]] = {}  # _open_unless_moved
+        self.root = "/"
+        self.refused: str | None = None  # the MDS rejected our session for good (caps)
         # sent at session open, libcephfs's ceph_set_uuid / ceph_set_session_timeout
         self.metadata: dict[str, str] = {}
         self.held = HeldLocks()  # file locks, re-sent at reconnect
@@ -200,17 +206,23 @@ class FSClient:
     async def open(cls, mon_host: str, fs_name: str | None = None, timeout: float = 60.0,
                    entity: str | None = None, auth: str = "",
                    connect_timeout: float | None = None, hunt_interval: float = 1.0,
-                   require_mds: bool = True):
+                   require_mds: bool = True, root: str = "/"):
         """`entity` is the name to authenticate as with the monitor (default client.admin);
         `connect_timeout` bounds the wait for the monitor and the first map (default
-        `timeout`), `timeout` bounds each request. With `require_mds` (ceph-fuse's
+        `timeout`), `timeout` bounds each request. `root` is the directory mounted (ceph-fuse
+        -r; the MDS checks it against a path-restricted client's caps). With `require_mds` (ceph-fuse's
         fuse_require_active_mds) opening fails with EHOSTUNREACH when the map says the file
         system is stuck unavailable (`stuck_unavailable`)."""
         connect_timeout = timeout if connect_timeout is None else connect_timeout
+        auth = auth or current_auth()
+        if auth:  # cephx: this instance's tickets name its own gid
+            auth = auth.fork()
         async with MonClient.open(mon_host, entity or "client.admin", auth, connect_timeout,
-                                  hunt_interval, reconnect=True, log=log) as monc, \
+                                  hunt_interval, reconnect=True, log=log,
+                                  keep_gid=True) as monc, \
                 background() as nursery:
             fs = cls(monc.global_id, auth, fs_name, timeout, nursery)
+            fs.root = root
             monc.on_push = fs._on_mon
             await monc.subscribe("fsmap")
             with trio.move_on_after(connect_timeout):
@@ -360,6 +372,9 @@ class FSClient:
                            addr=self.addr)
 
     def _check_evicted(self, sent: bool = False) -> None:
+        if self.refused is not None:  # ceph-fuse: "mount error 1 = Operation not permitted"
+            raise FSClientError(errno.EPERM, f"the MDS rejected our session: {self.refused}",
+                                unknown=sent)
         if self.evicted is not None:
             raise FSClientError(EBLOCKLISTED, f"{self.entity} was evicted by the MDS "
                                               f"({self.evicted}) and is blocklisted",
@@ -408,7 +423,7 @@ class FSClient:
         if s is None:
             return None
         meta = {"addr": self.addr, "entity_id": self.entity, "hostname": socket.gethostname(),
-                "pid": os.getpid(), **self.metadata}
+                "pid": os.getpid(), "root": self.root, **self.metadata}
         try:
             if await s.send(m.ClientSession("request_open", metadata=meta)):
                 with trio.move_on_after(MDS_CONNECT_TIMEOUT):

@@ -18,8 +18,9 @@ import trio
 
 from common import messages, wire
 from common.addr import parse_hostport  # noqa: F401 (re-exported: many callers import it here)
+from common.cephx import AuthError as AuthFailed
 from common.inject import Injector, Messenger
-from common.messages import Error, Hello, HelloOk
+from common.messages import AuthChallenge, AuthRequest, Error, Hello, HelloOk
 
 log = structlog.get_logger("ms")
 
@@ -27,7 +28,20 @@ log = structlog.get_logger("ms")
 # context variable, so that daemons sharing a process (in-process tests) keep their own.
 _MESSENGER: contextvars.ContextVar[Messenger | None] = contextvars.ContextVar(
     "mdsemu_messenger", default=None)
-_HANDSHAKE = (Hello, HelloOk)  # not messages in Ceph's sense: never injected
+_HANDSHAKE = (Hello, HelloOk, AuthChallenge, AuthRequest)  # never injected
+
+
+_AUTH: contextvars.ContextVar = contextvars.ContextVar("mdsemu_auth", default=None)
+
+
+def use_auth(auth) -> None:
+    """Connections this task and its children open authenticate with `auth` (a
+    cephx_net.CephxClient; None: no cephx) unless given another."""
+    _AUTH.set(auth)
+
+
+def current_auth():
+    return _AUTH.get()
 
 
 def use_messenger(config, entity: str) -> Messenger:
@@ -65,6 +79,15 @@ class Connection:
         self.peer_entity = ""
         self._msgr = _MESSENGER.get()
         self._inj: Injector | None = None
+        self._signer = None  # cephx.Signer once the handshake agreed a session key
+        self.session_key: bytes | None = None  # cephx: the monitor session's key
+        self.identity = None  # cephx, at a service: the peer as its ticket says
+        self.bound_addr = ""  # cephx, at a service: the peer's address instance
+
+    def sign_with(self, signer) -> None:
+        """cephx_sign_messages: from now on every frame is signed and every frame received
+        must carry a good signature (one that does not closes the connection)."""
+        self._signer = signer
 
     def attach(self, peer_entity: str) -> None:
         """The handshake told us who the peer is: fault injection starts with the next
@@ -104,6 +127,8 @@ class Connection:
             # a send cut half way leaves a broken stream: the connection is closed then
             with trio.move_on_after(self.send_timeout or math.inf) as scope:
                 async with self._send_lock:
+                    if self._signer is not None:  # in send order: signatures count frames
+                        data = wire.frame(self._signer.sign(data[wire.HEADER.size:]))
                     try:
                         await self.stream.send_all(data)
                     except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
@@ -118,7 +143,8 @@ class Connection:
         if none, or if this connection injects faults or a send is in progress). The caller
         sends the rest in order (the monitor publishing a map to a thousand subscribers does
         not wake a thousand tasks for it). ConnectionClosed if the peer is gone."""
-        if self._inj is not None or self._send_lock.locked() or self._given_up:
+        if self._inj is not None or self._send_lock.locked() or self._given_up or \
+                self._signer is not None:  # signed frames go through `send_frame`
             return 0
         try:
             return os.write(self.stream.socket.fileno(), data)
@@ -162,7 +188,9 @@ class Connection:
     async def _recv(self):
         while True:
             try:
-                raw = self._decoder.next()
+                raw = self._decoder.next_raw()
+                if raw is not None:
+                    raw = wire.decode_body(self._check_signature(raw))
             except wire.FrameError as e:
                 raise ProtocolError(str(e)) from None
             if raw is not None:
@@ -183,6 +211,16 @@ class Connection:
                 self._decoder.feed(data)
             except wire.FrameError as e:
                 raise ProtocolError(str(e)) from None
+
+    def _check_signature(self, body: bytes) -> bytes:
+        if self._signer is None:
+            return body
+        try:
+            return self._signer.verify(body)
+        except Exception as e:  # cephx.AuthError: tampered, injected or replayed
+            log.warning("closing connection: bad message signature", peer=self.peer,
+                        entity=self.peer_entity, reason=str(e))
+            raise wire.FrameError(f"bad message signature: {e}") from None
 
     async def aclose(self) -> None:
         with trio.move_on_after(1) as scope:
@@ -229,15 +267,26 @@ class HandshakeError(Exception):
 
 
 async def connect(
-    host: str, port: int, entity: str, global_id: int = 0, auth: str = "",
-    max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE,
+    host: str, port: int, entity: str, global_id: int = 0, auth=None,
+    max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE, addr: str = "",
 ) -> tuple[Connection, HelloOk]:
-    """Open a connection and say hello. OSError if unreachable, HandshakeError if refused."""
+    """Open a connection and say hello. OSError if unreachable, HandshakeError if refused.
+    `auth` (common/cephx_net.CephxClient; by default the task's `use_auth`) answers a cephx
+    challenge; `addr` is our address instance, bound to the connection by an MDS or osd."""
+    auth = auth or _AUTH.get()
     stream = await trio.open_tcp_stream(host, port)
     conn = Connection(stream, max_size)
     try:
-        await conn.send(Hello(entity=entity, global_id=global_id, auth=auth))
+        await conn.send(Hello(entity=entity, global_id=global_id, auth="cephx" if auth else ""))
         reply = await conn.recv()
+        if isinstance(reply, AuthChallenge):
+            if not auth:
+                raise AuthFailed(errno.EACCES, f"authentication failed: the {reply.service} "
+                                               f"requires cephx and {entity} has no key")
+            reply = await auth.handshake(conn, reply, addr)
+    except AuthFailed as e:
+        await conn.aclose()
+        raise HandshakeError(e.code, str(e)) from None
     except (ConnectionClosed, ProtocolError) as e:
         await conn.aclose()
         raise HandshakeError(errno.ECONNRESET, f"handshake failed: {e}") from None

@@ -76,11 +76,14 @@ class OSDClient:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, osd_addr: str, entity: str, my_addr: str,
-                   max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE):
-        """Connect and say hello; OSDError(ECONNREFUSED...) if the osd is unreachable."""
+                   max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE, auth=None):
+        """Connect and say hello; OSDError(ECONNREFUSED...) if the osd is unreachable. `auth`:
+        cephx credentials (by default the task's, net.use_auth); with cephx the osd binds
+        `my_addr` to the connection."""
         host, port = parse_hostport(osd_addr, 0)
         try:
-            conn, _ = await connect(host, port, entity, max_size=max_size)
+            conn, _ = await connect(host, port, entity, max_size=max_size, addr=my_addr,
+                                    auth=auth)
         except HandshakeError as e:
             raise OSDError(e.code, f"osd {osd_addr} refused us: {e}") from None
         except OSError as e:

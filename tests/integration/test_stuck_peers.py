@@ -81,7 +81,8 @@ def _flood(s: socket.socket, n: int) -> None:
 ])
 def test_a_client_that_stops_reading_is_disconnected_and_costs_no_backlog(
         cluster_factory, conf, line):
-    c = cluster_factory(conf={"mds": conf} if conf else None).start(("a",))
+    c = cluster_factory(conf={"mds": conf} if conf else None,
+                        cephx=False).start(("a",))  # raw protocol sessions: auth none
     addr = c.wait_map(lambda d: active(d), 30, "rank 0 active")
     addr = active(addr)["addr"]
     _big_directory(addr)
