@@ -35,6 +35,7 @@ from client.fscore import (
     EBLOCKLISTED,
     ClientCore,
     FSClientError,
+    LostRequest,
     Outcome,
     ident,
     outcome,
@@ -61,7 +62,28 @@ RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newe
 MDS_CONNECT_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 1.0
 
-__all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "MonUnreachable", "stuck_unavailable"]
+__all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "LostRequest", "MonUnreachable",
+           "stuck_unavailable"]
+
+
+class _Pending:
+    """One request as the client drives it: where it went, how often it was sent, its unsafe
+    reply, and whether the next reply is awaited on the same session."""
+
+    def __init__(self, tid: int, op: str, args: dict, rank: int) -> None:
+        self.tid, self.op, self.args, self.rank = tid, op, args, rank
+        self.retry = 0
+        self.req: m.ClientRequest | None = None
+        self.session: _Session | None = None
+        self.unsafe: m.ClientReply | None = None
+        self.waiting = False
+
+    def result(self, reply: m.ClientReply) -> dict:
+        if reply.rc < 0:
+            raise FSClientError(-reply.rc, reply.error)
+        if not reply.result and self.unsafe is not None:
+            return self.unsafe.result  # a safe reply may come without the result
+        return reply.result
 
 
 class _Session:
@@ -162,6 +184,7 @@ class FSClient:
         self.core = ClientCore(fs_name)
         self.log = log.bind(entity=self.entity)
         self._map_changed = trio.Event()  # set and replaced on every newer map
+        self._settled = trio.Event()  # set and replaced whenever a request settles (sync)
         self._sessions: dict[int, _Session] = {}  # rank -> session with its holder
         self._connect_locks: dict[int, trio.Lock] = {}
         self.addr = ""  # our instance "ip:0/nonce", as the MDS (and a blocklist) names us
@@ -204,6 +227,10 @@ class FSClient:
                 raise FSClientError(errno.EHOSTUNREACH, f"mds cluster unavailable: "
                                     f"{stuck}; probably no MDS server is up?")
             yield fs
+            lost = await fs.sync()  # unmount: what was answered unsafe is journaled first
+            if lost:
+                fs.log.warning(f"{len(lost)} requests answered unsafe were lost",
+                               tids=[x.tid for x in lost])
             await fs._close_session()
 
     # -- the file system operations (mutations return the inode when the MDS sends it, or {})
@@ -233,52 +260,105 @@ class FSClient:
         return [(name, inode) for name, inode in
                 (await self.request("readdir", {"path": path}))["entries"]]
 
-    async def request(self, op: str, args: dict) -> dict:
-        """Send one request to the rank holding the path until a safe reply comes back; return
-        its result. A rank that does not hold the path names the one that does (a forward)."""
+    async def request(self, op: str, args: dict, on_lost=None) -> dict:
+        """Send one request to the rank holding the path; return its result once it is
+        answered: a mutation on its unsafe reply (applied, not yet journaled), as Ceph's
+        client returns. A task then waits for the safe reply, resending after a failover
+        (C4); if it cannot be made safe, the request is recorded lost, `on_lost(LostRequest)`
+        is called and `sync` hands it out. A rank that does not hold the path names the one
+        that does (a forward)."""
         core = self.core
         tid, rank = core.start(op, args)
-        retry = 0
-        unsafe: m.ClientReply | None = None
-        session: _Session | None = None
+        p = _Pending(tid, op, args, rank)
+        handed_off = False
         try:
             with trio.move_on_after(self.timeout):
-                while True:
-                    rank, session = await self._serving_session(rank, sent=retry > 0)
-                    req = core.request(tid, op, args, retry)
-                    reply = await session.call(req)
-                    while outcome(reply) is Outcome.UNSAFE:
-                        unsafe = reply  # applied, not yet journaled: wait for the safe reply
-                        core.answered_unsafe(tid, rank, req)
-                        self.log.debug("unsafe reply", tid=tid, mds=session.name)
-                        reply = await session.next_reply(tid)
-                    what = outcome(reply)
-                    if what is Outcome.FORWARD:
-                        rank, sub = core.forwarded(reply)
-                        self.log.debug("forwarded", tid=tid, to_rank=rank, subtree=sub)
-                        retry += 1
-                        continue
-                    if what in (Outcome.RETRY, Outcome.LOST):
-                        self._check_evicted(sent=True)
-                        if reply is not None:
-                            self.log.info("mds is not serving the rank; waiting for a newer map",
-                                          mds=session.name, tid=tid, rc=reply.rc, error=reply.error)
-                            await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
-                        retry += 1
-                        self.log.info(f"retrying tid {tid}", op=op, retry=retry)
-                        continue
-                    if reply.rc < 0:
-                        raise FSClientError(-reply.rc, reply.error)
-                    if not reply.result and unsafe is not None:
-                        return unsafe.result  # a safe reply may come without the result
+                reply = await self._drive(p, until_unsafe=True)
+                if outcome(reply) is Outcome.UNSAFE:
+                    handed_off = True
+                    self.nursery.start_soon(self._until_safe, p, on_lost)
                     return reply.result
+                return p.result(reply)
         finally:
-            core.finish(tid)
-            if session is not None:
-                session.replies.forget(tid)
+            if not handed_off:
+                self._settle(p)
         self._check_evicted(sent=True)
         raise FSClientError(errno.ETIMEDOUT, f"no reply to {op} within {self.timeout:g}s "
-                                             f"({core.rank_status(rank)})")
+                                             f"({core.rank_status(p.rank)})")
+
+    async def _drive(self, p: _Pending, until_unsafe: bool) -> m.ClientReply:
+        """Send `p` (again, after a failover or forward) until a final reply, or with
+        `until_unsafe` an unsafe one. Raises FSClientError if we were evicted."""
+        core = self.core
+        while True:
+            if p.waiting:  # answered unsafe on this session: the next reply is the safe one
+                reply = await p.session.next_reply(p.tid)
+            else:
+                p.rank, p.session = await self._serving_session(p.rank, sent=p.retry > 0)
+                p.req = core.request(p.tid, p.op, p.args, p.retry)
+                reply = await p.session.call(p.req)
+            p.waiting = False
+            what = outcome(reply)
+            if what is Outcome.UNSAFE:
+                p.unsafe = reply
+                p.waiting = True
+                core.answered_unsafe(p.tid, p.rank, p.req)
+                if until_unsafe:
+                    return reply
+                continue
+            if what is Outcome.FORWARD:
+                p.rank, sub = core.forwarded(reply)
+                self.log.debug("forwarded", tid=p.tid, to_rank=p.rank, subtree=sub)
+                p.retry += 1
+                continue
+            if what in (Outcome.RETRY, Outcome.LOST):
+                self._check_evicted(sent=True)
+                if reply is not None:
+                    self.log.info("mds is not serving the rank; waiting for a newer map",
+                                  mds=p.session.name, tid=p.tid, rc=reply.rc, error=reply.error)
+                    await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
+                p.retry += 1
+                self.log.info(f"retrying tid {p.tid}", op=p.op, retry=p.retry)
+                continue
+            return reply
+
+    async def _until_safe(self, p: _Pending, on_lost) -> None:
+        """Wait for the safe reply of a request answered unsafe (resending it to the rank's
+        next holder if the MDS fails meanwhile); record it lost if it never comes."""
+        reason: str | None = f"no safe reply within {self.timeout:g}s"
+        try:
+            try:
+                with trio.move_on_after(self.timeout):
+                    reply = await self._drive(p, until_unsafe=False)
+                    reason = None if reply.rc == 0 else \
+                        f"re-executed after a failover, it failed: " \
+                        f"{errno.errorcode.get(-reply.rc, reply.rc)} {reply.error}".rstrip()
+            except FSClientError as e:
+                reason = e.message
+            lost = self.core.lose(p.tid, reason) if reason else None
+        finally:  # also when cancelled (the client is closed without a sync)
+            self._settle(p)
+        if lost is not None:
+            self.log.warning(f"tid {p.tid} ({p.op}) was acknowledged unsafe and is lost",
+                             reason=reason, args=p.args)
+            if on_lost is not None:
+                on_lost(lost)
+
+    def _settle(self, p: _Pending) -> None:
+        self.core.finish(p.tid)
+        if p.session is not None:
+            p.session.replies.forget(p.tid)
+        event, self._settled = self._settled, trio.Event()
+        event.set()
+
+    async def sync(self, path: str | None = None) -> list[LostRequest]:
+        """Wait until every request answered unsafe so far (with `path`: those naming it or
+        something beneath it, an fsync) is safe or lost; return the lost ones. Each settles
+        within the request timeout of its unsafe reply."""
+        tids = self.core.unsafe_tids(path)
+        while tids & self.core.inflight:
+            await self._settled.wait()
+        return self.core.take_lost(tids)
 
     # -- sessions with rank 0's holder (C1-C6)
     def _evicted(self, mds: str, reason: str) -> None:
