@@ -4,7 +4,7 @@ fast profile. Prints figures, asserts nothing.
 
     .venv/bin/python bench/client_ops.py [--clients 1,32] [--seconds 5] [--profile FILE]
 
-Baseline: one trio task sends a msgpack frame the size of a create request to an echo server
+Baseline, measured just before each row: one trio task sends a msgpack frame the size of a create request to an echo server
 in another process (trio, the same framing) and waits for the echo, over and over: the
 round trips per second that two Python processes on this machine manage with nothing else in
 the way. Then for each client count N: N FSClients (one process, each with its own monitor
@@ -89,10 +89,24 @@ def baseline(seconds: float) -> float:
         proc.wait()
 
 
-async def client_ops(mon_host: str, clients: int, seconds: float, run: int) -> tuple[float, float]:
-    """(creates/s, stats/s) of `clients` sequential clients together."""
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(pids: dict[str, int]) -> dict[str, float]:
+    return dict({name: proc_cpu(pid) for name, pid in pids.items()}, client=time.process_time())
+
+
+async def client_ops(mon_host: str, clients: int, seconds: float, run: int,
+                     pids: dict[str, int]) -> tuple[float, float, dict, dict]:
+    """(creates/s, stats/s, CPU µs per create and per stat by process) of `clients`
+    sequential clients together."""
     counts = [0] * clients
     done = [0.0, 0.0]
+    cpu: list[dict[str, float]] = []
 
     async def one(k: int, fs: FSClient, start: trio.Event, phase: list) -> None:
         d = f"/bench{run}/c{k}"
@@ -110,6 +124,7 @@ async def client_ops(mon_host: str, clients: int, seconds: float, run: int) -> t
         phase[0] -= 1
         if not phase[0]:
             done[0] = time.perf_counter()
+            cpu.append(cpu_now(pids))
         await stat_start.wait()
         end = trio.current_time() + seconds
         i = 0
@@ -120,6 +135,7 @@ async def client_ops(mon_host: str, clients: int, seconds: float, run: int) -> t
         phase[1] -= 1
         if not phase[1]:
             done[1] = time.perf_counter()
+            cpu.append(cpu_now(pids))
 
     ready = trio.Semaphore(0)
     start, stat_start = trio.Event(), trio.Event()
@@ -136,16 +152,21 @@ async def client_ops(mon_host: str, clients: int, seconds: float, run: int) -> t
         for _ in range(clients):
             await ready.acquire()
         t0 = time.perf_counter()
+        cpu.append(cpu_now(pids))
         start.set()
         while phase[0]:
             await trio.sleep(0.05)
-        creates = sum(counts) / (done[0] - t0)
+        ncreates = sum(counts)
+        creates = ncreates / (done[0] - t0)
         t1 = time.perf_counter()
+        cpu.append(cpu_now(pids))
         stat_start.set()
         while phase[1]:
             await trio.sleep(0.05)
         stats = sum(counts) / (done[1] - t1)
-    return creates, stats
+    per_create = {k: 1e6 * (cpu[1][k] - cpu[0][k]) / ncreates for k in cpu[0]}
+    per_stat = {k: 1e6 * (cpu[3][k] - cpu[2][k]) / sum(counts) for k in cpu[0]}
+    return creates, stats, per_create, per_stat
 
 
 def main() -> int:
@@ -155,11 +176,10 @@ def main() -> int:
     ap.add_argument("--profile", default="", help="write a pyinstrument profile (HTML) here")
     a = ap.parse_args()
     logsetup.setup(level="warning")
-    base = baseline(a.seconds)
-    print(f"baseline (raw trio+msgpack loopback round trips, one at a time): {base:,.0f}/s; "
-          f"cpus {os.cpu_count()}", flush=True)
-    print(f"{'clients':>7} {'creates/s':>10} {'% loopback':>10} {'stats/s':>10} "
-          f"{'% loopback':>10}")
+    print(f"loopback: raw trio+msgpack round trips, one at a time, measured just before each "
+          f"row; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"{'clients':>7} {'loopback/s':>10} {'creates/s':>10} {'% loopback':>10} "
+          f"{'stats/s':>10} {'% loopback':>10}")
     profiler = None
     if a.profile:
         from pyinstrument import Profiler
@@ -171,10 +191,20 @@ def main() -> int:
         try:
             c.start(("a",))
             mon_host = f"127.0.0.1:{c.port}"
+            pids = {"mds": c.pid_of("a"), "osd": c.pid_of("osd.0"), "mon": c.pid_of("mon.a")}
+            cpus = []
             for run, n in enumerate(int(x) for x in a.clients.split(",")):
-                creates, stats = trio.run(client_ops, mon_host, n, a.seconds, run)
-                print(f"{n:>7} {creates:>10,.0f} {100 * creates / base:>9.0f}% "
+                base = baseline(a.seconds)
+                creates, stats, per_create, per_stat = trio.run(client_ops, mon_host, n,
+                                                                a.seconds, run, pids)
+                cpus.append((n, per_create, per_stat))
+                print(f"{n:>7} {base:>10,.0f} {creates:>10,.0f} {100 * creates / base:>9.0f}% "
                       f"{stats:>10,.0f} {100 * stats / base:>9.0f}%", flush=True)
+            print("CPU µs per operation (client process, mds, osd, mon):")
+            for n, per_create, per_stat in cpus:
+                for what, per in (("create", per_create), ("stat", per_stat)):
+                    print(f"  {n:>3} clients, {what:<6} " + ", ".join(
+                        f"{k} {v:,.0f}" for k, v in per.items()))
         finally:
             c.destroy()
     if profiler is not None:

@@ -53,6 +53,7 @@ class Connection:
         self.peer_entity = ""
         self._msgr = _MESSENGER.get()
         self._inj: Injector | None = None
+        self._outbox: list[bytes] = []  # send_coalesced: frames waiting for this round's write
 
     def attach(self, peer_entity: str) -> None:
         """The handshake told us who the peer is: fault injection starts with the next
@@ -88,6 +89,29 @@ class Connection:
                 await self.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
                 raise ConnectionClosed(str(e)) from None
+
+    async def send_coalesced(self, msg) -> None:
+        """Send `msg` together with the others sent this way in the same scheduling round,
+        in one write: the replies a group commit makes safe at once cost one system call,
+        not one each. The first caller waits one round, then writes them all (in order);
+        the others return at once. Only the writer sees ConnectionClosed: callers that use
+        this do not care whether their message arrived (a lost reply is resent for)."""
+        if self._inj is not None:
+            if self._inj.blackholed(self._msgr.blackhole()):
+                log.debug("blackhole: dropping outgoing message", msg=msg.TYPE,
+                          peer=self.peer_entity)
+                return
+            await self._inject_socket_failure(sending=True)
+        self._outbox.append(wire.encode(messages.encode(msg)))
+        if len(self._outbox) > 1:
+            return  # the writer of this round has not written yet: it takes ours too
+        await trio.lowlevel.cancel_shielded_checkpoint()  # let the others of the round add
+        batch, self._outbox = self._outbox, []  # what comes next has a writer of its own
+        try:
+            async with self._send_lock:  # FIFO: batches go out in the order they were taken
+                await self.stream.send_all(b"".join(batch))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            raise ConnectionClosed(str(e)) from None
 
     async def recv(self):
         """The next message. Raises ConnectionClosed at a clean EOF, ProtocolError otherwise.
