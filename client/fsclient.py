@@ -381,6 +381,10 @@ class FSClient:
             self._check_evicted(sent)
             rank = self.core.usable(rank)
             info = self.core.serving_holder(rank)
+            s = self._sessions.get(rank)
+            if info is not None and s is not None and s.is_open and not s.dead and \
+                    s.ident == ident(info):
+                return rank, s  # the common case: no lock to take
             if info is not None:
                 async with self._lock(rank):
                     s = self._sessions.get(rank)

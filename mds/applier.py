@@ -11,7 +11,7 @@ Event types are named in `mds.events`.
 from __future__ import annotations
 
 from mds import subtree, xrank
-from mds.events import ESESSION, EUPDATE, SUBTREE_EVENTS, XRANK_EVENTS, XRANK_OPS
+from mds.events import ESESSION, EUPDATE, SUBTREE_EVENTS, XRANK_EVENTS, XRANK_OPS, result_of
 from mds.namespace import Namespace
 from mds.sessionmap import MAX_COMPLETED_PER_CLIENT, CompletedRequests, split_reqid
 
@@ -33,8 +33,9 @@ def apply(ns: Namespace, ev: dict, sessions: dict[str, dict] | None = None,
         ns.apply_update(ev)
     elif t in SUBTREE_EVENTS:
         subtree.apply(ns, ev)
-    if completed is not None and t == EUPDATE:  # a master's cross-rank EUpdate too
-        completed.note_event(ev)
+    if completed is not None and t == EUPDATE and ev.get("reqid"):  # cross-rank ones too
+        client, tid = split_reqid(ev["reqid"])
+        completed.add(client, tid, result_of(ev), ev.get("oldest", 0))
 
 
 def write_back(flushed: Namespace, sessions: dict[str, dict], ev: dict) -> None:
@@ -67,7 +68,7 @@ def note_completed(table: dict[str, dict], ev: dict) -> None:
         return  # no session (a test's raw request, or closed since): nothing to keep
     done = {t: r for t, r in entry.get("completed", {}).items()
             if int(t) >= ev.get("oldest", 0)}
-    done[str(tid)] = ev.get("result", {})
+    done[str(tid)] = result_of(ev)
     while len(done) > MAX_COMPLETED_PER_CLIENT:
         del done[min(done, key=int)]
     entry["completed"] = done

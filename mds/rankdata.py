@@ -371,7 +371,8 @@ class RankData:
                 applier.apply(ns, ev)
                 result = {"inode": ns.stat(ns.inodes[ev["ino"]])} if ev["ino"] in ns.inodes \
                     and op != "unlink" and op != "rmdir" else {}
-                ev["result"] = result
+                if result != j.result_of(ev):  # a create's result is the event's inode
+                    ev["result"] = result
                 waiter = self._enqueue(ev)
             else:  # we are the master; the witness is asked without our lock held
                 for i in plan["locks"]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mds.events import result_of
+
 OPEN = "open"
 STALE = "stale"
 
@@ -225,6 +227,7 @@ class CompletedRequests:
 
     def __init__(self) -> None:
         self.by_client: dict[str, dict[int, dict]] = {}
+        self._floor: dict[str, int] = {}  # no record of the client is older: trim is free
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.by_client.values())
@@ -235,28 +238,33 @@ class CompletedRequests:
     def add(self, client: str, tid: int, result: dict, oldest: int = 0) -> None:
         records = self.by_client.setdefault(client, {})
         records[tid] = result
+        if tid < self._floor.get(client, 0):
+            self._floor[client] = tid
         self.trim(client, oldest)
         while len(records) > MAX_COMPLETED_PER_CLIENT:
             del records[min(records)]
 
     def trim(self, client: str, oldest: int) -> None:
         records = self.by_client.get(client)
-        if records and oldest > 0:
+        if records and oldest > self._floor.get(client, 0):  # once per oldest, not per event
             for tid in [t for t in records if t < oldest]:
                 del records[tid]
+            self._floor[client] = oldest
 
     def forget(self, client: str) -> None:
         self.by_client.pop(client, None)
+        self._floor.pop(client, None)
 
     def note_event(self, ev: dict) -> None:
         """An EUpdate (journaled or replayed): remember its result, trim by its `oldest`."""
         if ev.get("reqid"):
             client, tid = split_reqid(ev["reqid"])
-            self.add(client, tid, ev.get("result", {}), ev.get("oldest", 0))
+            self.add(client, tid, result_of(ev), ev.get("oldest", 0))
 
     def to_wire(self, client: str) -> dict[str, dict]:
         return {str(t): r for t, r in sorted(self.by_client.get(client, {}).items())}
 
     def load(self, client: str, wire: dict) -> None:
+        self._floor.pop(client, None)
         for tid, result in wire.items():
             self.by_client.setdefault(client, {})[int(tid)] = result
