@@ -33,9 +33,8 @@ def apply(ns: Namespace, ev: dict, sessions: dict[str, dict] | None = None,
         ns.apply_update(ev)
     elif t in SUBTREE_EVENTS:
         subtree.apply(ns, ev)
-    if completed is not None and t == EUPDATE and ev.get("reqid"):  # cross-rank ones too
-        client, tid = split_reqid(ev["reqid"])
-        completed.add(client, tid, result_of(ev), ev.get("oldest", 0))
+    if completed is not None and t == EUPDATE:  # a master's cross-rank EUpdate too
+        completed.note_event(ev)
 
 
 def write_back(flushed: Namespace, sessions: dict[str, dict], ev: dict) -> None:
