@@ -27,6 +27,7 @@ import math
 import os
 import random
 import socket
+from collections import deque
 
 import structlog
 import trio
@@ -41,20 +42,17 @@ from client.fscore import (
     outcome,
     stuck_unavailable,
 )
+from client.mdssession import MDSSession, Pending
 from common import messages as m
 from common import states
 from common.fsmap import FSMap, MDSInfo
 from common.monclient import MonClient, MonUnreachable
 from common.net import (
-    Connection,
-    ConnectionClosed,
     HandshakeError,
-    ProtocolError,
     background,
     connect,
     parse_hostport,
 )
-from common.replies import ReplyMux
 
 log = structlog.get_logger("client")
 
@@ -64,113 +62,6 @@ CLOSE_TIMEOUT = 1.0
 
 __all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "LostRequest", "MonUnreachable",
            "stuck_unavailable"]
-
-
-class _Pending:
-    """One request as the client drives it: where it went, how often it was sent, its unsafe
-    reply, and whether the next reply is awaited on the same session."""
-
-    def __init__(self, tid: int, op: str, args: dict, rank: int) -> None:
-        self.tid, self.op, self.args, self.rank = tid, op, args, rank
-        self.retry = 0
-        self.req: m.ClientRequest | None = None
-        self.session: _Session | None = None
-        self.unsafe: m.ClientReply | None = None
-        self.waiting = False
-
-    def result(self, reply: m.ClientReply) -> dict:
-        if reply.rc < 0:
-            raise FSClientError(-reply.rc, reply.error)
-        if not reply.result and self.unsafe is not None:
-            return self.unsafe.result  # a safe reply may come without the result
-        return reply.result
-
-
-class _Session:
-    """One connection, and the session on it, to one incarnation of rank 0's holder."""
-
-    def __init__(self, info: MDSInfo, conn: Connection, owner: FSClient) -> None:
-        self.ident = (info.gid, info.inc, info.addr)
-        self.name = f"mds.{info.name}"
-        self.conn = conn
-        self.owner = owner
-        self.replies = ReplyMux()
-        self.scope = trio.CancelScope()
-        self.dead = False
-        self.is_open = False
-        self.answered = trio.Event()  # the MDS said open, close or reject
-        self.close_reason = ""
-
-    def kill(self) -> None:
-        """Mark the connection down: every request waiting on it is told so."""
-        self.dead = True
-        self.answered.set()
-        self.replies.close()
-        self.scope.cancel()
-
-    async def send(self, msg) -> bool:
-        try:
-            await self.conn.send(msg)
-            return True
-        except ConnectionClosed:
-            self.kill()
-            return False
-
-    async def call(self, req: m.ClientRequest) -> m.ClientReply | None:
-        """Send; return the first reply, or None if the connection went down meanwhile. A
-        request already sent here (replayed during reconnect) is not sent again."""
-        if self.dead:
-            return None
-        if req.tid not in self.replies:
-            self.replies.expect(req.tid)
-            if not await self.send(req):
-                return None
-        return await self.next_reply(req.tid)
-
-    async def next_reply(self, tid: int) -> m.ClientReply | None:
-        reply = await self.replies.receive(tid)  # those received come before the loss
-        if reply is not None and (reply.safe or reply.rc != 0):
-            self.replies.forget(tid)
-        return reply
-
-    def _on_session(self, msg: m.ClientSession) -> None:
-        if msg.op == "open":
-            self.is_open = True
-            self.answered.set()
-        elif msg.op == "stale":
-            log.warning("mds marked our session stale", mds=self.name)
-        elif msg.op in ("close", "reject"):
-            reason = str(msg.metadata.get("reason") or msg.metadata.get("error_string") or "")
-            self.close_reason = reason
-            if reason in ("evicted", "blocklisted"):
-                self.owner._evicted(self.name, reason)
-            self.kill()
-
-    async def receive(self) -> None:
-        try:
-            with self.scope:
-                while True:
-                    msg = await self.conn.recv()
-                    if isinstance(msg, m.ClientSession):
-                        self._on_session(msg)
-                        continue
-                    if not (isinstance(msg, m.ClientReply) and
-                            self.replies.deliver(msg.tid, msg)):
-                        log.debug("ignoring a message", mds=self.name, type=msg.TYPE,
-                                  tid=getattr(msg, "tid", None))
-        except (ConnectionClosed, ProtocolError) as e:
-            log.info("lost the connection to the mds", mds=self.name, reason=str(e))
-        finally:
-            self.kill()
-            await self.conn.aclose()
-
-    async def renew(self, interval_of) -> None:
-        """C5: renew the session every session_timeout/3 while it lasts."""
-        seq = 0
-        while not self.dead:
-            await trio.sleep(interval_of())
-            seq += 1
-            await self.send(m.ClientSession("request_renewcaps", seq=seq))
 
 
 class FSClient:
@@ -184,8 +75,10 @@ class FSClient:
         self.core = ClientCore(fs_name)
         self.log = log.bind(entity=self.entity)
         self._map_changed = trio.Event()  # set and replaced on every newer map
-        self._settled = trio.Event()  # set and replaced whenever a request settles (sync)
-        self._sessions: dict[int, _Session] = {}  # rank -> session with its holder
+        self._settled: trio.Event | None = None  # set when a request settles (for a sync)
+        self._watched: deque[Pending] = deque()  # answered unsafe, oldest first (_watchdog)
+        self._watching = False
+        self._sessions: dict[int, MDSSession] = {}  # rank -> session with its holder
         self._connect_locks: dict[int, trio.Lock] = {}
         self.addr = ""  # our instance "ip:0/nonce", as the MDS (and a blocklist) names us
         self._nonce = random.randint(1, 2**31 - 1)
@@ -263,20 +156,20 @@ class FSClient:
     async def request(self, op: str, args: dict, on_lost=None) -> dict:
         """Send one request to the rank holding the path; return its result once it is
         answered: a mutation on its unsafe reply (applied, not yet journaled), as Ceph's
-        client returns. A task then waits for the safe reply, resending after a failover
-        (C4); if it cannot be made safe, the request is recorded lost, `on_lost(LostRequest)`
-        is called and `sync` hands it out. A rank that does not hold the path names the one
-        that does (a forward)."""
+        client returns. Its session then takes the safe reply as it comes (`safe_reply`);
+        after a failover a task resends it (C4, `recover`); if it cannot be made safe, the
+        request is recorded lost, `on_lost(LostRequest)` is called and `sync` hands it out.
+        A rank that does not hold the path names the one that does (a forward)."""
         core = self.core
         tid, rank = core.start(op, args)
-        p = _Pending(tid, op, args, rank)
+        p = Pending(tid, op, args, rank)
         handed_off = False
         try:
             with trio.move_on_after(self.timeout):
                 reply = await self._drive(p, until_unsafe=True)
                 if outcome(reply) is Outcome.UNSAFE:
                     handed_off = True
-                    self.nursery.start_soon(self._until_safe, p, on_lost)
+                    self._hand_off(p, on_lost)
                     return reply.result
                 return p.result(reply)
         finally:
@@ -286,7 +179,7 @@ class FSClient:
         raise FSClientError(errno.ETIMEDOUT, f"no reply to {op} within {self.timeout:g}s "
                                              f"({core.rank_status(p.rank)})")
 
-    async def _drive(self, p: _Pending, until_unsafe: bool) -> m.ClientReply:
+    async def _drive(self, p: Pending, until_unsafe: bool) -> m.ClientReply:
         """Send `p` (again, after a failover or forward) until a final reply, or with
         `until_unsafe` an unsafe one. Raises FSClientError if we were evicted."""
         core = self.core
@@ -322,34 +215,94 @@ class FSClient:
                 continue
             return reply
 
-    async def _until_safe(self, p: _Pending, on_lost) -> None:
-        """Wait for the safe reply of a request answered unsafe (resending it to the rank's
-        next holder if the MDS fails meanwhile); record it lost if it never comes."""
+    # -- requests answered unsafe, until their safe reply
+    def _hand_off(self, p: Pending, on_lost) -> None:
+        """`p` was answered unsafe: its session takes the safe reply when it comes."""
+        p.on_lost = on_lost
+        p.deadline = trio.current_time() + self.timeout
+        s = p.session
+        queued = s.replies.take(p.tid)  # it may have come in the same read
+        if queued is not None:
+            self.safe_reply(p, queued)
+        elif s.dead:
+            self.recover(p)
+        else:
+            s.unsafe[p.tid] = p
+            self._watched.append(p)
+            if not self._watching:
+                self._watching = True
+                self.nursery.start_soon(self._watchdog)
+
+    def safe_reply(self, p: Pending, reply: m.ClientReply) -> None:
+        """The reply after the unsafe one (from the session's receive task)."""
+        what = outcome(reply)
+        if what is Outcome.UNSAFE:  # again (not expected): the safe one is still to come
+            p.session.unsafe[p.tid] = p
+        elif what is Outcome.DONE:
+            self._lose(p, self._failed(reply)) if reply.rc < 0 else self._settle(p)
+        else:  # not serving now, or forwarded: resend
+            p.waiting = False
+            self.recover(p)
+
+    def recover(self, p: Pending) -> None:
+        """The session of a request answered unsafe went down: resend it until safe."""
+        self.nursery.start_soon(self._until_safe, p)
+
+    async def _watchdog(self) -> None:
+        """Requests answered unsafe with no safe reply within the request timeout are lost
+        (the MDS keeps its journal paused, say); one task for all of them."""
+        try:
+            while self._watched:
+                p = self._watched[0]
+                if not p.settled and p.session.unsafe.get(p.tid) is p:
+                    now = trio.current_time()
+                    if now < p.deadline:  # look again within a second: most settle at once
+                        await trio.sleep_until(min(p.deadline, now + 1.0))
+                        continue
+                    del p.session.unsafe[p.tid]
+                    self._lose(p, f"no safe reply within {self.timeout:g}s")
+                self._watched.popleft()
+        finally:
+            self._watching = False
+
+    @staticmethod
+    def _failed(reply: m.ClientReply) -> str:
+        return (f"re-executed after a failover, it failed: "
+                f"{errno.errorcode.get(-reply.rc, reply.rc)} {reply.error}").rstrip()
+
+    async def _until_safe(self, p: Pending) -> None:
+        """Resend a request answered unsafe to the rank's next holder (or wait for its safe
+        reply there, if it was replayed in up:reconnect); record it lost if that fails."""
         reason: str | None = f"no safe reply within {self.timeout:g}s"
         try:
             try:
                 with trio.move_on_after(self.timeout):
                     reply = await self._drive(p, until_unsafe=False)
-                    reason = None if reply.rc == 0 else \
-                        f"re-executed after a failover, it failed: " \
-                        f"{errno.errorcode.get(-reply.rc, reply.rc)} {reply.error}".rstrip()
+                    reason = None if reply.rc == 0 else self._failed(reply)
             except FSClientError as e:
                 reason = e.message
-            lost = self.core.lose(p.tid, reason) if reason else None
-        finally:  # also when cancelled (the client is closed without a sync)
+        except BaseException:  # cancelled: the client is closed without a sync
             self._settle(p)
+            raise
+        self._lose(p, reason) if reason else self._settle(p)
+
+    def _lose(self, p: Pending, reason: str) -> None:
+        lost = self.core.lose(p.tid, reason)
+        self._settle(p)
         if lost is not None:
             self.log.warning(f"tid {p.tid} ({p.op}) was acknowledged unsafe and is lost",
                              reason=reason, args=p.args)
-            if on_lost is not None:
-                on_lost(lost)
+            if p.on_lost is not None:
+                p.on_lost(lost)
 
-    def _settle(self, p: _Pending) -> None:
+    def _settle(self, p: Pending) -> None:
+        p.settled = True
         self.core.finish(p.tid)
         if p.session is not None:
             p.session.replies.forget(p.tid)
-        event, self._settled = self._settled, trio.Event()
-        event.set()
+        if self._settled is not None:  # someone syncs
+            self._settled.set()
+            self._settled = None
 
     async def sync(self, path: str | None = None) -> list[LostRequest]:
         """Wait until every request answered unsafe so far (with `path`: those naming it or
@@ -357,11 +310,13 @@ class FSClient:
         within the request timeout of its unsafe reply."""
         tids = self.core.unsafe_tids(path)
         while tids & self.core.inflight:
+            if self._settled is None:
+                self._settled = trio.Event()
             await self._settled.wait()
         return self.core.take_lost(tids)
 
     # -- sessions with rank 0's holder (C1-C6)
-    def _evicted(self, mds: str, reason: str) -> None:
+    def note_evicted(self, mds: str, reason: str) -> None:
         if self.evicted is None:
             self.evicted = reason
             self.log.error(f"{self.entity} was evicted by {mds} ({reason}); its requests fail",
@@ -376,7 +331,7 @@ class FSClient:
     def _lock(self, rank: int) -> trio.Lock:
         return self._connect_locks.setdefault(rank, trio.Lock())
 
-    async def _serving_session(self, rank: int, sent: bool = False) -> tuple[int, _Session]:
+    async def _serving_session(self, rank: int, sent: bool = False) -> tuple[int, MDSSession]:
         while True:
             self._check_evicted(sent)
             rank = self.core.usable(rank)
@@ -399,7 +354,7 @@ class FSClient:
             epoch = self.fsmap.epoch
             await self._newer_map(epoch, RETRY_PAUSE if info is not None else None)
 
-    async def _open_unless_moved(self, info: MDSInfo, rank: int) -> _Session | None:
+    async def _open_unless_moved(self, info: MDSInfo, rank: int) -> MDSSession | None:
         """`_open`, given up as soon as a newer map gives the rank to another incarnation
         (`_on_map`): connecting to a dead host's address can take seconds to fail (no RST
         comes back, e.g. a killed container), and meanwhile the rank's lock would keep
@@ -414,7 +369,7 @@ class FSClient:
                       addr=info.addr)
         return None
 
-    async def _open(self, info: MDSInfo, rank: int) -> _Session | None:
+    async def _open(self, info: MDSInfo, rank: int) -> MDSSession | None:
         """Connect and open a session (request_open); None if the MDS would not have it now."""
         s = await self._connect(info)
         if s is None:
@@ -480,7 +435,7 @@ class FSClient:
     def _renew_interval(self) -> float:
         return self.core.renew_interval()
 
-    async def _connect(self, info: MDSInfo) -> _Session | None:
+    async def _connect(self, info: MDSInfo) -> MDSSession | None:
         host, port = parse_hostport(info.addr.split("/")[0])
         verb = "reconnecting" if self.core.had_session else "connecting"
         self.log.info(f"{verb} to mds.{info.name}", addr=info.addr,
@@ -497,7 +452,7 @@ class FSClient:
             sock = getattr(conn.stream, "socket", None)
             ip = sock.getsockname()[0] if sock is not None else "127.0.0.1"
             self.addr = f"{ip}:0/{self._nonce}"
-        session = _Session(info, conn, self)
+        session = MDSSession(info, conn, self)
         self.nursery.start_soon(session.receive)
         return session
 

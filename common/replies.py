@@ -60,6 +60,11 @@ class ReplyMux:
         await trio.lowlevel.checkpoint_if_cancelled()
         return slot.items.popleft()
 
+    def take(self, tid: int):
+        """A reply for `tid` received and not yet handed out, or None (no wait)."""
+        slot = self._waiting.get(tid)
+        return slot.items.popleft() if slot is not None and slot.items else None
+
     def forget(self, tid: int) -> None:
         self._waiting.pop(tid, None)
 

@@ -92,7 +92,7 @@ def test_one_monclient_hunts_over_mon_host() -> None:
 
 
 def test_one_reply_multiplexer_by_tid() -> None:
-    for name in ("common/monclient.py", "osd/objecter.py", "client/fsclient.py"):
+    for name in ("common/monclient.py", "osd/objecter.py", "client/mdssession.py"):
         assert "common.replies.ReplyMux" in _imports(ROOT / name), name
     channels = {str(p.relative_to(ROOT)) for p in _production()
                 if "open_memory_channel(" in p.read_text()}
