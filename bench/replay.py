@@ -158,10 +158,11 @@ def main() -> int:
                 seconds, rate, (events, reading, cpu) = run_one(Path(tmp), n, follower,
                                                                 a.clients)
                 mode = "standby-replay" if follower else "cold standby"
+                per_wall = f"{events / max(reading, 1e-6):,.0f}" if events else "-"
+                per_cpu = f"{events / max(cpu, 1e-6):,.0f}" if events and cpu else "-"
                 print(f"{n:>8} {mode:>15} {rate:>13,.0f} {seconds:>12.3f} "
-                      f"{n / seconds:>10,.0f} {reading:>7.3f} "
-                      f"{events / max(reading, 1e-6):>10,.0f} {cpu:>6.2f} "
-                      f"{events / max(cpu, 1e-6):>9,.0f}", flush=True)
+                      f"{n / seconds:>10,.0f} {reading:>7.3f} {per_wall:>10} {cpu:>6.2f} "
+                      f"{per_cpu:>9}  ({events} events read)", flush=True)
     return 0
 
 
