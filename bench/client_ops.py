@@ -10,7 +10,8 @@ round trips per second that two Python processes on this machine manage with not
 the way. Then for each client count N: N FSClients (one process, each with its own monitor
 and MDS sessions) each create files in their own directory, one after the other, for the
 given seconds, then sync (every safe reply in); the rate counts until the sync ends. Then the
-same clients stat those files. Targets (issue 14): one client >= 25 % of the loopback rate,
+same clients stat those files. Last, in the same run, creates that each wait for their safe
+reply (a sync after each, as the client did before it returned on the unsafe reply). Targets (issue 14): one client >= 25 % of the loopback rate,
 32 clients >= 50 %. `--profile FILE` writes a pyinstrument profile of this process's side.
 """
 
@@ -101,9 +102,10 @@ def cpu_now(pids: dict[str, int]) -> dict[str, float]:
 
 
 async def client_ops(mon_host: str, clients: int, seconds: float, run: int,
-                     pids: dict[str, int]) -> tuple[float, float, dict, dict]:
+                     pids: dict[str, int], safe: bool = False) -> tuple[float, float, dict, dict]:
     """(creates/s, stats/s, CPU µs per create and per stat by process) of `clients`
-    sequential clients together."""
+    sequential clients together; with `safe` each create waits for its safe reply (a sync
+    after each: what the client did before it returned on the unsafe one)."""
     counts = [0] * clients
     done = [0.0, 0.0]
     cpu: list[dict[str, float]] = []
@@ -118,6 +120,8 @@ async def client_ops(mon_host: str, clients: int, seconds: float, run: int,
         n = 0
         while trio.current_time() < end:
             await fs.create(f"{d}/f{n}")
+            if safe:
+                await fs.sync()
             n += 1
         await fs.sync()
         counts[k] = n
@@ -179,7 +183,7 @@ def main() -> int:
     print(f"loopback: raw trio+msgpack round trips, one at a time, measured just before each "
           f"row; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}", flush=True)
     print(f"{'clients':>7} {'loopback/s':>10} {'creates/s':>10} {'% loopback':>10} "
-          f"{'stats/s':>10} {'% loopback':>10}")
+          f"{'stats/s':>10} {'% loopback':>10} {'safe creates/s':>14} {'% loopback':>10}")
     profiler = None
     if a.profile:
         from pyinstrument import Profiler
@@ -196,10 +200,13 @@ def main() -> int:
             for run, n in enumerate(int(x) for x in a.clients.split(",")):
                 base = baseline(a.seconds)
                 creates, stats, per_create, per_stat = trio.run(client_ops, mon_host, n,
-                                                                a.seconds, run, pids)
+                                                                a.seconds, 2 * run, pids)
+                safe, _, _, _ = trio.run(client_ops, mon_host, n, a.seconds, 2 * run + 1, pids,
+                                         True)
                 cpus.append((n, per_create, per_stat))
                 print(f"{n:>7} {base:>10,.0f} {creates:>10,.0f} {100 * creates / base:>9.0f}% "
-                      f"{stats:>10,.0f} {100 * stats / base:>9.0f}%", flush=True)
+                      f"{stats:>10,.0f} {100 * stats / base:>9.0f}% {safe:>14,.0f} "
+                      f"{100 * safe / base:>9.0f}%", flush=True)
             print("CPU µs per operation (client process, mds, osd, mon):")
             for n, per_create, per_stat in cpus:
                 for what, per in (("create", per_create), ("stat", per_stat)):
