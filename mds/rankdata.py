@@ -108,6 +108,8 @@ class RankData:
         if not self._flushing:
             self._flushing = True
             try:
+                # the requests woken in this same round (other clients') join the batch
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 while self._queue:
                     while self._log_paused:
                         await self._log_resumed.wait()
