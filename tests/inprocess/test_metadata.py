@@ -77,6 +77,22 @@ async def test_every_acknowledged_entry_survives_failover(cluster, autojump_cloc
     assert sorted(names) == sorted(f"f{i}" for i in range(300))
 
 
+async def test_R3_replay_reads_ahead_in_pieces_records_straddle(cluster, autojump_clock,
+                                                               monkeypatch):
+    """Replay reads the journal tail in pieces (read-ahead): with pieces smaller than one
+    record, every record is completed by the next piece; nothing is lost or doubled."""
+    from mds import mdstore
+
+    c = cluster
+    await _cephfs_with(c, "a", "b")
+    await _create(c, 120)
+    monkeypatch.setattr(mdstore, "READ_AHEAD", 128)  # divides the 4 MiB object size
+    active = c.holder_name()
+    c.mds[active].kill()
+    await c.wait_for(lambda: c.holder_name() not in (None, active), what="takeover")
+    assert sorted(await _names(c)) == sorted(f"f{i}" for i in range(120))
+
+
 async def _unsafe_creates_then_kill(c: Cluster, fs: FSClient, n: int) -> str:
     """/d made safe, then n creates answered unsafe only (the holder's journal is paused),
     then the holder is killed; returns its name."""
