@@ -135,12 +135,15 @@ class RankStore:
         tail = b""
         first = True
 
-        async def replay_piece(data: bytes) -> None:
+        async def replay_piece(data: bytes, last: bool) -> None:
             nonlocal tail, first
             buf = tail + data if tail else data
             start = self.read_pos
             events, end = j.decode_events(buf, start)
             if first:
+                if not events and not last:  # the opener is not whole yet: it names the
+                    tail = buf  # subtrees whose directory objects are read first
+                    return
                 first = False
                 if events and events[0][1].get("t") == j.ESUBTREEMAP:
                     applier.apply(ns, events[0][1])
@@ -165,8 +168,9 @@ class RankStore:
                 completed.load(client, d.get("completed", {}))
 
     async def _read_stream_ahead(self, pos: int, consume) -> None:
-        """Stream bytes from `pos` to the end in pieces of READ_AHEAD bytes; `consume(piece)`
-        runs while the next piece is being read (the osd works meanwhile)."""
+        """Stream bytes from `pos` to the end in pieces of READ_AHEAD bytes (the first up to
+        the next multiple of it); `consume(piece, last)` runs while the next piece is being
+        read (the osd works meanwhile)."""
         async with background() as nursery:
             fetch = _Fetch(self, nursery, pos)
             while True:
@@ -176,7 +180,7 @@ class RankStore:
                 if more:  # ask for the next piece before consuming this one
                     fetch = _Fetch(self, nursery, fetched_pos + len(data))
                     await trio.lowlevel.checkpoint()  # let it send its request
-                await consume(data)
+                await consume(data, not more)
                 if not more:
                     return
 
