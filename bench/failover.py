@@ -1,7 +1,7 @@
 """Kill-to-active times with real processes (fast profile): N kills of the active MDS with a
 standby, N with a standby-replay follower. Prints figures, asserts nothing.
 
-    .venv/bin/python bench/failover.py [--kills 20] [--profile fast] [--dir DIR]
+    .venv/bin/python bench/failover.py [--kills 20] [--profile fast] [--dir DIR] [--compare]
 
 For each kill: SIGKILL the pid of the daemon holding rank 0 of cephfs at t0; t_assign is when
 the first map with another gid holding rank 0 arrives (the mon noticed and replaced it: about
@@ -11,7 +11,9 @@ again and the next round waits until it is back in the map (standby or follower)
 
 The baseline of this machine, measured in the same run: the round trip of one monitor
 command over an open connection, and the start-up of one `mdsemu` CLI process. The reference
-is 2 x mds_beacon_grace + 1 s (Ceph's usual failover budget, scaled to the profile).
+is 2 x mds_beacon_grace + 1 s (Ceph's usual failover budget, scaled to the profile). With
+--compare, the same rounds run first on a cluster whose monitor proposes every change at once
+(paxos_propose_interval 0: the behaviour before proposals were batched), as the baseline.
 """
 
 from __future__ import annotations
@@ -115,19 +117,33 @@ async def main_async(c: Cluster, kills: int) -> None:
             nursery.cancel_scope.cancel()
 
 
+# Every change proposed at once, as before batching (issue 14 item 2): the baseline of --compare.
+UNBATCHED = {"paxos_propose_interval": "0", "paxos_min_wait": "0"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--profile", default="fast", choices=sorted(cfg.PROFILES))
     ap.add_argument("--dir", default=None, help="cluster directory (default: a temp dir)")
+    ap.add_argument("--compare", action="store_true",
+                    help="first the same rounds with proposals not batched (each change "
+                         "proposed at once), then with the profile's batching")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mdsemu-bench-") as tmp:
-        c = Cluster(Path(a.dir or tmp), profile=a.profile)
-        try:
-            c.start(("a", "b", "c"))
-            trio.run(main_async, c, a.kills)
-        finally:
-            c.destroy()
+    runs = [("not batched (paxos_propose_interval 0)", UNBATCHED)] if a.compare else []
+    runs.append(("batched (the profile's paxos_propose_interval)", {}))
+    for label, mon_conf in runs:
+        if a.compare:
+            print(f"== proposals {label}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="mdsemu-bench-") as tmp:
+            c = Cluster(Path(a.dir or tmp) / ("unbatched" if mon_conf else "batched"),
+                        profile=a.profile, conf={"mon": mon_conf} if mon_conf else None,
+                        cephx=False)  # auth none: figures comparable with earlier runs
+            try:
+                c.start(("a", "b", "c"))
+                trio.run(main_async, c, a.kills)
+            finally:
+                c.destroy()
     return 0
 
 

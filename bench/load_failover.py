@@ -342,7 +342,8 @@ def main() -> int:
     if a.clients < 1 or a.kills < 0 or a.duration <= 0:
         ap.error("--clients >= 1, --kills >= 0 and --duration > 0")
     with tempfile.TemporaryDirectory(prefix="mdsemu-bench-") as tmp:
-        c = Cluster(Path(a.dir or tmp), profile=a.profile)
+        c = Cluster(Path(a.dir or tmp), profile=a.profile,
+                    cephx=False)  # auth none: comparable with earlier runs
         try:
             c.start(NAMES)
             return trio.run(main_async, c, a, time.time())

@@ -6,7 +6,8 @@ For each N, a fresh monitor (fast profile, its own process) and, in this process
 protocol clients that say hello, send a boot beacon, subscribe to `mdsmap` as Ceph's MDS does
 and then beacon every second (state standby; the file system `cephfs` is not joinable, so
 they stay standbys). Figures:
-  boot      time until every daemon's boot beacon is acknowledged (it is in the map);
+  boot      time until every daemon's boot beacon is acknowledged (it is in the map), the
+            FSMap epochs committed meanwhile and the monitor's CPU seconds;
   cpu       the monitor's CPU (user + system, /proc) over 10 s while all of them beacon;
   epoch     time for one new epoch (`fs set cephfs session_timeout`) to reach N client
             subscribers of `mdsmap.<fscid>`, and 10 subscribers of the whole `fsmap` (the
@@ -180,6 +181,10 @@ async def _lines(stream):
         yield line.decode().strip()
 
 
+async def fsmap_epoch(admin: AdminClient) -> int:
+    return json.loads((await admin.command(["fs", "dump"], "json"))[2])["epoch"]
+
+
 async def baseline_rtt(admin: AdminClient, n: int = 200) -> float:
     times = []
     for _ in range(n):
@@ -220,8 +225,9 @@ async def scale_run(c: Cluster, n: int) -> dict:
             assert rc == 0, (words, outs)
         out["rss0"] = rss_mb(pid)
         fleet = Fleet(n)
+        epoch0 = await fsmap_epoch(admin)
         async with trio.open_nursery() as nursery:
-            t0 = time.perf_counter()
+            t0, cpu_boot = time.perf_counter(), cpu_seconds(pid)
             for i in range(n):
                 nursery.start_soon(fake_mds, host, port, i, fleet)
                 if i % 50 == 49:
@@ -229,6 +235,8 @@ async def scale_run(c: Cluster, n: int) -> dict:
             with trio.move_on_after(PHASE_TIMEOUT):
                 await fleet.all_booted.wait()
             out["boot"] = time.perf_counter() - t0 if fleet.all_booted.is_set() else None
+            out["boot_cpu"] = cpu_seconds(pid) - cpu_boot
+            out["boot_epochs"] = await fsmap_epoch(admin) - epoch0
             out["booted"] = fleet.booted
             out["retries"] = fleet.retries
             await trio.sleep(2.0)  # every daemon beaconing
@@ -301,24 +309,27 @@ def main() -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="mon_scale."))
     loop = trio.run(loopback_rate)
     print(f"baseline: raw trio+msgpack loopback {loop:,.0f} round trips/s", flush=True)
-    print("| daemons | booted | boot | mon CPU (1 s beacons) | beacons/s | epoch → N mdsmap subs"
-          " | epoch → 10 fsmap subs | mon RSS | cmd RTT | hellos retried |", flush=True)
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("| daemons | booted | boot | epochs (mon CPU s) in the boot | mon CPU (1 s beacons) "
+          "| beacons/s | epoch → N mdsmap subs | epoch → 10 fsmap subs | mon RSS | cmd RTT "
+          "| hellos retried |", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for n in [int(x) for x in args.n.split(",")]:
-        c = Cluster(base / f"n{n}", conf={"mon": {"log_level": "warning"}})
+        c = Cluster(base / f"n{n}", conf={"mon": {"log_level": "warning"}},
+                    cephx=False)  # auth none: comparable with earlier runs
         try:
             c.start_mon()
             r = trio.run(scale_run, c, n)
             rtt = trio.run(_rtt, c)
         finally:
             c.destroy()
-        print(f"| {n:,} | {r['booted']:,} | {fmt(r['boot'], ' s')} | {r['cpu'] * 100:.1f} % | "
+        print(f"| {n:,} | {r['booted']:,} | {fmt(r['boot'], ' s')} | {r['boot_epochs']:,} "
+              f"({r['boot_cpu']:.2f} s) | {r['cpu'] * 100:.1f} % | "
               f"{r['beacons_s']:,.0f} | {fmt(r['epoch_mdsmap'], ' ms', 1000, 0)} | "
               f"{fmt(r['epoch_fsmap10'], ' ms', 1000, 0)} | {r['rss']:.0f} MB | "
               f"{rtt * 1000:.2f} ms | {r['retries']} |", flush=True)
     if args.slow:
         c = Cluster(base / "slow", conf={"mon": {"ms_send_timeout": "600",
-                                                 "log_level": "warning"}})
+                                                 "log_level": "warning"}}, cephx=False)
         try:
             c.start_mon()
             r = trio.run(slow_run, c)

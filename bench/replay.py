@@ -127,7 +127,8 @@ def replay_figures(log: str) -> tuple[int, float, float]:
 
 def run_one(base: Path, n: int, follower: bool, clients: int) -> tuple[float, float, tuple]:
     d = base / f"{'sr' if follower else 'cold'}-{n}"
-    c = Cluster(d, profile="fast", conf={"mds": {"mds_log_max_segments": "1000000"}})
+    c = Cluster(d, profile="fast", conf={"mds": {"mds_log_max_segments": "1000000"}},
+                cephx=False)  # auth none: comparable with earlier runs
     try:
         c.start(("a", "b"))
         if follower:

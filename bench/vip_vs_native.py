@@ -147,7 +147,8 @@ async def rounds(c: Cluster, hosts: Hosts | None, kills: int) -> list[dict]:
 
 def run_setup(base: Path, label: str, profile: str, kills: int, keepalived: bool,
               conf: dict) -> tuple[list[dict], float]:
-    c = Cluster(base / label, profile=profile, conf=conf)
+    c = Cluster(base / label, profile=profile, conf=conf,
+                cephx=False)  # auth none: comparable with earlier runs
     hosts = None
     started = time.monotonic()  # the monitor's age at each kill: see main
     try:

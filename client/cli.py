@@ -13,7 +13,7 @@ import sys
 import trio
 
 from client.admin import AdminClient, MonUnreachable
-from client.conf import auth_key, load_config, split_global_options
+from client.conf import auth_key, entity_name, load_config, split_global_options
 from common import config as cfg
 from common import messages as m
 from common import render
@@ -48,12 +48,24 @@ commands (Ceph's grammar):
 """
 
 
+def _read_import_file(words: list[str]) -> list[str]:
+    """`auth import -i FILE`: the monitor gets the file's text (as Ceph's gets its input)."""
+    if len(words) != 4 or words[2] != "-i":
+        raise SystemExit("mdsemu: usage: auth import -i <file>")
+    try:
+        with open(words[3]) as f:
+            return words[:3] + [f.read()]
+    except OSError as e:
+        raise SystemExit(f"mdsemu: cannot read {words[3]}: {e.strerror}") from None
+
+
 def _errname(code: int) -> str:
     return errno.errorcode.get(code, str(code))
 
 
 async def run_command(config: cfg.Config, words: list[str], fmt: str, timeout: float) -> int:
-    async with AdminClient.open(config.get("mon_host"), auth=auth_key(config), timeout=timeout,
+    async with AdminClient.open(config.get("mon_host"), config.name, auth_key(config),
+                                timeout=timeout,
                                 hunt_interval=config.get("mon_client_hunt_interval")) as admin:
         reply_timeout = max(config.get("mon_client_timeout"), timeout)
         reply = None
@@ -93,22 +105,24 @@ async def tell(config: cfg.Config, words: list[str], fmt: str, timeout: float) -
         print("Error EINVAL: usage: tell mds.<name|gid|rank|fs:rank> <command>",
               file=sys.stderr)
         return errno.EINVAL
-    async with AdminClient.open(config.get("mon_host"), auth=auth_key(config), timeout=timeout,
+    auth = auth_key(config)  # the tickets of this session open the MDS connection
+    async with AdminClient.open(config.get("mon_host"), config.name, auth,
+                                timeout=timeout,
                                 hunt_interval=config.get("mon_client_hunt_interval")) as admin:
         await admin.subscribe("fsmap")
         msg = await admin.pushes.receive()
-    info = find_mds(FSMap.from_wire(msg.fsmap), words[0])
-    if info is None:
-        print(f"Error ENOENT: problem getting command descriptions from {words[0]}",
-              file=sys.stderr)
-        return errno.ENOENT
-    host, port = parse_hostport(info.addr.split("/")[0])
+        info = find_mds(FSMap.from_wire(msg.fsmap), words[0])
+        if info is None:
+            print(f"Error ENOENT: problem getting command descriptions from {words[0]}",
+                  file=sys.stderr)
+            return errno.ENOENT
+        host, port = parse_hostport(info.addr.split("/")[0])
 
-    async def open_conn() -> Connection:
-        return (await connect(host, port, "client.admin", auth=auth_key(config)))[0]
+        async def open_conn() -> Connection:  # cephx: with the ticket this session fetched
+            return (await connect(host, port, config.name, auth=auth))[0]
 
-    return await _ask_daemon(open_conn, words[1:], fmt, timeout, errno.ETIMEDOUT,
-                             f"cannot reach mds.{info.name} at {info.addr}")
+        return await _ask_daemon(open_conn, words[1:], fmt, timeout, errno.ETIMEDOUT,
+                                 f"cannot reach mds.{info.name} at {info.addr}")
 
 
 async def daemon_command(config: cfg.Config, words: list[str], fmt: str, timeout: float,
@@ -156,7 +170,8 @@ def format_log_entry(e: dict) -> str:
 
 async def watch(config: cfg.Config, timeout: float) -> int:
     """`ceph -w`: the status, then every cluster-log line as it is written."""
-    async with AdminClient.open(config.get("mon_host"), auth=auth_key(config), timeout=timeout,
+    async with AdminClient.open(config.get("mon_host"), config.name, auth_key(config),
+                                timeout=timeout,
                                 hunt_interval=config.get("mon_client_hunt_interval")) as admin:
         _, _, status = await admin.command(["status"])
         print(status, flush=True)
@@ -210,7 +225,12 @@ def main(argv: list[str] | None = None) -> None:
     if opts["format"] not in ("plain", "json", "json-pretty"):
         print(f"mdsemu: unknown format '{opts['format']}'", file=sys.stderr)
         raise SystemExit(errno.EINVAL)
-    config = load_config(opts["conf"])
+    try:
+        config = load_config(opts["conf"], entity_name(opts), opts["keyring"])
+    except ValueError as e:
+        raise SystemExit(f"mdsemu: {e}") from None
+    if words[:2] == ["auth", "import"]:
+        words = _read_import_file(words)
     try:
         timeout = float(opts["timeout"]) if opts["timeout"] else 5.0
     except ValueError:

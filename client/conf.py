@@ -10,7 +10,7 @@ import os
 import sys
 
 from common import config as cfg
-from common.auth import hello_key
+from common.auth import NoKeyring, hello_key
 
 
 def default_conf() -> str:
@@ -40,9 +40,12 @@ def take_options(argv: list[str], takes: dict[str, str], opts: dict, other,
         i += 1
 
 
-def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
-    """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w out of anywhere in argv."""
-    opts = {"conf": None, "format": "plain", "timeout": None}
+def split_global_options(argv: list[str], identity: bool = True) -> tuple[dict, list[str]]:
+    """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w, and who we are (-n/--name,
+    --id, -k/--keyring; not with `identity` False, for `client setfattr -n`) out of anywhere
+    in argv."""
+    opts = {"conf": None, "format": "plain", "timeout": None, "name": None, "id": None,
+            "keyring": None}
     words: list[str] = []
 
     def other(a: str) -> None:
@@ -55,20 +58,39 @@ def split_global_options(argv: list[str]) -> tuple[dict, list[str]]:
         else:
             words.append(a)
 
-    take_options(argv, {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
-                        "--connect-timeout": "timeout"}, opts, other,
+    takes = {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
+             "--connect-timeout": "timeout"}
+    if identity:
+        takes |= {"-n": "name", "--name": "name", "--id": "id", "-k": "keyring",
+                  "--keyring": "keyring"}
+    take_options(argv, takes, opts, other,
                  lambda a: SystemExit(f"mdsemu: option {a} needs a value"))
     return opts, words
 
 
-def load_config(conf_path: str | None, name: str = "client.admin") -> cfg.Config:
+def entity_name(opts: dict) -> str:
+    """Ceph's -n/--name client.x, or --id x; client.admin by default."""
+    if opts.get("name"):
+        return opts["name"]
+    return f"client.{opts['id']}" if opts.get("id") else "client.admin"
+
+
+def load_config(conf_path: str | None, name: str = "client.admin",
+                keyring: str | None = None) -> cfg.Config:
     path = conf_path or default_conf()
     try:
-        return cfg.Config(name, cfg.load_conf(path))
+        return cfg.Config(name, cfg.load_conf(path),
+                          overrides={"keyring": keyring} if keyring else None)
     except cfg.ConfError as e:
         print(f"mdsemu: {e}", file=sys.stderr)
         raise SystemExit(errno.EINVAL) from None
 
 
-def auth_key(config: cfg.Config) -> str:
-    return hello_key(config)
+def auth_key(config: cfg.Config):
+    """This tool's cephx credentials (None with auth off); exits with Ceph's complaint when
+    cephx is required and the keyring has no key for it."""
+    try:
+        return hello_key(config)
+    except NoKeyring as e:
+        print(f"mdsemu: {e}", file=sys.stderr)
+        raise SystemExit(errno.ENOENT) from None

@@ -24,6 +24,8 @@ from client.rados import Rados, RadosError
 from common import config as cfg
 from common import log as logsetup
 from common import render
+from common.auth import hello_key
+from common.net import use_auth
 from nfs import grace
 from nfs.grace_tool import read as read_grace
 from nfs.vstart import NAMESPACE as NFS_NAMESPACE
@@ -34,6 +36,7 @@ LOG_LINES = 12
 
 async def live_view(conf: str, d: str) -> None:
     config = cfg.Config("client.admin", cfg.load_conf(conf))
+    use_auth(hello_key(config))  # cephx (vstart's default): every session below uses it
     recent: list[str] = []
     hint = Text.from_markup(
         "[bold]Try, in another terminal:[/]\n"

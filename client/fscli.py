@@ -94,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line as a namespace: op, paths/src/dst, fs, timeout, conf, format,
     connect_timeout, debug. Raises UsageError."""
-    opts, words = split_global_options(argv)
+    opts, words = split_global_options(argv, identity=False)
     args = parser().parse_args(words)
     if opts["format"] not in FORMATS:
         raise UsageError(f"{PROG}: unknown format '{opts['format']}'")

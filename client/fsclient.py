@@ -32,6 +32,7 @@ from collections import deque
 import structlog
 import trio
 
+from client.filelock import HeldLocks, LockDenied, setlk_args
 from client.fscore import (
     EBLOCKLISTED,
     ClientCore,
@@ -51,6 +52,7 @@ from common.net import (
     HandshakeError,
     background,
     connect,
+    current_auth,
     parse_hostport,
 )
 
@@ -60,8 +62,8 @@ RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newe
 MDS_CONNECT_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 1.0
 
-__all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "LostRequest", "MonUnreachable",
-           "stuck_unavailable"]
+__all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "LockDenied", "LostRequest",
+           "MonUnreachable", "stuck_unavailable"]
 
 
 class FSClient:
@@ -84,6 +86,11 @@ class FSClient:
         self._nonce = random.randint(1, 2**31 - 1)
         self.evicted: str | None = None  # why the MDS evicted us, once it has
         self._attempts: dict[int, tuple[tuple, trio.CancelScope]] = {}  # _open_unless_moved
+        self.root = "/"
+        self.refused: str | None = None  # the MDS rejected our session for good (caps)
+        # sent at session open, libcephfs's ceph_set_uuid / ceph_set_session_timeout
+        self.metadata: dict[str, str] = {}
+        self.held = HeldLocks()  # file locks, re-sent at reconnect
 
     @property
     def fsmap(self) -> FSMap | None:
@@ -94,17 +101,23 @@ class FSClient:
     async def open(cls, mon_host: str, fs_name: str | None = None, timeout: float = 60.0,
                    entity: str | None = None, auth: str = "",
                    connect_timeout: float | None = None, hunt_interval: float = 1.0,
-                   require_mds: bool = True):
+                   require_mds: bool = True, root: str = "/"):
         """`entity` is the name to authenticate as with the monitor (default client.admin);
         `connect_timeout` bounds the wait for the monitor and the first map (default
-        `timeout`), `timeout` bounds each request. With `require_mds` (ceph-fuse's
+        `timeout`), `timeout` bounds each request. `root` is the directory mounted (ceph-fuse
+        -r; the MDS checks it against a path-restricted client's caps). With `require_mds` (ceph-fuse's
         fuse_require_active_mds) opening fails with EHOSTUNREACH when the map says the file
         system is stuck unavailable (`stuck_unavailable`)."""
         connect_timeout = timeout if connect_timeout is None else connect_timeout
+        auth = auth or current_auth()
+        if auth:  # cephx: this instance's tickets name its own gid
+            auth = auth.fork()
         async with MonClient.open(mon_host, entity or "client.admin", auth, connect_timeout,
-                                  hunt_interval, reconnect=True, log=log) as monc, \
+                                  hunt_interval, reconnect=True, log=log,
+                                  keep_gid=True) as monc, \
                 background() as nursery:
             fs = cls(monc.global_id, auth, fs_name, timeout, nursery)
+            fs.root = root
             monc.on_push = fs._on_mon
             await monc.subscribe("fsmap")
             with trio.move_on_after(connect_timeout):
@@ -153,6 +166,50 @@ class FSClient:
         return [(name, inode) for name, inode in
                 (await self.request("readdir", {"path": path}))["entries"]]
 
+    # -- file locks (client.filelock; the MDS's table is mds.filelocks)
+    async def setlk(self, path: str, owner: str, type_: str, start: int = 0,
+                    length: int = 0) -> None:
+        """Take a read or write lock on [start, start+length) (length 0: to EOF) for
+        `owner`, or release it with type "unlock"; LockDenied if another owner holds a
+        conflicting one (F_SETLK, no waiting)."""
+        args = setlk_args(path, owner, type_, start, length)
+        result = await self.request("setfilelock", args)
+        ino = int(result.get("ino", 0))
+        if type_ == "unlock":
+            self.held.unlocked(ino, owner, start, length)
+        elif result.get("granted"):
+            self.held.granted(ino, owner, type_, start, length)
+        else:
+            raise LockDenied(path, result.get("holder", {}))
+
+    async def getlk(self, path: str, owner: str, type_: str, start: int = 0,
+                    length: int = 0) -> dict:
+        """The lock that would stop `owner` from taking this one ({} if none; F_GETLK)."""
+        return (await self.request("getfilelock", setlk_args(path, owner, type_, start,
+                                                             length))).get("holder", {})
+
+    async def reclaim_reset(self, uuid: str) -> int:
+        """libcephfs's ceph_start_reclaim(uuid, CEPH_RECLAIM_RESET) then
+        ceph_finish_reclaim: the MDS ends the sessions of our previous incarnation (same
+        uuid), evicting them and releasing their locks. Returns how many it reset (0 when
+        there was none: -ENOENT, which the caller may ignore, as Ganesha does)."""
+        with trio.move_on_after(self.timeout):
+            while True:
+                _, s = await self._serving_session(0)
+                s.reclaim_reply, s.reclaim_answered = None, trio.Event()
+                if await s.send(m.ClientSession("request_reclaim", metadata={
+                        "uuid": uuid, "flags": "reset"})):
+                    with trio.move_on_after(MDS_CONNECT_TIMEOUT):
+                        await s.reclaim_answered.wait()
+                reply = s.reclaim_reply
+                if reply is not None and reply.get("result") != -errno.EAGAIN:
+                    rc = int(reply.get("result", 0))
+                    if rc not in (0, -errno.ENOENT):
+                        raise FSClientError(-rc, f"reclaim of {uuid} failed")
+                    return int(reply.get("sessions", 0))
+                await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
+        raise FSClientError(errno.ETIMEDOUT, f"no reclaim reply within {self.timeout:g}s")
+
     async def request(self, op: str, args: dict, on_lost=None) -> dict:
         """Send one request to the rank holding the path; return its result once it is
         answered: a mutation on its unsafe reply (applied, not yet journaled), as Ceph's
@@ -163,6 +220,8 @@ class FSClient:
         core = self.core
         tid, rank = core.start(op, args)
         p = Pending(tid, op, args, rank)
+        # the request again with the same tid, on the same session: the MDS knows a repeat
+        p.again = lambda: core.request(p.tid, p.op, p.args, p.req.retry + 1)
         handed_off = False
         try:
             with trio.move_on_after(self.timeout):
@@ -185,11 +244,11 @@ class FSClient:
         core = self.core
         while True:
             if p.waiting:  # answered unsafe on this session: the next reply is the safe one
-                reply = await p.session.next_reply(p.tid)
+                reply = await p.session.next_reply(p.tid, p.again, core.resend_after())
             else:
                 p.rank, p.session = await self._serving_session(p.rank, sent=p.retry > 0)
                 p.req = core.request(p.tid, p.op, p.args, p.retry)
-                reply = await p.session.call(p.req)
+                reply = await p.session.call(p.req, p.again, core.resend_after())
             p.waiting = False
             what = outcome(reply)
             if what is Outcome.UNSAFE:
@@ -319,10 +378,14 @@ class FSClient:
     def note_evicted(self, mds: str, reason: str) -> None:
         if self.evicted is None:
             self.evicted = reason
+            self.held.forget()
             self.log.error(f"{self.entity} was evicted by {mds} ({reason}); its requests fail",
                            addr=self.addr)
 
     def _check_evicted(self, sent: bool = False) -> None:
+        if self.refused is not None:  # ceph-fuse: "mount error 1 = Operation not permitted"
+            raise FSClientError(errno.EPERM, f"the MDS rejected our session: {self.refused}",
+                                unknown=sent)
         if self.evicted is not None:
             raise FSClientError(EBLOCKLISTED, f"{self.entity} was evicted by the MDS "
                                               f"({self.evicted}) and is blocklisted",
@@ -375,7 +438,7 @@ class FSClient:
         if s is None:
             return None
         meta = {"addr": self.addr, "entity_id": self.entity, "hostname": socket.gethostname(),
-                "pid": os.getpid()}
+                "pid": os.getpid(), "root": self.root, **self.metadata}
         try:
             if await s.send(m.ClientSession("request_open", metadata=meta)):
                 with trio.move_on_after(MDS_CONNECT_TIMEOUT):
@@ -408,7 +471,8 @@ class FSClient:
                 await s.send(req)
             self.log.info(f"reconnecting session to mds.{info.name}", rank=rank,
                           replayed=len(replay))
-            if await s.send(m.ClientReconnect(metadata={"addr": self.addr})):
+            if await s.send(m.ClientReconnect(metadata={"addr": self.addr},
+                                              locks=self.held.to_wire())):
                 with trio.move_on_after(MDS_CONNECT_TIMEOUT):
                     await s.answered.wait()
             if s.is_open:

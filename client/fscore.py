@@ -245,6 +245,12 @@ class ClientCore:
         return f"{where} is failed" if info is None else \
             f"{where} is mds.{info.name} in {states.name(info.state)}"
 
+    def resend_after(self) -> float:
+        """A request unanswered for session_timeout is sent again on its session: it, or
+        its reply, may have been dropped while the connection stayed up (a one-way
+        partition), where Ceph's client would wait until its session is reset."""
+        return 3 * self.renew_interval()
+
     def renew_interval(self) -> float:
         """C5: renew every session_timeout/3."""
         try:

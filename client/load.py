@@ -7,7 +7,8 @@ rmdir, stat) that are valid most of the time and sometimes on purpose not (an ex
 rmdir of a non-empty directory, a directory into itself...), so that the history also holds
 failed operations with their errno. A request that gets no answer within `op_timeout`
 (FSClientError ETIMEDOUT, failovers included) is recorded as `unknown`; the model then treats
-the paths it touched as uncertain and the client no longer uses them.
+the paths it touched as uncertain and the client no longer uses them. A client the MDS evicts
+(blocklisted: its requests fail from then on) mounts again with a fresh session and goes on.
 
 The history (JSON lines, written as it goes) starts with
 `{"type": "start", "wall": ..., "clients": {"c0": "/load/c0", ...}, "seed": ...}` and has for
@@ -38,7 +39,13 @@ from datetime import UTC, datetime
 import structlog
 import trio
 
-from client.fsclient import EBLOCKLISTED, FSClient, FSClientError, LostRequest
+from client.fsclient import (
+    EBLOCKLISTED,
+    FSClient,
+    FSClientError,
+    LostRequest,
+    MonUnreachable,
+)
 from client.verify import Model, Summary, tally
 
 __all__ = ["History", "run_load"]
@@ -50,6 +57,7 @@ WEIGHTS = (14, 20, 14, 20, 12, 8, 12)
 SHRINK = (4, 6, 14, 16, 30, 20, 10)  # once the subtree holds max_entries
 INVALID = 0.08  # the share of operations picked to fail
 MAX_DEPTH = 4
+REMOUNT_PAUSE = 1.0  # seconds between attempts to mount again after an eviction
 
 
 class History:
@@ -244,11 +252,19 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
     go = trio.Event()
     end: list[float] = []
 
+    def mount():
+        return FSClient.open(mon_host, fs_name=fs_name, timeout=op_timeout, auth=auth,
+                             connect_timeout=connect_timeout, hunt_interval=hunt_interval)
+
+    async def work(c: _Client, fs: FSClient) -> None:
+        while trio.current_time() < end[0] and c.evicted is None:
+            await c.one(fs)
+            await trio.sleep(pause)
+        await fs.sync()  # every safe reply (or loss) is in the history
+
     async def worker(k: int, name: str, root: str) -> None:
         c = _Client(name, root, history, random.Random(f"{seed}:{k}"), max_entries)
-        async with FSClient.open(mon_host, fs_name=fs_name, timeout=op_timeout, auth=auth,
-                                 connect_timeout=connect_timeout,
-                                 hunt_interval=hunt_interval) as fs:
+        async with mount() as fs:
             await _setup(fs, root)
             if pin_ranks:  # spread the clients' subtrees over the active ranks (export pins)
                 max_mds = fs.core.filesystem().max_mds
@@ -261,12 +277,20 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
                     await fs.setattr(x, xattrs={"ceph.dir.pin": str((k + 1) % max_mds)})
             ready.release()
             await go.wait()
-            while trio.current_time() < end[0] and c.evicted is None:
-                await c.one(fs)
-                await trio.sleep(pause)
-            await fs.sync()  # every safe reply (or loss) is in the history
-            if c.evicted is not None:  # C6: refused from now on; this client stops
-                print(f"mdsemu client: load: {name}: {c.evicted}", file=sys.stderr)
+            await work(c, fs)
+        while c.evicted is not None and trio.current_time() < end[0]:
+            # C6: this session is refused from now on (blocklisted). Mount again, as an
+            # operator would (or ceph-fuse with client_reconnect_stale): a new session with a
+            # new global id and address; the model goes on (the lost operations are unknown).
+            print(f"mdsemu client: load: {name}: {c.evicted}; mounting again",
+                  file=sys.stderr, flush=True)
+            c.evicted = None
+            try:
+                async with mount() as fs:
+                    await work(c, fs)
+            except (FSClientError, MonUnreachable, OSError) as e:  # no MDS or monitor yet: try again
+                c.evicted = getattr(e, "message", None) or str(e)
+                await trio.sleep(REMOUNT_PAUSE)
 
     try:
         async with trio.open_nursery() as nursery:

@@ -40,6 +40,7 @@ import trio
 from client.admin import AdminClient, MonUnreachable
 from client.fsdump import ClusterError, active, check_map, info_by_name
 from client.procs import (
+    CEPHX_DEFAULT,
     MDSEMU,
     POLL,
     cmdline,
@@ -55,6 +56,7 @@ from client.procs import (
 )
 from common import config as cfg
 from common.auth import hello_key
+from common.net import use_auth
 
 FAST_GRACE = 1.0  # the fast profile's mds_beacon_grace
 DEFAULT_TIMEOUT = 15.0
@@ -103,8 +105,10 @@ class Daemon:
 # -- the cluster ----------------------------------------------------------------------------
 class Cluster:
     def __init__(self, path: Path | str, profile: str = "fast",
-                 conf: dict[str, dict[str, str]] | None = None) -> None:
+                 conf: dict[str, dict[str, str]] | None = None,
+                 cephx: bool = CEPHX_DEFAULT) -> None:
         self.dir = Path(path).resolve()
+        self.cephx = cephx  # vstart --cephx: DIR/keyring, every daemon with its own key
         self.profile = profile
         self.conf_sections = conf or {}
         self.conf_path = self.dir / "ceph.conf"
@@ -117,7 +121,8 @@ class Cluster:
     # -- configuration
     def write_conf(self, port: int | None = None) -> Path:
         self.port = port or free_port()
-        return write_conf(self.dir, self.port, self.profile, self.conf_sections)
+        return write_conf(self.dir, self.port, self.profile, self.conf_sections,
+                          cephx=self.cephx)
 
     def pid_file(self, name: str) -> Path:
         return pid_path(self.dir, name)
@@ -312,9 +317,28 @@ class Cluster:
                    timeout: float = 10.0) -> list[tuple[int, str, str]]:
         return trio.run(_commands, self._mon_host(), commands, fmt, timeout, self.auth_key())
 
-    def auth_key(self) -> str:
-        """The cluster key when the conf asks for cephx (the harness is a client too)."""
+    def auth_key(self):
+        """client.admin's cephx credentials when the conf asks for cephx (the harness is a
+        client too); None with auth off."""
         return hello_key(cfg.Config("client.admin", cfg.load_conf(str(self.conf_path))))
+
+    @contextlib.asynccontextmanager
+    async def session(self, timeout: float = 10.0):
+        """A client.admin monitor session for in-process clients (OSDClient, a raw
+        `connect`): with cephx it fetches the service tickets and makes them this task's
+        credentials (net.use_auth) until the block ends."""
+        auth = self.auth_key()
+        async with AdminClient.open(self._mon_host(), "client.admin", auth,
+                                    timeout=timeout) as admin:
+            use_auth(auth)
+            try:
+                if auth:
+                    with trio.fail_after(timeout):
+                        while not {"mds", "osd"} <= set(auth.tickets):
+                            await trio.sleep(0.01)
+                yield admin
+            finally:
+                use_auth(None)
 
     def ok(self, *words: str) -> str:
         rc, outs, outb = self.query(*words)

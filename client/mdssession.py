@@ -19,6 +19,8 @@ from common.replies import ReplyMux
 
 log = structlog.get_logger("client")
 
+NON_ALLOWABLE_ROOT = "non-allowable root"  # mds/authcaps.py: what the MDS says
+
 
 class Pending:
     """One request as the client drives it: where it went, how often it was sent, its unsafe
@@ -28,6 +30,7 @@ class Pending:
         self.tid, self.op, self.args, self.rank = tid, op, args, rank
         self.retry = 0
         self.req: m.ClientRequest | None = None
+        self.again = None  # the request resent on the same session (set by the client)
         self.session: MDSSession | None = None
         self.unsafe: m.ClientReply | None = None
         self.waiting = False
@@ -57,6 +60,8 @@ class MDSSession:
         self.is_open = False
         self.answered = trio.Event()  # the MDS said open, close or reject
         self.close_reason = ""
+        self.reclaim_reply: dict | None = None  # request_reclaim's answer
+        self.reclaim_answered = trio.Event()
         # Requests answered unsafe here: their safe reply is handed to the owner as it
         # arrives (`owner.safe_reply`), with no task waiting for each one.
         self.unsafe: dict[int, Pending] = {}
@@ -79,27 +84,42 @@ class MDSSession:
             self.kill()
             return False
 
-    async def call(self, req: m.ClientRequest) -> m.ClientReply | None:
+    async def call(self, req: m.ClientRequest, resend=None,
+                   after: float = math.inf) -> m.ClientReply | None:
         """Send; return the first reply, or None if the connection went down meanwhile. A
-        request already sent here (replayed during reconnect) is not sent again."""
-        if self.dead:
+        request already sent here (replayed during reconnect) is not sent again; its reply,
+        if it came before the connection was lost, is still handed out."""
+        if self.dead and not self.replies.pending(req.tid):
             return None
         if req.tid not in self.replies:
             self.replies.expect(req.tid)
             if not await self.send(req):
                 return None
-        return await self.next_reply(req.tid)
+        return await self.next_reply(req.tid, resend, after)
 
-    async def next_reply(self, tid: int) -> m.ClientReply | None:
-        reply = await self.replies.receive(tid)  # those received come before the loss
-        if reply is not None and (reply.safe or reply.rc != 0):
-            self.replies.forget(tid)
-        return reply
+    async def next_reply(self, tid: int, resend=None,
+                         after: float = math.inf) -> m.ClientReply | None:
+        """The next reply for `tid`; every `after` seconds without one, `resend()` (the
+        request again, same tid) is sent on this session: the MDS answers a repeat from its
+        completed requests, or once the original is done, never executing it twice."""
+        while True:
+            with trio.move_on_after(after if resend is not None else math.inf):
+                reply = await self.replies.receive(tid)  # those received come before the loss
+                if reply is not None and (reply.safe or reply.rc != 0):
+                    self.replies.forget(tid)
+                return reply
+            log.info("no reply; sending the request again", mds=self.name, tid=tid,
+                     after=after)
+            if not await self.send(resend()):
+                return None
 
     def _on_session(self, msg: m.ClientSession) -> None:
         if msg.op == "open":
             self.is_open = True
             self.answered.set()
+        elif msg.op == "reclaim_reply":
+            self.reclaim_reply = dict(msg.metadata)
+            self.reclaim_answered.set()
         elif msg.op == "stale":
             log.warning("mds marked our session stale", mds=self.name)
         elif msg.op in ("close", "reject"):
@@ -107,6 +127,8 @@ class MDSSession:
             self.close_reason = reason
             if reason in ("evicted", "blocklisted"):
                 self.owner.note_evicted(self.name, reason)
+            elif msg.op == "reject" and reason == NON_ALLOWABLE_ROOT:  # our caps (cephx)
+                self.owner.refused = reason
             self.kill()
 
     async def receive(self) -> None:

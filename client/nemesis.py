@@ -27,6 +27,10 @@ KINDS: dict[str, float] = {
     "mon_restart": 0.3,  # kill -9 of the monitor, started again after a random delay
     "osd_restart": 0.3,  # kill -9 of the osd, started again after a random delay
     "osd_pause": 0.3,    # SIGSTOP of the osd, then SIGCONT
+    # Jepsen's partitions, made with ms_blackhole_from (drop what comes from named peers):
+    "partition_oneway": 0.3,  # the mon hears nothing from an active (which still hears it)
+    "partition_twoway": 0.3,  # an active and the mon hear nothing from each other
+    "partition_client": 0.3,  # an active hears nothing from the clients (requests lost)
 }
 # Compose mode only (the targets are containers): kept apart so that the kinds, and so the
 # schedules, of a local cluster are the same as before for every seed.
@@ -34,7 +38,8 @@ COMPOSE_KINDS: dict[str, float] = {
     "disconnect": 0.3,   # `docker network disconnect` of an active, then connect
 }
 MAX_MDS = "max_mds"  # chosen with probability --thrash-max-mds (mds_thrash's thrash_max_mds)
-ONE_MDS = ("kill", "stop_short", "stop_long", "restart", "blackhole", "disconnect")
+PARTITIONS = ("partition_oneway", "partition_twoway", "partition_client")
+ONE_MDS = ("kill", "stop_short", "stop_long", "restart", "blackhole", "disconnect") + PARTITIONS
 ROLE_WEIGHTS = (("active", 0.5), ("follower", 0.25), ("standby", 0.25))
 SOCKET_FAILURES_EVERY = 200  # ms_inject_socket_failures while that fault lasts
 
@@ -140,10 +145,10 @@ def _shape(kind: str, rng: random.Random, o: Options) -> tuple[str, float, float
     """(target, how long the fault lasts, parameter) of one fault."""
     g = o.grace
     if kind in ONE_MDS or kind == "mds_fail":
-        role = "active" if kind in ("blackhole", "mds_fail", "disconnect") else \
+        role = "active" if kind in ("blackhole", "mds_fail", "disconnect") + PARTITIONS else \
             rng.choices([r for r, _ in ROLE_WEIGHTS], [w for _, w in ROLE_WEIGHTS])[0]
         target = f"active of rank {rng.randrange(o.ranks)}" if role == "active" else f"a {role}"
-        if kind == "disconnect":  # not in the table: its every draw shapes the schedules
+        if kind == "disconnect" or kind in PARTITIONS:  # beyond the grace, as a blackhole
             return target, rng.uniform(1.5, 3.0) * g, 0.0
         length = {"kill": rng.uniform(0, o.max_revive_delay),
                   "restart": rng.uniform(0, o.max_revive_delay),
@@ -268,7 +273,7 @@ def recovered(kind: str, dump: dict | None, fs: str, held: tuple[int | None, int
     successor = rank is not None and rank_gid(dump, fs, rank) != gid
     if rank is not None and kind in GONE:
         return successor
-    if kind in ("stop_long", "blackhole", "disconnect") and successor:
+    if kind in ("stop_long", "blackhole", "disconnect") + PARTITIONS and successor:
         return True
     if kind == MAX_MDS:
         return max_mds_of(dump, fs) == new_max_mds

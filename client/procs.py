@@ -163,15 +163,48 @@ def running(d: str) -> dict[str, int]:
     return found
 
 
+CEPHX_DEFAULT = False  # vstart, demo and the test harness: auth none unless --cephx
+MDS_KEYS = "abcdefghijklmnopqrstuvwxyz"  # vstart's MDS names: each gets its key up front
+OSD_KEYS = 4
+
+
+def write_keyring(d: Path | str) -> Path:
+    """DIR/keyring, as Ceph's vstart.sh writes it with cephx: mon., client.admin and a key for
+    every daemon vstart may start, each with its caps (0600). Kept if it exists."""
+    from common import keyring
+    from mon.auth_monitor import ADMIN_CAPS, DAEMON_CAPS
+    from nfs.vstart import nfs_caps
+
+    path = Path(d) / "keyring"
+    if path.exists():
+        return path
+    entries = {"mon.": keyring.Entry(keyring.new_key(), dict(DAEMON_CAPS["mon"])),
+               "client.admin": keyring.Entry(keyring.new_key(), dict(ADMIN_CAPS))}
+    for i in range(OSD_KEYS):
+        entries[f"osd.{i}"] = keyring.Entry(keyring.new_key(), dict(DAEMON_CAPS["osd"]))
+    for name in MDS_KEYS:
+        entries[f"mds.{name}"] = keyring.Entry(keyring.new_key(), dict(DAEMON_CAPS["mds"]))
+    for name in MDS_KEYS:  # NFS heads (vstart --nfs): the grace database of the default fs
+        caps = nfs_caps("cephfs_metadata")
+        entries[f"client.nfs.{name}"] = keyring.Entry(keyring.new_key(),
+                                                      dict(zip(caps[::2], caps[1::2], strict=True)))
+    keyring.write(str(path), entries)
+    return path
+
+
 def write_conf(d: Path | str, port: int, profile: str,
-               sections: dict[str, dict[str, str]] | None = None, fsid: str = "") -> Path:
+               sections: dict[str, dict[str, str]] | None = None, fsid: str = "",
+               cephx: bool = False) -> Path:
     """DIR/ceph.conf for a cluster on 127.0.0.1:`port`: daemons log JSON, data and admin
-    sockets under DIR; `sections` adds or overrides options ({"mds": {...}, ...})."""
+    sockets under DIR; `sections` adds or overrides options ({"mds": {...}, ...}). With
+    `cephx`, DIR/keyring too (`write_keyring`), and the conf requires cephx."""
     d = Path(d)
+    auth = {"auth_cluster_required": "cephx", "keyring": str(write_keyring(d))} if cephx \
+        else {}
     conf: dict[str, dict[str, str]] = {
         "global": {**({"fsid": fsid} if fsid else {}), "mon_host": f"127.0.0.1:{port}",
                    "mdsemu_profile": profile, "log_format": "json",
-                   "admin_socket": str(d / "run" / "$name.asok")},
+                   "admin_socket": str(d / "run" / "$name.asok"), **auth},
         "mon": {"mon_data": str(d / "mon.$id"),
                 "mon_allow_pool_delete": "true"},  # as Ceph's vstart.sh sets it
         "osd": {"osd_data": str(d / "osd.$id")},

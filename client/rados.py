@@ -53,7 +53,8 @@ class Rados:
     async def connect(cls, config: cfg.Config, entity: str = "client.admin",
                       timeout: float = 10.0):
         try:
-            admin_cm = AdminClient.open(config.get("mon_host"), entity, hello_key(config),
+            auth = hello_key(config, entity)
+            admin_cm = AdminClient.open(config.get("mon_host"), entity, auth,
                                         timeout, config.get("mon_client_hunt_interval"))
             async with admin_cm as admin, trio.open_nursery() as nursery:
                 rados = cls(admin, entity)
@@ -63,7 +64,7 @@ class Rados:
                 ip = admin.conn.stream.socket.getsockname()[0]
                 my_addr = f"{ip}:0/{random.randrange(1, 2**31)}"
                 try:
-                    async with OSDClient.open(addr, entity, my_addr) as osd:
+                    async with OSDClient.open(addr, entity, my_addr, auth=auth) as osd:
                         rados.osd = osd
                         yield rados
                 except OSDError as e:

@@ -6,7 +6,9 @@ only applies it: signals to the pids in DIR/run/<type>.<id>.pid, revivals the wa
 starts a daemon, `mds fail`, `fs set max_mds` and `config set` of the messenger's injection
 options. At the end every fault is healed, the cluster must be HEALTH_OK within
 --recovery-timeout, and `verify` checks the client history. Exit status: 0 nothing lost and
-recovered, 1 a violation, 2 the cluster did not recover in the bound; EINVAL for bad options.
+recovered, 1 a violation, 2 the cluster did not recover in the bound or the client load died
+(the faults stop and everything is healed first), 130 after Ctrl-C (healed first, no report);
+EINVAL for bad options.
 report.json in --report DIR lists each fault with the time until the ranks were active again.
 """
 
@@ -22,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from client import nemesis, timeline
@@ -30,9 +33,11 @@ from client.thrash_local import LocalCluster
 from common import config as cfg
 
 POLL = 0.2  # seconds between map polls
+LOAD_POLL = 2.0  # seconds between checks that the client load still runs
 HEALTH_POLL = 1.0  # seconds between health polls (the timeline's health band)
 INJECTED = ("ms_inject_socket_failures", "ms_inject_delay_type",
             "ms_inject_delay_probability", "ms_inject_delay_max")
+MON = "mon.a"  # the monitor (vstart's and compose's only one)
 DELAY_PROBABILITY = 0.2  # ms_inject_delay_probability while a delay fault lasts
 
 
@@ -75,17 +80,26 @@ class Thrasher:
         self.records: list[dict] = []
         self.watch: list[tuple[dict, int | None, int | None]] = []  # (record, rank, old gid)
         self.blackholed: set[str] = set()
+        self.partitioned: set[str] = set()  # ms_blackhole_from set on it (and on the mon)
         self.disconnected: set[str] = set()  # compose: cut from the network
         self.first_max_mds = 1
         self.tl = timeline.Timeline(end=0.0, title=f"mdsemu thrash --seed {seed}")
         self.health_at = -HEALTH_POLL
+        self.load_dead: Callable[[], str | None] = lambda: None  # why the load ended, if so
+        self.load_checked = 0.0
 
     def now(self) -> float:
         return time.monotonic() - self.t0
 
-    def poll_until(self, at: float) -> None:
-        """Follow the map until `at` (seconds into the run), noting recoveries."""
+    def poll_until(self, at: float, check_load: bool = True) -> None:
+        """Follow the map until `at` (seconds into the run), noting recoveries. LoadDied if
+        the client load has ended meanwhile (a run without it checks nothing)."""
         while True:
+            if check_load and self.now() - self.load_checked >= LOAD_POLL:
+                self.load_checked = self.now()
+                dead = self.load_dead()
+                if dead is not None:
+                    raise LoadDied(dead)
             dump = self.c.dump()
             self.dump = dump or self.dump
             self._note_states(dump)
@@ -159,6 +173,9 @@ class Thrasher:
         elif k == "blackhole":
             self.blackholed.add(mds)
             return f"rc {c.command('config', 'set', mds, 'ms_blackhole_mon', 'true')[0]}"
+        elif k in nemesis.PARTITIONS:
+            self.partitioned.add(mds)
+            return f"rc {partition(c, k, mds)}"
         elif k == "socket_failures":
             return f"rc {c.command('config', 'set', 'mds', INJECTED[0], f'{f.param:g}')[0]}"
         elif k == "delay":
@@ -187,6 +204,8 @@ class Thrasher:
             self.disconnected.discard(mds)
         elif k == "blackhole":
             self._clear_blackhole(mds)
+        elif k in nemesis.PARTITIONS:
+            self._clear_partition(mds)
         elif k in ("socket_failures", "delay"):
             for opt in INJECTED:
                 c.command("config", "rm", "mds", opt)
@@ -196,6 +215,14 @@ class Thrasher:
         self.c.command("config", "rm", mds, "ms_blackhole_mon")
         self.c.asok(mds, "config", "set", "ms_blackhole_mon", "false")
         self.blackholed.discard(mds)
+
+    def _clear_partition(self, mds: str) -> None:
+        # The monitor's side first: then it can tell the daemon again; the admin socket
+        # reaches a daemon that still hears nothing from the monitor.
+        self.c.command("config", "rm", MON, "ms_blackhole_from")
+        self.c.command("config", "rm", mds, "ms_blackhole_from")
+        self.c.asok(mds, "config", "set", "ms_blackhole_from", "")
+        self.partitioned.discard(mds)
 
     def heal_all(self) -> None:
         """Jepsen's final generator: every daemon running and resumed, every injection gone."""
@@ -210,9 +237,51 @@ class Thrasher:
             time.sleep(POLL)  # a monitor just started: the clean-up must reach it
         for mds in sorted(self.blackholed):
             self._clear_blackhole(mds)
+        for mds in sorted(self.partitioned):
+            self._clear_partition(mds)
         for opt in INJECTED + ("ms_inject_seed",):
             c.command("config", "rm", "mds", opt)
         c.command("fs", "set", c.fs, "max_mds", str(self.first_max_mds))
+
+
+class LoadDied(RuntimeError):
+    """The client load ended before the faults did; str() says how."""
+
+
+def _tail(path: str, n: int = 2000) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()[-n:]
+    except OSError:
+        return ""
+
+
+def _load_dead(load: subprocess.Popen, log: str) -> str | None:
+    if load.poll() is None:
+        return None
+    last = [ln for ln in _tail(log, 600).splitlines() if ln.strip()][-1:]
+    return f"exit status {load.returncode}" + (f": {last[0]}" if last else "")
+
+
+def _reap(load: subprocess.Popen) -> None:
+    try:
+        load.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        load.kill()
+        load.wait()
+
+
+def partition(c: LocalCluster | ComposeCluster, kind: str, mds: str) -> int:
+    """Jepsen's partitions of an active with ms_blackhole_from; the rc of the last command.
+    oneway: the monitor drops what the active sends (beacons): it is replaced, yet still
+    hears that it was. twoway: each drops the other's (the active's side set first, while
+    the monitor can still tell it). client: the active drops what clients send (requests,
+    renewals), its clients' requests go unanswered until they resend them."""
+    if kind == "partition_client":
+        return c.command("config", "set", mds, "ms_blackhole_from", "client")[0]
+    if kind == "partition_twoway":
+        c.command("config", "set", mds, "ms_blackhole_from", "mon")
+    return c.command("config", "set", MON, "ms_blackhole_from", mds)[0]
 
 
 def _totals(records: list[dict]) -> dict:
@@ -306,42 +375,61 @@ def run(a: argparse.Namespace) -> int:
     report_dir = a.report or os.path.join(c.dir, "thrash")
     os.makedirs(report_dir, exist_ok=True)
     history = a.history or os.path.join(report_dir, "history.jsonl")
-    load = None
+    load, load_log = None, os.path.join(report_dir, "load.log")
     if a.history is None and not compose:  # in compose the client service runs the load
-        load = subprocess.Popen(
-            [sys.executable, "-m", "client", "-c", c.conf, "client", "load", "--clients",
-             str(a.clients), "--duration", f"{faults[-1].heal_at + 1:.3f}", "--history",
-             history, "--seed", str(seed), "--fs", a.fs],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
+        with open(load_log, "w") as out:  # a file, not a pipe nobody reads until the end
+            load = subprocess.Popen(
+                [sys.executable, "-m", "client", "-c", c.conf, "client", "load", "--clients",
+                 str(a.clients), "--duration", f"{faults[-1].heal_at + 1:.3f}", "--history",
+                 history, "--seed", str(seed), "--fs", a.fs],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True,
+                start_new_session=True)  # our Ctrl-C is ours to handle: we heal first
     c.command("config", "set", "mds", "ms_inject_seed", str(seed))
     wall0, t = time.time(), Thrasher(c, seed, time.monotonic())
     t.first_max_mds = first_max_mds
+    if load is not None:
+        t.load_dead = lambda: _load_dead(load, load_log)
+    elif compose and a.history is None:
+        t.load_dead = c.load_dead
+    stopped = None  # why the faults stopped early
     try:
         for f in faults:
             t.run_fault(f)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    except LoadDied as e:
+        stopped = f"the client load died: {e}"
     finally:
+        print("mdsemu thrash: healing every fault", flush=True)
         t.heal_all()
-    print(f"mdsemu thrash: all healed; waiting up to {a.recovery_timeout:g}s for HEALTH_OK")
-    healed_at = t.now()
+    if stopped == "interrupted":
+        if load is not None:
+            load.terminate()
+            _reap(load)
+        print("mdsemu thrash: interrupted; every fault healed", file=sys.stderr)
+        return 130
     recovered = None
-    while t.now() - healed_at < a.recovery_timeout:
-        t.poll_until(t.now())
-        if nemesis.settled(t.dump, a.fs, [r["kind"] for r, *_ in t.watch]) and c.healthy():
-            recovered = round(t.now() - healed_at, 3)
-            break
-        time.sleep(POLL)
-    load_out = ""
+    if stopped is None:
+        print(f"mdsemu thrash: all healed; waiting up to {a.recovery_timeout:g}s for "
+              f"HEALTH_OK", flush=True)
+        healed_at = t.now()
+        while t.now() - healed_at < a.recovery_timeout:
+            t.poll_until(t.now(), check_load=False)
+            if nemesis.settled(t.dump, a.fs, [r["kind"] for r, *_ in t.watch]) and \
+                    c.healthy():
+                recovered = round(t.now() - healed_at, 3)
+                break
+            time.sleep(POLL)
     if load is not None:
-        try:
-            load_out = load.communicate(timeout=120)[0]
-        except subprocess.TimeoutExpired:
-            load.kill()
-            load_out = load.communicate()[0]
+        _reap(load)
+    load_out = _tail(load_log) if load is not None else ""
     verdict, status = None, 2  # 2: not recovered (or the history could not be checked)
     if compose and a.history is None:
         history = c.collect_history(history)
-    if recovered is not None:
+    if stopped is not None:
+        verdict = {"error": stopped}
+        print(f"mdsemu thrash: {stopped}", file=sys.stderr)
+    elif recovered is not None:
         res = c.verify(history)
         try:
             verdict = json.loads(res.stdout)
@@ -362,6 +450,7 @@ def run(a: argparse.Namespace) -> int:
               f"{s['recovery_median']}s, worst {s['recovery_worst']}s; clients unanswered "
               f"at most {s['clients_unanswered_worst']}s")
     state = f"recovered in {recovered}s" if recovered is not None else \
+        "stopped early, everything healed" if stopped is not None else \
         f"NOT recovered within {a.recovery_timeout:g}s"
     checked = "not run" if verdict is None else "ok" if status == 0 else \
         (verdict.get("violations") or verdict)

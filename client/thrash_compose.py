@@ -12,11 +12,14 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 
 from client import containers
 from common import config as cfg
 
 DOCKER_TIMEOUT = 60.0
+LOAD_EVERY = 10.0  # seconds between checks that the client service's load runs
+LOAD_SILENT = 120.0  # a history that has not grown this long: the load is dead
 
 
 def docker(*args: str, timeout: float = DOCKER_TIMEOUT) -> subprocess.CompletedProcess:
@@ -36,6 +39,8 @@ class ComposeCluster:
         self.project, self.fs = project, fs
         self.dir = os.path.abspath(f"thrash-{project}")  # the default report directory
         self._ids: dict[str, str] = {}
+        self._load_asked = -LOAD_EVERY
+        self._load_size = ("", time.monotonic())  # the history's size, and since when
         if not self.container(containers.ASK):
             raise ComposeError(f"no container of service {containers.ASK!r} in compose "
                                f"project {project!r} (is it up? `docker compose -p {project} "
@@ -143,6 +148,25 @@ class ComposeCluster:
             os.unlink(fh.name)
 
     # -- the load and its check
+    def load_dead(self) -> str | None:
+        """Why the client service's load no longer runs (None: it does): its container
+        stopped, or its history has not grown for LOAD_SILENT seconds (every client
+        stuck). Asked every LOAD_EVERY seconds at most (each question is a docker exec)."""
+        now = time.monotonic()
+        if now - self._load_asked < LOAD_EVERY:
+            return None
+        self._load_asked = now
+        cid = self.container("client")
+        if not cid or not self._state("client").get("State", {}).get("Running"):
+            return "the client service's container is not running"
+        res = docker("exec", cid, "stat", "-c", "%s", containers.HISTORY)
+        size = res.stdout.strip()
+        if res.returncode != 0 or size != self._load_size[0]:
+            self._load_size = (size, now)
+        elif now - self._load_size[1] > LOAD_SILENT:
+            return f"the client service's history has not grown for {LOAD_SILENT:g}s"
+        return None
+
     def collect_history(self, dest: str) -> str:
         """Stop the client service's load and copy its history to `dest`."""
         cid = self.container("client")

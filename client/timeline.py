@@ -38,6 +38,7 @@ FAULT_COLOURS = {  # one per kind of client/nemesis.py (disconnect: compose only
     "mds_fail": "#c51162", "blackhole": "#212121", "socket_failures": "#0277bd",
     "delay": "#00838f", "mon_restart": "#5d4037", "osd_restart": "#827717",
     "osd_pause": "#33691e", "max_mds": "#1565c0", "disconnect": "#ffab00",
+    "partition_oneway": "#ad1457", "partition_twoway": "#4a148c", "partition_client": "#00695c",
 }
 GAP_MIN = 1.0  # seconds without any answer that make a visible client gap
 PX_PER_S_MIN = 2.0  # a long run scrolls rather than squeezes

@@ -20,8 +20,9 @@ import uuid
 import trio
 
 from client.admin import AdminClient, MonUnreachable
-from client.procs import alive, free_port, pid_path, running, spawn, write_conf
+from client.procs import CEPHX_DEFAULT, alive, free_port, pid_path, running, spawn, write_conf
 from common import config as cfg
+from common.auth import hello_key
 
 MDS_NAMES = string.ascii_lowercase
 
@@ -36,7 +37,7 @@ def start_daemon(d: str, kind: str, ident: str, conf: str) -> int:
 
 async def _admin(conf: str, words: list[str], fmt: str = "plain", timeout: float = 10.0):
     config = cfg.Config("client.admin", cfg.load_conf(conf))
-    async with AdminClient.open(config.get("mon_host"), timeout=timeout,
+    async with AdminClient.open(config.get("mon_host"), auth=hello_key(config), timeout=timeout,
                                 hunt_interval=0.1) as admin:
         return await admin.command(words, fmt)
 
@@ -77,7 +78,7 @@ def vstart(a: argparse.Namespace) -> int:
     conf = os.path.join(d, "ceph.conf")
     if a.new or not os.path.exists(conf):
         port = a.port or free_port()
-        conf = str(write_conf(d, port, a.profile, fsid=str(uuid.uuid4())))
+        conf = str(write_conf(d, port, a.profile, fsid=str(uuid.uuid4()), cephx=a.cephx))
     start_daemon(d, "mon", "a", conf)
     try:
         _, _, out = admin(conf, "fs", "ls", fmt="json", timeout=15)
@@ -189,6 +190,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--new", action="store_true", help="write a fresh ceph.conf")
         p.add_argument("--timeout", type=float, default=60.0)
         p.add_argument("--nfs", type=int, default=0, help="NFS heads a, b, ... (seed 004)")
+        p.add_argument("--cephx", action=argparse.BooleanOptionalAction, default=CEPHX_DEFAULT,
+                       help="cephx: DIR/keyring with a key per daemon (--no-cephx: auth none)")
         p.add_argument("--ingress", default="", metavar="VIP[:PORT]",
                        help="keepalived in front of the NFS heads (cephadm's ingress)")
     p = sub.add_parser("vstop")

@@ -51,6 +51,15 @@ _OPTION_LIST = [
     Option("mds_beacon_mon_down_grace", float, 60.0,
            "Seconds after a monitor outage before laggy MDSs are replaced.", 0),
     Option("mon_tick_interval", float, 5.0, "Seconds between monitor ticks.", 0),
+    Option("paxos_propose_interval", float, 1.0,
+           "Seconds a monitor service gathers changes (beacons) into one proposal after the "
+           "previous commit; commands and the tick's decisions are proposed at once.", 0),
+    Option("paxos_min_wait", float, 0.05,
+           "Seconds changes wait to be batched when nothing was committed for "
+           "paxos_propose_interval.", 0),
+    Option("mon_globalid_prealloc", int, 10000,
+           "Global ids the monitor reserves in its store at a time (one write per this many "
+           "sessions).", 1),
     Option("mon_health_log_update_period", float, 5.0,
            "Least seconds between cluster-log updates of a health check of the same severity.",
            0),
@@ -77,6 +86,10 @@ _OPTION_LIST = [
     Option("auth_cluster_required", str, "none", "Cluster authentication.",
            choices=("none", "cephx")),
     Option("keyring", str, "", "Path of the keyring file."),
+    Option("auth_service_ticket_ttl", float, 3600.0,
+           "Seconds a cephx service ticket (for an MDS or osd) is valid.", 1),
+    Option("cephx_sign_messages", bool, True,
+           "Sign every message after the cephx handshake with the session key."),
     Option("ms_max_message_size", int, 16777216, "Largest accepted message in bytes.", 1024),
     Option("mds_mon_shutdown_timeout", float, 5.0,
            "Seconds to wait for the monitor to ack a final beacon.", 0),
@@ -93,12 +106,18 @@ _OPTION_LIST = [
            "session_timeout of a new file system (then `fs set`).", 1),
     Option("mds_session_autoclose", int, 300,
            "session_autoclose of a new file system (then `fs set`).", 1),
+    Option("mdsemu_nfs_session_timeout", int, 300,
+           "The CephFS session timeout an NFS head asks for (Ganesha's 300 s): a dead head's "
+           "session, and its locks, last that long unless its next incarnation resets it.", 0),
     Option("mds_log_pause", bool, False, "Hold journal writes (a test aid, as in Ceph)."),
     Option("mds_deny_all_reconnect", bool, False, "Refuse every client reconnect."),
     Option("mds_log_warn_factor", float, 2.0, "Journal trim warning threshold multiplier.", 0),
     Option("mds_op_complaint_time", float, 30.0, "Seconds before a request is slow.", 0),
     Option("osd_op_complaint_time", float, 30.0,
            "Seconds before an osd op (a metadata IO) is slow.", 0),
+    Option("objecter_timeout", float, 10.0,
+           "Seconds an osd op may go unanswered before its session counts as lost and its "
+           "ops are resent, in issue order, on a new one.", 0.01),
     Option("defer_client_eviction_on_laggy_osds", bool, True,
            "Do not evict unresponsive clients while the osd is laggy."),
     Option("mds_health_summarize_threshold", int, 10,
@@ -123,6 +142,9 @@ _OPTION_LIST = [
     Option("ms_blackhole_osd", bool, False, "Silently drop messages to and from osds."),
     Option("ms_blackhole_mds", bool, False, "Silently drop messages to and from MDSs."),
     Option("ms_blackhole_client", bool, False, "Silently drop messages to and from clients."),
+    Option("ms_blackhole_from", str, "",
+           "Entity names or types (e.g. 'mds.a client') whose messages are dropped on "
+           "receipt: a one-way partition (ours; Ceph's ms_blackhole_* drop both ways)."),
     Option("ms_inject_seed", int, 0, "Seed of every injected fault's random choice.", 0),
     Option("ms_send_timeout", float, 30.0,
            "Seconds one send to a peer that does not read may block before the peer is "
@@ -139,9 +161,12 @@ PROFILES: dict[str, dict[str, object]] = {
         "mds_beacon_interval": 0.25,
         "mds_beacon_grace": 1.0,
         "mon_tick_interval": 0.1,
+        "paxos_propose_interval": 0.02,
+        "paxos_min_wait": 0.001,
         "mds_reconnect_timeout": 2.0,
         "mds_session_timeout": 3,  # renew every second
         "mds_session_autoclose": 6,
+        "mdsemu_nfs_session_timeout": 5,
         "mds_replay_interval": 0.1,
         "mds_tick_interval": 0.25,
         "mds_mon_shutdown_timeout": 1.0,
@@ -151,6 +176,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "mds_beacon_mon_down_grace": 2.0,
         "mds_op_complaint_time": 2.0,
         "osd_op_complaint_time": 2.0,
+        "objecter_timeout": 3.0,
         "ms_send_timeout": 3.0,
     },
 }

@@ -13,7 +13,10 @@ Which side applies what (as in Ceph's AsyncConnection / ProtocolV2):
   listed types by a uniform [0, max) with that probability, in order (a FIFO queue per
   connection: a later message never overtakes a delayed one);
 - ms_blackhole_<type>: messages to and from peers of that type are dropped silently, after
-  the handshake; the connection stays up. There is no mgr case (Ceph has none either).
+  the handshake; the connection stays up. There is no mgr case (Ceph has none either);
+- ms_blackhole_from "mds.a client" (ours): messages *from* those peers (full entity names or
+  types) are dropped on receipt, those to them still go: Jepsen's one-way partition, which
+  Ceph's per-type switches cannot make.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Injector:
     """The fault decisions of one connection between `local` and `peer` (entity names)."""
 
     def __init__(self, seed: int, local: str, peer: str, counter: int) -> None:
+        self.peer = peer
         self.peer_type = peer_type(peer)
         # A str seed is hashed with SHA-512 by random.Random: stable across runs and hosts.
         # One generator per direction, so each depends only on that direction's traffic.
@@ -55,6 +59,11 @@ class Injector:
     def blackholed(self, blackhole: dict[str, bool]) -> bool:
         """Drop this message silently? `blackhole` maps peer type -> ms_blackhole_<type>."""
         return bool(self.peer_type) and bool(blackhole.get(self.peer_type, False))
+
+    def deaf_to(self, blackhole_from: frozenset[str]) -> bool:
+        """Drop this incoming message? ms_blackhole_from names the peer or its type."""
+        return bool(blackhole_from) and (self.peer in blackhole_from or
+                                         self.peer_type in blackhole_from)
 
     def deliver_at(self, now: float, types: str, probability: float, delay_max: float) -> float:
         """When to hand a message received at `now` to the daemon: `now` unless delayed, never
@@ -93,7 +102,8 @@ class Messenger:
                 c.get("ms_inject_socket_failures"),
                 {t: c.get(f"ms_blackhole_{t}") for t in PEER_TYPES},
                 (c.get("ms_inject_delay_type"), c.get("ms_inject_delay_probability"),
-                 c.get("ms_inject_delay_max")))
+                 c.get("ms_inject_delay_max")),
+                delay_types(c.get("ms_blackhole_from")))
             self._seen = -1 if generation is None else generation
         return self._values
 
@@ -105,3 +115,6 @@ class Messenger:
 
     def delay(self) -> tuple[str, float, float]:
         return self._current()[2]
+
+    def blackhole_from(self) -> frozenset[str]:
+        return frozenset(self._current()[3])

@@ -101,7 +101,7 @@ class Hello:
     entity: str  # "mds.a", "client.admin", "mon.a"
     proto: int = PROTOCOL_VERSION
     global_id: int = 0  # a reconnecting daemon keeps its gid
-    auth: str = ""  # the key from the keyring when auth_cluster_required = cephx
+    auth: str = ""  # "cephx": the peer authenticates (common/cephx.py) before hello_ok
 
 
 @message("hello_ok")
@@ -109,6 +109,40 @@ class HelloOk:
     global_id: int
     fsid: str
     mon: str = "mon.a"
+    auth: bytes = b""  # cephx: the monitor's sealed reply, or a service's proof
+
+
+# -- cephx (common/cephx.py): between hello and hello_ok, then on the monitor session
+@message("auth_challenge")
+class AuthChallenge:
+    service: str  # "mon", "mds" or "osd": what the answer must prove
+    challenge: bytes
+
+
+@message("auth_request")
+class AuthRequest:
+    challenge: bytes = b""  # mon: the client's own challenge
+    proof: bytes = b""  # mon: HMAC(secret, both challenges)
+    authorizer: dict = field(default_factory=dict)  # mds/osd: the ticket and its fresh proof
+    addr: str = ""  # mds/osd: the peer's address instance, checked against the socket
+
+
+@message("auth_get_tickets")
+class AuthGetTickets:
+    services: list  # of "mds", "osd"
+
+
+@message("auth_tickets")
+class AuthTickets:
+    tickets: list  # of cephx.issue_ticket dicts
+
+
+@message("auth_rotating")
+class AuthRotating:
+    """The monitor to the daemons of a service: its rotating secrets, sealed with the
+    session key (frames are signed, not encrypted)."""
+    service: str
+    sealed: bytes
 
 
 @message("error")
@@ -298,9 +332,11 @@ class ClientReply:
 
 @message("client_session")
 class ClientSession:
-    """Session control, both ways (C1-C6). Client: request_open (metadata carries its "addr"),
-    request_renewcaps, request_close. MDS: open, renewcaps, stale, close (metadata "reason"),
-    reject (metadata "error_string")."""
+    """Session control, both ways (C1-C6). Client: request_open (metadata carries its "addr",
+    and may carry a reclaim "uuid" and its own session "timeout"), request_renewcaps,
+    request_close, request_reclaim (metadata {uuid, flags: "reset"}: Ceph's MClientReclaim).
+    MDS: open, renewcaps, stale, close (metadata "reason"), reject (metadata "error_string"),
+    reclaim_reply (metadata {result: 0 or -errno, sessions: how many were reset})."""
 
     op: str
     seq: int = 0
@@ -309,9 +345,12 @@ class ClientSession:
 
 @message("client_reconnect")
 class ClientReconnect:
-    """C4: sent to a rank's new holder in up:reconnect, after the client's replayed requests."""
+    """C4: sent to a rank's new holder in up:reconnect, after the client's replayed requests,
+    with the file locks it holds (`locks`: mds.filelocks wire form), as Ceph's client re-sends
+    its fcntl/flock locks."""
 
     metadata: dict = field(default_factory=dict)
+    locks: list = field(default_factory=list)
 
 
 @message("mds_peer")

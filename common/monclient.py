@@ -35,12 +35,14 @@ from common import wire
 from common.backoff import Backoff
 from common.monclient_core import MonClientCore, MonUnreachable
 from common.net import (
+    AuthFailed,
     Connection,
     ConnectionClosed,
     HandshakeError,
     ProtocolError,
     background,
     connect,
+    current_auth,
 )
 from common.replies import ReplyMux
 
@@ -48,12 +50,12 @@ __all__ = ["MonClient", "MonUnreachable", "hunt"]
 
 
 class MonClient:
-    def __init__(self, core: MonClientCore, entity: str, auth: str, max_size: int,
+    def __init__(self, core: MonClientCore, entity: str, auth, max_size: int,
                  reconnect: bool, log=None, on_push=None, *, keep_gid: bool = False,
                  heard_on_receive: bool = True, on_session=None, session_task=None) -> None:
         self.core = core
         self.entity = entity
-        self.auth = auth
+        self.auth = auth or current_auth()
         self.max_size = max_size
         self.reconnect = reconnect
         self.log = log  # None: a tool, which stays quiet (its caller reports)
@@ -70,7 +72,7 @@ class MonClient:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, mon_host: str, entity: str = "client.admin", auth: str = "",
+    async def open(cls, mon_host: str, entity: str = "client.admin", auth=None,
                    timeout: float = 5.0, hunt_interval: float = 0.2, *,
                    reconnect: bool = False, backoff: Backoff | None = None,
                    ping_timeout: float | None = None,
@@ -169,6 +171,9 @@ class MonClient:
                 async with trio.open_nursery() as nursery:
                     if self.session_task is not None:
                         nursery.start_soon(until_broken, self.session_task)
+                    if self.auth:  # cephx: service tickets, fetched and renewed
+                        nursery.start_soon(until_broken,
+                                           functools.partial(self.auth.mon_session, conn))
                     await until_broken(functools.partial(self._receive_loop, conn))
             self._lost(conn, why[0] if why else f"nothing heard for {self.core.ping_timeout:g}s"
                                                 f" (mon_client_ping_timeout); hunting")
@@ -181,12 +186,20 @@ class MonClient:
             msg = await conn.recv()
             if self.heard_on_receive:
                 self.heard()
+            if self.auth and self._auth_message(conn, msg):
+                continue
             if isinstance(msg, m.CommandReply) and core.reply(msg):
                 self.mux.deliver(msg.tid, msg)
             elif self.on_push is not None:
                 self.on_push(msg)
             else:
                 self.push_send.send_nowait(msg)
+
+    def _auth_message(self, conn: Connection, msg) -> bool:
+        try:
+            return self.auth.on_mon_message(conn, msg)
+        except AuthFailed as e:
+            raise ProtocolError(f"bad cephx message from the monitor: {e}") from None
 
     def _chatty(self) -> bool:
         """Log the hunt? Not a tool's first one, which has a deadline: its caller reports."""
@@ -254,7 +267,7 @@ class MonClient:
 
 
 
-async def hunt(mon_host: str, entity: str, auth: str, timeout: float,
+async def hunt(mon_host: str, entity: str, auth, timeout: float,
                hunt_interval: float) -> tuple[Connection, m.HelloOk]:
     """One connection to the first monitor that says hello (a tool's own, e.g. a test's).
     MonUnreachable after `timeout`, or at once if a monitor refuses us."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import math
+import os
 import re
 
 import structlog
@@ -16,8 +18,9 @@ import trio
 
 from common import messages, wire
 from common.addr import parse_hostport  # noqa: F401 (re-exported: many callers import it here)
+from common.cephx import AuthError as AuthFailed
 from common.inject import Injector, Messenger
-from common.messages import Error, Hello, HelloOk
+from common.messages import AuthChallenge, AuthRequest, Error, Hello, HelloOk
 
 log = structlog.get_logger("ms")
 
@@ -25,7 +28,20 @@ log = structlog.get_logger("ms")
 # context variable, so that daemons sharing a process (in-process tests) keep their own.
 _MESSENGER: contextvars.ContextVar[Messenger | None] = contextvars.ContextVar(
     "mdsemu_messenger", default=None)
-_HANDSHAKE = (Hello, HelloOk)  # not messages in Ceph's sense: never injected
+_HANDSHAKE = (Hello, HelloOk, AuthChallenge, AuthRequest)  # never injected
+
+
+_AUTH: contextvars.ContextVar = contextvars.ContextVar("mdsemu_auth", default=None)
+
+
+def use_auth(auth) -> None:
+    """Connections this task and its children open authenticate with `auth` (a
+    cephx_net.CephxClient; None: no cephx) unless given another."""
+    _AUTH.set(auth)
+
+
+def current_auth():
+    return _AUTH.get()
 
 
 def use_messenger(config, entity: str) -> Messenger:
@@ -45,8 +61,18 @@ class ConnectionClosed(Exception):
 
 
 class Connection:
-    def __init__(self, stream: trio.abc.Stream, max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE):
+    """A framed, typed connection. With `send_timeout`, a send that stays blocked that long
+    (the peer does not read) closes the connection, logged; with `max_pending_sends`, so does
+    one more send while that many wait (Ceph's messenger throttles; issue 14 item 3). Either
+    way the sender gets ConnectionClosed and nothing more is buffered for that peer."""
+
+    def __init__(self, stream: trio.abc.Stream, max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE,
+                 *, send_timeout: float = 0.0, max_pending_sends: int = 0):
         self.stream = stream
+        self.send_timeout = send_timeout
+        self.max_pending_sends = max_pending_sends
+        self._pending_sends = 0
+        self._given_up = ""
         self._decoder = wire.FrameDecoder(max_size)
         self._send_lock = trio.Lock()
         self.peer = _peer_name(stream)
@@ -54,6 +80,15 @@ class Connection:
         self._msgr = _MESSENGER.get()
         self._inj: Injector | None = None
         self._outbox: list[bytes] = []  # send_coalesced: frames waiting for this round's write
+        self._signer = None  # cephx.Signer once the handshake agreed a session key
+        self.session_key: bytes | None = None  # cephx: the monitor session's key
+        self.identity = None  # cephx, at a service: the peer as its ticket says
+        self.bound_addr = ""  # cephx, at a service: the peer's address instance
+
+    def sign_with(self, signer) -> None:
+        """cephx_sign_messages: from now on every frame is signed and every frame received
+        must carry a good signature (one that does not closes the connection)."""
+        self._signer = signer
 
     def attach(self, peer_entity: str) -> None:
         """The handshake told us who the peer is: fault injection starts with the next
@@ -84,18 +119,62 @@ class Connection:
                           peer=self.peer_entity)
                 return
             await self._inject_socket_failure(sending=True)
-        async with self._send_lock:
-            try:
-                await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
-                raise ConnectionClosed(str(e)) from None
+        if self._given_up:
+            raise ConnectionClosed(self._given_up)
+        if self.max_pending_sends and self._pending_sends >= self.max_pending_sends:
+            await self._give_up("peer too slow, send queue full")
+        self._pending_sends += 1
+        try:
+            # a send cut half way leaves a broken stream: the connection is closed then
+            with trio.move_on_after(self.send_timeout or math.inf) as scope:
+                async with self._send_lock:
+                    if self._signer is not None:  # in send order: signatures count frames
+                        data = wire.frame(self._signer.sign(data[wire.HEADER.size:]))
+                    try:
+                        await self.stream.send_all(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+                        raise ConnectionClosed(self._given_up or str(e)) from None
+        finally:
+            self._pending_sends -= 1
+        if scope.cancelled_caught:
+            await self._give_up("peer stuck, not reading")
+
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes now, without waiting or yielding: the bytes written (0
+        if none, or if this connection injects faults or a send is in progress). The caller
+        sends the rest in order (the monitor publishing a map to a thousand subscribers does
+        not wake a thousand tasks for it). ConnectionClosed if the peer is gone."""
+        if self._inj is not None or self._send_lock.locked() or self._given_up or \
+                self._signer is not None:  # signed frames go through `send_frame`
+            return 0
+        try:
+            return os.write(self.stream.socket.fileno(), data)
+        except BlockingIOError:
+            return 0
+        except (AttributeError, ValueError):  # not a socket stream
+            return 0
+        except OSError as e:
+            raise ConnectionClosed(str(e)) from None
+
+    async def _give_up(self, why: str) -> None:
+        if not self._given_up:
+            self._given_up = why
+            log.warning(f"closing connection: {why}", peer=self.peer,
+                        entity=self.peer_entity, send_timeout=self.send_timeout,
+                        waiting=self._pending_sends)
+            await self.aclose()
+        raise ConnectionClosed(why)
 
     async def send_coalesced(self, msg) -> None:
         """Send `msg` together with the others sent this way in the same scheduling round,
         in one write: the replies a group commit makes safe at once cost one system call,
         not one each. The first caller waits one round, then writes them all (in order);
         the others return at once. Only the writer sees ConnectionClosed: callers that use
-        this do not care whether their message arrived (a lost reply is resent for)."""
+        this do not care whether their message arrived (a lost reply is resent for).
+        Signed connections (cephx) send each frame on its own: a signature covers one."""
+        if self._signer is not None:
+            await self.send(msg)
+            return
         if self._inj is not None:
             if self._inj.blackholed(self._msgr.blackhole()):
                 log.debug("blackhole: dropping outgoing message", msg=msg.TYPE,
@@ -107,11 +186,9 @@ class Connection:
             return  # the writer of this round has not written yet: it takes ours too
         await trio.lowlevel.cancel_shielded_checkpoint()  # let the others of the round add
         batch, self._outbox = self._outbox, []  # what comes next has a writer of its own
-        try:
-            async with self._send_lock:  # FIFO: batches go out in the order they were taken
-                await self.stream.send_all(b"".join(batch))
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
-            raise ConnectionClosed(str(e)) from None
+        # injection was applied per message above; the send lock is FIFO, so batches go
+        # out in the order they were taken
+        await self.send_frame(b"".join(batch), handshake=True, what=msg.TYPE)
 
     async def recv(self):
         """The next message. Raises ConnectionClosed at a clean EOF, ProtocolError otherwise.
@@ -123,7 +200,8 @@ class Connection:
             inj = self._inj
             if inj is None or isinstance(msg, _HANDSHAKE):
                 return msg
-            if inj.blackholed(self._msgr.blackhole()):
+            if inj.blackholed(self._msgr.blackhole()) or \
+                    inj.deaf_to(self._msgr.blackhole_from()):
                 log.debug("blackhole: dropping incoming message", msg=msg.TYPE,
                           peer=self.peer_entity)
                 continue
@@ -136,7 +214,9 @@ class Connection:
     async def _recv(self):
         while True:
             try:
-                raw = self._decoder.next()
+                raw = self._decoder.next_raw()
+                if raw is not None:
+                    raw = wire.decode_body(self._check_signature(raw))
             except wire.FrameError as e:
                 raise ProtocolError(str(e)) from None
             if raw is not None:
@@ -157,6 +237,16 @@ class Connection:
                 self._decoder.feed(data)
             except wire.FrameError as e:
                 raise ProtocolError(str(e)) from None
+
+    def _check_signature(self, body: bytes) -> bytes:
+        if self._signer is None:
+            return body
+        try:
+            return self._signer.verify(body)
+        except Exception as e:  # cephx.AuthError: tampered, injected or replayed
+            log.warning("closing connection: bad message signature", peer=self.peer,
+                        entity=self.peer_entity, reason=str(e))
+            raise wire.FrameError(f"bad message signature: {e}") from None
 
     async def aclose(self) -> None:
         with trio.move_on_after(1) as scope:
@@ -203,15 +293,26 @@ class HandshakeError(Exception):
 
 
 async def connect(
-    host: str, port: int, entity: str, global_id: int = 0, auth: str = "",
-    max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE,
+    host: str, port: int, entity: str, global_id: int = 0, auth=None,
+    max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE, addr: str = "",
 ) -> tuple[Connection, HelloOk]:
-    """Open a connection and say hello. OSError if unreachable, HandshakeError if refused."""
+    """Open a connection and say hello. OSError if unreachable, HandshakeError if refused.
+    `auth` (common/cephx_net.CephxClient; by default the task's `use_auth`) answers a cephx
+    challenge; `addr` is our address instance, bound to the connection by an MDS or osd."""
+    auth = auth or _AUTH.get()
     stream = await trio.open_tcp_stream(host, port)
     conn = Connection(stream, max_size)
     try:
-        await conn.send(Hello(entity=entity, global_id=global_id, auth=auth))
+        await conn.send(Hello(entity=entity, global_id=global_id, auth="cephx" if auth else ""))
         reply = await conn.recv()
+        if isinstance(reply, AuthChallenge):
+            if not auth:
+                raise AuthFailed(errno.EACCES, f"authentication failed: the {reply.service} "
+                                               f"requires cephx and {entity} has no key")
+            reply = await auth.handshake(conn, reply, addr)
+    except AuthFailed as e:
+        await conn.aclose()
+        raise HandshakeError(e.code, str(e)) from None
     except (ConnectionClosed, ProtocolError) as e:
         await conn.aclose()
         raise HandshakeError(errno.ECONNRESET, f"handshake failed: {e}") from None

@@ -35,6 +35,11 @@ class OutQueue:
         self.nbytes += len(frame)
         return True
 
+    def push_front(self, frame: bytes) -> None:
+        """The rest of a frame already partly written: it goes out first (never refused)."""
+        self._items.appendleft([None, frame])
+        self.nbytes += len(frame)
+
     def pop(self) -> bytes | None:
         """The next frame to send, or None when nothing waits."""
         if not self._items:

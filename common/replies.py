@@ -36,14 +36,22 @@ class ReplyMux:
             self._waiting[tid] = _Slot()
 
     def deliver(self, tid: int, msg) -> bool:
-        """Hand `msg` to whoever waits for `tid`; False if nobody does."""
+        """Hand `msg` to whoever waits for `tid`; False if nobody does, or if the connection
+        was already declared lost: a reply read from the same segment as a session close
+        comes after `close` without a checkpoint between, and must not be handed out (the
+        caller was already told the connection is gone)."""
         slot = self._waiting.get(tid)
-        if slot is None:
+        if slot is None or self.closed:
             return False
         slot.items.append(msg)
         if slot.wakeup is not None:
             slot.wakeup.set()
         return True
+
+    def pending(self, tid: int) -> bool:
+        """A reply for `tid` is waiting to be received (also after `close`)."""
+        slot = self._waiting.get(tid)
+        return slot is not None and bool(slot.items)
 
     async def receive(self, tid: int):
         """The next reply for `tid`, or None once the connection is lost (replies that came

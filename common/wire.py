@@ -19,7 +19,10 @@ class FrameError(Exception):
 
 
 def encode(msg: dict) -> bytes:
-    body = msgpack.packb(msg, use_bin_type=True)
+    return frame(msgpack.packb(msg, use_bin_type=True))
+
+
+def frame(body: bytes) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
@@ -43,6 +46,11 @@ class FrameDecoder:
 
     def next(self) -> dict | None:
         """Return the next whole frame, or None if more bytes are needed."""
+        body = self.next_raw()
+        return None if body is None else decode_body(body)
+
+    def next_raw(self) -> bytes | None:
+        """The next whole frame's body, undecoded (a signed frame is checked first)."""
         if len(self._buf) < HEADER.size:
             return None
         (size,) = HEADER.unpack_from(self._buf)
@@ -52,10 +60,14 @@ class FrameDecoder:
             return None
         body = bytes(self._buf[HEADER.size : HEADER.size + size])
         del self._buf[: HEADER.size + size]
-        try:
-            msg = msgpack.unpackb(body, raw=False, strict_map_key=True)
-        except Exception as e:  # msgpack raises several unrelated types
-            raise FrameError(f"undecodable frame: {e.__class__.__name__}: {e}") from None
-        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-            raise FrameError("frame is not a map with a string 'type'")
-        return msg
+        return body
+
+
+def decode_body(body: bytes) -> dict:
+    try:
+        msg = msgpack.unpackb(body, raw=False, strict_map_key=True)
+    except Exception as e:  # msgpack raises several unrelated types
+        raise FrameError(f"undecodable frame: {e.__class__.__name__}: {e}") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise FrameError("frame is not a map with a string 'type'")
+    return msg

@@ -4,14 +4,23 @@ events read back, and write-back applies an expiring segment's events to the lag
 (`RankStore.flushed`), so all of them reach the same state by the same code.
 
 A rank's state is its namespace (`mds.namespace`, with its subtrees and cross-rank tables), its
-open sessions (client -> {"addr", "metadata"}) and the requests it completed (for resends).
+open sessions (client -> {"addr", "metadata", "locks"}: the file locks it holds,
+`mds.filelocks`) and the requests it completed (for resends).
 Event types are named in `mds.events`.
 """
 
 from __future__ import annotations
 
-from mds import subtree, xrank
-from mds.events import ESESSION, EUPDATE, SUBTREE_EVENTS, XRANK_EVENTS, XRANK_OPS, result_of
+from mds import filelocks, subtree, xrank
+from mds.events import (
+    EFLOCK,
+    ESESSION,
+    EUPDATE,
+    SUBTREE_EVENTS,
+    XRANK_EVENTS,
+    XRANK_OPS,
+    result_of,
+)
 from mds.namespace import Namespace
 from mds.sessionmap import MAX_COMPLETED_PER_CLIENT, CompletedRequests, split_reqid
 
@@ -34,6 +43,10 @@ def apply(ns: Namespace, ev: dict, sessions: dict[str, dict] | None = None,
         if completed is not None and not ev.get("open"):
             completed.forget(ev["client"])
         return
+    if t == EFLOCK:
+        if sessions is not None:
+            filelocks.apply(sessions, ev)
+        return
     if op in XRANK_OPS or t in XRANK_EVENTS:
         xrank.apply(ns, ev)
     elif op is not None:
@@ -49,6 +62,9 @@ def write_back(flushed: Namespace, sessions: dict[str, dict], ev: dict) -> None:
     if ev["t"] == ESESSION:
         apply_session(sessions, ev)
         return
+    if ev["t"] == EFLOCK:
+        filelocks.apply(sessions, ev)
+        return
     apply(flushed, ev)
     if ev.get("reqid"):
         note_completed(sessions, ev)
@@ -57,10 +73,11 @@ def write_back(flushed: Namespace, sessions: dict[str, dict], ev: dict) -> None:
 def apply_session(table: dict[str, dict], ev: dict) -> None:
     """An ESession event: a client's session opened or closed."""
     if ev.get("open"):
-        done = table.get(ev["client"], {}).get("completed")  # a re-open keeps them
+        old = table.get(ev["client"], {})  # a re-open keeps its completed requests, locks
         table[ev["client"]] = {"addr": ev.get("addr", ""), "metadata": ev.get("metadata", {})}
-        if done:
-            table[ev["client"]]["completed"] = done
+        for key in ("completed", "locks"):
+            if old.get(key):
+                table[ev["client"]][key] = old[key]
     else:
         table.pop(ev["client"], None)
 

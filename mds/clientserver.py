@@ -13,8 +13,10 @@ import trio
 
 from common import messages as m
 from common import states
+from common.auth import cephx_on
+from common.cephx_net import accept_service, peer_ip
 from common.net import Connection, ConnectionClosed, ProtocolError
-from mds import lifecycle, ophealth, pins, serving, subtree
+from mds import authcaps, filelocks, lifecycle, ophealth, pins, serving, subtree
 from mds.rankdata import Damaged, Fenced
 from mds.sessionmap import evicting_line
 from osd.objecter import OSDError
@@ -32,15 +34,21 @@ class ClientServer:
         self._reconnect_changed = trio.Event()
 
     async def serve_conn(self, stream) -> None:
-        """A filesystem client (or `mdsemu tell`): hello, then session control and requests."""
-        conn = Connection(stream, self.mds.config.get("ms_max_message_size"))
+        """A filesystem client (or `mdsemu tell`): hello, then session control and requests.
+        A client that stops reading is disconnected after ms_send_timeout, or once
+        ms_max_queued_messages replies wait for it (each request is a task: unbounded else)."""
+        c = self.mds.config
+        conn = Connection(stream, c.get("ms_max_message_size"),
+                          send_timeout=c.get("ms_send_timeout"),
+                          max_pending_sends=c.get("ms_max_queued_messages"))
         client = ""
         try:
             hello = await conn.recv()
             if not isinstance(hello, m.Hello) or not hello.entity.startswith(("client.",
                                                                               "mds.")):
                 raise ProtocolError("expected a hello from a client or an MDS")
-            await conn.send(m.HelloOk(global_id=0, fsid="", mon=f"mds.{self.mds.name}"))
+            if not await self._authenticate(conn, hello):
+                return
             if hello.entity.startswith("mds."):  # a peer rank (subtrees)
                 while True:
                     msg = await conn.recv()
@@ -60,6 +68,26 @@ class ClientServer:
             if s is not None and s.conn is conn:
                 s.conn = None
             await conn.aclose()
+
+    async def _authenticate(self, conn: Connection, hello: m.Hello) -> bool:
+        """cephx (when required): the peer's entity and caps come from its ticket, and they
+        stay with this connection (`conn.identity`)."""
+        me = f"mds.{self.mds.name}"
+        if not cephx_on(self.mds.config):
+            await conn.send(m.HelloOk(global_id=0, fsid="", mon=me))
+            return True
+        got = await accept_service(conn, hello, "mds", self.mds.auth,
+                                   lambda proof: m.HelloOk(global_id=0, fsid="", mon=me,
+                                                           auth=proof), log)
+        if got is not None:
+            conn.mds_caps = authcaps.parse(got[0].caps)
+        return got is not None
+
+    def _denied(self, conn: Connection, client: str, what: str) -> bool:
+        """cephx: log a request the client's MDS caps refuse."""
+        log.warning("denied by mds caps", client=client, request=what,
+                    caps=conn.identity.caps if conn.identity else "")
+        return True
 
     def _holding(self, is_command: bool) -> bool:
         return lifecycle.hold_client_message(is_command, self.mds.state,
@@ -93,7 +121,13 @@ class ClientServer:
         s = self.mds.sessionmap.get(client)
         if s is not None:  # as in Ceph, a session is its client's, whichever connection
             s.seen(now)
+        caps = getattr(conn, "mds_caps", None)
         if isinstance(msg, m.Command):  # `mdsemu tell mds.<who> ...`: no session needed
+            if conn.identity is not None and not authcaps.allow_all(caps) and \
+                    self._denied(conn, client, "tell"):
+                await conn.send(m.CommandReply(tid=msg.tid, rc=-errno.EACCES,
+                                               outs="access denied"))
+                return
             rc, outs, outb = self.mds.run_admin(msg.args, msg.format, now)
             await conn.send(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
         elif isinstance(msg, m.ClientSession):
@@ -104,6 +138,11 @@ class ClientServer:
             if s is None:
                 rc, error = serving.no_session_reply(client)
                 await conn.send(m.ClientReply(tid=msg.tid, rc=rc, error=error))
+                return
+            refused = authcaps.check_request(caps, msg.op, msg.args) \
+                if conn.identity is not None else None
+            if refused is not None and self._denied(conn, client, f"{msg.op} {msg.args}"):
+                await conn.send(m.ClientReply(tid=msg.tid, rc=-refused[0], error=refused[1]))
                 return
             s.requests += 1
             s.conn = conn
@@ -119,6 +158,11 @@ class ClientServer:
         s = self.mds.sessionmap.get(client)
         if msg.op == "request_open":
             addr = msg.metadata.get("addr")
+            why = self._cephx_open_refusal(conn, msg.metadata)
+            if why is not None:
+                log.warning("rejecting session", client=client, reason=why)
+                await conn.send(m.ClientSession("reject", metadata={"error_string": why}))
+                return
             known = self.mds.data.store.sessions.get(client) if self.mds.data is not None else None
             verdict, why = serving.open_verdict(
                 addr, self.mds.osdmap.blocklist, self.mds.state,
@@ -149,6 +193,8 @@ class ClientServer:
             s.renewed(now)
             s.conn = conn
             await conn.send(m.ClientSession("renewcaps", seq=msg.seq))
+        elif msg.op == "request_reclaim":
+            await self._reclaim(conn, client, msg)
         elif msg.op == "request_close":
             if s is not None:
                 s.conn = conn
@@ -157,6 +203,40 @@ class ClientServer:
                 await conn.send(m.ClientSession("close", metadata={"reason": "closed"}))
         else:
             raise ProtocolError(f"unknown session op {msg.op!r}")
+
+    def _cephx_open_refusal(self, conn: Connection, meta: dict) -> str | None:
+        """cephx: a session for a root the caps do not cover is refused (Ceph's
+        "non-allowable root"), and so is an address that is not the connection's."""
+        if conn.identity is None:
+            return None
+        root = meta.get("root") if isinstance(meta.get("root"), str) else "/"
+        if not authcaps.check_root(getattr(conn, "mds_caps", None), root):
+            return authcaps.NON_ALLOWABLE_ROOT
+        addr = meta.get("addr")
+        if isinstance(addr, str) and addr.split("/")[0].rpartition(":")[0] != peer_ip(conn):
+            return f"address {addr} is not the connection's ({conn.peer})"
+        return None
+
+    async def _reclaim(self, conn: Connection, client: str, msg: m.ClientSession) -> None:
+        """Ceph's Server::handle_client_reclaim with CEPH_RECLAIM_RESET: the sessions of
+        other clients that carry the same reclaim uuid (the previous incarnation of an NFS
+        head) are ended, evicted and blocklisted as `session evict` would, releasing their
+        file locks. -ENOENT when there were none; -EAGAIN until this rank is active."""
+        uuid = msg.metadata.get("uuid")
+        if not isinstance(uuid, str) or not uuid or msg.metadata.get("flags") != "reset":
+            raise ProtocolError("request_reclaim needs a uuid and flags 'reset'")
+        if self.mds.state not in (states.ACTIVE, states.CLIENTREPLAY) or self.mds.data is None:
+            result, old = -errno.EAGAIN, []
+        else:
+            old = [s for s in self.mds.sessionmap.sessions.values()
+                   if s.client != client and s.metadata.get("uuid") == uuid]
+            result = 0 if old else -errno.ENOENT
+        blocklist = self.mds.config.get("mds_session_blocklist_on_evict")
+        for s in old:
+            log.info("reclaim reset", uuid=uuid, by=client, old=s.client)
+            await self.evict(s, evicting_line(s, blocklist), blocklist)
+        await self._send_to(conn, m.ClientSession("reclaim_reply", seq=msg.seq, metadata={
+            "result": result, "sessions": len(old)}))
 
     async def _client_reconnect(self, conn: Connection, client: str, msg: m.ClientReconnect,
                                 now: float) -> None:
@@ -190,6 +270,16 @@ class ClientServer:
         if smap.reconnected(client, now):
             log.info("reconnect by client", client=client,
                      after=round(now - smap.reconnect_start, 3))
+        if msg.locks and self.mds.data is not None:
+            try:
+                lost = await self.mds.data.reinstall_locks(client, msg.locks)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ProtocolError(f"bad locks in a reconnect: {e}") from None
+            except (Fenced, Damaged, OSDError) as e:
+                self.mds.fatal(str(e))
+                return
+            if lost:
+                log.warning("reconnect: locks lost to a conflict", client=client, lost=lost)
         await conn.send(m.ClientSession("open"))
         self._reconnect_changed.set()
 
@@ -295,8 +385,10 @@ class ClientServer:
                 continue
             osd_laggy = self.mds.config.get("defer_client_eviction_on_laggy_osds") and \
                 ophealth.osd_laggy(self.mds.ios, now, self.mds.config.get("osd_op_complaint_time"))
+            busy = filelocks.holders(self.mds.data.store.sessions) if self.mds.data else set()
             stale, evicts = smap.idle(now, fs.session_timeout, fs.session_autoclose,
-                                      self.mds.config.get("mds_defer_session_stale"), osd_laggy)
+                                      self.mds.config.get("mds_defer_session_stale"), osd_laggy,
+                                      busy)
             if smap.laggy_clients and not had_laggy:
                 log.info(f"Detected {len(smap.laggy_clients)} laggy clients, possibly due to "
                          f"laggy OSDs. Eviction is skipped until the OSDs return to normal.")

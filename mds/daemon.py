@@ -26,10 +26,12 @@ import trio
 from common import log as logsetup
 from common import messages as m
 from common import states
+from common.auth import hello_key
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
     parse_hostport,
+    use_auth,
     use_messenger,
 )
 from common.osdmap import OSDMap
@@ -52,6 +54,7 @@ RESPAWN_SETTLE = 0.05  # seconds other tasks may run once a respawn is decided
 class MDSDaemon:
     def __init__(self, config: Config, respawn: Callable[[str], None] | None = None) -> None:
         self.config = config
+        self.auth = None  # cephx: a cephx_net.CephxClient (from `run`)
         self.name = config.entity_id
         self.respawn_hook = respawn
         self.gid = 0
@@ -95,6 +98,8 @@ class MDSDaemon:
         """Serve until cancelled, or until the map removes us (see `_respawn`)."""
         self.started = trio.current_time()
         use_messenger(self.config, f"mds.{self.name}")
+        self.auth = hello_key(self.config)  # cephx: one for its mon session, osd and peers
+        use_auth(self.auth)
         host = parse_hostport(self.config.get("public_addr") or "127.0.0.1", 0)[0]
         listener = (await trio.open_tcp_listeners(0, host=host))[0]
         port = listener.socket.getsockname()[1]

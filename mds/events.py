@@ -13,13 +13,14 @@ EIMPORT = "EImport"  # a subtree handed to this rank (multi-active, mds.subtree)
 EEXPORT = "EExport"  # a subtree handed away
 EPEERUPDATE = "EPeerUpdate"  # a witness's side of a cross-rank operation (mds.xrank)
 ECOMMITTED = "ECommitted"  # the master's: the witness has committed too
+EFLOCK = "EFLock"  # a file lock set or unlocked by a client session (mds.filelocks)
 
 SEGMENT_OPENERS = (ESUBTREEMAP, ESEGMENT)
 SUBTREE_EVENTS = (ESUBTREEMAP, EIMPORT, EEXPORT)
 XRANK_EVENTS = (EPEERUPDATE, ECOMMITTED)
 XRANK_OPS = ("xrename", "xrmdir")  # the ops of a master's cross-rank EUpdate
 # What a segment keeps to write back when it expires (J3).
-WRITE_BACK = (EUPDATE, ESESSION, EIMPORT, EEXPORT, EPEERUPDATE, ECOMMITTED)
+WRITE_BACK = (EUPDATE, ESESSION, EIMPORT, EEXPORT, EPEERUPDATE, ECOMMITTED, EFLOCK)
 
 
 def result_of(ev: dict) -> dict:

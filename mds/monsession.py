@@ -20,7 +20,6 @@ import structlog
 import trio
 
 from common import messages as m
-from common.auth import hello_key
 from common.fsmap import FSMap
 from common.monclient import MonClient
 from common.net import ProtocolError
@@ -66,7 +65,7 @@ class MonSession:
         c = self.config
         hunt = c.get("mon_client_hunt_interval")
         async with MonClient.open(
-                c.get("mon_host"), f"mds.{self.mds.name}", auth=hello_key(c), timeout=math.inf,
+                c.get("mon_host"), f"mds.{self.mds.name}", auth=self.mds.auth, timeout=math.inf,
                 backoff=lifecycle.mon_backoff(hunt, c.get("mds_beacon_grace")), reconnect=True,
                 ping_timeout=c.get("mon_client_ping_timeout"), max_size=c.get(
                     "ms_max_message_size"), log=log, on_push=self._on_push, keep_gid=True,

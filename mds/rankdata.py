@@ -14,7 +14,7 @@ import time
 import structlog
 import trio
 
-from mds import applier, serving, subtree, xrank
+from mds import applier, filelocks, serving, subtree, xrank
 from mds import journal as j
 from mds.mdstore import RankStore, damaged_path
 from mds.namespace import FSError, Namespace
@@ -22,6 +22,9 @@ from mds.sessionmap import CompletedRequests, split_reqid
 from osd.objecter import Blocklisted, OSDClient, OSDError
 
 log = structlog.get_logger("mds")
+
+
+FILELOCK_OPS = ("setfilelock", "getfilelock")
 
 
 class Fenced(Exception):
@@ -303,6 +306,53 @@ class RankData:
         await self._journal(self._enqueue(ev))
         applier.apply(self.ns, ev, self.store.sessions, self.completed)
 
+    # -- file locks (mds.filelocks): held by a session, journaled with it
+    async def file_lock(self, client: str, op: str, args: dict) -> tuple[int, dict, str]:
+        """setfilelock {path, owner, type: read|write|unlock, start, length (0: to EOF)}
+        -> {granted, holder, ino}; getfilelock {path, owner, type, start, length} -> {holder}.
+        A conflict is an answer, not an error: {granted: False, holder: the lock in the way}
+        (Ceph's F_SETLK answers EAGAIN, but that errno means "not serving" here)."""
+        async with self.lock:
+            redirect = self._redirect(op, {"path": args.get("path")})
+            if redirect is not None:
+                return redirect
+            if client not in self.store.sessions:
+                return -errno.ENOTCONN, {}, f"{client} has no session"
+            node = self.ns.resolve(_arg(args, "path"))
+            kind = args.get("type")
+            lock = filelocks.FileLock.from_wire(
+                {"ino": node.ino, "owner": args.get("owner", ""), "start": args.get("start", 0),
+                 "length": args.get("length", 0),
+                 "type": "write" if kind == "unlock" else kind})
+            if kind == "unlock":
+                ev = filelocks.unlock_event(client, lock)
+            else:
+                hit = filelocks.conflict(self.store.sessions, client, lock)
+                if hit is not None or op == "getfilelock":
+                    holder = {} if hit is None else dict(hit[1].to_wire(), client=hit[0])
+                    return 0, {"granted": False, "holder": holder, "ino": node.ino}, ""
+                ev = filelocks.set_event(client, lock)
+            applier.apply(self.ns, ev, self.store.sessions)
+            waiter = self._enqueue(ev)
+        await self._journal(waiter)
+        return 0, {"granted": kind != "unlock", "holder": {}, "ino": lock.ino}, ""
+
+    async def reinstall_locks(self, client: str, sent: list) -> list[dict]:
+        """A reconnecting client's locks (Ceph's client re-sends its fcntl/flock locks): those
+        we lack are installed and journaled; those that now conflict are returned (lost)."""
+        async with self.lock:
+            if client not in self.store.sessions:
+                return list(sent)
+            mine = [filelocks.FileLock.from_wire(w) for w in sent]
+            mine = [lk for lk in mine if lk.ino in self.ns.inodes]  # inodes of this rank
+            events, lost = filelocks.reinstall(self.store.sessions, client, mine)
+            for ev in events:
+                applier.apply(self.ns, ev, self.store.sessions)
+            waiters = [self._enqueue(ev) for ev in events]
+        for w in waiters:
+            await self._journal(w)
+        return [lk.to_wire() for lk in lost]
+
     # -- requests
     async def handle(self, reqid: str, op: str, args: dict, early_reply=None,
                      oldest_tid: int = 0) -> tuple[int, dict, str]:
@@ -313,6 +363,13 @@ class RankData:
         ns = self.ns
         self.requests += 1
         client, tid = split_reqid(reqid)
+        if op in FILELOCK_OPS:  # idempotent per owner: a resend sets the same lock again
+            try:
+                return await self.file_lock(client, op, args)
+            except FSError as e:
+                return -e.code, {}, str(e)
+            except (KeyError, TypeError, ValueError) as e:
+                return -errno.EINVAL, {}, f"bad arguments: {e}"
         self.completed.trim(client, oldest_tid)
         resent = serving.resend_answer(await self._answered(reqid, client, tid))
         if resent is not None:

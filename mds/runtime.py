@@ -34,7 +34,8 @@ class RankRuntime:
         self.mds = mds
         self.data: RankData | None = None
         self.sessionmap = SessionMap()
-        self.osd = ResendingOSD(self._reopen_osd, mds.ios)  # objecter-like: resends
+        self.osd = ResendingOSD(self._reopen_osd, mds.ios,  # objecter-like: resends
+                                lambda: mds.config.get("objecter_timeout"))
         self._osd_scope: trio.CancelScope | None = None
         self.state: int | None = None  # the state whose nursery is open
         self._state_scope: trio.CancelScope | None = None

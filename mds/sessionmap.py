@@ -9,7 +9,10 @@ This module decides; the daemon sends, journals and blocklists.
   after it, the missing ones are evicted.
 - C5/C6, idle sessions on an active rank: not renewed within `session_timeout`, a session goes
   stale (unless `mds_defer_session_stale` keeps it open, as it does for a session with nothing
-  to revoke, i.e. always here); not renewed within `session_autoclose`, it is evicted.
+  to revoke: one holding no file locks); not renewed within `session_autoclose`, it is
+  evicted. A session that asked for its own "timeout" (an NFS head: Ganesha asks 300 s) is
+  evicted after that long instead of going stale, and is kept through a reconnect it missed
+  (C2), to be reclaimed or to time out.
 """
 
 from __future__ import annotations
@@ -142,9 +145,15 @@ class SessionMap:
         missing = [self.sessions[c] for c in sorted(self.gather)]
         if any(now - s.last_seen < timeout / 2 for s in missing if s.last_seen):
             return "extend", []
+        # C2: a session with its own "timeout" is kept, to be reclaimed (RECLAIM_RESET by
+        # its client's next incarnation) or to time out on the active rank
+        kept = [s for s in missing if "timeout" in s.metadata]
+        for s in kept:
+            self.gather.discard(s.client)
+            s.last_renew = now
         return "evict", [Evict(s, f"evicting unresponsive client {s.human_name}, after "
                                   f"waiting {elapsed:g} seconds during MDS startup")
-                         for s in missing]  # Server::reconnect_tick
+                         for s in missing if s not in kept]  # Server::reconnect_tick
 
     def last_rank_stopping(self, num_in: int) -> list[Session]:
         """MDSRank::stopping_start: when the last rank stops (`fs set <fs> down true`,
@@ -155,12 +164,15 @@ class SessionMap:
 
     # -- C5/C6: idle sessions
     def idle(self, now: float, session_timeout: float, autoclose: float, defer_stale: bool,
-             defer_eviction: bool = False) -> tuple[list[Session], list[Evict]]:
+             defer_eviction: bool = False,
+             busy: set[str] | frozenset = frozenset()) -> tuple[list[Session], list[Evict]]:
         """Sessions to mark stale and sessions to evict, on an active rank's tick (Ceph's
         Server::find_idle_sessions). A session's own `timeout` (`session config`; 0: never)
         evicts it without going stale, where it would otherwise go stale. With
         `defer_eviction` (the osd is laggy, defer_client_eviction_on_laggy_osds) nobody is
-        evicted: those due are kept in `laggy_clients` (MDS_CLIENTS_LAGGY)."""
+        evicted: those due are kept in `laggy_clients` (MDS_CLIENTS_LAGGY). `busy` are the
+        clients holding file locks: Ceph defers only a session holding nothing another client
+        may wait for."""
         if now - self.last_cleared_laggy < session_timeout:
             return [], []  # B5: we were laggy ourselves; nobody had a fair chance
         stale, evict = [], []
@@ -169,7 +181,7 @@ class SessionMap:
             if s.state == OPEN:
                 if idle >= autoclose:
                     evict.append(_idle_evict(s, now))
-                elif idle < session_timeout or defer_stale:
+                elif idle < session_timeout or (defer_stale and s.client not in busy):
                     continue
                 elif "timeout" in s.metadata:
                     own = _strtoul(s.metadata["timeout"])

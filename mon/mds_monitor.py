@@ -2,9 +2,15 @@
 
 Inputs are beacons, ticks and commands, each with the time as plain numbers: `now` from a
 monotonic clock for intervals, `wall` (seconds since the epoch) for displayed stamps. Every entry
-point (`handle_beacon`, `tick`, `osd_boot`, and `commands.run`) opens one proposal with
-`propose`, which commits it before the call returns, and returns its `Effects`: the reply and
-what the trio shell must do about the commit (persist, then publish, then reply).
+point returns its `Effects`: the reply and what the trio shell must do about what committed
+(persist, then publish, then reply).
+
+Proposals are batched as Ceph's PaxosService batches them: a beacon that changes the map
+(`prepare_beacon`) is held in the pending proposal, its reply waiting for the commit, which
+comes at `propose_due` (`paxos_min_wait` after the first change if nothing was committed for
+`paxos_propose_interval`, else `paxos_propose_interval` after the last commit); the shell then
+calls `propose_pending`. Commands, the tick and `osd_boot` open a proposal with `propose`, which
+commits what is pending with it at once, so failover does not wait for a batch.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from common import states, summary
 from common.config import Config
 from common.fsmap import FS_CLUSTER_ID_NONE, FSMap, MDSInfo
 from common.health import HealthCheck, fs_health_checks
-from common.messages import Beacon, BeaconAck
+from common.messages import Beacon
 from common.osdmap import OSDMap
 from mon import osd_monitor
 from mon import rank_filling as rf
+from mon.beacon_rules import BeaconRules
 from mon.beacon_times import BeaconTimes
 from mon.config_monitor import ConfigMonitor
 from mon.health_monitor import HealthLog
@@ -33,6 +40,8 @@ FIRST_GID = 4100
 # T0: ticks run back to back after a commit (Ceph's on_active) end when a tick proposes
 # nothing; this bound only stops a bug from spinning the monitor.
 MAX_TICKS_PER_COMMIT = 50
+
+_NOW = object()  # reply_to of a beacon proposed at once (handle_beacon)
 
 
 class MDSMonitor:
@@ -49,13 +58,24 @@ class MDSMonitor:
         self.fsmap = fsmap or FSMap()
         self.osdmap = osdmap or OSDMap()
         self.next_gid = next_gid
+        self.gid_reserved = next_gid  # the stored bound (see _reserve_gids)
         self.configs = ConfigMonitor(config, config_db)
         self.beacons = BeaconTimes(now)
+        # gids whose beacon showed they have seen themselves up:active: only those are asked
+        # to stop (X2). Committing "active" and, a tick later, "stopping" at once would let
+        # the daemon see only the second map (maps are coalesced), go rejoin -> stopping,
+        # which is invalid, and respawn; its successor would do the same, forever.
+        self.seen_active: set[int] = set()
         self.daemon_health: dict[int, list] = {}
         self.metadata: dict[int, dict] = {}
         self._proposal: Proposal | None = None  # open while a call builds one
         self._effects: Effects | None = None  # what that call returns
+        self._pending: Proposal | None = None  # beacons batched between calls
+        self.propose_due: float | None = None  # when the shell is to call propose_pending
+        self.last_commit = -1e9  # `now` of the last commit (Ceph's paxos last_commit_time)
         self.health_log = HealthLog(self.health_checks())
+        self.health_changed = False  # daemon_health or options changed since health_checks
+        self.rules = BeaconRules(self)
 
     # -- options (read on use, so `config set` applies at once)
     def opt(self, name: str):
@@ -69,11 +89,12 @@ class MDSMonitor:
         """`config set`: applied at once, stored and published with the open proposal."""
         effects = self._open()[1]
         self.configs.set(who, name, value)
-        effects.config = True
+        effects.config = self.health_changed = True  # health reads options too
 
     def config_rm(self, who: str, name: str) -> None:
         effects = self._open()[1]
         effects.config = self.configs.rm(who, name) or effects.config
+        self.health_changed = self.health_changed or effects.config
 
     # -- proposals: every entry point opens one, commits it, and returns its Effects
     @contextmanager
@@ -84,8 +105,11 @@ class MDSMonitor:
         if self._proposal is not None:
             raise RuntimeError("a proposal is already open")
         effects = self._effects = Effects()
-        self._proposal = Proposal(self.fsmap, self.osdmap)
         try:
+            if self._pending is not None:  # what beacons batched goes first, at once
+                self._proposal, self._pending, self.propose_due = self._pending, None, None
+                self._commit(now, wall)
+            self._proposal = Proposal(self.fsmap, self.osdmap)
             yield effects
             self._commit(now, wall)
             for fsmap in effects.fsmaps:  # on_active logs each committed map, at DBG
@@ -144,11 +168,18 @@ class MDSMonitor:
         if pending_osd is not None:
             self.osdmap = effects.osdmap = pending_osd
         effects.clog += proposal.clog_lines
-        # Ceph logs health changes as each proposal encodes its checks (log_health)
-        period = self.opt("mon_health_log_update_period")
-        for level, message in self.health_log.update(self.health_checks(), now, period):
-            log_cluster(level, message)
-            effects.clog.append((wall, level, message))
+        if proposal.dirty:
+            self.last_commit = now
+        for reply_to, b, kind in proposal.waiters:  # B4: acked once the map has it
+            effects.acks.append((reply_to, self.rules.deferred_reply(b, kind)))
+        # Ceph logs health changes as each proposal encodes its checks (log_health); they are
+        # computed again only when the map or a daemon's health changed (same lines)
+        if pending_fs is not None or self.health_changed:
+            self.health_changed = False
+            period = self.opt("mon_health_log_update_period")
+            for level, message in self.health_log.update(self.health_checks(), now, period):
+                log_cluster(level, message)
+                effects.clog.append((wall, level, message))
         return pending_fs is not None
 
     def clog(self, wall: float, level: str, message: str) -> None:
@@ -158,15 +189,24 @@ class MDSMonitor:
     def allocate_gid(self) -> int:
         gid = self.next_gid
         self.next_gid += 1
+        self._reserve_gids()
         return gid
 
     def note_gid(self, gid: int) -> None:
         self.next_gid = max(self.next_gid, gid + 1)
+        self._reserve_gids()
+
+    def _reserve_gids(self) -> None:
+        """As Ceph's AuthMonitor preallocates global ids: the store keeps a bound above every
+        gid handed out (`gid_reserved`, where a restarted monitor starts), moved on by
+        mon_globalid_prealloc at a time, so a session costs no write of its own."""
+        if self.next_gid > self.gid_reserved:
+            self.gid_reserved = self.next_gid + self.opt("mon_globalid_prealloc")
 
     def session_gid(self, entity: str, global_id: int) -> int:
         """The gid of a new session (given at `hello`): an MDS reconnecting with the gid of an
         earlier session keeps it, so a restarted mon sees the same daemons; anyone else gets
-        a new one. The shell persists `next_gid` before it answers."""
+        a new one. The shell persists `gid_reserved`, if it moved, before it answers."""
         if global_id > 0 and entity.startswith("mds."):
             self.note_gid(global_id)
             return global_id
@@ -187,182 +227,74 @@ class MDSMonitor:
         if info.rank >= 0 and info.state != states.STANDBY_REPLAY and info.addr:
             epoch = self.blocklist(info.addr, wall)
         self.pfs.erase(gid, epoch, wall)
-        self._forget(gid)
+        self.forget(gid)
         return info
 
     def remove_mds_gid(self, gid: int, wall: float) -> None:
         """`mds rm` (A7): erase a daemon that holds no rank, with no fencing."""
         self.pfs.erase(gid, 0, wall)
-        self._forget(gid)
+        self.forget(gid)
 
-    def _forget(self, gid: int) -> None:
+    def forget(self, gid: int) -> None:
         """A daemon left the map: drop its beacon stamp, health and metadata (F1)."""
         self.beacons.forget(gid)
-        self.daemon_health.pop(gid, None)
+        self.seen_active.discard(gid)
+        if self.daemon_health.pop(gid, None):
+            self.health_changed = True
         self.metadata.pop(gid, None)
 
-    def _fscid_for(self, fs_name: str) -> int:
+    def fscid_for(self, fs_name: str) -> int:
         fs = self.view.fs_by_name(fs_name) if fs_name else None
         return fs.fscid if fs else FS_CLUSTER_ID_NONE
 
-    # -- beacons (M2–M7)
-    def handle_beacon(self, b: Beacon, now: float, wall: float) -> Effects:
-        """The reply in the Effects is the BeaconAck to send, or None to drop the beacon
-        silently (M2)."""
-        with self.propose(now, wall) as effects:
-            effects.reply = self._handle_beacon(b, now, wall)
+    # -- beacons (M2–M7), batched
+    def prepare_beacon(self, b: Beacon, now: float, wall: float, reply_to=None) -> Effects:
+        """Ceph's preprocess/prepare_beacon. The Effects' reply is the BeaconAck to send now,
+        or None: the beacon is dropped silently (M2), or its change waits in the pending
+        proposal and its reply comes out, with `reply_to`, in the `acks` of the call that
+        commits it (B4: the ack carries the epoch that has the change)."""
+        if self._proposal is not None:
+            raise RuntimeError("a proposal is already open")
+        proposal = self._pending or Proposal(self.fsmap, self.osdmap)
+        effects = self._effects = Effects()
+        self._proposal = proposal
+        try:
+            reply = self.rules.handle(b, now, wall)
+            if isinstance(reply, str):
+                proposal.waiters.append((reply_to, b, reply))
+            else:
+                effects.reply = reply
+        finally:
+            self._proposal = self._effects = None
+        if (proposal.dirty or self.health_changed) and self._pending is None:
+            self._pending = proposal
+            # Ceph's PaxosService::should_propose
+            interval = self.opt("paxos_propose_interval")
+            if now - self.last_commit > interval:
+                self.propose_due = now + self.opt("paxos_min_wait")
+            else:
+                self.propose_due = self.last_commit + interval
         return effects
 
-    def _null(self, b: Beacon) -> BeaconAck:
-        return BeaconAck(seq=b.seq, state=b.state, version=0, null_map=True)
+    def propose_pending(self, now: float, wall: float) -> Effects:
+        """Commit the batched proposal (the shell calls this at `propose_due`)."""
+        if self._pending is None:
+            return Effects()
+        with self.propose(now, wall) as effects:
+            pass
+        return effects
 
-    def _ack(self, b: Beacon, gid: int) -> BeaconAck:
-        """B4: echo seq and state, with the epoch the daemon should have seen."""
-        view = self.view
-        if not view.gid_exists(gid):
-            return self._null(b)
-        return BeaconAck(seq=b.seq, state=b.state, version=view.effective_epoch(gid))
-
-    def _handle_beacon(self, b: Beacon, now: float, wall: float) -> BeaconAck | None:
-        gid = b.global_id
-        info = self.fsmap.info(gid)
-        if info is None:
-            if b.state != states.BOOT:  # M3: unknown gid, so it must respawn (B8)
-                log.info("beacon from unknown gid, replying with a null map", gid=gid, name=b.name)
-                return self._null(b)
-            self._boot(b, now, wall)
-            return self._ack(b, gid)
-        if b.state == states.DNE:  # B10/M7: a clean shutdown, before the seq and epoch checks
-            log.info("down:dne from mds, failing it", name=info.name, gid=gid)
-            self.fail_mds_gid(gid, wall)
-            return self._null(b)
-        if b.state == states.BOOT or info.state_seq > b.seq:  # M2
-            return None
-        self.beacons.note(gid, now, b.seq)
-        if b.version != self.fsmap.effective_epoch(gid):  # M4: has not seen the latest map
-            return self._ack(b, gid)
-        join_fscid = self._fscid_for(b.fs)
-        legacy = (b.standby_for_rank, b.standby_for_name, b.standby_for_fscid, b.standby_replay)
-        unchanged = (
-            not info.laggy
-            and b.state == info.state
-            and join_fscid == info.join_fscid
-            and legacy == _legacy(info)
-        )
-        if unchanged:  # M5: fast path, nothing to propose
-            self._note_health(gid, info, b.health, wall)
-            return self._ack(b, gid)
-        return self._prepare_state(b, info, join_fscid, wall)
-
-    def _boot(self, b: Beacon, now: float, wall: float) -> None:
-        """M6."""
-        p = self.pfs
-        if self.opt("mds_enforce_unique_name"):
-            for other in [i for i in p.all_infos() if i.name == b.name]:
-                self.clog(wall, "INF", f"daemon mds.{b.name} restarted")
-                self.fail_mds_gid(other.gid, wall)
-        info = MDSInfo(
-            gid=b.global_id,
-            name=b.name,
-            state_seq=b.seq,
-            addr=b.addr,
-            join_fscid=self._fscid_for(b.fs),
-            standby_for_rank=b.standby_for_rank,
-            standby_for_name=b.standby_for_name,
-            standby_for_fscid=b.standby_for_fscid,
-            standby_replay=b.standby_replay,
-        )
-        p.insert(info)
-        self.beacons.note(b.global_id, now, b.seq)
-        self.metadata[b.global_id] = dict(b.sys_info, addr=b.addr, name=b.name)
-        self.daemon_health[b.global_id] = list(b.health)
-        log.info("mds boot", name=b.name, gid=b.global_id, addr=b.addr)
-
-    def _evict(self, b: Beacon, info: MDSInfo, why: str, wall: float) -> BeaconAck:
-        log.warning("evicting mds", name=info.name, gid=info.gid, why=why)
-        self.fail_mds_gid(info.gid, wall)
-        return self._null(b)
-
-    def _prepare_state(
-        self, b: Beacon, info: MDSInfo, join_fscid: int, wall: float
-    ) -> BeaconAck | None:
-        """M7."""
-        want, cur = b.state, info.state
-        if cur == states.STANDBY and want != states.STANDBY:
-            return self._evict(b, info, f"standby asked for {states.name(want)}", wall)
-        if cur == states.STANDBY_REPLAY and want not in (states.STANDBY_REPLAY, states.DAMAGED):
-            return self._evict(b, info, f"standby-replay asked for {states.name(want)}", wall)
-        if not states.transition_valid(cur, want):
-            return self._evict(
-                b, info, f"invalid transition {states.name(cur)} -> {states.name(want)}", wall
-            )
-        p = self.pfs
-        m = p.modify_daemon(info.gid, wall)
-        m.laggy_since = 0.0
-        m.join_fscid = join_fscid
-        (m.standby_for_rank, m.standby_for_name, m.standby_for_fscid, m.standby_replay) = (
-            b.standby_for_rank, b.standby_for_name, b.standby_for_fscid, b.standby_replay,
-        )
-        self._note_health(info.gid, info, b.health, wall)
-        if want == states.STOPPED and cur != want:
-            self._stopped(info.gid, wall)
-            return self._null(b)
-        if want == states.DAMAGED and cur != want:
-            self._damaged(info.gid, wall)
-            return BeaconAck(seq=b.seq, state=want, version=p.epoch)  # F5: ack, then respawn
-        if want != cur:
-            m.state = want
-            m.state_seq = b.seq
-            fs = p.fs_of(info.gid)
-            if want == states.ACTIVE and fs is not None:
-                self.clog(
-                    wall, "INF",
-                    f"daemon mds.{m.name} is now active in filesystem {fs.fs_name} as rank {m.rank}",
-                )
-        return self._ack(b, info.gid)
-
-    def _note_health(self, gid: int, info: MDSInfo, health: list, wall: float) -> None:
-        old = self.daemon_health.get(gid, [])
-        if health == old:
-            return
-        new_types = {h.get("type") for h in health if isinstance(h, dict)}
-        for h in old:
-            if isinstance(h, dict) and h.get("type") not in new_types:
-                self.clog(
-                    wall, "INF",
-                    f"MDS health message cleared (mds.{info.name}): {h.get('message', '')}",
-                )
-        self.daemon_health[gid] = [h for h in health if isinstance(h, dict)]
-
-    def _stopped(self, gid: int, wall: float) -> None:
-        """X4: the rank has finished stopping."""
-        p = self.pfs
-        fs = p.fs_of(gid)
-        info = p.info(gid)
-        for follower in p.stop(gid, wall):
-            self.fail_mds_gid(follower, wall)
-        self._forget(gid)
-        self.clog(
-            wall, "INF",
-            f"daemon mds.{info.name} finished stopping rank {info.rank} in filesystem "
-            f"{fs.fs_name} (now has {len(fs.in_)} ranks)",
-        )
-
-    def _damaged(self, gid: int, wall: float) -> None:
-        """F5: a rank holder or its follower reports the rank's metadata damaged."""
-        p = self.pfs
-        fs = p.fs_of(gid)
-        rank = p.info(gid).rank
-        holder, follower = fs.holder(rank), fs.follower(rank)
-        if follower is not None:
-            self.fail_mds_gid(follower.gid, wall)
-        if holder is not None:
-            epoch = self.blocklist(holder.addr, wall) if holder.addr else 0
-            p.damaged(holder.gid, epoch, wall)
-            self._forget(holder.gid)
-        else:  # the follower of a failed rank (its fs is not joinable)
-            fs.failed.discard(rank)
-            fs.damaged.add(rank)
+    def handle_beacon(self, b: Beacon, now: float, wall: float) -> Effects:
+        """A beacon proposed at once, not batched (the simulator's way): the reply in the
+        Effects is the BeaconAck to send, or None to drop the beacon silently (M2)."""
+        prepared = self.prepare_beacon(b, now, wall, reply_to=_NOW)
+        if self._pending is None:
+            return prepared
+        out = self.propose_pending(now, wall)
+        mine = [reply for to, reply in out.acks if to is _NOW]
+        out.acks = [(to, reply) for to, reply in out.acks if to is not _NOW]
+        out.reply = mine[-1] if mine else prepared.reply
+        return out
 
     # -- tick (T0–T7)
     def tick(self, now: float, wall: float) -> Effects:
@@ -385,7 +317,7 @@ class MDSMonitor:
         self._rebalance_affinity(wall)
         proposal, force = self._open()[0], self.opt("mon_force_standby_active")
         for fscid in sorted(self.view.filesystems):
-            rf.resize(proposal, fscid, force, wall)
+            rf.resize(proposal, fscid, force, wall, self.seen_active)
         for fscid in sorted(self.view.filesystems):
             rf.promote_standbys(proposal, fscid, force, wall)
         self._expire_blocklist(wall)
@@ -398,11 +330,9 @@ class MDSMonitor:
             info = self.view.info(gid)
             if info is None:
                 continue
-            log.info(
-                f"no beacon from mds.{info.rank}.{info.inc} (gid: {gid} addr: {info.addr} "
-                f"state: {states.name(info.state)}) since {since:.3f}"
-            )
-            if not info.laggy:  # T5
+            if not info.laggy:  # T5; logged once, as it becomes laggy, not at every tick
+                log.info(f"no beacon from mds.{info.rank}.{info.inc} (gid: {gid} addr: "
+                         f"{info.addr} state: {states.name(info.state)}) since {since:.3f}")
                 log.info(f" marking {gid} {info.addr} mds.{info.rank}.{info.inc} "
                          f"{states.name(info.state)} laggy")
                 self.pfs.modify_daemon(gid, wall).laggy_since = wall
@@ -477,7 +407,3 @@ class MDSMonitor:
         return fs_health_checks(self.fsmap, self.daemon_health,
                                 self.opt("mon_force_standby_active"))
 
-
-def _legacy(info: MDSInfo) -> tuple:
-    return (info.standby_for_rank, info.standby_for_name, info.standby_for_fscid,
-            info.standby_replay)

@@ -1,6 +1,6 @@
 """A proposal and what it asks of the shell, sans-IO (Ceph's PaxosService pending state).
 
-A `Proposal` holds the maps one call into the monitor is changing: the pending FSMap and
+A `Proposal` holds the maps one or more calls into the monitor are changing: the pending FSMap and
 OSDMap are copied from the committed ones on first write, with the epoch being proposed
 (Ceph's get_pending_fsmap_writeable / pending_inc), and the cluster-log lines that go out only
 if it commits. `Effects` is what a call into the core returns: the reply and every change the
@@ -31,6 +31,8 @@ class Effects:
     osdmap: OSDMap | None = None
     config: bool = False  # the config database changed
     clog: list[ClogLine] = field(default_factory=list)
+    # replies that waited for a batched proposal to commit: (whom to send to, the reply)
+    acks: list[tuple[Any, Any]] = field(default_factory=list)
 
     @property
     def fsmap(self) -> FSMap | None:
@@ -52,6 +54,8 @@ class Proposal:
         self._fs: FSMap | None = None
         self._osd: OSDMap | None = None
         self.clog_lines: list[ClogLine] = []
+        # beacons answered when this proposal commits: (reply_to, beacon, kind of reply)
+        self.waiters: list[tuple[Any, Any, str]] = []
 
     @property
     def fsmap(self) -> FSMap:
@@ -77,6 +81,12 @@ class Proposal:
     @property
     def osd_view(self) -> OSDMap:
         return self._osd if self._osd is not None else self._committed_osd
+
+    @property
+    def dirty(self) -> bool:
+        """Something to commit."""
+        return bool(self._fs is not None or self._osd is not None or self.clog_lines
+                    or self.waiters)
 
     @property
     def committed_fsmap(self) -> FSMap:

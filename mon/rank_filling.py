@@ -65,9 +65,11 @@ def low_affinity_swap(view: FSMap, fs: MDSMap, force: bool) -> tuple[MDSInfo, MD
     return None
 
 
-def resize(p: Proposal, fscid: int, force: bool, wall: float) -> None:
+def resize(p: Proposal, fscid: int, force: bool, wall: float,
+           seen_active: set[int] | frozenset[int] | None = None) -> None:
     """X1–X3: one rank more or one rank fewer per tick, only while both the committed and the
-    pending map of the fs are resizeable."""
+    pending map of the fs are resizeable. A rank is stopped only once its holder has shown
+    (`seen_active`, from its beacons; None: do not check) that it knows it is active."""
     committed = p.committed_fsmap.filesystems.get(fscid)
     fs = p.fs_view.filesystems[fscid]
     if committed is None or not committed.is_resizeable() or not fs.is_resizeable():
@@ -83,7 +85,8 @@ def resize(p: Proposal, fscid: int, force: bool, wall: float) -> None:
                             f"rank {rank} (now has {len(fs.in_)} ranks)")
     elif len(fs.in_) > fs.max_mds:
         holder = fs.holder(max(fs.in_))
-        if holder is not None and holder.state == states.ACTIVE:
+        if holder is not None and holder.state == states.ACTIVE and \
+                (seen_active is None or holder.gid in seen_active):
             p.fsmap.modify_daemon(holder.gid, wall).state = states.STOPPING
             p.clog(wall, "INF", f"stopping daemon mds.{holder.name}")
         else:

@@ -7,6 +7,7 @@ that makes them durable: persist a commit, then publish it, then reply.
 from __future__ import annotations
 
 import errno
+import math
 import select
 import time
 import uuid
@@ -14,8 +15,10 @@ import uuid
 import structlog
 import trio
 
+from common import keyring
 from common import messages as m
-from common.auth import read_keyring_key
+from common.auth import cephx_on
+from common.caps import CapsError, MonCaps
 from common.config import Config
 from common.fsmap import FSMap
 from common.net import (
@@ -29,7 +32,8 @@ from common.net import (
 )
 from common.osdmap import OSDMap
 from common.outqueue import OutQueue
-from mon import commands
+from mon import auth_commands, auth_session, commands
+from mon.auth_monitor import AuthMonitor
 from mon.mds_monitor import FIRST_GID, MDSMonitor
 from mon.nfs_services import NFSServices
 from mon.proposal import Effects
@@ -56,11 +60,33 @@ class Session:
         self.wake = trio.Event()
         self.scope: trio.CancelScope | None = None
         self.blocked_since: float | None = None  # when the send in progress began
+        self.key: bytes | None = None  # cephx: the session key
+        self.caps: MonCaps | None = None  # cephx: the peer's mon caps (None: auth is off)
+
+    def may(self, need: set[str] | None = None, profile: str = "") -> bool:
+        """cephx: does the peer's mon caps allow it? (Always, with auth off.)"""
+        if self.caps is None:
+            return True
+        if profile:
+            return self.caps.has_profile(profile)
+        return self.caps.allows(need or {"r"})
 
     def queue(self, msg) -> None:
         self.queue_frame(frame(msg))
 
     def queue_frame(self, data: bytes, key: str | None = None) -> None:
+        if not self.out and self.blocked_since is None:  # the sender is idle: write now
+            try:
+                sent = self.conn.send_nowait(data)
+            except ConnectionClosed:
+                self.close()
+                return
+            if sent == len(data):
+                return
+            if sent:  # the rest first, then whatever comes next
+                self.out.push_front(data[sent:])
+                self.wake.set()
+                return
         if not self.out.put(data, key):  # a consumer this slow is cut off, not waited for
             log.warning("closing connection: peer too slow, send queue full", peer=self.conn.peer,
                         entity=self.entity, queued=len(self.out))
@@ -86,6 +112,7 @@ class MonServer:
         self.stats = DaemonStats()
         self.nfs = NFSServices()
         self.frames = Frames()
+        self.propose_wake = trio.Event()  # the core has batched something to propose
 
     # -- start-up
     def _open(self) -> None:
@@ -105,10 +132,32 @@ class MonServer:
         self.core = MDSMonitor(self.config, fsmap, osdmap, self.store.get("next_gid", FIRST_GID),
                                config_db, now=now)
         self.core.configs.apply()
+        self.gids_stored = self.core.gid_reserved  # next_gid in the store: see _reserve_gids
         recent = self.store.recent_log(1)
         self.log_seq = recent[0]["seq"] if recent else 0
         self.fsid = self.store.get("fsid")
+        self.auth = AuthMonitor.from_kv(self.store.get("auth"), self.store.get("auth_rotating"))
+        if cephx_on(self.config) and not self.auth.entities:
+            self._mkfs_auth()
         log.info("mon store loaded", fsmap_epoch=fsmap.epoch, osdmap_epoch=osdmap.epoch)
+
+    def _mkfs_auth(self) -> None:
+        """Like `ceph-mon --mkfs --keyring`: the first cephx start imports the monitor's
+        keyring (every entity in it, with its caps) into the auth database."""
+        path = self.config.get("keyring")
+        try:
+            entries = keyring.load(path)
+        except (OSError, keyring.KeyringError, CapsError) as e:
+            raise SystemExit(f"mon: cephx is required but the keyring {path!r} cannot be "
+                             f"read: {e}") from None
+        self.auth.import_entries(entries)
+        self._persist_auth()
+        log.info("auth database created from the keyring", keyring=path, entities=len(entries))
+
+    def _persist_auth(self) -> None:
+        if self.auth.dirty:
+            self.store.commit(kv=self.auth.to_kv())
+            self.auth.dirty = False
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self._open()
@@ -124,6 +173,7 @@ class MonServer:
                 await nursery.start(trio.serve_listeners, self._handle, listeners)
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._watch_stuck)
+                nursery.start_soon(self._proposer)
                 task_status.started(self.port)
         finally:
             self.store.close()
@@ -132,6 +182,21 @@ class MonServer:
         while True:
             await trio.sleep(self.config.get("mon_tick_interval"))
             self.carry_out(self.core.tick(trio.current_time(), time.time()))
+            if cephx_on(self.config):  # rotating service secrets (auth_service_ticket_ttl)
+                rotated = self.auth.tick(time.time(), self.config.get("auth_service_ticket_ttl"))
+                self._persist_auth()
+                auth_session.rotated(list(self.sessions), rotated, self.auth)
+
+    async def _proposer(self) -> None:
+        """Commit the beacons the core batched when it says (Ceph's propose timer)."""
+        while True:
+            self.propose_wake = trio.Event()
+            due = self.core.propose_due
+            if due is not None and due <= trio.current_time():
+                self.carry_out(self.core.propose_pending(trio.current_time(), time.time()))
+                continue
+            with trio.move_on_at(due if due is not None else math.inf):
+                await self.propose_wake.wait()
 
     # -- commit, then publish, then reply
     def carry_out(self, out: Effects):
@@ -139,6 +204,8 @@ class MonServer:
         send: the one way from a core's Effects to the wire."""
         if out.changed:
             self._persist_and_publish(out)
+        for session, ack in out.acks:  # beacons that waited for this commit (B4)
+            session.queue(ack)
         return out.reply
 
     def _persist_and_publish(self, out: Effects) -> None:
@@ -147,7 +214,8 @@ class MonServer:
             self.log_seq += 1
             entries.append({"seq": self.log_seq, "stamp": wall, "who": self.name,
                             "level": level, "message": message})
-        kv = {"next_gid": self.core.next_gid}
+        kv = {"next_gid": self.core.gid_reserved}
+        self.gids_stored = self.core.gid_reserved
         if out.config:  # the core has applied it already
             kv["config_db"] = self.core.config_db
         self.store.commit(fsmaps=out.fsmaps, osdmap=out.osdmap, kv=kv, log=entries)
@@ -210,26 +278,42 @@ class MonServer:
                                 f"protocol {hello.proto} not supported (want {m.PROTOCOL_VERSION})")
             elif not ENTITY_RE.match(hello.entity):
                 break_reason = (errno.EINVAL, f"bad entity name '{hello.entity}'")
-            elif not self._auth_ok(hello):
-                break_reason = (errno.EACCES, "authentication failed")
+            key = caps = None
+            if not break_reason and cephx_on(self.config):
+                try:
+                    key, caps = await auth_session.authenticate(conn, hello, self.auth,
+                                                                self.config.get(
+                                                                    "cephx_sign_messages"))
+                except auth_session.Refused as e:
+                    break_reason = (e.code, str(e))
             if break_reason:
                 log.warning("refusing connection", peer=conn.peer, entity=hello.entity,
                             reason=break_reason[1])
                 await conn.send(m.Error(code=break_reason[0], message=break_reason[1]))
                 return None
             gid = self.core.session_gid(hello.entity, hello.global_id)
-            self.store.commit(kv={"next_gid": self.core.next_gid})
-            await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name))
+            if key is not None and hello.global_id > 0 and self._may_reclaim(hello):
+                gid = hello.global_id  # cephx global_id reclaim: a client keeps its gid
+                self.core.note_gid(gid)
+            if self.core.gid_reserved != self.gids_stored:
+                self.store.commit(kv={"next_gid": self.core.gid_reserved})
+                self.gids_stored = self.core.gid_reserved
+            await conn.send(m.HelloOk(global_id=gid, fsid=self.fsid, mon=self.name,
+                                      auth=getattr(conn, "auth_reply", b"")))
+            session = Session(conn, hello.entity, gid, self.config.get("ms_max_queued_messages"))
+            if key is not None:
+                auth_session.sign(conn, key, self.config.get("cephx_sign_messages"))
+                session.key, session.caps = key, caps
             log.debug("session opened", peer=conn.peer, entity=hello.entity, gid=gid)
-            return Session(conn, hello.entity, gid, self.config.get("ms_max_queued_messages"))
+            return session
         log.warning("closing connection: no hello in time", peer=conn.peer)
         return None
 
-    def _auth_ok(self, hello: m.Hello) -> bool:
-        if self.config.get("auth_cluster_required") != "cephx":
-            return True
-        key = read_keyring_key(self.config.get("keyring"))
-        return bool(key) and hello.auth == key
+    def _may_reclaim(self, hello: m.Hello) -> bool:
+        """An authenticated client may keep the gid of its earlier session, its tickets' (and
+        its MDS sessions') name, unless another entity's live session holds it."""
+        return hello.entity.startswith("client.") and not any(
+            s.gid == hello.global_id and s.entity != hello.entity for s in self.sessions)
 
     async def _sender(self, session: Session) -> None:
         """Send what the session queued. A send is never cancelled half way (that would cut a
@@ -268,17 +352,21 @@ class MonServer:
             msg = await session.conn.recv()
             now, wall = trio.current_time(), time.time()
             if isinstance(msg, m.Beacon):
-                if not session.entity.startswith("mds.") or msg.global_id != session.gid:
+                if not session.entity.startswith("mds.") or msg.global_id != session.gid \
+                        or not session.may(profile="mds"):
                     raise ProtocolError(
                         f"beacon for gid {msg.global_id} on the session of {session.entity} "
                         f"(gid {session.gid})")
-                reply = self.carry_out(self.core.handle_beacon(msg, now, wall))
+                due = self.core.propose_due
+                reply = self.carry_out(self.core.prepare_beacon(msg, now, wall, session))
+                if self.core.propose_due != due:
+                    self.propose_wake.set()
                 if msg.stats:
                     self.stats.note(msg.global_id, now, msg.stats)
                 if reply is not None:
                     session.queue(reply)
             elif isinstance(msg, m.OSDBoot):
-                if not session.entity.startswith("osd."):
+                if not session.entity.startswith("osd.") or not session.may(profile="osd"):
                     raise ProtocolError(f"osd_boot from {session.entity}")
                 self.carry_out(self.core.osd_boot(msg.osd_id, msg.addr, now, wall))
             elif isinstance(msg, m.NFSReport):  # an NFS head: mon/nfs_services.py
@@ -290,6 +378,19 @@ class MonServer:
                 self._subscribe(session, msg)
             elif isinstance(msg, m.LogMsg):
                 self._daemon_log(session, msg)
+            elif isinstance(msg, m.AuthGetTickets) and session.key is not None:
+                for reply in auth_session.tickets(session, msg, self.auth,
+                                                  self.config.get("auth_service_ticket_ttl"),
+                                                  wall):
+                    session.queue(reply)
+                self._persist_auth()
+            elif isinstance(msg, m.Command) and not self._command_allowed(session, msg):
+                session.queue(m.CommandReply(tid=msg.tid, rc=-errno.EACCES,
+                                             outs="access denied"))
+            elif isinstance(msg, m.Command) and msg.args[:1] == ["auth"]:
+                rc, outs, outb = auth_commands.run(self.auth, msg.args, msg.format)
+                self._persist_auth()
+                session.queue(m.CommandReply(tid=msg.tid, rc=rc, outs=outs, outb=outb))
             elif isinstance(msg, m.Command):
                 rc, outs, outb = self.carry_out(commands.run(
                     self.core, msg.args, msg.format, session.entity, now, wall,
@@ -298,9 +399,20 @@ class MonServer:
             else:
                 raise ProtocolError(f"unexpected message {msg.TYPE} from {session.entity}")
 
+    def _command_allowed(self, session: Session, msg: m.Command) -> bool:
+        """Mon caps (cephx): a read-only client may `fs dump`, not `fs set` (EACCES)."""
+        if session.caps is None:
+            return True
+        if all(isinstance(a, str) for a in msg.args) and \
+                session.caps.allows_command(msg.args):
+            return True
+        log.warning("access denied", entity=session.entity, command=" ".join(map(str, msg.args)),
+                    caps=session.caps and self.auth.caps_of(session.entity, "mon"))
+        return False
+
     def _daemon_log(self, session: Session, msg: m.LogMsg) -> None:
         """Cluster-log lines a daemon sends (e.g. an MDS evicting a client)."""
-        if not session.entity.startswith("mds."):
+        if not session.entity.startswith("mds.") or not session.may(profile="mds"):
             raise ProtocolError(f"cluster log entries from {session.entity}")
         entries = []
         for e in msg.entries:
@@ -318,6 +430,8 @@ class MonServer:
                 s.queue(m.LogMsg(entries=entries))
 
     def _subscribe(self, session: Session, msg: m.Subscribe) -> None:
+        if not session.may({"r"}):
+            raise ProtocolError(f"{session.entity} may not read the maps (mon caps)")
         for what in msg.what:
             if not isinstance(what, str):
                 raise ProtocolError(f"cannot subscribe to {what!r}")

@@ -41,7 +41,8 @@ from common.auth import hello_key
 from common.net import Connection, ConnectionClosed, ProtocolError, guarded
 from nfs import ganesha_conf
 from nfs.backend import LocalBackend, NotAMember, RadosClusterBackend
-from nfs.nfs4 import NFS4Error, from_errno
+from nfs.fsal import CephFSAL
+from nfs.nfs4 import TO_EOF, NFS4Error, from_errno
 from nfs.state import Client, NFSState
 
 log = structlog.get_logger("nfs")
@@ -65,6 +66,7 @@ class NFSServer:
                               boot=(time.time_ns() >> 10) & 0xFFFFFFFF or 1)
         self.backend = None
         self.fs: FSClient | None = None
+        self.fsal: CephFSAL | None = None
         self.addr = ""
         # cephadm names the service nfs.<cluster_id> and uses it as the RADOS namespace
         self.cluster_id = gconf.namespace or "nfs"
@@ -76,6 +78,9 @@ class NFSServer:
         async with FSClient.open(self.config.get("mon_host"), timeout=timeout,
                                  entity=self.config.name, auth=hello_key(self.config)) as fs:
             self.fs = fs
+            export_id = g.exports[0].export_id if g.exports else 1
+            self.fsal = CephFSAL(fs, self.nodeid, export_id,
+                                 self.config.get("mdsemu_nfs_session_timeout"))
             if g.recovery_backend == "rados_cluster":
                 async with Rados.connect(self.config, self.config.name, timeout) as rados:
                     io = rados.ioctx(g.pool, g.namespace)
@@ -89,6 +94,7 @@ class NFSServer:
 
     async def _serve(self, task_status) -> None:
         await self.backend.start(trio.current_time())
+        await self.fsal.reclaim_reset()  # once every head enforces (backend.start waited)
         addr = str(self.config.get("public_addr") or "127.0.0.1")  # "IP" or "IP:PORT"
         host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 else addr
         listeners = await trio.open_tcp_listeners(self.port, host=host)
@@ -103,6 +109,9 @@ class NFSServer:
             task_status.started(self)
 
     async def shutdown(self) -> None:
+        """SIGTERM: ask for a grace period; the CephFS session is then left open, not closed
+        (the run is cancelled before FSClient's unmount), as FSAL_CEPH's ceph_abort_conn
+        leaves "state intact on the MDS": its locks wait for the next incarnation's reset."""
         if self.backend is not None:
             await self.backend.shutdown()
 
@@ -117,6 +126,7 @@ class NFSServer:
             for c in self.state.expire(now):
                 log.info("client lease expired", clientid=hex(c.clientid), owner=c.owner)
                 await self.backend.client_gone(c.clientid)
+            await self._release_dropped()
             try:
                 await self.backend.reap(now)
             except Exception as e:  # the cluster is unreachable for now: try again later
@@ -181,10 +191,22 @@ class NFSServer:
                                    error="NFS4ERR_INVAL", result={"message": f"bad args: {e}"})
             await conn.send(reply)
 
+    async def _release_dropped(self) -> None:
+        """The CephFS locks of clients whose state went (lease expired, rebooted client)."""
+        released, self.state.released = self.state.released, []
+        for clientid, path in released:
+            try:
+                await self.fsal.unlock(path, clientid, 0, TO_EOF)
+            except FSClientError as e:
+                log.warning("cannot release the locks of a gone client", path=path,
+                            clientid=hex(clientid), error=e.message)
+
     async def _op(self, req: m.NFSRequest, peer: str) -> dict:
         s, a, now = self.state, req.args, trio.current_time()
         if req.op == "exchange_id":
-            return {"clientid": s.exchange_id(str(a["owner"]), str(a["verifier"]), now)}
+            clientid = s.exchange_id(str(a["owner"]), str(a["verifier"]), now)
+            await self._release_dropped()
+            return {"clientid": clientid}
         if req.op == "create_session":
             clientid = int(a["clientid"])
             sid = s.create_session(clientid, now)
@@ -221,12 +243,21 @@ class NFSServer:
         if op == "close":
             s.close(c, int(a["stateid"]))
             return {}
-        if op == "lock":
-            lk = s.lock(c, int(a["stateid"]), str(a["type"]), int(a["offset"]),
-                        int(a["length"]), bool(a.get("reclaim", False)))
-            return {"lock_stateid": lk.stateid}
+        if op == "lock":  # checked here, then taken in CephFS, then recorded
+            args = (int(a["stateid"]), str(a["type"]), int(a["offset"]), int(a["length"]),
+                    bool(a.get("reclaim", False)))
+            o = s.check_lock(c, *args)
+            await self.fsal.lock(o.path, c.clientid, *args[1:])
+            try:  # checked again: a grace period may have begun meanwhile
+                return {"lock_stateid": s.lock(c, *args).stateid}
+            except NFS4Error:  # undo it in CephFS, unless that would cut an older lock
+                if not any(lk.clientid == c.clientid for lk in s.locks_of(o.path)):
+                    await self.fsal.unlock(o.path, c.clientid, 0, TO_EOF)
+                raise
         if op == "locku":
-            s.locku(c, int(a["lock_stateid"]), int(a["offset"]), int(a["length"]))
+            offset, length = int(a["offset"]), int(a["length"])
+            path = s.locku(c, int(a["lock_stateid"]), offset, length)
+            await self.fsal.unlock(path, c.clientid, offset, length)
             return {}
         if op in ("getattr", "lookup"):
             return {"inode": await fs.stat(str(a["path"]))}

@@ -1,10 +1,10 @@
 """`mdsemu nfs-client load`: clients taking conflicting locks through NFS heads, reclaiming
 after a head restarts, writing the history that `verify` (nfs/history.py) checks.
 
-Client i uses head i mod len(servers) and the files of that head, `/nfsload/<head>-<k>`: until
-the MDS holds the heads' locks (issue 11 item 5) two heads do not see each other's locks, so
-contention across heads would be a conflict of mdsemu's making; `--shared-files` makes every
-client use the same files anyway (the check to run once item 5 is in).
+Client i uses head i mod len(servers) and the files of that head, `/nfsload/<head>-<k>`;
+`--shared-files` makes every client use the same files, so that clients of different heads
+contend too: their locks conflict through the MDS (each head takes its clients' locks as
+CephFS locks, nfs/fsal.py).
 
 Each client loops: open a file and LOCK it (write, or read a `--reads` fraction of the time); on
 NFS4ERR_DENIED or NFS4ERR_GRACE it retries shortly after; holding, it renews its lease every

@@ -71,6 +71,9 @@ class NFSState:
         self.grace_started = 0.0
         self.reclaimable: set[str] | None = None  # owners that may reclaim; None: nobody
         self._ids = itertools.count(1)
+        # (clientid, path) whose locks went with their client (lease expired, rebooted):
+        # the shell releases them in CephFS too, then clears this
+        self.released: list[tuple[int, str]] = []
 
     # -- grace
     def start_grace(self, now: float, reclaimable: set[str] | None) -> None:
@@ -174,6 +177,8 @@ class NFSState:
 
     def _purge(self, clientid: int) -> None:
         c = self.clients.pop(clientid)
+        self.released += sorted({(clientid, lk.path) for lk in self.locks
+                                 if lk.clientid == clientid})
         for sid in c.sessions:
             self.sessions.pop(sid, None)
         self.opens = {k: o for k, o in self.opens.items() if o.clientid != clientid}
@@ -215,7 +220,21 @@ class NFSState:
     def lock(self, client: Client, stateid: int, type_: str, offset: int, length: int,
              reclaim: bool = False) -> Lock:
         """LOCK on the file of an open stateid; NFS4ERR_DENIED (with the holder) on a
-        conflict with another client's lock."""
+        conflict with another client's lock. `check_lock` first, when the lock must also be
+        taken elsewhere (CephFS) before it is recorded here."""
+        o = self.check_lock(client, stateid, type_, offset, length, reclaim)
+        end, kind = _range(offset, length), LOCK_TYPES[type_]
+        sid = next((lk.stateid for lk in self.locks if lk.clientid == client.clientid
+                    and lk.path == o.path), None) or next(self._ids)
+        self._unlock_range(client.clientid, o.path, offset, end)
+        new = Lock(sid, client.clientid, o.path, kind, offset, length)
+        self.locks.append(new)
+        return new
+
+    def check_lock(self, client: Client, stateid: int, type_: str, offset: int, length: int,
+                   reclaim: bool = False) -> Open:
+        """Everything LOCK checks here: the stateid, the range, the grace rules and this
+        head's own locks. Returns the open."""
         o = self._open(client, stateid)
         if type_ not in LOCK_TYPES:
             raise NFS4Error("NFS4ERR_INVAL", f"lock type {type_!r}")
@@ -232,18 +251,15 @@ class NFSState:
                 raise NFS4Error("NFS4ERR_DENIED", f"{o.path} [{offset}, {end}) is locked",
                                 denied={"offset": lk.offset, "length": lk.length,
                                         "type": lk.type, "owner": owner})
-        sid = next((lk.stateid for lk in self.locks if lk.clientid == client.clientid
-                    and lk.path == o.path), None) or next(self._ids)
-        self._unlock_range(client.clientid, o.path, offset, end)
-        new = Lock(sid, client.clientid, o.path, kind, offset, length)
-        self.locks.append(new)
-        return new
+        return o
 
-    def locku(self, client: Client, lock_stateid: int, offset: int, length: int) -> None:
+    def locku(self, client: Client, lock_stateid: int, offset: int, length: int) -> str:
+        """LOCKU; returns the file's path."""
         mine = [lk for lk in self.locks if lk.stateid == lock_stateid]
         if not mine or mine[0].clientid != client.clientid:
             raise NFS4Error("NFS4ERR_BAD_STATEID", f"no lock stateid {lock_stateid}")
         self._unlock_range(client.clientid, mine[0].path, offset, _range(offset, length))
+        return mine[0].path
 
     def locks_of(self, path: str) -> list[Lock]:
         return [lk for lk in self.locks if lk.path == path]

@@ -16,6 +16,8 @@ import trio
 from client.procs import free_port, pid_path, spawn
 from client.rados import Rados, RadosError
 from common import config as cfg
+from common import keyring
+from common.auth import cephx_on
 from nfs import grace
 from nfs.grace_tool import read, update
 
@@ -80,6 +82,9 @@ def start_heads(d: str, conf: str, fs: str, n: int, profile: str, timeout: float
     pool = f"{fs}_metadata"
     nodes = list(string.ascii_lowercase[:n])
     grace_period, lease = TIMINGS.get(profile, TIMINGS["ceph"])
+    rc = _nfs_users(conf, pool, nodes)
+    if rc:
+        return rc
     try:
         trio.run(_db, conf, pool, nodes)
     except RadosError as e:
@@ -100,6 +105,36 @@ def start_heads(d: str, conf: str, fs: str, n: int, profile: str, timeout: float
                   f"{d}/out/nfs.{node}.log", file=sys.stderr)
             return 110  # ETIMEDOUT
         print(f"vstart: nfs.{node} serves on 127.0.0.1:{port} ({gconf})")
+    return 0
+
+
+def nfs_caps(pool: str) -> list[str]:
+    """What an NFS head (and its grace tool) may do: read the maps, use the file system, and
+    reach only the grace database's pool and namespace (as `ceph nfs cluster create` grants)."""
+    return ["mon", "allow r", "osd", f"allow rw pool={pool} namespace={NAMESPACE}",
+            "mds", "allow rw"]
+
+
+def _nfs_users(conf: str, pool: str, nodes: list[str]) -> int:
+    """With cephx: a user client.nfs.<node> per head with the caps for `pool`, in the
+    cluster keyring (vstart's keyring has them for the default fs already)."""
+    config = cfg.Config("client.admin", cfg.load_conf(conf))
+    if not cephx_on(config):
+        return 0
+    from client.vstart import admin
+
+    path = config.get("keyring")
+    entries = keyring.load(path)
+    for node in nodes:
+        who = f"client.nfs.{node}"
+        for words in (["auth", "get-or-create", who], ["auth", "caps", who, *nfs_caps(pool)],
+                      ["auth", "get", who]):
+            rc, outs, out = admin(conf, *words)
+            if rc != 0:
+                print(f"vstart: cannot set up {who}: {outs}", file=sys.stderr)
+                return -rc
+        entries.update(keyring.parse(out))
+    keyring.write(path, entries)
     return 0
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,11 +76,14 @@ class OSDClient:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, osd_addr: str, entity: str, my_addr: str,
-                   max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE):
-        """Connect and say hello; OSDError(ECONNREFUSED...) if the osd is unreachable."""
+                   max_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE, auth=None):
+        """Connect and say hello; OSDError(ECONNREFUSED...) if the osd is unreachable. `auth`:
+        cephx credentials (by default the task's, net.use_auth); with cephx the osd binds
+        `my_addr` to the connection."""
         host, port = parse_hostport(osd_addr, 0)
         try:
-            conn, _ = await connect(host, port, entity, max_size=max_size)
+            conn, _ = await connect(host, port, entity, max_size=max_size, addr=my_addr,
+                                    auth=auth)
         except HandshakeError as e:
             raise OSDError(e.code, f"osd {osd_addr} refused us: {e}") from None
         except OSError as e:
@@ -126,6 +130,13 @@ class OSDClient:
             kind = Blocklisted if reply.rc == -EBLOCKLISTED else OSDError
             raise kind(-reply.rc, reply.error or os.strerror(-reply.rc))
         return reply
+
+    def abort(self, reason: str) -> None:
+        """Declare the session lost (an op got no reply in time): every op waiting on it, and
+        every later one, fails with ENOTCONN; the owner opens a new session."""
+        self._lost = self._lost or reason
+        self._replies.close()
+        self._nursery.cancel_scope.cancel()
 
     async def _on_notify(self, msg: m.WatchNotify) -> None:
         callback = self._watches.get(msg.cookie)
@@ -225,13 +236,23 @@ class ResendingOSD:
     session (`reopen` gives one, once an osd is reachable), as Ceph's objecter resends ops to
     a restarted OSD instead of failing them. Every op the MDS sends may be resent: journal
     writes use `append_at`, the others are idempotent (a resent `remove` that finds nothing
-    succeeds)."""
+    succeeds).
 
-    def __init__(self, reopen, in_flight=None) -> None:
+    Resends go out in issue order: an op waits until every older op still in flight has
+    been sent on the current session (the osd runs one connection's ops in order, so a
+    journal append never overtakes an older one). An op without a reply for
+    `objecter_timeout` seconds (`timeout()`; a message lost while the connection stays up)
+    declares the session lost: every op on it is resent on a new one."""
+
+    def __init__(self, reopen, in_flight=None, timeout=None) -> None:
         self._reopen = reopen  # async () -> OSDClient
         self._client: OSDClient | None = None
         self._lock = trio.Lock()
         self.in_flight = in_flight  # an mds.ophealth.InFlight: ops and when each began
+        self._timeout = timeout or (lambda: math.inf)
+        self._seqs = itertools.count()
+        self._sent: dict[int, OSDClient | None] = {}  # op in flight -> the session it is on
+        self._moved = trio.Event()  # set and replaced whenever _sent changes
 
     async def _do(self, name: str, *args, **kwargs):
         """One op, from its first send until it is answered, however often it is resent."""
@@ -249,18 +270,44 @@ class ResendingOSD:
                 self._client = await self._reopen()
             return self._client
 
+    def _note(self, seq: int, client: OSDClient | None) -> None:
+        if client is None:
+            self._sent.pop(seq, None)
+        else:
+            self._sent[seq] = client
+        self._moved.set()
+        self._moved = trio.Event()
+
+    async def _in_turn(self, seq: int, client: OSDClient) -> None:
+        """Wait until every older op in flight is on `client` (or `client` is replaced)."""
+        while self._client is client and any(
+                s < seq and on is not client for s, on in self._sent.items()):
+            await self._moved.wait()
+
     async def _resend(self, name: str, *args, **kwargs):
-        client, resent = None, False
-        while True:
-            client = await self._session(client if resent else None)
-            try:
-                return await getattr(client, name)(*args, **kwargs)
-            except OSDError as e:
-                if isinstance(e, Blocklisted) or e.code != errno.ENOTCONN:
-                    if e.code == errno.ENOENT and resent and name == "remove":
-                        return None
-                    raise
+        seq = next(self._seqs)
+        self._sent[seq] = None
+        try:
+            client, resent = None, False
+            while True:
+                client = await self._session(client if resent else None)
+                await self._in_turn(seq, client)
+                if client is not self._client:
+                    continue  # replaced while waiting: the new one
+                self._note(seq, client)
+                limit = self._timeout()
+                try:
+                    with trio.move_on_after(limit):
+                        return await getattr(client, name)(*args, **kwargs)
+                    client.abort(f"no reply within objecter_timeout ({limit:g}s)")
+                except OSDError as e:
+                    if isinstance(e, Blocklisted) or e.code != errno.ENOTCONN:
+                        if e.code == errno.ENOENT and resent and name == "remove":
+                            return None
+                        raise
                 resent = True
+        finally:
+            self._note(seq, None)
 
     def __getattr__(self, name: str):
         if name not in _OPS:

@@ -28,8 +28,9 @@ import structlog
 import trio
 
 from common import messages as m
-from common.auth import hello_key
+from common.auth import cephx_on, hello_key
 from common.backoff import Backoff
+from common.cephx_net import accept_service
 from common.config import Config
 from common.monclient import MonClient
 from common.net import (
@@ -42,6 +43,7 @@ from common.net import (
     use_messenger,
 )
 from common.osdmap import OSDMap
+from osd import opcaps
 from osd.store import Stat, Store, StoreError, locator
 from osd.watch import Watches
 
@@ -82,10 +84,13 @@ class OSDServer:
         self._conns: dict[int, Connection] = {}
         self._notified: dict[int, trio.Event] = {}  # notify id -> set when it completes
         self._monc: MonClient | None = None
+        self.auth = None  # cephx: a cephx_net.CephxClient (from `run`)
+        self.fenced_gids = opcaps.GidAddrs()  # cephx: every address each gid was seen at
 
     # -- life cycle
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         use_messenger(self.config, self.entity)
+        self.auth = hello_key(self.config)  # cephx: its mon session's and its clients' side
         data_dir = self.config.get("osd_data")
         self.store = Store(data_dir)
         try:
@@ -111,7 +116,7 @@ class OSDServer:
     async def _mon_loop(self) -> None:
         hunt = self.config.get("mon_client_hunt_interval")
         async with MonClient.open(self.config.get("mon_host"), self.entity,
-                                  auth=hello_key(self.config), timeout=math.inf,
+                                  auth=self.auth, timeout=math.inf,
                                   backoff=Backoff(hunt, 10 * hunt), reconnect=True,
                                   max_size=self.config.get("ms_max_message_size"), log=log,
                                   on_push=self._mon_push) as monc:
@@ -161,7 +166,9 @@ class OSDServer:
 
     # -- client connections
     async def _handle(self, stream: trio.SocketStream) -> None:
-        await guarded(Connection(stream, self.config.get("ms_max_message_size")),
+        await guarded(Connection(stream, self.config.get("ms_max_message_size"),
+                                 send_timeout=self.config.get("ms_send_timeout"),
+                                 max_pending_sends=self.config.get("ms_max_queued_messages")),
                       self._serve_conn, log)
 
     async def _serve_conn(self, conn: Connection) -> None:
@@ -185,6 +192,16 @@ class OSDServer:
                             reason=refusal[1])
                 await conn.send(m.Error(code=refusal[0], message=refusal[1]))
                 return None
+            if cephx_on(self.config):
+                got = await accept_service(
+                    conn, hello, "osd", self.auth,
+                    lambda proof: m.HelloOk(global_id=0, fsid=self.osdmap.fsid, mon=self.entity,
+                                            auth=proof), log)
+                if got is None:
+                    return None
+                self.fenced_gids.saw(got[0].gid, got[1])
+                conn.osd_caps = opcaps.parse(got[0].caps)
+                return got[0].entity
             await conn.send(m.HelloOk(global_id=0, fsid=self.osdmap.fsid, mon=self.entity))
             return hello.entity
         log.warning("closing connection: no hello in time", peer=conn.peer)
@@ -198,13 +215,29 @@ class OSDServer:
                 msg = await conn.recv()
                 if not isinstance(msg, m.OSDOp):
                     raise ProtocolError(f"unexpected message {msg.TYPE} from {entity}")
-                if msg.op == "notify":
+                if conn.identity is not None and \
+                        (refused := self._refuse(conn, entity, msg)) is not None:
+                    await self._send(conn, refused)
+                elif msg.op == "notify":
                     self._nursery.start_soon(self._answer_notify, conn, entity, msg, cid)
                 else:
                     await self._send(conn, await self._execute(entity, msg, cid))
         finally:
             del self._conns[cid]
             self.watches.disconnect(cid, trio.current_time())
+
+    def _refuse(self, conn: Connection, entity: str, op: m.OSDOp) -> m.OSDOpReply | None:
+        """cephx: the op's address must be the connection's (an instance named by the peer
+        at the handshake, or the one its gid was fenced at), and its osd caps must allow it
+        on the pool and namespace. Logged, and answered with Ceph's errno."""
+        why = opcaps.check(conn.identity, conn.bound_addr, getattr(conn, "osd_caps", None),
+                           op, self.osdmap, self.fenced_gids)
+        if why is None:
+            return None
+        code, message = why
+        log.warning("refusing op", entity=entity, op=op.op, object=f"{op.pool}/{op.name}",
+                    reason=message)
+        return m.OSDOpReply(tid=op.tid, rc=-code, epoch=self.osdmap.epoch, error=message)
 
     async def _answer_notify(self, conn: Connection, entity: str, op: m.OSDOp,
                              cid: int) -> None:
@@ -215,14 +248,10 @@ class OSDServer:
             pass  # the notifier went away meanwhile
 
     async def _send(self, conn: Connection, msg) -> None:
-        """A reply the peer does not read for ms_send_timeout closes its connection: a peer
-        that stopped reading holds no more than one reply here (issue 14)."""
-        with trio.move_on_after(self.config.get("ms_send_timeout")) as scope:
-            await conn.send(msg)
-        if scope.cancelled_caught:
-            log.warning("closing connection: peer stuck, not reading", peer=conn.peer)
-            await conn.aclose()
-            raise ConnectionClosed("peer stuck, not reading")
+        """A reply the peer does not read for ms_send_timeout closes its connection (the
+        Connection's send_timeout): a peer that stopped reading holds no more than one reply
+        here, and watch notifies no more than ms_max_queued_messages (issue 14)."""
+        await conn.send(msg)
 
     # -- watch/notify
     async def _notify(self, entity: str, op: m.OSDOp, key: str) -> dict:

@@ -158,14 +158,17 @@ def _state(name: str) -> int:
 
 async def cephfs_cluster(nursery: trio.Nursery, data_dir: str, mds: str = "",
                          **options) -> Cluster:
-    """Fast profile: mon, osd.0, fs cephfs, then MDS daemons named by the letters of `mds`.
+    """Fast profile: mon, osd.0, fs cephfs, then MDS daemons named by the letters of `mds`,
+    each in the map before the next starts.
     With daemons, it returns once rank 0 is active and the new-quorum window (T3) is over."""
     c = Cluster(nursery, data_dir, profile="fast")
     await c.start_mon()
     await c.start_osd()
     await c.ok("fs", "new", "cephfs", "cephfs_metadata", "cephfs_data")
-    for name in mds:
+    for name in mds:  # one at a time: the first named takes rank 0 (boots are batched)
         await c.start_mds(name, **options)
+        await c.wait_for(lambda n=name: any(i.name == n for i in c.fsmap.all_infos()),
+                         what=f"mds.{name} in the map")
     if mds:
         await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
         await c.past_new_quorum()

@@ -47,3 +47,35 @@ async def test_resend_while_the_original_is_journaled_waits_for_it(cluster, auto
     await second.send(ClientRequest(tid=10, op="mkdir", args={"path": "/x"}))
     assert (await second.recv()).rc == -17  # a new request: EEXIST
     await second.aclose()
+
+
+async def test_a_request_dropped_by_a_one_way_partition_is_resent_and_done_once(
+        cluster, autojump_clock):
+    """partition_client: the active drops what its clients send (ms_blackhole_from client)
+    while their connections stay up. The client sends the request again after
+    session_timeout without a reply, on the same session; once the partition heals it is
+    answered, and only once (a second mkdir would say EEXIST)."""
+    from client.fsclient import FSClient
+
+    c = cluster
+    await _cephfs_with(c, "a", "b")
+    await c.past_new_quorum()  # T3
+    daemon = c.mds[c.holder_name()].daemon
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=60) as fs:
+        await fs.mkdir("/before")
+        daemon.config.set_override("ms_blackhole_from", "client")
+        done = trio.Event()
+
+        async def mkdir() -> None:
+            await fs.mkdir("/during")
+            done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(mkdir)
+            with trio.move_on_after(5):
+                await done.wait()
+                pytest.fail("answered through the partition")
+            daemon.config.set_override("ms_blackhole_from", "")  # healed
+            with trio.fail_after(10):  # the next resend, session_timeout (3 s) at most
+                await done.wait()
+        assert [n for n, _ in await fs.ls("/")] == ["before", "during"]

@@ -54,6 +54,26 @@ async def test_ms_blackhole_of_another_peer_type_changes_nothing(autojump_clock)
     assert (await mon.recv()).what == ["fsmap"]
 
 
+@pytest.mark.parametrize("names", ["mds.a", "mds", "client mds.a", "mds.b,mds.a"])
+async def test_ms_blackhole_from_drops_only_what_the_named_peer_sends(autojump_clock, names):
+    """Jepsen's one-way partition: the mon hears nothing from mds.a (by name or type), while
+    mds.a still hears the mon; clearing the option heals it."""
+    mon, mds, config = await pair({"ms_blackhole_from": names})
+    await mds.send(m.Subscribe(what=["beacon"]))
+    assert await nothing_arrives(mon)
+    await mon.send(m.Subscribe(what=["map"]))
+    assert (await mds.recv()).what == ["map"]
+    config.set_runtime({})
+    await mds.send(m.Subscribe(what=["after"]))
+    assert (await mon.recv()).what == ["after"]
+
+
+async def test_ms_blackhole_from_another_peer_changes_nothing(autojump_clock):
+    mon, mds, _ = await pair({"ms_blackhole_from": "mds.b client"})
+    await mds.send(m.Subscribe(what=["fsmap"]))
+    assert (await mon.recv()).what == ["fsmap"]
+
+
 async def test_ms_inject_socket_failures_shuts_the_connection(autojump_clock):
     mon, mds, _ = await pair({"ms_inject_socket_failures": "1"})
     with pytest.raises(ConnectionClosed, match="injected socket failure"):

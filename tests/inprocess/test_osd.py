@@ -316,3 +316,40 @@ async def test_a_peer_that_stops_reading_is_disconnected_after_ms_send_timeout(
         await good.append(1, "o", b"after;")  # the osd carries on
         assert await good.read(1, "o") == b"after;"
         await stuck.aclose()
+
+
+async def test_objecter_resends_unanswered_ops_in_issue_order_on_a_new_session(
+        cluster, osd, autojump_clock):
+    """objecter_timeout: the osd drops what mds.a sends (ms_blackhole_from) while the
+    connection stays up. After the timeout the session counts as lost and the ops are resent
+    on a new one, oldest first, until the osd answers: both journal appends land, in order."""
+    from osd.objecter import ResendingOSD
+
+    sessions: list[OSDClient] = []
+
+    async def session(task_status=trio.TASK_STATUS_IGNORED):
+        async with OSDClient.open(osd.server.addr, "mds.a", A) as c:
+            task_status.started(c)
+            await trio.sleep_forever()
+
+    async def reopen() -> OSDClient:
+        sessions.append(await cluster.nursery.start(session))
+        return sessions[-1]
+
+    objecter = ResendingOSD(reopen, timeout=lambda: 3.0)
+    assert await objecter.append_at(1, "200.1", 0, b"a;") == 2
+    osd.server.config.set_override("ms_blackhole_from", "mds.a")
+    sizes = []
+
+    async def append(offset: int, data: bytes) -> None:
+        sizes.append(await objecter.append_at(1, "200.1", offset, data))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(append, 2, b"b;")
+        await trio.sleep(0.1)
+        nursery.start_soon(append, 4, b"c;")
+        await trio.sleep(7)  # two timeouts: two new sessions, still unanswered
+        assert sizes == [] and len(sessions) >= 3
+        osd.server.config.set_override("ms_blackhole_from", "")
+    assert sizes == [4, 6]
+    assert await objecter.read(1, "200.1") == b"a;b;c;"

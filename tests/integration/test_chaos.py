@@ -6,12 +6,24 @@ status and report.json."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
 
 import pytest
 
 from client import nemesis
-from tests.integration.cluster import active, info_by_name, proc_state, run_cli
+from tests.integration.cluster import (
+    MDSEMU,
+    active,
+    clean_env,
+    info_by_name,
+    pids_mentioning,
+    proc_state,
+    run_cli,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.processes]
 
@@ -44,8 +56,10 @@ def test_ms_blackhole_mon_fails_the_active_over_and_clearing_it_brings_it_back(c
     assert active(c.fs_dump())["gid"] == active(replaced)["gid"]
 
 
-# A seed whose 22 faults use every kind (max_mds included) in about 26 s of schedule.
-SEED, FAULTS = 820, 22
+# A seed whose 20 faults use every kind (max_mds and the partitions included) in about 31 s
+# of schedule (no max_mds change among its last faults, nor right before a restart of the
+# monitor or the osd: its recovery is then seen before the final heal).
+SEED, FAULTS = 5256, 20
 THRASH = ["--delay", "1", "--max-revive-delay", "1.5", "--thrash-max-mds", "0.1"]
 
 
@@ -53,9 +67,10 @@ THRASH = ["--delay", "1", "--max-revive-delay", "1.5", "--thrash-max-mds", "0.1"
 def test_seeded_thrash_of_every_kind_recovers_loses_nothing_and_draws_the_timeline(
         cluster_factory, tmp_path):
     """`mdsemu thrash` on a vstart cluster with standby-replay (issue 13 item 5): the seeded
-    schedule is printed first, 22 faults of every kind (kill -9, SIGSTOP below and beyond the
+    schedule is printed first, 20 faults of every kind (kill -9, SIGSTOP below and beyond the
     grace, clean restarts, mds fail, max_mds, mon/osd restarts, osd pause, blackhole, socket
-    failures, delays) are applied and healed, the cluster is HEALTH_OK within the bound and
+    failures, delays, one-way and two-way partitions of an active and the monitor, clients
+    cut off from an active) are applied and healed, the cluster is HEALTH_OK within the bound and
     verify finds nothing lost: exit 0. report.json lists every fault with its target and
     recovery time; timeline.html has a lane per daemon and a marker per fault."""
     c = cluster_factory()
@@ -112,3 +127,62 @@ def test_client_side_options_from_ceph_conf(cluster_factory):
     assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
     assert "mdsemu client:" in res.stderr
     assert c.fs_dump()["epoch"] > 0  # the CLI still talks to the mon
+
+
+def _thrash(c, report, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        MDSEMU + ["-c", str(c.conf_path), "thrash", "--seed", "5", "--delay", "0",
+                  "--report", str(report), *extra],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=clean_env())
+
+
+def _stopped(c) -> list[str]:
+    return [n for n in ("a", "b") if proc_state(c.pid_of(n)) == "T"]
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_heals_every_fault_and_exits_130(cluster_factory, tmp_path):
+    """Ctrl-C (SIGINT) in the middle of a long SIGSTOP: the thrasher resumes the daemon, stops
+    its load and exits 130, as Jepsen's final generator heals before it gives up."""
+    c = cluster_factory()
+    c.vstart("--mds", "2")
+    p = _thrash(c, tmp_path / "r", "--faults", "3", "--thrash-weights", "stop_long=1")
+    try:
+        wait_for(lambda: _stopped(c), 30, "a daemon stopped by the thrasher")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130, out[-2000:] + err[-2000:]
+    assert "interrupted; every fault healed" in err
+    assert _stopped(c) == []
+    load = f"{tmp_path / 'r'}/history.jsonl"
+    assert pids_mentioning(load) == []  # the load went with it
+
+
+@pytest.mark.timeout(90)
+def test_a_load_that_dies_stops_the_faults_heals_and_exits_2(cluster_factory, tmp_path):
+    """The client load killed mid-run: the thrasher notices within seconds, heals, says why
+    and exits 2 (nothing could be checked), rather than thrash on without a load."""
+    c = cluster_factory()
+    c.vstart("--mds", "2")
+    p = _thrash(c, tmp_path / "r", "--faults", "200", "--thrash-weights", "stop_short=1")
+    load = f"{tmp_path / 'r'}/history.jsonl"
+    try:
+        pids = wait_for(lambda: pids_mentioning(load), 30, "the client load")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 2, out[-2000:] + err[-2000:]
+    assert "the client load died: exit status -9" in err
+    assert _stopped(c) == []
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert doc["exit_status"] == 2 and "the client load died" in doc["verify"]["error"]
+    assert len(doc["faults"]) < 200

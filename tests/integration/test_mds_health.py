@@ -28,7 +28,8 @@ def test_H8_stalled_osd_raises_slow_metadata_io_and_defers_evictions_not_a_failo
         cluster_factory):
     # session_autoclose 15 s: the idle client falls due well after the osd ops turn slow,
     # however long the writer process takes to start on a loaded machine
-    c = cluster_factory(conf={"global": {"mds_session_autoclose": "15"}}).start(("a", "b"))
+    c = cluster_factory(conf={"global": {"mds_session_autoclose": "15"}},
+                        cephx=False).start(("a", "b"))  # raw protocol sessions: auth none
     before = active(c.fs_dump())
     idle = _raw_sessions(before["addr"], 1)  # client.9000: never renews, due at autoclose
     bad = c.cli("tell", "mds.a", "session", "config", "9000", "timeout", "soon")

@@ -48,7 +48,7 @@ def _closed_by_peer(s: socket.socket) -> bool:
 
 
 def test_a_stuck_subscriber_costs_no_backlog_and_is_disconnected(cluster_factory):
-    c = cluster_factory()
+    c = cluster_factory(cephx=False)  # raw protocol subscribers: auth none
     c.start_mon()
     # a map worth holding on to: 20 file systems
     c.query_many([["fs", "flag", "set", "enable_multiple", "true", "--yes-i-really-mean-it"]]

@@ -286,6 +286,11 @@ def test_clean_restart_joins_the_grace_period_it_asked_for(heads):
 
     trio.run(connect_and_reclaim)
     h.wait_dump(f"cur=4 rec=0\n{RULE}\na\t  \nb\t  \n", timeout=15)
+    # SIGTERM left the CephFS session (FSAL_CEPH's ceph_abort_conn); the restarted head reset it
+    resets = [json.loads(line)["sessions"] for line in
+              (h.c.dir / "out" / "nfs.a.log").read_text().splitlines()
+              if line.startswith("{") and "reclaim reset of the previous" in line]
+    assert resets == [0, 1], resets
 
 
 def test_heads_ride_through_an_mds_failover(cluster_factory):

@@ -1,11 +1,10 @@
 """`mdsemu vstart --nfs 2 --ingress VIP:PORT` (issue 12 item 3): one mdsemu-keepalived per
 NFS head with cephadm's ingress defaults; the NFS client works through the VIP, and when the
 head behind it dies it reconnects through the VIP to the other head, is told its session and
-client id are unknown there, and establishes new state.
-
-What issue 11 item 5 will add: the dead head's CephFS session keeps its locks in the MDS until
-it is reclaimed or times out, so the last lock below will then wait (the "I/O hangs for five
-minutes" of this setup). Today the MDS holds no NFS locks and it is granted at once."""
+client id are unknown there, and establishes new state. The dead head's CephFS session keeps
+its lock in the MDS until it times out (mdsemu_nfs_session_timeout, 5 s in the fast profile;
+Ganesha's 300 s: the "I/O hangs for five minutes" of this setup), so the client's new lock is
+NFS4ERR_DENIED until then."""
 
 from __future__ import annotations
 
@@ -80,7 +79,7 @@ def test_ingress_nfs_client_moves_to_the_other_head_through_the_vip(cluster_fact
         "[a MASTER 100, b BACKUP 90]"]
     head_a = int((d / "run" / "nfs.a.pid").read_text())
 
-    async def scenario() -> float:
+    async def scenario() -> tuple[float, float]:
         async with NFSClient.connect(f"{vip}:{port}") as cl:
             await cl.mount("client-1")
             await cl.call("reclaim_complete")
@@ -109,14 +108,23 @@ def test_ingress_nfs_client_moves_to_the_other_head_through_the_vip(cluster_fact
                                       cl.call("open", path="/f", claim="previous"))
                         await cl.call("reclaim_complete")
                         sid = (await cl.call("open", path="/f"))["stateid"]
-                        # issue 11 item 5: this will wait for the dead head's CephFS session
-                        await cl.call("lock", stateid=sid, type="write", offset=0, length=10)
-                        return served
+                        while True:  # the dead head's CephFS session holds it: it times out
+                            try:
+                                await cl.call("lock", stateid=sid, type="write", offset=0,
+                                              length=10)
+                                return served, time.monotonic() - t0
+                            except NFS4Error as e:
+                                assert e.name == "NFS4ERR_DENIED", e
+                            await trio.sleep(0.2)
+                            await cl.call("sequence")
                 except (ConnectionClosed, trio.BrokenResourceError, OSError):
                     await trio.sleep(0.1)
 
-    served = trio.run(scenario)
-    print(f"clients served again through the VIP {served:.2f}s after the kill")
+    served, locked = trio.run(scenario)
+    print(f"clients served again through the VIP {served:.2f}s after the kill, "
+          f"the lock granted again after {locked:.2f}s")
+    # a's session renewed at most 1 s (session_timeout/3) before the kill, evicted 5 s after
+    assert locked > 3.5, locked
     # fall 2 × interval 2 s of the check, then b's down interval (3 × 0.2 + skew)
     assert 2 < served < 20, served
     wait_for(lambda: (_state(d, "a"), _state(d, "b")) == ("BACKUP", "MASTER"), 10,

@@ -100,7 +100,7 @@ def test_R3_unsafe_then_killed_request_comes_back_through_clientreplay(cluster_f
 
 
 def test_C2_client_that_does_not_reconnect_holds_reconnect_then_is_evicted(cluster_factory):
-    c = cluster_factory().start(("a", "b"))
+    c = cluster_factory(cephx=False).start(("a", "b"))  # raw protocol sessions: auth none
     old = active(c.fs_dump())
     socks = _raw_sessions(old["addr"], 1)  # a session whose client never reconnects
     try:
@@ -119,7 +119,8 @@ def test_C2_client_that_does_not_reconnect_holds_reconnect_then_is_evicted(clust
 
 
 def test_C2_session_evict_ends_the_reconnect_wait_at_once(cluster_factory):
-    c = cluster_factory(conf={"mds": {"mds_reconnect_timeout": "60"}}).start(("a", "b"))
+    c = cluster_factory(conf={"mds": {"mds_reconnect_timeout": "60"}},
+                        cephx=False).start(("a", "b"))  # raw protocol sessions: auth none
     old = active(c.fs_dump())
     socks = _raw_sessions(old["addr"], 1)
     try:

@@ -166,3 +166,17 @@ def test_a_reconnecting_mds_keeps_its_gid_and_anyone_else_gets_a_new_one() -> No
     assert mon.session_gid("mds.a", 5000) == 5000 and mon.next_gid == 5001
     assert mon.session_gid("client.admin", 4200) == 5001
     assert mon.session_gid("mds.b", 0) == 5002 and mon.next_gid == 5003
+
+
+def test_global_ids_are_reserved_in_blocks_so_a_session_costs_no_store_write() -> None:
+    mon = MDSMonitor(Cluster(mon_globalid_prealloc=100).config, next_gid=4100)
+    assert mon.gid_reserved == 4100  # what the store holds
+    assert mon.session_gid("client.admin", 0) == 4100 and mon.gid_reserved == 4201
+    for _ in range(100):
+        mon.session_gid("client.admin", 0)
+    assert mon.next_gid == 4201 and mon.gid_reserved == 4201  # one write for 101 sessions
+    assert mon.session_gid("mds.a", 0) == 4201 and mon.gid_reserved == 4302
+    assert mon.session_gid("mds.b", 9000) == 9000 and mon.gid_reserved == 9101
+    # a monitor restarted from the store hands out only gids above every one given
+    again = MDSMonitor(mon.config, next_gid=mon.gid_reserved)
+    assert again.session_gid("client.admin", 0) == 9101

@@ -143,3 +143,24 @@ def test_X6_down_false_restores_old_max_mds_even_when_up() -> None:
     assert c.cmd("fs", "set", "cephfs", "down", "false")[:2] == (0, "cephfs marked up, max_mds = 1")
     c.advance(10)
     assert c.fs().in_ == {0}
+
+
+def test_X2_a_rank_is_stopped_only_once_its_holder_has_seen_itself_active() -> None:
+    """max_mds lowered while rank 1's new holder is in up:rejoin: its request for up:active
+    commits, and the tick right after that commit must not stop it yet. A daemon that gets
+    only the newer map (maps are coalesced on the wire) would go rejoin -> stopping, an
+    invalid transition, and respawn; so would every successor, forever. It is stopped once a
+    beacon shows it has seen the map that made it active."""
+    c = healthy("a", "b", "c", max_mds=2)
+    old = c.holder(1)
+    spare = c.standbys()[0]
+    c.daemons[spare].hold = {states.REJOIN}
+    c.cmd("mds", "fail", old)
+    c.until(lambda: c.ranks().get(1) == (spare, "up:rejoin"), step=0.1)
+    c.cmd("fs", "set", "cephfs", "max_mds", "1")
+    c.release(spare)
+    assert c.ranks()[1] == (spare, "up:active")  # not up:stopping in the same burst
+    c.advance(5)
+    assert c.fs().in_ == {0}
+    assert c.daemons[spare].history[-4:] == ["up:active", "up:stopping", "up:boot",
+                                              "up:standby"]

@@ -145,3 +145,32 @@ def test_leases_client_ids_and_sessions():
     assert cid2 != cid and s.opens == {} and s.confirmed() == ["b"]
     s.destroy_session(s.create_session(cid2, 21))
     assert err(s.destroy_session, 999) == "NFS4ERR_BADSESSION"
+
+
+def test_check_lock_checks_without_recording_so_cephfs_can_refuse_first():
+    s = NFSState(lease=60)
+    c = session(s, "client-1")
+    s.reclaim_complete(c)
+    o = s.open(c, "/f", "null")
+    assert s.check_lock(c, o.stateid, "write", 0, 10) is o
+    assert s.locks == []  # nothing recorded until the lock is taken in CephFS too
+    assert err(s.check_lock, c, o.stateid, "write", 0, 0) == "NFS4ERR_INVAL"
+    s.lock(c, o.stateid, "write", 0, 10)
+    d = session(s, "client-2")
+    s.reclaim_complete(d)
+    od = s.open(d, "/f", "null")
+    assert err(s.check_lock, d, od.stateid, "read", 5, 1) == "NFS4ERR_DENIED"
+
+
+def test_a_gone_clients_locks_are_released_for_the_shell():
+    s = NFSState(lease=10)
+    c = session(s, "client-1")
+    s.reclaim_complete(c)
+    for path in ("/f", "/g"):
+        o = s.open(c, path, "null")
+        s.lock(c, o.stateid, "write", 0, TO_EOF)
+    s.expire(11.0)
+    assert s.released == [(c.clientid, "/f"), (c.clientid, "/g")]
+    c2 = session(s, "client-2")
+    s.exchange_id("client-2", "v2", 0.0)  # a rebooted client: nothing locked, nothing to do
+    assert [r for r in s.released if r[0] == c2.clientid] == []
