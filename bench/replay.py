@@ -6,14 +6,20 @@ journal tail. Prints figures, asserts nothing.
 
 For each size and mode: create N files through the filesystem client (N concurrent-ish
 requests), `kill -9` rank 0's holder, and time, from pushed maps, how long the new holder
-stays in up:replay; the replay rate is N over that. The baseline of this machine, in the same
-run: decoding and applying the same N events in one process (no osd, no network).
+stays in up:replay; the replay rate is N over that. Beside it, from the successor's own log
+line ("Finished replaying journal"): the seconds and CPU seconds of reading the journal (no
+fence wait, no map round trips), the events it replayed and the rates per wall and per CPU
+second (a standby-replay follower's final pass replays only what it had not yet read). The
+baseline of this machine, in the same run: decoding and applying the same N events in one
+process (no osd, no network), per wall and per CPU second.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -34,26 +40,32 @@ from common.fsmap import FSMap  # noqa: E402
 from mds import applier  # noqa: E402
 from mds import journal as j  # noqa: E402
 from mds.namespace import Namespace  # noqa: E402
+from mds.sessionmap import CompletedRequests  # noqa: E402
 
 
-def baseline(n: int) -> float:
-    """Events per second for decode + apply of n create events, in this process."""
+def baseline(n: int) -> tuple[float, float]:
+    """Events per wall and per CPU second for decode + apply of n create events (as the
+    active journals them: with their request ids), in this process."""
     ns = Namespace()
     applier.apply(ns, ns.prepare("mkdir", {"path": "/d"}, 0.0))
     evs = []
     for i in range(n):
         ev = ns.prepare("create", {"path": f"/d/f{i}"}, float(i))
         applier.apply(ns, ev)
-        evs.append(dict(ev, t=j.EUPDATE, reqid=f"client.1:{i}", result={}))
+        evs.append(dict(ev, t=j.EUPDATE, reqid=f"client.1:{i}", oldest=i))
     buf = b"".join(j.encode_event(e) for e in evs)
-    t0 = time.perf_counter()
+    gc.disable()  # as the MDS replays (mds/runtime.py)
+    t0, c0 = time.perf_counter(), time.process_time()
     fresh = Namespace()
     applier.apply(fresh, {"op": "mkdir", "parent": 1, "name": "d", "ino": evs[0]["parent"],
                  "mode": 0o40755, "uid": 0, "gid": 0, "stamp": 0.0})
     decoded, _ = j.decode_events(buf, 0)
+    completed = CompletedRequests()
     for _, ev in decoded:
-        applier.apply(fresh, ev)
-    return n / (time.perf_counter() - t0)
+        applier.apply(fresh, ev, {}, completed)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    gc.enable()
+    return n / wall, n / cpu
 
 
 async def load(mon_host: str, n: int, clients: int) -> float:
@@ -71,8 +83,9 @@ async def load(mon_host: str, n: int, clients: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-async def time_replay(c: Cluster, mon_host: str, follower: bool) -> float:
-    """Kill rank 0's holder; return the seconds its successor spent in up:replay."""
+async def time_replay(c: Cluster, mon_host: str, follower: bool) -> tuple[float, str]:
+    """Kill rank 0's holder; return the seconds its successor spent in up:replay (as the
+    maps show it), and the successor's name."""
     async with AdminClient.open(mon_host, timeout=10) as admin:
         await admin.subscribe("fsmap")
         fsmap = None
@@ -97,11 +110,22 @@ async def time_replay(c: Cluster, mon_host: str, follower: bool) -> float:
                 if holder.state == states.REPLAY and replay_start is None:
                     replay_start = time.perf_counter()
                 elif holder.state != states.REPLAY and replay_start is not None:
-                    return time.perf_counter() - replay_start
+                    return time.perf_counter() - replay_start, holder.name
     raise RuntimeError("the monitor went away")
 
 
-def run_one(base: Path, n: int, follower: bool, clients: int) -> tuple[float, float]:
+def replay_figures(log: str) -> tuple[int, float, float]:
+    """(events, seconds, CPU seconds) of the journal read in the MDS's own "Finished
+    replaying journal" line (the load alone: no fence wait, no map round trips)."""
+    line = [x for x in log.splitlines() if "Finished replaying journal" in x][-1]
+
+    def field(key: str) -> str:
+        return re.search(rf'{key}["=:\s]+([\d.]+)', line).group(1)
+
+    return int(field("events")), float(field("reading")), float(field("cpu"))
+
+
+def run_one(base: Path, n: int, follower: bool, clients: int) -> tuple[float, float, tuple]:
     d = base / f"{'sr' if follower else 'cold'}-{n}"
     c = Cluster(d, profile="fast", conf={"mds": {"mds_log_max_segments": "1000000"}},
                 cephx=False)  # auth none: comparable with earlier runs
@@ -111,8 +135,8 @@ def run_one(base: Path, n: int, follower: bool, clients: int) -> tuple[float, fl
             c.ok("fs", "set", "cephfs", "allow_standby_replay", "true")
         mon_host = f"127.0.0.1:{c.port}"
         rate = trio.run(load, mon_host, n, clients)
-        seconds = trio.run(time_replay, c, mon_host, follower)
-        return seconds, rate
+        seconds, successor = trio.run(time_replay, c, mon_host, follower)
+        return seconds, rate, replay_figures(c.log(f"mds.{successor}"))
     finally:
         c.destroy()
 
@@ -124,16 +148,22 @@ def main() -> int:
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     logsetup.setup(level="warning")
-    print(f"baseline (decode+apply in one process): {baseline(max(sizes)):,.0f} events/s; "
-          f"cpus {os.cpu_count()}")
-    print(f"{'events':>8} {'mode':>15} {'create ops/s':>13} {'up:replay s':>12} {'events/s':>10}")
+    wall, per_cpu = baseline(max(sizes))
+    print(f"baseline (decode+apply in one process): {wall:,.0f} events/s, {per_cpu:,.0f} per "
+          f"CPU second; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
+    print(f"{'events':>8} {'mode':>15} {'create ops/s':>13} {'up:replay s':>12} "
+          f"{'events/s':>10} {'read s':>7} {'read ev/s':>10} {'cpu s':>6} {'ev/cpu-s':>9}")
     with tempfile.TemporaryDirectory(prefix="mdsemu-bench-") as tmp:
         for n in sizes:
             for follower in (False, True):
-                seconds, rate = run_one(Path(tmp), n, follower, a.clients)
+                seconds, rate, (events, reading, cpu) = run_one(Path(tmp), n, follower,
+                                                                a.clients)
                 mode = "standby-replay" if follower else "cold standby"
+                per_wall = f"{events / max(reading, 1e-6):,.0f}" if events else "-"
+                per_cpu = f"{events / max(cpu, 1e-6):,.0f}" if events and cpu else "-"
                 print(f"{n:>8} {mode:>15} {rate:>13,.0f} {seconds:>12.3f} "
-                      f"{n / seconds:>10,.0f}", flush=True)
+                      f"{n / seconds:>10,.0f} {reading:>7.3f} {per_wall:>10} {cpu:>6.2f} "
+                      f"{per_cpu:>9}  ({events} events read)", flush=True)
     return 0
 
 

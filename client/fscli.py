@@ -221,7 +221,8 @@ def _steps(fs: FSClient, args: argparse.Namespace, out: _Output):
 
 async def run_op(fs: FSClient, args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Do the operation on every path; return the errno of the first failure (0 if none).
-    A timeout ends the run: the cluster is not answering, the next path would wait too."""
+    A timeout ends the run: the cluster is not answering, the next path would wait too. Then
+a sync: a mutation returned on its unsafe reply and then lost is a failure (EIO)."""
     first = 0
     for what, step in _steps(fs, args, _Output(args.format, out or sys.stdout)):
         try:
@@ -232,6 +233,12 @@ async def run_op(fs: FSClient, args: argparse.Namespace, out: TextIO | None = No
             first = first or e.code
             if timed_out:
                 break
+    for lost in await fs.sync():  # answered unsafe, but never made safe (the MDS failed)
+        what = " ".join([lost.op, *(str(lost.args[k]) for k in ("path", "src", "dst")
+                                    if k in lost.args)])
+        print(error_line(what, errno.EIO, f"acknowledged, then lost: {lost.reason}"),
+              file=sys.stderr)
+        first = first or errno.EIO
     return first
 
 

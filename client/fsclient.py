@@ -27,6 +27,7 @@ import math
 import os
 import random
 import socket
+from collections import deque
 
 import structlog
 import trio
@@ -36,142 +37,33 @@ from client.fscore import (
     EBLOCKLISTED,
     ClientCore,
     FSClientError,
+    LostRequest,
     Outcome,
     ident,
     outcome,
     stuck_unavailable,
 )
+from client.mdssession import MDSSession, Pending
 from common import messages as m
 from common import states
 from common.fsmap import FSMap, MDSInfo
 from common.monclient import MonClient, MonUnreachable
 from common.net import (
-    Connection,
-    ConnectionClosed,
     HandshakeError,
-    ProtocolError,
     background,
     connect,
     current_auth,
     parse_hostport,
 )
-from common.replies import ReplyMux
 
-NON_ALLOWABLE_ROOT = "non-allowable root"  # mds/authcaps.py: what the MDS says
 log = structlog.get_logger("client")
 
 RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newer map, then retry
 MDS_CONNECT_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 1.0
 
-__all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "LockDenied", "MonUnreachable",
-           "stuck_unavailable"]
-
-
-class _Session:
-    """One connection, and the session on it, to one incarnation of rank 0's holder."""
-
-    def __init__(self, info: MDSInfo, conn: Connection, owner: FSClient) -> None:
-        self.ident = (info.gid, info.inc, info.addr)
-        self.name = f"mds.{info.name}"
-        self.conn = conn
-        self.owner = owner
-        self.replies = ReplyMux()
-        self.scope = trio.CancelScope()
-        self.dead = False
-        self.is_open = False
-        self.answered = trio.Event()  # the MDS said open, close or reject
-        self.close_reason = ""
-        self.reclaim_reply: dict | None = None  # request_reclaim's answer
-        self.reclaim_answered = trio.Event()
-
-    def kill(self) -> None:
-        """Mark the connection down: every request waiting on it is told so."""
-        self.dead = True
-        self.answered.set()
-        self.replies.close()
-        self.scope.cancel()
-
-    async def send(self, msg) -> bool:
-        try:
-            await self.conn.send(msg)
-            return True
-        except ConnectionClosed:
-            self.kill()
-            return False
-
-    async def call(self, req: m.ClientRequest, resend=None,
-                   after: float = math.inf) -> m.ClientReply | None:
-        """Send; return the first reply, or None if the connection went down meanwhile. A
-        request already sent here (replayed during reconnect) is not sent again; its reply,
-        if it came before the connection was lost, is still handed out."""
-        if self.dead and not self.replies.pending(req.tid):
-            return None
-        if req.tid not in self.replies:
-            self.replies.expect(req.tid)
-            if not await self.send(req):
-                return None
-        return await self.next_reply(req.tid, resend, after)
-
-    async def next_reply(self, tid: int, resend=None,
-                         after: float = math.inf) -> m.ClientReply | None:
-        """The next reply for `tid`; every `after` seconds without one, `resend()` (the
-        request again, same tid) is sent on this session: the MDS answers a repeat from its
-        completed requests, or once the original is done, never executing it twice."""
-        while True:
-            with trio.move_on_after(after if resend is not None else math.inf):
-                reply = await self.replies.receive(tid)  # those received come before the loss
-                if reply is not None and (reply.safe or reply.rc != 0):
-                    self.replies.forget(tid)
-                return reply
-            log.info("no reply; sending the request again", mds=self.name, tid=tid,
-                     after=after)
-            if not await self.send(resend()):
-                return None
-
-    def _on_session(self, msg: m.ClientSession) -> None:
-        if msg.op == "open":
-            self.is_open = True
-            self.answered.set()
-        elif msg.op == "reclaim_reply":
-            self.reclaim_reply = dict(msg.metadata)
-            self.reclaim_answered.set()
-        elif msg.op == "stale":
-            log.warning("mds marked our session stale", mds=self.name)
-        elif msg.op in ("close", "reject"):
-            reason = str(msg.metadata.get("reason") or msg.metadata.get("error_string") or "")
-            self.close_reason = reason
-            if reason in ("evicted", "blocklisted"):
-                self.owner._evicted(self.name, reason)
-            elif msg.op == "reject" and reason == NON_ALLOWABLE_ROOT:  # our caps (cephx)
-                self.owner.refused = reason
-            self.kill()
-
-    async def receive(self) -> None:
-        try:
-            with self.scope:
-                while True:
-                    msg = await self.conn.recv()
-                    if isinstance(msg, m.ClientSession):
-                        self._on_session(msg)
-                        continue
-                    if not (isinstance(msg, m.ClientReply) and
-                            self.replies.deliver(msg.tid, msg)):
-                        log.debug("ignoring a message", mds=self.name, type=msg.TYPE,
-                                  tid=getattr(msg, "tid", None))
-        except (ConnectionClosed, ProtocolError) as e:
-            log.info("lost the connection to the mds", mds=self.name, reason=str(e))
-        finally:
-            self.kill()
-            await self.conn.aclose()
-
-    async def renew(self, interval_of) -> None:
-        """C5: renew the session every session_timeout/3 while it lasts."""
-        seq = 0
-        while not self.dead:
-            await trio.sleep(interval_of())
-            seq += 1
-            await self.send(m.ClientSession("request_renewcaps", seq=seq))
+__all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "LockDenied", "LostRequest",
+           "MonUnreachable", "stuck_unavailable"]
 
 
 class FSClient:
@@ -185,7 +77,10 @@ class FSClient:
         self.core = ClientCore(fs_name)
         self.log = log.bind(entity=self.entity)
         self._map_changed = trio.Event()  # set and replaced on every newer map
-        self._sessions: dict[int, _Session] = {}  # rank -> session with its holder
+        self._settled: trio.Event | None = None  # set when a request settles (for a sync)
+        self._watched: deque[Pending] = deque()  # answered unsafe, oldest first (_watchdog)
+        self._watching = False
+        self._sessions: dict[int, MDSSession] = {}  # rank -> session with its holder
         self._connect_locks: dict[int, trio.Lock] = {}
         self.addr = ""  # our instance "ip:0/nonce", as the MDS (and a blocklist) names us
         self._nonce = random.randint(1, 2**31 - 1)
@@ -238,6 +133,10 @@ class FSClient:
                 raise FSClientError(errno.EHOSTUNREACH, f"mds cluster unavailable: "
                                     f"{stuck}; probably no MDS server is up?")
             yield fs
+            lost = await fs.sync()  # unmount: what was answered unsafe is journaled first
+            if lost:
+                fs.log.warning(f"{len(lost)} requests answered unsafe were lost",
+                               tids=[x.tid for x in lost])
             await fs._close_session()
 
     # -- the file system operations (mutations return the inode when the MDS sends it, or {})
@@ -311,60 +210,172 @@ class FSClient:
                 await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
         raise FSClientError(errno.ETIMEDOUT, f"no reclaim reply within {self.timeout:g}s")
 
-    async def request(self, op: str, args: dict) -> dict:
-        """Send one request to the rank holding the path until a safe reply comes back; return
-        its result. A rank that does not hold the path names the one that does (a forward)."""
+    async def request(self, op: str, args: dict, on_lost=None) -> dict:
+        """Send one request to the rank holding the path; return its result once it is
+        answered: a mutation on its unsafe reply (applied, not yet journaled), as Ceph's
+        client returns. Its session then takes the safe reply as it comes (`safe_reply`);
+        after a failover a task resends it (C4, `recover`); if it cannot be made safe, the
+        request is recorded lost, `on_lost(LostRequest)` is called and `sync` hands it out.
+        A rank that does not hold the path names the one that does (a forward)."""
         core = self.core
         tid, rank = core.start(op, args)
-        retry = 0
-        unsafe: m.ClientReply | None = None
-        session: _Session | None = None
+        p = Pending(tid, op, args, rank)
+        # the request again with the same tid, on the same session: the MDS knows a repeat
+        p.again = lambda: core.request(p.tid, p.op, p.args, p.req.retry + 1)
+        handed_off = False
         try:
             with trio.move_on_after(self.timeout):
-                while True:
-                    rank, session = await self._serving_session(rank, sent=retry > 0)
-                    req = core.request(tid, op, args, retry)
-
-                    def again(req=req) -> m.ClientRequest:  # same tid: the MDS knows a repeat
-                        return core.request(tid, op, args, req.retry + 1)
-
-                    after = core.resend_after()
-                    reply = await session.call(req, again, after)
-                    while outcome(reply) is Outcome.UNSAFE:
-                        unsafe = reply  # applied, not yet journaled: wait for the safe reply
-                        core.answered_unsafe(tid, rank, req)
-                        self.log.debug("unsafe reply", tid=tid, mds=session.name)
-                        reply = await session.next_reply(tid, again, after)
-                    what = outcome(reply)
-                    if what is Outcome.FORWARD:
-                        rank, sub = core.forwarded(reply)
-                        self.log.debug("forwarded", tid=tid, to_rank=rank, subtree=sub)
-                        retry += 1
-                        continue
-                    if what in (Outcome.RETRY, Outcome.LOST):
-                        self._check_evicted(sent=True)
-                        if reply is not None:
-                            self.log.info("mds is not serving the rank; waiting for a newer map",
-                                          mds=session.name, tid=tid, rc=reply.rc, error=reply.error)
-                            await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
-                        retry += 1
-                        self.log.info(f"retrying tid {tid}", op=op, retry=retry)
-                        continue
-                    if reply.rc < 0:
-                        raise FSClientError(-reply.rc, reply.error)
-                    if not reply.result and unsafe is not None:
-                        return unsafe.result  # a safe reply may come without the result
+                reply = await self._drive(p, until_unsafe=True)
+                if outcome(reply) is Outcome.UNSAFE:
+                    handed_off = True
+                    self._hand_off(p, on_lost)
                     return reply.result
+                return p.result(reply)
         finally:
-            core.finish(tid)
-            if session is not None:
-                session.replies.forget(tid)
+            if not handed_off:
+                self._settle(p)
         self._check_evicted(sent=True)
         raise FSClientError(errno.ETIMEDOUT, f"no reply to {op} within {self.timeout:g}s "
-                                             f"({core.rank_status(rank)})")
+                                             f"({core.rank_status(p.rank)})")
+
+    async def _drive(self, p: Pending, until_unsafe: bool) -> m.ClientReply:
+        """Send `p` (again, after a failover or forward) until a final reply, or with
+        `until_unsafe` an unsafe one. Raises FSClientError if we were evicted."""
+        core = self.core
+        while True:
+            if p.waiting:  # answered unsafe on this session: the next reply is the safe one
+                reply = await p.session.next_reply(p.tid, p.again, core.resend_after())
+            else:
+                p.rank, p.session = await self._serving_session(p.rank, sent=p.retry > 0)
+                p.req = core.request(p.tid, p.op, p.args, p.retry)
+                reply = await p.session.call(p.req, p.again, core.resend_after())
+            p.waiting = False
+            what = outcome(reply)
+            if what is Outcome.UNSAFE:
+                p.unsafe = reply
+                p.waiting = True
+                core.answered_unsafe(p.tid, p.rank, p.req)
+                if until_unsafe:
+                    return reply
+                continue
+            if what is Outcome.FORWARD:
+                p.rank, sub = core.forwarded(reply)
+                self.log.debug("forwarded", tid=p.tid, to_rank=p.rank, subtree=sub)
+                p.retry += 1
+                continue
+            if what in (Outcome.RETRY, Outcome.LOST):
+                self._check_evicted(sent=True)
+                if reply is not None:
+                    self.log.info("mds is not serving the rank; waiting for a newer map",
+                                  mds=p.session.name, tid=p.tid, rc=reply.rc, error=reply.error)
+                    await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
+                p.retry += 1
+                self.log.info(f"retrying tid {p.tid}", op=p.op, retry=p.retry)
+                continue
+            return reply
+
+    # -- requests answered unsafe, until their safe reply
+    def _hand_off(self, p: Pending, on_lost) -> None:
+        """`p` was answered unsafe: its session takes the safe reply when it comes."""
+        p.on_lost = on_lost
+        p.deadline = trio.current_time() + self.timeout
+        s = p.session
+        queued = s.replies.take(p.tid)  # it may have come in the same read
+        if queued is not None:
+            self.safe_reply(p, queued)
+        elif s.dead:
+            self.recover(p)
+        else:
+            s.unsafe[p.tid] = p
+            self._watched.append(p)
+            if not self._watching:
+                self._watching = True
+                self.nursery.start_soon(self._watchdog)
+
+    def safe_reply(self, p: Pending, reply: m.ClientReply) -> None:
+        """The reply after the unsafe one (from the session's receive task)."""
+        what = outcome(reply)
+        if what is Outcome.UNSAFE:  # again (not expected): the safe one is still to come
+            p.session.unsafe[p.tid] = p
+        elif what is Outcome.DONE:
+            self._lose(p, self._failed(reply)) if reply.rc < 0 else self._settle(p)
+        else:  # not serving now, or forwarded: resend
+            p.waiting = False
+            self.recover(p)
+
+    def recover(self, p: Pending) -> None:
+        """The session of a request answered unsafe went down: resend it until safe."""
+        self.nursery.start_soon(self._until_safe, p)
+
+    async def _watchdog(self) -> None:
+        """Requests answered unsafe with no safe reply within the request timeout are lost
+        (the MDS keeps its journal paused, say); one task for all of them."""
+        try:
+            while self._watched:
+                p = self._watched[0]
+                if not p.settled and p.session.unsafe.get(p.tid) is p:
+                    now = trio.current_time()
+                    if now < p.deadline:  # look again within a second: most settle at once
+                        await trio.sleep_until(min(p.deadline, now + 1.0))
+                        continue
+                    del p.session.unsafe[p.tid]
+                    self._lose(p, f"no safe reply within {self.timeout:g}s")
+                self._watched.popleft()
+        finally:
+            self._watching = False
+
+    @staticmethod
+    def _failed(reply: m.ClientReply) -> str:
+        return (f"re-executed after a failover, it failed: "
+                f"{errno.errorcode.get(-reply.rc, reply.rc)} {reply.error}").rstrip()
+
+    async def _until_safe(self, p: Pending) -> None:
+        """Resend a request answered unsafe to the rank's next holder (or wait for its safe
+        reply there, if it was replayed in up:reconnect); record it lost if that fails."""
+        reason: str | None = f"no safe reply within {self.timeout:g}s"
+        try:
+            try:
+                with trio.move_on_after(self.timeout):
+                    reply = await self._drive(p, until_unsafe=False)
+                    reason = None if reply.rc == 0 else self._failed(reply)
+            except FSClientError as e:
+                reason = e.message
+        except BaseException:  # cancelled: the client is closed without a sync
+            self._settle(p)
+            raise
+        self._lose(p, reason) if reason else self._settle(p)
+
+    def _lose(self, p: Pending, reason: str) -> None:
+        lost = self.core.lose(p.tid, reason)
+        self._settle(p)
+        if lost is not None:
+            self.log.warning(f"tid {p.tid} ({p.op}) was acknowledged unsafe and is lost",
+                             reason=reason, args=p.args)
+            if p.on_lost is not None:
+                p.on_lost(lost)
+
+    def _settle(self, p: Pending) -> None:
+        p.settled = True
+        self.core.finish(p.tid)
+        if p.session is not None:
+            p.session.replies.forget(p.tid)
+        if self._settled is not None:  # someone syncs
+            self._settled.set()
+            self._settled = None
+
+    async def sync(self, path: str | None = None) -> list[LostRequest]:
+        """Wait until every request answered unsafe so far (with `path`: those naming it or
+        something beneath it, an fsync) is safe or lost; return the lost ones. Each settles
+        within the request timeout of its unsafe reply."""
+        tids = self.core.unsafe_tids(path)
+        while tids & self.core.inflight:
+            if self._settled is None:
+                self._settled = trio.Event()
+            await self._settled.wait()
+        return self.core.take_lost(tids)
 
     # -- sessions with rank 0's holder (C1-C6)
-    def _evicted(self, mds: str, reason: str) -> None:
+    def note_evicted(self, mds: str, reason: str) -> None:
         if self.evicted is None:
             self.evicted = reason
             self.held.forget()
@@ -383,11 +394,15 @@ class FSClient:
     def _lock(self, rank: int) -> trio.Lock:
         return self._connect_locks.setdefault(rank, trio.Lock())
 
-    async def _serving_session(self, rank: int, sent: bool = False) -> tuple[int, _Session]:
+    async def _serving_session(self, rank: int, sent: bool = False) -> tuple[int, MDSSession]:
         while True:
             self._check_evicted(sent)
             rank = self.core.usable(rank)
             info = self.core.serving_holder(rank)
+            s = self._sessions.get(rank)
+            if info is not None and s is not None and s.is_open and not s.dead and \
+                    s.ident == ident(info):
+                return rank, s  # the common case: no lock to take
             if info is not None:
                 async with self._lock(rank):
                     s = self._sessions.get(rank)
@@ -402,7 +417,7 @@ class FSClient:
             epoch = self.fsmap.epoch
             await self._newer_map(epoch, RETRY_PAUSE if info is not None else None)
 
-    async def _open_unless_moved(self, info: MDSInfo, rank: int) -> _Session | None:
+    async def _open_unless_moved(self, info: MDSInfo, rank: int) -> MDSSession | None:
         """`_open`, given up as soon as a newer map gives the rank to another incarnation
         (`_on_map`): connecting to a dead host's address can take seconds to fail (no RST
         comes back, e.g. a killed container), and meanwhile the rank's lock would keep
@@ -417,7 +432,7 @@ class FSClient:
                       addr=info.addr)
         return None
 
-    async def _open(self, info: MDSInfo, rank: int) -> _Session | None:
+    async def _open(self, info: MDSInfo, rank: int) -> MDSSession | None:
         """Connect and open a session (request_open); None if the MDS would not have it now."""
         s = await self._connect(info)
         if s is None:
@@ -484,7 +499,7 @@ class FSClient:
     def _renew_interval(self) -> float:
         return self.core.renew_interval()
 
-    async def _connect(self, info: MDSInfo) -> _Session | None:
+    async def _connect(self, info: MDSInfo) -> MDSSession | None:
         host, port = parse_hostport(info.addr.split("/")[0])
         verb = "reconnecting" if self.core.had_session else "connecting"
         self.log.info(f"{verb} to mds.{info.name}", addr=info.addr,
@@ -501,7 +516,7 @@ class FSClient:
             sock = getattr(conn.stream, "socket", None)
             ip = sock.getsockname()[0] if sock is not None else "127.0.0.1"
             self.addr = f"{ip}:0/{self._nonce}"
-        session = _Session(info, conn, self)
+        session = MDSSession(info, conn, self)
         self.nursery.start_soon(session.receive)
         return session
 

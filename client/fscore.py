@@ -3,6 +3,12 @@ the subtrees learnt from forwards), what a reply means (done, failed, forwarded,
 "retry once a newer map comes"), which tid is the oldest still unanswered, what to replay to a
 rank's new holder in up:reconnect (C4), and what the FSMap says about each rank. The trio shell
 is `client/fsclient.py`; both follow Ceph's Client (src/client/Client.cc).
+
+A mutation returns to its caller on the unsafe reply (applied in the MDS's memory, J5), as
+Ceph's Client::make_request does; the core keeps it as *unsafe* until its safe reply (journaled)
+comes, replays it to the rank's next holder after a failover, and records it as *lost* if it
+could not be made safe (the session was refused or evicted, the re-execution failed, or no safe
+reply came within the request timeout). `sync` waits for the unsafe ones.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import enum
 import errno
 import itertools
 import os
+from dataclasses import dataclass
 
 from common import messages as m
 from common import states
@@ -52,6 +59,21 @@ def ident(info: MDSInfo) -> tuple:
     return (info.gid, info.inc, info.addr)
 
 
+@dataclass(frozen=True)
+class LostRequest:
+    """A request answered unsafe (so acknowledged to its caller) that never became safe."""
+
+    tid: int
+    op: str
+    args: dict
+    reason: str
+
+
+def paths_of(args: dict) -> set[str]:
+    """The paths a request names (a rename: both)."""
+    return {v for k, v in args.items() if k in ("path", "src", "dst") and isinstance(v, str)}
+
+
 class Outcome(enum.Enum):
     DONE = "done"  # a final reply: the result, or an error to raise
     UNSAFE = "unsafe"  # applied, not yet journaled: wait for the safe reply
@@ -83,6 +105,7 @@ class ClientCore:
         self.subtrees: dict[str, int] = {}  # subtree root path -> rank (learnt from forwards)
         self.unsafe: dict[int, tuple[int, m.ClientRequest]] = {}
         self.inflight: set[int] = set()  # tids without a final reply yet (oldest_tid)
+        self.lost: dict[int, LostRequest] = {}  # until `take_lost` hands them to a sync
         self.had_session: set[int] = set()  # C4: ranks to reconnect to on a new incarnation
         self.reconnecting: dict[int, tuple] = {}  # rank -> the incarnation we reconnect to
         self._tids = itertools.count(1)
@@ -108,8 +131,32 @@ class ClientCore:
         return rank, sub
 
     def finish(self, tid: int) -> None:
+        """A final reply (or giving up): the MDS may forget the tid (oldest_tid moves on)."""
         self.inflight.discard(tid)
         self.unsafe.pop(tid, None)
+
+    def lose(self, tid: int, reason: str) -> LostRequest | None:
+        """An unsafe request that cannot be made safe; None if it was not unsafe."""
+        entry = self.unsafe.get(tid)
+        if entry is None:
+            return None
+        req = entry[1]
+        lost = self.lost[tid] = LostRequest(tid, req.op, req.args, reason)
+        self.finish(tid)
+        return lost
+
+    def unsafe_tids(self, path: str | None = None) -> set[int]:
+        """What a sync (every unsafe request) or an fsync of `path` (those naming it, or
+        something beneath it) waits for."""
+        if path is None:
+            return set(self.unsafe)
+        top = path.rstrip("/") + "/"
+        return {tid for tid, (_, req) in self.unsafe.items()
+                if any(p == path or p.startswith(top) for p in paths_of(req.args))}
+
+    def take_lost(self, tids: set[int]) -> list[LostRequest]:
+        """The lost among `tids` (in tid order), handed out once."""
+        return [self.lost.pop(t) for t in sorted(tids) if t in self.lost]
 
     def replay(self, rank: int) -> list[m.ClientRequest]:
         """C4: the requests `rank` answered unsafe, to resend to its new holder (replay)."""

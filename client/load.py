@@ -17,6 +17,12 @@ every operation
 `{"type": "complete", ..., "result": "ok"|"error"|"unknown", "errno": 17, "error": "EEXIST"}`
 (`value` holds the mode and mtime for a `stat`). `time` is seconds since the start (monotonic
 clock). `mdsemu client verify` checks the cluster against it.
+
+A mutation completes `ok` on its unsafe reply (as Ceph's client returns, client/fscore.py); if
+it is then lost (never made safe, e.g. its client's session was refused after a failover) a
+`{"type": "lost", "client": "c0", "n": 7, "op": ..., "args": ..., "reason": ...}` record
+follows, and the client treats what it touched as uncertain. Each client syncs (waits for
+every safe reply) before it ends, so the history is complete when `run_load` returns.
 """
 
 from __future__ import annotations
@@ -33,7 +39,13 @@ from datetime import UTC, datetime
 import structlog
 import trio
 
-from client.fsclient import EBLOCKLISTED, FSClient, FSClientError, MonUnreachable
+from client.fsclient import (
+    EBLOCKLISTED,
+    FSClient,
+    FSClientError,
+    LostRequest,
+    MonUnreachable,
+)
 from client.verify import Model, Summary, tally
 
 __all__ = ["History", "run_load"]
@@ -158,7 +170,7 @@ class _Client:
         self.history.add(dict(base, type="invoke"))
         done = dict(base, type="complete")
         try:
-            value = await _do(fs, op, args)
+            value = await _do(fs, op, args, lambda lost: self.lost(base, lost))
         except FSClientError as e:
             if e.code == errno.ETIMEDOUT or e.unknown:
                 done.update(result="unknown", message=e.message)
@@ -182,23 +194,17 @@ class _Client:
         self.model.record(rec)
         return rec
 
+    def lost(self, base: dict, lost: LostRequest) -> None:
+        """An operation acknowledged (unsafe) and then lost: recorded, and uncertain now."""
+        self.history.add(dict(base, type="lost", reason=lost.reason))
+        self.model.forget(base["op"], base["args"])
 
-async def _do(fs: FSClient, op: str, args: dict) -> dict | None:
-    if op == "mkdir":
-        await fs.mkdir(args["path"], args["mode"])
-    elif op == "create":
-        await fs.create(args["path"], args["mode"])
-    elif op == "unlink":
-        await fs.unlink(args["path"])
-    elif op == "rmdir":
-        await fs.rmdir(args["path"])
-    elif op == "rename":
-        await fs.rename(args["src"], args["dst"])
-    elif op == "setattr":
-        await fs.setattr(**args)
-    elif op == "stat":
+
+async def _do(fs: FSClient, op: str, args: dict, on_lost) -> dict | None:
+    if op == "stat":
         inode = await fs.stat(args["path"])
         return {"mode": inode["mode"], "mtime": inode.get("mtime")}
+    await fs.request(op, dict(args), on_lost=on_lost)  # the args are the request's own
     return None
 
 
@@ -254,6 +260,7 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
         while trio.current_time() < end[0] and c.evicted is None:
             await c.one(fs)
             await trio.sleep(pause)
+        await fs.sync()  # every safe reply (or loss) is in the history
 
     async def worker(k: int, name: str, root: str) -> None:
         c = _Client(name, root, history, random.Random(f"{seed}:{k}"), max_entries)

@@ -13,6 +13,11 @@ operations. Per client, the checker replays them in order on a `Model` of the su
 - an operation with an unknown outcome makes the paths it touches uncertain: they and
   everything below them are left out of the strict checks.
 
+An operation acknowledged on its unsafe reply and later reported `lost` by its client (a
+`lost` record: it was never made safe, see client/load.py) counts as lost, not acknowledged:
+its outcome is unknown, and the summary lists it. "Acknowledged" thus means answered and not
+reported lost: every acknowledged operation must be in the live namespace.
+
 Then it lists the live subtree and compares: every path the model holds exists with its type
 and last acknowledged mode (and mtime, for files), and nothing else exists. `longest
 unavailability` per client is the longest time without an answer from the MDS: between the
@@ -299,6 +304,7 @@ class Summary:
     acknowledged: int = 0
     failed: int = 0
     unknown: int = 0
+    lost: list[str] = field(default_factory=list)  # acknowledged unsafe, then lost (reported)
     unavailability: dict[str, float] = field(default_factory=dict)  # client -> seconds
     violations: list[str] | None = field(default_factory=list)  # None: not checked (load)
 
@@ -308,16 +314,17 @@ class Summary:
 
     def text(self) -> str:
         lines = [f"violation: {v}" for v in self.violations or []]
+        lines += [f"lost: {x}" for x in self.lost]
         worst = ", ".join(f"{c} {s:.2f}s" for c, s in self.unavailability.items()) or "-"
         line = (f"ops {self.ops}, acknowledged {self.acknowledged}, failed {self.failed}, "
-                f"unknown {self.unknown}; longest unavailability per client: {worst}")
+                f"unknown {self.unknown}, lost {len(self.lost)}; longest unavailability per client: {worst}")
         if self.violations is not None:
             line += f"; violations: {len(self.violations)}"
         return "\n".join(lines + [line])
 
     def to_json(self) -> dict:
         doc = {"ops": self.ops, "acknowledged": self.acknowledged, "failed": self.failed,
-               "unknown": self.unknown,
+               "unknown": self.unknown, "lost": list(self.lost),
                "longest_unavailability": {c: round(s, 6) for c, s in
                                           self.unavailability.items()}}
         if self.violations is not None:
@@ -339,7 +346,11 @@ def tally(records: list[dict], clients: list[str] | None = None) -> Summary:
     pending = 0
     for rec in records:
         c, t = rec.get("client"), float(rec.get("time", 0.0))
-        if rec.get("type") == "invoke":
+        if rec.get("type") == "lost":
+            s.acknowledged -= 1  # it was counted when its unsafe reply came
+            s.unknown += 1
+            s.lost.append(f"{_describe(rec)}: {rec.get('reason', '')}")
+        elif rec.get("type") == "invoke":
             last.setdefault(c, t)
             worst.setdefault(c, 0.0)
             pending += (c, rec.get("n")) not in completed
@@ -380,7 +391,7 @@ def read_history(path: str) -> tuple[dict[str, str], list[dict]]:
                 raise ValueError(f"{path}:{lineno}: not a history record")
             if rec["type"] == "start":
                 roots.update(rec.get("clients", {}))
-            elif rec["type"] in ("invoke", "complete"):
+            elif rec["type"] in ("invoke", "complete", "lost"):
                 if "client" not in rec or "op" not in rec:
                     raise ValueError(f"{path}:{lineno}: record without client or op")
                 records.append(rec)
@@ -393,12 +404,15 @@ def check_history(roots: dict[str, str], records: list[dict],
     summary = tally(records, list(roots))
     violations: list[str] = []
     models: dict[str, Model] = {}
+    lost = {(r["client"], r.get("n")) for r in records if r["type"] == "lost"}
     for rec in records:
         c = rec["client"]
         if c not in roots:
             roots[c] = f"/load/{c}"
         model = models.setdefault(c, Model(roots[c]))
         if rec["type"] == "complete":
+            if (c, rec.get("n")) in lost:  # answered, then reported lost: outcome unknown
+                rec = dict(rec, result="unknown")
             violations += model.record(rec)
     invoked = {(r["client"], r.get("n")): r for r in records if r["type"] == "invoke"}
     for r in records:

@@ -79,6 +79,7 @@ class Connection:
         self.peer_entity = ""
         self._msgr = _MESSENGER.get()
         self._inj: Injector | None = None
+        self._outbox: list[bytes] = []  # send_coalesced: frames waiting for this round's write
         self._signer = None  # cephx.Signer once the handshake agreed a session key
         self.session_key: bytes | None = None  # cephx: the monitor session's key
         self.identity = None  # cephx, at a service: the peer as its ticket says
@@ -163,6 +164,31 @@ class Connection:
                         waiting=self._pending_sends)
             await self.aclose()
         raise ConnectionClosed(why)
+
+    async def send_coalesced(self, msg) -> None:
+        """Send `msg` together with the others sent this way in the same scheduling round,
+        in one write: the replies a group commit makes safe at once cost one system call,
+        not one each. The first caller waits one round, then writes them all (in order);
+        the others return at once. Only the writer sees ConnectionClosed: callers that use
+        this do not care whether their message arrived (a lost reply is resent for).
+        Signed connections (cephx) send each frame on its own: a signature covers one."""
+        if self._signer is not None:
+            await self.send(msg)
+            return
+        if self._inj is not None:
+            if self._inj.blackholed(self._msgr.blackhole()):
+                log.debug("blackhole: dropping outgoing message", msg=msg.TYPE,
+                          peer=self.peer_entity)
+                return
+            await self._inject_socket_failure(sending=True)
+        self._outbox.append(wire.encode(messages.encode(msg)))
+        if len(self._outbox) > 1:
+            return  # the writer of this round has not written yet: it takes ours too
+        await trio.lowlevel.cancel_shielded_checkpoint()  # let the others of the round add
+        batch, self._outbox = self._outbox, []  # what comes next has a writer of its own
+        # injection was applied per message above; the send lock is FIFO, so batches go
+        # out in the order they were taken
+        await self.send_frame(b"".join(batch), handshake=True, what=msg.TYPE)
 
     async def recv(self):
         """The next message. Raises ConnectionClosed at a clean EOF, ProtocolError otherwise.

@@ -12,9 +12,19 @@ Event types are named in `mds.events`.
 from __future__ import annotations
 
 from mds import filelocks, subtree, xrank
-from mds.events import EFLOCK, ESESSION, EUPDATE, SUBTREE_EVENTS, XRANK_EVENTS, XRANK_OPS
+from mds.events import (
+    EFLOCK,
+    ESESSION,
+    EUPDATE,
+    SUBTREE_EVENTS,
+    XRANK_EVENTS,
+    XRANK_OPS,
+    result_of,
+)
 from mds.namespace import Namespace
 from mds.sessionmap import MAX_COMPLETED_PER_CLIENT, CompletedRequests, split_reqid
+
+LOCAL_OPS = frozenset({"mkdir", "create", "unlink", "rmdir", "rename", "setattr"})
 
 
 def apply(ns: Namespace, ev: dict, sessions: dict[str, dict] | None = None,
@@ -22,6 +32,11 @@ def apply(ns: Namespace, ev: dict, sessions: dict[str, dict] | None = None,
     """One event onto a rank's state. `sessions` and `completed` are left alone if None (the
     active records a request's result itself, once it has it)."""
     t, op = ev.get("t"), ev.get("op")
+    if t == EUPDATE and op in LOCAL_OPS:  # nearly every event: the shortest way
+        ns.apply_update(ev)
+        if completed is not None:
+            completed.note_event(ev)
+        return
     if t == ESESSION:
         if sessions is not None:
             apply_session(sessions, ev)
@@ -76,7 +91,7 @@ def note_completed(table: dict[str, dict], ev: dict) -> None:
         return  # no session (a test's raw request, or closed since): nothing to keep
     done = {t: r for t, r in entry.get("completed", {}).items()
             if int(t) >= ev.get("oldest", 0)}
-    done[str(tid)] = ev.get("result", {})
+    done[str(tid)] = result_of(ev)
     while len(done) > MAX_COMPLETED_PER_CLIENT:
         del done[min(done, key=int)]
     entry["completed"] = done

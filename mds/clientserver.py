@@ -302,7 +302,8 @@ class ClientServer:
         else:
             async def early_reply(result: dict) -> None:
                 with contextlib.suppress(ConnectionClosed):
-                    await conn.send(m.ClientReply(tid=req.tid, rc=0, result=result, safe=False))
+                    await conn.send_coalesced(m.ClientReply(tid=req.tid, rc=0, result=result,
+                                                            safe=False))
 
             early = early_reply if self.mds.config.get("mds_early_reply") else None
             pin = pins.pin_in_request(req.op, req.args)
@@ -319,8 +320,8 @@ class ClientServer:
                 return
             reply = m.ClientReply(tid=req.tid, rc=rc, result=result, error=error)
             self.mds.peers.after_request(req, rc)
-        with contextlib.suppress(ConnectionClosed):
-            await conn.send(reply)
+        with contextlib.suppress(ConnectionClosed):  # one write for a group commit's replies
+            await conn.send_coalesced(reply)
 
     async def _end_session(self, s, reason: str, journal: bool) -> None:
         """Close a session: tell the client (if connected) why, and journal the close."""

@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 import structlog
 import trio
-import trio.testing
 
 from common import log as logsetup
 from common import messages as m
@@ -162,6 +161,8 @@ class MDSDaemon:
         (e.g. by clearing mds_log_pause) goes out while the dispatcher decides to respawn,
         and a fenced instance's write is refused by the osd (F4). Let the other tasks run
         until they block, briefly, then respawn."""
+        import trio.testing  # here, not at the top: it imports pytest (~8 MB in every MDS)
+
         with trio.move_on_after(RESPAWN_SETTLE):
             await trio.testing.wait_all_tasks_blocked()
         if self.respawn_hook is not None and not (self.stopping or process.signalled()):

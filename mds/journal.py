@@ -28,6 +28,7 @@ from mds.events import (  # noqa: F401 - the event types, named here for the jou
     EUPDATE,
     SEGMENT_OPENERS,
     WRITE_BACK,
+    result_of,
 )
 
 MAGIC = "mdsemu journal v1"
@@ -73,17 +74,19 @@ def decode_events(buf: bytes, pos: int) -> tuple[list[tuple[int, dict]], int]:
     """
     events = []
     off = 0
-    while len(buf) - off >= RECORD.size:
-        length, crc = RECORD.unpack_from(buf, off)
+    view = memoryview(buf)  # slices without copies
+    size, unpack_from, crc32, unpackb = len(buf), RECORD.unpack_from, zlib.crc32, msgpack.unpackb
+    while size - off >= RECORD.size:
+        length, crc = unpack_from(buf, off)
         if length > MAX_EVENT:
             raise JournalDamaged(f"record at {pos + off} claims {length} bytes")
-        if len(buf) - off - RECORD.size < length:
+        if size - off - RECORD.size < length:
             break
-        body = bytes(buf[off + RECORD.size : off + RECORD.size + length])
-        if zlib.crc32(body) != crc:
+        body = view[off + RECORD.size : off + RECORD.size + length]
+        if crc32(body) != crc:
             raise JournalDamaged(f"checksum mismatch in journal event at {pos + off}")
         try:
-            ev = msgpack.unpackb(body, raw=False, strict_map_key=False)
+            ev = unpackb(body, raw=False, strict_map_key=False)
         except Exception as e:
             raise JournalDamaged(f"undecodable journal event at {pos + off}: {e}") from None
         if not isinstance(ev, dict) or "t" not in ev:

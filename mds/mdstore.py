@@ -20,13 +20,18 @@ from collections.abc import Callable
 
 import msgpack
 import structlog
+import trio
 
+from common.net import background
 from mds import applier, subtree
 from mds import journal as j
 from mds.namespace import ROOT_INO, Inode, Namespace
 from osd.objecter import OSDClient, OSDError
 
 log = structlog.get_logger("mds")
+
+READ_AHEAD = 1024 * 1024  # bytes of journal asked of the osd at once in replay (divides
+# OBJECT_SIZE, so a piece never straddles two objects)
 
 
 def dir_object(ino: int) -> str:
@@ -76,6 +81,16 @@ class RankStore:
                 return b""
             raise
 
+    async def read_piece(self, name: str, offset: int, length: int) -> bytes:
+        """Bytes of one object (none if it does not exist): a piece of replay's read-ahead."""
+        try:
+            return await self.osd.read(self.pool, name, offset, length,
+                                       min_epoch=self.min_epoch)
+        except OSDError as e:
+            if e.code == errno.ENOENT:
+                return b""
+            raise
+
     async def _omap(self, name: str) -> dict[str, bytes]:
         try:
             return await self.osd.omap_get(self.pool, name, None, min_epoch=self.min_epoch)
@@ -109,13 +124,38 @@ class RankStore:
 
     async def load(self, completed: dict | None = None) -> Namespace:
         """Read the directory objects of the subtrees this rank holds (the ESubtreeMap that
-        opens the journal's first live segment names them), then replay the journal tail."""
+        opens the journal's first live segment names them), then replay the journal tail.
+        The tail is read in pieces, each asked of the osd while the one before is decoded
+        and applied (read-ahead), so the osd's reading and ours overlap."""
         self.header = await self.read_header()
         pos = self.header.expire_pos
-        events, end = j.decode_events(await self._read_stream(pos), pos)
         ns = Namespace(rank=self.rank)
-        if events and events[0][1].get("t") == j.ESUBTREEMAP:
-            applier.apply(ns, events[0][1])
+        self.read_pos = pos
+        self.replayed = 0
+        tail = b""
+        first = True
+
+        async def replay_piece(data: bytes, last: bool) -> None:
+            nonlocal tail, first
+            buf = tail + data if tail else data
+            start = self.read_pos
+            events, end = j.decode_events(buf, start)
+            if first:
+                if not events and not last:  # the opener is not whole yet: it names the
+                    tail = buf  # subtrees whose directory objects are read first
+                    return
+                first = False
+                if events and events[0][1].get("t") == j.ESUBTREEMAP:
+                    applier.apply(ns, events[0][1])
+                await self._load_flushed(ns, completed)
+            tail = buf[end - start:]  # an incomplete record: the next piece completes it
+            self.replayed += self._apply_events(ns, events, end, completed)
+
+        await self._read_stream_ahead(pos, replay_piece)
+        return ns
+
+    async def _load_flushed(self, ns: Namespace, completed: dict | None) -> None:
+        """What the directory and sessionmap objects hold (the state at expire_pos)."""
         await self.read_dirs(ns)
         self.flushed = Namespace.from_wire(ns.to_wire())
         stored = {c: _unpack(v) for c, v in
@@ -126,9 +166,23 @@ class RankStore:
         if completed is not None:  # what clients may resend from before the journal's tail
             for client, d in stored.items():
                 completed.load(client, d.get("completed", {}))
-        self.read_pos = pos
-        self.replayed = self._apply_events(ns, events, end, completed)
-        return ns
+
+    async def _read_stream_ahead(self, pos: int, consume) -> None:
+        """Stream bytes from `pos` to the end in pieces of READ_AHEAD bytes (the first up to
+        the next multiple of it); `consume(piece, last)` runs while the next piece is being
+        read (the osd works meanwhile)."""
+        async with background() as nursery:
+            fetch = _Fetch(self, nursery, pos)
+            while True:
+                data, fetched_pos = await fetch.get(), fetch.pos
+                want = READ_AHEAD - fetched_pos % READ_AHEAD
+                more = len(data) == want
+                if more:  # ask for the next piece before consuming this one
+                    fetch = _Fetch(self, nursery, fetched_pos + len(data))
+                    await trio.lowlevel.checkpoint()  # let it send its request
+                await consume(data, not more)
+                if not more:
+                    return
 
     async def read_dirs(self, ns: Namespace) -> None:
         """Fill `ns` from the directory objects of its subtree roots (not below exports). A
@@ -286,6 +340,33 @@ class RankStore:
         await self.write_header()
         log.info("trimmed journal", segments=len(old), expire_pos=self.header.expire_pos)
         return len(old)
+
+
+class _Fetch:
+    """One piece of the journal stream being read from the osd (a task of the read-ahead);
+    `get` waits for it and raises what the read raised."""
+
+    def __init__(self, store: RankStore, nursery, pos: int) -> None:
+        self.store, self.pos = store, pos
+        self.done = trio.Event()
+        self.data, self.error = b"", None
+        nursery.start_soon(self._run)
+
+    async def _run(self) -> None:
+        objno, off = 1 + self.pos // j.OBJECT_SIZE, self.pos % j.OBJECT_SIZE
+        length = READ_AHEAD - self.pos % READ_AHEAD  # pieces never straddle objects
+        try:
+            self.data = await self.store.read_piece(j.data_object(self.store.rank, objno),
+                                                     off, length)
+        except Exception as e:  # noqa: BLE001 - handed to the reader, not the nursery
+            self.error = e
+        self.done.set()
+
+    async def get(self) -> bytes:
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.data
 
 
 def damaged_path(ns: Namespace, damaged: dict[int, str], op: str, args: dict) -> str | None:

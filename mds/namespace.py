@@ -65,6 +65,10 @@ def ino_range(rank: int) -> tuple[int, int]:
     return FIRST_INO * (rank + 1), FIRST_INO * (rank + 2)
 
 
+_APPLY = {"mkdir": "_apply_mkdir", "create": "_apply_create", "unlink": "_apply_unlink",
+          "rmdir": "_apply_unlink", "rename": "_apply_rename", "setattr": "_apply_setattr"}
+
+
 class Namespace:
     def __init__(self, now: float = 0.0, rank: int = 0) -> None:
         self.inodes: dict[int, Inode] = {
@@ -222,9 +226,7 @@ class Namespace:
     # -- apply an update (active after prepare; replay from the journal): see mds.applier
     def apply_update(self, ev: dict) -> None:
         """An EUpdate of a local operation onto the namespace."""
-        {"mkdir": self._apply_mkdir, "create": self._apply_create,
-         "unlink": self._apply_unlink, "rmdir": self._apply_unlink,
-         "rename": self._apply_rename, "setattr": self._apply_setattr}[ev["op"]](ev)
+        getattr(self, _APPLY[ev["op"]])(ev)  # a table, not a dict of bound methods per event
 
     def attach(self, parent: int, name: str, node: Inode) -> None:
         """Put an inode under a dentry as it was read back (directory objects)."""

@@ -111,6 +111,8 @@ class RankData:
         if not self._flushing:
             self._flushing = True
             try:
+                # the requests woken in this same round (other clients') join the batch
+                await trio.lowlevel.cancel_shielded_checkpoint()
                 while self._queue:
                     while self._log_paused:
                         await self._log_resumed.wait()
@@ -428,7 +430,8 @@ class RankData:
                 applier.apply(ns, ev)
                 result = {"inode": ns.stat(ns.inodes[ev["ino"]])} if ev["ino"] in ns.inodes \
                     and op != "unlink" and op != "rmdir" else {}
-                ev["result"] = result
+                if result != j.result_of(ev):  # a create's result is the event's inode
+                    ev["result"] = result
                 waiter = self._enqueue(ev)
             else:  # we are the master; the witness is asked without our lock held
                 for i in plan["locks"]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mds.events import result_of
+
 OPEN = "open"
 STALE = "stale"
 
@@ -229,6 +231,12 @@ def split_reqid(reqid: str) -> tuple[str, int]:
     return client, int(tid)
 
 
+def _resolve(record: dict | None) -> dict | None:
+    """A completed request's result: recorded as such, or the journal event it came from
+    (events have a type "t"; results never do)."""
+    return result_of(record) if record is not None and "t" in record else record
+
+
 class CompletedRequests:
     """Per client, the results of its requests that it may still resend after a failover
     (Ceph's session completed_requests): a resend is answered from here, not done again. A
@@ -237,38 +245,46 @@ class CompletedRequests:
 
     def __init__(self) -> None:
         self.by_client: dict[str, dict[int, dict]] = {}
+        self._floor: dict[str, int] = {}  # no record of the client is older: trim is free
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.by_client.values())
 
     def get(self, client: str, tid: int) -> dict | None:
-        return self.by_client.get(client, {}).get(tid)
+        return _resolve(self.by_client.get(client, {}).get(tid))
 
     def add(self, client: str, tid: int, result: dict, oldest: int = 0) -> None:
         records = self.by_client.setdefault(client, {})
         records[tid] = result
+        if tid < self._floor.get(client, 0):
+            self._floor[client] = tid
         self.trim(client, oldest)
         while len(records) > MAX_COMPLETED_PER_CLIENT:
             del records[min(records)]
 
     def trim(self, client: str, oldest: int) -> None:
         records = self.by_client.get(client)
-        if records and oldest > 0:
+        if records and oldest > self._floor.get(client, 0):  # once per oldest, not per event
             for tid in [t for t in records if t < oldest]:
                 del records[tid]
+            self._floor[client] = oldest
 
     def forget(self, client: str) -> None:
         self.by_client.pop(client, None)
+        self._floor.pop(client, None)
 
     def note_event(self, ev: dict) -> None:
-        """An EUpdate (journaled or replayed): remember its result, trim by its `oldest`."""
+        """An EUpdate (journaled or replayed): remember its result, trim by its `oldest`. The
+        event itself is kept, its result worked out only if a resend asks for it (replay
+        notes 10^5 of them; few are ever asked for)."""
         if ev.get("reqid"):
             client, tid = split_reqid(ev["reqid"])
-            self.add(client, tid, ev.get("result", {}), ev.get("oldest", 0))
+            self.add(client, tid, ev if "t" in ev else result_of(ev), ev.get("oldest", 0))
 
     def to_wire(self, client: str) -> dict[str, dict]:
-        return {str(t): r for t, r in sorted(self.by_client.get(client, {}).items())}
+        return {str(t): _resolve(r) for t, r in sorted(self.by_client.get(client, {}).items())}
 
     def load(self, client: str, wire: dict) -> None:
+        self._floor.pop(client, None)
         for tid, result in wire.items():
             self.by_client.setdefault(client, {})[int(tid)] = result

@@ -233,6 +233,7 @@ class NFSServer:
             if a.get("create") and claim == "null":
                 try:
                     await fs.create(path)
+                    await _stable(fs, path)
                 except FSClientError as e:
                     if e.code != errno.EEXIST:
                         raise
@@ -263,14 +264,26 @@ class NFSServer:
         if op == "readdir":
             return {"entries": [[n, i] for n, i in await fs.ls(str(a["path"]))]}
         if op in ("mkdir", "create"):
-            return {"inode": await getattr(fs, op)(str(a["path"]))}
+            inode = await getattr(fs, op)(str(a["path"]))
+            await _stable(fs, str(a["path"]))
+            return {"inode": inode}
         if op in ("unlink", "rmdir"):
             await getattr(fs, op)(str(a["path"]))
+            await _stable(fs, str(a["path"]))
             return {}
         if op == "rename":
             await fs.rename(str(a["src"]), str(a["dst"]))
+            await _stable(fs, str(a["dst"]))
             return {}
         raise NFS4Error("NFS4ERR_OP_ILLEGAL", f"unknown op {op!r}")
+
+
+async def _stable(fs: FSClient, path: str) -> None:
+    """NFS answers a change of a directory once it is on stable storage: the client library
+    returns on the MDS's unsafe reply, so wait for the safe one (an fsync of `path`)."""
+    for lost in await fs.sync(path):
+        raise FSClientError(errno.EIO, f"{lost.op} {path}: acknowledged unsafe, then lost "
+                                       f"({lost.reason})")
 
 
 def main(argv: list[str] | None = None) -> None:

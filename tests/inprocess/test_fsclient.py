@@ -309,19 +309,72 @@ async def test_concurrent_requests_are_matched_by_tid(cluster, mds_a, autojump_c
     assert max(o for _, o in mds_a.oldest) > first  # later ones: the first was answered
 
 
-async def test_waits_for_the_safe_reply(cluster, mds_a, autojump_clock):
+async def test_returns_on_the_unsafe_reply_and_sync_waits_for_the_safe_one(
+        cluster, mds_a, autojump_clock):
+    """Ceph's client returns on the unsafe reply; sync (and unmount) waits for the safe one,
+    and the request stays in flight (oldest_tid) until then."""
     mds_a.safe_gate = trio.Event()
-    done = []
+    synced = []
     async with FSClient.open(cluster.mon_host) as fs:
-        async def mkdir():
-            done.append(await fs.mkdir("/x"))
+        inode = await fs.mkdir("/x")  # the unsafe reply's result
+        assert inode["ino"] == mds_a.ns.inodes["/x"]["ino"]
+        await fs.stat("/")
+        mkdir_tid = mds_a.oldest[0][0]
+        assert mds_a.oldest[-1] == (mkdir_tid + 1, mkdir_tid)  # the mkdir is still unsafe
+
+        async def sync():
+            synced.append(await fs.sync())
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(mkdir)
+            nursery.start_soon(sync)
             await trio.sleep(5)
-            assert not done and "/x" in mds_a.ns.inodes  # unsafe reply sent, still waiting
+            assert not synced  # no safe reply yet
             mds_a.safe_gate.set()
-    assert done[0]["ino"] == mds_a.ns.inodes["/x"]["ino"]  # the unsafe reply's result
+        assert synced == [[]]  # safe, nothing lost
+        await fs.stat("/")
+        assert mds_a.oldest[-1][1] > mkdir_tid  # the MDS may forget the mkdir now
+
+
+async def test_an_unsafe_request_that_cannot_be_made_safe_is_reported_lost(
+        cluster, mds_a, ns, nursery, autojump_clock):
+    """The holder dies between the unsafe and the safe reply; its successor replays the
+    request (C4) but fails it (here: the successor has no trace of it and the namespace
+    changed meanwhile): the caller was told ok, so the loss is reported, not hidden."""
+    mds_a.safe_gate = trio.Event()  # never set: a dies before journaling
+    lost_cb = []
+    async with FSClient.open(cluster.mon_host, timeout=30) as fs:
+        await fs.request("mkdir", {"path": "/x", "mode": 0o755}, on_lost=lost_cb.append)
+        tid = mds_a.seen[-1][1]
+        del ns.inodes["/x"]  # a's change never reached the journal
+        ns.completed.clear()
+        ns.inodes["/x"] = ns._inode(stat.S_IFREG | 0o644)  # someone else made /x since
+        mds_b = await FakeMDS("b", ns).start(nursery)
+        make_holder(cluster, mds_b, states.RECONNECT)
+        mds_a.stop()
+        await wait_until(lambda: any(t == tid for _, t, _, _ in mds_b.seen))
+        set_state(cluster, mds_b, states.ACTIVE)
+        lost = await fs.sync()
+    assert [(x.tid, x.op) for x in lost] == [(tid, "mkdir")]
+    assert "failed: EEXIST" in lost[0].reason
+    assert lost_cb == lost
+
+
+async def test_a_failover_between_unsafe_and_safe_loses_nothing(
+        cluster, mds_a, ns, nursery, autojump_clock):
+    """C4: what was answered unsafe is replayed to the next holder in up:reconnect, which
+    answers it (from its completed requests, or by re-executing it): sync reports no loss."""
+    mds_a.safe_gate = trio.Event()
+    async with FSClient.open(cluster.mon_host, timeout=30) as fs:
+        await fs.mkdir("/x")
+        await fs.create("/x/f")
+        mds_b = await FakeMDS("b", ns).start(nursery)
+        make_holder(cluster, mds_b, states.RECONNECT)
+        mds_a.stop()
+        await wait_until(lambda: len(mds_b.seen) == 2)
+        assert [op for *_, op in mds_b.seen] == ["mkdir", "create"]  # replayed in order
+        set_state(cluster, mds_b, states.ACTIVE)
+        assert await fs.sync() == []
+    assert "/x/f" in ns.inodes
 
 
 # -- failover

@@ -44,7 +44,8 @@ async def test_H8_MDS_SLOW_REQUEST_while_a_request_waits_for_the_journal(cluster
         done = trio.Event()
 
         async def mkdir():
-            await fs.mkdir("/held")
+            await fs.mkdir("/held")  # returns on the unsafe reply
+            await fs.sync()  # the safe one waits for the journal
             done.set()
 
         nursery.start_soon(mkdir)

@@ -112,3 +112,31 @@ async def test_config_set_reaches_the_osd_and_the_mon_at_run_time(nursery, tmp_p
                      timeout=10, what="the osd to apply its config")
     assert c.mon.config.source("ms_blackhole_client") == "mon"
     nursery.cancel_scope.cancel()
+
+
+async def test_replies_sent_in_one_round_go_out_in_one_write_in_order(autojump_clock):
+    """Connection.send_coalesced: the safe replies a group commit releases together reach
+    the peer in the order they were sent, in one write; a later one in a write of its own."""
+    left, right = trio.testing.memory_stream_pair()
+    writes = []
+    send_all = left.send_all
+
+    async def counting(data) -> None:
+        writes.append(len(data))
+        await send_all(data)
+
+    left.send_all = counting
+    mds, client = Connection(left), Connection(right)
+
+    sent = []
+
+    async def reply(tid: int) -> None:
+        sent.append(tid)  # trio runs the tasks of a round in an order of its own
+        await mds.send_coalesced(m.ClientReply(tid=tid, rc=0))
+
+    async with trio.open_nursery() as nursery:
+        for tid in range(1, 6):
+            nursery.start_soon(reply, tid)
+    await reply(6)
+    assert [(await client.recv()).tid for _ in range(6)] == sent
+    assert sorted(sent) == [1, 2, 3, 4, 5, 6] and len(writes) == 2

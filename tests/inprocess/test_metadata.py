@@ -8,6 +8,7 @@ import json
 import pytest
 import trio
 
+from client.fsclient import FSClient
 from common.messages import ClientReconnect, ClientRequest
 from common.net import connect, parse_hostport
 from mds.rankdata import Fenced, RankData
@@ -74,6 +75,70 @@ async def test_every_acknowledged_entry_survives_failover(cluster, autojump_cloc
         assert c.fsmap.fs_by_name("cephfs").up[0] == follower.gid  # S1
     names = await _names(c)
     assert sorted(names) == sorted(f"f{i}" for i in range(300))
+
+
+async def test_R3_replay_reads_ahead_in_pieces_records_straddle(cluster, autojump_clock,
+                                                               monkeypatch):
+    """Replay reads the journal tail in pieces (read-ahead): with pieces smaller than one
+    record (the segment opener too, which names the directories to read first), every record
+    is completed by the next piece; nothing is lost or doubled. Small segments: the tail
+    starts past the written-back directories."""
+    from mds import mdstore
+
+    c = cluster
+    await _cephfs_with(c, "a", "b", mds_log_events_per_segment=16, mds_log_max_segments=8)
+    await _create(c, 120)
+    monkeypatch.setattr(mdstore, "READ_AHEAD", 32)  # divides the 4 MiB object size
+    active = c.holder_name()
+    c.mds[active].kill()
+    await c.wait_for(lambda: c.holder_name() not in (None, active), what="takeover")
+    assert sorted(await _names(c)) == sorted(f"f{i}" for i in range(120))
+
+
+async def _unsafe_creates_then_kill(c: Cluster, fs: FSClient, n: int) -> str:
+    """/d made safe, then n creates answered unsafe only (the holder's journal is paused),
+    then the holder is killed; returns its name."""
+    active = c.holder_name()
+    await fs.mkdir("/d")
+    assert await fs.sync() == []
+    await c.ok("config", "set", f"mds.{active}", "mds_log_pause", "true")
+    for i in range(n):
+        await fs.create(f"/d/f{i}")  # returns on the unsafe reply
+    assert len(fs.core.unsafe) == n
+    c.mds[active].kill()
+    return active
+
+
+async def test_J5_failover_between_unsafe_and_safe_replies_loses_nothing(cluster,
+                                                                        autojump_clock):
+    """The client returns on the unsafe reply; the holder dies before journaling. The client
+    replays the unsafe requests to the next holder in up:reconnect (C4), which re-executes
+    them in up:clientreplay (R3 step 6): sync reports nothing lost, and every one is there."""
+    c = cluster
+    await _cephfs_with(c, "a", "b")
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=60) as fs:
+        active = await _unsafe_creates_then_kill(c, fs, 5)
+        assert await fs.sync() == []  # answered safe in up:clientreplay
+        await c.wait_for(lambda: c.holder_name() not in (None, active), what="takeover")
+        assert sorted(n for n, _ in await fs.ls("/d")) == [f"f{i}" for i in range(5)]
+
+
+async def test_J5_unsafe_requests_a_refused_client_cannot_replay_are_reported_lost(
+        cluster, autojump_clock):
+    """As above, but the client is blocklisted before the takeover: the next holder refuses
+    its reconnect, the unsafe creates are gone, and sync reports each one lost (they were
+    acknowledged to the caller, so the loss must not be silent)."""
+    c = cluster
+    await _cephfs_with(c, "a", "b")
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=60) as fs:
+        active = await _unsafe_creates_then_kill(c, fs, 3)
+        await c.ok("osd", "blocklist", "add", fs.addr, "3600")  # long before b's reconnect
+        lost = await fs.sync()
+        assert [(x.op, x.args["path"]) for x in lost] == [("create", f"/d/f{i}")
+                                                          for i in range(3)]
+        assert all("blocklisted" in x.reason for x in lost), lost
+    await c.wait_for(lambda: c.holder_name() not in (None, active), what="takeover")
+    assert await _names(c) == []
 
 
 async def test_F4_fenced_instance_cannot_write(cluster, autojump_clock):

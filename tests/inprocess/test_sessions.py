@@ -113,6 +113,7 @@ async def test_C4_client_reconnects_so_reconnect_ends_early(cluster, nursery, au
     first, other, watch = await _pair_watched(c, nursery)
     async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/d")
+        await fs.sync()  # safe: nothing to replay (see test_metadata for the unsafe case)
         c.mds[first].kill()
         await c.wait_for(lambda: c.holder_name() == other, what="takeover")
         await fs.mkdir("/d/e")

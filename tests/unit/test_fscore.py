@@ -94,3 +94,26 @@ def test_the_file_system_by_name_or_the_default_and_a_stopped_rank() -> None:
     assert default.filesystem().fs_name == "cephfs"
     assert default.usable(3) == 0  # rank 3 is not in: rank 0 has its subtrees
     assert default.renew_interval() == pytest.approx(default.filesystem().session_timeout / 3)
+
+
+def test_unsafe_requests_until_safe_or_lost() -> None:
+    """A request answered unsafe stays in flight (oldest_tid) until its safe reply; one that
+    cannot be made safe is recorded lost and handed out once, to the sync that waited."""
+    core = ClientCore(None)
+    t1, _ = core.start("mkdir", {"path": "/a"})
+    t2, _ = core.start("rename", {"src": "/a", "dst": "/b/c"})
+    t3, _ = core.start("create", {"path": "/ab"})
+    for tid, op, args in ((t1, "mkdir", {"path": "/a"}),
+                          (t2, "rename", {"src": "/a", "dst": "/b/c"}),
+                          (t3, "create", {"path": "/ab"})):
+        core.answered_unsafe(tid, 0, core.request(tid, op, args, retry=0))
+    assert core.unsafe_tids() == {t1, t2, t3}
+    assert core.unsafe_tids("/a") == {t1, t2}  # an fsync: what names it (not /ab)
+    assert core.unsafe_tids("/b") == {t2}  # or something beneath it
+    core.finish(t1)  # safe
+    lost = core.lose(t2, "session refused")
+    assert (lost.tid, lost.op, lost.reason) == (t2, "rename", "session refused")
+    assert core.lose(t1, "late") is None  # already safe: not lost
+    assert core.inflight == {t3} and core.unsafe_tids() == {t3}
+    assert core.take_lost({t1, t2}) == [lost]
+    assert core.take_lost({t2}) == []  # handed out once

@@ -92,13 +92,13 @@ def test_one_monclient_hunts_over_mon_host() -> None:
 
 
 def test_one_reply_multiplexer_by_tid() -> None:
-    for name in ("common/monclient.py", "osd/objecter.py", "client/fsclient.py"):
+    for name in ("common/monclient.py", "osd/objecter.py", "client/mdssession.py"):
         assert "common.replies.ReplyMux" in _imports(ROOT / name), name
     channels = {str(p.relative_to(ROOT)) for p in _production()
                 if "open_memory_channel(" in p.read_text()}
-    # the replies' channels and the MonClient's pushes (the monitor's outgoing queue is an
-    # OutQueue, common/outqueue.py)
-    assert channels == {"common/replies.py", "common/monclient.py"}
+    # the MonClient's pushes only (replies wait in ReplyMux's slots; the monitor's outgoing
+    # queue is an OutQueue, common/outqueue.py)
+    assert channels == {"common/monclient.py"}
 
 
 def test_unit_tests_open_no_sockets():
