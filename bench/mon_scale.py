@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import selectors
 import socket
 import statistics
 import subprocess
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from client.admin import AdminClient  # noqa: E402
 from client.localcluster import Cluster  # noqa: E402
 from common import messages as m  # noqa: E402
-from common import states  # noqa: E402
+from common import states, wire  # noqa: E402
 from common.net import Connection, HandshakeError, connect  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -111,40 +112,52 @@ async def fake_mds(host: str, port: int, i: int, fleet: Fleet) -> None:
                 epoch = msg.mdsmap["epoch"]
 
 
-async def subscribers_main(port: int, k: int, what: str) -> None:
+def subscribers_main(port: int, k: int, what: str) -> None:
     """The child process of `epoch_reach`: k subscribers; prints "ready" once each has its
     first map, then reads a target epoch on stdin and prints the perf_counter at which the
-    last of them received it (CLOCK_MONOTONIC: comparable with the parent's)."""
-    got_first: list[int] = []
-    arrivals: list[float] = []
-    target: list[int] = []
+    last of them received it (CLOCK_MONOTONIC: comparable with the parent's). Plain sockets
+    and one selector, so that what is measured is the monitor's delivery rather than this
+    process waking a thousand tasks."""
+    socks = []
+    for i in range(k):
+        s = socket.create_connection(("127.0.0.1", port))
+        dec = wire.FrameDecoder()
+        s.sendall(wire.encode(m.encode(m.Hello(entity=f"client.sub{i}"))))
+        _next_frame(s, dec)  # hello_ok
+        s.sendall(wire.encode(m.encode(m.Subscribe(what=[what]))))
+        socks.append((s, dec))
+    for s, dec in socks:
+        _next_frame(s, dec)  # the first map
+    print("ready", flush=True)
+    target = int(sys.stdin.readline())
+    sel = selectors.DefaultSelector()
+    for s, dec in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, dec)
+    remaining, last = k, 0.0
+    while remaining:
+        for key, _ in sel.select():
+            dec = key.data
+            dec.feed(key.fileobj.recv(1 << 16))
+            while (msg := dec.next()) is not None:
+                body = msg.get("mdsmap") or msg.get("fsmap") or {}
+                if body.get("epoch", 0) >= target:
+                    last = time.perf_counter()
+                    remaining -= 1
+                    sel.unregister(key.fileobj)
+                    break
+    print(repr(last), flush=True)
+    for s, _ in socks:
+        s.close()
 
-    async def one(i: int) -> None:
-        conn, _ = await connect("127.0.0.1", port, f"client.sub{i}")
-        await conn.send(m.Subscribe(what=[what]))
-        first = True
-        while True:
-            msg = await conn.recv()
-            epoch = msg.mdsmap["epoch"] if isinstance(msg, m.MDSMapMsg) else msg.fsmap["epoch"]
-            if first:
-                first = False
-                got_first.append(i)
-            if target and epoch >= target[0]:
-                arrivals.append(time.perf_counter())
-                return
 
-    async with trio.open_nursery() as nursery:
-        for i in range(k):
-            nursery.start_soon(one, i)
-        while len(got_first) < k:
-            await trio.sleep(0.01)
-        print("ready", flush=True)
-        line = await trio.to_thread.run_sync(sys.stdin.readline)
-        target.append(int(line))
-        while len(arrivals) < k:
-            await trio.sleep(0.001)
-        print(repr(max(arrivals)), flush=True)
-        nursery.cancel_scope.cancel()
+def _next_frame(s: socket.socket, dec: wire.FrameDecoder) -> dict:
+    while (msg := dec.next()) is None:
+        data = s.recv(1 << 16)
+        if not data:
+            raise ConnectionError("closed by the monitor")
+        dec.feed(data)
+    return msg
 
 
 async def epoch_reach(admin: AdminClient, port: int, k: int, what: str,
@@ -304,7 +317,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.subscribers:
         port, k, what = args.subscribers.split(":")
-        trio.run(subscribers_main, int(port), int(k), what)
+        subscribers_main(int(port), int(k), what)
         return
     base = Path(args.dir or tempfile.mkdtemp(prefix="mon_scale."))
     loop = trio.run(loopback_rate)
@@ -343,7 +356,8 @@ def main() -> None:
 
 
 async def _rtt(c: Cluster) -> float:
-    async with AdminClient.open(f"127.0.0.1:{c.port}") as admin:
+    # a monitor saturated by 3,000 daemons can take a while to answer a new connection
+    async with AdminClient.open(f"127.0.0.1:{c.port}", timeout=120) as admin:
         return await baseline_rtt(admin)
 
 

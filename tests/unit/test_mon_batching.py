@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from structlog.testing import capture_logs
+
 from common import states
 from common.messages import Beacon
 from mon import commands
@@ -103,3 +105,12 @@ def test_H8_a_health_report_alone_is_proposed_and_logged() -> None:
     assert not out.fsmaps
     assert any("Health check failed" in msg and "MDS_TRIM" in msg for _, _, msg in out.clog)
     assert not c.mon.tick(c.t + 1, c.wall).changed  # health is not computed again for nothing
+
+
+def test_T5_no_beacon_is_logged_once_as_the_daemon_turns_laggy_not_at_every_tick() -> None:
+    c = healthy("a")
+    c.kill("a")  # no standby: it stays in the map, laggy, holding its rank (T6)
+    with capture_logs() as logs:
+        c.advance(60)  # 15 s grace, then a tick every 5 s
+    late = [e for e in logs if e["event"].startswith("no beacon from")]
+    assert len(late) == 1 and c.info("a").laggy
