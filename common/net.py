@@ -110,9 +110,10 @@ class Connection:
                               handshake=isinstance(msg, _HANDSHAKE), what=msg.TYPE)
 
     async def send_frame(self, data: bytes, *, handshake: bool = False,
-                         what: str = "frame") -> None:
+                         what: str = "frame", count: int = 1) -> None:
         """Send a frame already encoded (a map encoded once for all its subscribers); fault
-        injection applies to it as to any message but the handshake."""
+        injection applies to it as to any message but the handshake. `count`: how many
+        messages `data` holds (send_coalesced), for the max_pending_sends bound."""
         if self._inj is not None and not handshake:
             if self._inj.blackholed(self._msgr.blackhole()):
                 log.debug("blackhole: dropping outgoing message", msg=what,
@@ -121,9 +122,9 @@ class Connection:
             await self._inject_socket_failure(sending=True)
         if self._given_up:
             raise ConnectionClosed(self._given_up)
-        if self.max_pending_sends and self._pending_sends >= self.max_pending_sends:
+        if self.max_pending_sends and self._pending_sends + count > self.max_pending_sends:
             await self._give_up("peer too slow, send queue full")
-        self._pending_sends += 1
+        self._pending_sends += count
         try:
             # a send cut half way leaves a broken stream: the connection is closed then
             with trio.move_on_after(self.send_timeout or math.inf) as scope:
@@ -135,7 +136,7 @@ class Connection:
                     except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
                         raise ConnectionClosed(self._given_up or str(e)) from None
         finally:
-            self._pending_sends -= 1
+            self._pending_sends -= count
         if scope.cancelled_caught:
             await self._give_up("peer stuck, not reading")
 
@@ -181,6 +182,9 @@ class Connection:
                           peer=self.peer_entity)
                 return
             await self._inject_socket_failure(sending=True)
+        if self.max_pending_sends and \
+                self._pending_sends + len(self._outbox) >= self.max_pending_sends:
+            await self._give_up("peer too slow, send queue full")  # counted per message
         self._outbox.append(wire.encode(messages.encode(msg)))
         if len(self._outbox) > 1:
             return  # the writer of this round has not written yet: it takes ours too
@@ -188,7 +192,8 @@ class Connection:
         batch, self._outbox = self._outbox, []  # what comes next has a writer of its own
         # injection was applied per message above; the send lock is FIFO, so batches go
         # out in the order they were taken
-        await self.send_frame(b"".join(batch), handshake=True, what=msg.TYPE)
+        await self.send_frame(b"".join(batch), handshake=True, what=msg.TYPE,
+                              count=len(batch))
 
     async def recv(self):
         """The next message. Raises ConnectionClosed at a clean EOF, ProtocolError otherwise.
