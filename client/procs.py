@@ -163,7 +163,7 @@ def running(d: str) -> dict[str, int]:
     return found
 
 
-CEPHX_DEFAULT = False  # vstart, demo and the test harness: auth none unless --cephx
+CEPHX_DEFAULT = True  # vstart, demo and the test harness run with cephx, as Ceph's vstart.sh
 MDS_KEYS = "abcdefghijklmnopqrstuvwxyz"  # vstart's MDS names: each gets its key up front
 OSD_KEYS = 4
 
