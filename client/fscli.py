@@ -85,6 +85,9 @@ def parser() -> argparse.ArgumentParser:
     ld.add_argument("--pin-ranks", action="store_true",
                     help="pin client k's subtree to rank k %% max_mds (ceph.dir.pin), and its "
                          "directory x to the next rank (renames across ranks)")
+    ld.add_argument("--remount", action="store_true",
+                    help="a client the MDS evicts mounts again with a fresh session (the "
+                         "thrasher's load); without it an evicted client stops")
     vf = op("verify", "check the namespace against a load history", "")
     vf.add_argument("--history", required=True, metavar="FILE")
     vf.add_argument("--json", action="store_true", help="print the summary as JSON")

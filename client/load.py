@@ -8,7 +8,8 @@ rmdir of a non-empty directory, a directory into itself...), so that the history
 failed operations with their errno. A request that gets no answer within `op_timeout`
 (FSClientError ETIMEDOUT, failovers included) is recorded as `unknown`; the model then treats
 the paths it touched as uncertain and the client no longer uses them. A client the MDS evicts
-(blocklisted: its requests fail from then on) mounts again with a fresh session and goes on.
+(blocklisted: its requests fail from then on) stops; with `--remount` it mounts again with a
+fresh session and goes on, as an operator (or ceph-fuse with `client_reconnect_stale`) would.
 
 The history (JSON lines, written as it goes) starts with
 `{"type": "start", "wall": ..., "clients": {"c0": "/load/c0", ...}, "seed": ...}` and has for
@@ -239,12 +240,15 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
                    fs_name: str | None = None, prefix: str = "/load", op_timeout: float = 30.0,
                    pause: float = 0.01, seed: int | None = None, max_entries: int = 120,
                    auth: str = "", connect_timeout: float | None = None,
-                   hunt_interval: float = 1.0, pin_ranks: bool = False) -> Summary:
+                   hunt_interval: float = 1.0, pin_ranks: bool = False,
+                   remount: bool = False) -> Summary:
     """Run the load for `duration` seconds (then each client finishes the operation it is in)
     and return the summary (violations None: not checked; see verify). `pause` is the think
     time between a client's operations; `pin_ranks` pins client k's subtree to rank
     k % max_mds (ceph.dir.pin) and, with several ranks, its directory `x` (kept: never moved
-    or removed) to the next rank, so that renames in and out of it cross ranks."""
+    or removed) to the next rank, so that renames in and out of it cross ranks. `remount`:
+    a client the MDS evicts mounts again (without it, it stops: C6, as a blocklisted client
+    stays refused)."""
     seed = random.randrange(2**32) if seed is None else seed
     names = {f"c{k}": posixpath.join(prefix, f"c{k}") for k in range(clients)}
     history = History(history_path, names, seed)
@@ -278,7 +282,9 @@ async def run_load(mon_host: str, clients: int, duration: float, history_path: s
             ready.release()
             await go.wait()
             await work(c, fs)
-        while c.evicted is not None and trio.current_time() < end[0]:
+        if c.evicted is not None and not remount:  # C6: refused from now on; it stops
+            print(f"mdsemu client: load: {name}: {c.evicted}", file=sys.stderr, flush=True)
+        while remount and c.evicted is not None and trio.current_time() < end[0]:
             # C6: this session is refused from now on (blocklisted). Mount again, as an
             # operator would (or ceph-fuse with client_reconnect_stale): a new session with a
             # new global id and address; the model goes on (the lost operations are unknown).
@@ -323,7 +329,7 @@ async def cli(config, args) -> int:
         summary = await run_load(config.get("mon_host"), args.clients, args.duration,
                                  args.history, fs_name=args.fs, op_timeout=args.timeout,
                                  pause=args.pause, seed=args.seed, auth=auth_key(config),
-                                 pin_ranks=args.pin_ranks,
+                                 pin_ranks=args.pin_ranks, remount=args.remount,
                                  connect_timeout=args.connect_timeout,
                                  hunt_interval=config.get("mon_client_hunt_interval"))
     except OSError as e:

@@ -380,7 +380,7 @@ def run(a: argparse.Namespace) -> int:
         with open(load_log, "w") as out:  # a file, not a pipe nobody reads until the end
             load = subprocess.Popen(
                 [sys.executable, "-m", "client", "-c", c.conf, "client", "load", "--clients",
-                 str(a.clients), "--duration", f"{faults[-1].heal_at + 1:.3f}", "--history",
+                 str(a.clients), "--remount", "--duration", f"{faults[-1].heal_at + 1:.3f}", "--history",
                  history, "--seed", str(seed), "--fs", a.fs],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True,
                 start_new_session=True)  # our Ctrl-C is ours to handle: we heal first
