@@ -1,9 +1,19 @@
-"""Whole-suite hooks: how `make test PYTEST_ARGS="-n 2 --dist loadgroup"` shares the tests
-between pytest-xdist workers."""
+"""Whole-suite hooks: SIGINT as a terminal gives it, and how `make test PYTEST_ARGS="-n 2
+--dist loadgroup"` shares the tests between pytest-xdist workers."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+
+def pytest_configure(config) -> None:
+    """A suite started in the background by a shell without job control inherits SIGINT
+    ignored, and so would every daemon and tool it starts (an ignored signal survives exec):
+    the Ctrl-C tests (`mdsemu -w`, `mdsemu thrash`) need it delivered."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)
