@@ -74,14 +74,20 @@ async def out_of_grace(heads: list[Head], clients: list[NFSClient] = ()) -> None
             await trio.sleep(1)
 
 
+async def grace_db_of_a_and_b(r: Rados):
+    """The seed's `ganesha-rados-grace add a b`: the grace object, heads a and b members."""
+    await r.pool_create(grace.DEFAULT_POOL)
+    io = r.ioctx(grace.DEFAULT_POOL, "ganesha")
+    await io.operate("grace", grace.create_ops())
+    await update(io, "grace", lambda db: grace.add(db, ["a", "b"]))
+    return io
+
+
 async def test_a_killed_heads_lock_is_denied_then_reclaimed_after_the_reset(cluster,
                                                                            autojump_clock):
     c = cluster
     async with Rados.connect(Config("client.admin", overrides=c.options())) as r:
-        await r.pool_create(grace.DEFAULT_POOL)
-        io = r.ioctx(grace.DEFAULT_POOL, "ganesha")
-        await io.operate("grace", grace.create_ops())
-        await update(io, "grace", lambda db: grace.add(db, ["a", "b"]))
+        io = await grace_db_of_a_and_b(r)
         a, b = Head(c, "a"), Head(c, "b")
         async with trio.open_nursery() as n:
             n.start_soon(a.start)
@@ -132,10 +138,7 @@ async def test_a_head_down_past_its_session_timeout_loses_its_locks_and_reclaims
         cluster, autojump_clock):
     c = cluster
     async with Rados.connect(Config("client.admin", overrides=c.options())) as r:
-        await r.pool_create(grace.DEFAULT_POOL)
-        io = r.ioctx(grace.DEFAULT_POOL, "ganesha")
-        await io.operate("grace", grace.create_ops())
-        await update(io, "grace", lambda db: grace.add(db, ["a", "b"]))
+        await grace_db_of_a_and_b(r)
         a, b = Head(c, "a", session_timeout=20), Head(c, "b")
         async with trio.open_nursery() as n:
             n.start_soon(a.start)
