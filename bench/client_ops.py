@@ -102,7 +102,8 @@ def cpu_now(pids: dict[str, int]) -> dict[str, float]:
 
 
 async def client_ops(mon_host: str, clients: int, seconds: float, run: int,
-                     pids: dict[str, int], safe: bool = False) -> tuple[float, float, dict, dict]:
+                     pids: dict[str, int], safe: bool = False,
+                     auth=None) -> tuple[float, float, dict, dict]:
     """(creates/s, stats/s, CPU µs per create and per stat by process) of `clients`
     sequential clients together; with `safe` each create waits for its safe reply (a sync
     after each: what the client did before it returned on the unsafe one)."""
@@ -144,11 +145,11 @@ async def client_ops(mon_host: str, clients: int, seconds: float, run: int,
     ready = trio.Semaphore(0)
     start, stat_start = trio.Event(), trio.Event()
     phase = [clients, clients]
-    async with FSClient.open(mon_host, fs_name="cephfs", timeout=60) as admin:
+    async with FSClient.open(mon_host, fs_name="cephfs", timeout=60, auth=auth) as admin:
         await admin.mkdir(f"/bench{run}")
     async with trio.open_nursery() as nursery:
         async def worker(k: int) -> None:
-            async with FSClient.open(mon_host, fs_name="cephfs", timeout=60) as fs:
+            async with FSClient.open(mon_host, fs_name="cephfs", timeout=60, auth=auth) as fs:
                 await one(k, fs, start, phase)
 
         for k in range(clients):
@@ -178,10 +179,14 @@ def main() -> int:
     ap.add_argument("--clients", default="1,32")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--profile", default="", help="write a pyinstrument profile (HTML) here")
+    ap.add_argument("--cephx", action=argparse.BooleanOptionalAction, default=False,
+                    help="cephx (signed frames) as vstart runs; default auth none, "
+                         "comparable with earlier runs")
     a = ap.parse_args()
     logsetup.setup(level="warning")
     print(f"loopback: raw trio+msgpack round trips, one at a time, measured just before each "
-          f"row; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}", flush=True)
+          f"row; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}; auth "
+          f"{'cephx' if a.cephx else 'none'}", flush=True)
     print(f"{'clients':>7} {'loopback/s':>10} {'creates/s':>10} {'% loopback':>10} "
           f"{'stats/s':>10} {'% loopback':>10} {'safe creates/s':>14} {'% loopback':>10}")
     profiler = None
@@ -191,7 +196,7 @@ def main() -> int:
         profiler = Profiler(async_mode="disabled")
         profiler.start()
     with tempfile.TemporaryDirectory(prefix="mdsemu-bench-") as tmp:
-        c = Cluster(Path(tmp) / "c", profile="fast")
+        c = Cluster(Path(tmp) / "c", profile="fast", cephx=a.cephx)
         try:
             c.start(("a",))
             mon_host = f"127.0.0.1:{c.port}"
@@ -199,10 +204,10 @@ def main() -> int:
             cpus = []
             for run, n in enumerate(int(x) for x in a.clients.split(",")):
                 base = baseline(a.seconds)
-                creates, stats, per_create, per_stat = trio.run(client_ops, mon_host, n,
-                                                                a.seconds, 2 * run, pids)
+                creates, stats, per_create, per_stat = trio.run(
+                    client_ops, mon_host, n, a.seconds, 2 * run, pids, False, c.auth_key())
                 safe, _, _, _ = trio.run(client_ops, mon_host, n, a.seconds, 2 * run + 1, pids,
-                                         True)
+                                         True, c.auth_key())
                 cpus.append((n, per_create, per_stat))
                 print(f"{n:>7} {base:>10,.0f} {creates:>10,.0f} {100 * creates / base:>9.0f}% "
                       f"{stats:>10,.0f} {100 * stats / base:>9.0f}% {safe:>14,.0f} "

@@ -150,6 +150,8 @@ class FakeMDS:
                     await conn.send(m.HelloOk(global_id=0, fsid=""))
                     while True:
                         req = await conn.recv()
+                        if isinstance(req, m.ClientRequest):  # in the order received
+                            self.seen.append((hello.entity, req.tid, req.retry, req.op))
                         nursery.start_soon(self._answer, conn, hello.entity, req)
                 except (ConnectionClosed, ProtocolError):
                     nursery.cancel_scope.cancel()
@@ -165,7 +167,6 @@ class FakeMDS:
             with contextlib.suppress(ConnectionClosed):
                 await conn.send(m.ClientSession(answer, seq=getattr(req, "seq", 0)))
             return
-        self.seen.append((entity, req.tid, req.retry, req.op))
         self.oldest.append((req.tid, req.oldest_tid))
         reply = self.ns.completed.get((entity, req.tid))
         if reply is None:

@@ -339,17 +339,17 @@ async def test_objecter_resends_unanswered_ops_in_issue_order_on_a_new_session(
     objecter = ResendingOSD(reopen, timeout=lambda: 3.0)
     assert await objecter.append_at(1, "200.1", 0, b"a;") == 2
     osd.server.config.set_override("ms_blackhole_from", "mds.a")
-    sizes = []
+    sizes = {}  # offset -> the object's size after that append: b's 4 says it went first
 
     async def append(offset: int, data: bytes) -> None:
-        sizes.append(await objecter.append_at(1, "200.1", offset, data))
+        sizes[offset] = await objecter.append_at(1, "200.1", offset, data)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(append, 2, b"b;")
         await trio.sleep(0.1)
         nursery.start_soon(append, 4, b"c;")
         await trio.sleep(7)  # two timeouts: two new sessions, still unanswered
-        assert sizes == [] and len(sessions) >= 3
+        assert sizes == {} and len(sessions) >= 3
         osd.server.config.set_override("ms_blackhole_from", "")
-    assert sizes == [4, 6]
+    assert sizes == {2: 4, 4: 6}
     assert await objecter.read(1, "200.1") == b"a;b;c;"
