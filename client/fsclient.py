@@ -368,6 +368,11 @@ class FSClient:
         something beneath it, an fsync) is safe or lost; return the lost ones. Each settles
         within the request timeout of its unsafe reply."""
         tids = self.core.unsafe_tids(path)
+        # as Ceph's client (flush_mdlog_sync): the MDS journals what it answered unsafe
+        # lazily; the sessions holding what we wait for are asked to flush now
+        for s in {p.session for p in self._watched if p.tid in tids and p.session is not None}:
+            if not s.dead and s.unsafe:
+                await s.send(m.ClientSession("request_flush_mdlog"))
         while tids & self.core.inflight:
             if self._settled is None:
                 self._settled = trio.Event()

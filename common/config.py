@@ -110,6 +110,10 @@ _OPTION_LIST = [
            "The CephFS session timeout an NFS head asks for (Ganesha's 300 s): a dead head's "
            "session, and its locks, last that long unless its next incarnation resets it.", 0),
     Option("mds_log_pause", bool, False, "Hold journal writes (a test aid, as in Ceph)."),
+    Option("mdsemu_log_max_unflushed", int, 4096,
+           "Mutations applied but not yet journaled (answered unsafe) an MDS holds before a "
+           "new one waits: Ceph's journaler and objecter throttle its outstanding writes, so "
+           "a client cannot pile up unsafe requests while the osd is away (0: no bound).", 0),
     Option("mds_deny_all_reconnect", bool, False, "Refuse every client reconnect."),
     Option("mds_log_warn_factor", float, 2.0, "Journal trim warning threshold multiplier.", 0),
     Option("mds_op_complaint_time", float, 30.0, "Seconds before a request is slow.", 0),

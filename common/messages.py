@@ -334,7 +334,8 @@ class ClientReply:
 class ClientSession:
     """Session control, both ways (C1-C6). Client: request_open (metadata carries its "addr",
     and may carry a reclaim "uuid" and its own session "timeout"), request_renewcaps,
-    request_close, request_reclaim (metadata {uuid, flags: "reset"}: Ceph's MClientReclaim).
+    request_close, request_reclaim (metadata {uuid, flags: "reset"}: Ceph's MClientReclaim),
+    request_flush_mdlog (journal what was answered unsafe now: the client is about to wait).
     MDS: open, renewcaps, stale, close (metadata "reason"), reject (metadata "error_string"),
     reclaim_reply (metadata {result: 0 or -errno, sessions: how many were reset})."""
 

@@ -193,6 +193,12 @@ class ClientServer:
             s.renewed(now)
             s.conn = conn
             await conn.send(m.ClientSession("renewcaps", seq=msg.seq))
+        elif msg.op == "request_flush_mdlog":
+            # Ceph's CEPH_SESSION_REQUEST_FLUSH_MDLOG: a client about to wait for its safe
+            # replies (sync, fsync, unmount) has the journal written now, not at the tick
+            data = self.mds.data
+            if s is not None and data is not None:
+                self.mds.nursery.start_soon(self.mds.data_io, data.flush_log())
         elif msg.op == "request_reclaim":
             await self._reclaim(conn, client, msg)
         elif msg.op == "request_close":
@@ -305,7 +311,10 @@ class ClientServer:
                     await conn.send_coalesced(m.ClientReply(tid=req.tid, rc=0, result=result,
                                                             safe=False))
 
-            early = early_reply if self.mds.config.get("mds_early_reply") else None
+            # as Ceph's Server::early_reply: none for a replayed request, and so it is
+            # journaled at once (clientreplay waits for each)
+            early = early_reply if self.mds.config.get("mds_early_reply") and not req.replay \
+                else None
             pin = pins.pin_in_request(req.op, req.args)
             if pin is not None and not pins.valid_pin(pin):
                 with contextlib.suppress(ConnectionClosed):

@@ -16,6 +16,7 @@ import trio
 
 from mds import applier, filelocks, serving, subtree, xrank
 from mds import journal as j
+from mds.mdlog import MDLog
 from mds.mdstore import RankStore, damaged_path
 from mds.namespace import FSError, Namespace
 from mds.sessionmap import CompletedRequests, split_reqid
@@ -44,10 +45,7 @@ class RankData:
         self.in_progress: dict[str, trio.Event] = {}  # writes being executed (reqid)
         self.lock = trio.Lock()
         self.requests = 0  # served, for `fs status` rates
-        self._queue: list[list] = []
-        self._flushing = False
-        self._log_paused = False
-        self._log_resumed = trio.Event()
+        self.mdlog = MDLog(self.store, self._io)  # the journal's write queue (J5)
         self.frozen: set[int] = set()  # subtree roots being exported: their requests wait
         # Cross-rank operations (mds.xrank): directories locked by the ones we are master of
         # (count), their ids until committed or abandoned, and a wake-up for the waiters.
@@ -59,11 +57,16 @@ class RankData:
         self.store.subtree_map = lambda: subtree.subtree_map(self.ns) if self.ns else {}
 
     def set_log_pause(self, paused: bool) -> None:
-        """`mds_log_pause`: hold journal writes (queued events wait, unjournaled) until unset."""
-        self._log_paused = paused
-        if not paused:
-            self._log_resumed.set()
-            self._log_resumed = trio.Event()
+        self.mdlog.set_pause(paused)
+
+    def _enqueue(self, ev: dict) -> list:
+        return self.mdlog.enqueue(ev)
+
+    async def _journal(self, entry: list, lazy: bool = False) -> None:
+        await self.mdlog.journal(entry, lazy)
+
+    async def flush_log(self) -> None:
+        await self.mdlog.flush_log()
 
     async def _io(self, coro):
         try:
@@ -100,40 +103,6 @@ class RankData:
         async with self.lock:  # a new segment, opened with the subtree map, then expire
             await self._journal(self._enqueue(self.store.opener()))
             await self._io(self.store.trim(everything=True))
-
-    # -- group commit: whoever finds no flush running writes every queued event in one append
-    def _enqueue(self, ev: dict) -> list:
-        entry = [ev, trio.Event(), None]  # event, done, error
-        self._queue.append(entry)
-        return entry
-
-    async def _journal(self, entry: list) -> None:
-        if not self._flushing:
-            self._flushing = True
-            try:
-                # the requests woken in this same round (other clients') join the batch
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                while self._queue:
-                    while self._log_paused:
-                        await self._log_resumed.wait()
-                    batch, self._queue = self._queue, []
-                    try:
-                        await self._io(self.store.append([e[0] for e in batch]))
-                        if self.store.segments.expirable():
-                            await self._io(self.store.trim())
-                    except BaseException as exc:
-                        for e in batch + self._queue:
-                            e[2] = exc
-                            e[1].set()
-                        self._queue = []
-                        raise
-                    for e in batch:
-                        e[1].set()
-            finally:
-                self._flushing = False
-        await entry[1].wait()
-        if entry[2] is not None:
-            raise entry[2]
 
     def stats(self) -> dict:
         ns, segs = self.ns, self.store.segments.segments
@@ -416,6 +385,7 @@ class RankData:
         """One mutation; None if a cross-rank operation holds its directories (wait)."""
         ns = self.ns
         async with self.lock:  # check and apply in arrival order; journal in that order
+            await self.mdlog.room()  # under the lock: the bound holds however many wait
             redirect = self._redirect(op, args)
             if redirect is not None:
                 return redirect
@@ -443,7 +413,7 @@ class RankData:
                 self.xunlock(plan["locks"])
         if early_reply is not None:
             await early_reply(result)
-        await self._journal(waiter)
+        await self._journal(waiter, lazy=early_reply is not None)
         return 0, result, ""
 
 

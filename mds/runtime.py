@@ -123,6 +123,10 @@ class RankRuntime:
                              c.get("mds_log_events_per_segment"), c.get("mds_log_max_segments"),
                              min_epoch=fs.last_failure_osd_epoch)
         self.data.set_log_pause(c.get("mds_log_pause"))
+        # as Ceph's MDS flushes its log every tick: events answered unsafe wait that long
+        self.data.mdlog.flush_interval = c.get("mds_tick_interval") \
+            if c.get("mds_early_reply") else 0
+        self.data.mdlog.max_unflushed = c.get("mdsemu_log_max_unflushed")
         self.data.xrank_master = self.mds.peers.xrank_master  # cross-rank operations
         return self.data
 

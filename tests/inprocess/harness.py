@@ -191,7 +191,7 @@ async def open_session(conn, addr: str = "", **metadata) -> None:
 async def mds_request(cluster: Cluster, op: str, args: dict, fs_name: str = "cephfs",
                       tid: int = 1, entity: str = "client.test"):
     """Send one request to rank 0's holder (no retries: tests that want them use FSClient)."""
-    from common.messages import ClientRequest
+    from common.messages import ClientRequest, ClientSession
     from common.net import connect, parse_hostport
 
     info = cluster.fsmap.fs_by_name(fs_name).holder(0)
@@ -201,7 +201,9 @@ async def mds_request(cluster: Cluster, op: str, args: dict, fs_name: str = "cep
         await open_session(conn)
         await conn.send(ClientRequest(tid=tid, op=op, args=args))
         reply = await conn.recv()
-        while reply.rc == 0 and not reply.safe:  # an unsafe (early) reply: wait for the safe one
+        if reply.rc == 0 and not reply.safe:  # an unsafe (early) reply: wait for the safe one,
+            await conn.send(ClientSession("request_flush_mdlog"))  # flushed now (Ceph's client)
+        while reply.rc == 0 and not reply.safe:
             reply = await conn.recv()
         return reply
     finally:

@@ -40,6 +40,7 @@ async def test_H8_MDS_SLOW_REQUEST_while_a_request_waits_for_the_journal(cluster
     await c.wait_for(lambda: c.holder_name(), what="rank 0 active")
     async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=60) as fs:
         await fs.mkdir("/before")
+        await fs.sync()  # journaled before the pause (an unsafe reply's event waits a tick)
         await c.ok("config", "set", "mds.a", "mds_log_pause", "true")
         done = trio.Event()
 

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from client.fsclient import FSClient
-from common.messages import ClientReconnect, ClientRequest
+from common.messages import ClientReconnect, ClientRequest, ClientSession
 from common.net import connect, parse_hostport
 from mds.rankdata import Fenced, RankData
 from osd.objecter import OSDClient
@@ -33,6 +33,7 @@ async def _create(c: Cluster, n: int) -> None:
         reply = await conn.recv()
         if not reply.safe:  # mds_early_reply: unsafe first, then safe
             assert reply.rc == 0
+            await conn.send(ClientSession("request_flush_mdlog"))  # as Ceph's client waits
             reply = await conn.recv()
         assert reply.rc == 0 and reply.safe
     await conn.aclose()
@@ -180,6 +181,8 @@ async def _session(c: Cluster, client: str, how: str):
 async def _mkdir(conn, tid: int, path: str, oldest: int = 0):
     await conn.send(ClientRequest(tid=tid, op="mkdir", args={"path": path}, oldest_tid=oldest))
     reply = await conn.recv()
+    if reply.rc == 0 and not reply.safe:
+        await conn.send(ClientSession("request_flush_mdlog"))  # as Ceph's client waits
     while reply.rc == 0 and not reply.safe:
         reply = await conn.recv()
     return reply

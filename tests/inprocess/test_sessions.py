@@ -91,7 +91,7 @@ async def test_R3_unsafe_request_comes_back_through_clientreplay(cluster, nurser
     async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
         await fs.mkdir("/before")
         await c.ok("config", "set", f"mds.{first}", "mds_log_pause", "true")
-        await c.wait_for(lambda: c.mds[first].daemon.data._log_paused, what="log paused")
+        await c.wait_for(lambda: c.mds[first].daemon.data.mdlog._paused, what="log paused")
         done: dict = {}
 
         async def mkdir():

@@ -90,7 +90,7 @@ def test_R3_replay_remembers_the_result_of_a_masters_cross_rank_update() -> None
 
 
 SHELLS = {"daemon.py", "monsession.py", "runtime.py", "clientserver.py", "peerlink.py",
-          "rankdata.py", "mdstore.py", "process.py", "__main__.py"}  # the rest decides
+          "rankdata.py", "mdlog.py", "mdstore.py", "process.py", "__main__.py"}  # the rest decides
 
 
 def test_the_mds_cores_import_no_trio_and_read_no_clock() -> None:
