@@ -195,13 +195,15 @@ class Connection:
             await self.aclose()
         raise ConnectionClosed(why)
 
-    async def send_coalesced(self, msg) -> None:
+    async def send_coalesced(self, msg, gather: bool = True) -> None:
         """Send `msg` together with the others sent this way in the same scheduling round,
         in one write: the replies a group commit makes safe at once cost one system call,
         not one each. The first caller waits one round, then writes them all (in order);
         the others return at once. Only the writer sees ConnectionClosed: callers that use
         this do not care whether their message arrived (a lost reply is resent for).
-        Signed connections (cephx) sign each frame of the write on its own."""
+        Signed connections (cephx) sign each frame of the write on its own. Without
+        `gather` (a message that no other of its round is expected to join, an MDS's unsafe
+        reply) it is written at once, unless a round's write is waiting: it joins that."""
         if self._inj is not None:
             if self._inj.blackholed(self._msgr.blackhole()):
                 log.debug("blackhole: dropping outgoing message", msg=msg.TYPE,
@@ -211,6 +213,10 @@ class Connection:
         if self.max_pending_sends and \
                 self._pending_sends + len(self._outbox) >= self.max_pending_sends:
             await self._give_up("peer too slow, send queue full")  # counted per message
+        if not gather and not self._outbox:
+            await self.send_frame(wire.encode(messages.encode(msg)), handshake=True,
+                                  what=msg.TYPE)
+            return
         self._outbox.append(wire.encode(messages.encode(msg)))
         if len(self._outbox) > 1:
             return  # the writer of this round has not written yet: it takes ours too

@@ -309,7 +309,7 @@ class ClientServer:
             async def early_reply(result: dict) -> None:
                 with contextlib.suppress(ConnectionClosed):
                     await conn.send_coalesced(m.ClientReply(tid=req.tid, rc=0, result=result,
-                                                            safe=False))
+                                                            safe=False), gather=False)
 
             # as Ceph's Server::early_reply: none for a replayed request, and so it is
             # journaled at once (clientreplay waits for each)

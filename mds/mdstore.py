@@ -16,6 +16,7 @@ directories are written. So the directory objects always match a journal positio
 from __future__ import annotations
 
 import errno
+from collections import deque
 from collections.abc import Callable
 
 import msgpack
@@ -32,6 +33,8 @@ log = structlog.get_logger("mds")
 
 READ_AHEAD = 1024 * 1024  # bytes of journal asked of the osd at once in replay (divides
 # OBJECT_SIZE, so a piece never straddles two objects)
+READ_AHEAD_DEPTH = 4  # pieces asked for ahead of the one being applied (Ceph's Journaler
+# prefetches several periods): the osd reads and sends while we decode and apply
 
 
 def dir_object(ino: int) -> str:
@@ -169,19 +172,20 @@ class RankStore:
 
     async def _read_stream_ahead(self, pos: int, consume) -> None:
         """Stream bytes from `pos` to the end in pieces of READ_AHEAD bytes (the first up to
-        the next multiple of it); `consume(piece, last)` runs while the next piece is being
-        read (the osd works meanwhile)."""
+        the next multiple of it); `consume(piece, last)` runs while the next READ_AHEAD_DEPTH
+        pieces are being read (the osd works meanwhile)."""
         async with background() as nursery:
-            fetch = _Fetch(self, nursery, pos)
+            ahead = deque([_Fetch(self, nursery, pos)])
             while True:
-                data, fetched_pos = await fetch.get(), fetch.pos
-                want = READ_AHEAD - fetched_pos % READ_AHEAD
-                more = len(data) == want
-                if more:  # ask for the next piece before consuming this one
-                    fetch = _Fetch(self, nursery, fetched_pos + len(data))
-                    await trio.lowlevel.checkpoint()  # let it send its request
+                while len(ahead) <= READ_AHEAD_DEPTH:  # the next pieces, asked for now
+                    last = ahead[-1].pos
+                    ahead.append(_Fetch(self, nursery, last + READ_AHEAD - last % READ_AHEAD))
+                await trio.lowlevel.checkpoint()  # let them send their requests
+                fetch = ahead.popleft()
+                data = await fetch.get()
+                more = len(data) == READ_AHEAD - fetch.pos % READ_AHEAD
                 await consume(data, not more)
-                if not more:
+                if not more:  # the end: what was asked beyond it is cancelled
                     return
 
     async def read_dirs(self, ns: Namespace) -> None:
