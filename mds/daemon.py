@@ -41,7 +41,7 @@ from mds.monsession import MonSession
 from mds.peerlink import PeerLink
 from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
 from mds.rankdata import Damaged, Fenced, RankData
-from mds.runtime import RankRuntime
+from mds.runtime import RankRuntime, lazy_flush_interval
 from mds.sessionmap import SessionMap
 from osd.objecter import OSDError
 
@@ -261,6 +261,9 @@ class MDSDaemon:
             self.fsmap = fsmap
             self.map_seen.set()
             self.map_seen = trio.Event()
+            if self.data is not None:
+                self.data.mdlog.flush_interval = lazy_flush_interval(self.config,
+                                                                     fsmap.fs_of(self.gid))
         if actions:
             log.info(f"Updating MDS map to version {fsmap.epoch} from mon")
         self._act(actions)

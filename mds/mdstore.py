@@ -53,6 +53,13 @@ def _pack(obj) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
 
+def _key(inode: Inode) -> tuple:
+    """What a dentry's stored inode is, compared to tell whether to write it again."""
+    v = inode.__dict__
+    return (*v.values(), tuple(sorted(v["xattrs"].items()))) if v["xattrs"] else \
+        tuple(v.values())
+
+
 def _unpack(data: bytes):
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
@@ -74,6 +81,9 @@ class RankStore:
         self.flushed_sessions: dict[str, dict] = {}  # ... at expire_pos (the sessionmap object)
         self.damaged: dict[int, str] = {}  # dir ino -> why: the damage table (MDS_DAMAGE)
         self.subtree_map: Callable[[], dict] = dict  # the live subtree state, for openers
+        # dir ino -> {name: _key(inode)}: what its object holds, as this rank last wrote it
+        self._written: dict[int, dict[str, tuple]] = {}
+        self._trimming = trio.Lock()
 
     # -- objects
     async def _read_obj(self, name: str, offset: int = 0) -> bytes:
@@ -263,6 +273,8 @@ class RankStore:
 
     def _note(self, pos: int, ev: dict) -> None:
         self.segments.note(pos, ev, applier.dirty_dirs(ev))
+        if ev.get("t") in (j.EEXPORT, j.EIMPORT):
+            self._written.clear()  # another rank writes (or wrote) some of our directories
 
     # -- write path (J5)
     async def append(self, events: list[dict]) -> None:
@@ -287,30 +299,43 @@ class RankStore:
 
     # -- write-back and trimming (J3, J4)
     async def write_dirs(self, ns: Namespace, dirs: set[int]) -> None:
-        """Write back the current dentries of `dirs` (removed directories are deleted)."""
+        """Write back the current dentries of `dirs` (removed directories are deleted): only
+        the dentries that changed since this rank last wrote or read the object (Ceph's
+        dirfrag commit writes its dirty dentries), known from `_written`."""
         for dir_ino in sorted(dirs):
             name = dir_object(dir_ino)
             if dir_ino in self.damaged:
                 continue  # what is left of a damaged directory object stays for repair
             if dir_ino in ns.inodes and not subtree.holds(ns, dir_ino):
+                self._written.pop(dir_ino, None)  # another rank's to write from now on
                 continue  # a stub, or a directory exported to another rank: not ours to write
             if dir_ino not in ns.dentries:
+                self._written.pop(dir_ino, None)
                 try:
                     await self.osd.remove(self.pool, name, min_epoch=self.min_epoch)
                 except OSDError as e:
                     if e.code != errno.ENOENT:
                         raise
                 continue
-            want = {n: _pack(ns.inodes[i].to_wire()) for n, i in ns.dentries[dir_ino].items()}
+            want = dict(ns.dentries[dir_ino])
+            inodes = {n: ns.inodes[i] for n, i in want.items()}
             if dir_ino == ROOT_INO:
-                want["."] = _pack(ns.inodes[ROOT_INO].to_wire())
-            have = await self._omap(name)
-            stale = [k for k in have if k not in want]
+                inodes["."] = ns.inodes[ROOT_INO]
+            known = self._written.get(dir_ino)
+            if known is None:  # first write since load: compare with what the osd holds
+                have = await self._omap(name)
+                changed = {k: v for k, v in ((k, _pack(i.to_wire())) for k, i in
+                                             inodes.items()) if have.get(k) != v}
+                stale = [k for k in have if k not in inodes]
+            else:
+                changed = {k: _pack(i.to_wire()) for k, i in inodes.items()
+                           if known.get(k) != _key(i)}
+                stale = [k for k in known if k not in inodes]
             if stale:
                 await self.osd.omap_rm(self.pool, name, stale, min_epoch=self.min_epoch)
-            changed = {k: v for k, v in want.items() if have.get(k) != v}
             if changed:
                 await self.osd.omap_set(self.pool, name, changed, min_epoch=self.min_epoch)
+            self._written[dir_ino] = {k: _key(i) for k, i in inodes.items()}
 
     async def write_sessionmap(self, before: dict[str, dict]) -> None:
         name, now = sessionmap_object(self.rank), self.flushed_sessions
@@ -322,7 +347,13 @@ class RankStore:
             await self.osd.omap_set(self.pool, name, changed, min_epoch=self.min_epoch)
 
     async def trim(self, everything: bool = False) -> int:
-        """Expire the oldest segments (all but the current one if `everything`)."""
+        """Expire the oldest segments (all but the current one if `everything`), one trim
+        at a time: two at once would write the same segments back twice and expire more
+        than either wrote (a flush's trim and an export's flush_all)."""
+        async with self._trimming:
+            return await self._trim(everything)
+
+    async def _trim(self, everything: bool) -> int:
         old = self.segments.segments[:-1] if everything else self.segments.expirable()
         if not old:
             return 0
