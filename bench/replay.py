@@ -114,15 +114,17 @@ async def time_replay(c: Cluster, mon_host: str, follower: bool) -> tuple[float,
     raise RuntimeError("the monitor went away")
 
 
-def replay_figures(log: str) -> tuple[int, float, float]:
-    """(events, seconds, CPU seconds) of the journal read in the MDS's own "Finished
-    replaying journal" line (the load alone: no fence wait, no map round trips)."""
+def replay_figures(log: str) -> tuple[int, float, float, float]:
+    """(events, seconds, CPU seconds, seconds until the journal header came) of the journal
+    read in the MDS's own "Finished replaying journal" line (the load alone: no fence wait
+    of its own, no map round trips; the osd may wait for the fencing map before the header)."""
     line = [x for x in log.splitlines() if "Finished replaying journal" in x][-1]
 
     def field(key: str) -> str:
         return re.search(rf'{key}["=:\s]+([\d.]+)', line).group(1)
 
-    return int(field("events")), float(field("reading")), float(field("cpu"))
+    header = float(field("header")) if "header" in line else 0.0
+    return int(field("events")), float(field("reading")), float(field("cpu")), header
 
 
 def run_one(base: Path, n: int, follower: bool, clients: int) -> tuple[float, float, tuple]:
@@ -152,17 +154,19 @@ def main() -> int:
     print(f"baseline (decode+apply in one process): {wall:,.0f} events/s, {per_cpu:,.0f} per "
           f"CPU second; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
     print(f"{'events':>8} {'mode':>15} {'create ops/s':>13} {'up:replay s':>12} "
-          f"{'events/s':>10} {'read s':>7} {'read ev/s':>10} {'cpu s':>6} {'ev/cpu-s':>9}")
+          f"{'events/s':>10} {'read s':>7} {'header s':>8} {'read ev/s':>10} {'cpu s':>6} "
+          f"{'ev/cpu-s':>9}")
     with tempfile.TemporaryDirectory(prefix="mdsemu-bench-") as tmp:
         for n in sizes:
             for follower in (False, True):
-                seconds, rate, (events, reading, cpu) = run_one(Path(tmp), n, follower,
-                                                                a.clients)
+                seconds, rate, (events, reading, cpu, header) = run_one(Path(tmp), n,
+                                                                        follower, a.clients)
                 mode = "standby-replay" if follower else "cold standby"
                 per_wall = f"{events / max(reading, 1e-6):,.0f}" if events else "-"
                 per_cpu = f"{events / max(cpu, 1e-6):,.0f}" if events and cpu else "-"
                 print(f"{n:>8} {mode:>15} {rate:>13,.0f} {seconds:>12.3f} "
-                      f"{n / seconds:>10,.0f} {reading:>7.3f} {per_wall:>10} {cpu:>6.2f} "
+                      f"{n / seconds:>10,.0f} {reading:>7.3f} {header:>8.3f} {per_wall:>10} "
+                      f"{cpu:>6.2f} "
                       f"{per_cpu:>9}  ({events} events read)", flush=True)
     return 0
 

@@ -40,7 +40,8 @@ class MDLog:
             self._resumed = trio.Event()
 
     def enqueue(self, ev: dict) -> list:
-        entry = [ev, trio.Event(), None]  # event, done, error
+        # event, done, error, and for the first of a batch that batch's number: its timer
+        entry = [ev, trio.Event(), None, None if self._queue else self._batch]
         self._queue.append(entry)
         self._unflushed += 1
         return entry
@@ -49,11 +50,11 @@ class MDLog:
         """Wait until `entry` is on the osd. `lazy` (its request was answered unsafe): do not
         flush for it; the first event of a batch flushes it after `flush_interval` if
         nothing else did before."""
+        batch = entry[3]
         if not lazy or not self.flush_interval or len(self._queue) >= self.flush_events:
             self._want_flush = True
-        elif len(self._queue) == 1 and self._queue[0] is entry:  # a new batch: its timer
-            batch = self._batch
-            with trio.move_on_after(self.flush_interval):
+        elif batch is not None and batch == self._batch:  # the first of a batch still queued
+            with trio.move_on_after(self.flush_interval):  # (others may have joined it since)
                 await entry[1].wait()
             if self._batch == batch:  # nobody took it meanwhile
                 self._want_flush = True

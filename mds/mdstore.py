@@ -74,6 +74,7 @@ class RankStore:
         self.header = j.Header()
         self.segments = j.SegmentLog(events_per_segment, max_segments)
         self.read_pos = 0  # how far replay (or standby-replay) has read
+        self.header_wait = 0.0  # seconds the last load waited for the journal header
         self.replayed = 0
         self.replayed_total = 0  # events applied from the journal so far (standby-replay rate)
         self.flushed: Namespace | None = None  # the state at expire_pos (what the dirs hold)
@@ -140,7 +141,9 @@ class RankStore:
         opens the journal's first live segment names them), then replay the journal tail.
         The tail is read in pieces, each asked of the osd while the one before is decoded
         and applied (read-ahead), so the osd's reading and ours overlap."""
+        t0 = trio.current_time()
         self.header = await self.read_header()
+        self.header_wait = trio.current_time() - t0  # the osd may first wait for the fence
         pos = self.header.expire_pos
         ns = Namespace(rank=self.rank)
         self.read_pos = pos
@@ -187,7 +190,7 @@ class RankStore:
         async with background() as nursery:
             ahead = deque([_Fetch(self, nursery, pos)])
             while True:
-                while len(ahead) <= READ_AHEAD_DEPTH:  # the next pieces, asked for now
+                while len(ahead) < 1 + READ_AHEAD_DEPTH:  # the next pieces, asked for now
                     last = ahead[-1].pos
                     ahead.append(_Fetch(self, nursery, last + READ_AHEAD - last % READ_AHEAD))
                 await trio.lowlevel.checkpoint()  # let them send their requests

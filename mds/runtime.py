@@ -151,7 +151,8 @@ class RankRuntime:
         now = trio.current_time()  # reading: the load alone, its CPU (bench/replay.py)
         log.info("Finished replaying journal", events=events, inodes=len(data.ns),
                  seconds=round(now - t0, 3), reading=round(now - t1, 3),
-                 cpu=round(time.process_time() - cpu, 3))
+                 cpu=round(time.process_time() - cpu, 3),
+                 header=round(data.store.header_wait, 3))
         log.info("making mds journal writeable")
 
     async def work_creating(self) -> None:
