@@ -281,18 +281,19 @@ class RankStore:
 
     # -- write path (J5)
     async def append(self, events: list[dict]) -> None:
-        """Journal events durably (returns once the osd has them on disk)."""
-        batch = []
+        """Journal events durably (returns once the osd has them on disk). Each event is
+        noted in its segment as it joins the batch, so that a batch longer than a segment
+        opens one new segment where the last fills, not one before every event after it."""
+        data = bytearray()
+        pos = self.header.write_pos
         for ev in events:
             if ev.get("t") == j.EUPDATE and self.segments.needs_new_segment():
-                batch.append(self.opener())
-            batch.append(ev)
-        data = b""
-        pos = self.header.write_pos
-        for ev in batch:
-            rec = j.encode_event(ev)
+                opener = self.opener()
+                self._note(pos + len(data), opener)
+                data += j.encode_event(opener)
             self._note(pos + len(data), ev)
-            data += rec
+            data += j.encode_event(ev)
+        data = bytes(data)
         for objno, off, n in j.object_span(pos, len(data)):
             start = (objno - 1) * j.OBJECT_SIZE + off - pos
             await self.osd.append_at(self.pool, j.data_object(self.rank, objno), off,

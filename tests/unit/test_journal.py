@@ -58,3 +58,23 @@ def test_J3_segments_expire_oldest_beyond_limit():
     new_expire = log.expire(old)
     assert new_expire == log.segments[0].start and len(log.segments) == 2
     assert log.expirable() == []
+
+
+async def test_J3_a_batch_longer_than_a_segment_opens_one_segment_where_the_last_fills():
+    """Group commit with lazily flushed events appends batches of many segments' worth: each
+    new segment opens with one ESubtreeMap, not one before every event past the first."""
+    from mds.mdstore import RankStore
+
+    class OSD:
+        def __init__(self):
+            self.data = b""
+
+        async def append_at(self, pool, name, offset, data, min_epoch=0):
+            self.data += data
+
+    osd = OSD()
+    store = RankStore(osd, 1, 0, events_per_segment=4, max_segments=100)
+    await store.append([{"t": j.EUPDATE, "op": "setattr", "ino": i} for i in range(10)])
+    events = [ev for _, ev in j.decode_events(osd.data, 0)[0]]
+    assert [ev["t"] for ev in events].count(j.ESUBTREEMAP) == 4  # O e e e | O e e e | ... | O e
+    assert [s.events for s in store.segments.segments] == [4, 4, 4, 2]
