@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import heapq
 import itertools
 import os
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ class ClientCore:
         self.subtrees: dict[str, int] = {}  # subtree root path -> rank (learnt from forwards)
         self.unsafe: dict[int, tuple[int, m.ClientRequest]] = {}
         self.inflight: set[int] = set()  # tids without a final reply yet (oldest_tid)
+        self._oldest: list[int] = []  # a heap of those tids, finished ones dropped lazily
         self.lost: dict[int, LostRequest] = {}  # until `take_lost` hands them to a sync
         self.had_session: set[int] = set()  # C4: ranks to reconnect to on a new incarnation
         self.reconnecting: dict[int, tuple] = {}  # rank -> the incarnation we reconnect to
@@ -115,11 +117,15 @@ class ClientCore:
         """A new request: its tid and the rank to ask first."""
         tid = next(self._tids)
         self.inflight.add(tid)
+        heapq.heappush(self._oldest, tid)
         return tid, self.route(op, args)
 
     def request(self, tid: int, op: str, args: dict, retry: int) -> m.ClientRequest:
         """The message for one send; every tid older than the oldest in flight is answered."""
-        return m.ClientRequest(tid, op, args, retry, oldest_tid=min(self.inflight))
+        oldest = self._oldest  # not min(inflight): a thousand may wait for their safe reply
+        while oldest[0] not in self.inflight:
+            heapq.heappop(oldest)
+        return m.ClientRequest(tid, op, args, retry, oldest_tid=oldest[0])
 
     def answered_unsafe(self, tid: int, rank: int, req: m.ClientRequest) -> None:
         self.unsafe[tid] = (rank, req)

@@ -84,6 +84,7 @@ class Connection:
         self.session_key: bytes | None = None  # cephx: the monitor session's key
         self.identity = None  # cephx, at a service: the peer as its ticket says
         self.bound_addr = ""  # cephx, at a service: the peer's address instance
+        self.busy = 0  # at an MDS: this client's requests being served (reply coalescing)
 
     def sign_with(self, signer) -> None:
         """cephx_sign_messages: from now on every frame is signed and every frame received

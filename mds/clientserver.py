@@ -149,6 +149,7 @@ class ClientServer:
             if serving.queue_for_clientreplay(msg.replay, self.mds.state):
                 self.replay_queue.append((conn, client, msg))  # for up:clientreplay (R3 6)
                 return
+            conn.busy += 1
             self.mds.nursery.start_soon(self._client_request, conn, client, msg)
         else:
             raise ProtocolError(f"unexpected {msg.TYPE} from a client")
@@ -295,6 +296,7 @@ class ClientServer:
             await self._serve_request(conn, client, req)
         finally:
             self.mds.requests_in_flight.done(op)
+            conn.busy -= 1
 
     async def _serve_request(self, conn: Connection, client: str, req) -> None:
         if serving.waits_for_active(req.replay, self.mds.state):
@@ -308,8 +310,10 @@ class ClientServer:
         else:
             async def early_reply(result: dict) -> None:
                 with contextlib.suppress(ConnectionClosed):
+                    # a client with one request at a time gets it at once; one that sent
+                    # many gets the unsafe replies of a round in one write
                     await conn.send_coalesced(m.ClientReply(tid=req.tid, rc=0, result=result,
-                                                            safe=False), gather=False)
+                                                            safe=False), gather=conn.busy > 1)
 
             # as Ceph's Server::early_reply: none for a replayed request, and so it is
             # journaled at once (clientreplay waits for each)
@@ -448,5 +452,6 @@ class ClientServer:
         log.info("clientreplay_start", requests=len(self.replay_queue))
         while self.replay_queue:
             conn, client, req = self.replay_queue.pop(0)
+            conn.busy += 1
             await self._client_request(conn, client, req)
         log.info("clientreplay_done")
