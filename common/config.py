@@ -110,6 +110,10 @@ _OPTION_LIST = [
            "The CephFS session timeout an NFS head asks for (Ganesha's 300 s): a dead head's "
            "session, and its locks, last that long unless its next incarnation resets it.", 0),
     Option("mds_log_pause", bool, False, "Hold journal writes (a test aid, as in Ceph)."),
+    Option("mdsemu_log_flush_interval", float, 0.02,
+           "Seconds an event answered unsafe may wait, batched, for the journal flush (Ceph "
+           "flushes at its tick or sooner; a tick's wait, 0.25 s fast, halved the creates per "
+           "second of bench/client_ops.py against this); 0: flush at once.", 0),
     Option("mdsemu_log_max_unflushed", int, 4096,
            "Mutations applied but not yet journaled (answered unsafe) an MDS holds before a "
            "new one waits: Ceph's journaler and objecter throttle its outstanding writes, so "

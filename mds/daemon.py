@@ -248,6 +248,9 @@ class MDSDaemon:
         log.info("config changed", options=changed)
         if "mds_log_pause" in changed and self.data is not None:
             self.data.set_log_pause(self.config.get("mds_log_pause"))
+        if "mdsemu_log_flush_interval" in changed and self.data is not None and self.fsmap:
+            self.data.mdlog.flush_interval = lazy_flush_interval(
+                self.config, self.fsmap.fs_of(self.gid))
         if "mdsemu_log_max_unflushed" in changed and self.data is not None:
             self.data.mdlog.max_unflushed = self.config.get("mdsemu_log_max_unflushed")
         self.mon.wake()  # e.g. mds_join_fs: the mon hears of it now (S3)

@@ -6,7 +6,8 @@ event whose request was answered unsafe (mds_early_reply) does not flush the jou
 itself: as in Ceph, whose MDS flushes its log every tick or when something asks, it waits,
 batched with the others, until one of these flushes it: a request answered only once safe,
 a client's request_flush_mdlog (before it waits for safe replies: sync, fsync, unmount), a
-segment's worth of waiting events, or `flush_interval` after the first of its batch.
+segment's worth of waiting events, or `flush_interval` (mdsemu_log_flush_interval) after the
+first of its batch.
 Mutations applied but not yet on the osd are bounded (`max_unflushed`): beyond it a new one
 waits, so that a client cannot pile up unsafe requests while the osd is away.
 """

@@ -167,13 +167,13 @@ class RankRuntime:
 
 
 def lazy_flush_interval(config, fs) -> float:
-    """How long an event answered unsafe may wait for the journal (mds.mdlog): a tick, as
-    Ceph's MDS flushes its log every tick. A file system with several active ranks flushes
-    at once: with lazy flushing, the load test of renames across ranks lost creates made
-    around a subtree export (not yet understood), so it is kept to one rank."""
+    """How long an event answered unsafe may wait for the journal (mds.mdlog). A file system
+    with several active ranks flushes at once: with lazy flushing, the load test of renames
+    across ranks lost creates made around a subtree export (not yet understood), so it is
+    kept to one rank."""
     if not config.get("mds_early_reply") or fs is None or len(fs.in_) > 1:
         return 0.0
-    return config.get("mds_tick_interval")
+    return config.get("mdsemu_log_flush_interval")
 
 
 @contextlib.contextmanager
