@@ -102,7 +102,8 @@ class FSClient:
                    entity: str | None = None, auth: str = "",
                    connect_timeout: float | None = None, hunt_interval: float = 1.0,
                    require_mds: bool = True, root: str = "/"):
-        """`entity` is the name to authenticate as with the monitor (default client.admin);
+        """`entity` is the name to authenticate as with the monitor (default: the cephx
+        credentials' own, else client.admin);
         `connect_timeout` bounds the wait for the monitor and the first map (default
         `timeout`), `timeout` bounds each request. `root` is the directory mounted (ceph-fuse
         -r; the MDS checks it against a path-restricted client's caps). With `require_mds` (ceph-fuse's
@@ -112,7 +113,8 @@ class FSClient:
         auth = auth or current_auth()
         if auth:  # cephx: this instance's tickets name its own gid
             auth = auth.fork()
-        async with MonClient.open(mon_host, entity or "client.admin", auth, connect_timeout,
+        entity = entity or getattr(auth, "entity", None) or "client.admin"
+        async with MonClient.open(mon_host, entity, auth, connect_timeout,
                                   hunt_interval, reconnect=True, log=log,
                                   keep_gid=True) as monc, \
                 background() as nursery:
