@@ -69,9 +69,9 @@ def import_missing_keys() -> bool:
     for entity in compose_auth.missing_from(known, compose_auth.read_files(wanted)):
         rc, _, err = mdsemu("auth", "import", "-i", compose_auth.key_path(entity))
         if rc != 0:
-            log("auth import failed", level="error", entity=entity, error=err, rc=rc)
+            log("auth import failed", level="error", name=entity, error=err, rc=rc)
             return False
-        log("imported a key the monitor did not have", entity=entity)
+        log("imported a key the monitor did not have", name=entity)
     return True
 
 

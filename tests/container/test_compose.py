@@ -337,11 +337,18 @@ def test_restart_mon_keeps_the_map(cluster: Cluster) -> None:
 @pytest.mark.timeout(300)
 def test_down_then_up_keeps_the_map_and_the_keys(cluster: Cluster) -> None:
     """`docker compose down` without -v, then `up -d`: new containers on the same volumes;
-    the keys are not made again, the monitor still knows them, the cluster comes back."""
+    the keys are not made again, the monitor still knows them, the cluster comes back. An
+    entity deleted from the monitor meanwhile (`auth del`) is imported again by `setup`."""
     keys = key_files(cluster)
     created = cluster.wait("the fsmap", cluster.fsmap, 30)["filesystems"][0]["mdsmap"][
         "created"]
+    load_key = cluster.mdsemu("auth", "print-key", "client.load").stdout.strip()
+    assert load_key.startswith("AQ")
     cluster.compose("down", "-t", "10", timeout=180)
+    cluster.compose("up", "-d", "--no-build", "mon", timeout=180)
+    p = docker_cmd("exec", cluster.container("mon"), "mdsemu", "--connect-timeout", "30",
+                   "auth", "del", "client.load", check=False, timeout=60)
+    assert p.returncode == 0, p.stderr
     cluster.compose("up", "-d", "--no-build", timeout=300)
     cluster.wait("HEALTH_OK, rank 0 active and three MDS daemons after down and up",
                  cluster.healthy, UP_TIMEOUT, services=("setup", "watch", "mon"))
@@ -349,7 +356,10 @@ def test_down_then_up_keeps_the_map_and_the_keys(cluster: Cluster) -> None:
     assert key_files(cluster) == keys
     mon_log = cluster.logs("mon")
     assert "wrote key files" not in mon_log and "refusing connection" not in mon_log
-    assert "imported a key" not in cluster.logs("setup")
+    imported = [json.loads(line) for line in cluster.logs("setup").splitlines()
+                if "imported a key" in line]
+    assert [r["name"] for r in imported] == ["client.load"], imported
+    assert cluster.mdsemu("auth", "print-key", "client.load").stdout.strip() == load_key
     cluster.wait("the client load to make progress", lambda: cluster.ok_ops() > 20, 60,
                  services=("client",))
 
