@@ -71,6 +71,18 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def schedstat(pid: int) -> tuple[float, float]:
+    """Seconds a process's threads have run and waited on a run queue (/proc schedstat)."""
+    ran = waited = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "schedstat").read_text().split()
+        except OSError:
+            continue  # the thread ended
+        ran, waited = ran + int(fields[0]) / 1e9, waited + int(fields[1]) / 1e9
+    return ran, waited
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -270,11 +282,14 @@ def _next_frame(s: socket.socket, dec: wire.FrameDecoder) -> dict:
 
 
 async def epoch_reach(admin: AdminClient, port: int, k: int, what: str, rounds: int,
-                      value0: int, procs: int = 1) -> list[dict]:
+                      value0: int, procs: int = 1, mon_pid: int = 0) -> list[dict]:
     """`rounds` times, one new epoch (`fs set cephfs session_timeout`): seconds from the
     command until all k subscribers have it ("last"), until its reply ("reply": the monitor
     replies once the map is committed and written to every subscriber's socket) and until
     the first subscriber has it ("first"); "cpu": the subscribers' CPU seconds reading it.
+    Where the time went, from the kernel's schedstat over the same window: the monitor's
+    CPU ("mon_ran") and its time waiting for a CPU ("mon_waited"), and the subscriber
+    processes' wait for a CPU ("subs_waited", the longest of them).
     The subscribers stay connected from round to round, in `procs` processes of their own
     (so the fake daemons' CPU does not slow them; several, as real subscribers would read in
     parallel). An empty list if they could not be set up in time."""
@@ -294,6 +309,8 @@ async def epoch_reach(admin: AdminClient, port: int, k: int, what: str, rounds: 
                 for proc, lines in children:
                     await proc.stdin.send_all(b"%d\n" % target)
                     assert await lines.__anext__() == "armed"
+                mon0 = schedstat(mon_pid) if mon_pid else (0.0, 0.0)
+                subs0 = [schedstat(proc.pid) for proc, _ in children]
                 t0 = time.perf_counter()
                 rc, outs, _ = await admin.command(
                     ["fs", "set", "cephfs", "session_timeout", str(value0 + r)])
@@ -301,9 +318,13 @@ async def epoch_reach(admin: AdminClient, port: int, k: int, what: str, rounds: 
                 reply = time.perf_counter() - t0
                 got = [[float(x) for x in (await lines.__anext__()).split()]
                        for _, lines in children]
+                mon1 = schedstat(mon_pid) if mon_pid else (0.0, 0.0)
+                subs1 = [schedstat(proc.pid) for proc, _ in children]
                 out.append({"last": max(g[1] for g in got) - t0, "reply": reply,
                             "first": min(g[0] for g in got) - t0,
-                            "cpu": sum(g[2] for g in got)})
+                            "cpu": sum(g[2] for g in got),
+                            "mon_ran": mon1[0] - mon0[0], "mon_waited": mon1[1] - mon0[1],
+                            "subs_waited": max(b[1] - a[1] for a, b in zip(subs0, subs1, strict=True))})
                 await trio.sleep(0.5)
     finally:
         for proc, _ in children:
@@ -416,8 +437,9 @@ async def scale_run(c: Cluster, n: int, w: int, rounds: int) -> dict:
             out["cpu"] = (cpu_seconds(pid) - cpu0) / wall
             out["beacons_s"] = (b1 - b0) / wall
             out["epoch_mdsmap"] = await epoch_reach(admin, port, n, "mdsmap.1", rounds, 100,
-                                                    procs=2 if n >= 1000 else 1)
-            out["epoch_fsmap10"] = await epoch_reach(admin, port, 10, "fsmap", rounds, 200)
+                                                    procs=2 if n >= 1000 else 1, mon_pid=pid)
+            out["epoch_fsmap10"] = await epoch_reach(admin, port, 10, "fsmap", rounds, 200,
+                                                     mon_pid=pid)
             out["rss"] = rss_mb(pid)
             await workers.stop()
             nursery.cancel_scope.cancel()
@@ -503,6 +525,7 @@ def main() -> None:
           "fsmap subs | mon RSS | cmd RTT | N loopback writes | hellos retried | workers |",
           flush=True)
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    where: list[tuple[int, list[dict]]] = []
     for n in [int(x) for x in args.n.split(",")]:
         c = Cluster(base / f"n{n}", conf={"mon": {"log_level": "warning"}},
                     cephx=False)  # auth none: comparable with earlier runs
@@ -520,6 +543,15 @@ def main() -> None:
               f"{fmt_reach(r['epoch_fsmap10'])} | {r['rss']:.0f} MB | "
               f"{rtt * 1000:.2f} ms | {floor * 1000:.1f} ms | {r['retries']} | {w} |",
               flush=True)
+        where.append((n, r["epoch_mdsmap"]))
+    print("\nwhere an epoch's time to N subscribers went, medians in ms: the monitor's CPU, its "
+          "wait for a CPU, the subscribers' reading CPU and their wait for a CPU (schedstat)")
+    for n, rounds in where:
+        if rounds:
+            med = {key: statistics.median(r[key] for r in rounds) * 1000 for key in rounds[0]}
+            print(f"  N = {n:,}: last {med['last']:.0f}; monitor ran {med['mon_ran']:.0f}, "
+                  f"waited {med['mon_waited']:.0f}; subscribers ran {med['cpu']:.0f}, "
+                  f"waited {med['subs_waited']:.0f}", flush=True)
     if args.slow:
         c = Cluster(base / "slow", conf={"mon": {"ms_send_timeout": "600",
                                                  "log_level": "warning"}}, cephx=False)
