@@ -177,3 +177,21 @@ def test_importing_a_parent_drops_our_stale_export_mark_on_a_stub_beneath_it():
     assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
     assert sorted(n for n, _ in ns0.readdir("/a/c")) == ["g", "x"]
 
+
+
+def test_an_import_moves_a_stub_we_kept_by_its_old_name_to_the_new_one():
+    """Rank 0 holds /a/d/r beneath rank 1's /a, with stubs /a and /a/d on the way. Rank 1
+    renames /a/d to /a/e, then stops (X4) and hands /a back: rank 0 must have /a/e only.
+    Kept, the stub's old name /a/d named the same inode as /a/e; once /a/e went (a rename
+    over it), /a/d named an inode that no longer exists (seen under load in
+    test_subtrees.py as a `client verify` failing with "bad arguments: <ino>")."""
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    for op, path in [("mkdir", "/a/d"), ("mkdir", "/a/d/r")]:
+        applier.apply(ns0, ns0.prepare(op, {"path": path}, 3.0))
+    _move(ns0, ns1, "/a", "x.1")
+    _move(ns1, ns0, "/a/d/r", "y.1")
+    applier.apply(ns1, ns1.prepare("rename", {"src": "/a/d", "dst": "/a/e"}, 4.0))
+    _move(ns1, ns0, "/a", "z.1")
+    assert sorted(n for n, _ in ns0.readdir("/a")) == ["b", "e"]
+    assert sorted(n for n, _ in ns0.readdir("/a/e")) == ["r"]
+    assert ns0.path_of(ns0.resolve("/a/e/r").ino) == "/a/e/r"
