@@ -295,15 +295,22 @@ class PeerLink:
         await self.mds.clients.evict_all_if_last()
         data = self.mds.data
         if data is not None and data.ns is not None:
-            for root in sorted(data.ns.auth_roots - {ROOT_INO}):
-                while root in data.ns.auth_roots:
-                    if not await self.export_subtree(root, 0):
+            # Until none is left, not the roots held at the start: a cross-rank rename we
+            # prepared as its witness while active may commit now and leave us a new
+            # subtree root (its directory's contents stay here, mds.xrank); kept, rank 0
+            # would forward its requests to a rank that has stopped.
+            while True:
+                while roots := sorted(data.ns.auth_roots - {ROOT_INO}):
+                    if not await self.export_subtree(roots[0], 0):
                         await trio.sleep(0.2)
-            # Our cross-rank operations reach their witnesses before we go (bounded: a
-            # witness that is down learns the outcome in its own up:resolve).
-            with trio.move_on_after(2 * PEER_TIMEOUT):
-                while data.ns.xmaster or data.xinflight:
-                    await trio.sleep(0.05)
+                # Cross-rank operations reach their witnesses (ours) or are decided by
+                # their masters (theirs) before we go (bounded: a witness that is down
+                # learns the outcome in its own up:resolve).
+                with trio.move_on_after(2 * PEER_TIMEOUT):
+                    while data.ns.xmaster or data.xinflight or data.ns.xpeer:
+                        await trio.sleep(0.05)
+                if not data.ns.auth_roots - {ROOT_INO}:
+                    break
             await data.flush_all()
         log.info("stopping_done")
 
