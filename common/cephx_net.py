@@ -81,14 +81,18 @@ class CephxClient:
 
     # -- beside a monitor session
     async def mon_session(self, conn) -> None:
-        """Fetch tickets at the start of the session, then renew them before they expire."""
-        await conn.send(m.AuthGetTickets(services=list(cephx.SERVICES)))
+        """Fetch tickets at the start of the session, then renew them before they expire;
+        a request left unanswered is made again every RETRY_RENEWAL seconds."""
+        asked_at: float | None = None  # trio's clock; the tickets' expiry is wall time
         while True:
-            now = time.time()
-            due = [s for s, t in self.tickets.items() if t.needs_renewal(now)]
-            if due:
-                await conn.send(m.AuthGetTickets(services=due))
-                await trio.sleep(RETRY_RENEWAL)  # the reply moves the renewal time on
+            now, mono = time.time(), trio.current_time()
+            since = None if asked_at is None else mono - asked_at
+            ask = cephx.tickets_to_request(self.tickets, now, since, RETRY_RENEWAL)
+            if ask:
+                await conn.send(m.AuthGetTickets(services=ask))
+                asked_at = mono
+            if cephx.tickets_due(self.tickets, now):
+                await trio.sleep(POLL)  # until the reply, or the time to ask again
                 continue
             wake = min((t.expires - t.ttl / 4 for t in self.tickets.values()),
                        default=now + RETRY_RENEWAL)
