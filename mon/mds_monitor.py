@@ -342,17 +342,20 @@ class MDSMonitor:
             self._drop_mds(gid, wall)
 
     def _drop_mds(self, gid: int, wall: float) -> None:
-        """T6."""
-        p = self.pfs
-        info = p.info(gid)
+        """T6. The map is read through `view`, not `pfs`: a holder left in place (no
+        replacement) must change nothing, or each tick would commit an empty epoch and T0
+        tick again after it, MAX_TICKS_PER_COMMIT times, at every periodic tick: hundreds of
+        maps a second to every daemon and client while a rank waits for a standby."""
+        view = self.view
+        info = view.info(gid)
         if info is None or info.frozen:
             return
         if info.state in (states.STANDBY, states.STANDBY_REPLAY):
             self.fail_mds_gid(gid, wall)
         else:
-            fs = p.fs_of(gid)
+            fs = view.fs_of(gid)
             force = self.opt("mon_force_standby_active")
-            repl = rf.replacement(p, fs, info.rank, force) if fs.joinable else None
+            repl = rf.replacement(view, fs, info.rank, force) if fs.joinable else None
             if repl is None:
                 return  # stays laggy, holding its rank, until a standby appears
             self._replace(info, repl, wall)
