@@ -16,12 +16,13 @@ from mon.auth_monitor import AuthMonitor
 from tests.inprocess.test_messenger_faults import nothing_arrives, pair
 
 
-async def test_a_lost_first_ticket_request_is_made_again_and_the_osd_ticket_comes(
-        autojump_clock):
+async def _session_through_a_partition(client: CephxClient, auth: AuthMonitor) -> None:
+    """A monitor session whose first ticket request the monitor drops (ms_blackhole_from
+    mds.a), healed a second later without the connection breaking: the request comes again
+    and, once answered, no more."""
     mon, mds, config = await pair({"ms_blackhole_from": "mds.a"})
     key = cephx.new_key()
     mds.session_key = key  # as the monitor handshake leaves it
-    client = CephxClient("mds.a", cephx.new_key())
 
     async def receive() -> None:  # the MonClient's receive loop
         while True:
@@ -35,11 +36,25 @@ async def test_a_lost_first_ticket_request_is_made_again_and_the_osd_ticket_come
         with trio.fail_after(RETRY_RENEWAL + 1):
             req = await mon.recv()
         assert isinstance(req, m.AuthGetTickets) and sorted(req.services) == ["mds", "osd"]
-        auth = AuthMonitor()
         await mon.send(m.AuthTickets(tickets=auth.tickets(req.services, key, "mds.a", 4100,
                                                           time.time(), 3600.0)))
+        await mon.send(m.AuthRotating(service="mds", sealed=auth.rotating_for("mds", key)))
         with trio.fail_after(1):
             ticket = await client._ticket("osd")
-        assert ticket.service == "osd"
+        assert ticket.service == "osd" and await client.rotating_for("mds") is not None
         assert await nothing_arrives(mon, 3 * RETRY_RENEWAL)  # answered: nothing more to ask
         nursery.cancel_scope.cancel()
+
+
+async def test_a_lost_first_ticket_request_is_made_again_and_the_osd_ticket_comes(
+        autojump_clock):
+    await _session_through_a_partition(CephxClient("mds.a", cephx.new_key()), AuthMonitor())
+
+
+async def test_a_new_session_asks_again_though_its_tickets_are_valid(autojump_clock):
+    """The next monitor session (a restarted monitor) asks anew, its earlier tickets still
+    valid, until it is answered: the reply brings the service's current rotating secrets."""
+    client, auth = CephxClient("mds.a", cephx.new_key()), AuthMonitor()
+    await _session_through_a_partition(client, auth)
+    client.rotating.clear()
+    await _session_through_a_partition(client, auth)

@@ -213,3 +213,8 @@ def test_tickets_missing_are_asked_for_again_until_they_come():
     assert ask({"mds": t, "osd": osd}, 1030.0, 30.0, 5.0) == []
     assert ask({"mds": t, "osd": osd}, 1046.0, 46.0, 5.0) == ["mds", "osd"]  # renewal
     assert cephx.tickets_due({"mds": t, "osd": osd}, 1046.0) == ["mds", "osd"]
+    # a new monitor session asks for all of them (and the rotating secrets), held or not,
+    # until it is answered
+    assert ask({"mds": t, "osd": osd}, 1030.0, None, 5.0, answered=False) == ["mds", "osd"]
+    assert ask({"mds": t, "osd": osd}, 1031.0, 1.0, 5.0, answered=False) == []
+    assert ask({"mds": t, "osd": osd}, 1035.0, 5.0, 5.0, answered=False) == ["mds", "osd"]
