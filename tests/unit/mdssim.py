@@ -219,6 +219,8 @@ class SimMDS:
             return
         if state == states.RESOLVE:
             fs = self.fsmap.fs_of(self.gid)
+            if fs is None:
+                return  # removed from the map while shutting down (no respawn): nothing to do
             others = {r: (fs.mds_info[fs.up[r]].state if r in fs.up else None)
                       for r in fs.in_ if r != self.rank}
             self.asked |= set(pins.resolve_next(others, self.asked, serving.REPLAYED))
