@@ -39,6 +39,7 @@ class MonSession:
         self.unlaggy = trio.Event()  # set (and replaced) on each ack that ends laggy
         self._wake = trio.Event()  # B3: send a beacon now
         self._deferred_map: MDSMap | None = None
+        self._renew_subs = False  # the beacon loop subscribes again (a map went missing)
         self._tid = 0
 
     def wake(self) -> None:
@@ -87,6 +88,9 @@ class MonSession:
             with trio.move_on_after(self.config.get("mds_beacon_interval")):
                 await self._wake.wait()
             self._wake = trio.Event()
+            if self._renew_subs and self.monc is not None:
+                self._renew_subs = False
+                await self.monc.renew_subs()
             now = trio.current_time()
             self.beacon.grace = self.config.get("mds_beacon_grace")
             if self.beacon.laggy(now) and self.beacon.last_acked_stamp is not None:
@@ -135,3 +139,10 @@ class MonSession:
         if self._deferred_map is not None and not self.beacon.laggy(now):
             mdsmap, self._deferred_map = self._deferred_map, None
             self.mds.on_mdsmap(mdsmap)
+        have = max(self.mds.sm.epoch if self.mds.sm is not None else 0,
+                   self._deferred_map.epoch if self._deferred_map is not None else 0)
+        if self.beacon.map_missing(ack.version, have, now):
+            log.warning(f"the monitor acks map epoch {ack.version}, we have {have}: "
+                        f"subscribing again")
+            self._renew_subs = True
+            self.wake()

@@ -104,8 +104,10 @@ class Subs:
         return what in self.next
 
     def add(self, what: str) -> None:
+        """A subscribe asks for the current map, even one this session was sent already
+        (Ceph's start epoch 0): a renewal is how a peer says it never got it."""
         check_type(what)
-        self.next.setdefault(what, 0)
+        self.next[what] = 0
 
     def due(self, fsmap: FSMap) -> list[tuple[str, tuple]]:
         """What this session has not been sent, as (subscription, map key: ("fsmap",) or an

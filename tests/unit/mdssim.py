@@ -217,6 +217,8 @@ class SimMDS:
             return
         if state == states.RESOLVE:
             fs = own_fs(self.mdsmap)
+            if fs is None:
+                return  # removed from the map while shutting down (no respawn): nothing to do
             others = {r: (fs.mds_info[fs.up[r]].state if r in fs.up else None)
                       for r in fs.in_ if r != self.rank}
             self.asked |= set(pins.resolve_next(others, self.asked, serving.REPLAYED))

@@ -210,3 +210,22 @@ def test_B8_an_empty_map_after_a_standby_null_map_respawns():
     assert gone.mds_info == {} and gone.epoch == 3
     acts = sm.handle_map(gone)
     assert len(acts) == 1 and isinstance(acts[0], Respawn)
+
+
+def test_B7_a_map_the_acks_name_but_never_comes_renews_the_subscription() -> None:
+    """A thrash run: mds.a respawned during a one-way partition (the monitor dropped its
+    subscribe), then its beacons got through. Acked, yet never sent a map, it stayed in
+    up:boot; the monitor ignored its boot beacons (M2), removed it as laggy and booted it
+    again every 1.26 s, and offered it as a replacement. Once the acks have named an epoch
+    it lacks for a grace, it subscribes again; a map that comes, or was held (B5), ends it."""
+    b = BeaconState(grace=1.0)
+    assert not b.map_missing(0, 0, 0.0)  # a boot beacon's null ack
+    assert not b.map_missing(894, 0, 0.1)  # booted: the map is on its way
+    assert not b.map_missing(894, 0, 0.9)
+    assert b.map_missing(894, 0, 1.1)  # it never came: subscribe again
+    assert not b.map_missing(896, 0, 1.5)  # once a grace, not at every ack
+    assert b.map_missing(896, 0, 2.2)
+    assert not b.map_missing(896, 896, 2.4)  # it came
+    assert not b.map_missing(897, 896, 2.5) and not b.map_missing(897, 897, 3.6)
+    assert not b.map_missing(900, 896, 3.7)
+    assert not b.map_missing(900, 905, 4.8)  # a newer map (or one held while laggy) counts

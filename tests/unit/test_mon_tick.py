@@ -102,6 +102,20 @@ def test_T0_T6_a_holder_nobody_can_replace_proposes_nothing_at_each_tick() -> No
     assert not [e for e in logs if "keep proposing" in e["event"]]
 
 
+def test_T6_a_holder_left_laggy_commits_no_more_maps() -> None:
+    """Once marked laggy, a holder with no replacement changes nothing: the ticks propose
+    nothing (no empty epoch each tick, which T0 answered with up to 50 ticks and commits)."""
+    c = healthy("a", "b", mon_tick_interval=0.1)
+    holder, standby = c.holder(), c.standbys()[0]
+    assert c.cmd("mds", "freeze", standby, "true")[0] == 0  # beacons, but is no replacement
+    c.kill(holder)
+    c.until(lambda: c.info(holder).laggy, within=30)
+    epoch, before = c.mon.fsmap.epoch, len(c.maps)
+    c.advance(10)
+    assert c.mon.fsmap.epoch == epoch and len(c.maps) == before
+    assert c.info(holder).laggy and c.holder() == holder
+
+
 def test_T6_not_joinable_blocks_replacement() -> None:
     c = healthy("a", "b")
     holder = c.holder()
