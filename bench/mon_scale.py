@@ -1,17 +1,26 @@
 """One monitor and N fake MDS daemons (issue 14 item 7). Prints figures, asserts nothing.
 
-    .venv/bin/python bench/mon_scale.py [--n 100,300,1000,3000] [--slow] [--dir DIR]
+    .venv/bin/python bench/mon_scale.py [--n 100,300,1000,3000] [--workers W]
+                                        [--rounds R] [--slow] [--dir DIR]
 
-For each N, a fresh monitor (fast profile, its own process) and, in this process, N raw
-protocol clients that say hello, send a boot beacon, subscribe to `mdsmap` as Ceph's MDS does
-and then beacon every second (state standby; the file system `cephfs` is not joinable, so
-they stay standbys). Figures:
+For each N, a fresh monitor (fast profile, its own process) and N raw protocol clients that
+say hello, send a boot beacon, subscribe to `mdsmap` as Ceph's MDS does and then beacon every
+second (state standby; the file system `cephfs` is not joinable, so they stay standbys). The
+fake daemons are shared out among W worker processes (by default one per 500 daemons, at
+most 3, at nice 10: they stand for daemons on other hosts; bench/scale_peers.py); this
+process only observes and sends the commands, so a worker too busy to read cannot get the
+bench's own command connection cut. Figures:
   boot      time until every daemon's boot beacon is acknowledged (it is in the map), the
             FSMap epochs committed meanwhile and the monitor's CPU seconds;
   cpu       the monitor's CPU (user + system, /proc) over 10 s while all of them beacon;
   epoch     time for one new epoch (`fs set cephfs session_timeout`) to reach N client
             subscribers of `mdsmap.<fscid>`, and 10 subscribers of the whole `fsmap` (the
-            subscribers run in a process of their own, apart from the fake daemons);
+            subscribers run in processes of their own, two from 1,000 on, apart from the
+            fake daemons): the median of --rounds epochs and their range, with the median
+            time to the command's reply (the monitor replies once it has committed the map
+            and written it to every subscriber's socket) and to the first subscriber's
+            receipt; and, from the kernel's schedstat over each epoch, where its time went
+            (the monitor's CPU and its wait for a CPU, the subscribers' likewise);
   rss       the monitor's resident memory then.
 With --slow, the slow-subscriber run: 1,000 epochs committed with no stuck subscriber (the
 baseline), then 1,000 more with 100 subscribers of `fsmap` that never read (ms_send_timeout
@@ -19,7 +28,9 @@ raised so they stay connected: what is measured is the coalescing); monitor RSS 
 after each.
 
 Baseline, measured in the same run: the median round trip of one monitor command over an open
-connection, and raw trio+msgpack round trips per second on loopback.
+connection, raw trio+msgpack round trips per second on loopback, and for each N the time this
+process takes to write one 1 KB frame to N loopback TCP sockets (the floor of writing a map to
+N subscribers: one system call each).
 """
 
 from __future__ import annotations
@@ -27,8 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import selectors
 import socket
 import statistics
 import subprocess
@@ -41,11 +50,11 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import scale_peers  # noqa: E402
 from client.admin import AdminClient  # noqa: E402
 from client.localcluster import Cluster  # noqa: E402
 from common import messages as m  # noqa: E402
-from common import states, wire  # noqa: E402
-from common.net import Connection, HandshakeError, connect  # noqa: E402
+from common.net import Connection, connect  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PHASE_TIMEOUT = 180.0
@@ -59,139 +68,100 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def schedstat(pid: int) -> tuple[float, float]:
+    """Seconds a process's threads have run and waited on a run queue (/proc schedstat)."""
+    ran = waited = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "schedstat").read_text().split()
+        except OSError:
+            continue  # the thread ended
+        ran, waited = ran + int(fields[0]) / 1e9, waited + int(fields[1]) / 1e9
+    return ran, waited
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-class Fleet:
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.booted = 0
-        self.all_booted = trio.Event()
-        self.beacons = 0
-        self.retries = 0  # handshakes the monitor dropped (its hello timeout, under load)
-
-
-async def fake_mds(host: str, port: int, i: int, fleet: Fleet) -> None:
-    while True:  # as an MDS does, try again when a busy monitor drops the handshake
-        try:
-            conn, ok = await connect(host, port, f"mds.f{i}")
-            break
-        except (HandshakeError, OSError):
-            fleet.retries += 1
-            await trio.sleep(1.0)
-    gid, name, addr = ok.global_id, f"f{i}", f"127.0.0.1:{10000 + i}/{i}"
-    epoch, seq = 0, 1
-    await conn.send(m.Beacon(global_id=gid, name=name, state=states.BOOT, seq=seq, version=0,
-                             addr=addr))
-    await conn.send(m.Subscribe(what=["mdsmap"]))
-
-    async def beacons() -> None:
-        nonlocal seq
-        await trio.sleep(random.random())
-        while True:
-            seq += 1
-            await conn.send(m.Beacon(global_id=gid, name=name, state=states.STANDBY, seq=seq,
-                                     version=epoch, addr=addr))
-            fleet.beacons += 1
-            await trio.sleep(1.0)
-
-    async with trio.open_nursery() as nursery:
-        booted = False
-        while True:
-            msg = await conn.recv()
-            if isinstance(msg, m.BeaconAck) and not booted:
-                booted = True
-                fleet.booted += 1
-                if fleet.booted == fleet.n:
-                    fleet.all_booted.set()
-                nursery.start_soon(beacons)
-            elif isinstance(msg, m.MDSMapMsg):
-                epoch = msg.mdsmap["epoch"]
-
-
-def subscribers_main(port: int, k: int, what: str) -> None:
-    """The child process of `epoch_reach`: k subscribers; prints "ready" once each has its
-    first map, then reads a target epoch on stdin and prints the perf_counter at which the
-    last of them received it (CLOCK_MONOTONIC: comparable with the parent's). Plain sockets
-    and one selector, so that what is measured is the monitor's delivery rather than this
-    process waking a thousand tasks."""
-    socks = []
-    for i in range(k):
-        s = socket.create_connection(("127.0.0.1", port))
-        dec = wire.FrameDecoder()
-        s.sendall(wire.encode(m.encode(m.Hello(entity=f"client.sub{i}"))))
-        _next_frame(s, dec)  # hello_ok
-        s.sendall(wire.encode(m.encode(m.Subscribe(what=[what]))))
-        socks.append((s, dec))
-    for s, dec in socks:
-        _next_frame(s, dec)  # the first map
-    print("ready", flush=True)
-    target = int(sys.stdin.readline())
-    sel = selectors.DefaultSelector()
-    for s, dec in socks:
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ, dec)
-    remaining, last = k, 0.0
-    while remaining:
-        for key, _ in sel.select():
-            dec = key.data
-            dec.feed(key.fileobj.recv(1 << 16))
-            while (msg := dec.next()) is not None:
-                body = msg.get("mdsmap") or msg.get("fsmap") or {}
-                if body.get("epoch", 0) >= target:
-                    last = time.perf_counter()
-                    remaining -= 1
-                    sel.unregister(key.fileobj)
-                    break
-    print(repr(last), flush=True)
-    for s, _ in socks:
-        s.close()
-
-
-def _next_frame(s: socket.socket, dec: wire.FrameDecoder) -> dict:
-    while (msg := dec.next()) is None:
-        data = s.recv(1 << 16)
-        if not data:
-            raise ConnectionError("closed by the monitor")
-        dec.feed(data)
-    return msg
-
-
-async def epoch_reach(admin: AdminClient, port: int, k: int, what: str,
-                      value: int) -> float | None:
-    """Seconds from the command that commits a new epoch until all k subscribers (in their
-    own process, so the fake daemons' CPU does not slow them) have it."""
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, __file__, "--subscribers", f"{port}:{k}:{what}"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    lines = _lines(proc.stdout)
+async def epoch_reach(admin: AdminClient, port: int, k: int, what: str, rounds: int,
+                      value0: int, procs: int = 1, mon_pid: int = 0) -> list[dict]:
+    """`rounds` times, one new epoch (`fs set cephfs session_timeout`): seconds from the
+    command until all k subscribers have it ("last"), until its reply ("reply": the monitor
+    replies once the map is committed and written to every subscriber's socket) and until
+    the first subscriber has it ("first"); "cpu": the subscribers' CPU seconds reading it.
+    Where the time went, from the kernel's schedstat over the same window: the monitor's
+    CPU ("mon_ran") and its time waiting for a CPU ("mon_waited"), and the subscriber
+    processes' wait for a CPU ("subs_waited", the longest of them).
+    The subscribers stay connected from round to round, in `procs` processes of their own
+    (so the fake daemons' CPU does not slow them; several, as real subscribers would read in
+    parallel). An empty list if they could not be set up in time."""
+    children, out = [], []
     try:
         with trio.move_on_after(PHASE_TIMEOUT):
-            assert await lines.__anext__() == "ready"
-            _, _, dump = await admin.command(["fs", "dump"], "json")
-            await proc.stdin.send_all(b"%d\n" % (json.loads(dump)["epoch"] + 1))
-            t0 = time.perf_counter()
-            await admin.command(["fs", "set", "cephfs", "session_timeout", str(value)])
-            return float(await lines.__anext__()) - t0
-        return None
+            for j in range(procs):
+                share = k * (j + 1) // procs - k * j // procs
+                proc = await trio.lowlevel.open_process(
+                    [sys.executable, scale_peers.__file__, "--subscribers",
+                     f"{port}:{share}:{what}"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                children.append((proc, scale_peers.lines(proc.stdout)))
+            for _, lines in children:
+                assert await lines.__anext__() == "ready"
+            for r in range(rounds):
+                target = await fsmap_epoch(admin) + 1
+                for proc, lines in children:
+                    await proc.stdin.send_all(b"%d\n" % target)
+                    assert await lines.__anext__() == "armed"
+                mon0 = schedstat(mon_pid) if mon_pid else (0.0, 0.0)
+                subs0 = [schedstat(proc.pid) for proc, _ in children]
+                t0 = time.perf_counter()
+                rc, outs, _ = await admin.command(
+                    ["fs", "set", "cephfs", "session_timeout", str(value0 + r)])
+                assert rc == 0, outs
+                reply = time.perf_counter() - t0
+                got = [[float(x) for x in (await lines.__anext__()).split()]
+                       for _, lines in children]
+                mon1 = schedstat(mon_pid) if mon_pid else (0.0, 0.0)
+                subs1 = [schedstat(proc.pid) for proc, _ in children]
+                out.append({"last": max(g[1] for g in got) - t0, "reply": reply,
+                            "first": min(g[0] for g in got) - t0,
+                            "cpu": sum(g[2] for g in got),
+                            "mon_ran": mon1[0] - mon0[0], "mon_waited": mon1[1] - mon0[1],
+                            "subs_waited": max(b[1] - a[1] for a, b in zip(subs0, subs1, strict=True))})
+                await trio.sleep(0.5)
     finally:
-        proc.kill()
-        await proc.wait()
+        for proc, _ in children:
+            proc.kill()
+            await proc.wait()
+    return out
 
 
-async def _lines(stream):
-    buf = b""
-    while True:
-        while b"\n" not in buf:
-            chunk = await stream.receive_some(4096)
-            if not chunk:
-                return
-            buf += chunk
-        line, buf = buf.split(b"\n", 1)
-        yield line.decode().strip()
+def write_floor(n: int, size: int = 1024, rounds: int = 5) -> float:
+    """Seconds to write one `size`-byte frame to each of n connected loopback TCP sockets
+    (median of `rounds`); the readers drain between rounds."""
+    srv = socket.create_server(("127.0.0.1", 0), backlog=n)
+    pairs = []
+    try:
+        for _ in range(n):
+            c = socket.create_connection(srv.getsockname())
+            pairs.append((c, srv.accept()[0]))
+        data, times = b"x" * size, []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            for _, s in pairs:
+                os.write(s.fileno(), data)
+            times.append(time.perf_counter() - t)
+            for c, _ in pairs:
+                c.recv(1 << 16)
+        return statistics.median(times)
+    finally:
+        for c, s in pairs:
+            c.close()
+            s.close()
+        srv.close()
 
 
 async def fsmap_epoch(admin: AdminClient) -> int:
@@ -227,7 +197,7 @@ async def loopback_rate(seconds: float = 1.0) -> float:
     return n / seconds
 
 
-async def scale_run(c: Cluster, n: int) -> dict:
+async def scale_run(c: Cluster, n: int, w: int, rounds: int) -> dict:
     host, port, pid = "127.0.0.1", c.port, c.mon.pid
     out: dict = {"n": n}
     async with AdminClient.open(f"{host}:{port}") as admin:
@@ -237,39 +207,37 @@ async def scale_run(c: Cluster, n: int) -> dict:
             rc, outs, _ = await admin.command(words)
             assert rc == 0, (words, outs)
         out["rss0"] = rss_mb(pid)
-        fleet = Fleet(n)
         epoch0 = await fsmap_epoch(admin)
+        workers = scale_peers.Workers()
         async with trio.open_nursery() as nursery:
+            await workers.start(nursery, port, n, w)
             t0, cpu_boot = time.perf_counter(), cpu_seconds(pid)
-            for i in range(n):
-                nursery.start_soon(fake_mds, host, port, i, fleet)
-                if i % 50 == 49:
-                    await trio.sleep(0)
+            await workers.tell("go")
             with trio.move_on_after(PHASE_TIMEOUT):
-                await fleet.all_booted.wait()
-            out["boot"] = time.perf_counter() - t0 if fleet.all_booted.is_set() else None
+                while len(workers.booted_at) < w:
+                    await trio.sleep(0.05)
+            all_booted = len(workers.booted_at) == w
+            out["boot"] = max(workers.booted_at) - t0 if all_booted else None
             out["boot_cpu"] = cpu_seconds(pid) - cpu_boot
             out["boot_epochs"] = await fsmap_epoch(admin) - epoch0
-            out["booted"] = fleet.booted
-            out["retries"] = fleet.retries
+            st = await workers.stats()
+            out["booted"], out["retries"] = st["booted"], st["retries"]
             await trio.sleep(2.0)  # every daemon beaconing
-            cpu0, b0, w0 = cpu_seconds(pid), fleet.beacons, time.perf_counter()
+            cpu0, b0, w0 = cpu_seconds(pid), (await workers.stats())["beacons"], \
+                time.perf_counter()
             await trio.sleep(10.0)
+            b1 = (await workers.stats())["beacons"]
             wall = time.perf_counter() - w0
             out["cpu"] = (cpu_seconds(pid) - cpu0) / wall
-            out["beacons_s"] = (fleet.beacons - b0) / wall
-            out["epoch_mdsmap"] = await epoch_reach(admin, port, n, "mdsmap.1", 61)
-            out["epoch_fsmap10"] = await epoch_reach(admin, port, 10, "fsmap", 62)
+            out["beacons_s"] = (b1 - b0) / wall
+            out["epoch_mdsmap"] = await epoch_reach(admin, port, n, "mdsmap.1", rounds, 100,
+                                                    procs=2 if n >= 1000 else 1, mon_pid=pid)
+            out["epoch_fsmap10"] = await epoch_reach(admin, port, 10, "fsmap", rounds, 200,
+                                                     mon_pid=pid)
             out["rss"] = rss_mb(pid)
+            await workers.stop()
             nursery.cancel_scope.cancel()
     return out
-
-
-def _raw_stuck(port: int) -> socket.socket:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", port))
-    return s
 
 
 async def slow_run(c: Cluster) -> dict:
@@ -308,38 +276,60 @@ def fmt(v, unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
     return "—" if v is None else f"{v * scale:.{digits}f}{unit}"
 
 
+def fmt_reach(rounds: list[dict]) -> str:
+    """The median of "last" (its range), then the medians of "reply" and "first", in ms."""
+    if not rounds:
+        return "—"
+    med = {key: statistics.median(r[key] for r in rounds) * 1000 for key in rounds[0]}
+    lasts = sorted(r["last"] * 1000 for r in rounds)
+    return (f"{med['last']:.0f} ms ({lasts[0]:.0f}–{lasts[-1]:.0f}; {med['reply']:.0f} / "
+            f"{med['first']:.0f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", default="100,300,1000,3000")
     ap.add_argument("--slow", action="store_true", help="the slow-subscriber run too")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes holding the fake daemons (default: 1 per 1,000, at most 3)")
+    ap.add_argument("--rounds", type=int, default=5, help="new epochs timed per N")
     ap.add_argument("--dir", default="")
-    ap.add_argument("--subscribers", default="", help=argparse.SUPPRESS)  # PORT:K:WHAT
     args = ap.parse_args()
-    if args.subscribers:
-        port, k, what = args.subscribers.split(":")
-        subscribers_main(int(port), int(k), what)
-        return
     base = Path(args.dir or tempfile.mkdtemp(prefix="mon_scale."))
     loop = trio.run(loopback_rate)
     print(f"baseline: raw trio+msgpack loopback {loop:,.0f} round trips/s", flush=True)
     print("| daemons | booted | boot | epochs (mon CPU s) in the boot | mon CPU (1 s beacons) "
-          "| beacons/s | epoch → N mdsmap subs | epoch → 10 fsmap subs | mon RSS | cmd RTT "
-          "| hellos retried |", flush=True)
-    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| beacons/s | epoch → N mdsmap subs: median (range; reply / first) | epoch → 10 "
+          "fsmap subs | mon RSS | cmd RTT | N loopback writes | hellos retried | workers |",
+          flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    where: list[tuple[int, list[dict]]] = []
     for n in [int(x) for x in args.n.split(",")]:
         c = Cluster(base / f"n{n}", conf={"mon": {"log_level": "warning"}},
                     cephx=False)  # auth none: comparable with earlier runs
         try:
             c.start_mon()
-            r = trio.run(scale_run, c, n)
+            w = args.workers or min(3, max(1, -(-n // 500)))
+            r = trio.run(scale_run, c, n, w, args.rounds)
             rtt = trio.run(_rtt, c)
+            floor = write_floor(n)
         finally:
             c.destroy()
         print(f"| {n:,} | {r['booted']:,} | {fmt(r['boot'], ' s')} | {r['boot_epochs']:,} "
               f"({r['boot_cpu']:.2f} s) | {r['cpu'] * 100:.1f} % | "
-              f"{r['beacons_s']:,.0f} | {fmt(r['epoch_mdsmap'], ' ms', 1000, 0)} | "
-              f"{fmt(r['epoch_fsmap10'], ' ms', 1000, 0)} | {r['rss']:.0f} MB | "
-              f"{rtt * 1000:.2f} ms | {r['retries']} |", flush=True)
+              f"{r['beacons_s']:,.0f} | {fmt_reach(r['epoch_mdsmap'])} | "
+              f"{fmt_reach(r['epoch_fsmap10'])} | {r['rss']:.0f} MB | "
+              f"{rtt * 1000:.2f} ms | {floor * 1000:.1f} ms | {r['retries']} | {w} |",
+              flush=True)
+        where.append((n, r["epoch_mdsmap"]))
+    print("\nwhere an epoch's time to N subscribers went, medians in ms: the monitor's CPU, its "
+          "wait for a CPU, the subscribers' reading CPU and their wait for a CPU (schedstat)")
+    for n, rounds in where:
+        if rounds:
+            med = {key: statistics.median(r[key] for r in rounds) * 1000 for key in rounds[0]}
+            print(f"  N = {n:,}: last {med['last']:.0f}; monitor ran {med['mon_ran']:.0f}, "
+                  f"waited {med['mon_waited']:.0f}; subscribers ran {med['cpu']:.0f}, "
+                  f"waited {med['subs_waited']:.0f}", flush=True)
     if args.slow:
         c = Cluster(base / "slow", conf={"mon": {"ms_send_timeout": "600",
                                                  "log_level": "warning"}}, cephx=False)

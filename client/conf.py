@@ -42,8 +42,8 @@ def take_options(argv: list[str], takes: dict[str, str], opts: dict, other,
 
 def split_global_options(argv: list[str], identity: bool = True) -> tuple[dict, list[str]]:
     """Pull -c/--conf, -f/--format, --connect-timeout, -s, -w, and who we are (-n/--name,
-    --id, -k/--keyring; not with `identity` False, for `client setfattr -n`) out of anywhere
-    in argv."""
+    --id, -k/--keyring; with `identity` False only --id and -k/--keyring, since `client
+    setfattr` has its own -n/--name) out of anywhere in argv."""
     opts = {"conf": None, "format": "plain", "timeout": None, "name": None, "id": None,
             "keyring": None}
     words: list[str] = []
@@ -60,9 +60,9 @@ def split_global_options(argv: list[str], identity: bool = True) -> tuple[dict, 
 
     takes = {"-c": "conf", "--conf": "conf", "-f": "format", "--format": "format",
              "--connect-timeout": "timeout"}
+    takes |= {"--id": "id", "-k": "keyring", "--keyring": "keyring"}
     if identity:
-        takes |= {"-n": "name", "--name": "name", "--id": "id", "-k": "keyring",
-                  "--keyring": "keyring"}
+        takes |= {"-n": "name", "--name": "name"}
     take_options(argv, takes, opts, other,
                  lambda a: SystemExit(f"mdsemu: option {a} needs a value"))
     return opts, words

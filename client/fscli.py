@@ -1,6 +1,7 @@
 """`mdsemu client`: filesystem operations from the command line (DESIGN §3).
 
-    mdsemu client -c CONF [--fs NAME] [-f plain|json|json-pretty] [--timeout S] OP ARGS...
+    mdsemu client -c CONF [--id ID] [-k KEYRING] [--fs NAME] [-f plain|json|json-pretty]
+                  [--timeout S] OP ARGS...
 
 OP is one of `mkdir [-p] PATH...`, `touch PATH...`, `ls [PATH...]`, `stat PATH...`,
 `mv SRC DST`, `rm PATH...`, `rmdir PATH...`, `setfattr -n NAME -v VALUE PATH...`,
@@ -8,9 +9,10 @@ OP is one of `mkdir [-p] PATH...`, `touch PATH...`, `ls [PATH...]`, `stat PATH..
 `verify --history FILE [--json]` (client/verify.py). Every path
 is tried; each failure is one line on stderr (`mdsemu client: mkdir /a: File exists`) and the
 exit status is the errno of the first one. With `-f json`, `ls` and `stat` print one JSON
-document per PATH (one per line). As with `mdsemu`, `-c`, `-f` and `--connect-timeout` (the
-wait for the monitor, 5 s) may stand anywhere; `--timeout` bounds each request, failovers
-included (60 s).
+document per PATH (one per line). As with `mdsemu`, `-c`, `-f`, `--connect-timeout` (the
+wait for the monitor, 5 s), and with cephx `--id` and `-k/--keyring` (who the client is;
+`-n` is setfattr's) may stand anywhere; `--timeout` bounds each request, failovers included
+(60 s).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TextIO
 
 import trio
 
-from client.conf import auth_key, load_config, split_global_options
+from client.conf import auth_key, entity_name, load_config, split_global_options
 from client.fsclient import FSClient, FSClientError, MonUnreachable
 from common import log as logsetup
 from common.net import use_messenger
@@ -96,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line as a namespace: op, paths/src/dst, fs, timeout, conf, format,
-    connect_timeout, debug. Raises UsageError."""
+    connect_timeout, debug, entity (--id: client.<id>) and keyring. Raises UsageError."""
     opts, words = split_global_options(argv, identity=False)
     args = parser().parse_args(words)
     if opts["format"] not in FORMATS:
@@ -109,6 +111,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.timeout = getattr(args, "timeout", 60.0)
     args.debug = getattr(args, "debug", False)
     args.conf, args.format, args.connect_timeout = opts["conf"], opts["format"], connect_timeout
+    args.entity, args.keyring = entity_name(opts), opts["keyring"]
     return args
 
 
@@ -266,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(e, file=sys.stderr)
         return errno.EINVAL
-    config = load_config(args.conf)
+    config = load_config(args.conf, args.entity, args.keyring)
     # The client's own log (failovers, retries) only with --debug: stderr has the one-line
     # messages of failed operations.
     logsetup.setup(config.get("log_format"), "", "debug" if args.debug else "error")

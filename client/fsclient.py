@@ -32,7 +32,7 @@ from collections import deque
 import structlog
 import trio
 
-from client.filelock import HeldLocks, LockDenied, setlk_args
+from client.filelock import LockDenied
 from client.fscore import (
     EBLOCKLISTED,
     ClientCore,
@@ -43,7 +43,8 @@ from client.fscore import (
     outcome,
     stuck_unavailable,
 )
-from client.mdssession import MDSSession, Pending
+from client.locks import ClientLocks
+from client.mdssession import MDS_CONNECT_TIMEOUT, RETRY_PAUSE, MDSSession, Pending
 from common import messages as m
 from common import states
 from common.fsmap import FSMap, MDSInfo
@@ -58,8 +59,6 @@ from common.net import (
 
 log = structlog.get_logger("client")
 
-RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newer map, then retry
-MDS_CONNECT_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 1.0
 
 __all__ = ["EBLOCKLISTED", "FSClient", "FSClientError", "LockDenied", "LostRequest",
@@ -90,7 +89,7 @@ class FSClient:
         self.refused: str | None = None  # the MDS rejected our session for good (caps)
         # sent at session open, libcephfs's ceph_set_uuid / ceph_set_session_timeout
         self.metadata: dict[str, str] = {}
-        self.held = HeldLocks()  # file locks, re-sent at reconnect
+        self.locks = ClientLocks(self)  # file locks (re-sent at reconnect) and reclaim
 
     @property
     def fsmap(self) -> FSMap | None:
@@ -102,7 +101,8 @@ class FSClient:
                    entity: str | None = None, auth: str = "",
                    connect_timeout: float | None = None, hunt_interval: float = 1.0,
                    require_mds: bool = True, root: str = "/"):
-        """`entity` is the name to authenticate as with the monitor (default client.admin);
+        """`entity` is the name to authenticate as with the monitor (default: the cephx
+        credentials' own, else client.admin);
         `connect_timeout` bounds the wait for the monitor and the first map (default
         `timeout`), `timeout` bounds each request. `root` is the directory mounted (ceph-fuse
         -r; the MDS checks it against a path-restricted client's caps). With `require_mds` (ceph-fuse's
@@ -112,7 +112,8 @@ class FSClient:
         auth = auth or current_auth()
         if auth:  # cephx: this instance's tickets name its own gid
             auth = auth.fork()
-        async with MonClient.open(mon_host, entity or "client.admin", auth, connect_timeout,
+        entity = entity or getattr(auth, "entity", None) or "client.admin"
+        async with MonClient.open(mon_host, entity, auth, connect_timeout,
                                   hunt_interval, reconnect=True, log=log,
                                   keep_gid=True) as monc, \
                 background() as nursery:
@@ -166,49 +167,17 @@ class FSClient:
         return [(name, inode) for name, inode in
                 (await self.request("readdir", {"path": path}))["entries"]]
 
-    # -- file locks (client.filelock; the MDS's table is mds.filelocks)
+    # -- file locks and reclaim: the `locks` part (client.locks)
     async def setlk(self, path: str, owner: str, type_: str, start: int = 0,
                     length: int = 0) -> None:
-        """Take a read or write lock on [start, start+length) (length 0: to EOF) for
-        `owner`, or release it with type "unlock"; LockDenied if another owner holds a
-        conflicting one (F_SETLK, no waiting)."""
-        args = setlk_args(path, owner, type_, start, length)
-        result = await self.request("setfilelock", args)
-        ino = int(result.get("ino", 0))
-        if type_ == "unlock":
-            self.held.unlocked(ino, owner, start, length)
-        elif result.get("granted"):
-            self.held.granted(ino, owner, type_, start, length)
-        else:
-            raise LockDenied(path, result.get("holder", {}))
+        await self.locks.setlk(path, owner, type_, start, length)
 
     async def getlk(self, path: str, owner: str, type_: str, start: int = 0,
                     length: int = 0) -> dict:
-        """The lock that would stop `owner` from taking this one ({} if none; F_GETLK)."""
-        return (await self.request("getfilelock", setlk_args(path, owner, type_, start,
-                                                             length))).get("holder", {})
+        return await self.locks.getlk(path, owner, type_, start, length)
 
     async def reclaim_reset(self, uuid: str) -> int:
-        """libcephfs's ceph_start_reclaim(uuid, CEPH_RECLAIM_RESET) then
-        ceph_finish_reclaim: the MDS ends the sessions of our previous incarnation (same
-        uuid), evicting them and releasing their locks. Returns how many it reset (0 when
-        there was none: -ENOENT, which the caller may ignore, as Ganesha does)."""
-        with trio.move_on_after(self.timeout):
-            while True:
-                _, s = await self._serving_session(0)
-                s.reclaim_reply, s.reclaim_answered = None, trio.Event()
-                if await s.send(m.ClientSession("request_reclaim", metadata={
-                        "uuid": uuid, "flags": "reset"})):
-                    with trio.move_on_after(MDS_CONNECT_TIMEOUT):
-                        await s.reclaim_answered.wait()
-                reply = s.reclaim_reply
-                if reply is not None and reply.get("result") != -errno.EAGAIN:
-                    rc = int(reply.get("result", 0))
-                    if rc not in (0, -errno.ENOENT):
-                        raise FSClientError(-rc, f"reclaim of {uuid} failed")
-                    return int(reply.get("sessions", 0))
-                await self._newer_map(self.fsmap.epoch, RETRY_PAUSE)
-        raise FSClientError(errno.ETIMEDOUT, f"no reclaim reply within {self.timeout:g}s")
+        return await self.locks.reclaim_reset(uuid)
 
     async def request(self, op: str, args: dict, on_lost=None) -> dict:
         """Send one request to the rank holding the path; return its result once it is
@@ -383,7 +352,7 @@ class FSClient:
     def note_evicted(self, mds: str, reason: str) -> None:
         if self.evicted is None:
             self.evicted = reason
-            self.held.forget()
+            self.locks.held.forget()
             self.log.error(f"{self.entity} was evicted by {mds} ({reason}); its requests fail",
                            addr=self.addr)
 
@@ -477,7 +446,7 @@ class FSClient:
             self.log.info(f"reconnecting session to mds.{info.name}", rank=rank,
                           replayed=len(replay))
             if await s.send(m.ClientReconnect(metadata={"addr": self.addr},
-                                              locks=self.held.to_wire())):
+                                              locks=self.locks.held.to_wire())):
                 with trio.move_on_after(MDS_CONNECT_TIMEOUT):
                     await s.answered.wait()
             if s.is_open:

@@ -20,6 +20,8 @@ from common.replies import ReplyMux
 log = structlog.get_logger("client")
 
 NON_ALLOWABLE_ROOT = "non-allowable root"  # mds/authcaps.py: what the MDS says
+RETRY_PAUSE = 0.5  # after EAGAIN or a failed connect: wait this long for a newer map, then retry
+MDS_CONNECT_TIMEOUT = 5.0  # to connect, and for the MDS to answer a session request
 
 
 class Pending:

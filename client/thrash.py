@@ -402,12 +402,14 @@ def run(a: argparse.Namespace) -> int:
     finally:
         print("mdsemu thrash: healing every fault", flush=True)
         t.heal_all()
-    if stopped == "interrupted":
+    for rec in t.records:  # the fault under way when it stopped: healed just now
+        if rec["healed_at"] is None:
+            rec["healed_at"] = round(t.now(), 3)
+    if stopped == "interrupted":  # the report still says what ran (a partial run)
         if load is not None:
             load.terminate()
             _reap(load)
         print("mdsemu thrash: interrupted; every fault healed", file=sys.stderr)
-        return 130
     recovered = None
     if stopped is None:
         print(f"mdsemu thrash: all healed; waiting up to {a.recovery_timeout:g}s for "
@@ -424,7 +426,9 @@ def run(a: argparse.Namespace) -> int:
         _reap(load)
     load_out = _tail(load_log) if load is not None else ""
     verdict, status = None, 2  # 2: not recovered (or the history could not be checked)
-    if compose and a.history is None:
+    if stopped == "interrupted":
+        status = 130
+    if compose and a.history is None and stopped != "interrupted":
         history = c.collect_history(history)
     if stopped is not None:
         verdict = {"error": stopped}
@@ -440,7 +444,8 @@ def run(a: argparse.Namespace) -> int:
     _note_client_gaps(t.records, answers)
     _write_timeline(t, answers, load_start, os.path.join(report_dir, "timeline.html"))
     report = {"seed": seed, "options": {k: v for k, v in vars(a).items()},
-              "grace": grace, "faults": t.records, "totals": _totals(t.records),
+              "grace": grace, "partial": stopped is not None,
+              "faults": t.records, "totals": _totals(t.records),
               "recovery": {"bound": a.recovery_timeout, "seconds": recovered},
               "load": load_out[-2000:], "verify": verdict, "exit_status": status}
     with open(os.path.join(report_dir, "report.json"), "w") as fh:

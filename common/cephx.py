@@ -180,6 +180,27 @@ class Ticket:
         return now >= self.expires - self.ttl / 4  # renew with a quarter of its life left
 
 
+def tickets_due(tickets: dict[str, Ticket], now: float) -> list[str]:
+    """The services we hold no ticket for, or whose ticket is due for renewal."""
+    return [s for s in SERVICES if s not in tickets or tickets[s].needs_renewal(now)]
+
+
+def tickets_to_request(tickets: dict[str, Ticket], now: float, since_asked: float | None,
+                       retry: float, answered: bool = True) -> list[str]:
+    """The services to ask the monitor for now: every one until this monitor session has
+    answered once (`answered`: the reply brings a daemon its service's rotating secrets
+    too), then those we hold no ticket for or that are due for renewal; nothing if we asked
+    less than `retry` seconds ago (`since_asked`; None: not yet) and the reply may be on its
+    way. Asking again matters for the first request too: it or its reply can vanish while
+    the monitor session stays up (ms_blackhole_mon, a one-way partition), and a daemon
+    without an osd ticket cannot replay its rank (Ceph's MonClient checks its tickets again
+    at every tick, _check_auth_tickets)."""
+    due = tickets_due(tickets, now) if answered else list(SERVICES)
+    if not due or (since_asked is not None and since_asked < retry):
+        return []
+    return due
+
+
 def open_ticket_reply(session_key: bytes, d: dict, now: float) -> Ticket:
     service = d["service"]
     mine = unseal(session_key, d["mine"], service.encode(), f"the {service} ticket")

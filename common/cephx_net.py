@@ -37,6 +37,7 @@ class CephxClient:
         self.sign = sign
         self.tickets: dict[str, Ticket] = {}
         self.rotating: dict[str, RotatingSecrets] = {}
+        self.answered_on = None  # the monitor connection that last sent us tickets
 
     def fork(self) -> CephxClient:
         """The same credentials with tickets of their own: for another client instance
@@ -81,14 +82,20 @@ class CephxClient:
 
     # -- beside a monitor session
     async def mon_session(self, conn) -> None:
-        """Fetch tickets at the start of the session, then renew them before they expire."""
-        await conn.send(m.AuthGetTickets(services=list(cephx.SERVICES)))
+        """Fetch tickets at the start of the session, then renew them before they expire;
+        a request left unanswered is made again every RETRY_RENEWAL seconds."""
+        asked_at: float | None = None  # trio's clock; the tickets' expiry is wall time
         while True:
-            now = time.time()
-            due = [s for s, t in self.tickets.items() if t.needs_renewal(now)]
-            if due:
-                await conn.send(m.AuthGetTickets(services=due))
-                await trio.sleep(RETRY_RENEWAL)  # the reply moves the renewal time on
+            now, mono = time.time(), trio.current_time()
+            answered = self.answered_on is conn
+            ask = cephx.tickets_to_request(self.tickets, now,
+                                           None if asked_at is None else mono - asked_at,
+                                           RETRY_RENEWAL, answered)
+            if ask:
+                await conn.send(m.AuthGetTickets(services=ask))
+                asked_at = mono
+            if not answered or cephx.tickets_due(self.tickets, now):
+                await trio.sleep(POLL)  # until the reply, or the time to ask again
                 continue
             wake = min((t.expires - t.ttl / 4 for t in self.tickets.values()),
                        default=now + RETRY_RENEWAL)
@@ -101,6 +108,7 @@ class CephxClient:
             for d in msg.tickets:
                 t = cephx.open_ticket_reply(key, d, time.time())
                 self.tickets[t.service] = t
+            self.answered_on = conn
             return True
         if isinstance(msg, m.AuthRotating) and key is not None:
             opened = cephx.unseal(key, msg.sealed, msg.service.encode(), "rotating secrets")

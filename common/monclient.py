@@ -254,6 +254,11 @@ class MonClient:
         if msg is not None:
             await self.send(msg)
 
+    async def renew_subs(self) -> None:
+        msg = self.core.renew_subs()
+        if msg is not None:
+            await self.send(msg)
+
     def set_session_msg(self, key: str, msg) -> None:
         """Send `msg` at the start of every session from the next one on."""
         self.core.set_session_msg(key, msg)

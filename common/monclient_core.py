@@ -140,6 +140,11 @@ class MonClientCore:
         self._subs.extend(new)
         return m.Subscribe(what=new) if new else None
 
+    def renew_subs(self) -> m.Subscribe | None:
+        """Every subscription again, each asking for the current map (Ceph's _renew_subs):
+        for one whose first map never came on a session that stayed up."""
+        return m.Subscribe(what=list(self._subs)) if self._subs else None
+
     def set_session_msg(self, key: str, msg) -> None:
         """A message every new session starts with (after the subscriptions)."""
         self._session_msgs[key] = msg

@@ -6,7 +6,8 @@ On the cluster's first start it creates the file system ($MDSEMU_FS, pools <fs>_
 daemon takes rank 0 (`docker compose kill mds-a` then kills the active). On every start it
 waits for rank 0 to be up:active, then applies max_mds ($MDSEMU_MAX_MDS) and
 allow_standby_replay ($MDSEMU_STANDBY_REPLAY), and exits 0. The other MDS services and the
-client wait for it (depends_on: service_completed_successfully).
+client wait for it (depends_on: service_completed_successfully). With cephx, it first imports
+the key file of any entity the monitor's auth database lacks (client/compose_auth.py).
 
 It only uses the `mdsemu` command, as a user would, and logs JSON lines like the daemons.
 """
@@ -48,6 +49,32 @@ def fs_dump() -> dict | None:
         return None
 
 
+def import_missing_keys() -> bool:
+    """With cephx: `auth import -i` the key files of /etc/ceph/keys whose entity the monitor
+    does not know (an `auth del`, or an entity a newer compose.yaml added), so that every
+    daemon's key is the monitor's."""
+    if env("MDSEMU_AUTH", "cephx").lower() != "cephx":
+        return True
+    from client import compose_auth
+
+    rc, out, err = mdsemu("auth", "ls", "-f", "json")
+    try:
+        known = {e["entity"] for e in json.loads(out)["auth_dump"]} if rc == 0 else None
+    except (ValueError, KeyError):
+        known = None
+    if known is None:
+        log("auth ls failed", level="error", error=err, rc=rc)
+        return False
+    wanted = compose_auth.entities(fs=env("MDSEMU_FS", "cephfs"))
+    for entity in compose_auth.missing_from(known, compose_auth.read_files(wanted)):
+        rc, _, err = mdsemu("auth", "import", "-i", compose_auth.key_path(entity))
+        if rc != 0:
+            log("auth import failed", level="error", name=entity, error=err, rc=rc)
+            return False
+        log("imported a key the monitor did not have", name=entity)
+    return True
+
+
 def rank0(fsmap: dict, fs_name: str) -> dict | None:
     """The info of the daemon holding rank 0 of fs_name, if any."""
     for fs in fsmap["filesystems"]:
@@ -82,6 +109,8 @@ def main() -> int:
     fsmap = wait("the monitor", fs_dump)
     if fsmap is None:
         log("the monitor did not answer", level="error")
+        return 1
+    if not import_missing_keys():
         return 1
     if not any(fs["mdsmap"]["fs_name"] == fs_name for fs in fsmap["filesystems"]):
         def first_standby() -> bool:

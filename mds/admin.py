@@ -123,7 +123,7 @@ def _answer(args: list[str], fmt: str, daemon, now: float,
     words = " ".join(args)
     sm = daemon.sm
     if words == "status":
-        fs = daemon.fsmap.fs_of(daemon.gid) if daemon.fsmap else None
+        fs = daemon.fs
         out = {
             "cluster_fsid": daemon.fsid,
             "whoami": sm.rank if sm else -1,

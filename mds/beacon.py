@@ -14,6 +14,7 @@ class BeaconState:
         self.seq_stamp: dict[int, float] = {}
         self.last_acked_stamp: float | None = None  # never acked counts as laggy (ref §17.8)
         self.was_laggy = False
+        self.behind_since: float | None = None  # acks have named a map we lack, since
 
     def sent(self, now: float) -> int:
         self.last_seq += 1
@@ -44,3 +45,21 @@ class BeaconState:
 
     def since_acked(self, now: float) -> float:
         return now - (self.last_acked_stamp if self.last_acked_stamp is not None else now)
+
+    def map_missing(self, version: int, have: int, now: float) -> bool:
+        """B4/B7: an ack names the epoch the monitor wants us to have seen (`version`); we
+        hold `have`. A map still missing after `grace` was lost on the way, with the
+        subscription asking for it (a message dropped while the session stayed up: a one-way
+        partition, ms_blackhole_mon at our boot): True, once a grace, when the shell should
+        subscribe again. Without it a daemon stays in up:boot, its boot beacons ignored (M2),
+        removed as laggy and booted again every second, and picked as a replacement."""
+        if version <= have:
+            self.behind_since = None
+            return False
+        if self.behind_since is None:
+            self.behind_since = now
+            return False
+        if now - self.behind_since < self.grace:
+            return False
+        self.behind_since = now
+        return True

@@ -361,7 +361,7 @@ class ClientServer:
     async def evict_all_if_last(self) -> None:
         """MDSRank::stopping_start: the last rank to stop evicts every client session first
         (blocklisting as mds_session_blocklist_on_evict says); nobody is left to serve them."""
-        fs = self.mds.fsmap.fs_of(self.mds.gid) if self.mds.fsmap else None
+        fs = self.mds.fs
         victims = self.mds.sessionmap.last_rank_stopping(len(fs.in_) if fs else 0)
         blocklist = self.mds.config.get("mds_session_blocklist_on_evict")
         for s in victims:
@@ -393,7 +393,7 @@ class ClientServer:
                              "laggy")  # once when it starts, not every tick
                 smap.last_cleared_laggy = now
                 continue
-            fs = self.mds.fsmap.fs_of(self.mds.gid) if self.mds.fsmap else None
+            fs = self.mds.fs
             if fs is None:
                 continue
             osd_laggy = self.mds.config.get("defer_client_eviction_on_laggy_osds") and \

@@ -28,7 +28,7 @@ from common import messages as m
 from common import states
 from common.auth import hello_key
 from common.config import Config
-from common.fsmap import FSMap
+from common.mdsmap import MDSMap
 from common.net import (
     parse_hostport,
     use_auth,
@@ -39,7 +39,7 @@ from mds import admin, lifecycle, ophealth, process
 from mds.clientserver import ClientServer
 from mds.monsession import MonSession
 from mds.peerlink import PeerLink
-from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
+from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start, own_fs
 from mds.rankdata import Damaged, Fenced, RankData
 from mds.runtime import RankRuntime, lazy_flush_interval
 from mds.sessionmap import SessionMap
@@ -61,7 +61,7 @@ class MDSDaemon:
         self.nonce = random.randint(1, 2**31 - 1)
         self.addr = ""
         self.sm: RankStateMachine | None = None
-        self.fsmap: FSMap | None = None
+        self.mdsmap: MDSMap | None = None  # the newest map acted on (what `mdsmap` gets, B7)
         self.stopping = False
         self._acked_dne: trio.Event | None = None
         self.nursery: trio.Nursery | None = None
@@ -78,6 +78,11 @@ class MDSDaemon:
         self.mon = MonSession(self)  # the monitors: beacons, maps
         self.clients = ClientServer(self)  # sessions and requests
         self.peers = PeerLink(self)  # the other ranks: subtrees, cross-rank operations
+
+    @property
+    def fs(self) -> MDSMap | None:
+        """Our file system's map; None while a standby (its map is a null one) or booting."""
+        return own_fs(self.mdsmap)
 
     @property
     def data(self) -> RankData | None:
@@ -248,27 +253,27 @@ class MDSDaemon:
         log.info("config changed", options=changed)
         if "mds_log_pause" in changed and self.data is not None:
             self.data.set_log_pause(self.config.get("mds_log_pause"))
-        if "mdsemu_log_flush_interval" in changed and self.data is not None and self.fsmap:
-            self.data.mdlog.flush_interval = lazy_flush_interval(
-                self.config, self.fsmap.fs_of(self.gid))
+        if "mdsemu_log_flush_interval" in changed and self.data is not None:
+            self.data.mdlog.flush_interval = lazy_flush_interval(self.config, self.fs)
         if "mdsemu_log_max_unflushed" in changed and self.data is not None:
             self.data.mdlog.max_unflushed = self.config.get("mdsemu_log_max_unflushed")
         self.mon.wake()  # e.g. mds_join_fs: the mon hears of it now (S3)
 
     # -- maps and the work of each state
-    def on_fsmap(self, fsmap: FSMap) -> None:
+    def on_mdsmap(self, mdsmap: MDSMap) -> None:
+        """A map from our `mdsmap` subscription: our file system's, or a standby's null map
+        (Ceph's MDSDaemon::handle_mds_map)."""
         if self.sm is None or self.respawn_reason is not None:
             return
-        actions = self.sm.handle_map(fsmap)
-        if fsmap.epoch >= self.sm.epoch:
-            self.fsmap = fsmap
+        actions = self.sm.handle_map(mdsmap)
+        if mdsmap.epoch >= self.sm.epoch:
+            self.mdsmap = mdsmap
             self.map_seen.set()
             self.map_seen = trio.Event()
             if self.data is not None:
-                self.data.mdlog.flush_interval = lazy_flush_interval(self.config,
-                                                                     fsmap.fs_of(self.gid))
+                self.data.mdlog.flush_interval = lazy_flush_interval(self.config, self.fs)
         if actions:
-            log.info(f"Updating MDS map to version {fsmap.epoch} from mon")
+            log.info(f"Updating MDS map to version {mdsmap.epoch} from mon")
         self._act(actions)
 
     def _act(self, actions) -> None:
@@ -313,8 +318,8 @@ class MDSDaemon:
                         state=states.name(state), retry_in=delay)
             self.runtime.drop_osd()
             await trio.sleep(delay)
-        if self.sm.state == state and self.fsmap is not None:
-            self._act(self.sm.step_done(state, self.fsmap,
+        if self.sm.state == state and self.mdsmap is not None:
+            self._act(self.sm.step_done(state, self.mdsmap,
                                         replay_queued=bool(self.clients.replay_queue)))
 
     async def _report_damaged(self, reason: str) -> None:
@@ -323,7 +328,7 @@ class MDSDaemon:
         self.sm.want_state = states.DAMAGED
         self.mon.wake()
         with trio.move_on_after(self.config.get("mds_mon_shutdown_timeout")):
-            while self.fsmap.info(self.gid) is not None:
+            while self.gid in self.mdsmap.mds_info:
                 await trio.sleep(0.05)
         self.fatal("respawning after reporting down:damaged")
 

@@ -8,7 +8,7 @@ nothing else for `mon_client_ping_timeout` is left (the MonClient hunts again).
 Its interface to the daemon: `run()` (the session, until cancelled), `wake()` (B3: a beacon
 now), `send_beacon()`, `send(msg)` and `command(args)` (quietly dropped without a session),
 `laggy(now)` and `unlaggy` (an event set when an ack ends a laggy period). It calls back
-`mds.connected`, `mds.beacon_msg`, `mds.on_fsmap`, `mds.on_osdmap`, `mds.config_changed`,
+`mds.connected`, `mds.beacon_msg`, `mds.on_mdsmap`, `mds.on_osdmap`, `mds.config_changed`,
 `mds.removed` and `mds.fatal`.
 """
 
@@ -20,7 +20,7 @@ import structlog
 import trio
 
 from common import messages as m
-from common.fsmap import FSMap
+from common.mdsmap import MDSMap
 from common.monclient import MonClient
 from common.net import ProtocolError
 from common.osdmap import OSDMap
@@ -38,7 +38,8 @@ class MonSession:
         self.monc: MonClient | None = None
         self.unlaggy = trio.Event()  # set (and replaced) on each ack that ends laggy
         self._wake = trio.Event()  # B3: send a beacon now
-        self._deferred_map: FSMap | None = None
+        self._deferred_map: MDSMap | None = None
+        self._renew_subs = False  # the beacon loop subscribes again (a map went missing)
         self._tid = 0
 
     def wake(self) -> None:
@@ -72,7 +73,8 @@ class MonSession:
                 heard_on_receive=False, on_session=self._on_session,
                 session_task=self._beacon_loop) as monc:
             self.monc = monc
-            await monc.subscribe("fsmap", "osdmap", "config")
+            # B7: Ceph's MDS subscribes to `mdsmap`: its fs's map, a standby's null map
+            await monc.subscribe("mdsmap", "osdmap", "config")
             await trio.sleep_forever()
 
     def _on_session(self, hello: m.HelloOk, peer: str) -> None:
@@ -86,6 +88,9 @@ class MonSession:
             with trio.move_on_after(self.config.get("mds_beacon_interval")):
                 await self._wake.wait()
             self._wake = trio.Event()
+            if self._renew_subs and self.monc is not None:
+                self._renew_subs = False
+                await self.monc.renew_subs()
             now = trio.current_time()
             self.beacon.grace = self.config.get("mds_beacon_grace")
             if self.beacon.laggy(now) and self.beacon.last_acked_stamp is not None:
@@ -103,13 +108,13 @@ class MonSession:
         """What the monitor sends, other than replies to the MonClient's own commands."""
         if isinstance(msg, m.BeaconAck):
             self._on_ack(msg)
-        elif isinstance(msg, m.FSMapMsg):
-            fsmap = FSMap.from_wire(msg.fsmap)
+        elif isinstance(msg, m.MDSMapMsg):
+            mdsmap = MDSMap.from_wire(msg.mdsmap)
             if lifecycle.hold_map(self.mds.state, self.beacon.laggy(trio.current_time())):
-                log.info("laggy, deferring mdsmap", epoch=fsmap.epoch)
-                self._deferred_map = fsmap
+                log.info("laggy, deferring mdsmap", epoch=mdsmap.epoch)
+                self._deferred_map = mdsmap
             else:
-                self.mds.on_fsmap(fsmap)
+                self.mds.on_mdsmap(mdsmap)
         elif isinstance(msg, m.ConfigMsg):
             self.mds.config_changed(self.config.set_runtime(msg.values))
         elif isinstance(msg, m.OSDMapMsg):
@@ -132,5 +137,12 @@ class MonSession:
             self.unlaggy.set()
             self.unlaggy = trio.Event()
         if self._deferred_map is not None and not self.beacon.laggy(now):
-            fsmap, self._deferred_map = self._deferred_map, None
-            self.mds.on_fsmap(fsmap)
+            mdsmap, self._deferred_map = self._deferred_map, None
+            self.mds.on_mdsmap(mdsmap)
+        have = max(self.mds.sm.epoch if self.mds.sm is not None else 0,
+                   self._deferred_map.epoch if self._deferred_map is not None else 0)
+        if self.beacon.map_missing(ack.version, have, now):
+            log.warning(f"the monitor acks map epoch {ack.version}, we have {have}: "
+                        f"subscribing again")
+            self._renew_subs = True
+            self.wake()

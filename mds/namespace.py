@@ -229,7 +229,13 @@ class Namespace:
         getattr(self, _APPLY[ev["op"]])(ev)  # a table, not a dict of bound methods per event
 
     def attach(self, parent: int, name: str, node: Inode) -> None:
-        """Put an inode under a dentry as it was read back (directory objects)."""
+        """Put an inode under a dentry as it was read back (directory objects, an import).
+        An inode has one link: a dentry of ours naming it elsewhere goes (a stub kept by its
+        old name above a subtree we hold, which the exporter has renamed since)."""
+        old_parent, old_name = self.parent.get(node.ino), self.dname.get(node.ino)
+        if old_name is not None and (old_parent, old_name) != (parent, name) and \
+                self.dentries.get(old_parent, {}).get(old_name) == node.ino:
+            del self.dentries[old_parent][old_name]
         self.inodes[node.ino] = node
         self.dentries[parent][name] = node.ino
         self.parent[node.ino] = parent

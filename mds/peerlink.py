@@ -83,7 +83,7 @@ class PeerLink:
 
     async def _peer_call(self, rank: int, op: str, args: dict) -> m.MDSPeerReply | None:
         """Ask the holder of `rank` (one connection per question); None if it cannot answer."""
-        fs = self.mds.fsmap.fs_of(self.mds.gid) if self.mds.fsmap else None
+        fs = self.mds.fs
         info = fs.holder(rank) if fs is not None else None
         if info is None:
             return None
@@ -184,7 +184,7 @@ class PeerLink:
             snap = await data.export_prepare(root)
             delays = lifecycle.peer_backoff().delays()
             while True:
-                fs = self.mds.fsmap.fs_of(self.mds.gid)
+                fs = self.mds.fs
                 if fs is None or target not in fs.in_ or self.mds.respawn_reason is not None:
                     data.export_abort(root)
                     log.warning("export abandoned", path=path, to_rank=target)
@@ -214,7 +214,7 @@ class PeerLink:
                 node = data.ns.resolve(path)
         except FSError:
             return
-        fs = self.mds.fsmap.fs_of(self.mds.gid)
+        fs = self.mds.fs
         holder = fs.holder(target) if fs is not None and target >= 0 else None
         active = holder is not None and holder.state == states.ACTIVE
         action, to = pins.decide(is_dir=node.is_dir, exported=node.ino in data.ns.exported,
@@ -255,7 +255,7 @@ class PeerLink:
         """Pins (ceph.dir.pin) and the default spread of new top-level directories."""
         if self.mds.data is None:
             return
-        fs = self.mds.fsmap.fs_of(self.mds.gid)
+        fs = self.mds.fs
         pin = pins.after_request(req.op, req.args, rc, self.mds.sm.rank,
                                  fs.max_mds if fs is not None else None)
         if pin is not None:
@@ -267,7 +267,7 @@ class PeerLink:
         log.info("resolve_start")
         asked: set[int] = set()
         while True:
-            fs = self.mds.fsmap.fs_of(self.mds.gid)
+            fs = self.mds.fs
             others = {r: (fs.holder(r).state if fs.holder(r) is not None else None)
                       for r in fs.in_ if r != self.mds.sm.rank} if fs else {}
             for rank in pins.resolve_next(others, asked, serving.REPLAYED):
@@ -284,9 +284,9 @@ class PeerLink:
                     asked.add(rank)
             if pins.resolve_done(others, asked):
                 break
-            epoch = self.mds.fsmap.epoch
+            epoch = self.mds.mdsmap.epoch
             with trio.move_on_after(0.2):
-                while self.mds.fsmap.epoch == epoch:
+                while self.mds.mdsmap.epoch == epoch:
                     await self.mds.map_seen.wait()
 
     async def work_stopping(self) -> None:
@@ -295,15 +295,22 @@ class PeerLink:
         await self.mds.clients.evict_all_if_last()
         data = self.mds.data
         if data is not None and data.ns is not None:
-            for root in sorted(data.ns.auth_roots - {ROOT_INO}):
-                while root in data.ns.auth_roots:
-                    if not await self.export_subtree(root, 0):
+            # Until none is left, not the roots held at the start: a cross-rank rename we
+            # prepared as its witness while active may commit now and leave us a new
+            # subtree root (its directory's contents stay here, mds.xrank); kept, rank 0
+            # would forward its requests to a rank that has stopped.
+            while True:
+                while roots := sorted(data.ns.auth_roots - {ROOT_INO}):
+                    if not await self.export_subtree(roots[0], 0):
                         await trio.sleep(0.2)
-            # Our cross-rank operations reach their witnesses before we go (bounded: a
-            # witness that is down learns the outcome in its own up:resolve).
-            with trio.move_on_after(2 * PEER_TIMEOUT):
-                while data.ns.xmaster or data.xinflight:
-                    await trio.sleep(0.05)
+                # Cross-rank operations reach their witnesses (ours) or are decided by
+                # their masters (theirs) before we go (bounded: a witness that is down
+                # learns the outcome in its own up:resolve).
+                with trio.move_on_after(2 * PEER_TIMEOUT):
+                    while data.ns.xmaster or data.xinflight or data.ns.xpeer:
+                        await trio.sleep(0.05)
+                if not data.ns.auth_roots - {ROOT_INO}:
+                    break
             await data.flush_all()
         log.info("stopping_done")
 

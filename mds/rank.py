@@ -4,6 +4,11 @@ The monitor moves a daemon into standby, standby-replay, creating, starting, rep
 stopping; the daemon asks for every other state and acts only once it sees the state in a
 committed map (R1). `handle_map` turns a new map into actions; `step_done` is called by the
 shell when the work of a state (replay the journal, wait for clients, ...) has finished.
+
+The maps are what an MDS subscribed to `mdsmap` gets (B7, O1; the monitor's check_sub, in
+mon/subscriptions.py): its file system's MDSMap, or, for a standby, a null map holding only its
+own info at its standby epoch, or, for a daemon not in the FSMap, an empty null map. Their
+epochs are FSMap epochs of the last change, so they only grow, whichever map comes next.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common import states
-from common.fsmap import FSMap
+from common.mdsmap import FS_CLUSTER_ID_NONE, MDSMap
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,18 @@ WORK_STATES = frozenset({
 })
 
 
+def own_fs(mdsmap: MDSMap | None) -> MDSMap | None:
+    """The file system a map is of; None for a null map (a standby's, or not in the FSMap)."""
+    return mdsmap if mdsmap is not None and mdsmap.fscid != FS_CLUSTER_ID_NONE else None
+
+
 class RankStateMachine:
     def __init__(self, gid: int) -> None:
         self.gid = gid
         self.state = states.BOOT  # as the committed map says (BOOT until we are in one)
         self.rank = -1
         self.inc = 0
-        self.epoch = 0  # FSMap epoch processed (B7)
+        self.epoch = 0  # MDSMap epoch processed (B7)
         self.effective_epoch = 0  # what the beacon reports as "version" (M4)
         self.fs_name = ""
         self.want_state = states.BOOT
@@ -61,18 +71,18 @@ class RankStateMachine:
         self.want_state = state
         return RequestState(state)
 
-    def handle_map(self, fsmap: FSMap) -> list[Action]:
-        if fsmap.epoch <= self.epoch:
+    def handle_map(self, mdsmap: MDSMap) -> list[Action]:
+        if mdsmap.epoch <= self.epoch:
             return []  # B7: old or repeated maps are dropped
-        self.epoch = fsmap.epoch
-        info = fsmap.info(self.gid)
+        self.epoch = mdsmap.epoch
+        info = mdsmap.mds_info.get(self.gid)
         if info is None:
             if self.state != states.BOOT:  # B8
                 return [Respawn("Map removed me from cluster; respawning! See cluster/monitor "
                                 "logs for details.")]
             return []
-        self.effective_epoch = fsmap.effective_epoch(self.gid)
-        fs = fsmap.fs_of(self.gid)
+        self.effective_epoch = mdsmap.epoch  # M4: our fs's epoch, or our standby epoch
+        fs = own_fs(mdsmap)
         self.fs_name = fs.fs_name if fs else ""
         old, new = self.state, info.state
         actions: list[Action] = []
@@ -106,12 +116,12 @@ class RankStateMachine:
                 actions.append(self._request(states.RECONNECT))
         return actions
 
-    def step_done(self, state: int, fsmap: FSMap, replay_queued: bool = False) -> list[Action]:
+    def step_done(self, state: int, mdsmap: MDSMap, replay_queued: bool = False) -> list[Action]:
         """The work of `state` finished; ask for what comes next (R3, R4, X4). After rejoin,
         requests queued for replay mean up:clientreplay first (R3 step 5)."""
         if state != self.state:
             return []  # the map moved on while the work ran
-        fs = fsmap.fs_of(self.gid)
+        fs = own_fs(mdsmap)
         if state == states.RESOLVE:
             self.resolved = True
             if fs is not None and fs.is_resolving():

@@ -113,7 +113,7 @@ class RankRuntime:
 
     async def _rank_data(self) -> RankData:
         """Open (once) the osd session and this rank's metadata, after the fence (F3)."""
-        fs = self.mds.fsmap.fs_of(self.mds.gid)
+        fs = self.mds.fs
         await self._wait_osdmap(fs.last_failure_osd_epoch)
         if self.data is not None:
             self.data.store.min_epoch = max(self.data.store.min_epoch, fs.last_failure_osd_epoch)

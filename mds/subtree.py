@@ -235,6 +235,7 @@ def apply(ns: Namespace, ev: dict) -> None:
             if parent in ns.dentries:
                 ns.attach(parent, name, Inode.from_wire(wire))
         ns.exported.pop(root, None)
+        _drop_stale_marks(ns, root, ours | {ino for ino, _ in ev["exported"]})
         for ino, rank in ev["exported"]:
             if rank == ns.rank:
                 ns.auth_roots.discard(ino)
@@ -252,6 +253,23 @@ def apply(ns: Namespace, ev: dict) -> None:
         ns.auth_roots.discard(root)
         ns.imported.pop(root, None)
         ns.exported[root] = ev["to"]
+
+
+def _drop_stale_marks(ns: Namespace, root: int, bounds: set[int] | frozenset[int]) -> None:
+    """An import's snapshot says who holds what beneath `root`, down to `bounds` (its nested
+    exports and our subtrees kept there): an export mark of ours in between is stale. It is
+    left on a stub above a subtree we hold, from when we exported that directory ourselves,
+    before the exporter merged it into a parent it held: kept, it would send requests to
+    the exporter, which may be a rank that has stopped (X4)."""
+    for d in [d for d in ns.exported if d != root]:
+        ino = ns.parent.get(d)
+        while ino is not None and ino not in bounds:
+            if ino == root:
+                del ns.exported[d]
+                break
+            if ino == ROOT_INO:
+                break
+            ino = ns.parent.get(ino)
 
 
 def _held_beyond(ns: Namespace, root: int) -> list[int]:

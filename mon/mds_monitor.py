@@ -342,17 +342,20 @@ class MDSMonitor:
             self._drop_mds(gid, wall)
 
     def _drop_mds(self, gid: int, wall: float) -> None:
-        """T6."""
-        p = self.pfs
-        info = p.info(gid)
+        """T6. Decided on the view: the pending map is taken only for a change, so a laggy
+        holder that nobody can replace yet proposes nothing at each tick (taking it copies
+        the map with a new epoch: every tick after a commit then committed one more, T0's
+        bound was reached and a map went out every tick)."""
+        view = self.view
+        info = view.info(gid)
         if info is None or info.frozen:
             return
         if info.state in (states.STANDBY, states.STANDBY_REPLAY):
             self.fail_mds_gid(gid, wall)
         else:
-            fs = p.fs_of(gid)
+            fs = view.fs_of(gid)
             force = self.opt("mon_force_standby_active")
-            repl = rf.replacement(p, fs, info.rank, force) if fs.joinable else None
+            repl = rf.replacement(view, fs, info.rank, force) if fs.joinable else None
             if repl is None:
                 return  # stays laggy, holding its rank, until a standby appears
             self._replace(info, repl, wall)

@@ -104,21 +104,35 @@ class Subs:
         return what in self.next
 
     def add(self, what: str) -> None:
+        """A subscribe asks for the current map, even one this session was sent already
+        (Ceph's start epoch 0): a renewal is how a peer says it never got it."""
         check_type(what)
-        self.next.setdefault(what, 0)
+        self.next[what] = 0
 
-    def due_maps(self, fsmap: FSMap, frames: Frames) -> list[tuple[str, bytes]]:
-        """The FSMap and MDSMap frames this session has not been sent, as (key, frame), and
-        mark them sent."""
+    def due(self, fsmap: FSMap) -> list[tuple[str, tuple]]:
+        """What this session has not been sent, as (subscription, map key: ("fsmap",) or an
+        `mdsmap_key`), marking it sent. The shell encodes (`due_maps`); a simulation uses
+        `map_for`."""
         out = []
         for what, nxt in self.next.items():
             if what == "fsmap":
                 if fsmap.epoch >= nxt:
-                    out.append((what, frames.fsmap(fsmap)))
+                    out.append((what, ("fsmap",)))
                     self.next[what] = fsmap.epoch + 1
             elif what.startswith("mdsmap"):
                 key = mdsmap_key(fsmap, what, self.entity, self.gid)
                 if key is not None and key[2] >= nxt:
-                    out.append((what, frames.mdsmap(fsmap, key)))
+                    out.append((what, key))
                     self.next[what] = key[2] + 1
         return out
+
+    def due_maps(self, fsmap: FSMap, frames: Frames) -> list[tuple[str, bytes]]:
+        """The FSMap and MDSMap frames this session has not been sent, as (subscription,
+        frame), and mark them sent."""
+        return [(what, frames.fsmap(fsmap) if key == ("fsmap",) else frames.mdsmap(fsmap, key))
+                for what, key in self.due(fsmap)]
+
+
+def map_for(fsmap: FSMap, key: tuple) -> FSMap | MDSMap:
+    """The map a `Subs.due` key stands for (unencoded)."""
+    return fsmap if key == ("fsmap",) else mdsmap_for(fsmap, key)

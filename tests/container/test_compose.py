@@ -2,8 +2,10 @@
 the scenarios in order. Each test waits for what a user would see (`mdsemu fs dump -f json`,
 health, container state, logs), polling against a deadline.
 
-    up -d -> HEALTH_OK, mds.a active       kill the active -> a standby takes over, load goes on
-    restart mon -> the map is kept         stop a standby -> clean shutdown, removed at once
+    up -d -> HEALTH_OK, mds.a active       cephx: a key per entity, a peer without one refused
+    kill the active -> a standby takes over, load goes on
+    restart mon -> the map is kept         down, up -> the map and the keys are kept
+    stop a standby -> clean shutdown, removed at once
     network cut of the active -> laggy, replaced; reconnected -> respawns as a standby
     stop the load -> `mdsemu client verify` finds nothing lost      down -v -> nothing left
 """
@@ -44,6 +46,7 @@ class Cluster:
             "MDSEMU_OPTIONS": "",
             "MDSEMU_LOAD_CLIENTS": "2",
             "MDSEMU_LOAD_PAUSE": "0.05",
+            "MDSEMU_AUTH": "cephx",
         }
         self.facts: dict[str, float] = {}
 
@@ -222,6 +225,65 @@ def test_up_reaches_health_ok(cluster: Cluster) -> None:
         for s in ("mon", "mds-a")), 60)
 
 
+ENTITIES = ["client.admin", "client.load", "client.nfs.a", "client.nfs.b", "mds.a", "mds.b",
+            "mds.c", "mon.", "osd.0"]
+NOBODY = """
+from common import keyring
+keyring.write("/tmp/nobody.keyring", {"client.nobody": keyring.Entry(keyring.new_key())})
+"""
+
+
+def key_files(cluster: Cluster) -> dict[str, str]:
+    """Each key file of the volume `keys` and its checksum, as the mon's container sees it."""
+    out = docker_cmd("exec", cluster.container("mon"), "sh", "-c",
+                     "cd /etc/ceph/keys && md5sum *.keyring").stdout
+    return {name: digest for digest, name in (line.split() for line in out.splitlines())}
+
+
+@pytest.mark.timeout(120)
+def test_cephx_gives_every_entity_its_key_and_refuses_a_peer_without_one(
+        cluster: Cluster) -> None:
+    """Issue 15 in compose: cephx is on, `auth ls` lists every entity of the compose file,
+    each has its keyring file (0600, read-only outside the mon's container), the load and the
+    NFS heads run as their own users with their own caps, and a peer the monitor does not
+    know, or one without a key, gets nowhere."""
+    conf = docker_cmd("exec", cluster.container("osd"), "cat", "/etc/ceph/ceph.conf").stdout
+    assert "auth_cluster_required = cephx" in conf
+    p = cluster.mdsemu("auth", "ls", "-f", "json")
+    assert p.returncode == 0, p.stderr
+    dump = {e["entity"]: e for e in json.loads(p.stdout)["auth_dump"]}
+    assert sorted(dump) == ENTITIES
+    assert dump["client.nfs.a"]["caps"]["osd"] == \
+        "allow rw pool=cephfs_metadata namespace=ganesha"
+    assert sorted(key_files(cluster)) == [f"ceph.{e.rstrip('.')}.keyring" for e in ENTITIES]
+    ls = docker_cmd("exec", cluster.container("mds-a"), "ls", "-l",
+                    "/etc/ceph/keys/ceph.mds.a.keyring").stdout
+    assert ls.startswith("-rw------- "), ls
+    touch = docker_cmd("exec", cluster.container("mds-a"), "touch", "/etc/ceph/keys/x",
+                       check=False)
+    assert touch.returncode != 0 and "Read-only file system" in touch.stderr
+    client = cluster.container("client")
+    # the load's user reads the maps but cannot change them
+    p = docker_cmd("exec", client, "mdsemu", "--id", "load", "fs", "set", "cephfs",
+                   "max_mds", "2", check=False)
+    assert p.returncode != 0 and "Error EACCES: access denied" in p.stderr, p.stderr
+    assert cluster.fsmap()["filesystems"][0]["mdsmap"]["max_mds"] == 1
+    # no key at all: the tool says so before it tries
+    p = docker_cmd("exec", client, "mdsemu", "-n", "client.nobody", "fs", "dump", check=False)
+    assert p.returncode != 0 and "unable to find a keyring for client.nobody" in p.stderr
+    # a key of its own making: the monitor refuses it, and says so in its log
+    docker_cmd("exec", client, "python", "-c", NOBODY)
+    p = docker_cmd("exec", client, "mdsemu", "-n", "client.nobody", "-k",
+                   "/tmp/nobody.keyring", "--connect-timeout", "3", "fs", "dump", check=False)
+    assert p.returncode != 0 and "authentication failed" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    refusals = [json.loads(line) for line in cluster.logs("mon").splitlines()
+                if "refusing connection" in line]
+    assert any(r["entity"] == "client.nobody" and "unknown entity" in r["reason"]
+               for r in refusals), refusals
+    assert all(r["entity"] == "client.nobody" for r in refusals), refusals
+
+
 @pytest.mark.timeout(180)
 def test_kill_active_fails_over_and_the_load_continues(cluster: Cluster) -> None:
     old = cluster.wait("rank 0 active", cluster.active, 30)
@@ -270,6 +332,36 @@ def test_restart_mon_keeps_the_map(cluster: Cluster) -> None:
     # the daemons kept their gids through the restart (T1/T2: a fresh grace for each of
     # them), so rank 0 is still where it was
     assert cluster.rank0(cluster.fsmap())["gid"] == holder["gid"]
+
+
+@pytest.mark.timeout(300)
+def test_down_then_up_keeps_the_map_and_the_keys(cluster: Cluster) -> None:
+    """`docker compose down` without -v, then `up -d`: new containers on the same volumes;
+    the keys are not made again, the monitor still knows them, the cluster comes back. An
+    entity deleted from the monitor meanwhile (`auth del`) is imported again by `setup`."""
+    keys = key_files(cluster)
+    created = cluster.wait("the fsmap", cluster.fsmap, 30)["filesystems"][0]["mdsmap"][
+        "created"]
+    load_key = cluster.mdsemu("auth", "print-key", "client.load").stdout.strip()
+    assert load_key.startswith("AQ")
+    cluster.compose("down", "-t", "10", timeout=180)
+    cluster.compose("up", "-d", "--no-build", "mon", timeout=180)
+    p = docker_cmd("exec", cluster.container("mon"), "mdsemu", "--connect-timeout", "30",
+                   "auth", "del", "client.load", check=False, timeout=60)
+    assert p.returncode == 0, p.stderr
+    cluster.compose("up", "-d", "--no-build", timeout=300)
+    cluster.wait("HEALTH_OK, rank 0 active and three MDS daemons after down and up",
+                 cluster.healthy, UP_TIMEOUT, services=("setup", "watch", "mon"))
+    assert cluster.fsmap()["filesystems"][0]["mdsmap"]["created"] == created
+    assert key_files(cluster) == keys
+    mon_log = cluster.logs("mon")
+    assert "wrote key files" not in mon_log and "refusing connection" not in mon_log
+    imported = [json.loads(line) for line in cluster.logs("setup").splitlines()
+                if "imported a key" in line]
+    assert [r["name"] for r in imported] == ["client.load"], imported
+    assert cluster.mdsemu("auth", "print-key", "client.load").stdout.strip() == load_key
+    cluster.wait("the client load to make progress", lambda: cluster.ok_ops() > 20, 60,
+                 services=("client",))
 
 
 @pytest.mark.timeout(180)

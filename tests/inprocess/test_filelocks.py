@@ -61,7 +61,7 @@ async def test_locks_conflict_across_sessions_and_go_with_a_closed_session(clust
         assert (await two.getlk("/f", "p2", "read", 0, 1))["owner"] == "p1"
         await one.setlk("/f", "p1", "unlock", 0, 50)
         await two.setlk("/f", "p2", "read", 0, 50)
-        assert [lk.to_wire()["length"] for lk in one.held.locks] == [50]
+        assert [lk.to_wire()["length"] for lk in one.locks.held.locks] == [50]
     async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as three:
         await three.setlk("/f", "p3", "write")  # both sessions closed: their locks went
 

@@ -26,7 +26,8 @@ def config(c: Cluster) -> Config:
 async def test_concurrent_writers_lose_nothing(cluster, autojump_clock):
     async with Rados.connect(config(cluster)) as r1, Rados.connect(config(cluster)) as r2:
         await r1.pool_create(grace.DEFAULT_POOL)
-        # r2 learns of the new pool from its own map (no order between the two sessions)
+        # r2 learns of r1's pool from its own osdmap, which may come a moment later (librados
+        # waits for the latest osdmap on a pool it does not know)
         await r2.wait_for_map(lambda o: o.pool_by_name(grace.DEFAULT_POOL) is not None, 10)
         io1 = r1.ioctx(grace.DEFAULT_POOL, "ganesha")
         io2 = r2.ioctx(grace.DEFAULT_POOL, "ganesha")

@@ -4,12 +4,15 @@ on a virtual clock. What the peer observes: silence, a reset, late messages in o
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import trio
 import trio.testing
 
 from common import config as cfg
 from common import messages as m
+from common import wire
 from common.net import Connection, ConnectionClosed, use_messenger
 
 
@@ -140,3 +143,39 @@ async def test_replies_sent_in_one_round_go_out_in_one_write_in_order(autojump_c
     await reply(6)
     assert [(await client.recv()).tid for _ in range(6)] == sent
     assert sorted(sent) == [1, 2, 3, 4, 5, 6] and len(writes) == 2
+
+
+@pytest.mark.parametrize("options, direct", [
+    ({}, True),  # an injector, but nothing to inject: written at once
+    ({"ms_blackhole_mds": "true"}, False),
+    ({"ms_inject_socket_failures": "1000"}, False),
+])
+async def test_send_nowait_writes_at_once_unless_a_fault_could_be_injected(options, direct):
+    """The monitor publishes a map to its subscribers with `send_nowait`; with fault injection
+    configured each frame goes through `send_frame` instead, where the faults are decided
+    (issue 14: before, any daemon with a messenger took the slow way for every frame)."""
+    config = cfg.Config("mon.a")
+    config.set_runtime(options)
+    got: list[Connection] = []
+
+    async def accept(stream):
+        got.append(Connection(stream))
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            use_messenger(config, "mon.a")
+            listeners = await nursery.start(functools.partial(trio.serve_tcp, accept, 0,
+                                                              host="127.0.0.1"))
+            port = listeners[0].socket.getsockname()[1]
+            mds = Connection(await trio.open_tcp_stream("127.0.0.1", port))
+            await mds.send(m.Hello(entity="mds.a"))
+            while not got:
+                await trio.sleep(0.01)
+            mon = got[0]
+            assert isinstance(await mon.recv(), m.Hello)  # the peer is known: injection applies
+            frame = wire.encode(m.encode(m.Subscribe(what=["x"])))
+            assert mon.send_nowait(frame) == (len(frame) if direct else 0)
+            if direct:
+                assert (await mds.recv()).what == ["x"]
+            nursery.cancel_scope.cancel()

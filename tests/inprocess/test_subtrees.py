@@ -111,6 +111,48 @@ async def test_X4_shrinking_hands_subtrees_to_rank_0_and_keeps_every_entry(clust
     assert info.stopped == {1} and states.name(info.holder(0).state) == "up:active"
 
 
+async def test_X4_a_stopping_rank_hands_over_a_subtree_a_late_commit_leaves_it(
+        cluster, nursery, autojump_clock):
+    """Rank 1 prepares, as the witness, the rename of a directory whose contents it holds
+    (they stay with it, a new subtree root of its own) while active; the master's commit
+    reaches it only once it is up:stopping. It must hand that subtree to rank 0 too, not
+    only those it held when it began stopping: else rank 0 forwards every request under it
+    to a rank that has stopped (seen under load in test_subtrees.py as a `client verify`
+    that got no answer for a minute)."""
+    c = cluster
+    stopper = c.holder_name(rank=1)
+    data = c.mds[stopper].daemon.data
+    finish = data.xrank_finish
+
+    async def late_finish(xid, commit):  # the master's decision, delayed until X4 began
+        while c.mds[stopper].daemon.state != states.STOPPING:
+            await trio.sleep(0.01)
+        await finish(xid, commit)
+
+    data.xrank_finish = late_finish
+    async with FSClient.open(c.mon_host, fs_name="cephfs", timeout=30) as fs:
+        await _pinned_tree(c, fs)
+        await fs.mkdir("/r1/d")
+        await fs.create("/r1/d/x")
+        renamed = trio.Event()
+
+        async def rename():
+            await fs.rename("/r1/d", "/r0/d")  # rank 0 master, rank 1 witness keeping d's
+            renamed.set()
+
+        nursery.start_soon(rename)
+        await c.wait_for(lambda: data.ns.xpeer, what="rank 1 prepared the rename")
+        await c.ok("fs", "set", "cephfs", "max_mds", "1")
+        await c.wait_for(lambda: 1 not in c.fsmap.fs_by_name("cephfs").in_,
+                         what="rank 1 stopped")
+        await c.wait_for(renamed.is_set, what="the rename's answer")
+    assert _holds(c, 0, "/r0/d") and _holds(c, 0, "/r1")
+    assert _daemon(c, 0).data.ns.exported == {}  # nothing forwarded to the stopped rank
+    assert all(s["is_auth"] for s in _subtrees(c, 0).values())
+    assert sorted(_daemon(c, 0).data.ns.dentries[_daemon(c, 0).data.ns.resolve("/r0/d").ino]
+                  ) == ["x"]
+
+
 async def test_default_spread_of_top_level_directories(cluster, autojump_clock):
     c = cluster
     assert {subtree.default_rank(n, 2) for n in ("left", "one")} == {0, 1}

@@ -225,6 +225,20 @@ def test_read_only_client_reads_but_cannot_write(cx):
     assert "ro-was-here" not in trio.run(look)
 
 
+def test_client_tool_runs_as_the_user_it_is_told(cx):
+    """`mdsemu client --id X -k KEYRING` (compose's load runs as client.load): it
+    authenticates as client.X, and the MDS holds it to client.X's caps."""
+    path = user(cx, "client.tool", "mon", "allow r", "mds", "allow r", "osd",
+                "allow r pool=cephfs_data")
+    conf = ["-c", str(cx.conf_path)]
+    ls = run_cli([*conf, "client", "--id", "tool", "-k", str(path), "ls", "/"])
+    assert ls.returncode == 0, ls.stderr
+    mk = run_cli([*conf, "client", "mkdir", "/tool-was-here", "--id", "tool", "-k", str(path)])
+    assert mk.returncode == errno.EACCES, mk.stderr
+    assert "mkdir /tool-was-here: Permission denied" in mk.stderr
+    assert "tool-was-here" not in run_cli([*conf, "client", "ls", "/"]).stdout
+
+
 def test_path_restricted_client_stays_in_its_path(cx):
     path = user(cx, "client.bob", "mon", "allow r", "mds", "allow rw path=/bob", "osd",
                 "allow rw pool=cephfs_data")

@@ -144,7 +144,8 @@ def _stopped(c) -> list[str]:
 @pytest.mark.timeout(90)
 def test_ctrl_c_heals_every_fault_and_exits_130(cluster_factory, tmp_path):
     """Ctrl-C (SIGINT) in the middle of a long SIGSTOP: the thrasher resumes the daemon, stops
-    its load and exits 130, as Jepsen's final generator heals before it gives up."""
+    its load and exits 130, as Jepsen's final generator heals before it gives up; its report
+    says what ran, as a partial run."""
     c = cluster_factory()
     c.vstart("--mds", "2")
     p = _thrash(c, tmp_path / "r", "--faults", "3", "--thrash-weights", "stop_long=1")
@@ -161,6 +162,12 @@ def test_ctrl_c_heals_every_fault_and_exits_130(cluster_factory, tmp_path):
     assert _stopped(c) == []
     load = f"{tmp_path / 'r'}/history.jsonl"
     assert pids_mentioning(load) == []  # the load went with it
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert (doc["exit_status"], doc["partial"], doc["verify"]) == (130, True,
+                                                                   {"error": "interrupted"})
+    assert 1 <= len(doc["faults"]) <= 3 and doc["faults"][0]["kind"] == "stop_long"
+    assert all(f["healed_at"] is not None for f in doc["faults"])  # the heal on the way out
+    assert "<svg" in (tmp_path / "r" / "timeline.html").read_text()
 
 
 @pytest.mark.timeout(90)

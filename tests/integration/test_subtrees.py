@@ -97,10 +97,6 @@ def test_two_ranks_pins_failover_of_rank_1_and_shrink(cluster_factory):
     assert {f"f{i}" for i in range(N)} == r1
 
 
-# Known flaky since this session's merges (about 1 run in 6, with cephx on or off): the
-# verify after the load sometimes waits about a minute for its session and times out. Rerun
-# up to twice until it is found; see the note of stop 19.
-@pytest.mark.flaky(reruns=2)
 @pytest.mark.parametrize("kill_rank", [1, 0])
 def test_load_over_two_ranks_through_a_kill_and_a_shrink(cluster_factory, tmp_path, kill_rank):
     """Clients pinned over two ranks; one rank's holder is killed, then max_mds goes to 1

@@ -5,7 +5,8 @@ Only the trio shell is replaced; every decision is the real one: the rank state 
 life decisions (`mds.lifecycle`: null maps, removal while stopping, down:dne, the B5 map hold,
 the work-failure policy F4), who may open a session and whether a reconnect is accepted
 (`mds.serving`: C1, C2), up:resolve's who-to-ask and when-done (`mds.pins`) and the rank's
-client sessions with their reconnect window (`mds.sessionmap`: C1-C3).
+client sessions with their reconnect window (`mds.sessionmap`: C1-C3). Like the daemon, it is
+subscribed to `mdsmap` (B7): it gets its file system's MDSMap, or a standby's null map.
 
 The work of a state finishes at once, except: a state in `hold` (until `Cluster.release`),
 up:resolve (once every other rank has replayed and answered), up:reconnect (once every session
@@ -21,11 +22,11 @@ import math
 from dataclasses import dataclass, field
 
 from common import states
-from common.fsmap import FSMap
+from common.mdsmap import MDSMap
 from common.messages import Beacon, BeaconAck
 from mds import lifecycle, pins, serving
 from mds.beacon import BeaconState
-from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start
+from mds.rank import Log, RankStateMachine, RequestState, Respawn, Start, own_fs
 from mds.sessionmap import SessionMap
 
 LEGACY = ("standby_for_rank", "standby_for_name", "standby_for_fscid", "standby_replay")
@@ -65,8 +66,8 @@ class SimMDS:
     sm: RankStateMachine | None = None
     beacon: BeaconState | None = None
     sessions: SessionMap = field(default_factory=SessionMap)
-    fsmap: FSMap | None = None  # the last map acted on
-    deferred: FSMap | None = None  # B5: a map held while laggy
+    mdsmap: MDSMap | None = None  # the last map acted on
+    deferred: MDSMap | None = None  # B5: a map held while laggy
     working: int | None = None  # the state whose work runs
     asked: set[int] = field(default_factory=set)  # up:resolve: ranks that answered
 
@@ -76,7 +77,7 @@ class SimMDS:
         self.sm = RankStateMachine(gid)
         self.beacon = BeaconState(grace)
         self.sessions = SessionMap()
-        self.fsmap = self.deferred = None
+        self.mdsmap = self.deferred = None
         self.working, self.wake_at, self.asked = None, math.inf, set()
         self.stopping = False
         self.fscid = -1
@@ -110,11 +111,11 @@ class SimMDS:
                       health=list(self.health), **legacy)
 
     # -- what the monitor sends
-    def on_map(self, fsmap: FSMap, cluster, now: float) -> None:
+    def on_map(self, mdsmap: MDSMap, cluster, now: float) -> None:
         if lifecycle.hold_map(self.state, self.beacon.laggy(now)):
-            self.deferred = fsmap  # B5: the newest map waits for an ack
+            self.deferred = mdsmap  # B5: the newest map waits for an ack
             return
-        self._apply(fsmap, cluster, now)
+        self._apply(mdsmap, cluster, now)
 
     def on_ack(self, ack: BeaconAck, cluster, now: float) -> None:
         if ack.null_map:
@@ -123,21 +124,18 @@ class SimMDS:
             return
         self.beacon.acked(ack.seq, now)
         if self.deferred is not None and not self.beacon.laggy(now):
-            fsmap, self.deferred = self.deferred, None
-            self._apply(fsmap, cluster, now)
+            mdsmap, self.deferred = self.deferred, None
+            self._apply(mdsmap, cluster, now)
 
-    def _apply(self, fsmap: FSMap, cluster, now: float) -> None:
+    def _apply(self, mdsmap: MDSMap, cluster, now: float) -> None:
         before, gid = self.state, self.gid
-        actions = self.sm.handle_map(fsmap)
-        if fsmap.epoch >= self.sm.epoch:
-            self.fsmap = fsmap
+        actions = self.sm.handle_map(mdsmap)
+        if mdsmap.epoch >= self.sm.epoch:
+            self.mdsmap = mdsmap
         if self.state != before:
             self.history.append(states.name(self.state))
-        fs = fsmap.fs_of(self.gid)
-        if fs is not None:
-            self.fscid = fs.fscid
-        elif fsmap.info(self.gid) is not None:
-            self.fscid = -1
+        if self.gid in mdsmap.mds_info:  # our fs's map, or our own standby null map
+            self.fscid = mdsmap.fscid
         self._act(actions, cluster, now)
         if self.gid == gid and self.working is not None:
             self._progress(cluster, now)  # the new map may let the work finish (resolve)
@@ -163,7 +161,7 @@ class SimMDS:
     # -- the work of each state
     def _start(self, state: int, cluster, now: float) -> None:
         self.working, self.wake_at, self.asked = state, math.inf, set()
-        fs = self.fsmap.fs_of(self.gid)
+        fs = own_fs(self.mdsmap)
         if state in (states.REPLAY, states.STANDBY_REPLAY):  # the rank's journal: sessions
             self.sessions.load(cluster.journal_of(fs.fscid, self.rank), now)
         elif state == states.CREATING:
@@ -218,7 +216,9 @@ class SimMDS:
             self.working = None
             return
         if state == states.RESOLVE:
-            fs = self.fsmap.fs_of(self.gid)
+            fs = own_fs(self.mdsmap)
+            if fs is None:
+                return  # removed from the map while shutting down (no respawn): nothing to do
             others = {r: (fs.mds_info[fs.up[r]].state if r in fs.up else None)
                       for r in fs.in_ if r != self.rank}
             self.asked |= set(pins.resolve_next(others, self.asked, serving.REPLAYED))
@@ -229,10 +229,10 @@ class SimMDS:
         if state == states.RECONNECT:
             self.sessions.reconnect_start = None
         self.working, self.wake_at = None, math.inf
-        self._act(self.sm.step_done(state, self.fsmap), cluster, now)
+        self._act(self.sm.step_done(state, self.mdsmap), cluster, now)
 
     def release(self, cluster, now: float) -> None:
         """The held work may finish now."""
         self.hold = set()
-        if self.deferred is None and self.fsmap is not None:
+        if self.deferred is None and self.mdsmap is not None:
             self._progress(cluster, now)

@@ -4,8 +4,10 @@ cores (`tests.unit.mdssim.SimMDS`), without sockets or trio, so failovers run in
 Each daemon boots (up:boot, version 0) and then acts as its cores say (`mds.rank`,
 `mds.beacon`, `mds.lifecycle`, `mds.serving`, `mds.pins`, `mds.sessionmap`). A request for a
 new state is sent at once (B3); otherwise a daemon beacons every `mds_beacon_interval`. Every
-committed map reaches every live daemon at once (a laggy one holds it, B5); a daemon that is no
-longer in the map, or gets a null map, respawns with a new gid (B8). The monitor ticks every
+committed map reaches every live daemon at once, as its `mdsmap` subscription selects it (the
+monitor's own check_sub, `mon.subscriptions`: its fs's MDSMap, a standby's null map, B7; a laggy
+daemon holds it, B5); a daemon that is no longer in the map, or gets a null map, respawns with a
+new gid (B8). The monitor ticks every
 `mon_tick_interval`, and also right after every FSMap commit (T0, inside the core). Clients
 (`mount`) hold sessions journaled per rank: a new holder replays them and waits for them in
 up:reconnect; a dead client is evicted (and blocklisted) after `mds_reconnect_timeout`. After
@@ -28,6 +30,7 @@ from mds import lifecycle, serving
 from mon import commands
 from mon.mds_monitor import MDSMonitor
 from mon.proposal import Effects
+from mon.subscriptions import Subs, map_for, mdsmap_for, mdsmap_key
 from tests.unit.mdssim import SimClient, SimMDS
 
 WALL0 = 1_700_000_000.0  # wall clock at t = 0
@@ -50,6 +53,7 @@ class Cluster:
         self.last_effects: Effects | None = None  # what the last call into the core returned
         self.next_tick = self.t
         self.urgent: list[SimMDS] = []
+        self.subs: dict[str, Subs] = {}  # each daemon process's `mdsmap` subscription
         self.replies: list[tuple[str, BeaconAck | None]] = []
         self._draining = False
 
@@ -117,7 +121,7 @@ class Cluster:
         laggy, B5), its beacon timer fires."""
         d = self.daemons[name]
         d.paused = False
-        d.on_map(self.mon.fsmap, self, self.t)
+        d.on_map(self.mdsmap_for(name), self, self.t)
         if d.alive and not d.paused:
             self._send(d)
         self._drain()
@@ -157,7 +161,23 @@ class Cluster:
         gid = self.mon.allocate_gid()
         d.boot(gid, f"10.0.0.{list(self.daemons).index(d.name) + 1}:6800/{gid}",
                self.opt("mds_beacon_grace"))
+        self.subs[d.name] = Subs(f"mds.{d.name}", gid)
+        self.subs[d.name].add("mdsmap")
+        self._publish(d, self.mon.fsmap)  # what the monitor sends at once: an empty map
         self.urgent.append(d)
+
+    def _publish(self, d: SimMDS, fsmap: FSMap) -> None:
+        """What the monitor sends `d` of a committed map (a paused daemon finds the newest in
+        its socket when it resumes)."""
+        for _, key in self.subs[d.name].due(fsmap):
+            if d.alive and not d.paused:
+                d.on_map(map_for(fsmap, key), self, self.t)
+
+    def mdsmap_for(self, name: str):
+        """The MDSMap the monitor would send daemon `name` now (its fs's, or a null map)."""
+        d = self.daemons[name]
+        return mdsmap_for(self.mon.fsmap, mdsmap_key(self.mon.fsmap, "mdsmap", f"mds.{name}",
+                                                     d.gid))
 
     def _send(self, d: SimMDS) -> BeaconAck | None:
         d.last_sent = self.t
@@ -186,8 +206,7 @@ class Cluster:
             self.check_invariants()
             for fsmap in out.fsmaps:  # each committed map is published, in order
                 for d in list(self.daemons.values()):
-                    if d.alive and not d.paused:
-                        d.on_map(fsmap, self, self.t)
+                    self._publish(d, fsmap)
         if out.osdmap is not None:
             self._apply_blocklist()
         self._drain()

@@ -197,3 +197,24 @@ def test_signed_frames_verify_in_order_and_tampering_or_replay_fails():
     with pytest.raises(AuthError):
         cephx.Signer(key, False).verify(back)  # the other direction's frames do not pass
     assert client.verify(back) == b"reply"
+
+
+def test_tickets_missing_are_asked_for_again_until_they_come():
+    """A first request (or its reply) lost while the monitor session stays up (a
+    blackholed or one-way partitioned daemon) is made again after `retry`, as a renewal is:
+    otherwise the daemon never gets an osd ticket and cannot replay its rank."""
+    ask = cephx.tickets_to_request
+    assert ask({}, 1000.0, None, 5.0) == ["mds", "osd"]  # the session's first request
+    assert ask({}, 1001.0, 1.0, 5.0) == []  # the reply may be on its way
+    assert ask({}, 1005.0, 5.0, 5.0) == ["mds", "osd"]  # it did not come: ask again
+    _, t = _ticket(now=1000.0, ttl=60.0)
+    assert ask({"mds": t}, 1006.0, 6.0, 5.0) == ["osd"]
+    osd = cephx.Ticket("osd", t.secret_id, t.blob, t.key, t.expires, t.ttl)
+    assert ask({"mds": t, "osd": osd}, 1030.0, 30.0, 5.0) == []
+    assert ask({"mds": t, "osd": osd}, 1046.0, 46.0, 5.0) == ["mds", "osd"]  # renewal
+    assert cephx.tickets_due({"mds": t, "osd": osd}, 1046.0) == ["mds", "osd"]
+    # a new monitor session asks for all of them (and the rotating secrets), held or not,
+    # until it is answered
+    assert ask({"mds": t, "osd": osd}, 1030.0, None, 5.0, answered=False) == ["mds", "osd"]
+    assert ask({"mds": t, "osd": osd}, 1031.0, 1.0, 5.0, answered=False) == []
+    assert ask({"mds": t, "osd": osd}, 1035.0, 5.0, 5.0, answered=False) == ["mds", "osd"]

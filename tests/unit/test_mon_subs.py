@@ -35,6 +35,19 @@ def test_check_sub_an_mds_in_a_file_system_gets_that_file_systems_mdsmap() -> No
     assert _maps(subs, c) == []  # nothing new until the file system changes
 
 
+def test_a_subscribe_again_asks_for_the_current_map_once_more() -> None:
+    """A renewal (an MDS whose first map was lost on a session that stayed up) is sent the
+    current map though the session was sent it already; then only new epochs again."""
+    c = healthy("a", "b")
+    subs = Subs("mds.a", c.daemons["a"].gid)
+    subs.add("fsmap")
+    [first] = _maps(subs, c)
+    assert _maps(subs, c) == []
+    subs.add("fsmap")
+    assert _maps(subs, c) == [first]
+    assert _maps(subs, c) == []
+
+
 def test_check_sub_a_standby_gets_a_map_of_itself_at_its_standby_epoch() -> None:
     c = healthy("a", "b")
     spare = c.standbys()[0]

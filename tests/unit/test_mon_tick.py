@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from structlog.testing import capture_logs
+
 from common import states
 from mon.mds_monitor import MDSMonitor
 from tests.unit.monsim import WALL0, Cluster, healthy
@@ -79,6 +81,39 @@ def test_T6_holder_without_replacement_stays_laggy() -> None:
     assert c.cmd("mds", "freeze", standby, "false")[0] == 0
     c.until(lambda: c.holder() == standby, within=5)
     c.until(c.all_active, within=5)
+
+
+def test_T0_T6_a_holder_nobody_can_replace_proposes_nothing_at_each_tick() -> None:
+    """Rank 1's new holder stops beaconing in up:replay and no standby is left: it stays
+    laggy, and the ticks commit no map (before, each tick copied the map into a proposal
+    with a new epoch: a map every tick, and T0's ticks after a commit ran to their bound,
+    "ticks after a commit keep proposing", seen in long thrash runs)."""
+    with capture_logs() as logs:
+        c = healthy("a", "b", "c", max_mds=2)
+        spare = c.standbys()[0]
+        c.daemons[spare].hold.add(states.REPLAY)
+        c.kill(c.holder(1))
+        c.until(lambda: c.ranks()[1] == (spare, "up:replay"))
+        c.kill(spare)
+        c.until(lambda: c.info(spare).laggy)
+        epoch = c.mon.fsmap.epoch
+        c.advance(60)
+    assert c.mon.fsmap.epoch == epoch and c.ranks()[1] == (spare, "up:replay")
+    assert not [e for e in logs if "keep proposing" in e["event"]]
+
+
+def test_T6_a_holder_left_laggy_commits_no_more_maps() -> None:
+    """Once marked laggy, a holder with no replacement changes nothing: the ticks propose
+    nothing (no empty epoch each tick, which T0 answered with up to 50 ticks and commits)."""
+    c = healthy("a", "b", mon_tick_interval=0.1)
+    holder, standby = c.holder(), c.standbys()[0]
+    assert c.cmd("mds", "freeze", standby, "true")[0] == 0  # beacons, but is no replacement
+    c.kill(holder)
+    c.until(lambda: c.info(holder).laggy, within=30)
+    epoch, before = c.mon.fsmap.epoch, len(c.maps)
+    c.advance(10)
+    assert c.mon.fsmap.epoch == epoch and len(c.maps) == before
+    assert c.info(holder).laggy and c.holder() == holder
 
 
 def test_T6_not_joinable_blocks_replacement() -> None:

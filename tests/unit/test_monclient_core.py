@@ -100,6 +100,7 @@ def test_a_new_session_resends_subscriptions_session_messages_and_pending_comman
     assert core.subscribe(["fsmap"]) == m.Subscribe(what=["fsmap"])
     assert core.subscribe(["fsmap", "log"]) == m.Subscribe(what=["log"])
     assert core.subscribe(["log"]) is None  # nothing new to send
+    assert core.renew_subs() == m.Subscribe(what=["fsmap", "log"])  # all of them, again
     boot = m.OSDBoot(osd_id=0, addr="127.0.0.1:7000")
     core.set_session_msg("osd_boot", boot)
     first = core.command(["status"])

@@ -155,3 +155,43 @@ def test_exporting_a_parent_ships_a_nested_subtree_of_ours_once():
     assert sorted(name for name, _ in ns0.readdir("/a/c/x")) == ["f", "r"]
     assert sorted(name for name, _ in ns0.readdir("/a/c/x/r")) == ["h"]
     assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
+
+
+def test_importing_a_parent_drops_our_stale_export_mark_on_a_stub_beneath_it():
+    """Rank 0 exported /a, got /a/c/x back (pinned to 0), then exported the stub /a/c itself
+    (pinned to 1), which rank 1 merged into its /a. When rank 1 stops and hands /a back
+    (X4), its snapshot carries /a/c's contents: rank 0's old mark "/a/c is rank 1's" must
+    go, else rank 0 forwards everything under /a/c to a rank that has stopped (seen under
+    load in test_subtrees.py as a `client verify` that got no answer for a minute)."""
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    for op, path in [("mkdir", "/a/c"), ("mkdir", "/a/c/x")]:
+        applier.apply(ns0, ns0.prepare(op, {"path": path}, 3.0))
+    _move(ns0, ns1, "/a", "x.1")
+    _move(ns1, ns0, "/a/c/x", "y.1")
+    c = _move(ns0, ns1, "/a/c", "x.2")
+    _move(ns1, ns0, "/a/c/x", "y.2")
+    assert ns0.exported[c] == 1 and c not in ns1.auth_roots  # merged into rank 1's /a
+    applier.apply(ns1, ns1.prepare("create", {"path": "/a/c/g"}, 5.0))
+    _move(ns1, ns0, "/a", "z.1")
+    assert subtree.route(ns0, "readdir", {"path": "/a/c"}) is None
+    assert ns0.auth_roots == {ROOT_INO} and ns0.exported == {}
+    assert sorted(n for n, _ in ns0.readdir("/a/c")) == ["g", "x"]
+
+
+
+def test_an_import_moves_a_stub_we_kept_by_its_old_name_to_the_new_one():
+    """Rank 0 holds /a/d/r beneath rank 1's /a, with stubs /a and /a/d on the way. Rank 1
+    renames /a/d to /a/e, then stops (X4) and hands /a back: rank 0 must have /a/e only.
+    Kept, the stub's old name /a/d named the same inode as /a/e; once /a/e went (a rename
+    over it), /a/d named an inode that no longer exists (seen under load in
+    test_subtrees.py as a `client verify` failing with "bad arguments: <ino>")."""
+    ns0, ns1 = _ns0(), Namespace(rank=1)
+    for op, path in [("mkdir", "/a/d"), ("mkdir", "/a/d/r")]:
+        applier.apply(ns0, ns0.prepare(op, {"path": path}, 3.0))
+    _move(ns0, ns1, "/a", "x.1")
+    _move(ns1, ns0, "/a/d/r", "y.1")
+    applier.apply(ns1, ns1.prepare("rename", {"src": "/a/d", "dst": "/a/e"}, 4.0))
+    _move(ns1, ns0, "/a", "z.1")
+    assert sorted(n for n, _ in ns0.readdir("/a")) == ["b", "e"]
+    assert sorted(n for n, _ in ns0.readdir("/a/e")) == ["r"]
+    assert ns0.path_of(ns0.resolve("/a/e/r").ino) == "/a/e/r"
