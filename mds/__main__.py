@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 
-from common import daemon
-from mds.daemon import MDSDaemon
-from mds.process import exec_respawn
+from common.lean import skip_rich
 
 
 def main(argv: list[str] | None = None) -> None:
+    skip_rich()  # before structlog: about 4 MB less in every MDS
+    from common import daemon
+    from mds.daemon import MDSDaemon
+    from mds.process import exec_respawn
+
     config, _ = daemon.parse(sys.argv[1:] if argv is None else argv, "mds", "mdsemu-mds")
     mds = MDSDaemon(config, respawn=exec_respawn)
     daemon.run_foreground(mds.run, "mds", on_signal=mds.shutdown)
