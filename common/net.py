@@ -134,14 +134,7 @@ class Connection:
             # cancelled caller is still told here, as by any send
             await trio.lowlevel.checkpoint_if_cancelled()
             out = self._seal(frames)
-            try:
-                sent = os.write(self.stream.socket.fileno(), out)
-            except BlockingIOError:
-                sent = 0
-            except (AttributeError, ValueError):  # not a socket stream (or closed)
-                sent = 0
-            except OSError as e:
-                raise ConnectionClosed(self._given_up or str(e)) from None
+            sent = self._write_now(out)
             if sent == len(out):
                 return
             frames, sealed = [memoryview(out)[sent:]], True
@@ -178,14 +171,17 @@ class Connection:
         if self._injects_on_send() or self._send_lock.locked() or self._given_up or \
                 self._signer is not None:  # signed frames go through `send_frame`
             return 0
+        return self._write_now(data)
+
+    def _write_now(self, data: bytes) -> int:
+        """What the socket takes of `data` now, without yielding (0 if it takes nothing, or
+        this is not a socket stream); ConnectionClosed if the peer is gone."""
         try:
             return os.write(self.stream.socket.fileno(), data)
-        except BlockingIOError:
-            return 0
-        except (AttributeError, ValueError):  # not a socket stream
+        except (BlockingIOError, AttributeError, ValueError):  # full; not a socket (or closed)
             return 0
         except OSError as e:
-            raise ConnectionClosed(str(e)) from None
+            raise ConnectionClosed(self._given_up or str(e)) from None
 
     def _injects_on_send(self) -> bool:
         """Would `send_frame` inject a fault into a send now (a socket failure to draw, a
