@@ -65,7 +65,7 @@ class MDSSession:
         self.reclaim_reply: dict | None = None  # request_reclaim's answer
         self.reclaim_answered = trio.Event()
         # Requests answered unsafe here: their safe reply is handed to the owner as it
-        # arrives (`owner.safe_reply`), with no task waiting for each one.
+        # arrives (`owner.unsafe.safe_reply`), with no task waiting for each one.
         self.unsafe: dict[int, Pending] = {}
 
     def kill(self) -> None:
@@ -76,7 +76,7 @@ class MDSSession:
         self.scope.cancel()
         unsafe, self.unsafe = self.unsafe, {}
         for p in unsafe.values():  # C4: resent (replayed) to the rank's next holder
-            self.owner.recover(p)
+            self.owner.unsafe.recover(p)
 
     async def send(self, msg) -> bool:
         try:
@@ -142,7 +142,7 @@ class MDSSession:
                         self._on_session(msg)
                         continue
                     if isinstance(msg, m.ClientReply) and msg.tid in self.unsafe:
-                        self.owner.safe_reply(self.unsafe.pop(msg.tid), msg)
+                        self.owner.unsafe.safe_reply(self.unsafe.pop(msg.tid), msg)
                         continue
                     if not (isinstance(msg, m.ClientReply) and
                             self.replies.deliver(msg.tid, msg)):
